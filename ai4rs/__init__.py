@@ -1,0 +1,11 @@
+"""ai4rs: oriented and open-vocabulary object detection in pure PyTorch."""
+from .utils.version_check import check_dependencies
+
+check_dependencies()
+
+from .utils.checkpoint import register_safe_checkpoint_loader  # noqa: E402
+from .version import __version__  # noqa: E402
+
+register_safe_checkpoint_loader()
+
+__all__ = ['__version__']
