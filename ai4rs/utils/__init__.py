@@ -1,5 +1,8 @@
-from .checkpoint import (CheckpointSecurityError, load_checkpoint_safely,
-                         register_safe_checkpoint_loader)
+from .checkpoint import (
+                         CheckpointSecurityError,
+                         load_checkpoint_safely,
+                         register_safe_checkpoint_loader,
+)
 from .setup_env import register_all_modules
 from .version_check import check_dependencies
 

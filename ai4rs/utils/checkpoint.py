@@ -28,9 +28,13 @@ class CheckpointSecurityError(RuntimeError):
     """A checkpoint holds objects whose loading could run code; it was not loaded."""
 
 
+_DEFAULT_STATISTICS = ('min', 'max', 'current', 'mean')
+
+
 def _history_buffer_getattr(obj, name):
-    """``getattr`` restricted to ``HistoryBuffer``'s registered statistic methods."""
-    if obj is HistoryBuffer and name in HistoryBuffer._statistics_methods:
+    """``getattr`` restricted to ``HistoryBuffer``'s statistic methods."""
+    allowed = set(_DEFAULT_STATISTICS) | set(HistoryBuffer._statistics_methods)
+    if obj is HistoryBuffer and name in allowed:
         return getattr(HistoryBuffer, name)
     raise pickle.UnpicklingError(
         f'refused getattr({obj!r}, {name!r}): only the statistic methods of '
@@ -78,6 +82,18 @@ def _unsafe_globals(filename):
     return [g for g in found if g not in allowed]
 
 
+def _unpickler_reason(message):
+    """The informative line of torch's weights-only error message."""
+    lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
+    for ln in lines:
+        if 'Unsupported global' in ln or 'refused getattr' in ln:
+            return ln
+    for i, ln in enumerate(lines):
+        if ln.endswith('WeightsUnpickler error:') and i + 1 < len(lines):
+            return lines[i + 1]
+    return lines[0] if lines else 'an object outside the allow-list'
+
+
 def load_checkpoint_safely(filename, map_location='cpu'):
     """Load a local checkpoint with ``weights_only=True`` and ai4rs' allow-list.
 
@@ -102,7 +118,7 @@ def load_checkpoint_safely(filename, map_location='cpu'):
             return torch.load(filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         names = _unsafe_globals(filename)
-        what = ', '.join(names) if names else str(e).splitlines()[-1]
+        what = ', '.join(names) if names else _unpickler_reason(str(e))
         raise CheckpointSecurityError(
             f'Refused to load checkpoint {filename}: it refers to {what}, which is '
             'not an allowed type. Rebuilding it could execute code, so nothing in it '

@@ -1,0 +1,3 @@
+from .local_visualizer import DetLocalVisualizer, RotLocalVisualizer, boxes_to_polygons
+
+__all__ = ['DetLocalVisualizer', 'RotLocalVisualizer', 'boxes_to_polygons']

@@ -1,0 +1,9 @@
+from .pipeline_switch_hook import PipelineSwitchHook
+from .sync_norm_hook import SyncNormHook, get_norm_states
+from .visualization_hook import DetVisualizationHook
+from .yolox_mode_switch_hook import YOLOXModeSwitchHook
+
+__all__ = [
+    'YOLOXModeSwitchHook', 'SyncNormHook', 'PipelineSwitchHook', 'get_norm_states',
+    'DetVisualizationHook'
+]

@@ -1,0 +1,145 @@
+"""Building a detector from a config and running it on images (mmdet's API)."""
+import copy
+from pathlib import Path
+
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.dataset import Compose
+from mmengine.model.utils import revert_sync_batchnorm
+from mmengine.registry import init_default_scope
+from mmengine.runner import load_checkpoint
+
+from ai4rs.registry import MODELS
+
+
+def _load_config(config, cfg_options=None):
+    if isinstance(config, (str, Path)):
+        config = Config.fromfile(str(config))
+    elif not isinstance(config, Config):
+        raise TypeError(f'config must be a filename or a Config, got {type(config).__name__}')
+    else:
+        config = copy.deepcopy(config)
+    if cfg_options is not None:
+        config.merge_from_dict(cfg_options)
+    return config
+
+
+def _config_dataset_meta(config):
+    """The ``metainfo`` (classes, palette) of the config's test dataset class, if any."""
+    from ai4rs.registry import DATASETS
+    for key in ('test_dataloader', 'val_dataloader', 'train_dataloader'):
+        dataset = config.get(key, {}).get('dataset') if config.get(key) else None
+        while isinstance(dataset, dict) and 'dataset' in dataset:  # wrappers
+            dataset = dataset['dataset']
+        if not isinstance(dataset, dict) or 'type' not in dataset:
+            continue
+        if dataset.get('metainfo'):
+            return dict(dataset['metainfo'])
+        cls = DATASETS.get(dataset['type'])
+        if cls is not None and getattr(cls, 'METAINFO', None):
+            return dict(cls.METAINFO)
+    return None
+
+
+def init_detector(config, checkpoint=None, palette='none', device='cpu', cfg_options=None):
+    """Build a detector from a config and (optionally) load a checkpoint.
+
+    The checkpoint is read with ``weights_only=True`` (see
+    :func:`ai4rs.utils.load_checkpoint_safely`): a file that would run code
+    is refused.
+
+    Args:
+        config (str | Path | Config): config file or object.
+        checkpoint (str, optional): checkpoint path; without one the weights
+            are the model's initialisation.
+        palette (str): kept for mmdet compatibility; the palette comes from
+            the checkpoint's or the dataset's ``dataset_meta``.
+        device (str): e.g. ``'cpu'`` or ``'cuda:0'``.
+        cfg_options (dict, optional): overrides merged into the config.
+
+    Returns:
+        nn.Module: the model in eval mode, with ``model.cfg`` and
+        ``model.dataset_meta`` (``classes``, ``palette``) set.
+    """
+    config = _load_config(config, cfg_options)
+    backbone = config.model.get('backbone')
+    if isinstance(backbone, dict) and 'init_cfg' in backbone:
+        backbone.init_cfg = None  # no pretrained download: the checkpoint holds the weights
+    scope = config.get('default_scope', 'ai4rs')
+    if scope is not None:
+        init_default_scope(scope)
+    from ai4rs.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    model = revert_sync_batchnorm(MODELS.build(config.model))
+    dataset_meta = None
+    if checkpoint is not None:
+        ckpt = load_checkpoint(model, checkpoint, map_location='cpu')
+        dataset_meta = ckpt.get('meta', {}).get('dataset_meta') if isinstance(ckpt, dict) else None
+    else:
+        model.init_weights()
+    if dataset_meta is None:
+        dataset_meta = _config_dataset_meta(config)
+    model.dataset_meta = dataset_meta or {}
+    model.cfg = config
+    model.to(device)
+    model.eval()
+    return model
+
+
+def _test_pipeline_cfg(config, from_array):
+    for key in ('test_dataloader', 'val_dataloader'):
+        loader = config.get(key)
+        if loader:
+            dataset = loader['dataset']
+            while 'pipeline' not in dataset and 'dataset' in dataset:
+                dataset = dataset['dataset']
+            pipeline = copy.deepcopy(dataset['pipeline'])
+            break
+    else:
+        raise ValueError('the config has neither test_dataloader nor val_dataloader: '
+                         'no test pipeline to run')
+    # inference has no annotations to load
+    pipeline = [t for t in pipeline if 'LoadAnnotations' not in t['type']]
+    if from_array:
+        if 'LoadImageFromFile' not in pipeline[0]['type']:
+            raise ValueError('the test pipeline must start with LoadImageFromFile')
+        pipeline[0] = dict(type='LoadImageFromNDArray')
+    return pipeline
+
+
+def inference_detector(model, imgs, test_pipeline=None):
+    """Run ``model`` on one image or a list of images.
+
+    Args:
+        model (nn.Module): from :func:`init_detector`.
+        imgs (str | ndarray | list): image file(s) or BGR uint8 array(s) (H, W, 3).
+        test_pipeline (Compose, optional): overrides the config's test pipeline.
+
+    Returns:
+        DetDataSample | list[DetDataSample]: one per image, with
+        ``pred_instances`` (``bboxes``, ``scores``, ``labels``) in the
+        original image's coordinates. A single input gives a single sample.
+    """
+    single = not isinstance(imgs, (list, tuple))
+    imgs = [imgs] if single else list(imgs)
+    if not imgs:
+        return []
+    from_array = isinstance(imgs[0], np.ndarray)
+    if test_pipeline is None:
+        test_pipeline = Compose(_test_pipeline_cfg(model.cfg, from_array))
+    results = []
+    for i, img in enumerate(imgs):
+        if isinstance(img, np.ndarray):
+            data = dict(img=img, img_id=i)
+        elif isinstance(img, (str, Path)):
+            if not Path(img).is_file():
+                raise FileNotFoundError(f'image {img} does not exist')
+            data = dict(img_path=str(img), img_id=i)
+        else:
+            raise TypeError(f'images must be file names or ndarrays, got {type(img).__name__}')
+        data = test_pipeline(data)
+        batch = dict(inputs=[data['inputs']], data_samples=[data['data_samples']])
+        with torch.no_grad():
+            results.append(model.test_step(batch)[0])
+    return results[0] if single else results

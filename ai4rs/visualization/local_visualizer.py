@@ -1,0 +1,149 @@
+"""Drawing horizontal, rotated and quadrilateral boxes on images."""
+import colorsys
+
+import numpy as np
+import torch
+from mmengine.visualization import Visualizer
+
+from ai4rs.registry import VISUALIZERS
+
+
+def default_palette(num_classes):
+    """``num_classes`` well separated RGB colours (deterministic)."""
+    colors = []
+    for i in range(num_classes):
+        h = (i * 0.618033988749895) % 1.0
+        r, g, b = colorsys.hsv_to_rgb(h, 0.75, 0.95)
+        colors.append((int(r * 255), int(g * 255), int(b * 255)))
+    return colors
+
+
+def boxes_to_polygons(bboxes):
+    """Boxes of any ai4rs type to corner polygons.
+
+    Args:
+        bboxes: a box object (``.tensor``) or a Tensor / ndarray of shape
+            (N, 4) hbox x1y1x2y2, (N, 5) rbox cx,cy,w,h,t or (N, 8) qbox.
+
+    Returns:
+        ndarray: (N, 4, 2) corners, float64.
+    """
+    from ai4rs.structures.bbox import hbox2qbox, rbox2qbox
+    tensor = bboxes.tensor if hasattr(bboxes, 'tensor') else torch.as_tensor(bboxes)
+    tensor = tensor.detach().cpu().double().reshape(-1, tensor.shape[-1])
+    if tensor.shape[-1] == 4:
+        corners = hbox2qbox(tensor)
+    elif tensor.shape[-1] == 5:
+        corners = rbox2qbox(tensor)
+    elif tensor.shape[-1] == 8:
+        corners = tensor
+    else:
+        raise ValueError(f'cannot draw boxes with {tensor.shape[-1]} coordinates: expected '
+                         '4 (hbox), 5 (rbox) or 8 (qbox)')
+    return corners.numpy().reshape(-1, 4, 2)
+
+
+@VISUALIZERS.register_module()
+class DetLocalVisualizer(Visualizer):
+    """mmdet's DetLocalVisualizer for hbox, rbox and qbox instances.
+
+    Args:
+        name (str): instance name.
+        image (ndarray, optional): the image to draw on (RGB).
+        vis_backends (list[dict], optional): visual backends config.
+        save_dir (str, optional): directory of the visual backends.
+        bbox_color (str | tuple, optional): one colour for every box; by
+            default each class takes its colour from ``dataset_meta['palette']``.
+        text_color (str | tuple): colour of the labels.
+        line_width (int | float): box line width.
+        alpha (float): box transparency.
+    """
+
+    def __init__(self, name='visualizer', image=None, vis_backends=None, save_dir=None,
+                 bbox_color=None, text_color=(200, 200, 200), line_width=2, alpha=0.8):
+        super().__init__(name=name, image=image, vis_backends=vis_backends, save_dir=save_dir)
+        self.bbox_color = bbox_color
+        self.text_color = text_color
+        self.line_width = line_width
+        self.alpha = alpha
+        self.dataset_meta = {}
+
+    def _class_colors(self, num_classes):
+        palette = self.dataset_meta.get('palette')
+        if palette is None or len(palette) < num_classes:
+            palette = default_palette(max(num_classes, 1))
+        return [tuple(int(c) for c in p) for p in palette]
+
+    def draw_instances(self, image, instances, classes=None, score_thr=0.0):
+        """Draw ``instances`` (``bboxes``, ``labels``, optional ``scores``) on ``image``.
+
+        Returns:
+            ndarray: the drawn RGB image.
+        """
+        self.set_image(image)
+        if 'bboxes' not in instances or len(instances) == 0:
+            return self.get_image()
+        if 'scores' in instances:
+            instances = instances[instances.scores >= score_thr]
+            if len(instances) == 0:
+                return self.get_image()
+        labels = instances.labels.detach().cpu().numpy().astype(int) \
+            if 'labels' in instances else np.zeros(len(instances), int)
+        num_classes = len(classes) if classes else int(labels.max()) + 1
+        colors = self._class_colors(num_classes)
+        polygons = boxes_to_polygons(instances.bboxes)
+        edge = [self.bbox_color or colors[lb % len(colors)] for lb in labels]
+        self.draw_polygons(list(polygons), edge_colors=edge, line_widths=self.line_width,
+                           alpha=self.alpha)
+        scores = instances.scores.detach().cpu().numpy() if 'scores' in instances else None
+        texts = []
+        for i, lb in enumerate(labels):
+            name = classes[lb] if classes and lb < len(classes) else f'class {lb}'
+            texts.append(name if scores is None else f'{name}: {scores[i]:.2f}')
+        positions = polygons[:, 0, :]
+        h, w = image.shape[:2]
+        font = int(max(8, min(13, 0.02 * (h * w) ** 0.5)))
+        self.draw_texts(texts, positions, colors=self.text_color, font_sizes=font,
+                        bboxes=[dict(facecolor='black', alpha=0.6, pad=0.5, edgecolor='none')]
+                        * len(texts))
+        return self.get_image()
+
+    def add_datasample(self, name, image, data_sample=None, draw_gt=True, draw_pred=True,
+                       show=False, wait_time=0, out_file=None, pred_score_thr=0.3, step=0):
+        """Draw GT (left) and predictions (right) of one data sample.
+
+        Args:
+            name (str): the image identifier for the backends.
+            image (ndarray): RGB image, (H, W, 3) uint8.
+            data_sample (DetDataSample, optional): with ``gt_instances`` and/or
+                ``pred_instances``.
+            out_file (str, optional): write the drawing to this file instead
+                of the visual backends.
+        """
+        image = np.ascontiguousarray(image.clip(0, 255).astype(np.uint8))
+        classes = self.dataset_meta.get('classes')
+        gt_img = pred_img = None
+        if data_sample is not None:
+            data_sample = data_sample.cpu()
+            if draw_gt and 'gt_instances' in data_sample:
+                gt_img = self.draw_instances(image, data_sample.gt_instances, classes)
+            if draw_pred and 'pred_instances' in data_sample:
+                pred_img = self.draw_instances(image, data_sample.pred_instances, classes,
+                                               score_thr=pred_score_thr)
+        drawn = [im for im in (gt_img, pred_img) if im is not None]
+        drawn_img = np.concatenate(drawn, axis=1) if drawn else image
+        self.set_image(drawn_img)
+        if show:
+            self.show(drawn_img, win_name=name, wait_time=wait_time)
+        if out_file is not None:
+            import mmcv
+            mmcv.imwrite(drawn_img[..., ::-1], out_file)
+        else:
+            self.add_image(name, drawn_img, step)
+        return drawn_img
+
+
+@VISUALIZERS.register_module()
+class RotLocalVisualizer(DetLocalVisualizer):
+    """mmrotate's name for :class:`DetLocalVisualizer` (which draws every box type)."""
+

@@ -1,0 +1,50 @@
+import importlib.util
+import os
+import os.path as osp
+import shutil
+import socket
+import subprocess
+
+import pytest
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DATA_DIR = osp.join(REPO_ROOT, 'tests', 'data')
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def run_cmd(args, cwd, env=None, timeout=600, check=True):
+    """Run a command (list) in ``cwd``; on failure show its output in the assertion."""
+    full_env = dict(os.environ)
+    full_env.pop('PYTHONPATH', None)  # the tools must find projects.* by themselves
+    full_env.setdefault('OMP_NUM_THREADS', '1')
+    full_env.setdefault('MKL_NUM_THREADS', '1')
+    if env:
+        full_env.update(env)
+    proc = subprocess.run(args, cwd=cwd, env=full_env, capture_output=True, text=True,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f'command {args} failed with {proc.returncode}\n'
+                             f'--- stdout ---\n{proc.stdout[-6000:]}\n'
+                             f'--- stderr ---\n{proc.stderr[-6000:]}')
+    return proc
+
+
+@pytest.fixture
+def toy_project(tmp_path):
+    """A user's working directory: projects/toy_cls, toy_data/ and toy_config.py."""
+    src = osp.join(DATA_DIR, 'toy_project')
+    shutil.copytree(osp.join(src, 'projects'), tmp_path / 'projects')
+    runtime = osp.join(REPO_ROOT, 'configs', '_base_', 'default_runtime.py')
+    text = open(osp.join(src, 'toy_config.py')).read().replace("'RUNTIME'", repr(runtime))
+    (tmp_path / 'toy_config.py').write_text(text)
+    spec = importlib.util.spec_from_file_location('make_toy_data',
+                                                  osp.join(src, 'make_toy_data.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.write_dataset(str(tmp_path / 'toy_data'))
+    return tmp_path

@@ -1,0 +1,37 @@
+"""Print the whole config, after ``_base_`` inheritance and ``--cfg-options``."""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+from mmengine.config import Config, DictAction  # noqa: E402
+
+from ai4rs.utils.paths import add_project_paths  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Print the whole config')
+    parser.add_argument('config', help='config file path')
+    parser.add_argument('--save-path', help='also save the resolved config to this file')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    add_project_paths()
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    print(f'Config:\n{cfg.pretty_text}')
+    if args.save_path is not None:
+        if not args.save_path.endswith(('.py', '.json', '.yaml', '.yml')):
+            raise ValueError('--save-path must end with .py, .json, .yaml or .yml')
+        cfg.dump(args.save_path)
+        print(f'Config saved to {args.save_path}')
+
+
+if __name__ == '__main__':
+    main()
