@@ -1,0 +1,5 @@
+"""Datasets and their transforms (importing this package registers them)."""
+from .dota import DOTADataset, DOTAv2Dataset, DOTAv15Dataset, load_dota_labels
+from .transforms import *  # noqa: F401,F403
+
+__all__ = ['DOTADataset', 'DOTAv15Dataset', 'DOTAv2Dataset', 'load_dota_labels']

@@ -1,0 +1,29 @@
+"""Data transforms (importing this package registers them in ``ai4rs.registry.TRANSFORMS``).
+
+mmcv's own transforms (``LoadImageFromFile``...) are registered too, so configs can
+name them without a scope.
+"""
+import mmcv.transforms  # noqa: F401  (registers LoadImageFromFile etc.)
+
+from .box_type import ConvertBoxType
+from .formatting import PackDetInputs
+from .loading import LoadAnnotations
+from .transforms import (
+    CachedMixUp,
+    CachedMosaic,
+    FilterAnnotations,
+    Pad,
+    RandomCrop,
+    RandomFlip,
+    RandomResize,
+    RandomRotate,
+    Resize,
+    Rotate,
+    YOLOXHSVRandomAug,
+)
+
+__all__ = [
+    'LoadAnnotations', 'ConvertBoxType', 'Resize', 'RandomResize', 'RandomFlip', 'Rotate',
+    'RandomRotate', 'RandomCrop', 'Pad', 'YOLOXHSVRandomAug', 'CachedMosaic', 'CachedMixUp',
+    'FilterAnnotations', 'PackDetInputs'
+]

@@ -1,0 +1,286 @@
+"""DOTA datasets: one data dict per image, read from a folder of DOTA label files.
+
+A DOTA label file holds optional header lines (``imagesource:GoogleEarth``,
+``gsd:0.146``) and then one object per line::
+
+    x1 y1 x2 y2 x3 y3 x4 y4 class-name difficulty
+
+The polygon corners are in pixels of the image the file belongs to. ``difficulty``
+is 0 or 1 in the raw data and 2 in split annotation files for an object that a
+patch border truncated (see ``ai4rs.datasets.dota_split``).
+"""
+import glob
+import os.path as osp
+import re
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Sequence
+
+import numpy as np
+from mmengine.dataset import BaseDataset
+
+from ai4rs.registry import DATASETS
+
+DOTA_V1_CLASSES = (
+    'plane', 'baseball-diamond', 'bridge', 'ground-track-field', 'small-vehicle',
+    'large-vehicle', 'ship', 'tennis-court', 'basketball-court', 'storage-tank',
+    'soccer-ball-field', 'roundabout', 'harbor', 'swimming-pool', 'helicopter')
+DOTA_V1_PALETTE = [
+    (165, 42, 42), (189, 183, 107), (0, 255, 0), (255, 0, 0), (138, 43, 226),
+    (255, 128, 0), (255, 0, 255), (0, 255, 255), (255, 193, 193), (0, 51, 153),
+    (255, 250, 205), (0, 139, 139), (255, 255, 0), (147, 116, 116), (0, 0, 255)]
+
+# A header line: ``imagesource:...`` or ``gsd:...`` (any case, spaces allowed).
+_HEADER_RE = re.compile(r'^\s*(imagesource|gsd)\s*:', re.IGNORECASE)
+
+IMAGE_SUFFIXES = ('png', 'jpg', 'jpeg', 'tif', 'tiff', 'bmp')
+
+
+@dataclass
+class DOTALabels:
+    """The objects of one DOTA label file.
+
+    Attributes:
+        polygons (np.ndarray): (N, 8) float64 corners ``x1 y1 ... x4 y4``.
+        names (list[str]): N class names, as written in the file.
+        difficulties (np.ndarray): (N,) int64 difficulty flags.
+        gsd (float, optional): ground sample distance from a ``gsd:`` header.
+        line_numbers (list[int]): 1-based line number of each object.
+    """
+    polygons: np.ndarray
+    names: List[str]
+    difficulties: np.ndarray
+    gsd: Optional[float] = None
+    line_numbers: List[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+def parse_dota_line(line: str):
+    """Parse one line of a DOTA label file.
+
+    Args:
+        line (str): the line, with or without its newline.
+
+    Returns:
+        None for a blank or header line (``imagesource:``/``gsd:``), else a tuple
+        ``(polygon list[float] of 8, class name str, difficulty int)``. A line of 9
+        tokens (no difficulty) gets difficulty 0, as in the DOTA devkit.
+
+    Raises:
+        ValueError: the line is not ``8 numbers, a class name[, an integer]``;
+        the message says what is wrong (the caller adds file and line number).
+    """
+    if not line.strip() or _HEADER_RE.match(line):
+        return None
+    tokens = line.split()
+    if len(tokens) not in (9, 10):
+        raise ValueError(
+            f'expected "x1 y1 x2 y2 x3 y3 x4 y4 class difficulty" (9 or 10 fields), '
+            f'got {len(tokens)} fields: {line.strip()!r}')
+    try:
+        polygon = [float(t) for t in tokens[:8]]
+    except ValueError:
+        raise ValueError(f'polygon corners must be 8 numbers: {line.strip()!r}') from None
+    if not all(np.isfinite(polygon)):
+        raise ValueError(f'polygon corners must be finite: {line.strip()!r}')
+    difficulty = 0
+    if len(tokens) == 10:
+        try:
+            difficulty = int(tokens[9])
+        except ValueError:
+            raise ValueError(
+                f'difficulty must be an integer, got {tokens[9]!r}: {line.strip()!r}') from None
+    return polygon, tokens[8], difficulty
+
+
+def load_dota_labels(path: str,
+                     strict: bool = True,
+                     on_skip: Optional[Callable[[str], None]] = None) -> DOTALabels:
+    """Read a DOTA label file.
+
+    Args:
+        path (str): the ``.txt`` file.
+        strict (bool): if True, a malformed line raises ``ValueError`` naming the
+            file and the 1-based line number. If False, the line is skipped and
+            ``on_skip`` is called with a message naming file and line (the
+            upstream ``img_split`` reader skips such lines too).
+        on_skip (callable, optional): receives one message per skipped line.
+
+    Returns:
+        DOTALabels: the objects in file order; empty arrays for an empty file.
+    """
+    polygons, names, diffs, line_numbers = [], [], [], []
+    gsd = None
+    with open(path, encoding='utf-8-sig') as f:  # -sig: tolerate a byte-order mark
+        for lineno, line in enumerate(f, start=1):
+            if _HEADER_RE.match(line) and line.split(':', 1)[0].strip().lower() == 'gsd':
+                try:
+                    gsd = float(line.split(':', 1)[1])
+                except ValueError:
+                    gsd = None
+                continue
+            try:
+                parsed = parse_dota_line(line)
+            except ValueError as e:
+                msg = f'{path}, line {lineno}: {e}'
+                if strict:
+                    raise ValueError(msg) from None
+                if on_skip is not None:
+                    on_skip(msg)
+                continue
+            if parsed is None:
+                continue
+            polygon, name, difficulty = parsed
+            polygons.append(polygon)
+            names.append(name)
+            diffs.append(difficulty)
+            line_numbers.append(lineno)
+    return DOTALabels(
+        polygons=np.asarray(polygons, dtype=np.float64).reshape(-1, 8),
+        names=names,
+        difficulties=np.asarray(diffs, dtype=np.int64).reshape(-1),
+        gsd=gsd,
+        line_numbers=line_numbers)
+
+
+@DATASETS.register_module()
+class DOTADataset(BaseDataset):
+    """DOTA-v1.0 (15 classes), one sample per image or per split patch.
+
+    ``ann_file`` is a *folder* of DOTA label files (``{img_id}.txt``), the image of
+    each is ``data_prefix['img_path']/{img_id}.{img_suffix}``. With ``ann_file=''``
+    the images in ``data_prefix['img_path']`` are listed instead (a test set with
+    no labels); each is an image with no objects.
+
+    Each data dict holds ``img_id``, ``file_name``, ``img_path`` and ``instances``,
+    a list of dicts with ``bbox`` (list of 8 floats, the polygon), ``bbox_label``
+    (int) and ``ignore_flag`` (1 when difficulty > ``diff_thr``, else 0).
+
+    Args:
+        diff_thr (int): objects with a difficulty above it are ignored (kept,
+            but flagged). Defaults to 100 (nothing ignored), as upstream.
+        img_suffix (str): image extension, ``'png'`` (default), ``'jpg'``,
+            ``'tif'``, ``'bmp'``...; a leading dot is allowed.
+        **kwargs: mmengine ``BaseDataset`` arguments (``data_root``, ``ann_file``,
+            ``data_prefix``, ``filter_cfg``, ``test_mode``, ``pipeline``...).
+            ``filter_cfg`` keys: ``filter_empty_gt`` (drop images without any
+            object, training only) and ``min_size`` (drop images whose shorter
+            side is below it, read from the image header).
+
+    Raises:
+        FileNotFoundError: ``ann_file`` (or the image folder for ``ann_file=''``)
+            is not a folder.
+        ValueError: the folder holds no label file, a line is malformed, or a
+            class name is not one of ``metainfo['classes']`` (file and line named).
+    """
+
+    METAINFO = dict(classes=DOTA_V1_CLASSES, palette=DOTA_V1_PALETTE)
+
+    def __init__(self, diff_thr: int = 100, img_suffix: str = 'png', **kwargs) -> None:
+        self.diff_thr = diff_thr
+        self.img_suffix = img_suffix.lstrip('.')
+        super().__init__(**kwargs)
+
+    # ------------------------------------------------------------------ loading
+    def load_data_list(self) -> List[dict]:
+        """Read every label file of ``ann_file`` (or list the images if it is '')."""
+        if self.ann_file == '':
+            return self._list_images()
+        ann_dir = self.ann_file
+        if not osp.isdir(ann_dir):
+            raise FileNotFoundError(
+                f'DOTADataset: ann_file must be a folder of DOTA .txt label files, '
+                f'got {ann_dir!r}')
+        txt_files = sorted(glob.glob(osp.join(ann_dir, '*.txt')))
+        if not txt_files:
+            raise ValueError(f'DOTADataset: there is no .txt file in {ann_dir!r}')
+        cls_map = {c: i for i, c in enumerate(self.metainfo['classes'])}
+        img_dir = self.data_prefix.get('img_path', '')
+        data_list = []
+        for txt_file in txt_files:
+            img_id = osp.splitext(osp.basename(txt_file))[0]
+            file_name = f'{img_id}.{self.img_suffix}'
+            labels = load_dota_labels(txt_file, strict=True)
+            data_list.append(dict(
+                img_id=img_id,
+                file_name=file_name,
+                img_path=osp.join(img_dir, file_name),
+                instances=self._to_instances(labels, cls_map, txt_file)))
+        return data_list
+
+    def _to_instances(self, labels: DOTALabels, cls_map: dict, txt_file: str) -> List[dict]:
+        instances = []
+        for polygon, name, diff, lineno in zip(labels.polygons, labels.names,
+                                               labels.difficulties, labels.line_numbers):
+            if name not in cls_map:
+                raise ValueError(
+                    f'{txt_file}, line {lineno}: unknown class {name!r}; '
+                    f'{type(self).__name__} classes are {list(cls_map)}')
+            instances.append(dict(
+                bbox=[float(v) for v in polygon],
+                bbox_label=cls_map[name],
+                ignore_flag=int(diff > self.diff_thr)))
+        return instances
+
+    def _list_images(self) -> List[dict]:
+        img_dir = self.data_prefix.get('img_path', '')
+        if not osp.isdir(img_dir):
+            raise FileNotFoundError(
+                f'DOTADataset: with ann_file=\'\' the images are listed from '
+                f'data_prefix[\'img_path\'], which is not a folder: {img_dir!r}')
+        img_paths = sorted(glob.glob(osp.join(img_dir, f'*.{self.img_suffix}')))
+        data_list = []
+        for img_path in img_paths:
+            file_name = osp.basename(img_path)
+            data_list.append(dict(
+                img_id=osp.splitext(file_name)[0],
+                file_name=file_name,
+                img_path=img_path,
+                instances=[]))
+        return data_list
+
+    # ---------------------------------------------------------------- filtering
+    def filter_data(self) -> List[dict]:
+        """Apply ``filter_cfg`` (``filter_empty_gt``, ``min_size``); no-op in test mode."""
+        if self.test_mode or not self.filter_cfg:
+            return self.data_list
+        filter_empty_gt = self.filter_cfg.get('filter_empty_gt', False)
+        min_size = self.filter_cfg.get('min_size', 0) or 0
+        valid = []
+        for data_info in self.data_list:
+            if filter_empty_gt and len(data_info['instances']) == 0:
+                continue
+            if min_size > 0 and min(_image_size(data_info['img_path'])) < min_size:
+                continue
+            valid.append(data_info)
+        return valid
+
+    def get_cat_ids(self, idx: int) -> List[int]:
+        """Class indices of the objects of sample ``idx`` (one per object)."""
+        return [inst['bbox_label'] for inst in self.get_data_info(idx)['instances']]
+
+
+def _image_size(img_path: str) -> Sequence[int]:
+    """(width, height) of an image, read from its header only."""
+    from PIL import Image
+    with Image.open(img_path) as img:
+        return img.size
+
+
+@DATASETS.register_module()
+class DOTAv15Dataset(DOTADataset):
+    """DOTA-v1.5: the 15 DOTA-v1.0 classes plus ``container-crane`` (16)."""
+
+    METAINFO = dict(
+        classes=DOTA_V1_CLASSES + ('container-crane', ),
+        palette=DOTA_V1_PALETTE + [(220, 20, 60)])
+
+
+@DATASETS.register_module()
+class DOTAv2Dataset(DOTADataset):
+    """DOTA-v2.0: DOTA-v1.5's classes plus ``airport`` and ``helipad`` (18)."""
+
+    METAINFO = dict(
+        classes=DOTA_V1_CLASSES + ('container-crane', 'airport', 'helipad'),
+        palette=DOTA_V1_PALETTE + [(220, 20, 60), (119, 11, 32), (0, 0, 142)])
