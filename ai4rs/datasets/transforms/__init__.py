@@ -7,7 +7,7 @@ import mmcv.transforms  # noqa: F401  (registers LoadImageFromFile etc.)
 
 from .box_type import ConvertBoxType
 from .formatting import PackDetInputs
-from .loading import LoadAnnotations
+from .loading import LoadAnnotations, LoadImageFromNDArray
 from .transforms import (
     CachedMixUp,
     CachedMosaic,
@@ -23,7 +23,7 @@ from .transforms import (
 )
 
 __all__ = [
-    'LoadAnnotations', 'ConvertBoxType', 'Resize', 'RandomResize', 'RandomFlip', 'Rotate',
-    'RandomRotate', 'RandomCrop', 'Pad', 'YOLOXHSVRandomAug', 'CachedMosaic', 'CachedMixUp',
-    'FilterAnnotations', 'PackDetInputs'
+    'LoadAnnotations', 'LoadImageFromNDArray', 'ConvertBoxType', 'Resize', 'RandomResize',
+    'RandomFlip', 'Rotate', 'RandomRotate', 'RandomCrop', 'Pad', 'YOLOXHSVRandomAug',
+    'CachedMosaic', 'CachedMixUp', 'FilterAnnotations', 'PackDetInputs'
 ]

@@ -4,6 +4,7 @@ from typing import Optional
 import numpy as np
 import torch
 from mmcv.transforms import LoadAnnotations as MMCV_LoadAnnotations
+from mmcv.transforms import LoadImageFromFile
 
 from ai4rs.registry import TRANSFORMS
 from ai4rs.structures.bbox import get_box_type
@@ -88,3 +89,26 @@ class LoadAnnotations(MMCV_LoadAnnotations):
                 f'with_label={self.with_label}, with_seg={self.with_seg}, '
                 f'box_type={self.box_type!r}, imdecode_backend={self.imdecode_backend!r}, '
                 f'backend_args={self.backend_args})')
+
+
+@TRANSFORMS.register_module()
+class LoadImageFromNDArray(LoadImageFromFile):
+    """Take the image from ``results['img']`` (an ndarray) instead of a file (mmdet's).
+
+    Used by :func:`ai4rs.apis.inference_detector` for in-memory images.
+    Sets ``img_path`` to ``None``, ``img_shape`` and ``ori_shape`` to (h, w);
+    with ``to_float32`` the image is converted to float32.
+    """
+
+    def transform(self, results: dict) -> dict:
+        img = results['img']
+        if not isinstance(img, np.ndarray) or img.ndim not in (2, 3):
+            raise TypeError('LoadImageFromNDArray needs results["img"] as an (H, W[, C]) '
+                            f'ndarray, got {type(img).__name__}')
+        if self.to_float32:
+            img = img.astype(np.float32)
+        results['img_path'] = None
+        results['img'] = img
+        results['img_shape'] = img.shape[:2]
+        results['ori_shape'] = img.shape[:2]
+        return results

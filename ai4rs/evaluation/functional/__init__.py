@@ -1,0 +1,46 @@
+"""Pure evaluation functions: AP, rotated mAP, polygon IoU, DOTA result files."""
+from .dota_results import (
+    check_outfile_prefix,
+    load_task1_dir,
+    load_task1_file,
+    merge_patch_results,
+    nms_boxes,
+    parse_patch_name,
+    translate_boxes,
+    write_submission,
+    write_task1_files,
+    zip_files,
+)
+from .mean_ap import (
+    DetectionMatches,
+    average_precision,
+    best_ground_truths,
+    box_areas,
+    boxes_to_polygons,
+    eval_matches,
+    eval_rbbox_map,
+    match_detections,
+    pair_ious,
+    print_map_summary,
+    tpfp_default,
+    tpfp_from_matches,
+)
+from .polygon_iou import (
+    aabb_overlap_pairs,
+    is_convex_quad,
+    polygon_areas,
+    polygon_iou,
+    polygon_iou_aligned,
+    polygon_nms,
+    quad_aabbs,
+)
+
+__all__ = [
+    'average_precision', 'eval_rbbox_map', 'print_map_summary', 'tpfp_default',
+    'tpfp_from_matches', 'match_detections', 'eval_matches', 'DetectionMatches',
+    'best_ground_truths', 'box_areas', 'boxes_to_polygons', 'pair_ious',
+    'polygon_iou', 'polygon_iou_aligned', 'polygon_areas', 'polygon_nms', 'quad_aabbs',
+    'aabb_overlap_pairs', 'is_convex_quad', 'parse_patch_name', 'translate_boxes',
+    'merge_patch_results', 'nms_boxes', 'write_task1_files', 'write_submission', 'zip_files',
+    'check_outfile_prefix', 'load_task1_file', 'load_task1_dir'
+]
