@@ -1,0 +1,3 @@
+from .csp_darknet import CSPDarknet, Focus
+
+__all__ = ['CSPDarknet', 'Focus']

@@ -1,0 +1,3 @@
+from .rotated_yolox_head import RotatedYOLOXHead
+
+__all__ = ['RotatedYOLOXHead']

@@ -1,0 +1,5 @@
+from .base import BaseDetector
+from .single_stage import SingleStageDetector
+from .yolox import YOLOX
+
+__all__ = ['BaseDetector', 'SingleStageDetector', 'YOLOX']

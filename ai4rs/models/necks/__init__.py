@@ -1,0 +1,3 @@
+from .yolox_pafpn import YOLOXPAFPN
+
+__all__ = ['YOLOXPAFPN']

@@ -1,0 +1,3 @@
+from .angle_coder import PseudoAngleCoder
+
+__all__ = ['PseudoAngleCoder']

@@ -1,0 +1,3 @@
+from .point_generator import MlvlPointGenerator
+
+__all__ = ['MlvlPointGenerator']

@@ -1,0 +1,3 @@
+from .pseudo_sampler import PseudoSampler, SamplingResult
+
+__all__ = ['PseudoSampler', 'SamplingResult']

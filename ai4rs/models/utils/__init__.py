@@ -1,0 +1,3 @@
+from .misc import multi_apply, reduce_mean, samplelist_boxtype2tensor, unpack_gt_instances
+
+__all__ = ['multi_apply', 'reduce_mean', 'unpack_gt_instances', 'samplelist_boxtype2tensor']

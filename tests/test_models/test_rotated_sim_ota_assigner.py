@@ -1,0 +1,149 @@
+"""RotatedSimOTAAssigner: rotated in-box test, centre prior, dynamic k, no GT."""
+import math
+
+import pytest
+import torch
+from mmengine.structures import InstanceData
+
+from ai4rs.models.task_modules import (
+    MlvlPointGenerator,
+    RBboxOverlaps2D,
+    RotatedSimOTAAssigner,
+    rbox_inside_margin,
+)
+from ai4rs.ops import points_in_rboxes
+from ai4rs.registry import TASK_UTILS
+
+
+def test_inside_margin_hand_checked():
+    # a 8x4 box turned by 90 degrees: covers x in [8, 12], y in [6, 14]
+    box = torch.tensor([[10., 10., 8., 4., math.pi / 2]])
+    points = torch.tensor([[10., 13.], [13., 10.], [12., 10.], [10., 6.]])
+    margins = rbox_inside_margin(points, box)[:, 0]
+    torch.testing.assert_close(margins, torch.tensor([1., -1., 0., 0.]), atol=1e-5, rtol=0)
+    # a 4x2 box at 45 degrees: (1.5, -0.9) is inside its axis-aligned
+    # [-2, 2] x [-1, 1] extent but outside the rotated box; (1, 1) is inside
+    box45 = torch.tensor([[0., 0., 4., 2., math.pi / 4]])
+    pts = torch.tensor([[1., 1.], [1.5, -0.9]])
+    m = rbox_inside_margin(pts, box45)[:, 0]
+    assert m[0].item() == pytest.approx(2 - math.sqrt(2), abs=1e-6)
+    assert m[1] < 0
+
+
+def test_inside_margin_agrees_with_points_in_rboxes():
+    g = torch.Generator().manual_seed(0)
+    boxes = torch.cat([torch.rand(6, 2, generator=g) * 50, torch.rand(6, 2, generator=g) * 20 + 2,
+                       (torch.rand(6, 1, generator=g) - 0.5) * math.pi], dim=1)
+    points = torch.rand(300, 2, generator=g) * 60
+    margins = rbox_inside_margin(points, boxes)
+    inside = points_in_rboxes(points, boxes)
+    clear = margins.abs() > 1e-3  # away from the boundary the two tests must agree
+    assert torch.equal((margins > 0)[clear], inside[clear])
+    assert (margins > 0).any() and (margins < 0).any()
+
+
+def _grid_priors(size=64, stride=8):
+    """Cell-centre priors (x, y, s, s) as the head gives them to the assigner."""
+    priors = MlvlPointGenerator([stride], offset=0.5).grid_priors([(size // stride,
+                                                                   size // stride)],
+                                                                 with_stride=True)[0]
+    return priors
+
+
+FAR = [500., 500., 10., 10., 0.]
+
+
+def _case(gt_boxes, gt_labels, good_inds, good_box, scores):
+    priors = _grid_priors()
+    bboxes = torch.tensor(FAR).repeat(len(priors), 1)
+    bboxes[good_inds] = torch.tensor(good_box)
+    pred = InstanceData(priors=priors, bboxes=bboxes, scores=scores)
+    gt = InstanceData(bboxes=torch.tensor(gt_boxes), labels=torch.tensor(gt_labels))
+    return pred, gt
+
+
+def _index(x, y, stride=8, size=64):
+    """Index of the prior whose cell centre is (x, y)."""
+    return int((y - stride / 2) / stride) * (size // stride) + int((x - stride / 2) / stride)
+
+
+def test_candidates_in_box_and_centre():
+    assigner = RotatedSimOTAAssigner()
+    priors = _grid_priors()
+    gt = torch.tensor([[32., 32., 40., 16., 0.]])  # x in [12, 52], y in [24, 40]
+    valid, in_both = assigner.get_in_gt_and_in_center_info(priors, gt)
+    # centre square |p - c| < 2.5 * 8 = 20 -> x, y in {20, 28, 36, 44}
+    in_centre = {(x, y) for x in (20, 28, 36, 44) for y in (20, 28, 36, 44)}
+    in_box = {(x, y) for x in (20, 28, 36, 44) for y in (28, 36)}  # 12 and 52 are on the edge
+    got = {(int(p[0]), int(p[1])) for p in priors[valid]}
+    assert got == in_centre | in_box
+    both = {(int(p[0]), int(p[1])) for p in priors[valid][in_both[:, 0]]}
+    assert both == in_box & in_centre
+
+
+def test_dynamic_k_from_ious():
+    gt_box = [32., 32., 40., 20., 0.]  # x in [12, 52], y in [22, 42]
+    pred_box = [32., 32., 36., 20., 0.]  # IoU = 36 * 20 / (40 * 20) = 0.9
+    good = [_index(x, y) for x, y in ((20, 28), (28, 28), (36, 28), (28, 36), (44, 36))]
+    scores = torch.full((64, 3), 0.5)
+    scores[good[-1], 2] = 0.3  # the 5th good prior costs more: it is the one left out
+    pred, gt = _case([gt_box], [2], good, pred_box, scores)
+    result = RotatedSimOTAAssigner().assign(pred, gt)
+    # the 5 IoUs of 0.9 sum to 4.5 -> k = 4
+    pos = (result.gt_inds > 0).nonzero().squeeze(1).tolist()
+    assert sorted(pos) == sorted(good[:4])
+    assert result.labels[pos].tolist() == [2] * 4
+    assert ((result.labels == -1) == (result.gt_inds == 0)).all()
+    torch.testing.assert_close(result.max_overlaps[pos], torch.full((4, ), 0.9), atol=1e-5,
+                               rtol=0)
+    assert result.num_gts == 1 and result.num_preds == 64
+
+
+def test_dynamic_k_at_least_one():
+    pred, gt = _case([[32., 32., 20., 10., 0.]], [0], [], [0.] * 5, torch.full((64, 1), 0.5))
+    result = RotatedSimOTAAssigner().assign(pred, gt)
+    # all IoUs are 0, k = max(1, 0) = 1: the lowest-cost in-box prior is taken
+    assert int((result.gt_inds > 0).sum()) == 1
+    assert result.max_overlaps[result.gt_inds > 0].item() == pytest.approx(0.0)
+
+
+def test_shared_prior_goes_to_cheapest_gt():
+    box = [32., 32., 16., 16., 0.]
+    good = [_index(28, 28), _index(36, 36)]
+    scores = torch.full((64, 2), 0.5)
+    scores[good] = torch.tensor([0.1, 0.9])  # class 1 is much more likely
+    pred, gt = _case([box, box], [0, 1], good, box, scores)
+    result = RotatedSimOTAAssigner().assign(pred, gt)
+    # both GTs want the same 2 priors (IoU 1, k = 2); the class-1 GT costs less
+    assert result.gt_inds[good].tolist() == [2, 2]
+    assert int((result.gt_inds > 0).sum()) == 2
+    assert result.labels[good].tolist() == [1, 1]
+
+
+def test_no_gt_and_no_candidates_are_background():
+    priors = _grid_priors()
+    pred = InstanceData(priors=priors, bboxes=torch.tensor(FAR).repeat(64, 1),
+                        scores=torch.full((64, 4), 0.5))
+    empty = InstanceData(bboxes=torch.zeros(0, 5), labels=torch.zeros(0, dtype=torch.long))
+    far_gt = InstanceData(bboxes=torch.tensor([[1000., 1000., 10., 10., 0.]]),
+                          labels=torch.tensor([1]))
+    for gt, num_gts in ((empty, 0), (far_gt, 1)):
+        result = RotatedSimOTAAssigner().assign(pred, gt)
+        assert result.num_gts == num_gts
+        assert (result.gt_inds == 0).all() and (result.labels == -1).all()
+        assert (result.max_overlaps == 0).all()
+
+
+def test_registry_and_iou_calculator():
+    assigner = TASK_UTILS.build(dict(type='RotatedSimOTAAssigner', center_radius=2.5))
+    assert isinstance(assigner.iou_calculator, RBboxOverlaps2D)
+    calc = RBboxOverlaps2D()
+    a = torch.tensor([[0., 0., 4., 2., 0., 0.9]])  # a score column is dropped
+    b = torch.tensor([[0., 0., 2., 2., 0.], [10., 0., 2., 2., 0.]])
+    torch.testing.assert_close(calc(a, b), torch.tensor([[0.5, 0.0]]))
+    # degenerate predictions (zero size) give finite IoUs
+    z = torch.tensor([[0., 0., 0., 0., 0.]])
+    assert torch.isfinite(calc(z, b)).all()
+    assert calc(torch.zeros(0, 5), b).shape == (0, 2)
+    with pytest.raises(ValueError, match='columns'):
+        calc(torch.zeros(2, 4), b)
