@@ -11,7 +11,7 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from ai4rs.utils import register_all_modules  # noqa: E402
-from ai4rs.utils.dist import prepare_distributed  # noqa: E402
+from ai4rs.utils.dist import prepare_distributed, teardown_distributed  # noqa: E402
 from ai4rs.utils.paths import add_project_paths  # noqa: E402
 
 
@@ -89,6 +89,7 @@ def main(argv=None):
         from ai4rs.evaluation.metrics.dump_det_results import DumpDetResults
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
     runner.test()
+    teardown_distributed()
 
 
 if __name__ == '__main__':

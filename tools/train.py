@@ -12,7 +12,7 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from ai4rs.utils import register_all_modules  # noqa: E402
-from ai4rs.utils.dist import prepare_distributed  # noqa: E402
+from ai4rs.utils.dist import prepare_distributed, teardown_distributed  # noqa: E402
 from ai4rs.utils.paths import add_project_paths  # noqa: E402
 
 
@@ -89,6 +89,7 @@ def main(argv=None):
     prepare_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()
+    teardown_distributed()
 
 
 if __name__ == '__main__':

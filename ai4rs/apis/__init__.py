@@ -1,3 +1,4 @@
 from .inference import inference_detector, init_detector
+from .sliced_inference import inference_detector_by_patches
 
-__all__ = ['init_detector', 'inference_detector']
+__all__ = ['init_detector', 'inference_detector', 'inference_detector_by_patches']

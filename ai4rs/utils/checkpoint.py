@@ -134,4 +134,12 @@ def register_safe_checkpoint_loader():
     After this, ``Runner(resume=True)``, ``load_from`` and
     ``mmengine.runner.load_checkpoint`` use :func:`load_checkpoint_safely`.
     """
-    CheckpointLoader.register_scheme(prefixes='', force=True)(load_checkpoint_safely)
+    CheckpointLoader.register_scheme(prefixes='', force=True)(load_from_local_safely)
+
+
+def load_from_local_safely(filename, map_location):
+    """mmengine's local-file scheme, through :func:`load_checkpoint_safely`.
+
+    (mmengine logs the backend as this function's name without ``load_from_``.)
+    """
+    return load_checkpoint_safely(filename, map_location)

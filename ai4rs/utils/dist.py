@@ -89,3 +89,15 @@ def prepare_distributed(cfg, launcher):
         find_unused_parameters=cfg.get('find_unused_parameters', False))
     wrapper['device_ids'] = None
     cfg['model_wrapper_cfg'] = wrapper
+
+
+def teardown_distributed():
+    """Wait for every process, then destroy the process group (if there is one).
+
+    Without this, processes exit while gloo's background threads still run,
+    and one of them may abort at exit ("terminate called without an active
+    exception") after a run that itself succeeded.
+    """
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()

@@ -136,21 +136,47 @@ def test_sync_norm_hook_single_process_is_noop(monkeypatch):
     assert model[1].running_mean.tolist() == [1.0, 1.0]
 
 
-def test_sync_norm_hook_averages_norm_states(monkeypatch):
+def _sync_norm_worker(rank, world_size, port, results):
+    import torch.distributed as torch_dist
+    torch_dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
+                                  world_size=world_size)
+    try:
+        torch.manual_seed(0)
+        model = _bn_model()
+        with torch.no_grad():
+            model[1].running_mean.fill_(1.0 + 2 * rank)  # ranks: 1 and 3 -> mean 2
+            model[1].weight.fill_(float(rank))  # 0 and 1 -> 0.5
+        model[1].num_batches_tracked.fill_(10 + rank)  # integers are not averaged
+        conv_weight = model[0].weight.detach().clone()
+        SyncNormHook().before_val_epoch(SimpleNamespace(model=model))
+        results[rank] = dict(mean=model[1].running_mean.tolist(),
+                             weight=model[1].weight.detach().tolist(),
+                             tracked=int(model[1].num_batches_tracked),
+                             conv_same=bool(torch.equal(model[0].weight.detach(), conv_weight)))
+    finally:
+        torch_dist.destroy_process_group()
+
+
+def test_sync_norm_hook_averages_norm_states_over_two_processes():
+    """Two real processes (gloo): every rank ends with the mean of the norm states."""
+    import socket
+
+    import torch.multiprocessing as mp
     model = _bn_model()
     assert set(get_norm_states(model)) == {'1.weight', '1.bias', '1.running_mean',
                                            '1.running_var', '1.num_batches_tracked'}
-    # the other (simulated) process has running_mean 3: the mean is 2
-    def fake_all_reduce_dict(states, op):
-        assert op == 'mean'
-        return {k: (v + 3) / 2 if k.endswith('running_mean') else v for k, v in states.items()}
-
-    monkeypatch.setattr(sync_norm_hook.dist, 'get_world_size', lambda *a: 2)
-    monkeypatch.setattr(sync_norm_hook.dist, 'all_reduce_dict', fake_all_reduce_dict)
-    conv_weight = model[0].weight.detach().clone()
-    SyncNormHook().before_val_epoch(SimpleNamespace(model=model))
-    assert model[1].running_mean.tolist() == [2.0, 2.0]
-    torch.testing.assert_close(model[0].weight.detach(), conv_weight)
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    with mp.Manager() as manager:
+        results = manager.dict()
+        mp.spawn(_sync_norm_worker, args=(2, port, results), nprocs=2, join=True)
+        results = dict(results)
+    for rank in (0, 1):
+        assert results[rank]['mean'] == [2.0, 2.0]
+        assert results[rank]['weight'] == [0.5, 0.5]
+        assert results[rank]['tracked'] == 10 + rank
+        assert results[rank]['conv_same']
 
 
 def test_exp_momentum_ema_values():

@@ -20,8 +20,9 @@ def get_norm_states(module: nn.Module) -> OrderedDict:
 
 @HOOKS.register_module()
 class SyncNormHook(Hook):
-    """Before each validation, replace every norm layer's state by its mean over
-    processes (so that every rank evaluates the same model). No-op on one process."""
+    """Before each validation, replace every norm layer's floating-point state by
+    its mean over processes (so that every rank evaluates the same model). No-op on
+    one process."""
 
     def before_val_epoch(self, runner) -> None:
         if dist.get_world_size() == 1:
@@ -30,5 +31,9 @@ class SyncNormHook(Hook):
         norm_states = get_norm_states(module)
         if len(norm_states) == 0:
             return
-        norm_states = dist.all_reduce_dict(norm_states, op='mean')
-        module.load_state_dict(norm_states, strict=False)
+        # floating-point states (weights, biases, running statistics) are averaged;
+        # the integer batch counters are left as they are. mmengine's all_reduce_dict
+        # replaces the dict's values (it returns None).
+        floats = {k: v for k, v in norm_states.items() if v.is_floating_point()}
+        dist.all_reduce_dict(floats, op='mean')
+        module.load_state_dict(floats, strict=False)

@@ -1,0 +1,47 @@
+"""Detect objects in one image and draw them.
+
+    python demo/image_demo.py IMG CONFIG CHECKPOINT [--out-file OUT.png] [--score-thr 0.3] \
+        [--device cpu]
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import mmcv  # noqa: E402
+
+from ai4rs.apis import inference_detector, init_detector  # noqa: E402
+from ai4rs.utils.paths import add_project_paths  # noqa: E402
+from ai4rs.visualization import DetLocalVisualizer  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('img', help='image file')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--out-file', default=None, help='write the drawing here')
+    parser.add_argument('--device', default='cpu', help='e.g. cpu or cuda:0')
+    parser.add_argument('--score-thr', type=float, default=0.3, help='draw scores above this')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    add_project_paths()
+    model = init_detector(args.config, args.checkpoint, device=args.device)
+    result = inference_detector(model, args.img)
+    visualizer = DetLocalVisualizer.get_instance('image_demo')
+    visualizer.dataset_meta = model.dataset_meta
+    img = mmcv.imread(args.img, channel_order='rgb')
+    visualizer.add_datasample('result', img, data_sample=result, draw_gt=False,
+                              show=args.out_file is None, out_file=args.out_file,
+                              pred_score_thr=args.score_thr)
+    kept = int((result.pred_instances.scores >= args.score_thr).sum())
+    print(f'{kept} objects with score >= {args.score_thr}' +
+          (f'; drawing written to {args.out_file}' if args.out_file else ''))
+
+
+if __name__ == '__main__':
+    main()
