@@ -10,11 +10,9 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import mmcv  # noqa: E402
-
 from ai4rs.apis import inference_detector_by_patches, init_detector  # noqa: E402
 from ai4rs.utils.paths import add_project_paths  # noqa: E402
-from ai4rs.visualization import DetLocalVisualizer  # noqa: E402
+from ai4rs.visualization import draw_predictions  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -40,13 +38,7 @@ def main(argv=None):
     result = inference_detector_by_patches(
         model, args.img, sizes=args.patch_sizes, steps=args.patch_steps, ratios=args.img_ratios,
         merge_iou_thr=args.merge_iou_thr, batch_size=args.batch_size)
-    visualizer = DetLocalVisualizer.get_instance('huge_image_demo')
-    visualizer.dataset_meta = model.dataset_meta
-    img = mmcv.imread(args.img, channel_order='rgb')
-    visualizer.add_datasample('result', img, data_sample=result, draw_gt=False,
-                              show=args.out_file is None, out_file=args.out_file,
-                              pred_score_thr=args.score_thr)
-    kept = int((result.pred_instances.scores >= args.score_thr).sum())
+    kept = draw_predictions(model, args.img, result, args.out_file, args.score_thr)
     print(f'\n{kept} objects with score >= {args.score_thr}' +
           (f'; drawing written to {args.out_file}' if args.out_file else ''))
 

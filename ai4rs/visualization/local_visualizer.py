@@ -147,3 +147,19 @@ class DetLocalVisualizer(Visualizer):
 class RotLocalVisualizer(DetLocalVisualizer):
     """mmrotate's name for :class:`DetLocalVisualizer` (which draws every box type)."""
 
+
+
+def draw_predictions(model, img_path, result, out_file=None, score_thr=0.3):
+    """Draw ``result``'s predictions (score >= ``score_thr``) on the image file.
+
+    Shows a window when ``out_file`` is None. Returns the number of drawn
+    predictions. Class names and colours come from ``model.dataset_meta``.
+    """
+    import mmcv
+    visualizer = DetLocalVisualizer.get_instance('ai4rs_demo')
+    visualizer.dataset_meta = getattr(model, 'dataset_meta', {}) or {}
+    img = mmcv.imread(img_path, channel_order='rgb')
+    visualizer.add_datasample('result', img, data_sample=result, draw_gt=False,
+                              show=out_file is None, out_file=out_file,
+                              pred_score_thr=score_thr)
+    return int((result.pred_instances.scores >= score_thr).sum())

@@ -17,10 +17,11 @@ import time
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import torch  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 
 from ai4rs.apis import init_detector  # noqa: E402
 from ai4rs.structures import DetDataSample  # noqa: E402
+from ai4rs.utils.config import load_config  # noqa: E402
 from ai4rs.utils.paths import add_project_paths  # noqa: E402
 
 
@@ -68,9 +69,7 @@ def main(argv=None):
     args = parse_args(argv)
     add_project_paths()
     shape = tuple(args.shape) * (2 if len(args.shape) == 1 else 1)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)
     model = init_detector(cfg, args.checkpoint, device=args.device)
     fps = benchmark(model, shape, args.batch_size, args.num_iters, args.warmup, args.device)
     threads = torch.get_num_threads()

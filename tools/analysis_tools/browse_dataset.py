@@ -9,12 +9,13 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 from mmengine.utils import ProgressBar  # noqa: E402
 
 from ai4rs.registry import DATASETS, VISUALIZERS  # noqa: E402
 from ai4rs.utils import register_all_modules  # noqa: E402
+from ai4rs.utils.config import load_config  # noqa: E402
 from ai4rs.utils.paths import add_project_paths  # noqa: E402
 
 
@@ -39,9 +40,7 @@ def main(argv=None):
     if args.not_show and args.output_dir is None:
         raise SystemExit('nothing to do: give --output-dir, or drop --not-show')
     add_project_paths()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)
     register_all_modules(init_default_scope=False)
     init_default_scope(cfg.get('default_scope', 'ai4rs'))
 

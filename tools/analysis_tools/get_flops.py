@@ -13,11 +13,12 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import torch  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 
 from ai4rs.registry import MODELS  # noqa: E402
 from ai4rs.utils import register_all_modules  # noqa: E402
+from ai4rs.utils.config import load_config  # noqa: E402
 from ai4rs.utils.paths import add_project_paths  # noqa: E402
 
 
@@ -63,9 +64,7 @@ def main(argv=None):
     shape = tuple(args.shape) * (2 if len(args.shape) == 1 else 1)
     if len(shape) != 2:
         raise SystemExit('--shape takes one or two integers')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)
     info = model_complexity(cfg, shape)
     split = '=' * 40
     print(f'{split}\nInput shape: (1, 3, {shape[0]}, {shape[1]})\n'

@@ -20,7 +20,7 @@ from collections import defaultdict
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import torch  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 from mmengine.structures import InstanceData  # noqa: E402
 
@@ -28,6 +28,7 @@ from ai4rs.registry import MODELS  # noqa: E402
 from ai4rs.structures import DetDataSample  # noqa: E402
 from ai4rs.structures.bbox import RotatedBoxes  # noqa: E402
 from ai4rs.utils import register_all_modules  # noqa: E402
+from ai4rs.utils.config import load_config  # noqa: E402
 
 
 def make_batch(batch_size, shape, num_gts, num_classes, seed=0):
@@ -118,9 +119,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     shape = tuple(args.shape) * (2 if len(args.shape) == 1 else 1)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)
     register_all_modules(init_default_scope=False)
     init_default_scope(cfg.get('default_scope', 'ai4rs'))
     cfg.model.data_preprocessor.batch_augments = None

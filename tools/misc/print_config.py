@@ -5,8 +5,9 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 
+from ai4rs.utils.config import load_config  # noqa: E402
 from ai4rs.utils.paths import add_project_paths  # noqa: E402
 
 
@@ -22,9 +23,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     add_project_paths()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)
     print(f'Config:\n{cfg.pretty_text}')
     if args.save_path is not None:
         if not args.save_path.endswith(('.py', '.json', '.yaml', '.yml')):
