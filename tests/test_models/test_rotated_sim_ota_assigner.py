@@ -147,3 +147,24 @@ def test_registry_and_iou_calculator():
     assert calc(torch.zeros(0, 5), b).shape == (0, 2)
     with pytest.raises(ValueError, match='columns'):
         calc(torch.zeros(2, 4), b)
+
+
+def test_onehot_bce_cost_equals_expanded_binary_cross_entropy():
+    import torch.nn.functional as F
+
+    from ai4rs.models.task_modules.assigners.rotated_sim_ota_assigner import onehot_bce_cost
+    gen = torch.Generator().manual_seed(0)
+    scores = torch.rand(300, 15, generator=gen)
+    scores[0, 3] = 0.0  # log clamped at -100, as BCE does
+    scores[1, 4] = 1.0
+    labels = torch.randint(0, 15, (40, ), generator=gen)
+    labels[:2] = torch.tensor([3, 4])
+    expected = F.binary_cross_entropy(
+        scores[:, None, :].expand(-1, 40, -1),
+        F.one_hot(labels, 15).float()[None].expand(300, -1, -1), reduction='none').sum(-1)
+    cost = onehot_bce_cost(scores, labels)
+    assert cost.shape == (300, 40)
+    torch.testing.assert_close(cost, expected, rtol=1e-5, atol=1e-4)
+    # the clamped cases: p = 0 for the GT's class, p = 1 for another class
+    assert cost[0, 0] >= 100
+    assert (cost[1, labels != 4] >= 100).all() and cost[1, 1] < 100

@@ -1,6 +1,5 @@
 """SimOTA assignment (YOLOX) for rotated boxes."""
 import torch
-import torch.nn.functional as F
 from mmengine.structures import InstanceData
 from torch import Tensor
 
@@ -34,6 +33,29 @@ def rbox_inside_margin(points: Tensor, rboxes: Tensor) -> Tensor:
     oy = -sin * dx + cos * dy
     half_w, half_h = rboxes[None, :, 2] / 2, rboxes[None, :, 3] / 2
     return torch.stack([half_w + ox, half_w - ox, half_h + oy, half_h - oy], dim=-1).amin(-1)
+
+
+def onehot_bce_cost(scores: Tensor, labels: Tensor) -> Tensor:
+    """Summed binary cross-entropy of every score vector against every one-hot label.
+
+    ``cost[v, g] = sum_c BCE(scores[v, c], onehot(labels[g])[c])``, with
+    ``F.binary_cross_entropy``'s clamping of each log at -100, computed as
+    ``sum_c -log(1 - p_c) + log(1 - p_y) - log(p_y)`` in O(V*C + V*G) instead of
+    the O(V*G*C) of expanding both tensors (which dominated the assignment of
+    dense images: 200 GT boxes, 15 classes).
+
+    Args:
+        scores (Tensor): (V, C) probabilities in [0, 1].
+        labels (Tensor): (G,) class indices.
+
+    Returns:
+        Tensor: (V, G) costs.
+    """
+    neg_log_p = -torch.log(scores).clamp(min=-100)
+    neg_log_not_p = -torch.log(1 - scores).clamp(min=-100)
+    labels = labels.long()
+    return (neg_log_not_p.sum(-1, keepdim=True) - neg_log_not_p[:, labels] +
+            neg_log_p[:, labels])
 
 
 @TASK_UTILS.register_module()
@@ -106,13 +128,9 @@ class RotatedSimOTAAssigner:
 
         pairwise_ious = self.iou_calculator(valid_bboxes, gt_bboxes)
         iou_cost = -torch.log(pairwise_ious + EPS)
-        onehot = F.one_hot(gt_labels.to(torch.int64), pred_scores.shape[-1]).float()
         with torch.autocast(device_type=valid_scores.device.type, enabled=False):
             # BCE in fp32: half precision overflows here
-            cls_cost = F.binary_cross_entropy(
-                valid_scores.float()[:, None, :].expand(-1, num_gt, -1),
-                onehot[None].expand(num_valid, -1, -1),
-                reduction='none').sum(-1).to(valid_scores.dtype)
+            cls_cost = onehot_bce_cost(valid_scores.float(), gt_labels).to(valid_scores.dtype)
         cost_matrix = (cls_cost * self.cls_weight + iou_cost * self.iou_weight +
                        (~in_box_and_center) * INF)
 
