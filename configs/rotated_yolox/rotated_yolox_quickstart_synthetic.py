@@ -77,3 +77,6 @@ custom_hooks = [
     dict(type='EMAHook', ema_type='ExpMomentumEMA', momentum=0.0002, update_buffers=True,
          priority=49),
 ]
+
+# a reproducible quick start (CPU results are repeatable; GPU kernels may still vary slightly)
+randomness = dict(seed=0, deterministic=False)
