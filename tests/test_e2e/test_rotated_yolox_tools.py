@@ -31,13 +31,18 @@ def test_dist_train_two_cpu_processes_on_quickstart_config(tmp_path):
     assert re.search(r'dota/AP50: [0-9.]+', log)
     ckpt = tmp_path / 'work' / 'epoch_1.pth'
     assert ckpt.is_file()
-    # the distributed checkpoint loads in tools/test.py (one process)
+    # the distributed checkpoint loads in tools/test.py (one process) and in
+    # tools/dist_test.sh (two processes), which evaluate the same
+    test_opts = ['--cfg-options', f'test_dataloader.dataset.data_root={data}/',
+                 'test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False']
     proc = run_cmd([sys.executable, osp.join(REPO_ROOT, 'tools', 'test.py'), QUICKSTART, str(ckpt),
-                    '--work-dir', str(tmp_path / 'test'), '--cfg-options',
-                    f'test_dataloader.dataset.data_root={data}/',
-                    'test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False'],
-                   cwd=tmp_path)
-    assert 'dota/AP50' in proc.stdout + proc.stderr
+                    '--work-dir', str(tmp_path / 'test'), *test_opts], cwd=tmp_path)
+    single = re.search(r'dota/AP50: ([0-9.]+)', proc.stdout + proc.stderr).group(1)
+    proc = run_cmd(['bash', osp.join(REPO_ROOT, 'tools', 'dist_test.sh'), QUICKSTART, str(ckpt),
+                    '2', '--work-dir', str(tmp_path / 'dist_test'), *test_opts], cwd=tmp_path,
+                   env=dict(PORT=str(free_port())))
+    double = re.search(r'dota/AP50: ([0-9.]+)', proc.stdout + proc.stderr).group(1)
+    assert single == double
 
 
 @pytest.mark.parametrize('name,params', [('t', 5037231), ('s', 8943487), ('m', 25289439)])
