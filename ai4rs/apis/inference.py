@@ -11,15 +11,15 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
 from ai4rs.registry import MODELS
+from ai4rs.utils.config import load_config
 
 
 def _load_config(config, cfg_options=None):
     if isinstance(config, (str, Path)):
-        config = Config.fromfile(str(config))
-    elif not isinstance(config, Config):
+        return load_config(str(config), cfg_options)
+    if not isinstance(config, Config):
         raise TypeError(f'config must be a filename or a Config, got {type(config).__name__}')
-    else:
-        config = copy.deepcopy(config)
+    config = copy.deepcopy(config)
     if cfg_options is not None:
         config.merge_from_dict(cfg_options)
     return config

@@ -19,11 +19,11 @@ def _merge_predictions(bboxes, scores, labels, iou_thr):
     from ai4rs.ops import batched_nms
     if len(scores) == 0:
         return torch.zeros(0, dtype=torch.long)
-    tensor = bboxes.tensor if hasattr(bboxes, 'tensor') else bboxes
-    nms_type = 'nms_rotated' if tensor.shape[-1] == 5 else 'nms'
-    if tensor.shape[-1] == 8:
+    if bboxes.box_dim == 8:
         raise ValueError('merging qbox predictions is not supported: predict rboxes')
-    _, keep = batched_nms(tensor, scores, labels, dict(type=nms_type, iou_threshold=iou_thr))
+    nms_type = 'nms_rotated' if bboxes.box_dim == 5 else 'nms'
+    _, keep = batched_nms(bboxes.tensor, scores, labels,
+                          dict(type=nms_type, iou_threshold=iou_thr))
     return keep
 
 
@@ -100,11 +100,9 @@ def inference_detector_by_patches(model, img, sizes=(1024, ), steps=(824, ), rat
             all_scores.append(pred.scores)
             all_labels.append(pred.labels)
         if bar is not None:
-            for _ in chunk:
-                bar.update()
+            bar.update(len(chunk))
 
-    box_cls = type(all_boxes[0])
-    bboxes = box_cls.cat(all_boxes) if hasattr(box_cls, 'cat') else torch.cat(all_boxes)
+    bboxes = type(all_boxes[0]).cat(all_boxes)
     scores, labels = torch.cat(all_scores), torch.cat(all_labels)
     keep = _merge_predictions(bboxes, scores, labels, merge_iou_thr)
     out = DetDataSample(metainfo=dict(ori_shape=(height, width), img_shape=(height, width)))

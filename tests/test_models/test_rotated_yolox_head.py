@@ -55,6 +55,22 @@ def test_loss_without_objects_is_finite_and_connected(tiny_yolox):
     assert head.multi_level_conv_obj[0].weight.grad.abs().sum() > 0
 
 
+def test_loss_without_objects_stays_finite_when_sizes_overflow():
+    """No positive: the zero placeholders must not touch exp(d), which can be inf."""
+    head = _head()
+    cls_scores, bbox_preds, angle_preds, objectnesses = _head_outputs()
+    bbox_preds = [b.clone().requires_grad_(True) for b in bbox_preds]
+    with torch.no_grad():
+        bbox_preds[0][:, 2:] = 200.0  # exp(200) overflows float32
+    metas = [dict(img_shape=(32, 32))] * cls_scores[0].size(0)
+    empty = InstanceData(bboxes=torch.zeros(0, 5), labels=torch.zeros(0, dtype=torch.long))
+    losses = head.loss_by_feat(cls_scores, bbox_preds, angle_preds, objectnesses,
+                               [empty] * len(metas), metas)
+    assert all(torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    assert all(torch.isfinite(b.grad).all() for b in bbox_preds)
+
+
 def test_targets_and_losses_with_objects(tiny_yolox):
     head = tiny_yolox.bbox_head
     tiny_yolox.train()

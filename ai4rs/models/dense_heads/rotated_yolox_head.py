@@ -22,10 +22,6 @@ from ..utils import multi_apply, reduce_mean, unpack_gt_instances
 ANGLE_VERSIONS = ('oc', 'le90', 'le135')
 
 
-def _cfg_get(cfg, key, default=None):
-    return cfg.get(key, default) if cfg is not None else default
-
-
 @MODELS.register_module()
 class RotatedYOLOXHead(BaseModule):
     """Decoupled YOLOX head for rotated boxes (le90 by default).
@@ -311,9 +307,10 @@ class RotatedYOLOXHead(BaseModule):
                 loss_bbox = self.loss_bbox(flat_rbboxes.view(-1, 5)[pos_masks],
                                            bbox_targets) / num_total_samples
         else:
-            # keep every branch in the graph when no image has an object
+            # keep every branch in the graph when no image has an object; the raw
+            # outputs, not the decoded boxes (exp(d) may be inf, and inf * 0 is NaN)
             loss_cls = flat_cls.sum() * 0
-            loss_bbox = flat_rbboxes.sum() * 0
+            loss_bbox = flat_bbox.sum() * 0 + flat_angle.sum() * 0
             loss_angle = flat_angle.sum() * 0
         losses.update(loss_cls=loss_cls, loss_bbox=loss_bbox, loss_obj=loss_obj)
         if self.separate_angle:
@@ -431,7 +428,7 @@ class RotatedYOLOXHead(BaseModule):
         flat_obj = self._flatten(objectnesses, 1).squeeze(-1).float().sigmoid()
         flat_rbboxes = self._bbox_decode(priors, flat_bbox, flat_angle)
 
-        score_thr = _cfg_get(cfg, 'score_thr', 0.0)
+        score_thr = cfg.get('score_thr', 0.0)
         result_list = []
         for img_id, img_meta in enumerate(batch_img_metas):
             max_scores, labels = torch.max(flat_cls[img_id], 1)
@@ -455,14 +452,14 @@ class RotatedYOLOXHead(BaseModule):
                                 bboxes[:, 4:]], dim=1)
             results.bboxes = bboxes
         if with_nms and bboxes.numel() > 0:
-            nms_cfg = _cfg_get(cfg, 'nms')
+            nms_cfg = cfg.get('nms')
             if nms_cfg is None:
                 raise ValueError('RotatedYOLOXHead: test_cfg.nms is required when with_nms')
             det_bboxes, keep = batched_nms(bboxes, results.scores, results.labels,
                                            dict(nms_cfg))
             results = results[keep]
             results.scores = det_bboxes[:, -1]
-        max_per_img = _cfg_get(cfg, 'max_per_img')
+        max_per_img = cfg.get('max_per_img')
         if max_per_img is not None and len(results) > max_per_img:
             results = results[results.scores.argsort(descending=True)[:max_per_img]]
         results.bboxes = RotatedBoxes(results.bboxes)
