@@ -202,3 +202,16 @@ def test_box_objects_and_mixed_box_types():
     assert res['dota/AP50'] == pytest.approx(1.0)        # >= 0.5: both TP
     res = run(DOTAMetric(mode='devkit'), [ds])           # a DetDataSample is accepted too
     assert res['dota/AP50'] == pytest.approx(1 / 3)      # ship FP (> 0.5 fails), harbor 0
+
+
+def test_samples_without_img_id_or_path_get_distinct_ids():
+    """Ids fall back to the order of arrival: 0, 1, 2, ... across batches, never reused."""
+    metric = DOTAMetric(predict_box_type='qbox')
+    metric.dataset_meta = dict(classes=CLASSES)
+    for _ in range(3):
+        batch = [sample(None, [q(0, 0, 4, 4)], [0.9], [0], [q(0, 0, 4, 4)], [0])
+                 for _ in range(2)]
+        for s in batch:
+            del s['img_id']
+        metric.process({}, batch)
+    assert [r['img_id'] for r in metric.results] == ['0', '1', '2', '3', '4', '5']

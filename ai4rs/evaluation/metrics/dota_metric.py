@@ -197,7 +197,7 @@ class DOTAMetric(BaseMetric):
                 object or (n, 5|8) Tensor, ``scores``, ``labels``), ``img_id``, and ground
                 truth as described in the class docstring.
         """
-        for idx, sample in enumerate(data_samples):
+        for sample in data_samples:
             if hasattr(sample, 'to_dict') and not isinstance(sample, dict):
                 sample = sample.to_dict()
             pred = _get(sample, 'pred_instances')
@@ -211,8 +211,9 @@ class DOTAMetric(BaseMetric):
             img_id = _get(sample, 'img_id')
             if img_id is None:
                 img_path = _get(sample, 'img_path')
+                # self.results already holds this batch's earlier samples
                 img_id = (osp.splitext(osp.basename(img_path))[0] if img_path
-                          else str(len(self.results) + idx))
+                          else str(len(self.results)))
             self.results.append(dict(
                 img_id=str(img_id),
                 bboxes=bboxes.reshape(-1, dim),
