@@ -263,11 +263,23 @@ def test_random_rotate_rect_obj_labels_use_right_angles():
         RandomRotate(angle_range=200)
 
 
+def test_random_crop_size_order_is_width_height():
+    """mmdet's order: crop_size (w, h) for 'absolute' and 'relative'."""
+    np.random.seed(0)
+    r = load()
+    r['img'] = np.zeros((400, 400, 3), np.uint8)
+    out = RandomCrop(crop_size=(200, 100), allow_negative_crop=True)(copy.deepcopy(r))
+    assert out['img'].shape[:2] == (100, 200)
+    out = RandomCrop(crop_size=(0.5, 0.25), crop_type='relative',
+                     allow_negative_crop=True)(copy.deepcopy(r))
+    assert out['img'].shape[:2] == (100, 200)
+
+
 @pytest.mark.parametrize('box_type', BOX_TYPES)
 def test_random_crop_keeps_boxes_on_visible_objects(box_type):
     np.random.seed(0)
     for _ in range(4):
-        r = RandomCrop(crop_size=(70, 90), allow_negative_crop=True)(load(box_type=box_type))
+        r = RandomCrop(crop_size=(90, 70), allow_negative_crop=True)(load(box_type=box_type))
         assert r['img'].shape == (70, 90, 3) and r['img_shape'] == (70, 90)
         if len(r['gt_bboxes']):
             check_boxes_on_objects(r['img'], r['gt_bboxes'], r['gt_bboxes_labels'],
@@ -281,7 +293,7 @@ def test_random_crop_drops_rboxes_by_centre():
                (130.3, 95.3, 24, 24, 45)])
     centres = r0['gt_bboxes'].tensor[:, :2].numpy()
     for _ in range(6):
-        r = RandomCrop(crop_size=(70, 90), allow_negative_crop=True)(copy.deepcopy(r0))
+        r = RandomCrop(crop_size=(90, 70), allow_negative_crop=True)(copy.deepcopy(r0))
         ox, oy = -r['homography_matrix'][0, 2], -r['homography_matrix'][1, 2]
         c = centres - [ox, oy]
         expected = np.flatnonzero((c[:, 0] >= 0) & (c[:, 0] <= 90) & (c[:, 1] >= 0)
@@ -348,7 +360,7 @@ def test_yolox_hsv_aug_changes_colours_not_geometry():
 
 def test_cached_mosaic_keeps_boxes_on_objects():
     np.random.seed(2)
-    t = CachedMosaic(img_scale=(100, 120), pad_val=0, max_cached_images=10)
+    t = CachedMosaic(img_scale=(120, 100), pad_val=0, max_cached_images=10)  # (w, h)
     scenes = [[(40, 35, 44, 20, 30), (110, 40, 30, 16, -60)],
               [(60, 60, 50, 24, 0), (120, 90, 24, 24, 45)],
               [(50, 70, 40, 30, 70), (100, 30, 20, 40, 10)],
@@ -373,7 +385,7 @@ def test_cached_mosaic_keeps_boxes_on_objects():
 
 
 def test_cached_mixup_keeps_boxes_on_objects():
-    t = CachedMixUp(img_scale=(120, 160), ratio_range=(0.8, 1.2), pad_val=0,
+    t = CachedMixUp(img_scale=(160, 120), ratio_range=(0.8, 1.2), pad_val=0,  # (w, h)
                     max_cached_images=5)
     first = load([(40, 35, 44, 20, 30), (110, 40, 30, 16, -60)], label_offset=0)
     second_objects = [(60, 95, 50, 20, 0), (130, 98, 24, 24, 45)]  # below the first ones

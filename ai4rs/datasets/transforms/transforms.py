@@ -315,8 +315,10 @@ class RandomCrop(BaseTransform):
     horizontal boxes that still overlap it, rotated boxes whose centre is in it.
 
     Args:
-        crop_size (tuple): ``(h, w)``; absolute pixels, or ratios for the
-            relative crop types.
+        crop_size (tuple): ``(w, h)`` (mmdet's order) in absolute pixels for
+            'absolute', ratios for 'relative'; ``(min, max)`` pixels for
+            'absolute_range'; ``(h, w)`` minimum ratios for 'relative_range'
+            (also mmdet's order).
         crop_type (str): 'absolute' (default; the crop is ``min(crop, image)``),
             'absolute_range' (h, w drawn in [crop_size[0], crop_size[1]]),
             'relative' or 'relative_range'.
@@ -361,13 +363,13 @@ class RandomCrop(BaseTransform):
     def _get_crop_size(self, image_size: Tuple[int, int]) -> Tuple[int, int]:
         h, w = image_size
         if self.crop_type == 'absolute':
-            return min(self.crop_size[0], h), min(self.crop_size[1], w)
+            return min(self.crop_size[1], h), min(self.crop_size[0], w)
         if self.crop_type == 'absolute_range':
             crop_h = np.random.randint(min(h, self.crop_size[0]), min(h, self.crop_size[1]) + 1)
             crop_w = np.random.randint(min(w, self.crop_size[0]), min(w, self.crop_size[1]) + 1)
             return crop_h, crop_w
         if self.crop_type == 'relative':
-            crop_h, crop_w = self.crop_size
+            crop_w, crop_h = self.crop_size
         else:
             ratio = np.asarray(self.crop_size, dtype=np.float32)
             crop_h, crop_w = ratio + np.random.rand(2) * (1 - ratio)
@@ -565,7 +567,8 @@ class CachedMosaic(BaseTransform):
     the canvas are dropped.
 
     Args:
-        img_scale (tuple[int, int]): ``(h, w)`` of one mosaic cell. Defaults to (640, 640).
+        img_scale (tuple[int, int]): ``(w, h)`` of one mosaic cell (mmdet's order).
+            Defaults to (640, 640).
         center_ratio_range (tuple[float, float]): Defaults to (0.5, 1.5).
         bbox_clip_border (bool): clip boxes to the canvas. Defaults to True.
         pad_val (float): canvas fill value. Defaults to 114.
@@ -583,7 +586,7 @@ class CachedMosaic(BaseTransform):
                  max_cached_images: int = 40,
                  random_pop: bool = True) -> None:
         if not isinstance(img_scale, tuple):
-            raise TypeError(f'CachedMosaic: img_scale must be a tuple (h, w), got {img_scale!r}')
+            raise TypeError(f'CachedMosaic: img_scale must be a tuple (w, h), got {img_scale!r}')
         if not 0 <= prob <= 1:
             raise ValueError(f'CachedMosaic: prob must be in [0, 1], got {prob}')
         if max_cached_images < 4:
@@ -617,7 +620,7 @@ class CachedMosaic(BaseTransform):
         mix_results = [copy.deepcopy(self.results_cache[i])
                        for i in self.get_indexes(self.results_cache)]
 
-        scale_h, scale_w = self.img_scale
+        scale_w, scale_h = self.img_scale
         canvas_h, canvas_w = int(scale_h * 2), int(scale_w * 2)
         img0 = results['img']
         canvas_shape = (canvas_h, canvas_w) + tuple(img0.shape[2:])
@@ -674,7 +677,7 @@ class CachedMixUp(BaseTransform):
     it. Its boxes follow; all boxes not ``is_inside`` the image are dropped.
 
     Args:
-        img_scale (tuple[int, int]): ``(h, w)``. Defaults to (640, 640).
+        img_scale (tuple[int, int]): ``(w, h)`` (mmdet's order). Defaults to (640, 640).
         ratio_range (tuple[float, float]): scale jitter. Defaults to (0.5, 1.5).
         flip_ratio (float): Defaults to 0.5.
         pad_val (float | tuple): canvas fill value. Defaults to 114.
@@ -696,7 +699,7 @@ class CachedMixUp(BaseTransform):
                  random_pop: bool = True,
                  prob: float = 1.0) -> None:
         if not isinstance(img_scale, tuple):
-            raise TypeError(f'CachedMixUp: img_scale must be a tuple (h, w), got {img_scale!r}')
+            raise TypeError(f'CachedMixUp: img_scale must be a tuple (w, h), got {img_scale!r}')
         if max_cached_images < 2:
             raise ValueError(f'CachedMixUp: max_cached_images must be >= 2, '
                              f'got {max_cached_images}')
@@ -741,7 +744,7 @@ class CachedMixUp(BaseTransform):
         jit_factor = random.uniform(*self.ratio_range)
         is_flip = random.uniform(0, 1) > self.flip_ratio
 
-        dyn_h, dyn_w = self.dynamic_scale
+        dyn_w, dyn_h = self.dynamic_scale
         out_img = np.ones((dyn_h, dyn_w) + tuple(retrieve_img.shape[2:]),
                           dtype=retrieve_img.dtype) * np.asarray(self.pad_val)
         out_img = out_img.astype(retrieve_img.dtype)
