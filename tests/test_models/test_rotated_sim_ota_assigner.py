@@ -9,37 +9,23 @@ from ai4rs.models.task_modules import (
     MlvlPointGenerator,
     RBboxOverlaps2D,
     RotatedSimOTAAssigner,
-    rbox_inside_margin,
 )
 from ai4rs.ops import points_in_rboxes
 from ai4rs.registry import TASK_UTILS
 
 
-def test_inside_margin_hand_checked():
+def test_rotated_in_box_test_hand_checked():
+    """The assigner's in-box test (points_in_rboxes): strict, and rotated."""
     # a 8x4 box turned by 90 degrees: covers x in [8, 12], y in [6, 14]
     box = torch.tensor([[10., 10., 8., 4., math.pi / 2]])
     points = torch.tensor([[10., 13.], [13., 10.], [12., 10.], [10., 6.]])
-    margins = rbox_inside_margin(points, box)[:, 0]
-    torch.testing.assert_close(margins, torch.tensor([1., -1., 0., 0.]), atol=1e-5, rtol=0)
+    # inside; outside; on the boundary (x = 12, y = 6): outside
+    assert points_in_rboxes(points, box)[:, 0].tolist() == [True, False, False, False]
     # a 4x2 box at 45 degrees: (1.5, -0.9) is inside its axis-aligned
     # [-2, 2] x [-1, 1] extent but outside the rotated box; (1, 1) is inside
     box45 = torch.tensor([[0., 0., 4., 2., math.pi / 4]])
     pts = torch.tensor([[1., 1.], [1.5, -0.9]])
-    m = rbox_inside_margin(pts, box45)[:, 0]
-    assert m[0].item() == pytest.approx(2 - math.sqrt(2), abs=1e-6)
-    assert m[1] < 0
-
-
-def test_inside_margin_agrees_with_points_in_rboxes():
-    g = torch.Generator().manual_seed(0)
-    boxes = torch.cat([torch.rand(6, 2, generator=g) * 50, torch.rand(6, 2, generator=g) * 20 + 2,
-                       (torch.rand(6, 1, generator=g) - 0.5) * math.pi], dim=1)
-    points = torch.rand(300, 2, generator=g) * 60
-    margins = rbox_inside_margin(points, boxes)
-    inside = points_in_rboxes(points, boxes)
-    clear = margins.abs() > 1e-3  # away from the boundary the two tests must agree
-    assert torch.equal((margins > 0)[clear], inside[clear])
-    assert (margins > 0).any() and (margins < 0).any()
+    assert points_in_rboxes(pts, box45)[:, 0].tolist() == [True, False]
 
 
 def _grid_priors(size=64, stride=8):

@@ -1,8 +1,8 @@
 from .assign_result import AssignResult
 from .iou2d_calculator import RBboxOverlaps2D, clamp_rboxes
-from .rotated_sim_ota_assigner import RotatedSimOTAAssigner, rbox_inside_margin
+from .rotated_sim_ota_assigner import RotatedSimOTAAssigner, onehot_bce_cost
 
 __all__ = [
     'AssignResult', 'RBboxOverlaps2D', 'clamp_rboxes', 'RotatedSimOTAAssigner',
-    'rbox_inside_margin'
+    'onehot_bce_cost'
 ]

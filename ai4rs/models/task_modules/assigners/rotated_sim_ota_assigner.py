@@ -3,6 +3,7 @@ import torch
 from mmengine.structures import InstanceData
 from torch import Tensor
 
+from ai4rs.ops import points_in_rboxes
 from ai4rs.registry import TASK_UTILS
 from ai4rs.structures.bbox import get_box_tensor
 
@@ -10,29 +11,6 @@ from .assign_result import AssignResult
 
 INF = 100000.0
 EPS = 1.0e-7
-
-
-def rbox_inside_margin(points: Tensor, rboxes: Tensor) -> Tensor:
-    """Signed distance from each point to the nearest side of each rotated box.
-
-    The point is moved into the box frame, ``o = R(-t) (p - c)``, and the
-    margin is ``min(w/2 + o_x, w/2 - o_x, h/2 + o_y, h/2 - o_y)``: positive
-    strictly inside, 0 on the boundary, negative outside.
-
-    Args:
-        points (Tensor): (P, 2) as (x, y).
-        rboxes (Tensor): (N, 5) as (cx, cy, w, h, t), t in radians, clockwise.
-
-    Returns:
-        Tensor: (P, N) margins.
-    """
-    cos, sin = torch.cos(rboxes[:, 4]), torch.sin(rboxes[:, 4])
-    dx = points[:, None, 0] - rboxes[None, :, 0]
-    dy = points[:, None, 1] - rboxes[None, :, 1]
-    ox = cos * dx + sin * dy
-    oy = -sin * dx + cos * dy
-    half_w, half_h = rboxes[None, :, 2] / 2, rboxes[None, :, 3] / 2
-    return torch.stack([half_w + ox, half_w - ox, half_h + oy, half_h - oy], dim=-1).amin(-1)
 
 
 def onehot_bce_cost(scores: Tensor, labels: Tensor) -> Tensor:
@@ -161,7 +139,7 @@ class RotatedSimOTAAssigner:
             tuple: (P,) bool, priors inside any box or any centre square;
             (num_candidates, G) bool, inside that box and its centre square.
         """
-        is_in_gts = rbox_inside_margin(priors[:, :2], gt_bboxes) > 0
+        is_in_gts = points_in_rboxes(priors[:, :2], gt_bboxes)  # strict, rotated
         # axis-aligned centre square, not rotated (as upstream)
         radius_x = self.center_radius * priors[:, 2:3]
         radius_y = self.center_radius * priors[:, 3:4]
@@ -191,9 +169,13 @@ class RotatedSimOTAAssigner:
         candidate_topk = min(self.candidate_topk, pairwise_ious.size(0))
         topk_ious, _ = torch.topk(pairwise_ious, candidate_topk, dim=0)
         dynamic_ks = torch.clamp(topk_ious.sum(0).int(), min=1)
-        for gt_idx in range(num_gt):
-            _, pos_idx = torch.topk(cost[:, gt_idx], k=int(dynamic_ks[gt_idx]), largest=False)
-            matching_matrix[pos_idx, gt_idx] = 1
+        # each GT takes its k lowest-cost candidates: one topk for the largest k,
+        # then the first k rows of each column (no per-GT loop, no per-GT sync)
+        max_k = int(dynamic_ks.max())
+        _, pos_idx = torch.topk(cost, k=max_k, dim=0, largest=False)  # (max_k, G)
+        take = torch.arange(max_k, device=cost.device)[:, None] < dynamic_ks[None]
+        gt_cols = torch.arange(num_gt, device=cost.device).expand(max_k, -1)
+        matching_matrix[pos_idx[take], gt_cols[take]] = 1
         multiple = matching_matrix.sum(1) > 1
         if multiple.any():
             cost_argmin = cost[multiple].argmin(dim=1)
