@@ -159,7 +159,7 @@ def box_iou_rotated(bboxes1: Tensor,
         Tensor: (N, M), or (N,) when ``aligned``, in the promoted input dtype. Pairs where
         either box has an area below 1e-14 give 0 (never NaN); disjoint or touching boxes
         give 0. Gradients flow to both inputs. On the CPU the forward pass uses at most
-        :func:`ai4rs.ops.set_cpu_threads` threads (1 by default).
+        :func:`ai4rs.ops.set_cpu_threads` threads (torch's setting by default).
     """
     if mode not in ('iou', 'iof'):
         raise ValueError(f"mode must be 'iou' or 'iof', but got {mode!r}")

@@ -9,20 +9,23 @@ from typing import Iterator, Optional, Tuple
 import torch
 from torch import Tensor
 
-# Intra-op CPU threads used inside the ops; None leaves torch's setting alone.
-_CPU_THREADS: Optional[int] = 1
+# Intra-op CPU threads used inside the ops; None (default) leaves torch's setting alone.
+_CPU_THREADS: Optional[int] = None
 _OPENMP = 'OpenMP' in torch.__config__.parallel_info()
 
 
 def set_cpu_threads(num: Optional[int]) -> None:
-    """Set how many intra-op CPU threads ai4rs's ops may use (default 1; None = torch's).
+    """Set how many intra-op CPU threads ai4rs's ops may use (default None = torch's).
 
     The ops are sequences of hundreds of medium-sized vectorised steps. With several
     threads every step ends at an OpenMP barrier; on a machine whose cores are shared with
-    other busy processes a descheduled worker stalls each barrier for a scheduler slice, and
-    the ops ran 20-45x slower with 2 threads than with 1 in such conditions, while on an
-    idle machine extra threads gain less than 2x. mmcv's and shapely's CPU kernels are
-    single-threaded too. Results never depend on this setting.
+    other busy processes a descheduled worker stalls each barrier, and a standalone call
+    measured 20-45x slower with 2 threads than with 1 in such conditions. A cap is applied
+    by switching torch's thread count around each call, a process-wide change: inside a
+    training loop with two processes on two cores that switching itself made training
+    about 15x slower, so the ops do not cap by default. ``set_cpu_threads(1)`` suits a
+    process that calls the ops alone on a loaded machine (e.g. offline evaluation).
+    Results never depend on this setting.
     """
     if num is not None and (not isinstance(num, int) or num < 1):
         raise ValueError(f'num must be None or a positive int, but got {num!r}')

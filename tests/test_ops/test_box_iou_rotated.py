@@ -204,12 +204,12 @@ def test_cpu_thread_cap_changes_nothing_but_speed():
     b1 = torch.from_numpy(random_rboxes(rng, 40, span=40))
     b2 = torch.from_numpy(random_rboxes(rng, 30, span=40))
     threads = torch.get_num_threads()
-    capped = box_iou_rotated(b1, b2)
-    assert torch.get_num_threads() == threads
+    uncapped = box_iou_rotated(b1, b2)
     try:
-        set_cpu_threads(None)
-        assert torch.equal(box_iou_rotated(b1, b2), capped)
+        set_cpu_threads(1)
+        assert torch.equal(box_iou_rotated(b1, b2), uncapped)
+        assert torch.get_num_threads() == threads  # restored after the call
         with pytest.raises(ValueError):
             set_cpu_threads(0)
     finally:
-        set_cpu_threads(1)
+        set_cpu_threads(None)

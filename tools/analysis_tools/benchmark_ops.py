@@ -69,15 +69,14 @@ def devices() -> List[str]:
 
 
 def use_threads(threads: int) -> None:
-    """Let torch and the ai4rs ops use ``threads`` CPU threads (the ops default to 1)."""
+    """Let torch and the ai4rs ops use ``threads`` CPU threads."""
     torch.set_num_threads(threads)
     set_cpu_threads(threads)
 
 
 def configurations(args) -> List[tuple]:
     """(label, device, cpu threads) for every timing of the ai4rs ops."""
-    confs = [(f'cpu, {t} thread{"s" if t > 1 else " (default)"}', 'cpu', t)
-             for t in args.threads]
+    confs = [(f'cpu, {t} thread{"s" if t > 1 else ""}', 'cpu', t) for t in args.threads]
     if torch.cuda.is_available():
         confs.append(('cuda', 'cuda', args.threads[-1]))
     return confs
@@ -345,8 +344,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='run only this section (repeatable)')
     parser.add_argument('--repeat', type=int, default=5, help='timed runs per measurement')
     parser.add_argument('--threads', type=int, nargs='+', default=None,
-                        help='CPU thread counts to time the ai4rs ops with (default: 1, the '
-                        "ops' own default, and all cores; see ai4rs.ops.set_cpu_threads)")
+                        help='CPU thread counts to time the ai4rs ops with (default: 1 and all '
+                        'cores; see ai4rs.ops.set_cpu_threads)')
     parser.add_argument('--skip-shapely', action='store_true', help='skip shapely references')
     parser.add_argument('--iou-boxes', type=int, default=1500)
     parser.add_argument('--nms-boxes', type=int, default=5000)
@@ -372,7 +371,7 @@ def main(argv=None) -> None:
     for name in args.only or list(BENCHMARKS):
         BENCHMARKS[name](args)
         use_threads(default_threads)
-        set_cpu_threads(1)
+        set_cpu_threads(None)
 
 
 if __name__ == '__main__':
