@@ -6,13 +6,9 @@ import torch
 from mmengine.logging import MessageHub
 from mmengine.structures import InstanceData
 
-from ai4rs.models.data_preprocessors import (
-    BatchSyncRandomResize,
-    DetDataPreprocessor,
-    rescale_boxes,
-)
+from ai4rs.models.data_preprocessors import BatchSyncRandomResize, DetDataPreprocessor
 from ai4rs.structures import DetDataSample
-from ai4rs.structures.bbox import RotatedBoxes
+from ai4rs.structures.bbox import RotatedBoxes, scale_boxes
 
 
 def corners(rboxes: torch.Tensor) -> torch.Tensor:
@@ -75,7 +71,7 @@ def test_preprocessor_keeps_raw_pixels_without_mean_std():
 def test_rescale_rboxes_against_scaled_corners(sx, sy):
     scaled_corners = corners(RBOXES) * torch.tensor([sx, sy])
     for boxes in (RBOXES.clone(), RotatedBoxes(RBOXES.clone())):
-        result = rescale_boxes(boxes, sx, sy)
+        result = scale_boxes(boxes, (sx, sy))
         result = result if isinstance(result, torch.Tensor) else result.tensor
         # the centre is the centre of the scaled corners
         torch.testing.assert_close(result[:, :2], scaled_corners.mean(1))
@@ -98,12 +94,12 @@ def test_rescale_rboxes_against_scaled_corners(sx, sy):
 
 def test_rescale_other_box_formats():
     hbox = torch.tensor([[1., 2., 3., 4.]])
-    torch.testing.assert_close(rescale_boxes(hbox, 2., 3.), torch.tensor([[2., 6., 6., 12.]]))
+    torch.testing.assert_close(scale_boxes(hbox, (2., 3.)), torch.tensor([[2., 6., 6., 12.]]))
     qbox = torch.arange(8.).view(1, 8)
-    torch.testing.assert_close(rescale_boxes(qbox, 2., 3.),
+    torch.testing.assert_close(scale_boxes(qbox, (2., 3.)),
                                qbox * torch.tensor([2., 3.] * 4))
     with pytest.raises(ValueError, match='columns'):
-        rescale_boxes(torch.zeros(1, 6), 2., 2.)
+        scale_boxes(torch.zeros(1, 6), (2., 2.))
 
 
 def test_batch_sync_random_resize_rescales_rboxes():

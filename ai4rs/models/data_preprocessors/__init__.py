@@ -1,3 +1,3 @@
-from .data_preprocessor import BatchSyncRandomResize, DetDataPreprocessor, rescale_boxes
+from .data_preprocessor import BatchSyncRandomResize, DetDataPreprocessor
 
-__all__ = ['DetDataPreprocessor', 'BatchSyncRandomResize', 'rescale_boxes']
+__all__ = ['DetDataPreprocessor', 'BatchSyncRandomResize']

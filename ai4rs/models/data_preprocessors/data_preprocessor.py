@@ -13,7 +13,7 @@ from mmengine.utils import is_seq_of
 from torch import Tensor, nn
 
 from ai4rs.registry import MODELS
-from ai4rs.structures.bbox import RotatedBoxes
+from ai4rs.structures.bbox import scale_boxes
 
 from ..utils import samplelist_boxtype2tensor
 
@@ -94,30 +94,6 @@ class DetDataPreprocessor(ImgDataPreprocessor):
                         f'Tensors, got {type(inputs)}')
 
 
-def rescale_boxes(boxes, scale_x: float, scale_y: float):
-    """Boxes of an image resized by (scale_x, scale_y), in their own format.
-
-    Box objects use their ``rescale_``. Tensors are told apart by their width:
-    4 = (x1, y1, x2, y2), 8 = (x1, y1, ..., x4, y4), 5 = (cx, cy, w, h, t)
-    rotated boxes, rescaled by ``RotatedBoxes.rescale_``: the centre is
-    scaled, w and h become the lengths of the scaled edges, and the angle
-    follows the scaled h edge. Exact (the scaled corners) for isotropic
-    scales; an anisotropic scale makes a parallelogram, approximated so.
-    """
-    if not isinstance(boxes, Tensor):
-        boxes.rescale_((scale_x, scale_y))
-        return boxes
-    dim = boxes.size(-1)
-    if dim in (4, 8):
-        factors = boxes.new_tensor([scale_x, scale_y] * (dim // 2))
-        return boxes * factors
-    if dim == 5:
-        rboxes = RotatedBoxes(boxes.clone())
-        rboxes.rescale_((scale_x, scale_y))
-        return rboxes.tensor
-    raise ValueError(f'rescale_boxes: boxes must have 4, 5 or 8 columns, got {tuple(boxes.shape)}')
-
-
 @MODELS.register_module()
 class BatchSyncRandomResize(nn.Module):
     """Resize a whole batch to a random size drawn every ``interval`` iterations.
@@ -127,7 +103,8 @@ class BatchSyncRandomResize(nn.Module):
     ``(lo, hi) = round(random_size_range / size_divisor)``, and the width
     keeps the batch's aspect ratio. The first call keeps the input size.
 
-    Boxes are rescaled in their own format (see :func:`rescale_boxes`).
+    Boxes are rescaled in their own format (see
+    :func:`ai4rs.structures.bbox.scale_boxes`).
     Upstream (mmdet) multiplies every even column by sx and every odd column
     by sy, which for rotated boxes wrongly scales (cx, w, angle) by sx and
     (cy, h) by sy; this implementation scales rotated boxes correctly.
@@ -169,7 +146,7 @@ class BatchSyncRandomResize(nn.Module):
                 for key in ('gt_instances', 'ignored_instances'):
                     instances = data_sample.get(key, None)
                     if instances is not None and 'bboxes' in instances:
-                        instances.bboxes = rescale_boxes(instances.bboxes, scale_x, scale_y)
+                        instances.bboxes = scale_boxes(instances.bboxes, (scale_x, scale_y))
         iteration = MessageHub.get_current_instance().get_info('iter')
         if ((iteration or 0) + 1) % self._interval == 0:
             self._input_size = self._get_random_size(aspect_ratio=float(w / h),

@@ -226,9 +226,26 @@ def get_box_wh(boxes) -> Tuple[Tensor, Tensor]:
 
 
 def scale_boxes(boxes, scale_factor: Tuple[float, float]):
-    """Rescale box objects (in place, returned) or (..., 4) xyxy tensors by ``(sx, sy)``."""
+    """Boxes of an image resized by ``(sx, sy)``, in their own format.
+
+    Box objects use their ``rescale_`` (in place, returned). Tensors are told
+    apart by their width: 4 = (x1, y1, x2, y2) and 8 = (x1, y1, ..., x4, y4)
+    are multiplied; 5 = (cx, cy, w, h, t) rotated boxes go through
+    ``RotatedBoxes.rescale_``: the centre is scaled, w and h become the
+    lengths of the scaled edges, and the angle follows the scaled h edge.
+    Exact (the scaled corners) for isotropic scales; an anisotropic scale
+    makes a parallelogram, approximated so.
+    """
     from .base_boxes import BaseBoxes
     if isinstance(boxes, BaseBoxes):
         boxes.rescale_(scale_factor)
         return boxes
-    return boxes * boxes.new_tensor(scale_factor).repeat(boxes.size(-1) // 2)
+    dim = boxes.size(-1)
+    if dim in (4, 8):
+        return boxes * boxes.new_tensor(list(scale_factor) * (dim // 2))
+    if dim == 5:
+        from .rotated_boxes import RotatedBoxes
+        rboxes = RotatedBoxes(boxes.clone())
+        rboxes.rescale_(scale_factor)
+        return rboxes.tensor
+    raise ValueError(f'scale_boxes: boxes must have 4, 5 or 8 columns, got {tuple(boxes.shape)}')
