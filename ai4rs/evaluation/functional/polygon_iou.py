@@ -18,6 +18,8 @@ from typing import Tuple
 
 import numpy as np
 
+from ai4rs.ops.nms import greedy_from_edges
+
 # pairs processed per vectorised block (bounds the temporary (chunk, 24, 2) arrays)
 _CHUNK = 65536
 
@@ -249,14 +251,6 @@ def polygon_nms(polys: np.ndarray, scores: np.ndarray, iou_thr: float) -> np.nda
     i, j = i[sel], j[sel]
     over = polygon_iou_aligned(polys[i], polys[j]) > iou_thr
     i, j = i[over], j[over]
-    by_i = np.argsort(i, kind='stable')
-    i, j = i[by_i], j[by_i]
-    starts = np.searchsorted(i, np.arange(len(polys) + 1))
-    suppressed = np.zeros(len(polys), dtype=bool)
-    keep = []
-    for k in order:
-        if suppressed[k]:
-            continue
-        keep.append(k)
-        suppressed[j[starts[k]:starts[k + 1]]] = True
-    return np.asarray(keep, dtype=np.int64)
+    # the same greedy walk as the rotated NMS, on ranks
+    kept_ranks = greedy_from_edges(rank[i], rank[j], len(polys))
+    return order[kept_ranks].astype(np.int64)
