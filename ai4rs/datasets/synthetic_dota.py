@@ -20,6 +20,9 @@ import os.path as osp
 
 import cv2
 import numpy as np
+import torch
+
+from ai4rs.structures.bbox import rbox_corners
 
 CLASSES = ('vehicle', 'pool', 'court')
 PALETTE = [(220, 60, 60), (60, 120, 230), (60, 200, 90)]
@@ -32,13 +35,10 @@ _SHAPES = {
 }
 
 
-def rbox_corners(cx, cy, w, h, theta):
-    """Corners (4, 2) of a rotated box (theta in radians, clockwise in image coordinates)."""
-    c, s = math.cos(theta), math.sin(theta)
-    v1 = np.array([w / 2 * c, w / 2 * s])
-    v2 = np.array([-h / 2 * s, h / 2 * c])
-    ctr = np.array([cx, cy])
-    return np.stack([ctr + v1 + v2, ctr + v1 - v2, ctr - v1 - v2, ctr - v1 + v2])
+def _corners(cx, cy, w, h, theta):
+    """Corners (4, 2) of one rotated box, by :func:`ai4rs.structures.bbox.rbox_corners`."""
+    box = torch.tensor([cx, cy, w, h, theta], dtype=torch.float64)
+    return rbox_corners(box).numpy()
 
 
 def _background(rng, size):
@@ -58,18 +58,18 @@ def _draw_object(img, name, cx, cy, w, h, theta, rng):
     jitter = rng.uniform(-20, 20, size=3)
     if name == 'vehicle':
         color = np.clip(np.array([60, 60, 220]) + jitter, 0, 255)  # BGR red body
-        _fill(img, rbox_corners(cx, cy, w, h, theta), color.tolist())
+        _fill(img, _corners(cx, cy, w, h, theta), color.tolist())
         # windscreen at the front quarter
         fx, fy = cx + 0.3 * w * math.cos(theta), cy + 0.3 * w * math.sin(theta)
-        _fill(img, rbox_corners(fx, fy, 0.15 * w, 0.8 * h, theta), (30, 30, 30))
+        _fill(img, _corners(fx, fy, 0.15 * w, 0.8 * h, theta), (30, 30, 30))
     elif name == 'pool':
-        _fill(img, rbox_corners(cx, cy, w, h, theta), (235, 235, 235))
+        _fill(img, _corners(cx, cy, w, h, theta), (235, 235, 235))
         color = np.clip(np.array([230, 140, 50]) + jitter, 0, 255)  # BGR blue water
-        _fill(img, rbox_corners(cx, cy, 0.8 * w, 0.8 * h, theta), color.tolist())
+        _fill(img, _corners(cx, cy, 0.8 * w, 0.8 * h, theta), color.tolist())
     else:
         color = np.clip(np.array([70, 170, 60]) + jitter, 0, 255)  # BGR green
-        _fill(img, rbox_corners(cx, cy, w, h, theta), color.tolist())
-        _fill(img, rbox_corners(cx, cy, 0.06 * w, 0.9 * h, theta), (250, 250, 250))
+        _fill(img, _corners(cx, cy, w, h, theta), color.tolist())
+        _fill(img, _corners(cx, cy, 0.06 * w, 0.9 * h, theta), (250, 250, 250))
 
 
 def _sample_objects(rng, size, num_objects, margin=4):
@@ -106,7 +106,7 @@ def make_image(rng, size=256, num_objects=(3, 8)):
 def _label_lines(objects):
     lines = ['imagesource:ai4rs-synthetic', 'gsd:null']
     for name, cx, cy, w, h, theta in objects:
-        pts = rbox_corners(cx, cy, w, h, theta).reshape(-1)
+        pts = _corners(cx, cy, w, h, theta).reshape(-1)
         lines.append(' '.join(f'{v:.1f}' for v in pts) + f' {name} 0')
     return lines
 

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ai4rs.datasets.synthetic_dota import CLASSES, generate_dataset, rbox_corners
+from ai4rs.datasets.synthetic_dota import CLASSES, _corners, generate_dataset
 from tests.conftest import REPO_ROOT, run_cmd
 
 
@@ -50,9 +50,9 @@ def test_generator_is_deterministic_and_matches_its_labels(tmp_path):
 
 def test_rbox_corners_convention():
     # theta = 0: w along x; theta = +90 deg (clockwise in image coordinates): w along +y
-    c0 = rbox_corners(10, 20, 4, 2, 0.0)
+    c0 = _corners(10, 20, 4, 2, 0.0)
     assert np.allclose(c0, [[12, 21], [12, 19], [8, 19], [8, 21]])
-    c90 = rbox_corners(10, 20, 4, 2, np.pi / 2)
+    c90 = _corners(10, 20, 4, 2, np.pi / 2)
     assert np.allclose(c90, [[9, 22], [11, 22], [11, 18], [9, 18]])
 
 
