@@ -1,5 +1,9 @@
 """ai4rs: oriented and open-vocabulary object detection in pure PyTorch."""
-from .utils.version_check import check_dependencies
+from ._threads import apply_omp_wait_policy
+
+apply_omp_wait_policy()  # before torch is imported, when it is not yet
+
+from .utils.version_check import check_dependencies  # noqa: E402
 
 check_dependencies()
 

@@ -1,0 +1,33 @@
+"""ai4rs's OpenMP threading policy, applied on import, before torch loads.
+
+PyTorch's CPU kernels run on an OpenMP thread pool whose idle threads, by default, spin for a
+while before sleeping. On a machine whose cores are shared (dataloader workers, other jobs,
+a CI runner) the spinning threads steal the cores the working ones need: measured on a 2-core
+machine under load, a 2-thread ``box_iou_rotated`` took 2-3x longer than the 1-thread one, and
+with ``OMP_WAIT_POLICY=PASSIVE`` (idle threads sleep) about as long as the 1-thread one (see
+``tools/analysis_tools/benchmark_load.py``). So ai4rs sets ``OMP_WAIT_POLICY=PASSIVE`` unless:
+
+- the user set ``OMP_WAIT_POLICY`` themselves (theirs wins), or
+- ``AI4RS_OMP_WAIT_POLICY=unset`` is in the environment (leave OpenMP's default), or
+- torch was imported before ai4rs (OpenMP reads the variable once, when torch loads it; the
+  tools import ai4rs first for this reason).
+
+Child processes (dataloader workers, torchrun workers) inherit the setting through the
+environment. This module must not import torch.
+"""
+import os
+import sys
+
+
+def apply_omp_wait_policy() -> bool:
+    """Set ``OMP_WAIT_POLICY=PASSIVE`` when allowed (see the module docstring).
+
+    Returns:
+        bool: whether this call set the variable.
+    """
+    if os.environ.get('AI4RS_OMP_WAIT_POLICY', '').lower() == 'unset':
+        return False
+    if 'OMP_WAIT_POLICY' in os.environ or 'torch' in sys.modules:
+        return False
+    os.environ['OMP_WAIT_POLICY'] = 'PASSIVE'
+    return True
