@@ -211,6 +211,12 @@ def test_backbone_without_text_model():
                                       with_text_model=False)
     assert backbone.text_model is None
     assert not any(k.startswith('text_model') for k in backbone.state_dict())
+    # built from a config as upstream writes it
+    built = MODELS.build(dict(type='MultiModalYOLOBackbone',
+                              image_model=image_model_cfg(0.33, 0.125, 1024),
+                              text_model=dict(type='TinyTextModelForImageSideTests')))
+    assert isinstance(built.image_model, YOLOv8CSPDarknet)
+    assert isinstance(built.text_model, TinyTextModel)
     # texts None: image features only
     with_text = tiny_side()
     assert with_text.backbone(torch.rand(1, 3, 64, 64), None)[1] is None
@@ -460,3 +466,17 @@ def test_dual_pafpn_v1():
     with torch.no_grad():
         outs = neck(feats, torch.randn(2, 3, TEXT_DIM))
     assert [tuple(o.shape) for o in outs] == [(2, 32, 8, 8), (2, 64, 4, 4), (2, 128, 2, 2)]
+
+
+def test_backbone_plugins_follow_upstream_format():
+    plugin = dict(cfg=dict(type='ContextBlock', ratio=1. / 4),
+                  stages=(False, False, True, True))
+    model = YOLOv8CSPDarknet(deepen_factor=0.33, widen_factor=0.125, plugins=[plugin]).eval()
+    assert [len(getattr(model, f'stage{i}')) for i in range(1, 5)] == [2, 2, 3, 4]
+    assert type(model.stage4[3]).__name__ == 'ContextBlock'
+    assert model.stage3[2].in_channels == 64
+    with torch.no_grad():
+        outs = model(torch.rand(1, 3, 64, 64))
+    assert [tuple(o.shape) for o in outs] == [(1, 32, 8, 8), (1, 64, 4, 4), (1, 128, 2, 2)]
+    with pytest.raises(ValueError, match='4 entries'):
+        YOLOv8CSPDarknet(widen_factor=0.125, plugins=[dict(plugin, stages=(True,))])
