@@ -21,6 +21,8 @@ from ai4rs.models.layers import (
     ImagePoolingAttentionModule,
     MaxSigmoidAttnBlock,
     MaxSigmoidCSPLayerWithTwoConv,
+    RepConvMaxSigmoidAttnBlock,
+    RepConvMaxSigmoidCSPLayerWithTwoConv,
     SPPFBottleneck,
     YOLOv8DarknetBottleneck,
 )
@@ -480,3 +482,27 @@ def test_backbone_plugins_follow_upstream_format():
     assert [tuple(o.shape) for o in outs] == [(1, 32, 8, 8), (1, 64, 4, 4), (1, 128, 2, 2)]
     with pytest.raises(ValueError, match='4 entries'):
         YOLOv8CSPDarknet(widen_factor=0.125, plugins=[dict(plugin, stages=(True,))])
+
+
+def test_rep_conv_block_equals_max_sigmoid_block_with_baked_texts():
+    """Upstream's reparameterization (guide_convs[m] = head m of guide_fc(texts)) keeps
+    the output of the text-guided block for that vocabulary."""
+    torch.manual_seed(0)
+    block = MaxSigmoidAttnBlock(8, 8, guide_channels=5, embed_channels=8, num_heads=2).eval()
+    rep = RepConvMaxSigmoidAttnBlock(8, 8, embed_channels=8, guide_channels=3,
+                                     num_heads=2).eval()
+    texts = torch.randn(3, 5)
+    with torch.no_grad():
+        block.bias.copy_(torch.tensor([0.4, -0.1]))
+        guide = texts @ block.guide_fc.weight.T + block.guide_fc.bias
+        state = {k: v for k, v in block.state_dict().items() if not k.startswith('guide_fc')}
+        for m, part in enumerate(guide.split(4, dim=1)):
+            state[f'guide_convs.{m}.weight'] = part[:, :, None, None]
+        rep.load_state_dict(state, strict=True)
+        x = torch.randn(2, 8, 3, 3)
+        torch.testing.assert_close(rep(x), block(x, texts.expand(2, 3, 5)),
+                                   rtol=1e-5, atol=1e-6)
+    layer = RepConvMaxSigmoidCSPLayerWithTwoConv(16, 16, guide_channels=80, embed_channels=8,
+                                                 num_heads=2)
+    assert [c.weight.shape for c in layer.attn_block.guide_convs] == [(80, 4, 1, 1)] * 2
+    assert layer(torch.rand(1, 16, 4, 4)).shape == (1, 16, 4, 4)

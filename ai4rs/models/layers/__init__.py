@@ -9,6 +9,8 @@ from .yolo_bricks import (  # noqa: E402
     ImagePoolingAttentionModule,
     MaxSigmoidAttnBlock,
     MaxSigmoidCSPLayerWithTwoConv,
+    RepConvMaxSigmoidAttnBlock,
+    RepConvMaxSigmoidCSPLayerWithTwoConv,
     SPPFBottleneck,
     VanillaSigmoidBlock,
     YOLOv8DarknetBottleneck,
@@ -17,6 +19,7 @@ from .yolo_bricks import (  # noqa: E402
 
 __all__ += [
     'CSPLayerWithTwoConv', 'EfficientCSPLayerWithTwoConv', 'ImagePoolingAttentionModule',
-    'MaxSigmoidAttnBlock', 'MaxSigmoidCSPLayerWithTwoConv', 'SPPFBottleneck',
-    'VanillaSigmoidBlock', 'YOLOv8DarknetBottleneck', 'max_sigmoid_attention'
+    'MaxSigmoidAttnBlock', 'MaxSigmoidCSPLayerWithTwoConv', 'RepConvMaxSigmoidAttnBlock',
+    'RepConvMaxSigmoidCSPLayerWithTwoConv', 'SPPFBottleneck', 'VanillaSigmoidBlock',
+    'YOLOv8DarknetBottleneck', 'max_sigmoid_attention'
 ]

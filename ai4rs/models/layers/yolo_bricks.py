@@ -319,6 +319,93 @@ class MaxSigmoidCSPLayerWithTwoConv(CSPLayerWithTwoConv):
 
 
 @MODELS.register_module()
+class RepConvMaxSigmoidAttnBlock(BaseModule):
+    """:class:`MaxSigmoidAttnBlock` with a fixed vocabulary baked into 1x1 convs
+    (YOLO-World's reparameterized VL-PAN, ``--conv-neck``).
+
+    ``guide_convs[m]`` (Conv2d embed_channels / num_heads -> guide_channels, no bias)
+    holds head m of ``guide_fc(texts)`` for ``guide_channels`` fixed texts, so the
+    attention of head m is ``sigmoid(max_k guide_convs[m](embed_m)[k] / sqrt(out_channels
+    / num_heads) + bias[m])``; the ``guide`` argument of ``forward`` is ignored.
+    Upstream's ``tools/reparameterize_yoloworld.py`` writes ``guide_convs.{m}.weight``
+    = ``(texts @ guide_fc.weight.T + guide_fc.bias)[:, m*c:(m+1)*c, None, None]``.
+    Same arguments as :class:`MaxSigmoidAttnBlock`, with ``guide_channels`` = number
+    of baked texts.
+
+    Shapes: x (B, in_channels, H, W) -> (B, out_channels, H, W).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, embed_channels: int,
+                 guide_channels: int, kernel_size: int = 3, padding: int = 1,
+                 num_heads: int = 1, use_depthwise: bool = False, with_scale: bool = False,
+                 conv_cfg: dict | None = None, norm_cfg: dict = YOLO_NORM_CFG,
+                 init_cfg: dict | None = None, use_einsum: bool = True) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if out_channels % num_heads or embed_channels % num_heads:
+            raise ValueError(f'RepConvMaxSigmoidAttnBlock: out_channels ({out_channels}) and '
+                             f'embed_channels ({embed_channels}) must be divisible by '
+                             f'num_heads ({num_heads})')
+        conv = DepthwiseSeparableConvModule if use_depthwise else ConvModule
+        self.num_heads = num_heads
+        self.head_channels = out_channels // num_heads
+        self.use_einsum = use_einsum
+        self.embed_conv = ConvModule(
+            in_channels, embed_channels, 1, conv_cfg=conv_cfg, norm_cfg=norm_cfg,
+            act_cfg=None) if embed_channels != in_channels else None
+        self.bias = nn.Parameter(torch.zeros(num_heads))
+        self.split_channels = embed_channels // num_heads
+        self.guide_convs = nn.ModuleList(
+            nn.Conv2d(self.split_channels, guide_channels, 1, bias=False)
+            for _ in range(num_heads))
+        self.project_conv = conv(in_channels, out_channels, kernel_size, stride=1,
+                                 padding=padding, conv_cfg=conv_cfg, norm_cfg=norm_cfg,
+                                 act_cfg=None)
+
+    def forward(self, x: Tensor, txt_feats: Tensor | None = None) -> Tensor:
+        batch, _, height, width = x.shape
+        embed = self.embed_conv(x) if self.embed_conv is not None else x
+        heads = embed.split(self.split_channels, 1)
+        # (B, M, K, H, W): every head's similarity to each baked text
+        weight = torch.stack([conv(e) for conv, e in zip(self.guide_convs, heads)], dim=1)
+        weight = weight.max(dim=2)[0] / (self.head_channels**0.5)
+        weight = (weight + self.bias.view(1, -1, 1, 1)).sigmoid()
+        out = self.project_conv(x).view(batch, self.num_heads, -1, height, width)
+        return (out * weight[:, :, None]).view(batch, -1, height, width)
+
+
+@MODELS.register_module()
+class RepConvMaxSigmoidCSPLayerWithTwoConv(CSPLayerWithTwoConv):
+    """:class:`MaxSigmoidCSPLayerWithTwoConv` whose ``attn_block`` is a
+    :class:`RepConvMaxSigmoidAttnBlock` (vocabulary baked in; ``guide`` ignored).
+
+    Same arguments as :class:`MaxSigmoidCSPLayerWithTwoConv`.
+
+    Shapes: x (B, in_channels, H, W) -> (B, out_channels, H, W).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, guide_channels: int,
+                 embed_channels: int, num_heads: int = 1, expand_ratio: float = 0.5,
+                 num_blocks: int = 1, with_scale: bool = False, add_identity: bool = True,
+                 conv_cfg: dict | None = None, norm_cfg: dict = YOLO_NORM_CFG,
+                 act_cfg: dict = YOLO_ACT_CFG, init_cfg: dict | None = None,
+                 use_einsum: bool = True) -> None:
+        super().__init__(in_channels, out_channels, expand_ratio=expand_ratio,
+                         num_blocks=num_blocks, add_identity=add_identity, conv_cfg=conv_cfg,
+                         norm_cfg=norm_cfg, act_cfg=act_cfg, init_cfg=init_cfg)
+        self.final_conv = ConvModule((3 + num_blocks) * self.mid_channels, out_channels, 1,
+                                     conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
+        self.attn_block = RepConvMaxSigmoidAttnBlock(
+            self.mid_channels, self.mid_channels, embed_channels=embed_channels,
+            guide_channels=guide_channels, num_heads=num_heads, with_scale=with_scale,
+            conv_cfg=conv_cfg, norm_cfg=norm_cfg, use_einsum=use_einsum)
+
+    def forward(self, x: Tensor, guide: Tensor | None = None) -> Tensor:
+        chunks = self._chunks(x)
+        chunks.append(self.attn_block(chunks[-1], guide))
+        return self.final_conv(torch.cat(chunks, 1))
+
+
+@MODELS.register_module()
 class VanillaSigmoidBlock(BaseModule):
     """The attention block of YOLO-World's efficient neck: ``project_conv`` only.
 
