@@ -1,3 +1,7 @@
 from .csp_darknet import CSPDarknet, Focus
 
 __all__ = ['CSPDarknet', 'Focus']
+from .mm_backbone import MultiModalYOLOBackbone  # noqa: E402
+from .yolov8_csp_darknet import YOLOv8CSPDarknet  # noqa: E402
+
+__all__ += ['MultiModalYOLOBackbone', 'YOLOv8CSPDarknet']
