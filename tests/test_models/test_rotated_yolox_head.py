@@ -82,8 +82,8 @@ def test_targets_and_losses_with_objects(tiny_yolox):
     # targets of one image, through the head's own helper
     feats = tiny_yolox.extract_feat(_image_with_boxes(BOXES))
     cls_scores, bbox_preds, angle_preds, objectnesses = head(feats)
-    priors = head._flat_priors(cls_scores)
-    flat = head._flatten
+    priors = head.flat_priors(cls_scores)
+    flat = head.flatten_levels
     decoded = head._bbox_decode(priors, flat(bbox_preds, 4), flat(angle_preds, 1))[0]
     head.use_l1 = True
     fg, cls_t, obj_t, bbox_t, l1_t, num_pos = head._get_targets_single(
@@ -188,22 +188,55 @@ def test_predict_decodes_thresholds_and_nms():
     torch.testing.assert_close(res.bboxes.tensor[1], expected)
 
 
+def _edges(cx, cy, w, h, t):
+    """Centre, width-edge and height-edge vectors of a rotated box (clockwise angle, y down)."""
+    return ((cx, cy), (w * math.cos(t), w * math.sin(t)), (-h * math.sin(t), h * math.cos(t)))
+
+
 def test_predict_rescale_and_no_nms():
     head = _head()
     cls, bbox, angle, obj = _head_outputs()
     cls[0][0, 0, 1, 2] = 5.0
     bbox[0][0, :, 1, 2] = torch.tensor([0.5, 0.25, math.log(3.), math.log(1.5)])
     angle[0][0, 0, 1, 2] = 0.3
+    # decoded in the network input: (20, 10, 24, 12, 0.3); the input was the original image
+    # scaled by (sx, sy) = (2, 0.5), so the original image is the input scaled by (1/2, 2)
     res = head.predict_by_feat(cls, bbox, angle, obj, rescale=True,
                                batch_img_metas=[dict(scale_factor=(2.0, 0.5))])[0]
-    # (cx, cy, w, h) divided by (sx, sy, sx, sy); the angle is kept
-    torch.testing.assert_close(res.bboxes.tensor,
-                               torch.tensor([[10., 20., 12., 24., 0.3]]))
+    (cx, cy), wvec, hvec = _edges(20., 10., 24., 12., 0.3)
+    inv = (0.5, 2.0)
+    exp_ctr = (cx * inv[0], cy * inv[1])
+    exp_w = math.hypot(wvec[0] * inv[0], wvec[1] * inv[1])  # image of the width edge
+    exp_hvec = (hvec[0] * inv[0], hvec[1] * inv[1])  # image of the height edge, kept exactly
+    got = res.bboxes.tensor[0].tolist()
+    assert got[0] == pytest.approx(exp_ctr[0], abs=1e-4)
+    assert got[1] == pytest.approx(exp_ctr[1], abs=1e-4)
+    assert got[2] == pytest.approx(exp_w, abs=1e-4)
+    assert exp_w == pytest.approx(18.24, abs=0.01)  # not 12: the angle matters
+    _, _, got_hvec = _edges(*got)
+    sign = 1 if got_hvec[1] * exp_hvec[1] >= 0 else -1
+    assert got_hvec[0] * sign == pytest.approx(exp_hvec[0], abs=1e-4)
+    assert got_hvec[1] * sign == pytest.approx(exp_hvec[1], abs=1e-4)
     with pytest.raises(ValueError, match='scale_factor'):
         head.predict_by_feat(cls, bbox, angle, obj, rescale=True, batch_img_metas=[{}])
     many = head.predict_by_feat(*_head_outputs(), cfg=dict(score_thr=0.0), with_nms=False,
                                 batch_img_metas=[{}])[0]
     assert len(many) == 16 + 4 + 1  # one detection per prior without threshold and NMS
+
+
+def test_predict_rescale_round_trips_axis_aligned_boxes_and_letterbox():
+    """A box at t = 0 scaled by (sx, sy) and shifted by a letterbox pad comes back exactly."""
+    head = _head()
+    cls, bbox, angle, obj = _head_outputs()
+    cls[0][0, 0, 1, 2] = 5.0
+    bbox[0][0, :, 1, 2] = torch.tensor([0.5, 0.25, math.log(3.), math.log(1.5)])
+    angle[0][0, 0, 1, 2] = 0.0
+    meta = dict(scale_factor=(2.0, 0.5), pad_param=[3.0, 5.0, 4.0, 6.0])
+    res = head.predict_by_feat(cls, bbox, angle, obj, rescale=True, batch_img_metas=[meta])[0]
+    # network box (20, 10, 24, 12, 0): minus (left, top) = (4, 3), divided by (2, 0.5)
+    torch.testing.assert_close(res.bboxes.tensor[0],
+                               torch.tensor([(20. - 4.) / 2, (10. - 3.) / 0.5, 24. / 2,
+                                             12. / 0.5, 0.0]))
 
 
 def test_model_predict_mode(tiny_yolox):

@@ -5,25 +5,24 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule, DepthwiseSeparableConvModule
-from mmengine.model import BaseModule, bias_init_with_prob
+from mmengine.model import bias_init_with_prob
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
-from ai4rs.ops import batched_nms
 from ai4rs.registry import MODELS, TASK_UTILS
 from ai4rs.structures.bbox import RotatedBoxes, bbox_cxcywh_to_xyxy, get_box_tensor, norm_angle
+from ai4rs.structures.bbox.transforms import ANGLE_VERSIONS
 
 from ..backbones.csp_darknet import YOLOX_CONV_INIT
 from ..layers.csp_layer import DEFAULT_ACT_CFG, DEFAULT_NORM_CFG
 from ..task_modules.prior_generators import MlvlPointGenerator
 from ..task_modules.samplers import PseudoSampler
-from ..utils import multi_apply, reduce_mean, unpack_gt_instances
-
-ANGLE_VERSIONS = ('oc', 'le90', 'le135')
+from ..utils import multi_apply, reduce_mean
+from .base_dense_head import BaseDenseHead
 
 
 @MODELS.register_module()
-class RotatedYOLOXHead(BaseModule):
+class RotatedYOLOXHead(BaseDenseHead):
     """Decoupled YOLOX head for rotated boxes (le90 by default).
 
     For every stride there is a classification tower and a regression tower
@@ -199,35 +198,7 @@ class RotatedYOLOXHead(BaseModule):
                            self.multi_level_conv_reg, self.multi_level_conv_obj,
                            self.multi_level_conv_ang)
 
-    def loss(self, x: Sequence[Tensor], batch_data_samples: list) -> dict:
-        outs = self(x)
-        batch_gt_instances, batch_gt_instances_ignore, batch_img_metas = \
-            unpack_gt_instances(batch_data_samples)
-        return self.loss_by_feat(*outs, batch_gt_instances, batch_img_metas,
-                                 batch_gt_instances_ignore)
-
-    def predict(self, x: Sequence[Tensor], batch_data_samples: list,
-                rescale: bool = False) -> list[InstanceData]:
-        batch_img_metas = [data_sample.metainfo for data_sample in batch_data_samples]
-        outs = self(x)
-        return self.predict_by_feat(*outs, batch_img_metas=batch_img_metas, rescale=rescale)
-
     # ---------------------------------------------------------------- decoding
-    def _flat_priors(self, cls_scores: Sequence[Tensor]) -> Tensor:
-        """(P, 4) priors (x, y, s, s) of all levels, in float32 at least."""
-        dtype = cls_scores[0].dtype
-        if dtype in (torch.float16, torch.bfloat16):
-            dtype = torch.float32  # bf16 cannot even represent pixel coordinates
-        featmap_sizes = [cls_score.shape[2:] for cls_score in cls_scores]
-        return torch.cat(self.prior_generator.grid_priors(
-            featmap_sizes, dtype=dtype, device=cls_scores[0].device, with_stride=True))
-
-    def _flatten(self, maps: Sequence[Tensor], channels: int) -> Tensor:
-        """List over levels of (B, channels, H, W) -> (B, P, channels)."""
-        num_imgs = maps[0].size(0)
-        return torch.cat(
-            [m.permute(0, 2, 3, 1).reshape(num_imgs, -1, channels) for m in maps], dim=1)
-
     def _bbox_decode(self, priors: Tensor, bbox_preds: Tensor, angle_preds: Tensor) -> Tensor:
         """Decode to rboxes.
 
@@ -268,12 +239,12 @@ class RotatedYOLOXHead(BaseModule):
         num_imgs = len(batch_img_metas)
         if batch_gt_instances_ignore is None:
             batch_gt_instances_ignore = [None] * num_imgs
-        priors = self._flat_priors(cls_scores)
+        priors = self.flat_priors(cls_scores)
         # losses are computed in float32 even under autocast
-        flat_cls = self._flatten(cls_scores, self.cls_out_channels).float()
-        flat_bbox = self._flatten(bbox_preds, 4).float()
-        flat_angle = self._flatten(angle_preds, self.angle_coder.encode_size).float()
-        flat_obj = self._flatten(objectnesses, 1).squeeze(-1).float()
+        flat_cls = self.flatten_levels(cls_scores, self.cls_out_channels).float()
+        flat_bbox = self.flatten_levels(bbox_preds, 4).float()
+        flat_angle = self.flatten_levels(angle_preds, self.angle_coder.encode_size).float()
+        flat_obj = self.flatten_levels(objectnesses, 1).squeeze(-1).float()
         flat_rbboxes = self._bbox_decode(priors, flat_bbox, flat_angle)
 
         (pos_masks, cls_targets, obj_targets, bbox_targets, l1_targets,
@@ -404,9 +375,10 @@ class RotatedYOLOXHead(BaseModule):
         """Detections per image.
 
         score = max_c sigmoid(cls) * sigmoid(obj), one label per prior, kept if
-        >= ``cfg.score_thr``; with ``rescale`` (cx, cy, w, h) are divided by
-        the image's ``scale_factor`` (sx, sy, sx, sy) and the angle is kept;
-        then class-aware ``batched_nms`` with ``cfg.nms``.
+        >= ``cfg.score_thr``; with ``rescale`` the rotated boxes are mapped back to
+        the original image by ``RotatedBoxes.rescale_(1 / scale_factor)`` (exact under
+        a non-uniform scale); then class-aware ``batched_nms`` with ``cfg.nms``
+        (:meth:`BaseDenseHead._bbox_post_process`).
 
         Returns:
             list[InstanceData]: ``bboxes`` (RotatedBoxes, (K, 5)), ``scores``
@@ -421,11 +393,11 @@ class RotatedYOLOXHead(BaseModule):
         num_imgs = cls_scores[0].size(0)
         if batch_img_metas is None:
             batch_img_metas = [{} for _ in range(num_imgs)]
-        priors = self._flat_priors(cls_scores)
-        flat_cls = self._flatten(cls_scores, self.cls_out_channels).float().sigmoid()
-        flat_bbox = self._flatten(bbox_preds, 4).float()
-        flat_angle = self._flatten(angle_preds, self.angle_coder.encode_size).float()
-        flat_obj = self._flatten(objectnesses, 1).squeeze(-1).float().sigmoid()
+        priors = self.flat_priors(cls_scores)
+        flat_cls = self.flatten_levels(cls_scores, self.cls_out_channels).float().sigmoid()
+        flat_bbox = self.flatten_levels(bbox_preds, 4).float()
+        flat_angle = self.flatten_levels(angle_preds, self.angle_coder.encode_size).float()
+        flat_obj = self.flatten_levels(objectnesses, 1).squeeze(-1).float().sigmoid()
         flat_rbboxes = self._bbox_decode(priors, flat_bbox, flat_angle)
 
         score_thr = cfg.get('score_thr', 0.0)
@@ -434,33 +406,9 @@ class RotatedYOLOXHead(BaseModule):
             max_scores, labels = torch.max(flat_cls[img_id], 1)
             scores = max_scores * flat_obj[img_id]
             valid = scores >= score_thr
-            results = InstanceData(bboxes=flat_rbboxes[img_id][valid], scores=scores[valid],
+            results = InstanceData(bboxes=RotatedBoxes(flat_rbboxes[img_id][valid]),
+                                   scores=scores[valid],
                                    labels=labels[valid])
             result_list.append(self._bbox_post_process(results, cfg, rescale, with_nms,
                                                        img_meta))
         return result_list
-
-    def _bbox_post_process(self, results: InstanceData, cfg, rescale: bool = False,
-                           with_nms: bool = True, img_meta: dict | None = None) -> InstanceData:
-        bboxes = results.bboxes
-        if rescale:
-            scale_factor = (img_meta or {}).get('scale_factor')
-            if scale_factor is None:
-                raise ValueError('RotatedYOLOXHead: rescale=True needs img_meta["scale_factor"]')
-            sx, sy = float(scale_factor[0]), float(scale_factor[1])
-            bboxes = torch.cat([bboxes[:, :4] / bboxes.new_tensor([sx, sy, sx, sy]),
-                                bboxes[:, 4:]], dim=1)
-            results.bboxes = bboxes
-        if with_nms and bboxes.numel() > 0:
-            nms_cfg = cfg.get('nms')
-            if nms_cfg is None:
-                raise ValueError('RotatedYOLOXHead: test_cfg.nms is required when with_nms')
-            det_bboxes, keep = batched_nms(bboxes, results.scores, results.labels,
-                                           dict(nms_cfg))
-            results = results[keep]
-            results.scores = det_bboxes[:, -1]
-        max_per_img = cfg.get('max_per_img')
-        if max_per_img is not None and len(results) > max_per_img:
-            results = results[results.scores.argsort(descending=True)[:max_per_img]]
-        results.bboxes = RotatedBoxes(results.bboxes)
-        return results
