@@ -263,3 +263,11 @@ def test_loss_and_predict_under_bfloat16_autocast():
         (res,) = head.predict_by_feat(*head([f[:1] for f in feats], txt[:1]),
                                       batch_img_metas=[meta], rescale=True)
     assert torch.isfinite(res.bboxes.tensor).all()
+
+
+def test_freeze_all_keeps_head_frozen_in_train_mode():
+    module = MODELS.build(head_module_cfg(0.25, 128, in_channels=[32, 64, 128], embed_dims=16,
+                                          freeze_all=True))
+    module.train()
+    assert not any(p.requires_grad for p in module.parameters())
+    assert not module.cls_contrasts[0].norm.training and not module.cls_preds[0][0].bn.training
