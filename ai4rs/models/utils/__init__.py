@@ -1,6 +1,8 @@
+from .dense_head_utils import filter_scores_and_topk, gt_instances_preprocess
 from .misc import multi_apply, reduce_mean, samplelist_boxtype2tensor, unpack_gt_instances
 
 __all__ = ['multi_apply', 'reduce_mean', 'unpack_gt_instances', 'samplelist_boxtype2tensor']
 from .scaling import make_divisible, make_round  # noqa: E402
 
 __all__ += ['make_divisible', 'make_round']
+__all__ += ['gt_instances_preprocess', 'filter_scores_and_topk']
