@@ -7,3 +7,10 @@ __all__ = [
     'YOLOXModeSwitchHook', 'SyncNormHook', 'PipelineSwitchHook', 'get_norm_states',
     'DetVisualizationHook'
 ]
+from .yolov5_param_scheduler_hook import (  # noqa: E402
+    YOLOv5ParamSchedulerHook,
+    cosine_lr_factor,
+    linear_lr_factor,
+)
+
+__all__ += ['YOLOv5ParamSchedulerHook', 'linear_lr_factor', 'cosine_lr_factor']
