@@ -262,7 +262,7 @@ class Mosaic(BaseMixImageTransform):
                 if m is None:
                     raise KeyError(f'{type(self).__name__}: the first image has gt_masks but '
                                    f'a mixed one ({patch.get("img_path", "?")}) has none')
-                m = m.resize(img.shape[:2])
+                m = m.rescale(ratio)  # exactly as the boxes
                 m = m.translate((out_h, out_w), padw, 'horizontal')
                 m = m.translate((out_h, out_w), padh, 'vertical')
                 masks.append(m)
