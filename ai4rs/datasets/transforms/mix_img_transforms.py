@@ -82,7 +82,8 @@ class BaseMixImageTransform(BaseTransform, metaclass=ABCMeta):
         self.max_cached_images = max_cached_images
         self.random_pop = random_pop
         self.results_cache: list = []
-        self.pre_transform = None if pre_transform is None else Compose(pre_transform)
+        self.pre_transform = None if pre_transform is None else Compose(
+            [TRANSFORMS.build(t) if isinstance(t, dict) else t for t in pre_transform])
 
     @abstractmethod
     def get_indexes(self, dataset) -> list | int:
