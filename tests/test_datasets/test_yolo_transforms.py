@@ -564,6 +564,7 @@ def test_albu_missing_dependency_message_or_runs():
     np.testing.assert_allclose(out['gt_bboxes'].tensor.numpy(), [[1, 2, 8, 9]])
     np.testing.assert_array_equal(out['gt_bboxes_labels'], [4])
     assert out['img'].shape == (16, 16, 3) and out['img_shape'] == (16, 16)
+    assert (out['img'][4:8, 4:8] < 255).any()  # blurred into the background
 
 
 def test_registry_names():
