@@ -134,6 +134,21 @@ def test_mosaic_without_clip_drops_outside_boxes(monkeypatch):
     np.testing.assert_array_equal(out['gt_bboxes_labels'], [1, 1, 1, 0, 1])
 
 
+def test_mosaic_cached_mode_fills_then_mixes():
+    t = Mosaic(img_scale=(16, 16), use_cached=True, max_cached_images=5, random_pop=False)
+    shapes = []
+    for i in range(7):
+        res = sample(8, 8, [[1, 1, 4, 4]], [i], color=(i, i, i))
+        res['dataset'] = 'kept'
+        out = t(res)
+        shapes.append(out['img'].shape[:2])
+        assert out['dataset'] == 'kept'
+        assert len(t.results_cache) == min(i + 1, 5)
+    # the first four calls only fill the cache; then 32 x 32 mosaics of cached images
+    assert shapes == [(8, 8)] * 4 + [(32, 32)] * 3
+    assert [int(r['gt_bboxes_labels'][0]) for r in t.results_cache] == [2, 3, 4, 5, 6]
+
+
 def test_mosaic_needs_dataset():
     with pytest.raises(KeyError, match='dataset'):
         Mosaic(img_scale=(32, 32))(sample(32, 32, [[0, 0, 4, 4]], [0]))
