@@ -580,6 +580,19 @@ def test_albu_missing_dependency_message_or_runs():
     np.testing.assert_array_equal(out['gt_bboxes_labels'], [4])
     assert out['img'].shape == (16, 16, 3) and out['img_shape'] == (16, 16)
     assert (out['img'][4:8, 4:8] < 255).any()  # blurred into the background
+    # a crop drops a box together with its label fields
+    for filter_lost in (False, True):
+        crop_cfg = copy.deepcopy(cfg)
+        crop_cfg['transforms'] = [dict(type='Crop', x_min=0, y_min=0, x_max=10, y_max=10, p=1)]
+        if filter_lost:
+            crop_cfg['bbox_params']['filter_lost_elements'] = True
+        res = sample(20, 20, [[1, 1, 5, 5], [12, 12, 18, 18], [2, 3, 15, 8]], [7, 8, 9])
+        res['gt_ignore_flags'] = np.array([False, True, False])
+        out = TRANSFORMS.build(crop_cfg)(res)
+        np.testing.assert_allclose(out['gt_bboxes'].tensor.numpy(), [[1, 1, 5, 5], [2, 3, 10, 8]])
+        np.testing.assert_array_equal(out['gt_bboxes_labels'], [7, 9])
+        np.testing.assert_array_equal(out['gt_ignore_flags'], [False, False])
+        assert out['img_shape'] == (10, 10)
 
 
 def test_registry_names():
