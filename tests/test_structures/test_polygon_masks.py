@@ -57,6 +57,10 @@ def test_flip_translate_resize_rescale_crop_clip():
     c = m.clip(5, 6)
     np.testing.assert_allclose(c.masks[0][0], square(1, 2, 6, 5))
     assert m.masks[0][0][0] == 1  # never modified in place
+    p = m.pad((50, 60))
+    assert (p.height, p.width) == (50, 60) and p.masks[0][0] is m.masks[0][0]
+    with pytest.raises(ValueError):
+        m.translate((32, 40), 1, border_value=5)
 
 
 def test_to_ndarray_matches_pycocotools():

@@ -87,13 +87,15 @@ class PolygonMasks:
         return PolygonMasks([[fn(p) for p in polys] for polys in self.masks], height, width)
 
     # ------------------------------------------------------------------ geometry
-    def resize(self, out_shape: tuple[int, int]) -> PolygonMasks:
-        """Scale to an image of ``out_shape`` (h, w): x by ``w / width``, y by ``h / height``."""
+    def resize(self, out_shape: tuple[int, int], interpolation: str | None = None
+               ) -> PolygonMasks:
+        """Scale to an image of ``out_shape`` (h, w): x by ``w / width``, y by ``h / height``
+        (``interpolation`` is accepted for mmdet compatibility; polygons need none)."""
         out_h, out_w = out_shape
         sx, sy = out_w / self.width, out_h / self.height
         return self._map(lambda p: scale_polygon(p, sx, sy), out_h, out_w)
 
-    def rescale(self, scale: float) -> PolygonMasks:
+    def rescale(self, scale: float, interpolation: str | None = None) -> PolygonMasks:
         """Multiply all coordinates by ``scale``; the size becomes
         ``(int(height * scale + 0.5), int(width * scale + 0.5))``."""
         out_h = int(self.height * scale + 0.5)
@@ -117,9 +119,14 @@ class PolygonMasks:
         return self._map(flip_one, self.height, self.width)
 
     def translate(self, out_shape: tuple[int, int], offset: float,
-                  direction: str = 'horizontal') -> PolygonMasks:
+                  direction: str = 'horizontal', border_value=None,
+                  interpolation: str | None = None) -> PolygonMasks:
         """Shift x ('horizontal') or y ('vertical') by ``offset`` and clip that coordinate to
-        the new image ``out_shape`` (h, w), as mmdet does."""
+        the new image ``out_shape`` (h, w), as mmdet does (``border_value`` must be None or 0
+        and ``interpolation`` is unused, as mmdet)."""
+        if border_value not in (None, 0):
+            raise ValueError(f'PolygonMasks.translate: border_value must be None or 0, got '
+                             f'{border_value}')
         out_h, out_w = out_shape
         if direction not in ('horizontal', 'vertical'):
             raise ValueError(f'PolygonMasks.translate: unknown direction {direction!r}')
@@ -131,6 +138,10 @@ class PolygonMasks:
             return p
 
         return self._map(shift, out_h, out_w)
+
+    def pad(self, out_shape: tuple[int, int], pad_val: int = 0) -> PolygonMasks:
+        """Padding at the bottom / right: the same polygons on an image of ``out_shape``."""
+        return PolygonMasks(self.masks, *out_shape)
 
     def crop(self, bbox: np.ndarray) -> PolygonMasks:
         """Move the origin to the top-left of ``bbox`` [x1, y1, x2, y2] (clipped to the
