@@ -3,3 +3,5 @@ from .dota import DOTADataset, DOTAv2Dataset, DOTAv15Dataset, load_dota_labels
 from .transforms import *  # noqa: F401,F403
 
 __all__ = ['DOTADataset', 'DOTAv15Dataset', 'DOTAv2Dataset', 'load_dota_labels']
+
+from . import utils  # noqa: E402,F401  (registers the yolov5_collate / yolow_collate)

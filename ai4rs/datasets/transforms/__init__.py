@@ -27,3 +27,26 @@ __all__ = [
     'RandomFlip', 'Rotate', 'RandomRotate', 'RandomCrop', 'Pad', 'YOLOXHSVRandomAug',
     'CachedMosaic', 'CachedMixUp', 'FilterAnnotations', 'PackDetInputs'
 ]
+
+from .mix_img_transforms import (  # noqa: E402
+    Mosaic,
+    MultiModalMosaic,
+    YOLOv5MixUp,
+    YOLOv5MultiModalMixUp,
+)
+from .text_transforms import LoadText, RandomLoadText  # noqa: E402
+from .yolo_transforms import (  # noqa: E402
+    Albu,
+    LetterResize,
+    RemoveDataElement,
+    YOLOv5CopyPaste,
+    YOLOv5HSVRandomAug,
+    YOLOv5KeepRatioResize,
+    YOLOv5RandomAffine,
+)
+
+__all__ += [
+    'Mosaic', 'MultiModalMosaic', 'YOLOv5MixUp', 'YOLOv5MultiModalMixUp', 'LoadText',
+    'RandomLoadText', 'Albu', 'LetterResize', 'RemoveDataElement', 'YOLOv5CopyPaste',
+    'YOLOv5HSVRandomAug', 'YOLOv5KeepRatioResize', 'YOLOv5RandomAffine'
+]

@@ -157,7 +157,7 @@ class RandomFlip(MMCV_RandomFlip):
     ``prob`` and ``direction`` as ``mmcv.transforms.RandomFlip``: a float ``prob``
     with a list of directions flips in each direction with ``prob / len``.
     A rotated box's angle is negated by a horizontal or vertical flip and kept
-    by a diagonal one (``RotatedBoxes.flip_``).
+    by a diagonal one (``RotatedBoxes.flip_``). Polygon ``gt_masks`` are flipped too.
     """
 
     def _flip(self, results: dict) -> None:
@@ -169,6 +169,8 @@ class RandomFlip(MMCV_RandomFlip):
             boxes.flip_((h, w), direction)
         if results.get('gt_seg_map', None) is not None:
             results['gt_seg_map'] = mmcv.imflip(results['gt_seg_map'], direction=direction)
+        if results.get('gt_masks', None) is not None:
+            results['gt_masks'] = results['gt_masks'].flip(direction)
         sx = -1.0 if direction in ('horizontal', 'diagonal') else 1.0
         sy = -1.0 if direction in ('vertical', 'diagonal') else 1.0
         record_homography(results, [[sx, 0, w if sx < 0 else 0],
