@@ -10,8 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from ai4rs.models.backbones.clip_text import (HuggingCLIPLanguageBackbone,
-                                              PseudoLanguageBackbone, load_text_embeddings)
+from ai4rs.models.backbones.clip_text import (
+    HuggingCLIPLanguageBackbone,
+    PseudoLanguageBackbone,
+    load_text_embeddings,
+)
 from ai4rs.registry import MODELS
 from tests.conftest import DATA_DIR, REPO_ROOT
 
