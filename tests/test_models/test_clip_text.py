@@ -164,7 +164,6 @@ def test_legacy_position_ids_key_accepted(tiny_clip_dir):
 
 def test_missing_model_gives_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.delenv('AI4RS_ALLOW_DOWNLOAD', raising=False)
-    monkeypatch.setenv('HF_HUB_CACHE', str(tmp_path / 'hf_cache'))
     missing = tmp_path / 'no_such_clip'
     with pytest.raises(FileNotFoundError) as info:
         HuggingCLIPLanguageBackbone(str(missing))
@@ -190,6 +189,22 @@ def test_bad_text_batches_rejected(tiny_clip_dir):
         backbone([['a', 'b'], ['c']])
     with pytest.raises(TypeError, match='list'):
         backbone(['person', 'dog'])
+
+
+def test_cache_computed_outside_autocast_and_deepcopy(tiny_clip_dir):
+    import copy
+    backbone = HuggingCLIPLanguageBackbone(tiny_clip_dir)
+    reference = HuggingCLIPLanguageBackbone(tiny_clip_dir)(TEXTS)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        under_amp = backbone(TEXTS)
+    # the cache holds full-precision embeddings, reused unchanged outside autocast
+    assert under_amp.dtype == torch.float32
+    torch.testing.assert_close(under_amp, reference, atol=1e-5, rtol=1e-5)
+    assert backbone(TEXTS).dtype == torch.float32
+    # EMA hooks deep-copy the model: the copy (tokenizer, cache) works on its own
+    clone = copy.deepcopy(backbone)
+    torch.testing.assert_close(clone([['a cat', 'bird']]), backbone([['a cat', 'bird']]))
+    assert 'bird' in clone._cache
 
 
 def test_init_weights_keeps_pretrained(tiny_clip_dir):

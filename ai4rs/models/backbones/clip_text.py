@@ -138,8 +138,9 @@ class HuggingCLIPLanguageBackbone(BaseModule):
     eval mode with ``requires_grad=False`` (also through ``train()``); a prefix
     list such as ``('text_model.embeddings',)`` freezes those submodules only.
     While the whole model is frozen (no parameter requires grad and it is in eval
-    mode) the embedding of each string is computed once and cached, so a fixed
-    vocabulary does not re-run CLIP every iteration. As soon as the model can
+    mode) the embedding of each string is computed once (outside any autocast,
+    in the model's dtype) and cached, so a fixed vocabulary does not re-run CLIP
+    every iteration. As soon as the model can
     change (any parameter trainable, or ``load_state_dict``) the cache is
     cleared and not used.
 
@@ -239,7 +240,9 @@ class HuggingCLIPLanguageBackbone(BaseModule):
             return self.encode(flat).reshape(-1, num_per_image, self.model.config.projection_dim)
         missing = list(dict.fromkeys(s for s in flat if s not in self._cache))
         if missing:
-            with torch.no_grad():
+            # cached once and reused in every later precision context, so computed in the
+            # model's own dtype (never under an AMP autocast that may be active now)
+            with torch.no_grad(), torch.autocast(self.model.device.type, enabled=False):
                 feats = self.encode(missing)
             self._cache.update(zip(missing, feats.detach()))
         device = self.model.device
