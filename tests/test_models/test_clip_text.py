@@ -1,10 +1,9 @@
 """CLIP text backbone of YOLO-World: embeddings, freezing, the per-string cache,
 offline loading errors, legacy checkpoint keys, the saved-embeddings backbone,
 and the ViT-B/32 key/shape/parameter layout against the upstream reference."""
+import importlib.util
 import json
 import os.path as osp
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -169,13 +168,14 @@ def test_missing_model_gives_one_clear_error(tmp_path, monkeypatch):
         HuggingCLIPLanguageBackbone(str(missing))
     msg = str(info.value)
     assert str(missing) in msg and 'does not exist' in msg
-    assert 'huggingface-cli download' in msg and 'AI4RS_ALLOW_DOWNLOAD=1' in msg
+    assert 'hf download openai/clip-vit-base-patch32 --local-dir' in msg
+    assert 'AI4RS_ALLOW_DOWNLOAD=1' in msg
     assert 'Hugging Face cache' in msg
     # a hub id that is not cached: looked for in the cache, no network
     with pytest.raises(FileNotFoundError) as info:
         HuggingCLIPLanguageBackbone('ai4rs-tests/not-a-model')
     assert "'ai4rs-tests/not-a-model'" in str(info.value)
-    assert 'huggingface-cli download ai4rs-tests/not-a-model' in str(info.value)
+    assert 'hf download ai4rs-tests/not-a-model' in str(info.value)
     # an existing directory without a model lists what it holds
     (tmp_path / 'empty').mkdir()
     (tmp_path / 'empty' / 'notes.txt').write_text('x')
@@ -258,17 +258,32 @@ def test_pseudo_backbone_errors(tmp_path):
         pseudo([['cat', 'zebra']])
 
 
+def run_tool(argv):
+    """tools/misc/generate_text_embeddings.py main(argv), in process."""
+    spec = importlib.util.spec_from_file_location(
+        'generate_text_embeddings',
+        osp.join(REPO_ROOT, 'tools', 'misc', 'generate_text_embeddings.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(argv)
+
+
 def test_generate_text_embeddings_tool(tiny_clip_dir, tmp_path):
-    out = tmp_path / 'coco.pt'
-    script = osp.join(REPO_ROOT, 'tools', 'misc', 'generate_text_embeddings.py')
-    subprocess.run([sys.executable, script, tiny_clip_dir, '--texts', 'person', 'a cat',
-                    '--out', str(out)], check=True, capture_output=True, cwd=str(tmp_path),
-                   env={'PYTHONPATH': REPO_ROOT, 'OMP_NUM_THREADS': '1',
-                        'PATH': '/usr/bin:/bin'})
-    table = load_text_embeddings(str(out))
     ref = reference_embeddings(tiny_clip_dir, ['person', 'a cat'])
+    out = tmp_path / 'coco.pt'
+    run_tool([tiny_clip_dir, '--texts', 'person', 'a cat', '--out', str(out)])
+    table = load_text_embeddings(str(out))
     assert list(table) == ['person', 'a cat']
     torch.testing.assert_close(torch.stack(list(table.values())), ref, atol=1e-5, rtol=1e-5)
+    # .npy from a class-text JSON (upstream layout), read back with the same texts
+    texts_json = tmp_path / 'class_texts.json'
+    texts_json.write_text(json.dumps([['person'], ['a cat']]))
+    run_tool([tiny_clip_dir, '--texts', str(texts_json), '--out', str(tmp_path / 'e.npy')])
+    array = np.load(tmp_path / 'e.npy')
+    assert array.shape == (2, 512) and array.dtype == np.float32
+    torch.testing.assert_close(torch.from_numpy(array), ref, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match='--out must end with'):
+        run_tool([tiny_clip_dir, '--texts', 'a', '--out', str(tmp_path / 'e.txt')])
 
 
 # ----------------------------------------------------------- ViT-B/32 layout

@@ -70,13 +70,15 @@ def clip_not_found_message(model_name: str, reason: str = '') -> str:
            f'Downloads are {"allowed" if download_allowed() else "off"} '
            f'(ai4rs loads offline unless {ALLOW_DOWNLOAD_ENV}=1).\n'
            'To get the model, either\n'
-           f'  huggingface-cli download {hub_id} --local-dir <DIR>   (then model_name=<DIR>), or\n'
+           f'  hf download {hub_id} --local-dir <DIR>   (then model_name=<DIR>; with an older\n'
+           f'  huggingface_hub: huggingface-cli download {hub_id} --local-dir <DIR>), or\n'
            '  python -c "from transformers import AutoTokenizer, CLIPTextModelWithProjection as M; '
            f"M.from_pretrained('{hub_id}').save_pretrained('<DIR>'); "
            f"AutoTokenizer.from_pretrained('{hub_id}').save_pretrained('<DIR>')\", or\n"
            f'  run once with {ALLOW_DOWNLOAD_ENV}=1 to download {hub_id!r} into the cache.')
     if reason:
-        msg += f'\nUnderlying error: {reason}'
+        msg += (f'\nUnderlying error (transformers, local_files_only='
+                f'{not download_allowed()}): {reason}')
     return msg
 
 
