@@ -42,14 +42,22 @@ def tiny_clip_vocab() -> list[str]:
     return vocab + [BOS, EOS]
 
 
-def make_tiny_clip(dirpath, seed: int = 0, **config_overrides) -> str:
+def make_tiny_clip(dirpath, seed: int = 0, full_clip: bool = False, **config_overrides) -> str:
     """Write a tiny random CLIP text model + tokenizer to ``dirpath``; returns it.
 
     ``config_overrides`` replace :class:`transformers.CLIPTextConfig` fields
-    (e.g. the ViT-B/32 text dims for a key/shape test).
+    (e.g. the ViT-B/32 text dims for a key/shape test). ``full_clip=True``
+    saves a whole ``CLIPModel`` (text + a one-layer vision tower), the layout of
+    hub checkpoints such as ``openai/clip-vit-base-patch32``.
     """
     import torch
-    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+    from transformers import (
+        CLIPConfig,
+        CLIPModel,
+        CLIPTextConfig,
+        CLIPTextModelWithProjection,
+        CLIPVisionConfig,
+    )
 
     dirpath = str(dirpath)
     os.makedirs(dirpath, exist_ok=True)
@@ -68,6 +76,13 @@ def make_tiny_clip(dirpath, seed: int = 0, **config_overrides) -> str:
                   pad_token_id=ids[EOS])
     config.update(config_overrides)
     torch.manual_seed(seed)
-    model = CLIPTextModelWithProjection(CLIPTextConfig(**config))
+    if full_clip:
+        vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                  num_attention_heads=2, image_size=32, patch_size=16)
+        model = CLIPModel(CLIPConfig(text_config=CLIPTextConfig(**config).to_dict(),
+                                     vision_config=vision.to_dict(),
+                                     projection_dim=config['projection_dim']))
+    else:
+        model = CLIPTextModelWithProjection(CLIPTextConfig(**config))
     model.save_pretrained(dirpath)
     return dirpath

@@ -3,7 +3,9 @@ offline loading errors, legacy checkpoint keys, the saved-embeddings backbone,
 and the ViT-B/32 key/shape/parameter layout against the upstream reference."""
 import importlib.util
 import json
+import logging
 import os.path as osp
+import shutil
 
 import numpy as np
 import pytest
@@ -60,6 +62,38 @@ def test_embeddings_shape_norm_and_values(tiny_clip_dir):
     torch.testing.assert_close(feats, ref, atol=1e-5, rtol=1e-5)
     # identical strings give identical embeddings wherever they appear
     torch.testing.assert_close(feats[0, 0], feats[1, 2])
+
+
+def test_full_clip_checkpoint_and_text_model_without_projection(tmp_path, tiny_clip_dir):
+    """A whole CLIPModel directory (the hub layout) gives the text tower's
+    projected features without a report of its unused vision keys; a
+    CLIPTextModel (no projection) is a clear error."""
+    from yolo_world_helpers import make_tiny_clip
+    full_dir = make_tiny_clip(tmp_path / 'full', full_clip=True)
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    hf_logger = logging.getLogger('transformers')
+    hf_logger.addHandler(handler)
+    try:
+        backbone = HuggingCLIPLanguageBackbone(full_dir)
+    finally:
+        hf_logger.removeHandler(handler)
+    assert not [r for r in records if 'vision_model' in r.getMessage()]
+    full = transformers.CLIPModel.from_pretrained(full_dir).eval()
+    tok = transformers.AutoTokenizer.from_pretrained(full_dir)
+    with torch.no_grad():
+        ids = tok(['a cat', 'dog'], return_tensors='pt', padding=True)
+        text = full.text_model(**ids).pooler_output
+        ref = full.text_projection(text)
+    torch.testing.assert_close(backbone([['a cat', 'dog']])[0],
+                               ref / ref.norm(dim=-1, keepdim=True), atol=1e-5, rtol=1e-5)
+    no_proj = str(tmp_path / 'no_proj')
+    transformers.CLIPTextModel.from_pretrained(tiny_clip_dir).save_pretrained(no_proj)
+    for name in ('vocab.json', 'merges.txt', 'tokenizer_config.json'):
+        shutil.copy(osp.join(tiny_clip_dir, name), no_proj)
+    with pytest.raises(ValueError, match='text_projection'):
+        HuggingCLIPLanguageBackbone(no_proj)
 
 
 def test_frozen_all_stays_eval_without_grad(tiny_clip_dir):

@@ -97,15 +97,29 @@ def load_clip_text(model_name: str, dropout: float = 0.0):
     local_only = not download_allowed()
     path = osp.expanduser(model_name)
     source = path if osp.isdir(path) else model_name
+    verbosity = transformers.logging.get_verbosity()
+    # a full CLIPModel checkpoint (the usual hub layout) holds vision weights that the text
+    # model does not use; transformers would print them all as unexpected keys
+    transformers.logging.set_verbosity_error()
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(
             source, local_files_only=local_only)
         config = transformers.CLIPTextConfig.from_pretrained(
             source, attention_dropout=dropout, local_files_only=local_only)
-        model = transformers.CLIPTextModelWithProjection.from_pretrained(
-            source, config=config, local_files_only=local_only)
+        model, info = transformers.CLIPTextModelWithProjection.from_pretrained(
+            source, config=config, local_files_only=local_only, output_loading_info=True)
     except (OSError, ValueError, KeyError) as err:
         raise FileNotFoundError(clip_not_found_message(model_name, str(err))) from None
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+    missing = sorted(k for k in info.get('missing_keys', ()) if not k.endswith('position_ids'))
+    mismatched = list(info.get('mismatched_keys', ()))
+    if missing or mismatched:
+        raise ValueError(
+            f'HuggingCLIPLanguageBackbone: {model_name!r} is not a complete CLIP text model with '
+            f'projection: no weights for {missing[:5]}, shape mismatch for {mismatched[:5]}. '
+            'Use a CLIPModel or CLIPTextModelWithProjection checkpoint such as '
+            'openai/clip-vit-base-patch32 (a CLIPTextModel has no text_projection).')
     return tokenizer, model
 
 
