@@ -316,6 +316,13 @@ def test_generate_text_embeddings_tool(tiny_clip_dir, tmp_path):
     array = np.load(tmp_path / 'e.npy')
     assert array.shape == (2, 512) and array.dtype == np.float32
     torch.testing.assert_close(torch.from_numpy(array), ref, atol=1e-5, rtol=1e-5)
+    # a config file names the text model
+    config = tmp_path / 'cfg.py'
+    config.write_text(f"model = dict(backbone=dict(text_model=dict("
+                      f"type='HuggingCLIPLanguageBackbone', model_name={tiny_clip_dir!r})))\n")
+    run_tool([str(config), '--texts', 'a cat', '--out', str(tmp_path / 'c.pt')])
+    torch.testing.assert_close(load_text_embeddings(str(tmp_path / 'c.pt'))['a cat'], ref[1],
+                               atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match='--out must end with'):
         run_tool([tiny_clip_dir, '--texts', 'a', '--out', str(tmp_path / 'e.txt')])
 
