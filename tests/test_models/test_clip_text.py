@@ -290,6 +290,21 @@ def test_pseudo_backbone_errors(tmp_path):
     pseudo = PseudoLanguageBackbone(str(tmp_path / 'd.pt'))
     with pytest.raises(KeyError, match="no embedding for \\['zebra'\\]"):
         pseudo([['cat', 'zebra']])
+    with pytest.raises(KeyError, match='padding text of RandomLoadText'):
+        pseudo([['cat', '']])
+
+
+@pytest.mark.parametrize('allow,offline,expected', [
+    (None, None, False), ('1', None, True), ('true', None, True), ('0', None, False),
+    ('1', '1', False)])
+def test_download_allowed_env(monkeypatch, allow, offline, expected):
+    from ai4rs.models.backbones.clip_text import download_allowed
+    for name, value in (('AI4RS_ALLOW_DOWNLOAD', allow), ('HF_HUB_OFFLINE', offline)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    assert download_allowed() is expected
 
 
 def run_tool(argv):

@@ -358,8 +358,11 @@ class PseudoLanguageBackbone(BaseModule):
             else:
                 unknown.append(text)
         if unknown:
+            hint = (" ('' is the padding text of RandomLoadText(padding_to_max=True): write its "
+                    "embedding too, e.g. generate_text_embeddings.py ... --texts ... '')"
+                    if '' in unknown else '')
             raise KeyError(f'PseudoLanguageBackbone: no embedding for {unknown[:10]} in {path} '
-                           f'({len(table)} texts, e.g. {list(table)[:5]})')
+                           f'({len(table)} texts, e.g. {list(table)[:5]}){hint}')
         return torch.stack(rows)
 
     def forward(self, text: Sequence[Sequence[str]]) -> Tensor:

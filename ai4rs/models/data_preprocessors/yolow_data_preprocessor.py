@@ -16,7 +16,8 @@ class YOLOWDetDataPreprocessor(DetDataPreprocessor):
     ...}`` where each row of ``bboxes_labels`` is
     ``[img_idx, label, x1, y1, x2, y2]`` (absolute pixels, xyxy). In that case
     the images are channel-converted and normalised (no padding: the collate
-    already stacked equal-size images), ``batch_augments`` run on the dict, and
+    already stacked equal-size images), ``batch_augments`` run on the dict (so
+    they must accept it, as mmyolo's ``YOLOXBatchSyncRandomResize`` does), and
     the output data samples are the dict
     ``{'bboxes_labels': (N, 6), 'texts': B lists of K strings,
     'img_metas': [{'batch_input_shape': (H, W)}] * B}`` (plus ``masks`` /
