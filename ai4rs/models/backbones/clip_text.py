@@ -223,9 +223,9 @@ class HuggingCLIPLanguageBackbone(BaseModule):
         self._cache.clear()
 
     def _drop_legacy_keys(self, state_dict, prefix, *args, **kwargs) -> None:
-        # transformers < 4.31 saved the position_ids buffer; current versions do
+        # older transformers versions saved the position_ids buffer; current ones do
         # not (non-persistent buffer), so an old checkpoint would show it as an
-        # unexpected key.
+        # unexpected key. Any load may change the weights: the cache is dropped.
         state_dict.pop(prefix + 'model.text_model.embeddings.position_ids', None)
         self._cache.clear()
 
