@@ -42,13 +42,16 @@ def tiny_clip_vocab() -> list[str]:
     return vocab + [BOS, EOS]
 
 
-def make_tiny_clip(dirpath, seed: int = 0, full_clip: bool = False, **config_overrides) -> str:
+def make_tiny_clip(dirpath, seed: int = 0, full_clip: bool = False, weights: bool = True,
+                   **config_overrides) -> str:
     """Write a tiny random CLIP text model + tokenizer to ``dirpath``; returns it.
 
     ``config_overrides`` replace :class:`transformers.CLIPTextConfig` fields
     (e.g. the ViT-B/32 text dims for a key/shape test). ``full_clip=True``
     saves a whole ``CLIPModel`` (text + a one-layer vision tower), the layout of
-    hub checkpoints such as ``openai/clip-vit-base-patch32``.
+    hub checkpoints such as ``openai/clip-vit-base-patch32``. ``weights=False``
+    writes the config and tokenizer only (the text model's weights must then
+    come from a checkpoint).
     """
     import torch
     from transformers import (
@@ -75,6 +78,9 @@ def make_tiny_clip(dirpath, seed: int = 0, full_clip: bool = False, **config_ove
                   projection_dim=512, bos_token_id=ids[BOS], eos_token_id=ids[EOS],
                   pad_token_id=ids[EOS])
     config.update(config_overrides)
+    if not weights:
+        CLIPTextConfig(**config).save_pretrained(dirpath)
+        return dirpath
     torch.manual_seed(seed)
     if full_clip:
         vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,

@@ -96,6 +96,28 @@ def test_full_clip_checkpoint_and_text_model_without_projection(tmp_path, tiny_c
         HuggingCLIPLanguageBackbone(no_proj)
 
 
+def test_config_only_dir_takes_weights_from_a_checkpoint(tmp_path, tiny_clip_dir):
+    """config.json + tokenizer without weights: built from the config, refuses
+    to embed until a checkpoint supplies every text-model weight."""
+    from yolo_world_helpers import make_tiny_clip
+    config_dir = make_tiny_clip(tmp_path / 'cfg_only', weights=False)
+    backbone = HuggingCLIPLanguageBackbone(config_dir)
+    assert not backbone.has_weights
+    with pytest.raises(RuntimeError, match='no text-model weights'):
+        backbone(TEXTS)
+    trained = HuggingCLIPLanguageBackbone(tiny_clip_dir)
+    wrapper, source = torch.nn.Module(), torch.nn.Module()
+    wrapper.text_model, source.text_model = backbone, trained
+    state = source.state_dict()
+    partial = {k: v for k, v in state.items() if 'text_projection' not in k}
+    wrapper.load_state_dict(partial, strict=False)
+    with pytest.raises(RuntimeError, match='no text-model weights'):
+        backbone(TEXTS)
+    wrapper.load_state_dict(state)
+    assert backbone.has_weights
+    torch.testing.assert_close(backbone(TEXTS), trained(TEXTS))
+
+
 def test_frozen_all_stays_eval_without_grad(tiny_clip_dir):
     backbone = HuggingCLIPLanguageBackbone(tiny_clip_dir)  # frozen_modules=('all',)
     backbone.train()
@@ -347,9 +369,10 @@ def test_vit_b32_text_keys_shapes_params(tmp_path):
     """The ViT-B/32 text dims give exactly upstream's text-model keys, shapes,
     order and parameter count (random weights, ~250 MB in a temp dir)."""
     from yolo_world_helpers import make_tiny_clip
-    model_dir = make_tiny_clip(tmp_path / 'clip_b32', hidden_size=512, intermediate_size=2048,
-                               num_hidden_layers=12, num_attention_heads=8,
-                               projection_dim=512, vocab_size=49408,
+    # config + tokenizer only: the model is built from the config (no 250 MB write)
+    model_dir = make_tiny_clip(tmp_path / 'clip_b32', weights=False, hidden_size=512,
+                               intermediate_size=2048, num_hidden_layers=12,
+                               num_attention_heads=8, projection_dim=512, vocab_size=49408,
                                max_position_embeddings=77)
     backbone = HuggingCLIPLanguageBackbone(model_dir)
     with open(osp.join(DATA_DIR, 'yolo_world_v2_state_dict_keys.json')) as f:

@@ -70,8 +70,9 @@ def test_v2_s_state_dict_equals_upstream(tmp_path):
     CLIP text model equal upstream's; an old checkpoint's position_ids loads."""
     from mmengine.runner.checkpoint import load_state_dict
     from yolo_world_helpers import make_tiny_clip
-    clip_dir = make_tiny_clip(tmp_path / 'clip_b32', hidden_size=512, intermediate_size=2048,
-                              num_hidden_layers=12, num_attention_heads=8, vocab_size=49408)
+    clip_dir = make_tiny_clip(tmp_path / 'clip_b32', weights=False, hidden_size=512,
+                              intermediate_size=2048, num_hidden_layers=12,
+                              num_attention_heads=8, vocab_size=49408)
     det = MODELS.build(detector_cfg(0.33, 0.5, 1024, clip_dir))
     with open(osp.join(DATA_DIR, 'yolo_world_v2_state_dict_keys.json')) as f:
         ref = json.load(f)['yolo_world_v2_s_vlpan_bn_2e-4_80e_8gpus_mask-refine_finetune_coco']

@@ -82,8 +82,26 @@ def clip_not_found_message(model_name: str, reason: str = '') -> str:
     return msg
 
 
+WEIGHT_FILES = ('model.safetensors', 'model.safetensors.index.json', 'pytorch_model.bin',
+                'pytorch_model.bin.index.json')
+
+
+def is_config_only_dir(path: str) -> bool:
+    """A local directory with ``config.json`` but no weight file: the text model
+    is then built from the config and its weights must come from a checkpoint."""
+    path = osp.expanduser(path)
+    return (osp.isdir(path) and osp.isfile(osp.join(path, 'config.json'))
+            and not any(osp.isfile(osp.join(path, f)) for f in WEIGHT_FILES))
+
+
 def load_clip_text(model_name: str, dropout: float = 0.0):
-    """Load ``(tokenizer, CLIPTextModelWithProjection)`` offline unless allowed.
+    """Load ``(tokenizer, CLIPTextModelWithProjection, has_weights)`` offline
+    unless allowed.
+
+    A local directory holding only ``config.json`` and the tokenizer files
+    (no weight file) gives a model built from the config with
+    ``has_weights=False``: its weights must then come from a detector
+    checkpoint (YOLO-World checkpoints hold them).
 
     Args:
         model_name (str): a local directory or a hub id.
@@ -92,11 +110,21 @@ def load_clip_text(model_name: str, dropout: float = 0.0):
     Raises:
         FileNotFoundError: one message saying where the model was looked for and
             how to get it.
+        ValueError: the checkpoint lacks weights the model needs (e.g. a
+            ``CLIPTextModel`` has no ``text_projection``).
     """
     transformers = _import_transformers()
     local_only = not download_allowed()
     path = osp.expanduser(model_name)
     source = path if osp.isdir(path) else model_name
+    if is_config_only_dir(path):
+        try:
+            tokenizer = transformers.AutoTokenizer.from_pretrained(source, local_files_only=True)
+            config = transformers.CLIPTextConfig.from_pretrained(
+                source, attention_dropout=dropout, local_files_only=True)
+        except (OSError, ValueError, KeyError) as err:
+            raise FileNotFoundError(clip_not_found_message(model_name, str(err))) from None
+        return tokenizer, transformers.CLIPTextModelWithProjection(config), False
     verbosity = transformers.logging.get_verbosity()
     # a full CLIPModel checkpoint (the usual hub layout) holds vision weights that the text
     # model does not use; transformers would print them all as unexpected keys
@@ -120,7 +148,7 @@ def load_clip_text(model_name: str, dropout: float = 0.0):
             f'projection: no weights for {missing[:5]}, shape mismatch for {mismatched[:5]}. '
             'Use a CLIPModel or CLIPTextModelWithProjection checkpoint such as '
             'openai/clip-vit-base-patch32 (a CLIPTextModel has no text_projection).')
-    return tokenizer, model
+    return tokenizer, model, True
 
 
 def _flatten_texts(text: Sequence[Sequence[str]]) -> tuple[list[str], int]:
@@ -171,6 +199,12 @@ class HuggingCLIPLanguageBackbone(BaseModule):
             the frozen state only.
         init_cfg (dict, optional): unused for the pretrained text model, which
             ``init_weights`` never re-initialises.
+
+    Weights from a checkpoint only: when ``model_name`` is a directory with
+    ``config.json`` and the tokenizer files but no weight file, the model is
+    built from the config and must get its weights from ``load_state_dict``
+    (e.g. ``load_from`` a YOLO-World checkpoint); until then ``forward`` raises
+    instead of returning embeddings of random weights.
     """
 
     def __init__(self, model_name: str, frozen_modules: Sequence[str] = ('all',),
@@ -180,7 +214,7 @@ class HuggingCLIPLanguageBackbone(BaseModule):
         self.model_name = model_name
         self.frozen_modules = tuple(frozen_modules)
         self.training_use_cache = training_use_cache
-        self.tokenizer, self.model = load_clip_text(model_name, dropout)
+        self.tokenizer, self.model, self.has_weights = load_clip_text(model_name, dropout)
         self._cache: dict[str, Tensor] = {}
         self._freeze_modules()
         self._register_load_state_dict_pre_hook(self._drop_legacy_keys)
@@ -228,6 +262,9 @@ class HuggingCLIPLanguageBackbone(BaseModule):
         # unexpected key. Any load may change the weights: the cache is dropped.
         state_dict.pop(prefix + 'model.text_model.embeddings.position_ids', None)
         self._cache.clear()
+        own = [prefix + 'model.' + k for k in self.model.state_dict()]
+        if all(k in state_dict for k in own):
+            self.has_weights = True
 
     # ----------------------------------------------------------- forward
     def encode(self, texts: list[str]) -> Tensor:
@@ -251,6 +288,12 @@ class HuggingCLIPLanguageBackbone(BaseModule):
             Tensor: (B, K, D) L2-normalised text embeddings (D = projection_dim).
         """
         flat, num_per_image = _flatten_texts(text)
+        if not self.has_weights:
+            raise RuntimeError(
+                f'HuggingCLIPLanguageBackbone: {self.model_name} holds no text-model weights '
+                '(config and tokenizer only) and no checkpoint has supplied them yet; load a '
+                'YOLO-World checkpoint (load_from / load_checkpoint) or point model_name at a '
+                'full CLIP model')
         if not self.is_frozen:
             self._cache.clear()
             return self.encode(flat).reshape(-1, num_per_image, self.model.config.projection_dim)
