@@ -1,0 +1,93 @@
+"""Write the CLIP text embeddings of a vocabulary to a file.
+
+The file replaces the CLIP text model (``PseudoLanguageBackbone``) for inference
+or fine-tuning with a fixed vocabulary.
+
+    python tools/misc/generate_text_embeddings.py CONFIG_OR_MODEL \\
+        --texts person "traffic light" --out coco.pt
+    python tools/misc/generate_text_embeddings.py CONFIG_OR_MODEL \\
+        --texts data/texts/coco_class_texts.json --out coco.npy
+
+CONFIG_OR_MODEL is a config file (its ``model.backbone.text_model.model_name``
+is used) or a CLIP model directory / hub id (loaded offline unless
+``AI4RS_ALLOW_DOWNLOAD=1``). ``--texts`` takes strings, or one ``.json`` file
+(a list of strings, or of lists whose first string is used, as
+``coco_class_texts.json``) or one ``.txt`` file (one text per line).
+Output: ``.pt``/``.pth`` = a dict ``{text: (D,) tensor}`` (upstream's
+PseudoLanguageBackbone format); ``.npy`` = a (K, D) float32 array in text order
+(upstream's ``generate_text_prompts.py`` format).
+"""
+import argparse
+import json
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from ai4rs.models.backbones.clip_text import HuggingCLIPLanguageBackbone  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Save CLIP text embeddings of a vocabulary')
+    parser.add_argument('model', help='config file, CLIP model directory or hub id')
+    parser.add_argument('--texts', nargs='+', required=True,
+                        help='texts, or one .json / .txt file of texts')
+    parser.add_argument('--out', required=True, help='output file (.pt, .pth or .npy)')
+    parser.add_argument('--device', default='cpu', help='e.g. cpu or cuda:0')
+    return parser.parse_args(argv)
+
+
+def read_texts(items: list[str]) -> list[str]:
+    """Strings as given, or the texts of one .json / .txt file."""
+    if len(items) == 1 and items[0].endswith(('.json', '.txt')):
+        path = items[0]
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'text file not found: {path}')
+        if path.endswith('.json'):
+            with open(path, encoding='utf-8') as f:
+                data = json.load(f)
+            texts = [t[0] if isinstance(t, (list, tuple)) else t for t in data]
+        else:
+            with open(path, encoding='utf-8') as f:
+                texts = [line.strip() for line in f if line.strip()]
+        bad = [t for t in texts if not isinstance(t, str)]
+        if bad:
+            raise ValueError(f'{path}: texts must be strings, got {bad[:3]}')
+        return texts
+    return list(items)
+
+
+def model_name_of(arg: str) -> str:
+    """The CLIP model of a config file, or ``arg`` itself."""
+    if arg.endswith('.py') and osp.isfile(arg):
+        from ai4rs.utils.config import load_config
+        cfg = load_config(arg)
+        try:
+            return cfg.model.backbone.text_model.model_name
+        except AttributeError as err:
+            raise ValueError(f'{arg}: no model.backbone.text_model.model_name') from err
+    return arg
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if not args.out.endswith(('.pt', '.pth', '.npy')):
+        raise ValueError(f'--out must end with .pt, .pth or .npy, got {args.out}')
+    texts = read_texts(args.texts)
+    if len(set(texts)) != len(texts):
+        raise ValueError('--texts holds duplicates')
+    backbone = HuggingCLIPLanguageBackbone(model_name_of(args.model)).to(args.device).eval()
+    with torch.no_grad():
+        embeds = backbone([texts])[0].float().cpu()
+    if args.out.endswith('.npy'):
+        np.save(args.out, embeds.numpy())
+    else:
+        torch.save({t: e.clone() for t, e in zip(texts, embeds)}, args.out)
+    print(f'wrote {len(texts)} embeddings of width {embeds.shape[1]} to {args.out}')
+
+
+if __name__ == '__main__':
+    main()
