@@ -3,3 +3,19 @@ from .dota import DOTADataset, DOTAv2Dataset, DOTAv15Dataset, load_dota_labels
 from .transforms import *  # noqa: F401,F403
 
 __all__ = ['DOTADataset', 'DOTAv15Dataset', 'DOTAv2Dataset', 'load_dota_labels']
+from .class_texts import load_class_texts  # noqa: E402
+from .coco import (  # noqa: E402
+    COCO_CLASSES,
+    COCO_PALETTE,
+    BatchShapePolicy,
+    CocoDataset,
+    YOLOv5CocoDataset,
+    check_image_files,
+    load_coco_json,
+)
+from .multimodal_dataset import MultiModalDataset  # noqa: E402
+
+__all__ += [
+    'CocoDataset', 'YOLOv5CocoDataset', 'BatchShapePolicy', 'COCO_CLASSES', 'COCO_PALETTE',
+    'check_image_files', 'load_coco_json', 'load_class_texts', 'MultiModalDataset'
+]
