@@ -14,6 +14,7 @@ matched by category name.
 import contextlib
 import io
 import json
+import logging
 import math
 import os
 import os.path as osp
@@ -133,7 +134,8 @@ class CocoDataset(BaseDataset):
     """COCO detection dataset (mmdet 3.x ``CocoDataset`` on mmengine's ``BaseDataset``).
 
     The json is read with :func:`load_coco_json` (checked, errors name the file and the
-    annotation id) and indexed with pycocotools' ``COCO`` (``self.coco``). Each image becomes
+    annotation id) and indexed with pycocotools' ``COCO`` (not kept after loading, as mmdet;
+    ``cat_ids``, ``cat2label`` and ``cat_img_map`` are). Each image becomes
     one data dict as described in the module docstring.
 
     Annotations are skipped as mmdet skips them: ``ignore=True``; a box that does not
@@ -190,7 +192,6 @@ class CocoDataset(BaseDataset):
         coco.dataset = data
         with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
             coco.createIndex()
-        self.coco = coco
         self.cat_ids = self._class_category_ids(data['categories'])
         self.cat2label = {cat_id: i for i, cat_id in enumerate(self.cat_ids)}
         self.cat_img_map = {c: list(v) for c, v in coco.catToImgs.items()}
@@ -202,12 +203,14 @@ class CocoDataset(BaseDataset):
             raw_ann_info = coco.imgToAnns.get(img_id, [])
             data_list.append(self.parse_data_info(
                 dict(raw_img_info=raw_img_info, raw_ann_info=raw_ann_info), skipped))
+        del coco  # as mmdet: the index is not kept (memory in every dataloader worker)
         if skipped:
             shown = ', '.join(str(i) for i in skipped[:_MAX_LISTED])
             more = f' and {len(skipped) - _MAX_LISTED} more' if len(skipped) > _MAX_LISTED else ''
             print_log(f'{self.ann_file}: skipped {len(skipped)} annotations with a degenerate '
                       f'box (width or height < 1, area <= 0, or outside the image), as mmdet '
-                      f'does; annotation ids {shown}{more}', logger='current')
+                      f'does; annotation ids {shown}{more}', logger='current',
+                      level=logging.WARNING)
         return data_list
 
     def _class_category_ids(self, categories: list[dict]) -> list[int]:
