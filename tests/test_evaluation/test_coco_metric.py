@@ -305,3 +305,33 @@ def test_coco_eval_tool(tmp_path):
     proc = _coco_eval_tool(ann_file, bad)
     assert proc.returncode == 1
     assert 'bad.json: detection 3 names image_id 999' in proc.stderr
+
+
+def test_base_config_pipeline_and_perfect_predictions(tmp_path):
+    """configs/_base_/datasets/coco_detection.py on a generated dataset: the val pipeline's
+    ground truth fed back as predictions scores AP 1 (every box matched at every IoU)."""
+    from mmengine.config import Config
+
+    from ai4rs.datasets.synthetic_coco import CLASSES, generate_dataset
+    from ai4rs.registry import DATASETS, METRICS
+    root = str(tmp_path / 'syn')
+    generate_dataset(root, num_train=1, num_val=4, img_size=64, seed=1)
+    cfg = Config.fromfile(osp.join(REPO, 'configs/_base_/datasets/coco_detection.py'))
+    ds_cfg = cfg.val_dataloader.dataset
+    ds_cfg.update(data_root=root, ann_file='annotations/instances_val.json',
+                  data_prefix=dict(img='val/'), metainfo=dict(classes=CLASSES))
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('ai4rs'):  # as the Runner does
+        dataset = DATASETS.build(ds_cfg)
+        samples = [dataset[i]['data_samples'] for i in range(len(dataset))]
+    metric = METRICS.build(dict(cfg.val_evaluator, ann_file=osp.join(
+        root, 'annotations/instances_val.json')))
+    metric.dataset_meta = dataset.metainfo
+    for sample in samples:
+        gt = sample.gt_instances
+        sample.pred_instances = gt.new(bboxes=gt.bboxes, labels=gt.labels,
+                                       scores=torch.ones(len(gt.labels)))
+        metric.process({}, [sample.to_dict()])
+    res = metric.evaluate(len(dataset))
+    assert res['coco/bbox_mAP'] == pytest.approx(1.0)
+    assert res['coco/bbox_mAP_50'] == pytest.approx(1.0)
