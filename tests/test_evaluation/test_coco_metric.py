@@ -273,6 +273,13 @@ def test_bad_arguments_and_inputs(tmp_path):
     metric.process({}, to_samples(preds[:1]))
     with pytest.raises(ValueError, match='unicorn'):
         metric.compute_metrics(metric.results)
+    metric = CocoMetric(ann_file=ann_file)
+    metric.dataset_meta = dict(classes=names)
+    stray = to_samples(preds[:1])
+    stray[0]['img_id'] = 4242
+    metric.process({}, stray)
+    with pytest.raises(ValueError, match=r'not images of .*gt.json: \[4242\]'):
+        metric.compute_metrics(metric.results)
 
 
 def _coco_eval_tool(*args):

@@ -3,14 +3,15 @@
 The numbers equal pycocotools' ``COCOeval`` on the same detections (see
 ``ai4rs.evaluation.functional.coco_eval`` for the backends).
 """
+import json
+import os
 import os.path as osp
-import tempfile
 from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
 from mmengine.evaluator import BaseMetric
-from mmengine.fileio import dump, get_local_path
+from mmengine.fileio import get_local_path
 from mmengine.logging import MMLogger
 
 from ai4rs.registry import METRICS
@@ -68,6 +69,15 @@ def _hbox_array(bboxes, img_id) -> np.ndarray:
         raise ValueError(f'CocoMetric: image {img_id!r}: predicted bboxes must be (n, 4) '
                          f'(x1, y1, x2, y2), got shape {arr.shape}')
     return arr
+
+
+def _write_json(obj, path: str) -> None:
+    """Write ``obj`` as json (``json.dumps`` runs the C encoder; ``json.dump`` does not)."""
+    folder = osp.dirname(path)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    with open(path, 'w', encoding='utf-8') as f:
+        f.write(json.dumps(obj))
 
 
 @METRICS.register_module()
@@ -262,17 +272,25 @@ class CocoMetric(BaseMetric):
                              f'categories of {self.ann_file!r}')
         return [name_to_id[c] for c in classes]
 
-    def results2json(self, results: Sequence[dict], outfile_prefix: str) -> tuple[dict, list]:
-        """Write ``{outfile_prefix}.bbox.json`` (COCO results).
+    def results2json(self, results: Sequence[dict],
+                     outfile_prefix: str | None) -> tuple[dict, list]:
+        """COCO result dicts of ``results``, written to ``{outfile_prefix}.bbox.json``.
+
+        Args:
+            results: the per-image predictions collected by :meth:`process`.
+            outfile_prefix (str, optional): None: nothing is written.
 
         Returns:
-            tuple: ``{'bbox': path}`` and the list of COCO result dicts written.
+            tuple: ``{'bbox': path}`` (empty when nothing is written) and the list of COCO
+            result dicts.
         """
         detections = detections_to_coco(
             [r['img_id'] for r in results], [r['bboxes'] for r in results],
             [r['scores'] for r in results], [r['labels'] for r in results], self.cat_ids)
+        if outfile_prefix is None:
+            return {}, detections
         path = f'{outfile_prefix}.bbox.json'
-        dump(detections, path)
+        _write_json(detections, path)
         return dict(bbox=path), detections
 
     def compute_metrics(self, results: list) -> dict:
@@ -284,51 +302,51 @@ class CocoMetric(BaseMetric):
         """
         logger: MMLogger = MMLogger.get_current_instance()
         gts, preds = zip(*results) if results else ((), ())
-        tmp_dir = None
+        # json files are written only where the user asked for them (outfile_prefix); mmdet
+        # writes them to a temporary folder otherwise, which changes nothing but the time
         prefix = self.outfile_prefix
-        if prefix is None:
-            tmp_dir = tempfile.TemporaryDirectory()
-            prefix = osp.join(tmp_dir.name, 'results')
-        try:
-            coco = self._coco_api
-            if coco is None:
-                logger.info('CocoMetric: converting the ground truth to COCO format...')
-                gt_dict = self.gt_to_coco_dict(gts)
-                dump(gt_dict, f'{prefix}.gt.json')
-                coco = build_coco(gt_dict, self.backend)
-                self.cat_ids = list(range(len(self._classes())))
-            elif self.cat_ids is None:
-                self.cat_ids = self._category_ids(coco)
-            img_ids = self.img_ids if self.img_ids is not None else list(coco.getImgIds())
-            result_files, detections = self.results2json(preds, prefix)
-            eval_results: 'OrderedDict[str, float]' = OrderedDict()
-            if self.format_only:
-                logger.info(f'results are saved in {osp.dirname(prefix) or "."}')
-                return eval_results
-            if self.use_mp_eval:
-                logger.info('CocoMetric: use_mp_eval is ignored; ai4rs evaluates in one '
-                            f'process with the {self.backend!r} backend')
-            for metric in self.metrics:
-                logger.info(f'Evaluating {metric} ({self.backend})...')
-                if not detections:
-                    logger.error('The testing results of the whole dataset is empty.')
-                    break
-                coco_dt = load_results(coco, detections)
-                res = evaluate_bbox(coco, coco_dt, cat_ids=self.cat_ids, img_ids=img_ids,
-                                    max_dets=self.proposal_nums, iou_thrs=self.iou_thrs)
-                logger.info('\n' + format_coco_summary(res.stats, self.iou_thrs,
-                                                       self.proposal_nums))
-                if self.classwise:
-                    names = [coco.loadCats(c)[0]['name'] for c in self.cat_ids]
-                    per_class = classwise_ap(res.precision, self.iou_thrs)
-                    logger.info('\n' + classwise_table(names, per_class))
-                    for name, vals in zip(names, per_class):
-                        eval_results[f'{name}_precision'] = float(vals[0])
-                for item in (self.metric_items or _DEFAULT_ITEMS):
-                    eval_results[f'{metric}_{item}'] = float(res.stats[COCO_METRIC_NAMES[item]])
-                ap = res.stats[:6]
-                logger.info(f'{metric}_mAP_copypaste: ' + ' '.join(f'{v:.3f}' for v in ap))
+        coco = self._coco_api
+        if coco is None:
+            logger.info('CocoMetric: converting the ground truth to COCO format...')
+            gt_dict = self.gt_to_coco_dict(gts)
+            if prefix is not None:
+                _write_json(gt_dict, f'{prefix}.gt.json')
+            coco = build_coco(gt_dict, self.backend)
+            self.cat_ids = list(range(len(self._classes())))
+        elif self.cat_ids is None:
+            self.cat_ids = self._category_ids(coco)
+        img_ids = self.img_ids if self.img_ids is not None else list(coco.getImgIds())
+        unknown = sorted({p['img_id'] for p in preds} - set(coco.imgs), key=str)
+        if unknown:
+            raise ValueError(f'CocoMetric: predictions for {len(unknown)} image ids that are '
+                             f'not images of {self.ann_file or "the ground truth"}: '
+                             f'{unknown[:10]}')
+        result_files, detections = self.results2json(preds, prefix)
+        eval_results: 'OrderedDict[str, float]' = OrderedDict()
+        if self.format_only:
+            logger.info(f'results are saved in {result_files["bbox"]}')
             return eval_results
-        finally:
-            if tmp_dir is not None:
-                tmp_dir.cleanup()
+        if self.use_mp_eval:
+            logger.info('CocoMetric: use_mp_eval is ignored; ai4rs evaluates in one '
+                        f'process with the {self.backend!r} backend')
+        for metric in self.metrics:
+            logger.info(f'Evaluating {metric} ({self.backend})...')
+            if not detections:
+                logger.error('The testing results of the whole dataset is empty.')
+                break
+            coco_dt = load_results(coco, detections)
+            res = evaluate_bbox(coco, coco_dt, cat_ids=self.cat_ids, img_ids=img_ids,
+                                max_dets=self.proposal_nums, iou_thrs=self.iou_thrs)
+            logger.info('\n' + format_coco_summary(res.stats, self.iou_thrs,
+                                                   self.proposal_nums))
+            if self.classwise:
+                names = [coco.loadCats(c)[0]['name'] for c in self.cat_ids]
+                per_class = classwise_ap(res.precision, self.iou_thrs)
+                logger.info('\n' + classwise_table(names, per_class))
+                for name, vals in zip(names, per_class):
+                    eval_results[f'{name}_precision'] = float(vals[0])
+            for item in (self.metric_items or _DEFAULT_ITEMS):
+                eval_results[f'{metric}_{item}'] = float(res.stats[COCO_METRIC_NAMES[item]])
+            ap = res.stats[:6]
+            logger.info(f'{metric}_mAP_copypaste: ' + ' '.join(f'{v:.3f}' for v in ap))
+        return eval_results
