@@ -342,3 +342,19 @@ def test_base_config_pipeline_and_perfect_predictions(tmp_path):
     res = metric.evaluate(len(dataset))
     assert res['coco/bbox_mAP'] == pytest.approx(1.0)
     assert res['coco/bbox_mAP_50'] == pytest.approx(1.0)
+
+
+def test_backend_selection(monkeypatch):
+    import importlib.util
+
+    from ai4rs.evaluation.functional import coco_eval
+    real = importlib.util.find_spec
+    monkeypatch.setattr(coco_eval.importlib.util, 'find_spec',
+                        lambda name, *a: None if name == 'faster_coco_eval' else real(name, *a))
+    assert resolve_backend('auto') == 'pycocotools'  # the fallback
+    with pytest.raises(ImportError, match='pip install faster-coco-eval'):
+        resolve_backend('faster_coco_eval')
+    assert CocoMetric().backend == 'pycocotools'
+    monkeypatch.undo()
+    if 'faster_coco_eval' in BACKENDS:
+        assert resolve_backend('auto') == 'faster_coco_eval'
