@@ -253,6 +253,12 @@ def test_bad_arguments_and_inputs(tmp_path):
         CocoMetric(metric_items=['mAP_xl'])
     with pytest.raises(FileNotFoundError, match='nowhere.json'):
         CocoMetric(ann_file=str(tmp_path / 'nowhere.json'))
+    no_anns = write_json(tmp_path / 'test_dev.json', dict(
+        images=[dict(id=1, file_name='1.jpg', width=10, height=10)],
+        categories=[dict(id=1, name='class0')]))
+    with pytest.raises(ValueError, match=r"test_dev.json: .*no \['annotations'\] list"):
+        CocoMetric(ann_file=no_anns)
+    CocoMetric(ann_file=no_anns, format_only=True, outfile_prefix=str(tmp_path / 'r'))
     with pytest.raises(ValueError, match='backend'):
         CocoMetric(backend='detectron')
     metric = CocoMetric()

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 
 import numpy as np
 from mmengine.evaluator import BaseMetric
-from mmengine.fileio import get_local_path
 from mmengine.logging import MMLogger
 
 from ai4rs.registry import METRICS
@@ -178,8 +177,11 @@ class CocoMetric(BaseMetric):
         if ann_file is not None:
             if not osp.isfile(ann_file) and backend_args is None:
                 raise FileNotFoundError(f'CocoMetric: ann_file not found: {ann_file!r}')
-            with get_local_path(ann_file, backend_args=backend_args) as local_path:
-                self._coco_api = build_coco(local_path, self.backend)
+            # checked like the dataset's json (errors name the file and annotation id); a
+            # test-set json without annotations is fine for format_only
+            from ai4rs.datasets.coco import load_coco_json
+            gt = load_coco_json(ann_file, backend_args, require_annotations=not format_only)
+            self._coco_api = build_coco(gt, self.backend)
             if sort_categories:
                 self._sort_categories(self._coco_api)
         self.cat_ids: list[int] | None = None
