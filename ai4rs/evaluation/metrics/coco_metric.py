@@ -205,6 +205,8 @@ class CocoMetric(BaseMetric):
             img_id = _get(sample, 'img_id')
             if img_id is None:
                 raise KeyError('CocoMetric: a data sample has no img_id')
+            if hasattr(img_id, 'item'):
+                img_id = img_id.item()  # numpy / tensor scalar -> int (json-serialisable)
             pred = _get(sample, 'pred_instances')
             if pred is None:
                 raise KeyError(f'CocoMetric: data sample of image {img_id!r} has no '
