@@ -5,3 +5,19 @@ from .transforms import *  # noqa: F401,F403
 __all__ = ['DOTADataset', 'DOTAv15Dataset', 'DOTAv2Dataset', 'load_dota_labels']
 
 from . import utils  # noqa: E402,F401  (registers the yolov5_collate / yolow_collate)
+from .class_texts import load_class_texts  # noqa: E402
+from .coco import (  # noqa: E402
+    COCO_CLASSES,
+    COCO_PALETTE,
+    BatchShapePolicy,
+    CocoDataset,
+    YOLOv5CocoDataset,
+    check_image_files,
+    load_coco_json,
+)
+from .multimodal_dataset import MultiModalDataset  # noqa: E402
+
+__all__ += [
+    'CocoDataset', 'YOLOv5CocoDataset', 'BatchShapePolicy', 'COCO_CLASSES', 'COCO_PALETTE',
+    'check_image_files', 'load_coco_json', 'load_class_texts', 'MultiModalDataset'
+]

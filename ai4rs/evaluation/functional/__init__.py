@@ -44,3 +44,28 @@ __all__ = [
     'merge_patch_results', 'nms_boxes', 'write_task1_files', 'write_submission', 'zip_files',
     'check_outfile_prefix', 'load_task1_file', 'load_task1_dir'
 ]
+from .coco_eval import (  # noqa: E402
+    AREA_LABELS,
+    COCO_BACKENDS,
+    COCO_METRIC_NAMES,
+    CocoEvalResult,
+    build_coco,
+    classwise_ap,
+    classwise_table,
+    default_iou_thrs,
+    detections_to_coco,
+    evaluate_bbox,
+    format_coco_summary,
+    load_results,
+    resolve_backend,
+    summarize_coco_stats,
+    summarize_one,
+    xyxy_to_coco_bbox,
+)
+
+__all__ += [
+    'AREA_LABELS', 'COCO_BACKENDS', 'COCO_METRIC_NAMES', 'CocoEvalResult', 'build_coco',
+    'classwise_ap', 'classwise_table', 'default_iou_thrs', 'detections_to_coco', 'evaluate_bbox',
+    'format_coco_summary', 'load_results', 'resolve_backend', 'summarize_coco_stats',
+    'summarize_one', 'xyxy_to_coco_bbox'
+]

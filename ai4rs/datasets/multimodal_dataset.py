@@ -1,0 +1,99 @@
+"""YOLO-World's ``MultiModalDataset``: a detection dataset whose samples carry class texts."""
+import copy
+import logging
+from collections.abc import Callable, Sequence
+
+from mmengine.dataset import BaseDataset, Compose, force_full_init
+from mmengine.logging import print_log
+
+from ai4rs.registry import DATASETS
+
+from .class_texts import load_class_texts
+
+
+@DATASETS.register_module()
+class MultiModalDataset:
+    """Wrap a detection dataset and add ``texts`` (the class vocabulary) to each sample.
+
+    ``get_data_info(idx)`` is the wrapped dataset's data dict plus ``texts``: the list of
+    ``class_text_path``'s entries (``texts[label]`` = the strings of class ``label``). The
+    pipeline is this wrapper's (the wrapped dataset's own pipeline is not used). A training
+    sample (wrapped dataset not in test mode, or ``test_mode=False``) also carries
+    ``dataset`` = this wrapper, from which Mosaic/MixUp draw other samples (with their texts).
+
+    Args:
+        dataset (BaseDataset | dict): the dataset or its config.
+        class_text_path (str, optional): class-text json (see
+            :mod:`ai4rs.datasets.class_texts`), as many entries as the dataset's classes.
+            None: no ``texts`` are added.
+        test_mode (bool): see above. Defaults to True (as upstream).
+        pipeline (list[dict | callable]): the transforms.
+        lazy_init (bool): defer ``full_init``. Defaults to False.
+
+    Raises:
+        TypeError: ``dataset`` is neither a dict nor a ``BaseDataset``.
+        FileNotFoundError / ValueError: from :func:`load_class_texts` (missing file, bad
+            format, or a class count that differs from the dataset's).
+    """
+
+    def __init__(self,
+                 dataset: BaseDataset | dict,
+                 class_text_path: str | None = None,
+                 test_mode: bool = True,
+                 pipeline: Sequence[dict | Callable] = (),
+                 lazy_init: bool = False) -> None:
+        if isinstance(dataset, dict):
+            self.dataset = DATASETS.build(dataset)
+        elif isinstance(dataset, BaseDataset):
+            self.dataset = dataset
+        else:
+            raise TypeError(f'dataset must be a dict or a BaseDataset, but got {dataset!r}')
+        self._metainfo = self.dataset.metainfo
+        if class_text_path is not None:
+            self.class_texts = load_class_texts(
+                class_text_path, num_classes=len(self._metainfo['classes']))
+        else:
+            self.class_texts = None
+        self.test_mode = test_mode
+        self.pipeline = Compose(list(pipeline))
+        self._fully_initialized = False
+        if not lazy_init:
+            self.full_init()
+
+    @property
+    def metainfo(self) -> dict:
+        return copy.deepcopy(self._metainfo)
+
+    def full_init(self) -> None:
+        """Fully initialise the wrapped dataset."""
+        if self._fully_initialized:
+            return
+        self.dataset.full_init()
+        self._ori_len = len(self.dataset)
+        self._fully_initialized = True
+
+    @force_full_init
+    def get_data_info(self, idx: int) -> dict:
+        """The wrapped dataset's data dict of ``idx`` plus ``texts`` (list[list[str]])."""
+        data_info = self.dataset.get_data_info(idx)
+        if self.class_texts is not None:
+            data_info['texts'] = self.class_texts
+        return data_info
+
+    def get_cat_ids(self, idx: int) -> list[int]:
+        """Labels of sample ``idx`` (delegated to the wrapped dataset)."""
+        return self.dataset.get_cat_ids(idx)
+
+    def __getitem__(self, idx: int):
+        if not self._fully_initialized:
+            print_log('Please call `full_init` method manually to accelerate the speed.',
+                      logger='current', level=logging.WARNING)
+            self.full_init()
+        data_info = self.get_data_info(idx)
+        if not getattr(self.dataset, 'test_mode', True) or not self.test_mode:
+            data_info['dataset'] = self
+        return self.pipeline(data_info)
+
+    @force_full_init
+    def __len__(self) -> int:
+        return self._ori_len
