@@ -15,15 +15,17 @@ from .inference import _test_pipeline_cfg
 
 
 def _merge_predictions(bboxes, scores, labels, iou_thr):
-    """Class-aware NMS over the patches' predictions (rotated NMS for rboxes)."""
+    """Class-aware NMS over the patches' predictions (rotated NMS for RotatedBoxes)."""
     from ai4rs.ops import batched_nms
+    from ai4rs.structures.bbox import HorizontalBoxes, RotatedBoxes
     if len(scores) == 0:
         return torch.zeros(0, dtype=torch.long)
-    if bboxes.box_dim == 8:
-        raise ValueError('merging qbox predictions is not supported: predict rboxes')
-    nms_type = 'nms_rotated' if bboxes.box_dim == 5 else 'nms'
+    nms_types = {RotatedBoxes: 'nms_rotated', HorizontalBoxes: 'nms'}
+    if type(bboxes) not in nms_types:
+        raise ValueError(f'merging {type(bboxes).__name__} predictions is not supported: '
+                         'predict RotatedBoxes or HorizontalBoxes')
     _, keep = batched_nms(bboxes.tensor, scores, labels,
-                          dict(type=nms_type, iou_threshold=iou_thr))
+                          dict(type=nms_types[type(bboxes)], iou_threshold=iou_thr))
     return keep
 
 

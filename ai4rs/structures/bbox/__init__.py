@@ -10,6 +10,7 @@ from .box_type import (
     autocast_box_type,
     box_converters,
     box_types,
+    boxes_from_tensor,
     convert_box_type,
     get_box_type,
     register_box,
@@ -22,7 +23,7 @@ from .transforms import (
     ANGLE_VERSIONS,
     bbox_cxcywh_to_xyxy,
     bbox_xyxy_to_cxcywh,
-                       distance2obb,
+    distance2obb,
     empty_box_as,
     get_box_tensor,
     get_box_wh,
@@ -40,5 +41,5 @@ __all__ = [
     'qbox2hbox', 'qbox2rbox', 'bbox_overlaps', 'rbbox_overlaps', 'fake_rbbox_overlaps',
     'norm_angle', 'regularize_rboxes', 'min_area_rect', 'rbox_corners', 'distance2obb',
     'bbox_cxcywh_to_xyxy', 'bbox_xyxy_to_cxcywh', 'get_box_tensor', 'empty_box_as',
-    'get_box_wh', 'scale_boxes', 'ANGLE_VERSIONS'
+    'get_box_wh', 'scale_boxes', 'ANGLE_VERSIONS', 'boxes_from_tensor'
 ]

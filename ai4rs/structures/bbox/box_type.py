@@ -141,6 +141,26 @@ def convert_box_type(boxes: BoxType,
     return converter(boxes)
 
 
+def boxes_from_tensor(data: Union[Tensor, np.ndarray], box_type: Union[str, type]) -> BaseBoxes:
+    """Wrap raw box data from outside the pipeline (offline files, user arrays) as box objects.
+
+    This is the one place where a raw tensor becomes a typed box object; the type is always
+    given explicitly, never guessed from the number of columns.
+
+    Args:
+        data (Tensor | np.ndarray): (..., box_dim) boxes of ``box_type`` (copied).
+        box_type (str | type): registered name ('hbox', 'rbox', 'qbox') or box class.
+
+    Returns:
+        BaseBoxes: e.g. ``RotatedBoxes`` for 'rbox'.
+
+    Raises:
+        ValueError: the last dimension does not match the box type.
+    """
+    _, box_cls = get_box_type(box_type)
+    return box_cls(data)
+
+
 def autocast_box_type(dst_box_type: str = 'hbox') -> Callable:
     """Decorator for transform methods ``f(self, results)``: when ``results['gt_bboxes']`` is
     a numpy array it is wrapped as ``dst_box_type`` for the call and turned back into an array

@@ -226,26 +226,20 @@ def get_box_wh(boxes) -> Tuple[Tensor, Tensor]:
 
 
 def scale_boxes(boxes, scale_factor: Tuple[float, float]):
-    """Boxes of an image resized by ``(sx, sy)``, in their own format.
+    """Boxes of an image resized by ``(sx, sy)``, in their own format, in place.
 
-    Box objects use their ``rescale_`` (in place, returned). Tensors are told
-    apart by their width: 4 = (x1, y1, x2, y2) and 8 = (x1, y1, ..., x4, y4)
-    are multiplied; 5 = (cx, cy, w, h, t) rotated boxes go through
-    ``RotatedBoxes.rescale_``: the centre is scaled, w and h become the
-    lengths of the scaled edges, and the angle follows the scaled h edge.
-    Exact (the scaled corners) for isotropic scales; an anisotropic scale
-    makes a parallelogram, approximated so.
+    Box objects only (``rescale_``): a raw tensor does not say which format it holds; wrap
+    it first with :func:`boxes_from_tensor`. For rotated boxes the centre is scaled, w and h
+    become the lengths of the scaled edges and the angle follows the scaled h edge (exact
+    for isotropic scales; an anisotropic scale makes a parallelogram, approximated so).
+
+    Returns:
+        BaseBoxes: ``boxes`` itself, rescaled.
     """
     from .base_boxes import BaseBoxes
-    if isinstance(boxes, BaseBoxes):
-        boxes.rescale_(scale_factor)
-        return boxes
-    dim = boxes.size(-1)
-    if dim in (4, 8):
-        return boxes * boxes.new_tensor(list(scale_factor) * (dim // 2))
-    if dim == 5:
-        from .rotated_boxes import RotatedBoxes
-        rboxes = RotatedBoxes(boxes.clone())
-        rboxes.rescale_(scale_factor)
-        return rboxes.tensor
-    raise ValueError(f'scale_boxes: boxes must have 4, 5 or 8 columns, got {tuple(boxes.shape)}')
+    if not isinstance(boxes, BaseBoxes):
+        raise TypeError(f'scale_boxes needs a box object (HorizontalBoxes, RotatedBoxes, '
+                        f'QuadriBoxes), got {type(boxes).__name__}; wrap raw tensors with '
+                        f'boxes_from_tensor(tensor, box_type)')
+    boxes.rescale_(scale_factor)
+    return boxes
