@@ -459,3 +459,22 @@ def test_training_pipeline_from_config_names():
         bboxes = out['data_samples'].gt_instances.bboxes
         assert isinstance(bboxes, RotatedBoxes)
     assert n_ok >= 4
+
+
+def test_cached_mixing_transforms_share_cache_and_checks():
+    from ai4rs.datasets.transforms.transforms import CachedMixTransform, CachedMixUp, CachedMosaic
+    for cls, minimum in ((CachedMosaic, 4), (CachedMixUp, 2)):
+        assert issubclass(cls, CachedMixTransform)
+        with pytest.raises(ValueError, match=f'{cls.__name__}: max_cached_images must be >= '
+                                             f'{minimum}'):
+            cls(max_cached_images=minimum - 1)
+        with pytest.raises(ValueError, match=f'{cls.__name__}: prob'):
+            cls(prob=1.5)
+        with pytest.raises(TypeError, match=f'{cls.__name__}: img_scale'):
+            cls(img_scale=[64, 64])
+        # oldest-first eviction keeps the last `minimum` results; prob 0 never mixes
+        t = cls(max_cached_images=minimum, random_pop=False, prob=0.0)
+        for i in range(3 * minimum):
+            results = dict(img_id=i)
+            assert t(results) is results
+        assert [r['img_id'] for r in t.results_cache] == list(range(2 * minimum, 3 * minimum))
