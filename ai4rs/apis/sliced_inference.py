@@ -9,6 +9,7 @@ from mmengine.dataset import Compose
 from mmengine.structures import InstanceData
 from mmengine.utils import ProgressBar
 
+from ai4rs.datasets.sliding_windows import crop_patch, get_sliding_windows
 from ai4rs.evaluation.functional import merge_patch_boxes
 from ai4rs.structures import DetDataSample
 from ai4rs.structures.bbox import BaseBoxes
@@ -66,7 +67,6 @@ def inference_detector_by_patches(model, img, sizes=(1024, ), steps=(824, ), rat
         DetDataSample: ``pred_instances`` (``bboxes`` in full-image
         coordinates, ``scores``, ``labels``) and ``ori_shape``.
     """
-    from ai4rs.datasets.dota_split import crop_patch, get_sliding_windows
     if isinstance(img, str):
         path = img
         img = mmcv.imread(img)
