@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from rbox_shapely_reference import clustered_rboxes, greedy_nms_reference
 
 from ai4rs.ops import batched_nms, nms, nms_rotated
+from tests.test_ops.rbox_shapely_reference import clustered_rboxes, greedy_nms_reference
 
 nms_module = importlib.import_module('ai4rs.ops.nms')
 
