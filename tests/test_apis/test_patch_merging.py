@@ -82,3 +82,59 @@ def test_merge_patch_boxes_matches_greedy_reference(kind):
     assert isinstance(boxes, (RotatedBoxes, HorizontalBoxes, QuadriBoxes))
     with pytest.raises(TypeError, match='box object'):
         merge_patch_boxes(rb, torch.from_numpy(scores), torch.from_numpy(labels), 0.1)
+
+
+class _FixedBoxModel:
+    """Stands in for a detector: on every patch it predicts the same rotated box, scored by
+    the order in which it saw the patches (so each output names its patch)."""
+
+    PATCH_BOX = [20.0, 12.0, 16.0, 6.0, 0.3]
+
+    def __init__(self):
+        from mmengine.config import Config
+        self.cfg = Config(dict(test_dataloader=dict(dataset=dict(pipeline=[
+            dict(type='LoadImageFromFile'),
+            dict(type='PackDetInputs', meta_keys=('img_id', 'img_shape'))]))))
+        self.seen = 0
+
+    def test_step(self, data):
+        from mmengine.structures import InstanceData
+        out = []
+        for sample in data['data_samples']:
+            sample.pred_instances = InstanceData(
+                bboxes=RotatedBoxes(torch.tensor([self.PATCH_BOX])),
+                scores=torch.tensor([1.0 - 0.001 * self.seen]), labels=torch.tensor([0]))
+            self.seen += 1
+            out.append(sample)
+        return out
+
+
+def test_sliced_inference_maps_patch_boxes_back_with_non_uniform_scale():
+    """101 x 61 px at ratio 0.5 is resized to 50 x 30 (rounded), a non-uniform (2.02, 2.033)
+    way back; every patch's box must land on the independently mapped corners."""
+    from mmengine.registry import init_default_scope
+
+    from ai4rs.apis import inference_detector_by_patches
+    from ai4rs.datasets.sliding_windows import get_sliding_windows
+    from ai4rs.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    init_default_scope('ai4rs')
+    img = np.zeros((61, 101, 3), np.uint8)
+    result = inference_detector_by_patches(_FixedBoxModel(), img, sizes=(16, ), steps=(12, ),
+                                           ratios=(0.5, ), merge_iou_thr=1.0, progress=False)
+    windows = get_sliding_windows(50, 30, [16], [4], img_rate_thr=0.0)
+    pred = result.pred_instances
+    assert result.ori_shape == (61, 101) and len(pred) == len(windows) >= 4
+    order = torch.argsort(pred.scores, descending=True)  # patch order
+    scale = torch.tensor([101 / 50, 61 / 30], dtype=torch.float64)
+    box = torch.tensor([_FixedBoxModel.PATCH_BOX], dtype=torch.float64)
+    for k, window in enumerate(windows):
+        got = pred.bboxes.tensor[order[k]].double()
+        pts = (corners(box)[0] + torch.tensor(window[:2], dtype=torch.float64)) * scale
+        w_edge, h_edge = pts[0] - pts[3], pts[0] - pts[1]
+        torch.testing.assert_close(got[:2], pts.mean(0), atol=1e-4, rtol=0)
+        torch.testing.assert_close(got[2:4], torch.stack([w_edge.norm(), h_edge.norm()]),
+                                   atol=1e-4, rtol=0)
+        t = torch.atan2(-h_edge[0], h_edge[1])
+        diff = torch.remainder(got[4] - t + math.pi / 2, math.pi) - math.pi / 2
+        assert abs(diff.item()) < 1e-5
