@@ -46,7 +46,7 @@ HOOKS = Registry('hook', parent=MMENGINE_HOOKS, locations=['ai4rs.engine.hooks']
 # datasets, their transforms and samplers
 DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, locations=['ai4rs.datasets'])
 DATA_SAMPLERS = Registry(
-    'data sampler', parent=MMENGINE_DATA_SAMPLERS, locations=['ai4rs.datasets.samplers'])
+    'data sampler', parent=MMENGINE_DATA_SAMPLERS, locations=['ai4rs.datasets'])
 TRANSFORMS = Registry(
     'transform', parent=MMENGINE_TRANSFORMS, locations=['ai4rs.datasets.transforms'])
 

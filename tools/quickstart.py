@@ -22,7 +22,7 @@ sys.path.insert(0, REPO_ROOT)
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from ai4rs.datasets.synthetic_dota import generate_dataset  # noqa: E402
+from ai4rs.datasets.preparation.synthetic_dota import generate_dataset  # noqa: E402
 from ai4rs.utils import register_all_modules  # noqa: E402
 
 CONFIG = osp.join(REPO_ROOT, 'configs', 'rotated_yolox', 'rotated_yolox_quickstart_synthetic.py')

@@ -9,22 +9,33 @@ from mmengine.dataset import Compose
 from mmengine.structures import InstanceData
 from mmengine.utils import ProgressBar
 
+from ai4rs.datasets.sliding_windows import crop_patch, get_sliding_windows
+from ai4rs.evaluation.functional import merge_patch_boxes
 from ai4rs.structures import DetDataSample
+from ai4rs.structures.bbox import BaseBoxes
 
 from .inference import _test_pipeline_cfg
 
 
-def _merge_predictions(bboxes, scores, labels, iou_thr):
-    """Class-aware NMS over the patches' predictions (rotated NMS for rboxes)."""
-    from ai4rs.ops import batched_nms
-    if len(scores) == 0:
-        return torch.zeros(0, dtype=torch.long)
-    if bboxes.box_dim == 8:
-        raise ValueError('merging qbox predictions is not supported: predict rboxes')
-    nms_type = 'nms_rotated' if bboxes.box_dim == 5 else 'nms'
-    _, keep = batched_nms(bboxes.tensor, scores, labels,
-                          dict(type=nms_type, iou_threshold=iou_thr))
-    return keep
+def patch_boxes_to_image(boxes: BaseBoxes, origin: tuple[float, float],
+                         scale: tuple[float, float] = (1.0, 1.0)) -> BaseBoxes:
+    """Boxes predicted on a patch, in full-image coordinates (a new box object).
+
+    The patch was cut at ``origin = (x, y)`` from the image resized by ``(rx, ry)``; its boxes
+    are translated by ``origin`` and then rescaled by ``scale = (1 / rx, 1 / ry)`` with the
+    box type's own ``rescale_`` (``RotatedBoxes``: exact for ``rx = ry``, the mmrotate
+    approximation of the sheared rectangle otherwise).
+
+    Args:
+        boxes (BaseBoxes): (N, box_dim) boxes in patch pixels.
+        origin (tuple[float, float]): the patch's top-left corner in the resized image.
+        scale (tuple[float, float]): ``(sx, sy)`` from the resized image back to the image.
+    """
+    boxes = copy.deepcopy(boxes)
+    boxes.translate_([float(origin[0]), float(origin[1])])
+    if tuple(scale) != (1.0, 1.0):
+        boxes.rescale_([float(scale[0]), float(scale[1])])
+    return boxes
 
 
 def inference_detector_by_patches(model, img, sizes=(1024, ), steps=(824, ), ratios=(1.0, ),
@@ -36,8 +47,10 @@ def inference_detector_by_patches(model, img, sizes=(1024, ), steps=(824, ), rat
     ``size`` windows every ``step`` pixels (the last window of a row or column
     is moved back to the border; patches at the edges are padded with
     ``pad_value``), the patches go through the model's test pipeline in
-    batches, their predictions are moved back to full-image coordinates and
-    merged per class by rotated NMS at ``merge_iou_thr``.
+    batches, their predictions are moved back to full-image coordinates
+    (:func:`patch_boxes_to_image`) and merged per class at ``merge_iou_thr`` by
+    :func:`ai4rs.evaluation.functional.merge_patch_boxes`, the routine that also
+    merges DOTA patch results.
 
     Args:
         model (nn.Module): from :func:`init_detector`.
@@ -54,7 +67,6 @@ def inference_detector_by_patches(model, img, sizes=(1024, ), steps=(824, ), rat
         DetDataSample: ``pred_instances`` (``bboxes`` in full-image
         coordinates, ``scores``, ``labels``) and ``ori_shape``.
     """
-    from ai4rs.datasets.dota_split import crop_patch, get_sliding_windows
     if isinstance(img, str):
         path = img
         img = mmcv.imread(img)
@@ -90,13 +102,11 @@ def inference_detector_by_patches(model, img, sizes=(1024, ), steps=(824, ), rat
             samples.append(data['data_samples'])
         with torch.no_grad():
             results = model.test_step(dict(inputs=inputs, data_samples=samples))
-        for (ratio, window, _), result in zip(chunk, results):
+        for (ratio, window, scaled), result in zip(chunk, results):
             pred = result.pred_instances
-            boxes = copy.deepcopy(pred.bboxes)
-            boxes.translate_([float(window[0]), float(window[1])])
-            if ratio != 1:
-                boxes.rescale_([1.0 / ratio, 1.0 / ratio])
-            all_boxes.append(boxes)
+            # the exact per-axis factors of the resize (the sizes were rounded)
+            scale = (width / scaled.shape[1], height / scaled.shape[0])
+            all_boxes.append(patch_boxes_to_image(pred.bboxes, window[:2], scale))
             all_scores.append(pred.scores)
             all_labels.append(pred.labels)
         if bar is not None:
@@ -104,7 +114,7 @@ def inference_detector_by_patches(model, img, sizes=(1024, ), steps=(824, ), rat
 
     bboxes = type(all_boxes[0]).cat(all_boxes)
     scores, labels = torch.cat(all_scores), torch.cat(all_labels)
-    keep = _merge_predictions(bboxes, scores, labels, merge_iou_thr)
+    keep = merge_patch_boxes(bboxes, scores, labels, merge_iou_thr)
     out = DetDataSample(metainfo=dict(ori_shape=(height, width), img_shape=(height, width)))
     out.pred_instances = InstanceData(bboxes=bboxes[keep], scores=scores[keep],
                                       labels=labels[keep])

@@ -7,7 +7,7 @@ A DOTA label file holds optional header lines (``imagesource:GoogleEarth``,
 
 The polygon corners are in pixels of the image the file belongs to. ``difficulty``
 is 0 or 1 in the raw data and 2 in split annotation files for an object that a
-patch border truncated (see ``ai4rs.datasets.dota_split``).
+patch border truncated (see ``ai4rs.datasets.preparation.dota_split``).
 """
 import glob
 import os.path as osp

@@ -219,6 +219,7 @@ def greedy_from_edges(src: np.ndarray,
 
 
 _NMS_OPS = {'nms': nms, 'nms_rotated': nms_rotated}
+_NMS_BOX_DIMS = {'nms': 4, 'nms_rotated': 5}
 
 
 def batched_nms(boxes: Tensor,
@@ -247,7 +248,9 @@ def batched_nms(boxes: Tensor,
         ``keep`` (K,) indices into the input, in descending score order.
 
     Notes:
-        For horizontal boxes classes are separated with mmcv's coordinate-offset trick.
+        The path is chosen by ``nms_cfg['type']`` only ('nms' needs (N, 4), 'nms_rotated'
+        (N, 5) boxes). For 'nms' classes are separated with mmcv's coordinate-offset trick;
+        a callable op (whose box format is unknown) runs class by class.
         For rotated boxes the class index is passed to :func:`nms_rotated` as ``labels``,
         which separates classes exactly (mmcv shifts the centres by a class offset, which
         rounds the centres in float32); the kept set is the same per-class greedy NMS.
@@ -257,12 +260,10 @@ def batched_nms(boxes: Tensor,
     if nms_cfg is None:
         scores_sorted, inds = scores.sort(descending=True)
         return torch.cat([boxes[inds], scores_sorted[:, None].to(boxes.dtype)], -1), inds
-    if boxes.dim() != 2 or boxes.size(-1) not in (4, 5):
-        raise ValueError(f'boxes must have shape (N, 4) or (N, 5), but got {tuple(boxes.shape)}')
     n = boxes.size(0)
-    if scores.shape != (n,) or idxs.shape != (n,):
-        raise ValueError(f'scores and idxs must have shape ({n},), but got '
-                         f'{tuple(scores.shape)} and {tuple(idxs.shape)}')
+    if boxes.dim() != 2 or scores.shape != (n,) or idxs.shape != (n,):
+        raise ValueError(f'boxes must be (N, D), scores and idxs (N,), but got '
+                         f'{tuple(boxes.shape)}, {tuple(scores.shape)} and {tuple(idxs.shape)}')
     cfg = dict(nms_cfg)
     class_agnostic = cfg.pop('class_agnostic', class_agnostic)
     nms_type = cfg.pop('type', 'nms')
@@ -274,23 +275,27 @@ def batched_nms(boxes: Tensor,
         nms_op = nms_type
     elif nms_type in _NMS_OPS:
         nms_op = _NMS_OPS[nms_type]
+        box_dim = _NMS_BOX_DIMS[nms_type]
+        if boxes.size(-1) != box_dim:
+            raise ValueError(f"nms_cfg['type'] {nms_type!r} needs boxes of shape (N, {box_dim}), "
+                             f'but got {tuple(boxes.shape)}')
     else:
         raise ValueError(f"nms_cfg['type'] must be one of {sorted(_NMS_OPS)} or a callable, "
                          f'but got {nms_type!r}')
     if n == 0:
         return boxes.new_zeros(0, boxes.size(-1) + 1), idxs.new_zeros(0, dtype=torch.long)
+    # the class separation follows the op, never the number of columns: 'nms_rotated' takes
+    # the classes as labels, 'nms' (x1, y1, x2, y2) boxes are shifted by a class offset, and
+    # an op of unknown box format runs class by class
     use_labels = nms_op is nms_rotated and not class_agnostic
+    if callable(nms_type) and not class_agnostic:
+        split_thr = 0
 
-    if class_agnostic or use_labels:
+    if class_agnostic or use_labels or split_thr == 0:
         boxes_for_nms = boxes
     else:
-        if boxes.size(-1) == 5:
-            max_coordinate = boxes[:, :2].max() + boxes[:, 2:4].max()
-            offsets = idxs.to(boxes) * (max_coordinate + 1)
-            boxes_for_nms = torch.cat([boxes[:, :2] + offsets[:, None], boxes[:, 2:]], dim=-1)
-        else:
-            offsets = idxs.to(boxes) * (boxes.max() + 1)
-            boxes_for_nms = boxes + offsets[:, None]
+        offsets = idxs.to(boxes) * (boxes.max() + 1)
+        boxes_for_nms = boxes + offsets[:, None]
 
     def run(sel_boxes, sel_scores, sel_idxs):
         if use_labels:

@@ -1,8 +1,7 @@
 from .local_visualizer import (
                                DetLocalVisualizer,
                                RotLocalVisualizer,
-                               boxes_to_polygons,
                                draw_predictions,
 )
 
-__all__ = ['DetLocalVisualizer', 'RotLocalVisualizer', 'boxes_to_polygons', 'draw_predictions']
+__all__ = ['DetLocalVisualizer', 'RotLocalVisualizer', 'draw_predictions']

@@ -1,11 +1,13 @@
 """Drawing horizontal, rotated and quadrilateral boxes on images."""
 import colorsys
+import logging
 
 import numpy as np
-import torch
+from mmengine.logging import print_log
 from mmengine.visualization import Visualizer
 
 from ai4rs.registry import VISUALIZERS
+from ai4rs.structures.bbox import BaseBoxes
 
 
 def default_palette(num_classes):
@@ -18,29 +20,14 @@ def default_palette(num_classes):
     return colors
 
 
-def boxes_to_polygons(bboxes):
-    """Boxes of any ai4rs type to corner polygons.
-
-    Args:
-        bboxes: a box object (``.tensor``) or a Tensor / ndarray of shape
-            (N, 4) hbox x1y1x2y2, (N, 5) rbox cx,cy,w,h,t or (N, 8) qbox.
-
-    Returns:
-        ndarray: (N, 4, 2) corners, float64.
-    """
-    from ai4rs.structures.bbox import hbox2qbox, rbox2qbox
-    tensor = bboxes.tensor if hasattr(bboxes, 'tensor') else torch.as_tensor(bboxes)
-    tensor = tensor.detach().cpu().double().reshape(-1, tensor.shape[-1])
-    if tensor.shape[-1] == 4:
-        corners = hbox2qbox(tensor)
-    elif tensor.shape[-1] == 5:
-        corners = rbox2qbox(tensor)
-    elif tensor.shape[-1] == 8:
-        corners = tensor
-    else:
-        raise ValueError(f'cannot draw boxes with {tensor.shape[-1]} coordinates: expected '
-                         '4 (hbox), 5 (rbox) or 8 (qbox)')
-    return corners.numpy().reshape(-1, 4, 2)
+def _box_corners(bboxes: BaseBoxes) -> np.ndarray:
+    """Box object (hbox, rbox or qbox) -> (N, 4, 2) float64 corners (via ``convert_to``)."""
+    if not isinstance(bboxes, BaseBoxes):
+        raise TypeError(f'the visualizer draws box objects (HorizontalBoxes, RotatedBoxes, '
+                        f'QuadriBoxes), got {type(bboxes).__name__}; wrap raw tensors with '
+                        f'ai4rs.structures.bbox.boxes_from_tensor(tensor, box_type)')
+    qboxes = bboxes.convert_to('qbox').tensor
+    return qboxes.detach().cpu().double().numpy().reshape(-1, 4, 2)
 
 
 @VISUALIZERS.register_module()
@@ -75,7 +62,8 @@ class DetLocalVisualizer(Visualizer):
         return [tuple(int(c) for c in p) for p in palette]
 
     def draw_instances(self, image, instances, classes=None, score_thr=0.0):
-        """Draw ``instances`` (``bboxes``, ``labels``, optional ``scores``) on ``image``.
+        """Draw ``instances`` (``bboxes`` a box object, ``labels``, optional ``scores``) on
+        ``image``.
 
         Returns:
             ndarray: the drawn RGB image.
@@ -91,7 +79,7 @@ class DetLocalVisualizer(Visualizer):
             if 'labels' in instances else np.zeros(len(instances), int)
         num_classes = len(classes) if classes else int(labels.max()) + 1
         colors = self._class_colors(num_classes)
-        polygons = boxes_to_polygons(instances.bboxes)
+        polygons = _box_corners(instances.bboxes)
         edge = [self.bbox_color or colors[lb % len(colors)] for lb in labels]
         self.draw_polygons(list(polygons), edge_colors=edge, line_widths=self.line_width,
                            alpha=self.alpha)
@@ -126,7 +114,15 @@ class DetLocalVisualizer(Visualizer):
         if data_sample is not None:
             data_sample = data_sample.cpu()
             if draw_gt and 'gt_instances' in data_sample:
-                gt_img = self.draw_instances(image, data_sample.gt_instances, classes)
+                gt = data_sample.gt_instances
+                if 'bboxes' in gt and not isinstance(gt.bboxes, BaseBoxes):
+                    # DetDataPreprocessor(boxtype2tensor=True) dropped the box type
+                    print_log('DetLocalVisualizer: ground truth not drawn, its bboxes are a '
+                              'raw tensor without a box type (set boxtype2tensor=False in the '
+                              'data preprocessor to draw it)', logger='current',
+                              level=logging.WARNING)
+                else:
+                    gt_img = self.draw_instances(image, gt, classes)
             if draw_pred and 'pred_instances' in data_sample:
                 pred_img = self.draw_instances(image, data_sample.pred_instances, classes,
                                                score_thr=pred_score_thr)

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ai4rs.datasets.synthetic_dota import CLASSES, _corners, generate_dataset
+from ai4rs.datasets.preparation.synthetic_dota import CLASSES, _corners, generate_dataset
 from tests.conftest import REPO_ROOT, run_cmd
 
 

@@ -93,6 +93,29 @@ def check_boxes_on_objects(img, boxes, labels, scale=1.0, tight=True, min_cover=
         assert obj.sum() > 0
 
 
+def box_colour_cover(img, boxes, labels, tol=60):
+    """Per box, the share of its pixels (outside boxes of other labels; boxes of 20 px or less
+    skipped) whose colour is its object's, plain or blended 50/50 by a mix-up with black or
+    the 114 padding. Boxes cut by mosaic cells or crops cover less than all, so callers
+    compare rates over many boxes (and against wrong boxes) rather than each box."""
+    masks = [raster(img.shape, poly) for poly in box_polygons(boxes)]
+    covers = []
+    for k, (mask, label) in enumerate(zip(masks, labels)):
+        others = np.zeros(img.shape[:2], bool)
+        for k2, (mask2, label2) in enumerate(zip(masks, labels)):
+            if k2 != k and label2 != label:
+                others |= mask2
+        region = mask & ~others
+        if region.sum() <= 20:
+            continue
+        colour = np.zeros(img.shape[:2], bool)
+        for alpha in (1.0, 0.5):
+            for background in (0, 114):
+                colour |= color_mask(img, COLORS[label] * alpha + (1 - alpha) * background, tol)
+        covers.append((colour & region).sum() / region.sum())
+    return np.asarray(covers)
+
+
 # -------------------------------------------------------------------------- fixtures
 def draw_scene(objects, shape=(120, 160), label_offset=0):
     """A black image with filled rotated rectangles; returns (img, instances)."""
@@ -278,12 +301,14 @@ def test_random_crop_size_order_is_width_height():
 @pytest.mark.parametrize('box_type', BOX_TYPES)
 def test_random_crop_keeps_boxes_on_visible_objects(box_type):
     np.random.seed(0)
+    num_checked = 0
     for _ in range(4):
         r = RandomCrop(crop_size=(90, 70), allow_negative_crop=True)(load(box_type=box_type))
         assert r['img'].shape == (70, 90, 3) and r['img_shape'] == (70, 90)
-        if len(r['gt_bboxes']):
-            check_boxes_on_objects(r['img'], r['gt_bboxes'], r['gt_bboxes_labels'],
-                                   tight=box_type != 'hbox', min_cover=0.75)
+        check_boxes_on_objects(r['img'], r['gt_bboxes'], r['gt_bboxes_labels'],
+                               tight=box_type != 'hbox', min_cover=0.75)
+        num_checked += len(r['gt_bboxes'])
+    assert num_checked >= 4  # the check above ran on boxes, not on empty crops
 
 
 def test_random_crop_drops_rboxes_by_centre():
@@ -446,10 +471,14 @@ def test_training_pipeline_from_config_names():
              max_cached_images=5, pad_val=(114, 114, 114)),
         dict(type='PackDetInputs'),
     ]
+    import random
+
     from mmcv.transforms import Compose
     compose = Compose([TRANSFORMS.build(c) for c in pipeline])
     np.random.seed(0)
+    random.seed(0)  # CachedMosaic / CachedMixUp draw from `random`
     n_ok = 0
+    covers, wrong_covers = [], []
     for i in range(8):
         out = compose(load(SCENE, shape=(96, 128)))
         if out is None:  # RandomCrop found no object: the dataset would resample
@@ -458,4 +487,35 @@ def test_training_pipeline_from_config_names():
         assert out['inputs'].shape == (3, 64, 64)
         bboxes = out['data_samples'].gt_instances.bboxes
         assert isinstance(bboxes, RotatedBoxes)
+        # the pixel check: the boxes sit on their objects' pixels ...
+        img = out['inputs'].numpy().transpose(1, 2, 0)
+        labels = out['data_samples'].gt_instances.labels.numpy()
+        covers.extend(box_colour_cover(img, bboxes, labels))
+        # ... and boxes that did not follow the image (flipped diagonally) do not
+        wrong = copy.deepcopy(bboxes)
+        wrong.flip_((64, 64), direction='diagonal')
+        wrong_covers.extend(box_colour_cover(img, wrong, labels))
     assert n_ok >= 4
+    covers, wrong_covers = np.asarray(covers), np.asarray(wrong_covers)
+    assert len(covers) >= 15
+    assert (covers > 0.5).mean() >= 0.6, covers
+    assert (wrong_covers > 0.5).mean() <= 0.25, wrong_covers
+
+
+def test_cached_mixing_transforms_share_cache_and_checks():
+    from ai4rs.datasets.transforms.transforms import CachedMixTransform, CachedMixUp, CachedMosaic
+    for cls, minimum in ((CachedMosaic, 4), (CachedMixUp, 2)):
+        assert issubclass(cls, CachedMixTransform)
+        with pytest.raises(ValueError, match=f'{cls.__name__}: max_cached_images must be >= '
+                                             f'{minimum}'):
+            cls(max_cached_images=minimum - 1)
+        with pytest.raises(ValueError, match=f'{cls.__name__}: prob'):
+            cls(prob=1.5)
+        with pytest.raises(TypeError, match=f'{cls.__name__}: img_scale'):
+            cls(img_scale=[64, 64])
+        # oldest-first eviction keeps the last `minimum` results; prob 0 never mixes
+        t = cls(max_cached_images=minimum, random_pop=False, prob=0.0)
+        for i in range(3 * minimum):
+            results = dict(img_id=i)
+            assert t(results) is results
+        assert [r['img_id'] for r in t.results_cache] == list(range(2 * minimum, 3 * minimum))

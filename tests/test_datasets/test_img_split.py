@@ -9,16 +9,14 @@ import numpy as np
 import pytest
 
 from ai4rs.datasets import DOTADataset
-from ai4rs.datasets.dota_split import (
+from ai4rs.datasets.preparation.dota_split import (
     assign_objects,
-    crop_patch,
-    get_sliding_windows,
     patch_id,
     polygon_window_iofs,
     scaled_sizes_and_gaps,
     split_dataset,
-    window_starts,
 )
+from ai4rs.datasets.sliding_windows import crop_patch, get_sliding_windows, window_starts
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(REPO_ROOT, 'tools', 'data', 'dota', 'split', 'img_split.py')

@@ -24,7 +24,7 @@ CONFIG = osp.join(REPO_ROOT, 'configs', 'rotated_yolox', 'rotated_yolox_quicksta
 
 def _gt_rboxes(ann_file):
     from ai4rs.datasets.dota import load_dota_labels
-    from ai4rs.datasets.synthetic_dota import CLASSES
+    from ai4rs.datasets.preparation.synthetic_dota import CLASSES
     from ai4rs.structures.bbox import qbox2rbox
     labels = load_dota_labels(ann_file)
     rboxes = qbox2rbox(torch.as_tensor(np.asarray(labels.polygons), dtype=torch.float32))

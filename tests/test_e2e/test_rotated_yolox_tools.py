@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from ai4rs.datasets.synthetic_dota import generate_dataset
+from ai4rs.datasets.preparation.synthetic_dota import generate_dataset
 from tests.conftest import REPO_ROOT, free_port, run_cmd
 
 QUICKSTART = osp.join(REPO_ROOT, 'configs', 'rotated_yolox',

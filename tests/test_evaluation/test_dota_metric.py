@@ -215,3 +215,17 @@ def test_samples_without_img_id_or_path_get_distinct_ids():
             del s['img_id']
         metric.process({}, batch)
     assert [r['img_id'] for r in metric.results] == ['0', '1', '2', '3', '4', '5']
+
+
+def test_raw_tensors_are_read_as_predict_box_type_never_guessed():
+    """A raw (n, 8) ground-truth tensor under predict_box_type='rbox' is an error, not a guess;
+    box objects keep their type and are converted."""
+    from ai4rs.structures.bbox import QuadriBoxes
+    raw = sample('A', [[2., 2., 4., 4., 0.]], [0.9], [0], gt_boxes=[[2., 2., 4., 4., 0.]],
+                 gt_labels=[0])
+    raw['gt_instances']['bboxes'] = torch.tensor([q(0, 0, 4, 4)])
+    with pytest.raises(ValueError, match=r'gt_instances.bboxes.*predict_box_type=.rbox'):
+        run(DOTAMetric(), [raw])
+    typed = dict(raw, gt_instances=dict(bboxes=QuadriBoxes(torch.tensor([q(0, 0, 4, 4)])),
+                                        labels=torch.tensor([0])))
+    assert run(DOTAMetric(), [typed])['dota/AP50'] == pytest.approx(1.0)

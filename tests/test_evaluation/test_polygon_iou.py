@@ -92,3 +92,18 @@ def test_polygon_nms_greedy():
 def test_bad_shape_names_argument():
     with pytest.raises(ValueError, match='polys1'):
         polygon_iou_aligned(np.zeros((2, 5)), np.zeros((2, 8)))
+
+
+def test_aabb_overlap_pairs_matches_all_pairs_brute_force():
+    """The candidate pairs come from ai4rs.ops' sweep; they must equal the positive-area
+    pairs of a dense all-pairs check, touching boxes excluded, sorted by (i, j)."""
+    rng = np.random.default_rng(5)
+    lo1 = rng.integers(0, 40, (60, 2)).astype(float)
+    a = np.concatenate([lo1, lo1 + rng.integers(0, 8, (60, 2))], 1)   # some zero-width
+    lo2 = rng.integers(0, 40, (50, 2)).astype(float)
+    b = np.concatenate([lo2, lo2 + rng.integers(1, 8, (50, 2))], 1)   # integer: many touch
+    i, j = aabb_overlap_pairs(a, b)
+    expected = [(p, q) for p in range(len(a)) for q in range(len(b))
+                if min(a[p, 2], b[q, 2]) > max(a[p, 0], b[q, 0])
+                and min(a[p, 3], b[q, 3]) > max(a[p, 1], b[q, 1])]
+    assert list(zip(i.tolist(), j.tolist())) == expected and len(expected) > 20

@@ -1,6 +1,7 @@
 """Fixtures of the model tests."""
 import pytest
-from yolox_builders import build_rotated_yolox
+
+from tests.test_models.yolox_builders import build_rotated_yolox
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from mmengine.structures import InstanceData
 
 from ai4rs.models.data_preprocessors import BatchSyncRandomResize, DetDataPreprocessor
 from ai4rs.structures import DetDataSample
-from ai4rs.structures.bbox import RotatedBoxes, scale_boxes
+from ai4rs.structures.bbox import HorizontalBoxes, QuadriBoxes, RotatedBoxes, scale_boxes
 
 
 def corners(rboxes: torch.Tensor) -> torch.Tensor:
@@ -70,7 +70,7 @@ def test_preprocessor_keeps_raw_pixels_without_mean_std():
 @pytest.mark.parametrize('sx,sy', [(1.5, 1.5), (0.5, 0.5), (2.0, 1.0), (0.75, 1.25)])
 def test_rescale_rboxes_against_scaled_corners(sx, sy):
     scaled_corners = corners(RBOXES) * torch.tensor([sx, sy])
-    for boxes in (RBOXES.clone(), RotatedBoxes(RBOXES.clone())):
+    for boxes in (RotatedBoxes(RBOXES.clone()), ):
         result = scale_boxes(boxes, (sx, sy))
         result = result if isinstance(result, torch.Tensor) else result.tensor
         # the centre is the centre of the scaled corners
@@ -94,26 +94,28 @@ def test_rescale_rboxes_against_scaled_corners(sx, sy):
 
 def test_rescale_other_box_formats():
     hbox = torch.tensor([[1., 2., 3., 4.]])
-    torch.testing.assert_close(scale_boxes(hbox, (2., 3.)), torch.tensor([[2., 6., 6., 12.]]))
+    torch.testing.assert_close(scale_boxes(HorizontalBoxes(hbox), (2., 3.)).tensor,
+                               torch.tensor([[2., 6., 6., 12.]]))
     qbox = torch.arange(8.).view(1, 8)
-    torch.testing.assert_close(scale_boxes(qbox, (2., 3.)),
+    torch.testing.assert_close(scale_boxes(QuadriBoxes(qbox), (2., 3.)).tensor,
                                qbox * torch.tensor([2., 3.] * 4))
-    with pytest.raises(ValueError, match='columns'):
-        scale_boxes(torch.zeros(1, 6), (2., 2.))
+    # a raw tensor does not say its format: no guessing from the number of columns
+    with pytest.raises(TypeError, match='boxes_from_tensor'):
+        scale_boxes(torch.zeros(1, 5), (2., 2.))
 
 
 def test_batch_sync_random_resize_rescales_rboxes():
     hub = MessageHub.get_instance('test_batch_sync_random_resize')
     aug = BatchSyncRandomResize(random_size_range=(96, 96), interval=10, size_divisor=32)
     inputs = torch.rand(2, 3, 64, 64)
-    samples = [_sample(RBOXES.clone(), ignored=RBOXES[:1].clone()),
-               _sample(RBOXES[1:].clone())]
+    samples = [_sample(RotatedBoxes(RBOXES.clone()), ignored=RotatedBoxes(RBOXES[:1].clone())),
+               _sample(RotatedBoxes(RBOXES[1:].clone()))]
     for sample in samples:
         sample.set_metainfo(dict(pad_shape=(64, 64), batch_input_shape=(64, 64)))
     hub.update_info('iter', 3)
     out, samples = aug(inputs, samples)  # first call: keeps the size, no new size drawn
     assert out.shape[-2:] == (64, 64)
-    torch.testing.assert_close(samples[0].gt_instances.bboxes, RBOXES)
+    torch.testing.assert_close(samples[0].gt_instances.bboxes.tensor, RBOXES)
     hub.update_info('iter', 9)  # (iter + 1) % interval == 0: draws a new size for next time
     out, samples = aug(inputs, samples)
     assert out.shape[-2:] == (64, 64)
@@ -122,14 +124,15 @@ def test_batch_sync_random_resize_rescales_rboxes():
     assert samples[0].img_shape == (96, 96) and samples[0].batch_input_shape == (96, 96)
     assert samples[0].pad_shape == (96, 96)
     expected = corners(RBOXES) * 1.5
-    torch.testing.assert_close(corners(samples[0].gt_instances.bboxes), expected, atol=1e-4,
-                               rtol=0)
-    torch.testing.assert_close(corners(samples[0].ignored_instances.bboxes), expected[:1],
+    assert isinstance(samples[0].gt_instances.bboxes, RotatedBoxes)  # the type travels
+    torch.testing.assert_close(corners(samples[0].gt_instances.bboxes.tensor), expected,
                                atol=1e-4, rtol=0)
-    torch.testing.assert_close(corners(samples[1].gt_instances.bboxes), expected[1:],
+    torch.testing.assert_close(corners(samples[0].ignored_instances.bboxes.tensor), expected[:1],
+                               atol=1e-4, rtol=0)
+    torch.testing.assert_close(corners(samples[1].gt_instances.bboxes.tensor), expected[1:],
                                atol=1e-4, rtol=0)
     # the angle is not scaled (upstream's every-other-column scaling would multiply it by 1.5)
-    torch.testing.assert_close(samples[0].gt_instances.bboxes[:, 4], RBOXES[:, 4])
+    torch.testing.assert_close(samples[0].gt_instances.bboxes.tensor[:, 4], RBOXES[:, 4])
 
 
 def test_batch_augments_only_in_training():
@@ -137,11 +140,60 @@ def test_batch_augments_only_in_training():
         dict(type='BatchSyncRandomResize', random_size_range=(96, 96), size_divisor=32)])
     pre.batch_augments[0]._input_size = (96, 96)
     data = dict(inputs=[torch.zeros(3, 64, 64, dtype=torch.uint8)],
-                data_samples=[_sample(RBOXES.clone())])
+                data_samples=[_sample(RotatedBoxes(RBOXES.clone()))])
     assert pre(dict(data), training=False)['inputs'].shape[-1] == 64
     MessageHub.get_current_instance().update_info('iter', 0)
     trained = pre(dict(inputs=[torch.zeros(3, 64, 64, dtype=torch.uint8)],
-                       data_samples=[_sample(RBOXES.clone())]), training=True)
+                       data_samples=[_sample(RotatedBoxes(RBOXES.clone()))]), training=True)
     assert trained['inputs'].shape[-1] == 96
     assert math.isclose(trained['data_samples'][0].gt_instances.bboxes[0, 2].item(), 36.,
                         rel_tol=1e-5)
+
+
+def _rect_from_scaled_corners(scaled: torch.Tensor) -> torch.Tensor:
+    """Independent of RotatedBoxes.rescale_: the rectangle read off (N, 4, 2) scaled corners:
+    centre = their mean, w / h = lengths of the images of the w edge (c0 - c3) and the h edge
+    (c0 - c1), angle such that the h edge points along (-sin t, cos t)."""
+    w_edge, h_edge = scaled[:, 0] - scaled[:, 3], scaled[:, 0] - scaled[:, 1]
+    t = torch.atan2(-h_edge[:, 0], h_edge[:, 1])
+    return torch.cat([scaled.mean(1), w_edge.norm(dim=1, keepdim=True),
+                      h_edge.norm(dim=1, keepdim=True), t[:, None]], 1)
+
+
+def test_issue_example_non_uniform_rescale():
+    # w = 24 at t = 0.3 divided by the scale (2, 0.5) comes out about 18.2 px wide
+    box = RotatedBoxes(torch.tensor([[40., 40., 24., 8., 0.3]]))
+    scale_boxes(box, (1 / 2, 1 / 0.5))
+    assert box.tensor[0, 2].item() == pytest.approx(18.24, abs=0.01)
+
+
+@pytest.mark.parametrize('training_size', [(96, 128), (48, 80)])
+def test_preprocessor_batch_resize_non_uniform_against_corners(training_size):
+    """Through DetDataPreprocessor in training: the batch is resized by (sx, sy), sx != sy, the
+    rotated boxes are rescaled as box objects and turned into tensors only at the end."""
+    pre = DetDataPreprocessor(pad_size_divisor=32, batch_augments=[
+        dict(type='BatchSyncRandomResize', random_size_range=(96, 96), size_divisor=32)])
+    pre.batch_augments[0]._input_size = training_size
+    MessageHub.get_current_instance().update_info('iter', 0)
+    out = pre(dict(inputs=[torch.zeros(3, 64, 64, dtype=torch.uint8)],
+                   data_samples=[_sample(RotatedBoxes(RBOXES.clone()))]), training=True)
+    assert out['inputs'].shape[-2:] == training_size
+    sy, sx = training_size[0] / 64, training_size[1] / 64
+    assert sx != sy
+    got = out['data_samples'][0].gt_instances.bboxes
+    assert isinstance(got, torch.Tensor)  # boxtype2tensor after the batch augments
+    expected = _rect_from_scaled_corners(corners(RBOXES) * torch.tensor([sx, sy]))
+    torch.testing.assert_close(got[:, :4], expected[:, :4], atol=1e-4, rtol=0)
+    # the angles agree modulo pi (the h edge direction up to sign)
+    diff = torch.remainder(got[:, 4] - expected[:, 4] + math.pi / 2, math.pi) - math.pi / 2
+    torch.testing.assert_close(diff, torch.zeros(3), atol=1e-5, rtol=0)
+
+
+def test_batch_resize_refuses_raw_tensors():
+    aug = BatchSyncRandomResize(random_size_range=(96, 96), size_divisor=32)
+    aug._input_size = (96, 96)
+    sample = _sample(RBOXES.clone())
+    sample.set_metainfo(dict(pad_shape=(64, 64), batch_input_shape=(64, 64)))
+    MessageHub.get_current_instance().update_info('iter', 0)
+    with pytest.raises(TypeError, match='box object'):
+        aug(torch.rand(1, 3, 64, 64), [sample])

@@ -8,7 +8,7 @@ from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import DefaultScope
 
-from ai4rs.datasets.synthetic_dota import generate_dataset
+from ai4rs.datasets.preparation.synthetic_dota import generate_dataset
 from ai4rs.evaluation.functional import eval_rbbox_map
 from ai4rs.registry import DATASETS, MODELS
 from ai4rs.utils import register_all_modules

@@ -4,11 +4,11 @@ import math
 import pytest
 import torch
 from mmengine.structures import InstanceData
-from yolox_builders import build_rotated_yolox
 
 from ai4rs.registry import MODELS
 from ai4rs.structures import DetDataSample
 from ai4rs.structures.bbox import RotatedBoxes
+from tests.test_models.yolox_builders import build_rotated_yolox
 
 
 def _sample(boxes, labels, size=64):

@@ -6,11 +6,11 @@ import os.path as osp
 
 import pytest
 import torch
-from yolox_builders import build_rotated_yolox
 
 from ai4rs.models.backbones import CSPDarknet, Focus
 from ai4rs.models.layers import CSPLayer, DarknetBottleneck, SPPBottleneck
 from ai4rs.models.necks import YOLOXPAFPN
+from tests.test_models.yolox_builders import build_rotated_yolox
 
 KEYS_JSON = osp.join(osp.dirname(osp.dirname(__file__)), 'data',
                      'rotated_yolox_state_dict_keys.json')

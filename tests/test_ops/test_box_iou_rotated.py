@@ -4,9 +4,9 @@ import math
 import numpy as np
 import pytest
 import torch
-from rbox_shapely_reference import random_rboxes, shapely_iou
 
 from ai4rs.ops import box_iou_rotated, rotated_box_intersection
+from tests.test_ops.rbox_shapely_reference import random_rboxes, shapely_iou
 
 iou_module = importlib.import_module('ai4rs.ops.box_iou_rotated')
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from rbox_shapely_reference import clustered_rboxes, greedy_nms_reference
 
 from ai4rs.ops import batched_nms, nms, nms_rotated
+from tests.test_ops.rbox_shapely_reference import clustered_rboxes, greedy_nms_reference
 
 nms_module = importlib.import_module('ai4rs.ops.nms')
 
@@ -163,3 +163,17 @@ def test_suppression_chain_across_rank_blocks(block):
     scores = torch.linspace(1, 0, n, dtype=torch.float64)
     keep = nms_module._nms_rotated_keep(boxes, scores, 0.2, None, True, block=block)
     assert keep.tolist() == list(range(0, n, 2))
+
+
+def test_batched_nms_path_follows_the_nms_type_not_the_width():
+    rng = np.random.default_rng(10)
+    boxes, scores = clustered_rboxes(rng, 60, clusters=6)
+    idxs = rng.integers(0, 3, 60)
+    tb, ts, ti = torch.from_numpy(boxes), torch.from_numpy(scores), torch.from_numpy(idxs)
+    with pytest.raises(ValueError, match=r'\(N, 4\)'):
+        batched_nms(tb, ts, ti, dict(type='nms', iou_threshold=0.25))
+    with pytest.raises(ValueError, match=r'\(N, 5\)'):
+        batched_nms(tb[:, :4], ts, ti, dict(type='nms_rotated', iou_threshold=0.25))
+    # a callable op of unknown box format runs class by class: same as the per-class reference
+    _, keep = batched_nms(tb, ts, ti, dict(type=nms_rotated, iou_threshold=0.25))
+    assert keep.tolist() == per_class_reference(boxes, scores, idxs, 0.25)

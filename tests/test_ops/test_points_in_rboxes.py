@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import shapely
 import torch
-from rbox_shapely_reference import random_rboxes, rbox_polygons
 
 from ai4rs.ops import points_in_rboxes
+from tests.test_ops.rbox_shapely_reference import random_rboxes, rbox_polygons
 
 
 def test_matches_shapely_strict_containment():

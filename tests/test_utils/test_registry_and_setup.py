@@ -27,6 +27,50 @@ def test_every_registry_is_a_child_of_mmengine_root_with_scope_ai4rs():
         assert reg._locations, f'{name} has no locations'
         for loc in reg._locations:
             assert importlib.util.find_spec(loc) is not None, f'{name}: {loc} is not importable'
+            assert not _is_empty_package(loc), f'{name}: {loc} is an empty package'
+
+
+def _is_empty_package(module_name: str) -> bool:
+    """A package whose ``__init__`` has no statement and which holds no other module."""
+    import ast
+    import pkgutil
+    spec = importlib.util.find_spec(module_name)
+    if spec.submodule_search_locations is None:
+        return False
+    with open(spec.origin, encoding='utf-8') as f:
+        body = [n for n in ast.parse(f.read()).body
+                if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
+    return not body and not list(pkgutil.iter_modules(spec.submodule_search_locations))
+
+
+def test_empty_package_check_is_not_vacuous(tmp_path, monkeypatch):
+    (tmp_path / 'pkg_empty').mkdir()
+    (tmp_path / 'pkg_empty' / '__init__.py').write_text('"""Only a docstring."""\n')
+    (tmp_path / 'pkg_full').mkdir()
+    (tmp_path / 'pkg_full' / '__init__.py').write_text('')
+    (tmp_path / 'pkg_full' / 'mod.py').write_text('X = 1\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert _is_empty_package('pkg_empty')
+    assert not _is_empty_package('pkg_full')
+    assert not _is_empty_package('ai4rs.registry')
+
+
+def test_registered_ai4rs_classes_live_under_their_registry_locations():
+    """Lazy lookup imports a registry's locations: every class ai4rs registers must be
+    defined inside one of them, or a config naming it fails before anything imports it."""
+    from ai4rs.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    checked = 0
+    for name, reg in registry.ALL_REGISTRIES.items():
+        for type_name, obj in reg.module_dict.items():
+            module = getattr(obj, '__module__', '')
+            if not module.startswith('ai4rs'):
+                continue
+            checked += 1
+            assert any(module == loc or module.startswith(loc + '.')
+                       for loc in reg._locations), \
+                f'{name}: {type_name} is defined in {module}, outside {reg._locations}'
+    assert checked >= 30
 
 
 def test_unscoped_names_resolve_through_parents():

@@ -17,15 +17,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from ai4rs.evaluation.functional import eval_rbbox_map
-
-
-def _rect_corners(cx, cy, w, h, t):
-    """(N,) rbox fields -> (N, 8) corners (c+v1+v2, c+v1-v2, c-v1-v2, c-v1+v2)."""
-    v1 = np.stack([w / 2 * np.cos(t), w / 2 * np.sin(t)], -1)
-    v2 = np.stack([-h / 2 * np.sin(t), h / 2 * np.cos(t)], -1)
-    c = np.stack([cx, cy], -1)
-    return np.concatenate([c + v1 + v2, c + v1 - v2, c - v1 - v2, c - v1 + v2], axis=1)
+from ai4rs.evaluation.functional import boxes_to_polygons, eval_rbbox_map
 
 
 def make_workload(num_images: int = 458, num_classes: int = 15, num_dets: int = 200000,
@@ -66,8 +58,8 @@ def make_workload(num_images: int = 458, num_classes: int = 15, num_dets: int = 
                                               rng.integers(0, num_classes, m_hit)),
                                      rng.integers(0, num_classes, m - m_hit)])
         scores = np.concatenate([rng.beta(5, 2, m_hit), rng.beta(1, 6, m - m_hit)])
-        det_q = _rect_corners(*det.T)
-        gt_q = _rect_corners(*gt.T)
+        det_q = boxes_to_polygons(det, 'rbox')
+        gt_q = boxes_to_polygons(gt, 'rbox')
         for key, boxes, gboxes in (('rbox', det, gt), ('qbox', det_q, gt_q)):
             out[f'{key}_dets'].append([np.concatenate([boxes[det_labels == c],
                                                        scores[det_labels == c, None]], axis=1)

@@ -540,23 +540,65 @@ def mosaic_paste_coords(loc: str, center_xy: Tuple[int, int], img_wh: Tuple[int,
     return (x1, y1, x2, y2), crop
 
 
-class _ResultsCache:
-    """A bounded cache of results dicts shared by the cached mixing transforms."""
+class CachedMixTransform(BaseTransform):
+    """Base of the transforms that mix the current image with cached past results.
 
-    def __init__(self, max_cached_images: int, random_pop: bool) -> None:
-        self.results_cache: list = []
+    Holds the cache logic shared by :class:`CachedMosaic` and :class:`CachedMixUp`: every call
+    adds a deep copy of the current results to a cache of at most ``max_cached_images``
+    entries (when full, a random entry if ``random_pop``, else the oldest, is dropped); the
+    mixing happens once the cache holds at least ``needed_entries`` entries, with
+    probability ``prob``. Also checks the common arguments.
+
+    Subclasses set ``min_cached_images`` / ``needed_entries`` and implement :meth:`mix`.
+
+    Args:
+        img_scale (tuple[int, int]): ``(w, h)``; only its type is checked here.
+        prob (float): in [0, 1].
+        max_cached_images (int): >= ``min_cached_images``.
+        random_pop (bool): drop a random (True) or the oldest cache entry.
+    """
+
+    min_cached_images = 1
+    needed_entries = 1
+
+    def __init__(self, img_scale: Tuple[int, int], prob: float, max_cached_images: int,
+                 random_pop: bool) -> None:
+        name = type(self).__name__
+        if not isinstance(img_scale, tuple):
+            raise TypeError(f'{name}: img_scale must be a tuple (w, h), got {img_scale!r}')
+        if not 0 <= prob <= 1:
+            raise ValueError(f'{name}: prob must be in [0, 1], got {prob}')
+        if max_cached_images < self.min_cached_images:
+            raise ValueError(f'{name}: max_cached_images must be >= {self.min_cached_images}, '
+                             f'got {max_cached_images}')
+        self.prob = prob
         self.max_cached_images = max_cached_images
         self.random_pop = random_pop
+        self.results_cache: list = []
 
     def push(self, results: dict) -> None:
+        """Cache a deep copy of ``results``, dropping an entry when over the limit."""
         self.results_cache.append(copy.deepcopy(results))
         if len(self.results_cache) > self.max_cached_images:
             index = random.randint(0, len(self.results_cache) - 1) if self.random_pop else 0
             self.results_cache.pop(index)
 
+    def transform(self, results: dict) -> dict:
+        self.push(results)
+        if len(self.results_cache) < self.needed_entries:
+            return results
+        if random.uniform(0, 1) > self.prob:
+            return results
+        get_gt_boxes(results, type(self).__name__)
+        return self.mix(results)
+
+    def mix(self, results: dict) -> dict:
+        """Mix ``results`` with cached entries (the cache already holds enough of them)."""
+        raise NotImplementedError
+
 
 @TRANSFORMS.register_module()
-class CachedMosaic(BaseTransform):
+class CachedMosaic(CachedMixTransform):
     """Mosaic of the current image and three images from a cache of past results (mmdet).
 
     The current results are added to the cache (at most ``max_cached_images``;
@@ -579,6 +621,9 @@ class CachedMosaic(BaseTransform):
         random_pop (bool): drop a random (True) or the oldest entry. Defaults to True.
     """
 
+    min_cached_images = 4
+    needed_entries = 5  # the current image and at least 4 cached ones
+
     def __init__(self,
                  img_scale: Tuple[int, int] = (640, 640),
                  center_ratio_range: Tuple[float, float] = (0.5, 1.5),
@@ -587,38 +632,18 @@ class CachedMosaic(BaseTransform):
                  prob: float = 1.0,
                  max_cached_images: int = 40,
                  random_pop: bool = True) -> None:
-        if not isinstance(img_scale, tuple):
-            raise TypeError(f'CachedMosaic: img_scale must be a tuple (w, h), got {img_scale!r}')
-        if not 0 <= prob <= 1:
-            raise ValueError(f'CachedMosaic: prob must be in [0, 1], got {prob}')
-        if max_cached_images < 4:
-            raise ValueError(f'CachedMosaic: max_cached_images must be >= 4, '
-                             f'got {max_cached_images}')
+        super().__init__(img_scale, prob, max_cached_images, random_pop)
         self.img_scale = img_scale
         self.center_ratio_range = center_ratio_range
         self.bbox_clip_border = bbox_clip_border
         self.pad_val = pad_val
-        self.prob = prob
-        self.max_cached_images = max_cached_images
-        self.random_pop = random_pop
-        self._cached_results = _ResultsCache(max_cached_images, random_pop)
-
-    @property
-    def results_cache(self) -> list:
-        return self._cached_results.results_cache
 
     @cache_randomness
     def get_indexes(self, cache: list) -> list:
         """Three cache indices; as upstream, the newest entry (the current image) is not drawn."""
         return [random.randint(0, len(cache) - 1) for _ in range(3)]
 
-    def transform(self, results: dict) -> dict:
-        self._cached_results.push(results)
-        if len(self.results_cache) <= 4:
-            return results
-        if random.uniform(0, 1) > self.prob:
-            return results
-        get_gt_boxes(results, 'CachedMosaic')
+    def mix(self, results: dict) -> dict:
         mix_results = [copy.deepcopy(self.results_cache[i])
                        for i in self.get_indexes(self.results_cache)]
 
@@ -667,7 +692,7 @@ class CachedMosaic(BaseTransform):
 
 
 @TRANSFORMS.register_module()
-class CachedMixUp(BaseTransform):
+class CachedMixUp(CachedMixTransform):
     """Blend the current image 50/50 with a cached one (mmdet's CachedMixUp, YOLOX).
 
     The current results are cached as in :class:`CachedMosaic`. Once the cache
@@ -690,6 +715,9 @@ class CachedMixUp(BaseTransform):
         prob (float): Defaults to 1.
     """
 
+    min_cached_images = 2
+    needed_entries = 2  # the current image and at least one cached one
+
     def __init__(self,
                  img_scale: Tuple[int, int] = (640, 640),
                  ratio_range: Tuple[float, float] = (0.5, 1.5),
@@ -700,27 +728,13 @@ class CachedMixUp(BaseTransform):
                  max_cached_images: int = 20,
                  random_pop: bool = True,
                  prob: float = 1.0) -> None:
-        if not isinstance(img_scale, tuple):
-            raise TypeError(f'CachedMixUp: img_scale must be a tuple (w, h), got {img_scale!r}')
-        if max_cached_images < 2:
-            raise ValueError(f'CachedMixUp: max_cached_images must be >= 2, '
-                             f'got {max_cached_images}')
-        if not 0 <= prob <= 1:
-            raise ValueError(f'CachedMixUp: prob must be in [0, 1], got {prob}')
+        super().__init__(img_scale, prob, max_cached_images, random_pop)
         self.dynamic_scale = img_scale
         self.ratio_range = ratio_range
         self.flip_ratio = flip_ratio
         self.pad_val = pad_val
         self.max_iters = max_iters
         self.bbox_clip_border = bbox_clip_border
-        self.max_cached_images = max_cached_images
-        self.random_pop = random_pop
-        self.prob = prob
-        self._cached_results = _ResultsCache(max_cached_images, random_pop)
-
-    @property
-    def results_cache(self) -> list:
-        return self._cached_results.results_cache
 
     @cache_randomness
     def get_indexes(self, cache: list) -> int:
@@ -731,13 +745,7 @@ class CachedMixUp(BaseTransform):
                 break
         return index
 
-    def transform(self, results: dict) -> dict:
-        self._cached_results.push(results)
-        if len(self.results_cache) <= 1:
-            return results
-        if random.uniform(0, 1) > self.prob:
-            return results
-        get_gt_boxes(results, 'CachedMixUp')
+    def mix(self, results: dict) -> dict:
         retrieve = copy.deepcopy(self.results_cache[self.get_indexes(self.results_cache)])
         if len(retrieve['gt_bboxes']) == 0:
             return results

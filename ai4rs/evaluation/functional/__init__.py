@@ -3,10 +3,9 @@ from .dota_results import (
     check_outfile_prefix,
     load_task1_dir,
     load_task1_file,
+    merge_patch_boxes,
     merge_patch_results,
-    nms_boxes,
     parse_patch_name,
-    translate_boxes,
     write_submission,
     write_task1_files,
     zip_files,
@@ -40,8 +39,8 @@ __all__ = [
     'tpfp_from_matches', 'match_detections', 'eval_matches', 'DetectionMatches',
     'best_ground_truths', 'box_areas', 'boxes_to_polygons', 'pair_ious',
     'polygon_iou', 'polygon_iou_aligned', 'polygon_areas', 'polygon_nms', 'quad_aabbs',
-    'aabb_overlap_pairs', 'is_convex_quad', 'parse_patch_name', 'translate_boxes',
-    'merge_patch_results', 'nms_boxes', 'write_task1_files', 'write_submission', 'zip_files',
+    'aabb_overlap_pairs', 'is_convex_quad', 'parse_patch_name', 'merge_patch_boxes',
+    'merge_patch_results', 'write_task1_files', 'write_submission', 'zip_files',
     'check_outfile_prefix', 'load_task1_file', 'load_task1_dir'
 ]
 from .coco_eval import (  # noqa: E402

@@ -21,6 +21,17 @@ from collections import OrderedDict
 from typing import Dict, List, Mapping, Sequence, Tuple
 
 import numpy as np
+import torch
+from torch import Tensor
+
+from ai4rs.ops import batched_nms, nms_rotated
+from ai4rs.structures.bbox import (
+    BaseBoxes,
+    HorizontalBoxes,
+    QuadriBoxes,
+    RotatedBoxes,
+    boxes_from_tensor,
+)
 
 from .mean_ap import BOX_DIMS, boxes_to_polygons
 from .polygon_iou import polygon_nms
@@ -47,50 +58,48 @@ def parse_patch_name(img_id: str) -> Tuple[str, int, int]:
     return img_id.split('__')[0], int(found.group(1)), int(found.group(2))
 
 
-def translate_boxes(boxes: np.ndarray, x: float, y: float, box_type: str = 'rbox') -> np.ndarray:
-    """Move (N, 5) rboxes (centre) or (N, 8) qboxes (all corners) by ``(x, y)``."""
-    dim = BOX_DIMS[box_type]
-    out = np.array(boxes, dtype=np.float64).reshape(-1, dim)
-    if box_type == 'rbox':
-        out[:, 0] += x
-        out[:, 1] += y
-    else:
-        out[:, 0::2] += x
-        out[:, 1::2] += y
-    return out
+def merge_patch_boxes(boxes: BaseBoxes, scores: Tensor, labels: Tensor,
+                      iou_thr: float) -> Tensor:
+    """The one patch-merging NMS: class-aware, chosen by the box type.
 
+    Used by :func:`merge_patch_results` (DOTA result merging) and by
+    :func:`ai4rs.apis.inference_detector_by_patches` (sliced inference). Boxes of different
+    classes never suppress each other.
 
-def nms_boxes(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, iou_thr: float,
-              box_type: str = 'rbox') -> np.ndarray:
-    """Class-aware NMS: rboxes by :func:`ai4rs.ops.nms_rotated`, qboxes by polygon IoU.
+    - ``RotatedBoxes``: :func:`ai4rs.ops.nms_rotated` in float32 with the classes as labels.
+    - ``HorizontalBoxes``: :func:`ai4rs.ops.batched_nms` with ``type='nms'``.
+    - ``QuadriBoxes``: exact polygon IoU NMS (:func:`polygon_nms`), class by class.
 
     Args:
-        boxes (np.ndarray): (N, 5) or (N, 8).
-        scores (np.ndarray): (N,).
-        labels (np.ndarray): (N,) classes; boxes of different classes never suppress
-            each other.
+        boxes (BaseBoxes): (N, box_dim) boxes in full-image coordinates.
+        scores (Tensor): (N,) scores.
+        labels (Tensor): (N,) class indices.
         iou_thr (float): IoU threshold.
-        box_type (str): 'rbox' or 'qbox'.
 
     Returns:
-        np.ndarray: (K,) int64 indices of the kept boxes.
+        Tensor: (K,) int64 indices of the kept boxes (per class in descending score order).
     """
+    if not isinstance(boxes, BaseBoxes):
+        raise TypeError(f'merge_patch_boxes needs a box object, got {type(boxes).__name__}')
+    scores, labels = torch.as_tensor(scores), torch.as_tensor(labels)
     if len(scores) == 0:
-        return np.zeros(0, dtype=np.int64)
-    if box_type == 'rbox':
-        import torch
-
-        from ai4rs.ops import nms_rotated
-        with torch.no_grad():
-            _, keep = nms_rotated(torch.from_numpy(np.asarray(boxes, np.float32)),
-                                  torch.from_numpy(np.asarray(scores, np.float32)),
-                                  iou_thr, labels=torch.from_numpy(np.asarray(labels)))
-        return keep.cpu().numpy().astype(np.int64).reshape(-1)
-    keep = []
-    for c in np.unique(labels):
-        idx = np.nonzero(labels == c)[0]
-        keep.append(idx[polygon_nms(boxes[idx], scores[idx], iou_thr)])
-    return np.concatenate(keep)
+        return torch.zeros(0, dtype=torch.long)
+    with torch.no_grad():
+        if isinstance(boxes, RotatedBoxes):
+            _, keep = nms_rotated(boxes.tensor.float(), scores.float(), iou_thr,
+                                  labels=labels)
+            return keep.long().reshape(-1)
+        if isinstance(boxes, HorizontalBoxes):
+            _, keep = batched_nms(boxes.tensor, scores, labels,
+                                  dict(type='nms', iou_threshold=iou_thr))
+            return keep
+    if isinstance(boxes, QuadriBoxes):
+        polys = boxes.tensor.detach().cpu().double().numpy()
+        sc, lab = scores.detach().cpu().double().numpy(), labels.detach().cpu().numpy()
+        keep = [idx[polygon_nms(polys[idx], sc[idx], iou_thr)]
+                for idx in (np.nonzero(lab == c)[0] for c in np.unique(lab))]
+        return torch.from_numpy(np.concatenate(keep).astype(np.int64))
+    raise TypeError(f'merge_patch_boxes: no merging rule for {type(boxes).__name__}')
 
 
 def merge_patch_results(results: Sequence[dict], num_classes: int, iou_thr: float = 0.1,
@@ -102,7 +111,7 @@ def merge_patch_results(results: Sequence[dict], num_classes: int, iou_thr: floa
             pixels, ``scores`` (n,), ``labels`` (n,).
         num_classes (int): number of classes.
         iou_thr (float): NMS IoU threshold. Defaults to 0.1.
-        box_type (str): 'rbox' or 'qbox'.
+        box_type (str): the type of the ``bboxes`` arrays, 'rbox' or 'qbox'.
 
     Returns:
         OrderedDict: full image name -> list over classes of (k, 6) ``rbox + score`` or
@@ -112,17 +121,21 @@ def merge_patch_results(results: Sequence[dict], num_classes: int, iou_thr: floa
     collected: 'OrderedDict[str, list]' = OrderedDict()
     for res in results:
         name, x, y = parse_patch_name(res['img_id'])
-        boxes = translate_boxes(res['bboxes'], x, y, box_type)
+        boxes = boxes_from_tensor(
+            torch.from_numpy(np.array(res['bboxes'], dtype=np.float64).reshape(-1, dim)),
+            box_type)
+        boxes.translate_([float(x), float(y)])
         collected.setdefault(name, []).append(
             (boxes, np.asarray(res['scores'], np.float64).reshape(-1),
              np.asarray(res['labels'], np.int64).reshape(-1)))
     merged: 'OrderedDict[str, List[np.ndarray]]' = OrderedDict()
     for name, parts in collected.items():
-        boxes = np.concatenate([p[0] for p in parts]).reshape(-1, dim)
+        boxes = type(parts[0][0]).cat([p[0] for p in parts])
         scores = np.concatenate([p[1] for p in parts])
         labels = np.concatenate([p[2] for p in parts])
-        keep = nms_boxes(boxes, scores, labels, iou_thr, box_type)
-        dets = np.concatenate([boxes[keep], scores[keep, None]], axis=1)
+        keep = merge_patch_boxes(boxes, torch.from_numpy(scores), torch.from_numpy(labels),
+                                 iou_thr).numpy()
+        dets = np.concatenate([boxes.tensor.numpy()[keep], scores[keep, None]], axis=1)
         kept_labels = labels[keep]
         merged[name] = [dets[kept_labels == c] for c in range(num_classes)]
     return merged

@@ -26,7 +26,11 @@ from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+import torch
 from mmengine.logging import print_log
+
+from ai4rs.ops import box_iou_rotated
+from ai4rs.structures.bbox import boxes_from_tensor
 
 from .polygon_iou import aabb_overlap_pairs, polygon_areas, polygon_iou_aligned, quad_aabbs
 
@@ -111,19 +115,19 @@ def box_areas(boxes: np.ndarray, box_type: str) -> np.ndarray:
 
 
 def boxes_to_polygons(boxes: np.ndarray, box_type: str) -> np.ndarray:
-    """(N, 5) rboxes or (N, 8) qboxes -> (N, 8) float64 corner polygons.
+    """The box-to-polygon helper of ai4rs: (N, 5) rboxes or (N, 8) qboxes -> (N, 8) float64
+    corner polygons.
 
-    rboxes go through :func:`ai4rs.structures.bbox.rbox2qbox` (corner order c+v1+v2,
-    c+v1-v2, c-v1-v2, c-v1+v2).
+    The array is wrapped as ``box_type`` (:func:`ai4rs.structures.bbox.boxes_from_tensor`)
+    and converted with ``convert_to('qbox')``: rbox corners in the order c+v1+v2, c+v1-v2,
+    c-v1-v2, c-v1+v2 (:func:`ai4rs.structures.bbox.rbox2qbox`).
     """
     dim = _check_box_type(box_type)
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, dim)
     if box_type == 'qbox':
         return boxes
-    import torch
-
-    from ai4rs.structures.bbox import rbox2qbox
-    return rbox2qbox(torch.from_numpy(boxes)).numpy().astype(np.float64).reshape(-1, 8)
+    qboxes = boxes_from_tensor(torch.from_numpy(boxes), box_type).convert_to('qbox')
+    return qboxes.tensor.numpy().astype(np.float64).reshape(-1, 8)
 
 
 def pair_ious(boxes1: np.ndarray, boxes2: np.ndarray, box_type: str = 'rbox',
@@ -149,9 +153,6 @@ def pair_ious(boxes1: np.ndarray, boxes2: np.ndarray, box_type: str = 'rbox',
         raise ValueError(f'boxes1 and boxes2 must be aligned, got {len(boxes1)} and '
                          f'{len(boxes2)} boxes')
     if mode == 'mmrotate' and box_type == 'rbox':
-        import torch
-
-        from ai4rs.ops import box_iou_rotated
         out = np.zeros(len(boxes1), dtype=np.float64)
         b1 = torch.from_numpy(boxes1).float()
         b2 = torch.from_numpy(boxes2).float()

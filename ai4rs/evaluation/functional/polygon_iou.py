@@ -17,8 +17,10 @@ computes the exact polygon IoU of those pairs. Here the same prefilter selects c
 from typing import Tuple
 
 import numpy as np
+import torch
 
 from ai4rs.ops.nms import greedy_from_edges
+from ai4rs.ops.rbox_geometry import SortedAABBs, overlap_pairs
 
 # pairs processed per vectorised block (bounds the temporary (chunk, 24, 2) arrays)
 _CHUNK = 65536
@@ -79,10 +81,17 @@ def aabb_overlap_pairs(aabbs1: np.ndarray, aabbs2: np.ndarray) -> Tuple[np.ndarr
     if len(a) == 0 or len(b) == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty
-    iw = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
-    ih = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    i, j = np.nonzero((iw > 0) & (ih > 0))
-    return i.astype(np.int64), j.astype(np.int64)
+    # candidates (overlapping or touching) from the one sweep of ai4rs.ops, then the exact
+    # positive-area test on those pairs only
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    i, j = overlap_pairs(ta[:, :2], ta[:, 2:], SortedAABBs(tb[:, :2], tb[:, 2:]))
+    i, j = i.numpy(), j.numpy()
+    iw = np.minimum(a[i, 2], b[j, 2]) - np.maximum(a[i, 0], b[j, 0])
+    ih = np.minimum(a[i, 3], b[j, 3]) - np.maximum(a[i, 1], b[j, 1])
+    ok = (iw > 0) & (ih > 0)
+    i, j = i[ok], j[ok]
+    order = np.lexsort((j, i))
+    return i[order].astype(np.int64), j[order].astype(np.int64)
 
 
 def is_convex_quad(polys: np.ndarray) -> np.ndarray:

@@ -5,21 +5,16 @@ from collections import OrderedDict
 from typing import List, Optional, Sequence, Union
 
 import numpy as np
+import torch
 from mmengine.evaluator import BaseMetric
 from mmengine.fileio import dump
 from mmengine.logging import MMLogger
 
 from ai4rs.registry import METRICS
+from ai4rs.structures.bbox import BaseBoxes, boxes_from_tensor
 
 from ..functional.dota_results import check_outfile_prefix, merge_patch_results, write_submission
-from ..functional.mean_ap import (
-    BOX_DIMS,
-    MODES,
-    boxes_to_polygons,
-    eval_matches,
-    match_detections,
-    print_map_summary,
-)
+from ..functional.mean_ap import BOX_DIMS, MODES, eval_matches, match_detections, print_map_summary
 
 
 def _get(obj, key, default=None):
@@ -32,35 +27,36 @@ def _get(obj, key, default=None):
 
 
 def _to_numpy(value) -> np.ndarray:
-    """Box object / Tensor / array -> numpy array."""
-    value = getattr(value, 'tensor', value)
+    """Tensor / array -> numpy array."""
     if hasattr(value, 'detach'):
         value = value.detach().cpu().numpy()
     return np.asarray(value)
 
 
-def _box_type_of(boxes: np.ndarray, what: str) -> str:
-    dim = boxes.shape[-1] if boxes.ndim == 2 else None
-    for name, d in BOX_DIMS.items():
-        if dim == d:
-            return name
-    raise ValueError(f'DOTAMetric: {what} must be (n, 5) rboxes or (n, 8) qboxes, '
-                     f'got shape {boxes.shape}')
+def _typed_boxes(value, raw_type: str, what: str) -> BaseBoxes:
+    """Box object in float64 on the CPU; raw tensors / arrays are read as ``raw_type``.
+
+    Box objects keep their own type. Raw data has lost it (e.g. ``DetDataPreprocessor``'s
+    ``boxtype2tensor``), so it is read as ``raw_type`` (the metric's ``predict_box_type``,
+    as mmrotate does, whose test pipelines convert the ground truth to it) and must have
+    that type's number of columns.
+    """
+    if isinstance(value, BaseBoxes):
+        return type(value)(value.tensor.detach().cpu().double(), clone=False)
+    boxes = _to_numpy(value).astype(np.float64)
+    dim = BOX_DIMS[raw_type]
+    if boxes.size and (boxes.ndim != 2 or boxes.shape[1] != dim):
+        raise ValueError(f'DOTAMetric: {what} is a raw array of shape {boxes.shape}, read as '
+                         f'predict_box_type={raw_type!r}, which expects (n, {dim}) boxes; pass '
+                         f'box objects (DetDataPreprocessor(boxtype2tensor=False)) or convert '
+                         f'them with ConvertBoxType')
+    return boxes_from_tensor(torch.from_numpy(boxes.reshape(-1, dim)), raw_type)
 
 
-def _convert(boxes: np.ndarray, src: str, dst: str) -> np.ndarray:
-    """Convert (n, 5|8) boxes between 'rbox' and 'qbox' (float64 numpy)."""
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, BOX_DIMS[src])
-    if src == dst:
-        return boxes
-    if dst == 'qbox':
-        return boxes_to_polygons(boxes, 'rbox')
-    import torch
-
-    from ai4rs.structures.bbox import qbox2rbox
-    if not len(boxes):
-        return np.zeros((0, 5), dtype=np.float64)
-    return qbox2rbox(torch.from_numpy(boxes)).numpy().astype(np.float64).reshape(-1, 5)
+def _as_numpy_boxes(boxes: BaseBoxes, box_type: str) -> np.ndarray:
+    """Box object -> (n, box_dim) float64 array of ``box_type``."""
+    return boxes.convert_to(box_type).tensor.numpy().astype(np.float64).reshape(
+        -1, BOX_DIMS[box_type])
 
 
 @METRICS.register_module()
@@ -154,39 +150,44 @@ class DOTAMetric(BaseMetric):
         self.iou_thr = iou_thr
 
     # ----------------------------------------------------------------- process
+    def _eval_box_type(self) -> str:
+        """Box type the matching works on: qboxes (polygons) in devkit mode."""
+        return 'qbox' if self.mode == 'devkit' else self.predict_box_type
+
     def _ground_truth(self, sample) -> Optional[dict]:
-        """The sample's annotation as numpy arrays with its box type, None if it has none."""
+        """The sample's annotation as numpy arrays of the evaluation box type, None if it has
+        none. Box objects are converted with ``convert_to``; see :func:`_typed_boxes` for raw
+        tensors. The dataset's ``instances`` hold DOTA polygons (qboxes)."""
+        box_type = self._eval_box_type()
         gt = _get(sample, 'gt_instances')
         if gt is not None and _get(gt, 'bboxes') is not None:
             ign = _get(sample, 'ignored_instances')
-            parts = [(_get(gt, 'bboxes'), _get(gt, 'labels'))]
+            parts = [(_get(gt, 'bboxes'), _get(gt, 'labels'), 'gt_instances.bboxes')]
             if _get(ign, 'bboxes') is not None:
-                parts.append((_get(ign, 'bboxes'), _get(ign, 'labels')))
-            parts = [(_to_numpy(b).astype(np.float64), _to_numpy(lab).astype(np.int64).ravel())
-                     for b, lab in parts]
-            # the box type from the last dimension ((0, 5) / (0, 8) when empty)
-            shaped = [b for b, _ in parts if b.ndim == 2 and (b.size or b.shape[1] in (5, 8))]
-            box_type = _box_type_of(shaped[0], 'gt bboxes') if shaped else 'qbox'
-            dim = BOX_DIMS[box_type]
-            boxes = [b.reshape(-1, dim) for b, _ in parts]
+                parts.append((_get(ign, 'bboxes'), _get(ign, 'labels'),
+                              'ignored_instances.bboxes'))
+            boxes = [_as_numpy_boxes(_typed_boxes(b, self.predict_box_type, what), box_type)
+                     for b, _, what in parts]
+            labels = [_to_numpy(lab).astype(np.int64).ravel() for _, lab, _ in parts]
             if len(parts) == 1:
-                parts.append((None, np.zeros(0, np.int64)))
-                boxes.append(np.zeros((0, dim)))
-            return dict(bboxes=boxes[0], labels=parts[0][1], bboxes_ignore=boxes[1],
-                        labels_ignore=parts[1][1], box_type=box_type)
+                boxes.append(np.zeros((0, BOX_DIMS[box_type])))
+                labels.append(np.zeros(0, np.int64))
+            return dict(bboxes=boxes[0], labels=labels[0], bboxes_ignore=boxes[1],
+                        labels_ignore=labels[1])
         instances = _get(sample, 'instances')
         if instances is None:
             return None
-        if not len(instances):
-            return dict(bboxes=np.zeros((0, 8)), labels=np.zeros(0, np.int64),
-                        bboxes_ignore=np.zeros((0, 8)), labels_ignore=np.zeros(0, np.int64),
-                        box_type='qbox')
-        boxes = np.asarray([inst['bbox'] for inst in instances], np.float64)
-        box_type = _box_type_of(boxes, "instances' bbox")
-        labels = np.asarray([inst['bbox_label'] for inst in instances], np.int64)
-        ignore = np.asarray([bool(inst.get('ignore_flag', 0)) for inst in instances], bool)
+        polygons = np.asarray([inst['bbox'] for inst in instances], np.float64)
+        if polygons.size and (polygons.ndim != 2 or polygons.shape[1] != 8):
+            raise ValueError("DOTAMetric: instances' bbox must be DOTA polygons (8 numbers), "
+                             f'got shape {polygons.shape}')
+        boxes = _as_numpy_boxes(boxes_from_tensor(torch.from_numpy(polygons.reshape(-1, 8)),
+                                                  'qbox'), box_type)
+        labels = np.asarray([inst['bbox_label'] for inst in instances], np.int64).reshape(-1)
+        ignore = np.asarray([bool(inst.get('ignore_flag', 0)) for inst in instances],
+                            bool).reshape(-1)
         return dict(bboxes=boxes[~ignore], labels=labels[~ignore], bboxes_ignore=boxes[ignore],
-                    labels_ignore=labels[ignore], box_type=box_type)
+                    labels_ignore=labels[ignore])
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         """Store the predictions (and ground truth) of a batch as numpy arrays.
@@ -194,7 +195,8 @@ class DOTAMetric(BaseMetric):
         Args:
             data_batch: the batch from the dataloader (unused).
             data_samples (list[dict]): samples with ``pred_instances`` (``bboxes`` as a box
-                object or (n, 5|8) Tensor, ``scores``, ``labels``), ``img_id``, and ground
+                object, converted to ``predict_box_type``, or a raw (n, 5|8) Tensor of
+                ``predict_box_type``), ``scores``, ``labels``), ``img_id``, and ground
                 truth as described in the class docstring.
         """
         for sample in data_samples:
@@ -203,11 +205,9 @@ class DOTAMetric(BaseMetric):
             pred = _get(sample, 'pred_instances')
             if pred is None:
                 raise KeyError('DOTAMetric: a data sample has no pred_instances')
-            dim = BOX_DIMS[self.predict_box_type]
-            bboxes = _to_numpy(_get(pred, 'bboxes')).astype(np.float64)
-            if bboxes.size and (bboxes.ndim != 2 or bboxes.shape[1] != dim):
-                raise ValueError(f'DOTAMetric: predict_box_type={self.predict_box_type!r} '
-                                 f'expects (n, {dim}) boxes, got {bboxes.shape}')
+            bboxes = _as_numpy_boxes(
+                _typed_boxes(_get(pred, 'bboxes'), self.predict_box_type,
+                             'pred_instances.bboxes'), self.predict_box_type)
             img_id = _get(sample, 'img_id')
             if img_id is None:
                 img_path = _get(sample, 'img_path')
@@ -216,7 +216,7 @@ class DOTAMetric(BaseMetric):
                           else str(len(self.results)))
             self.results.append(dict(
                 img_id=str(img_id),
-                bboxes=bboxes.reshape(-1, dim),
+                bboxes=bboxes,
                 scores=_to_numpy(_get(pred, 'scores')).astype(np.float64).reshape(-1),
                 labels=_to_numpy(_get(pred, 'labels')).astype(np.int64).reshape(-1),
                 gt=self._ground_truth(sample)))
@@ -268,7 +268,7 @@ class DOTAMetric(BaseMetric):
 
         if self.outfile_prefix is not None:
             self._dump_json(results, self.outfile_prefix)
-        box_type = 'qbox' if self.mode == 'devkit' else self.predict_box_type
+        box_type = self._eval_box_type()
         det_results, annotations = [], []
         for res in results:
             gt = res['gt']
@@ -276,13 +276,11 @@ class DOTAMetric(BaseMetric):
                 raise ValueError(f"DOTAMetric: sample {res['img_id']!r} has no ground truth "
                                  '(gt_instances or instances); use format_only=True for a '
                                  'test set')
-            boxes = _convert(res['bboxes'], self.predict_box_type, box_type)
+            boxes = _as_numpy_boxes(boxes_from_tensor(torch.from_numpy(res['bboxes']),
+                                                      self.predict_box_type), box_type)
             dets = np.concatenate([boxes, res['scores'][:, None]], axis=1)
             det_results.append([dets[res['labels'] == c] for c in range(num_classes)])
-            annotations.append(dict(
-                bboxes=_convert(gt['bboxes'], gt['box_type'], box_type), labels=gt['labels'],
-                bboxes_ignore=_convert(gt['bboxes_ignore'], gt['box_type'], box_type),
-                labels_ignore=gt['labels_ignore']))
+            annotations.append(gt)
         matches = match_detections(det_results, annotations, box_type, self.mode,
                                    num_classes=num_classes)
         values = []

@@ -1,5 +1,4 @@
 """CSPDarknet backbone (YOLOv5 / YOLOX) with a Focus stem."""
-import math
 from collections.abc import Sequence
 
 import torch
@@ -12,10 +11,11 @@ from ai4rs.registry import MODELS
 
 from ..layers import CSPLayer, SPPBottleneck
 from ..layers.csp_layer import DEFAULT_ACT_CFG, DEFAULT_NORM_CFG
+from ..layers.init_cfg import YOLOX_CONV_INIT
 
-#: Kaiming-uniform init of every Conv2d, as in mmdet's YOLOX parts.
-YOLOX_CONV_INIT = dict(type='Kaiming', layer='Conv2d', a=math.sqrt(5), distribution='uniform',
-                       mode='fan_in', nonlinearity='leaky_relu')
+# YOLOX_CONV_INIT lives in models/layers/init_cfg.py; re-exported here only because
+# dense_heads/rotated_yolox_head.py still imports it from this module.
+__all__ = ['CSPDarknet', 'Focus', 'YOLOX_CONV_INIT']
 
 
 class Focus(nn.Module):

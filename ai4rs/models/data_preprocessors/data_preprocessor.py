@@ -25,8 +25,11 @@ class DetDataPreprocessor(ImgDataPreprocessor):
     On top of mmengine's ``ImgDataPreprocessor`` (move to device, BGR->RGB,
     ``(x - mean) / std``, pad to a multiple of ``pad_size_divisor`` with
     ``pad_value``, stack), it records ``batch_input_shape`` and ``pad_shape``
-    in every data sample, turns box objects into tensors (``boxtype2tensor``)
-    and, in training, applies ``batch_augments`` in order.
+    in every data sample, in training applies ``batch_augments`` in order (on the
+    box objects, which carry their format) and then, with ``boxtype2tensor``, turns
+    box objects into (N, box_dim) tensors for heads that want plain tensors (the
+    ai4rs heads accept both: set ``boxtype2tensor=False`` to keep the box type for
+    the metric and the visualizer).
 
     Args:
         mean, std (Sequence[Number], optional): per-channel normalisation;
@@ -68,11 +71,12 @@ class DetDataPreprocessor(ImgDataPreprocessor):
             for data_sample, pad_shape in zip(data_samples, batch_pad_shape):
                 data_sample.set_metainfo({'batch_input_shape': batch_input_shape,
                                           'pad_shape': pad_shape})
-            if self.boxtype2tensor:
-                samplelist_boxtype2tensor(data_samples)
         if training and self.batch_augments is not None:
+            # batch augments work on box objects, which know their own format
             for batch_aug in self.batch_augments:
                 inputs, data_samples = batch_aug(inputs, data_samples)
+        if data_samples is not None and self.boxtype2tensor:
+            samplelist_boxtype2tensor(data_samples)
         return {'inputs': inputs, 'data_samples': data_samples}
 
     def _get_pad_shape(self, data: dict) -> list[tuple[int, int]]:
@@ -103,8 +107,9 @@ class BatchSyncRandomResize(nn.Module):
     ``(lo, hi) = round(random_size_range / size_divisor)``, and the width
     keeps the batch's aspect ratio. The first call keeps the input size.
 
-    Boxes are rescaled in their own format (see
-    :func:`ai4rs.structures.bbox.scale_boxes`).
+    Boxes must be box objects and are rescaled in their own format (see
+    :func:`ai4rs.structures.bbox.scale_boxes`); ``DetDataPreprocessor`` runs its
+    batch augments before turning boxes into tensors.
     Upstream (mmdet) multiplies every even column by sx and every odd column
     by sy, which for rotated boxes wrongly scales (cx, w, angle) by sx and
     (cy, h) by sy; this implementation scales rotated boxes correctly.

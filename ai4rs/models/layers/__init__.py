@@ -23,3 +23,6 @@ __all__ += [
     'RepConvMaxSigmoidCSPLayerWithTwoConv', 'SPPFBottleneck', 'VanillaSigmoidBlock',
     'YOLOv8DarknetBottleneck', 'max_sigmoid_attention'
 ]
+from .init_cfg import YOLOX_CONV_INIT  # noqa: E402
+
+__all__ += ['YOLOX_CONV_INIT']

@@ -8,9 +8,9 @@ from torch import Tensor, nn
 
 from ai4rs.registry import MODELS
 
-from ..backbones.csp_darknet import YOLOX_CONV_INIT
 from ..layers import CSPLayer
 from ..layers.csp_layer import DEFAULT_ACT_CFG, DEFAULT_NORM_CFG
+from ..layers.init_cfg import YOLOX_CONV_INIT
 
 
 @MODELS.register_module()

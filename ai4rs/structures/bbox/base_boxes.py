@@ -5,7 +5,7 @@ indexing, concatenation, device and dtype moves, while protecting the last dimen
 Geometric methods ending in ``_`` modify the boxes in place.
 """
 from abc import ABCMeta, abstractmethod
-from typing import List, Optional, Sequence, Tuple, Type, TypeVar, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Type, TypeVar, Union
 
 import numpy as np
 import torch
@@ -52,7 +52,6 @@ class BaseBoxes(metaclass=ABCMeta):
     # ------------------------------------------------------------------ conversions
     def convert_to(self, dst_type: Union[str, type]) -> 'BaseBoxes':
         """Convert to another registered box type ('hbox', 'rbox', 'qbox' or a class)."""
-        from .box_type import convert_box_type
         return convert_box_type(self, dst_type=dst_type)
 
     def empty_boxes(self: T, dtype: Optional[torch.dtype] = None,
@@ -337,3 +336,132 @@ def check_pair(value, name: str) -> Tuple[float, float]:
     if len(value) != 2:
         raise ValueError(f'{name} must have 2 values, but got {value}')
     return float(value[0]), float(value[1])
+
+
+# ----------------------------------------------------------------- registry of box types
+BoxType = Union[np.ndarray, Tensor, 'BaseBoxes']
+
+box_types: dict = {}
+_box_type_to_name: dict = {}
+box_converters: dict = {}
+
+
+def _register_box(name: str, box_type: Type, force: bool = False) -> None:
+    if not (isinstance(box_type, type) and issubclass(box_type, BaseBoxes)):
+        raise TypeError(f'box_type must be a subclass of BaseBoxes, but got {box_type}')
+    name = name.lower()
+    if not force and (name in box_types or box_type in _box_type_to_name):
+        raise KeyError(f'box type {name} has been registered')
+    if name in box_types:
+        _box_type_to_name.pop(box_types.pop(name))
+    if box_type in _box_type_to_name:
+        box_types.pop(_box_type_to_name.pop(box_type))
+    box_types[name] = box_type
+    _box_type_to_name[box_type] = name
+
+
+def register_box(name: str,
+                 box_type: Optional[Type] = None,
+                 force: bool = False) -> Union[Type, Callable]:
+    """Register a box type under ``name``; usable as a function or a class decorator.
+
+    Args:
+        name (str): Box type name (case-insensitive), e.g. 'rbox'.
+        box_type (type, optional): Subclass of :class:`BaseBoxes`. When None, a decorator
+            is returned.
+        force (bool): Replace an existing registration with the same name or class.
+    """
+    if not isinstance(force, bool):
+        raise TypeError(f'force must be a boolean, but got {type(force)}')
+    if box_type is not None:
+        _register_box(name=name, box_type=box_type, force=force)
+        return box_type
+
+    def _register(cls):
+        _register_box(name=name, box_type=cls, force=force)
+        return cls
+
+    return _register
+
+
+def _register_box_converter(src_type, dst_type, converter: Callable, force: bool = False):
+    if not callable(converter):
+        raise TypeError(f'converter must be callable, but got {type(converter)}')
+    src_name, _ = get_box_type(src_type)
+    dst_name, _ = get_box_type(dst_type)
+    key = f'{src_name}2{dst_name}'
+    if not force and key in box_converters:
+        raise KeyError(f'The box converter from {src_name} to {dst_name} has been registered.')
+    box_converters[key] = converter
+
+
+def register_box_converter(src_type: Union[str, type],
+                           dst_type: Union[str, type],
+                           converter: Optional[Callable] = None,
+                           force: bool = False) -> Callable:
+    """Register a ``Tensor -> Tensor`` converter between two registered box types.
+
+    Usable as a function (``converter`` given) or as a decorator.
+    """
+    if not isinstance(force, bool):
+        raise TypeError(f'force must be a boolean, but got {type(force)}')
+    if converter is not None:
+        _register_box_converter(src_type, dst_type, converter, force)
+        return converter
+
+    def _register(func):
+        _register_box_converter(src_type, dst_type, func, force)
+        return func
+
+    return _register
+
+
+def get_box_type(box_type: Union[str, type]) -> Tuple[str, type]:
+    """Return ``(name, class)`` of a registered box type given its name or class.
+
+    Raises:
+        KeyError: when the type is not registered or the argument is of a wrong kind.
+    """
+    if isinstance(box_type, str):
+        name = box_type.lower()
+        if name not in box_types:
+            raise KeyError(f'Box type {name!r} has not been registered; registered types: '
+                           f'{sorted(box_types)}')
+        return name, box_types[name]
+    if isinstance(box_type, type) and issubclass(box_type, BaseBoxes):
+        if box_type not in _box_type_to_name:
+            raise KeyError(f'Box type {box_type} has not been registered.')
+        return _box_type_to_name[box_type], box_type
+    raise KeyError('box_type must be a str or a class inheriting from BaseBoxes, but got '
+                   f'{type(box_type)}.')
+
+
+def convert_box_type(boxes: BoxType,
+                     *,
+                     src_type: Union[str, type, None] = None,
+                     dst_type: Union[str, type, None] = None) -> BoxType:
+    """Convert boxes to ``dst_type``; the output kind (box object, Tensor, ndarray) follows the
+    input. ``src_type`` is needed for tensors and arrays and taken from box objects."""
+    if dst_type is None:
+        raise ValueError('dst_type must be given')
+    dst_name, dst_cls = get_box_type(dst_type)
+    if isinstance(boxes, BaseBoxes):
+        src_name, _ = get_box_type(type(boxes))
+    elif isinstance(boxes, (Tensor, np.ndarray)):
+        if src_type is None:
+            raise ValueError('src_type must be given when boxes is a Tensor or ndarray')
+        src_name, _ = get_box_type(src_type)
+    else:
+        raise TypeError('boxes must be an instance of BaseBoxes, Tensor or ndarray, but got '
+                        f'{type(boxes)}.')
+    if src_name == dst_name:
+        return boxes
+    key = f'{src_name}2{dst_name}'
+    if key not in box_converters:
+        raise KeyError(f'No box converter from {src_name} to {dst_name} has been registered.')
+    converter = box_converters[key]
+    if isinstance(boxes, BaseBoxes):
+        return dst_cls(converter(boxes.tensor), clone=False)
+    if isinstance(boxes, np.ndarray):
+        return converter(torch.from_numpy(boxes)).numpy()
+    return converter(boxes)

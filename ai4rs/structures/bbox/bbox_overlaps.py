@@ -2,7 +2,10 @@
 import torch
 from torch import Tensor
 
-from .box_converters import hbox2rbox, rbox2hbox
+from ai4rs.ops import box_iou_rotated
+
+from .box_helpers import get_box_tensor
+from .geometry import hbox2rbox, rbox2hbox
 
 
 def bbox_overlaps(bboxes1: Tensor,
@@ -75,7 +78,6 @@ def rbbox_overlaps(bboxes1: Tensor,
     Returns:
         Tensor: (M, N), or (M,) when aligned.
     """
-    from ai4rs.ops import box_iou_rotated
     return box_iou_rotated(bboxes1, bboxes2, mode=mode, aligned=is_aligned)
 
 
@@ -88,6 +90,5 @@ def fake_rbbox_overlaps(bboxes1, bboxes2, mode: str = 'iou', is_aligned: bool = 
         mode (str): 'iou' or 'iof'.
         is_aligned (bool): Pairwise along M = N.
     """
-    from .transforms import get_box_tensor
     t1, t2 = get_box_tensor(bboxes1), get_box_tensor(bboxes2)
     return rbbox_overlaps(hbox2rbox(rbox2hbox(t1)), hbox2rbox(rbox2hbox(t2)), mode, is_aligned)

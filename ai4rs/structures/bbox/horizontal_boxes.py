@@ -11,11 +11,12 @@ from .base_boxes import (
     apply_affine,
     check_flip_direction,
     check_pair,
+    register_box,
     rotation_matrix,
 )
-from .box_type import register_box
+from .bbox_overlaps import bbox_overlaps
+from .geometry import bbox_cxcywh_to_xyxy, bbox_xyxy_to_cxcywh
 from .mask_points import mask_point_sets
-from .transforms import bbox_cxcywh_to_xyxy, bbox_xyxy_to_cxcywh
 
 
 @register_box(name='hbox')
@@ -159,7 +160,6 @@ class HorizontalBoxes(BaseBoxes):
     def overlaps(boxes1: BaseBoxes, boxes2: BaseBoxes, mode: str = 'iou',
                  is_aligned: bool = False, eps: float = 1e-6) -> Tensor:
         """IoU / IoF / GIoU of the boxes converted to 'hbox' (mmdet's ``bbox_overlaps``)."""
-        from .bbox_overlaps import bbox_overlaps
         boxes1, boxes2 = boxes1.convert_to('hbox'), boxes2.convert_to('hbox')
         return bbox_overlaps(boxes1.tensor, boxes2.tensor, mode=mode, is_aligned=is_aligned,
                              eps=eps)

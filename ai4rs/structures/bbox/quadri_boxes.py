@@ -6,10 +6,16 @@ import numpy as np
 import torch
 from torch import BoolTensor, Tensor
 
-from .base_boxes import BaseBoxes, apply_affine, check_flip_direction, check_pair, rotation_matrix
-from .box_type import register_box
+from .base_boxes import (
+    BaseBoxes,
+    apply_affine,
+    check_flip_direction,
+    check_pair,
+    register_box,
+    rotation_matrix,
+)
+from .geometry import min_area_rect, rbox_corners
 from .mask_points import convex_hull, mask_point_sets
-from .transforms import min_area_rect, rbox_corners
 
 
 @register_box('qbox')

@@ -7,10 +7,17 @@ import numpy as np
 import torch
 from torch import BoolTensor, Tensor
 
-from .base_boxes import BaseBoxes, apply_affine, check_flip_direction, check_pair, rotation_matrix
-from .box_type import register_box
+from .base_boxes import (
+    BaseBoxes,
+    apply_affine,
+    check_flip_direction,
+    check_pair,
+    register_box,
+    rotation_matrix,
+)
+from .bbox_overlaps import rbbox_overlaps
+from .geometry import ANGLE_PRESETS, min_area_rect, rbox_corners, regularize_rboxes_by
 from .mask_points import convex_hull, mask_point_sets
-from .transforms import min_area_rect, rbox_corners, regularize_rboxes_by
 
 
 @register_box('rbox')
@@ -47,10 +54,9 @@ class RotatedBoxes(BaseBoxes):
             Tensor: the regularised (..., 5) tensor (also stored in ``self.tensor``).
         """
         if pattern is not None:
-            presets = {'oc': (False, -90), 'le90': (True, -90), 'le135': (True, -45)}
-            if pattern not in presets:
+            if pattern not in ANGLE_PRESETS:
                 raise ValueError(f"pattern must be 'oc', 'le90' or 'le135', but got {pattern!r}")
-            width_longer, start_angle = presets[pattern]
+            width_longer, start_angle = ANGLE_PRESETS[pattern]
         self.tensor = regularize_rboxes_by(self.tensor, width_longer, start_angle)
         return self.tensor
 
@@ -174,7 +180,6 @@ class RotatedBoxes(BaseBoxes):
                  is_aligned: bool = False, eps: float = 1e-6) -> Tensor:
         """Exact rotated IoU / IoF of the boxes converted to 'rbox'. ``eps`` is accepted
         for API compatibility and unused (the IoU is exact and never divides by zero)."""
-        from .bbox_overlaps import rbbox_overlaps
         boxes1, boxes2 = boxes1.convert_to('rbox'), boxes2.convert_to('rbox')
         return rbbox_overlaps(boxes1.tensor, boxes2.tensor, mode=mode, is_aligned=is_aligned)
 

@@ -1,4 +1,4 @@
-"""Write a small DOTA-style dataset of rotated objects (see ai4rs.datasets.synthetic_dota).
+"""Write a small DOTA-style dataset of rotated objects (see ai4rs.datasets.preparation.synthetic_dota).
 
     python tools/data/synthetic/generate_dota_like.py data/synthetic_dota \
         [--num-train 160] [--num-val 40] [--img-size 256] [--seed 0]
@@ -9,7 +9,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))))
 
-from ai4rs.datasets.synthetic_dota import CLASSES, generate_dataset  # noqa: E402
+from ai4rs.datasets.preparation.synthetic_dota import CLASSES, generate_dataset  # noqa: E402
 
 
 def main(argv=None):

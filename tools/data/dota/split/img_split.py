@@ -15,13 +15,13 @@ Output: ``SAVE_DIR/images/{id}__{window}__{x}___{y}{ext}``,
 ``SAVE_DIR/annfiles/{same}.txt`` (one per patch, empty if it holds no object) and
 ``SAVE_DIR/{timestamp}.log``. The save dir must not exist. An image that cannot
 be read is reported and skipped; the others are still split. The logic lives in
-``ai4rs.datasets.dota_split``.
+``ai4rs.datasets.preparation.dota_split``.
 """
 import argparse
 import json
 import sys
 
-from ai4rs.datasets.dota_split import SAVE_EXTENSIONS, split_dataset
+from ai4rs.datasets.preparation.dota_split import SAVE_EXTENSIONS, split_dataset
 
 
 def build_parser() -> argparse.ArgumentParser:

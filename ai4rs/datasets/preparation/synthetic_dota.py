@@ -118,6 +118,7 @@ def generate_dataset(out_dir, num_train=160, num_val=40, img_size=256, seed=0):
     written with the same arguments (``manifest.json``), nothing is rewritten.
     A different dataset there is an error rather than a silent mix.
     """
+    # the generator's id, kept from its first location so existing datasets stay valid
     manifest = dict(generator='ai4rs.datasets.synthetic_dota', version=1, num_train=num_train,
                     num_val=num_val, img_size=img_size, seed=seed, classes=list(CLASSES))
     manifest_path = osp.join(out_dir, 'manifest.json')

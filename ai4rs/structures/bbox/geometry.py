@@ -1,4 +1,6 @@
-"""Pure functions on box tensors: angle conventions, minimum-area rectangles, box helpers.
+"""Pure tensor geometry of boxes: angle conventions, minimum-area rectangles, corners,
+conversions between box formats, decoders. No box classes: this module imports nothing from
+the package, so every other module of ``structures.bbox`` may import it.
 
 Rotated boxes are ``(cx, cy, w, h, t)``, ``t`` in radians, clockwise in image coordinates
 (y down). Angle versions (mmrotate's):
@@ -14,7 +16,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-ANGLE_VERSIONS = ('oc', 'le90', 'le135')
+# The one table of angle versions: name -> (width_longer, start angle in degrees), the
+# arguments of :func:`regularize_rboxes_by` (mmrotate's ``regularize_boxes`` presets).
+ANGLE_PRESETS = {'oc': (False, -90.0), 'le90': (True, -90.0), 'le135': (True, -45.0)}
+ANGLE_VERSIONS = tuple(ANGLE_PRESETS)
 
 
 def _check_angle_version(angle_version: str, allowed=ANGLE_VERSIONS) -> None:
@@ -44,7 +49,7 @@ def norm_angle(angle: Union[Tensor, np.ndarray, float], angle_version: str):
 
 def _version_params(angle_version: str) -> Tuple[bool, float]:
     _check_angle_version(angle_version)
-    return {'oc': (False, -90.0), 'le90': (True, -90.0), 'le135': (True, -45.0)}[angle_version]
+    return ANGLE_PRESETS[angle_version]
 
 
 def regularize_rboxes_by(rboxes: Tensor, width_longer: bool = True,
@@ -203,49 +208,52 @@ def bbox_xyxy_to_cxcywh(bbox: Tensor) -> Tensor:
     return torch.cat([(xy1 + xy2) / 2, xy2 - xy1], dim=-1)
 
 
-def get_box_tensor(boxes) -> Tensor:
-    """The tensor of a box object, or the tensor itself."""
-    from .base_boxes import BaseBoxes
-    return boxes.tensor if isinstance(boxes, BaseBoxes) else boxes
+# ----------------------------------------------------------------- format conversions
+# hbox (..., 4) (x1, y1, x2, y2); rbox (..., 5) (cx, cy, w, h, t); qbox (..., 8) corners.
+# Registered as box converters in :mod:`.box_converters`.
 
 
-def empty_box_as(boxes):
-    """Empty boxes (0, box_dim) of the same kind (box object or tensor) as ``boxes``."""
-    from .base_boxes import BaseBoxes
-    if isinstance(boxes, BaseBoxes):
-        return boxes.empty_boxes()
-    return boxes.new_zeros(0, boxes.size(-1))
+def hbox2rbox(boxes: Tensor) -> Tensor:
+    """(..., 4) ``(x1, y1, x2, y2)`` -> (..., 5) ``(cx, cy, x2 - x1, y2 - y1, 0)``."""
+    wh = boxes[..., 2:] - boxes[..., :2]
+    ctr = (boxes[..., 2:] + boxes[..., :2]) / 2
+    return torch.cat([ctr, wh, boxes.new_zeros(*boxes.shape[:-1], 1)], dim=-1)
 
 
-def get_box_wh(boxes) -> Tuple[Tensor, Tensor]:
-    """Widths and heights of box objects or of (..., 4) xyxy tensors."""
-    from .base_boxes import BaseBoxes
-    if isinstance(boxes, BaseBoxes):
-        return boxes.widths, boxes.heights
-    return boxes[..., 2] - boxes[..., 0], boxes[..., 3] - boxes[..., 1]
+def hbox2qbox(boxes: Tensor) -> Tensor:
+    """(..., 4) -> (..., 8) corners ``(x1,y1), (x2,y1), (x2,y2), (x1,y2)``."""
+    x1, y1, x2, y2 = torch.split(boxes, 1, dim=-1)
+    return torch.cat([x1, y1, x2, y1, x2, y2, x1, y2], dim=-1)
 
 
-def scale_boxes(boxes, scale_factor: Tuple[float, float]):
-    """Boxes of an image resized by ``(sx, sy)``, in their own format.
+def rbox2hbox(boxes: Tensor) -> Tensor:
+    """(..., 5) -> (..., 4) enclosing axis-aligned box; half-extents
+    ``(|w/2 cos t| + |h/2 sin t|, |w/2 sin t| + |h/2 cos t|)``."""
+    ctr, w, h, t = torch.split(boxes, (2, 1, 1, 1), dim=-1)
+    cos, sin = torch.cos(t), torch.sin(t)
+    ext = torch.cat([(w / 2 * cos).abs() + (h / 2 * sin).abs(),
+                     (w / 2 * sin).abs() + (h / 2 * cos).abs()], dim=-1)
+    return torch.cat([ctr - ext, ctr + ext], dim=-1)
 
-    Box objects use their ``rescale_`` (in place, returned). Tensors are told
-    apart by their width: 4 = (x1, y1, x2, y2) and 8 = (x1, y1, ..., x4, y4)
-    are multiplied; 5 = (cx, cy, w, h, t) rotated boxes go through
-    ``RotatedBoxes.rescale_``: the centre is scaled, w and h become the
-    lengths of the scaled edges, and the angle follows the scaled h edge.
-    Exact (the scaled corners) for isotropic scales; an anisotropic scale
-    makes a parallelogram, approximated so.
+
+def rbox2qbox(boxes: Tensor) -> Tensor:
+    """(..., 5) -> (..., 8) corners in the documented order."""
+    return rbox_corners(boxes).flatten(-2)
+
+
+def qbox2hbox(boxes: Tensor) -> Tensor:
+    """(..., 8) -> (..., 4): min / max of the corner coordinates."""
+    pts = boxes.reshape(*boxes.shape[:-1], 4, 2)
+    return torch.cat([pts.amin(dim=-2), pts.amax(dim=-2)], dim=-1)
+
+
+def qbox2rbox(boxes: Tensor, angle_version: str = 'le90') -> Tensor:
+    """(..., 8) -> (..., 5): minimum-area rectangle enclosing the 4 points.
+
+    Computed by :func:`min_area_rect` (exact rotating calipers over all point pairs,
+    vectorised, any device) and regularised to ``angle_version`` ('le90' by default, also
+    'le135', 'oc'). Unlike mmrotate, which calls ``cv2.minAreaRect`` per box and keeps
+    OpenCV's angle range (which changed between OpenCV versions), the output convention is
+    fixed. Non-rectangular quadrilaterals give their minimum-area enclosing rectangle.
     """
-    from .base_boxes import BaseBoxes
-    if isinstance(boxes, BaseBoxes):
-        boxes.rescale_(scale_factor)
-        return boxes
-    dim = boxes.size(-1)
-    if dim in (4, 8):
-        return boxes * boxes.new_tensor(list(scale_factor) * (dim // 2))
-    if dim == 5:
-        from .rotated_boxes import RotatedBoxes
-        rboxes = RotatedBoxes(boxes.clone())
-        rboxes.rescale_(scale_factor)
-        return rboxes.tensor
-    raise ValueError(f'scale_boxes: boxes must have 4, 5 or 8 columns, got {tuple(boxes.shape)}')
+    return min_area_rect(boxes.reshape(*boxes.shape[:-1], 4, 2), angle_version)

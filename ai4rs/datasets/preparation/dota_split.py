@@ -3,7 +3,8 @@
 This is the logic of ``tools/data/dota/split/img_split.py`` (mmrotate 1.x's tool,
 same options and output), as importable functions:
 
-- windows: for each (size, gap), ``step = size - gap``; along an axis of length
+- windows (:mod:`ai4rs.datasets.sliding_windows`, shared with sliced inference): for each
+  (size, gap), ``step = size - gap``; along an axis of length
   ``L`` the starts are ``0, step, 2*step...`` (``ceil((L - size) / step + 1)``
   of them, one if ``L <= size``) and the last one is moved back to ``L - size``
   if it overruns. Windows are all (x start, y start) pairs, x-major. A window is
@@ -21,46 +22,26 @@ Rates do not resize images: with ``rates`` the window is ``int(size / rate)``
 and the gap ``int(gap / rate)`` pixels of the original image.
 """
 import datetime
-import itertools
 import logging
 import os
 import os.path as osp
 from functools import partial
-from math import ceil
 from typing import List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
 import shapely
 
-from ai4rs.datasets.dota import DOTALabels, load_dota_labels
+from ..dota import DOTALabels, load_dota_labels
+from ..sliding_windows import crop_patch, get_sliding_windows
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp')
 SAVE_EXTENSIONS = ('.png', '.jpg', '.bmp', '.tif')
 
+# ------------------------------------------------------------------ object assignment
+
+
 # ------------------------------------------------------------------------- windows
-
-
-def window_starts(length: int, size: int, step: int) -> List[int]:
-    """Start offsets of the sliding windows along one axis.
-
-    Args:
-        length (int): image width or height.
-        size (int): window size.
-        step (int): ``size - gap``, > 0.
-
-    Returns:
-        list[int]: ``[0]`` if ``length <= size``; else ``i * step`` for
-        ``i < ceil((length - size) / step + 1)``, the last moved back to
-        ``length - size`` if it overruns.
-    """
-    if length <= size:
-        return [0]
-    num = ceil((length - size) / step + 1)
-    starts = [step * i for i in range(num)]
-    if starts[-1] + size > length:
-        starts[-1] = length - size
-    return starts
 
 
 def scaled_sizes_and_gaps(sizes: Sequence[int], gaps: Sequence[int],
@@ -78,40 +59,6 @@ def scaled_sizes_and_gaps(sizes: Sequence[int], gaps: Sequence[int],
         out_sizes += [int(size / rate) for size in sizes]
         out_gaps += [int(gap / rate) for gap in gaps]
     return out_sizes, out_gaps
-
-
-def get_sliding_windows(width: int, height: int, sizes: Sequence[int], gaps: Sequence[int],
-                        img_rate_thr: float = 0.6, eps: float = 0.01) -> np.ndarray:
-    """The windows of an image, as an (K, 4) int64 array of ``x1, y1, x2, y2``.
-
-    Args:
-        width, height (int): image size.
-        sizes, gaps (Sequence[int]): window sizes and their gaps (overlaps).
-        img_rate_thr (float): keep windows whose share inside the image is above it.
-        eps (float): if no window passes, keep those within ``eps`` of the best.
-    """
-    windows = []
-    for size, gap in zip(sizes, gaps):
-        if not size > gap:
-            raise ValueError(f'window size must be larger than its gap, got size {size}, '
-                             f'gap {gap}')
-        step = size - gap
-        xs = window_starts(width, size, step)
-        ys = window_starts(height, size, step)
-        starts = np.array(list(itertools.product(xs, ys)), dtype=np.int64)
-        windows.append(np.concatenate([starts, starts + size], axis=1))
-    windows = np.concatenate(windows, axis=0)
-
-    inside = windows.copy()
-    inside[:, 0::2] = np.clip(inside[:, 0::2], 0, width)
-    inside[:, 1::2] = np.clip(inside[:, 1::2], 0, height)
-    img_areas = (inside[:, 2] - inside[:, 0]) * (inside[:, 3] - inside[:, 1])
-    win_areas = (windows[:, 2] - windows[:, 0]) * (windows[:, 3] - windows[:, 1])
-    rates = img_areas / win_areas
-    keep = rates > img_rate_thr
-    if not keep.any():
-        keep = np.abs(rates - rates.max()) < eps
-    return windows[keep]
 
 
 # ------------------------------------------------------------------ object assignment
@@ -182,20 +129,6 @@ def patch_id(img_id: str, window: Sequence[int]) -> str:
     """``{img_id}__{window width}__{x1}___{y1}`` (the middle field is the size, not the rate)."""
     x1, y1, x2, _ = (int(v) for v in window)
     return f'{img_id}__{x2 - x1}__{x1}___{y1}'
-
-
-def crop_patch(img: np.ndarray, window: Sequence[int], no_padding: bool = False,
-               padding_value: Union[float, Sequence[float]] = 0) -> np.ndarray:
-    """The window's part of ``img`` (H, W, C), padded at bottom / right to the window size."""
-    x1, y1, x2, y2 = (int(v) for v in window)
-    patch = img[y1:y2, x1:x2]
-    height, width = y2 - y1, x2 - x1
-    if no_padding or (patch.shape[0] == height and patch.shape[1] == width):
-        return patch
-    padded = np.empty((height, width) + patch.shape[2:], dtype=img.dtype)
-    padded[...] = padding_value
-    padded[:patch.shape[0], :patch.shape[1]] = patch
-    return padded
 
 
 def format_object_line(polygon: Sequence[float], name: str, difficulty: int) -> str:

@@ -1,0 +1,3 @@
+"""Offline data preparation, run by tools/ before training: splitting large DOTA images into
+patches (:mod:`.dota_split`) and writing the synthetic DOTA-like quick-start dataset
+(:mod:`.synthetic_dota`). Nothing here is needed to train or test."""
