@@ -75,7 +75,8 @@ EVALUATOR = Registry('evaluator', parent=MMENGINE_EVALUATOR, locations=['ai4rs.e
 
 # assigners, samplers, box coders, prior generators, IoU calculators
 TASK_UTILS = Registry(
-    'task util', parent=MMENGINE_TASK_UTILS, locations=['ai4rs.models.task_modules'])
+    'task util', parent=MMENGINE_TASK_UTILS,
+    locations=['ai4rs.models.task_modules', 'ai4rs.datasets'])  # + BatchShapePolicy
 
 # visualisation
 VISUALIZERS = Registry(

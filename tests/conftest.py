@@ -55,5 +55,5 @@ def tiny_clip_dir(tmp_path_factory):
     """A tiny random CLIP text model + tokenizer in a temp dir (see
     tests/yolo_world_helpers.py); skipped when transformers is missing."""
     pytest.importorskip('transformers')
-    from yolo_world_helpers import make_tiny_clip
+    from tests.yolo_world_helpers import make_tiny_clip
     return make_tiny_clip(tmp_path_factory.mktemp('tiny_clip'))

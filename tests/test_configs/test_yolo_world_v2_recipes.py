@@ -24,7 +24,7 @@ B32_TEXT = dict(weights=False, hidden_size=512, intermediate_size=2048, num_hidd
 
 @pytest.fixture(scope='module')
 def b32_clip_dir(tmp_path_factory):
-    from yolo_world_helpers import make_tiny_clip
+    from tests.yolo_world_helpers import make_tiny_clip
     return make_tiny_clip(tmp_path_factory.mktemp('clip_b32'), **B32_TEXT)
 
 

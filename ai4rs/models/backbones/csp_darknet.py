@@ -13,9 +13,7 @@ from ..layers import CSPLayer, SPPBottleneck
 from ..layers.csp_layer import DEFAULT_ACT_CFG, DEFAULT_NORM_CFG
 from ..layers.init_cfg import YOLOX_CONV_INIT
 
-# YOLOX_CONV_INIT lives in models/layers/init_cfg.py; re-exported here only because
-# dense_heads/rotated_yolox_head.py still imports it from this module.
-__all__ = ['CSPDarknet', 'Focus', 'YOLOX_CONV_INIT']
+__all__ = ['CSPDarknet', 'Focus']
 
 
 class Focus(nn.Module):

@@ -10,11 +10,16 @@ from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from ai4rs.registry import MODELS, TASK_UTILS
-from ai4rs.structures.bbox import RotatedBoxes, bbox_cxcywh_to_xyxy, get_box_tensor, norm_angle
-from ai4rs.structures.bbox.transforms import ANGLE_VERSIONS
+from ai4rs.structures.bbox import (
+    ANGLE_VERSIONS,
+    RotatedBoxes,
+    bbox_cxcywh_to_xyxy,
+    get_box_tensor,
+    norm_angle,
+)
 
-from ..backbones.csp_darknet import YOLOX_CONV_INIT
 from ..layers.csp_layer import DEFAULT_ACT_CFG, DEFAULT_NORM_CFG
+from ..layers.init_cfg import YOLOX_CONV_INIT
 from ..task_modules.prior_generators import MlvlPointGenerator
 from ..task_modules.samplers import PseudoSampler
 from ..utils import multi_apply, reduce_mean
