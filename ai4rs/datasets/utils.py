@@ -1,9 +1,16 @@
-"""Collate functions of the YOLO recipes (registered in ``ai4rs.registry.FUNCTIONS``)."""
+"""Collate functions of the YOLO recipes.
+
+Registered in ``ai4rs.registry.FUNCTIONS`` and, like mmyolo's, also in mmengine's root
+``FUNCTIONS``: mmengine's Runner looks a ``collate_fn`` type up in the root registry without the
+config's default scope, so ``collate_fn=dict(type='yolow_collate')`` (upstream's spelling) only
+resolves there (``'ai4rs.yolow_collate'`` works either way).
+"""
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import torch
+from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS
 
 from ai4rs.registry import FUNCTIONS
 
@@ -55,3 +62,8 @@ def yolov5_collate(data_batch: Sequence[dict], use_ms_training: bool = False) ->
             [sample['data_samples'].is_detection for sample in data_batch])
     inputs = imgs if use_ms_training else torch.stack(imgs, 0)
     return {'inputs': inputs, 'data_samples': data_samples}
+
+
+for _name in ('yolov5_collate', 'yolow_collate'):
+    if MMENGINE_FUNCTIONS.get(_name) is None:
+        MMENGINE_FUNCTIONS.register_module(name=_name, module=yolov5_collate)

@@ -17,14 +17,15 @@ from tests.conftest import DATA_DIR, REPO_ROOT
 
 pytest.importorskip('transformers')
 
-RECIPES = sorted(glob.glob(osp.join(REPO_ROOT, 'configs', 'yolo_world_v2', 'yolo_world_v2_*.py')))
+RECIPES = sorted(p for p in glob.glob(osp.join(REPO_ROOT, 'configs', 'yolo_world_v2', '*.py'))
+                 if 'quickstart' not in p)
 B32_TEXT = dict(weights=False, hidden_size=512, intermediate_size=2048, num_hidden_layers=12,
                 num_attention_heads=8, vocab_size=49408)
 
 
 @pytest.fixture(scope='module')
 def b32_clip_dir(tmp_path_factory):
-    from tests.yolo_world_helpers import make_tiny_clip
+    from ai4rs.utils.tiny_clip import make_tiny_clip
     return make_tiny_clip(tmp_path_factory.mktemp('clip_b32'), **B32_TEXT)
 
 

@@ -18,9 +18,9 @@ from ai4rs.datasets import (
     YOLOv5CocoDataset,
     load_class_texts,
 )
-from ai4rs.datasets.synthetic_coco import CLASSES as SHAPE_CLASSES
-from ai4rs.datasets.synthetic_coco import PALETTE as SHAPE_PALETTE
-from ai4rs.datasets.synthetic_coco import generate_dataset
+from ai4rs.datasets.preparation.synthetic_coco import CLASSES as SHAPE_CLASSES
+from ai4rs.datasets.preparation.synthetic_coco import PALETTE as SHAPE_PALETTE
+from ai4rs.datasets.preparation.synthetic_coco import generate_dataset
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 RLE = {'size': [60, 80], 'counts': 'abc'}

@@ -325,7 +325,7 @@ def test_base_config_pipeline_and_perfect_predictions(tmp_path):
     ground truth fed back as predictions scores AP 1 (every box matched at every IoU)."""
     from mmengine.config import Config
 
-    from ai4rs.datasets.synthetic_coco import CLASSES, generate_dataset
+    from ai4rs.datasets.preparation.synthetic_coco import CLASSES, generate_dataset
     from ai4rs.registry import DATASETS, METRICS
     root = str(tmp_path / 'syn')
     generate_dataset(root, num_train=1, num_val=4, img_size=64, seed=1)

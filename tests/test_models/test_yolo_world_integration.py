@@ -70,7 +70,7 @@ def test_v2_s_state_dict_equals_upstream(tmp_path):
     CLIP text model equal upstream's; an old checkpoint's position_ids loads."""
     from mmengine.runner.checkpoint import load_state_dict
 
-    from tests.yolo_world_helpers import make_tiny_clip
+    from ai4rs.utils.tiny_clip import make_tiny_clip
     clip_dir = make_tiny_clip(tmp_path / 'clip_b32', weights=False, hidden_size=512,
                               intermediate_size=2048, num_hidden_layers=12,
                               num_attention_heads=8, vocab_size=49408)

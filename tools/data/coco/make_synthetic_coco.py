@@ -1,4 +1,4 @@
-"""Write a small COCO-format dataset of named coloured shapes (see ai4rs.datasets.synthetic_coco).
+"""Write a small COCO-format dataset of named coloured shapes (see ai4rs.datasets.preparation.synthetic_coco).
 
     python tools/data/coco/make_synthetic_coco.py data/synthetic_coco \
         [--num-train 160] [--num-val 40] [--img-size 320 | --img-size 320 240] [--seed 0] \
@@ -10,7 +10,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))))
 
-from ai4rs.datasets.synthetic_coco import CLASSES, generate_dataset  # noqa: E402
+from ai4rs.datasets.preparation.synthetic_coco import CLASSES, generate_dataset  # noqa: E402
 
 
 def main(argv=None):

@@ -146,8 +146,8 @@ def generate_dataset(out_dir: str, num_train: int = 160, num_val: int = 40,
     img_suffix = img_suffix.lstrip('.').lower()
     if img_suffix not in ('jpg', 'png'):
         raise ValueError(f"img_suffix must be 'jpg' or 'png', got {img_suffix!r}")
-    manifest = dict(generator='ai4rs.datasets.synthetic_coco', version=1, num_train=num_train,
-                    num_val=num_val, img_size=[width, height], seed=seed,
+    manifest = dict(generator='ai4rs.datasets.synthetic_coco', version=1,
+                    num_train=num_train, num_val=num_val, img_size=[width, height], seed=seed,
                     img_suffix=img_suffix, classes=list(CLASSES))
     manifest_path = osp.join(out_dir, 'manifest.json')
     if osp.exists(manifest_path):

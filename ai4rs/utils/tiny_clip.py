@@ -1,4 +1,4 @@
-"""Test helpers for YOLO-World: a tiny CLIP text model written to a directory.
+"""A tiny, randomly initialised CLIP text model written to a directory (tests, quick start).
 
 ``make_tiny_clip(dirpath)`` writes a randomly initialised
 ``CLIPTextModelWithProjection`` (hidden 32, 2 layers, 2 heads, projection 512,
@@ -8,8 +8,10 @@ vocabulary (``vocab.json``: the 256 byte symbols, the same with ``</w>``, a few
 merges, then ``<|startoftext|>`` and ``<|endoftext|>``), ``merges.txt`` and
 ``tokenizer_config.json``. ``AutoTokenizer.from_pretrained(dirpath)`` and
 ``CLIPTextModelWithProjection.from_pretrained(dirpath)`` then load it offline.
-The session-scoped pytest fixture ``tiny_clip_dir`` (tests/conftest.py) builds
-it once per test session.
+The tests (session fixture ``tiny_clip_dir`` in tests/conftest.py) and the
+open-vocabulary quick start (``tools/quickstart_yolo_world.py``) use it in place of
+``openai/clip-vit-base-patch32``: it exercises the real loading code, offline, but its
+embeddings mean nothing, so only words seen in training are recognised.
 """
 import json
 import os
