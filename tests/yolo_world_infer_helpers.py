@@ -36,7 +36,7 @@ def world_config(clip_dir: str, size: int = WORLD_SIZE) -> Config:
 
 
 def yolox_config(size: int = 64) -> Config:
-    from yolox_builders import rotated_yolox_cfg
+    from test_models.yolox_builders import rotated_yolox_cfg
     model = rotated_yolox_cfg('tiny')
     model['test_cfg'] = dict(score_thr=0.01, nms=dict(type='nms_rotated', iou_threshold=0.1),
                              max_per_img=100)
