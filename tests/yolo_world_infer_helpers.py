@@ -67,6 +67,8 @@ def save_model(cfg: Config, dirpath, name: str, seed: int = 0) -> tuple[str, str
         for key, param in model.named_parameters():
             if 'cls_contrasts' in key and key.endswith('.bias'):
                 param.fill_(-2.0)  # scores around 0.1 instead of the prior 0.01: more detections
+            if ('conv_cls' in key or 'conv_obj' in key) and key.endswith('.bias'):
+                param.fill_(0.0)  # rotated YOLOX: scores around 0.25 instead of 1e-4
     config_path, ckpt_path = osp.join(dirpath, f'{name}.py'), osp.join(dirpath, f'{name}.pth')
     cfg.dump(config_path)
     torch.save({'state_dict': model.state_dict(), 'meta': {}}, ckpt_path)
