@@ -16,9 +16,13 @@ filtered detections of every prior:
 after decoding (score threshold, ``nms_pre``, class-aware NMS, ``max_per_img``,
 letterbox/scale undone, clipping), with the head's own code, so
 :class:`OnnxDetector` gives the boxes of :func:`inference_detector`.
-ONNX has no rotated NMS operator, and YOLO-World's multi-label top-k +
-class-aware NMS would need several ONNX ops whose semantics differ from
-ai4rs' (``score > thr`` and tie order), so NMS stays out of the graph.
+With ``with_nms=True`` (YOLO-World only: ONNX has no rotated NMS) the graph ends
+with ONNX ``NonMaxSuppression`` (class-aware, ``score > score_thr``, IoU from the
+config's ``test_cfg.nms``) and a sort, and returns ``dets`` (N, 4), ``scores`` (N,),
+``labels`` (N,) best first (at most ``max_per_img``) in network-input pixels; only the
+letterbox/scale is undone afterwards. It equals the PyTorch head as long as
+``nms_pre`` does not cut the candidates (the graph has no ``nms_pre``) and up to the
+IoU change of a non-uniform rescale (the head runs NMS after rescaling).
 
 The vocabulary and everything :class:`OnnxDetector` needs are stored in the
 ONNX file's metadata under the key ``ai4rs`` (JSON: ``family``, ``texts`` or
@@ -55,19 +59,52 @@ def model_family(model) -> str:
                               f'not {type(model).__name__} with {type(head).__name__}')
 
 
-class DecodedDetector(nn.Module):
-    """A detector whose forward is ``images (1, 3, H, W) -> (boxes, scores)`` (see the
-    module docstring); a YOLO-World detector must have been reparameterized."""
+class MultiClassNMS(torch.autograd.Function):
+    """ONNX ``NonMaxSuppression`` with an equal PyTorch forward (for tracing).
 
-    def __init__(self, detector: nn.Module) -> None:
+    ``boxes`` (1, P, 4) x1, y1, x2, y2 and ``scores`` (1, K, P) -> (M, 3) int64 rows
+    (batch, class, box): per class, the boxes with score > ``score_thr`` kept by NMS
+    (suppressed when IoU > ``iou_thr``), best first, at most ``max_per_class``.
+    """
+
+    @staticmethod
+    def forward(ctx, boxes: Tensor, scores: Tensor, max_per_class: int, iou_thr: float,
+                score_thr: float) -> Tensor:
+        from ai4rs.ops import nms
+        rows = []
+        for k in range(scores.size(1)):
+            valid = (scores[0, k] > score_thr).nonzero()[:, 0]
+            _, keep = nms(boxes[0, valid], scores[0, k, valid], iou_thr, max_num=max_per_class)
+            inds = valid[keep]
+            rows.append(torch.stack([torch.zeros_like(inds), torch.full_like(inds, k), inds], 1))
+        return torch.cat(rows) if rows else boxes.new_zeros((0, 3), dtype=torch.long)
+
+    @staticmethod
+    def symbolic(g, boxes, scores, max_per_class, iou_thr, score_thr):
+        def const(value, dtype):
+            return g.op('Constant', value_t=torch.tensor([value], dtype=dtype))
+        return g.op('NonMaxSuppression', boxes, scores, const(max_per_class, torch.long),
+                    const(iou_thr, torch.float32), const(score_thr, torch.float32))
+
+
+class DecodedDetector(nn.Module):
+    """A detector whose forward is ``images (1, 3, H, W) -> (boxes, scores)``, or with
+    ``with_nms`` ``-> (dets, scores, labels)`` (see the module docstring); a YOLO-World
+    detector must have been reparameterized."""
+
+    def __init__(self, detector: nn.Module, with_nms: bool = False) -> None:
         super().__init__()
         self.family = model_family(detector)
         if self.family == YOLO_WORLD and not detector.is_reparameterized:
             raise ValueError('DecodedDetector: reparameterize the YOLO-World detector with a '
                              'vocabulary first (model.reparameterize(texts))')
+        if with_nms and self.family != YOLO_WORLD:
+            raise NotImplementedError('NMS in the graph: ONNX has no rotated NMS operator; '
+                                      'export without it and run postprocess_decoded')
         self.detector = detector
+        self.with_nms = with_nms
 
-    def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, images: Tensor) -> tuple[Tensor, ...]:
         head = self.detector.bbox_head
         if self.family == YOLO_WORLD:
             cls_scores, bbox_preds = self.detector._forward(images, None)[:2]
@@ -76,6 +113,8 @@ class DecodedDetector(nn.Module):
             scores = head.flatten_levels(cls_scores, num_classes).sigmoid()
             dists = head.flatten_levels(bbox_preds, 4)
             boxes = head.bbox_coder.decode(priors[None, :, :2], dists, priors[:, 2])
+            if self.with_nms:
+                return self.nms(boxes, scores, head.test_cfg)
             return boxes, scores
         cls_scores, bbox_preds, angle_preds, objectnesses = self.detector._forward(images)
         priors = head.flat_priors(cls_scores)
@@ -85,6 +124,27 @@ class DecodedDetector(nn.Module):
                                   head.flatten_levels(angle_preds,
                                                       head.angle_coder.encode_size))
         return boxes, cls * obj
+
+    @staticmethod
+    def nms(boxes: Tensor, scores: Tensor, cfg: dict) -> tuple[Tensor, Tensor, Tensor]:
+        """(1, P, 4), (1, P, K) -> ``dets`` (N, 4), ``scores`` (N,), ``labels`` (N,)."""
+        max_per_img = int(cfg.get('max_per_img') or 10000)
+        iou_thr = float(cfg['nms'].get('iou_threshold', 0.7))
+        score_thr = float(cfg.get('score_thr', 0.0))
+        if cfg.get('multi_label', False) and scores.size(-1) > 1:
+            sel = MultiClassNMS.apply(boxes, scores.transpose(1, 2), max_per_img, iou_thr,
+                                      score_thr)
+            labels, inds = sel[:, 1], sel[:, 2]
+            det_scores = scores[0, inds, labels]
+        else:  # one label per prior: class-aware NMS by offsetting each class's boxes
+            best, best_labels = scores[0].max(-1)
+            offsets = best_labels[:, None].to(boxes.dtype) * (boxes.max() + 1)
+            sel = MultiClassNMS.apply(boxes + offsets[None], best[None, None], max_per_img,
+                                      iou_thr, score_thr)
+            inds = sel[:, 2]
+            labels, det_scores = best_labels[inds], best[inds]
+        order = det_scores.argsort(descending=True)[:max_per_img]
+        return boxes[0, inds[order]], det_scores[order], labels[order]
 
 
 def postprocess_decoded(family: str, head: nn.Module, boxes: Tensor, scores: Tensor,
@@ -184,8 +244,8 @@ class Preprocessor:
         return inputs, sample
 
 
-def export_metadata(family: str, model: nn.Module, img_size) -> dict:
-    meta = dict(family=family, img_size=list(img_size))
+def export_metadata(family: str, model: nn.Module, img_size, with_nms: bool = False) -> dict:
+    meta = dict(family=family, img_size=list(img_size), with_nms=with_nms)
     if family == YOLO_WORLD:
         meta['texts'] = list(model.texts[0])
     else:
@@ -193,16 +253,23 @@ def export_metadata(family: str, model: nn.Module, img_size) -> dict:
     return meta
 
 
-def export_onnx(model: nn.Module, inputs: Tensor, out_file: str, opset: int = 17) -> dict:
-    """Write ``DecodedDetector(model)`` traced on ``inputs`` (1, 3, H, W) to ``out_file``,
-    with the ai4rs metadata. Returns the metadata."""
+def output_names(with_nms: bool) -> list[str]:
+    return ['dets', 'scores', 'labels'] if with_nms else ['boxes', 'scores']
+
+
+def export_onnx(model: nn.Module, inputs: Tensor, out_file: str, opset: int = 17,
+                with_nms: bool = False) -> dict:
+    """Write ``DecodedDetector(model, with_nms)`` traced on ``inputs`` (1, 3, H, W) to
+    ``out_file``, with the ai4rs metadata. Returns the metadata."""
     import onnx
-    wrapper = DecodedDetector(model).eval()
+    wrapper = DecodedDetector(model, with_nms=with_nms).eval()
+    names = output_names(with_nms)
+    dynamic = {n: {0: 'num_dets'} for n in names} if with_nms else None
     with torch.no_grad():
         torch.onnx.export(wrapper, (inputs,), out_file, input_names=['images'],
-                          output_names=['boxes', 'scores'], opset_version=opset,
+                          output_names=names, opset_version=opset, dynamic_axes=dynamic,
                           do_constant_folding=True, dynamo=False)
-    meta = export_metadata(wrapper.family, model, inputs.shape[-2:])
+    meta = export_metadata(wrapper.family, model, inputs.shape[-2:], with_nms)
     proto = onnx.load(out_file)
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(meta)
@@ -264,18 +331,29 @@ class OnnxDetector:
         self.texts = self.meta.get('texts')
         self.dataset_meta = dict(classes=list(classes))
 
-    def raw(self, inputs: Tensor) -> tuple[Tensor, Tensor]:
-        """(1, 3, H, W) input -> boxes (P, 4|5), scores (P, K) as tensors."""
-        boxes, scores = self.session.run(['boxes', 'scores'],
-                                         {'images': inputs.cpu().numpy().astype(np.float32)})
-        return torch.from_numpy(boxes[0]), torch.from_numpy(scores[0])
+    def raw(self, inputs: Tensor) -> list[Tensor]:
+        """(1, 3, H, W) input -> the graph's outputs as tensors (batch dim removed
+        without NMS: boxes (P, 4|5), scores (P, K); with NMS: dets, scores, labels)."""
+        with_nms = bool(self.meta.get('with_nms'))
+        outs = self.session.run(output_names(with_nms),
+                                {'images': inputs.cpu().numpy().astype(np.float32)})
+        return [torch.from_numpy(o if with_nms else o[0]) for o in outs]
 
     def __call__(self, img):
         """One image (file or BGR array) -> DetDataSample with ``pred_instances``."""
         inputs, sample = self.preprocess(img)
-        boxes, scores = self.raw(inputs)
-        sample.pred_instances = postprocess_decoded(self.family, self.head, boxes, scores,
-                                                    sample.metainfo, self.test_cfg)
+        if self.meta.get('with_nms'):
+            from ai4rs.structures.bbox import HorizontalBoxes
+            dets, scores, labels = self.raw(inputs)
+            results = InstanceData(bboxes=HorizontalBoxes(dets), scores=scores, labels=labels)
+            results = self.head._bbox_post_process(results, self.test_cfg, rescale=True,
+                                                   with_nms=False, img_meta=sample.metainfo)
+            results.bboxes.clip_(sample.metainfo['ori_shape'][:2])
+            sample.pred_instances = results
+        else:
+            boxes, scores = self.raw(inputs)
+            sample.pred_instances = postprocess_decoded(self.family, self.head, boxes, scores,
+                                                        sample.metainfo, self.test_cfg)
         if self.texts is not None:
             sample.set_metainfo(dict(texts=list(self.texts)))
         return sample

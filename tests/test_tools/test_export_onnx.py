@@ -65,7 +65,7 @@ def test_export_yolo_world_and_demo_on_onnx(tiny_clip_dir, tmp_path, capsys):
                         '--out', onnx_file, '--img-size', '64', '64'])
     out = capsys.readouterr().out
     assert 'max abs difference' in out and 'check passed' in out
-    assert meta == dict(family='yolo_world', img_size=[64, 64], texts=VOCAB)
+    assert meta == dict(family='yolo_world', img_size=[64, 64], with_nms=False, texts=VOCAB)
 
     model = init_detector(config, ckpt)
     ref = inference_detector(model, img, texts=VOCAB)  # the text path, before baking
@@ -89,6 +89,17 @@ def test_export_yolo_world_and_demo_on_onnx(tiny_clip_dir, tmp_path, capsys):
         assert x['bbox'] == pytest.approx(y['bbox'], abs=1e-3)
     with pytest.raises(ValueError, match='exported with the vocabulary'):
         demo.main([img, config, onnx_file, '--texts', 'dog,cat', '--out-dir', str(tmp_path)])
+
+    # NMS in the graph (ONNX NonMaxSuppression): the same detections once rescaled
+    nms_file = str(tmp_path / 'world_nms.onnx')
+    meta = export.main([config, ckpt, '--texts', ','.join(VOCAB), '--img', img,
+                        '--out', nms_file, '--with-nms'])
+    assert meta['with_nms'] is True
+    session = ort.InferenceSession(nms_file, providers=['CPUExecutionProvider'])
+    assert [o.name for o in session.get_outputs()] == ['dets', 'scores', 'labels']
+    assert any(node.op_type == 'NonMaxSuppression'
+               for node in __import__('onnx').load(nms_file).graph.node)
+    _same_detections(OnnxDetector(nms_file, config)(img), ref)
 
 
 def test_export_rotated_yolox(tmp_path, capsys, monkeypatch):

@@ -9,7 +9,9 @@ no CLIP. The graph: ``images`` (1, 3, H, W) float32, the data preprocessor's out
 ``boxes`` (1, P, 4 | 5) decoded boxes in input pixels and ``scores`` (1, P, K); see
 ai4rs/apis/deployment.py. Score filtering, NMS and rescaling run after the graph
 (``ai4rs.apis.deployment.postprocess_decoded``, used by ``demo/yolo_world_demo.py``
-when given the .onnx file): ONNX has no rotated NMS, so ``--with-nms`` is refused.
+when given the .onnx file). ``--with-nms`` (YOLO-World only; ONNX has no rotated NMS)
+ends the graph with ONNX NonMaxSuppression: outputs ``dets`` (N, 4), ``scores`` (N,),
+``labels`` (N,) in input pixels, best first.
 
 The command then runs the ONNX model with onnxruntime and PyTorch on a real image
 (``--img``, or a generated one), prints the maximum absolute difference of each output
@@ -32,6 +34,7 @@ from ai4rs.apis.deployment import (  # noqa: E402
     export_onnx,
     model_family,
     onnx_session,
+    output_names,
 )
 from ai4rs.apis.inference import init_detector, model_vocabulary  # noqa: E402
 
@@ -48,7 +51,7 @@ def parse_args(argv=None):
     parser.add_argument('--opset', type=int, default=17, help='ONNX opset version')
     parser.add_argument('--simplify', action='store_true', help='simplify with onnxsim')
     parser.add_argument('--with-nms', action='store_true',
-                        help='NMS in the graph (not supported: see the module docstring)')
+                        help='NMS in the graph (YOLO-World only)')
     parser.add_argument('--img', default=None, help='image for the onnxruntime check')
     parser.add_argument('--tolerance', type=float, default=1e-4,
                         help='allowed max |onnx - torch| relative to max(1, max |torch|)')
@@ -115,11 +118,10 @@ def main(argv=None):
                  '(requirements/optional.txt)')
     model = init_detector(args.config, args.checkpoint, device=args.device)
     family = model_family(model)
-    if args.with_nms:
-        sys.exit('--with-nms: not supported. ONNX has no rotated NMS op, and ai4rs keeps NMS '
-                 'out of the graph for YOLO-World too so that the exported model gives the '
-                 'same detections as PyTorch; run ai4rs.apis.deployment.postprocess_decoded '
-                 '(what demo/yolo_world_demo.py does with an .onnx file) after the model.')
+    if args.with_nms and family != 'yolo_world':
+        sys.exit('--with-nms: ONNX has no rotated NMS operator; export rotated YOLOX without '
+                 'it: ai4rs.apis.deployment.postprocess_decoded (what demo/yolo_world_demo.py '
+                 'does with an .onnx file) runs the rotated NMS after the model.')
     if family == 'yolo_world':
         vocab = model_vocabulary(model, read_texts(args.texts) if args.texts else None)
         model.reparameterize(vocab, drop_text_model=True)
@@ -135,21 +137,21 @@ def main(argv=None):
         img = args.img or generated_image(osp.join(tmp, 'check.png'))
         inputs, _ = preprocess(img)
     inputs = inputs.to(args.device)
-    meta = export_onnx(model, inputs, out_file, opset=args.opset)
+    meta = export_onnx(model, inputs, out_file, opset=args.opset, with_nms=args.with_nms)
     if args.simplify:
         simplify(out_file)
     print(f'wrote {out_file} ({family}, input 1x3x{img_size[0]}x{img_size[1]}, '
           f'opset {args.opset})')
 
     with torch.no_grad():
-        ref = [t.cpu().numpy() for t in DecodedDetector(model).eval()(inputs)]
-    got = onnx_session(out_file).run(['boxes', 'scores'],
-                                     {'images': inputs.cpu().numpy().astype(np.float32)})
+        ref = [t.cpu().numpy() for t in DecodedDetector(model, args.with_nms).eval()(inputs)]
+    names = output_names(args.with_nms)
+    got = onnx_session(out_file).run(names, {'images': inputs.cpu().numpy().astype(np.float32)})
     worst = 0.0
-    for name, a, b in zip(('boxes', 'scores'), got, ref):
+    for name, a, b in zip(names, got, ref):
         if a.shape != b.shape:
             sys.exit(f'onnxruntime {name} shape {a.shape} != PyTorch {b.shape}')
-        diff = float(np.abs(a - b).max()) if a.size else 0.0
+        diff = float(np.abs(a.astype(np.float64) - b).max()) if a.size else 0.0
         bound = args.tolerance * max(1.0, float(np.abs(b).max()) if b.size else 0.0)
         print(f'max abs difference onnxruntime vs PyTorch, {name} {tuple(a.shape)}: '
               f'{diff:.3g} (allowed {bound:.3g})')
