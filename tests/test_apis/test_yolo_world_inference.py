@@ -152,6 +152,17 @@ def test_demo_image_and_video(world_model, world_files, tmp_path):
     assert len(frames) == 3 and frames[0].shape == (96, 128, 3)
     assert len(json.load(open(out / 'clip.json'))) == 3
 
+    # a folder: every image (sorted), other files ignored
+    folder = tmp_path / 'folder'
+    folder.mkdir()
+    for name, seed in (('b.png', 1), ('a.jpg', 2)):
+        cv2.imwrite(str(folder / name), scene(seed=seed))
+    (folder / 'notes.txt').write_text('not an image')
+    written = demo.main([str(folder), world_files['config'], world_files['ckpt'], '--texts',
+                         'cat', '--out-dir', str(tmp_path / 'folder_out')])
+    assert written == [str(tmp_path / 'folder_out' / n) for n in ('a.jpg', 'b.png')]
+    assert all(cv2.imread(w).shape == (96, 128, 3) for w in written)
+
 
 def test_demo_with_text_embeddings_equals_clip(world_files, tiny_clip_dir, tmp_path):
     demo = _load_script('demo', 'yolo_world_demo.py')
