@@ -26,7 +26,7 @@ IoU change of a non-uniform rescale (the head runs NMS after rescaling).
 
 The vocabulary and everything :class:`OnnxDetector` needs are stored in the
 ONNX file's metadata under the key ``ai4rs`` (JSON: ``family``, ``texts`` or
-``classes``, ``img_size``).
+``classes``, ``img_size``, ``with_nms``).
 """
 from __future__ import annotations
 
