@@ -108,12 +108,70 @@ def _test_pipeline_cfg(config, from_array):
     return pipeline
 
 
-def inference_detector(model, imgs, test_pipeline=None):
+def is_open_vocabulary(model) -> bool:
+    """Whether ``model`` takes its vocabulary as texts (a YOLO-World detector)."""
+    return callable(getattr(model, 'reparameterize', None)) and hasattr(model, 'text_feats')
+
+
+def model_vocabulary(model, texts=None) -> list[str] | None:
+    """The K prompts an open-vocabulary ``model`` will score: ``texts`` when given
+    (any form :func:`as_vocabulary` accepts), else the vocabulary baked in by
+    ``reparameterize``; None for a closed-set model.
+
+    Raises:
+        ValueError: ``texts`` given to a closed-set model, an empty vocabulary,
+            or an open-vocabulary model with neither texts nor a baked-in
+            vocabulary.
+    """
+    if not is_open_vocabulary(model):
+        if texts is not None:
+            raise ValueError(f'texts are for open-vocabulary (YOLO-World) models; '
+                             f'{type(model).__name__} has a fixed set of classes')
+        return None
+    if texts is None:
+        if getattr(model, 'texts', None):
+            return list(model.texts[0])
+        raise ValueError(f'{type(model).__name__} needs a vocabulary: pass texts=[...] '
+                         '(e.g. ["person", "dog"]) or bake one in with '
+                         'model.reparameterize(texts)')
+    from ai4rs.models.detectors.yolo_world import as_vocabulary
+    if isinstance(texts, str):
+        raise TypeError('texts must be a list of strings, not one string '
+                        f'({texts!r}); e.g. texts=["person", "dog"]')
+    vocab = as_vocabulary(texts)
+    if not vocab:
+        raise ValueError('texts is empty: give at least one prompt')
+    return vocab
+
+
+def _inference_pipeline(model, from_array: bool, open_vocabulary: bool) -> Compose:
+    pipeline = _test_pipeline_cfg(model.cfg, from_array)
+    if open_vocabulary:
+        # the prompts are set on the results below (LoadText keeps them); a pipeline without
+        # LoadText gets them packed all the same
+        if not any(t['type'] == 'LoadText' for t in pipeline):
+            pipeline.insert(len(pipeline) - 1, dict(type='LoadText'))
+        pack = pipeline[-1]
+        meta_keys = tuple(pack.get('meta_keys', ('img_id', 'img_path', 'ori_shape',
+                                                 'img_shape', 'scale_factor')))
+        if 'texts' not in meta_keys:
+            pack['meta_keys'] = meta_keys + ('texts',)
+    return Compose(pipeline)
+
+
+def inference_detector(model, imgs, texts=None, test_pipeline=None):
     """Run ``model`` on one image or a list of images.
 
     Args:
         model (nn.Module): from :func:`init_detector`.
         imgs (str | ndarray | list): image file(s) or BGR uint8 array(s) (H, W, 3).
+        texts (list, optional): the vocabulary of an open-vocabulary (YOLO-World)
+            model, used for every image: K strings, ``[[t1, ..., tK]]`` or
+            upstream's class-text form ``[[t1], ..., [tK]]``. Optional for a
+            model with a vocabulary baked in by ``reparameterize``; not allowed
+            for closed-set models. Each string goes through the pipeline's
+            ``LoadText`` (its ``prompt_format``) and is stored as the data
+            sample's ``texts``; predicted labels index these K prompts.
         test_pipeline (Compose, optional): overrides the config's test pipeline.
 
     Returns:
@@ -123,11 +181,18 @@ def inference_detector(model, imgs, test_pipeline=None):
     """
     single = not isinstance(imgs, (list, tuple))
     imgs = [imgs] if single else list(imgs)
+    vocab = model_vocabulary(model, texts)
     if not imgs:
         return []
-    from_array = isinstance(imgs[0], np.ndarray)
-    if test_pipeline is None:
-        test_pipeline = Compose(_test_pipeline_cfg(model.cfg, from_array))
+    pipelines = {}
+
+    def pipeline_for(from_array):
+        if test_pipeline is not None:
+            return test_pipeline
+        if from_array not in pipelines:
+            pipelines[from_array] = _inference_pipeline(model, from_array, vocab is not None)
+        return pipelines[from_array]
+
     results = []
     for i, img in enumerate(imgs):
         if isinstance(img, np.ndarray):
@@ -138,7 +203,11 @@ def inference_detector(model, imgs, test_pipeline=None):
             data = dict(img_path=str(img), img_id=i)
         else:
             raise TypeError(f'images must be file names or ndarrays, got {type(img).__name__}')
-        data = test_pipeline(data)
+        if vocab is not None:
+            data['texts'] = [[t] for t in vocab]  # the class-text form LoadText reads
+        data = pipeline_for(isinstance(img, np.ndarray))(data)
+        if vocab is not None and 'texts' not in data['data_samples']:
+            data['data_samples'].texts = list(vocab)
         batch = dict(inputs=[data['inputs']], data_samples=[data['data_samples']])
         with torch.no_grad():
             results.append(model.test_step(batch)[0])

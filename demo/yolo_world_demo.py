@@ -1,0 +1,236 @@
+"""Open-vocabulary detection with YOLO-World on an image, a folder of images or a video.
+
+    python demo/yolo_world_demo.py IMG CONFIG CHECKPOINT --texts "person,dog,bus"
+    python demo/yolo_world_demo.py FOLDER CONFIG CHECKPOINT --texts vocab.txt
+    python demo/yolo_world_demo.py VIDEO.mp4 CONFIG CHECKPOINT --texts "car,truck"
+        [--score-thr 0.3] [--topk 100] [--out-dir outputs] [--device cpu]
+        [--text-embeddings F.pt]
+    python demo/yolo_world_demo.py IMG CONFIG MODEL.onnx     # vocabulary baked in at export
+
+``--texts`` is a comma-separated list, or a .txt file (one text per line) or a .json
+file (strings, or lists whose first string is used, as coco_class_texts.json). With a
+checkpoint the model may also carry a vocabulary (saved after ``reparameterize``); with
+``--text-embeddings`` (a file of tools/misc/generate_text_embeddings.py) the CLIP model
+is replaced by the saved embeddings (``PseudoLanguageBackbone``) and the vocabulary
+defaults to the file's texts. An .onnx CHECKPOINT (tools/deployment/export_onnx.py) runs
+with onnxruntime; its vocabulary is the one stored in the file at export.
+
+Writes to ``--out-dir``: the drawing of each image (same file name), for a video an
+annotated ``<name>.mp4``; and ``<name>.json`` with the kept detections (boxes in
+original-image pixels, x1, y1, x2, y2; scores; labels and their texts; per frame for a
+video). Rotated YOLOX checkpoints work too (their classes are the labels).
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+
+IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+VIDEO_EXTS = ('.mp4', '.avi', '.mov', '.mkv', '.m4v', '.webm')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('input', help='image file, folder of images or video file')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', help='checkpoint (.pth) or exported model (.onnx)')
+    parser.add_argument('--texts', default=None,
+                        help='vocabulary: "a,b,c" or a .txt / .json file')
+    parser.add_argument('--score-thr', type=float, default=0.3, help='keep scores >= this')
+    parser.add_argument('--topk', type=int, default=100, help='keep at most this many per image')
+    parser.add_argument('--out-dir', default='outputs', help='where drawings are written')
+    parser.add_argument('--device', default='cpu', help='e.g. cpu or cuda:0')
+    parser.add_argument('--text-embeddings', default=None,
+                        help='saved text embeddings replacing the CLIP model (.pt/.pth; .npy '
+                             'needs --texts in row order)')
+    return parser.parse_args(argv)
+
+
+def read_texts(arg: str) -> list[str]:
+    """``"a,b,c"``, or the texts of a .txt (one per line) or .json file."""
+    if arg.endswith(('.txt', '.json')):
+        if not osp.isfile(arg):
+            raise FileNotFoundError(f'text file not found: {arg}')
+        with open(arg, encoding='utf-8') as f:
+            if arg.endswith('.json'):
+                texts = [t[0] if isinstance(t, (list, tuple)) else t for t in json.load(f)]
+            else:
+                texts = [line.strip() for line in f if line.strip()]
+    else:
+        texts = [t.strip() for t in arg.split(',') if t.strip()]
+    if not texts or not all(isinstance(t, str) for t in texts):
+        raise ValueError(f'--texts {arg!r}: expected one or more texts')
+    if len(set(texts)) != len(texts):
+        raise ValueError(f'--texts {arg!r} holds duplicates')
+    return texts
+
+
+class Predictor:
+    """One image (BGR array or file) -> DetDataSample, with a checkpoint or an .onnx file.
+
+    Attributes:
+        classes (list[str]): the label names (the vocabulary for YOLO-World).
+    """
+
+    def __init__(self, args) -> None:
+        texts = read_texts(args.texts) if args.texts else None
+        if args.checkpoint.endswith('.onnx'):
+            from ai4rs.apis.deployment import OnnxDetector
+            if args.text_embeddings:
+                raise ValueError('--text-embeddings: an .onnx model has its vocabulary baked in')
+            self.onnx = OnnxDetector(args.checkpoint, args.config, device=args.device)
+            baked = self.onnx.texts
+            if texts is not None and texts != baked:
+                raise ValueError(f'{args.checkpoint} was exported with the vocabulary {baked}; '
+                                 f'--texts {texts} differs (export again with --texts)')
+            self.texts = None
+            self.classes = self.onnx.dataset_meta['classes']
+            return
+        from ai4rs.apis import init_detector
+        from ai4rs.apis.inference import _load_config, model_vocabulary
+        self.onnx = None
+        config = _load_config(args.config)
+        if args.text_embeddings:
+            from ai4rs.models.backbones.clip_text import load_text_embeddings
+            table = load_text_embeddings(args.text_embeddings, texts)
+            config.model.backbone.text_model = dict(
+                type='PseudoLanguageBackbone', text_embed_path=args.text_embeddings,
+                texts=texts if args.text_embeddings.endswith('.npy') else None)
+            texts = texts if texts is not None else list(table)
+        self.model = init_detector(config, args.checkpoint, device=args.device)
+        self.texts = model_vocabulary(self.model, texts)
+        self.classes = (self.texts if self.texts is not None
+                        else list(self.model.dataset_meta.get('classes', [])))
+
+    def __call__(self, img):
+        if self.onnx is not None:
+            return self.onnx(img)
+        from ai4rs.apis import inference_detector
+        return inference_detector(self.model, img, texts=self.texts)
+
+
+def kept_instances(sample, score_thr: float, topk: int):
+    """The predictions with score >= ``score_thr``, the ``topk`` best."""
+    pred = sample.pred_instances
+    pred = pred[pred.scores >= score_thr]
+    order = pred.scores.argsort(descending=True)[:topk]
+    return pred[order]
+
+
+def detections_json(instances, classes) -> list[dict]:
+    boxes = getattr(instances.bboxes, 'tensor', instances.bboxes).detach().cpu().tolist()
+    return [dict(bbox=[round(v, 4) for v in box], score=round(float(s), 6), label=int(lb),
+                 text=classes[int(lb)] if int(lb) < len(classes) else str(int(lb)))
+            for box, s, lb in zip(boxes, instances.scores.tolist(), instances.labels.tolist())]
+
+
+def draw(visualizer, img_bgr: np.ndarray, instances, classes) -> np.ndarray:
+    """The BGR image with the instances drawn (labels = ``classes``)."""
+    drawn = visualizer.draw_instances(np.ascontiguousarray(img_bgr[..., ::-1]), instances,
+                                      classes=classes)
+    return np.ascontiguousarray(drawn[..., ::-1])
+
+
+def list_inputs(path: str) -> tuple[str, list[str]]:
+    """('video', [path]) or ('images', [files])."""
+    if osp.isdir(path):
+        files = sorted(osp.join(path, f) for f in os.listdir(path)
+                       if f.lower().endswith(IMAGE_EXTS))
+        if not files:
+            raise FileNotFoundError(f'no images ({", ".join(IMAGE_EXTS)}) in folder {path}')
+        return 'images', files
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'input {path} does not exist')
+    if path.lower().endswith(VIDEO_EXTS):
+        return 'video', [path]
+    return 'images', [path]
+
+
+def progress(total: int):
+    """An mmengine progress bar when attached to a terminal, else None."""
+    if total <= 1 or not sys.stdout.isatty():
+        return None
+    from mmengine.utils import ProgressBar
+    return ProgressBar(total)
+
+
+def run_images(files, predictor, visualizer, args) -> list[str]:
+    import cv2
+    written, bar = [], progress(len(files))
+    for path in files:
+        img = cv2.imread(path)
+        if img is None:
+            raise ValueError(f'could not read image {path} (missing or corrupt)')
+        kept = kept_instances(predictor(img), args.score_thr, args.topk)
+        name = osp.basename(path)
+        out = osp.join(args.out_dir, name)
+        if not cv2.imwrite(out, draw(visualizer, img, kept, predictor.classes)):
+            raise OSError(f'could not write {out}')
+        with open(osp.join(args.out_dir, osp.splitext(name)[0] + '.json'), 'w') as f:
+            json.dump(detections_json(kept, predictor.classes), f)
+        written.append(out)
+        if bar is None:
+            print(f'{path}: {len(kept)} objects -> {out}')
+        else:
+            bar.update()
+    return written
+
+
+def run_video(path, predictor, visualizer, args) -> list[str]:
+    import cv2
+    cap = cv2.VideoCapture(path)
+    if not cap.isOpened():
+        raise ValueError(f'could not open video {path}')
+    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    out = osp.join(args.out_dir, osp.splitext(osp.basename(path))[0] + '.mp4')
+    writer, frames, bar = None, [], progress(total)
+    try:
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            kept = kept_instances(predictor(frame), args.score_thr, args.topk)
+            drawn = draw(visualizer, frame, kept, predictor.classes)
+            if writer is None:
+                h, w = drawn.shape[:2]
+                writer = cv2.VideoWriter(out, cv2.VideoWriter_fourcc(*'mp4v'), fps, (w, h))
+                if not writer.isOpened():
+                    raise OSError(f'could not write video {out}')
+            writer.write(drawn)
+            frames.append(detections_json(kept, predictor.classes))
+            if bar is not None:
+                bar.update()
+    finally:
+        cap.release()
+        if writer is not None:
+            writer.release()
+    if not frames:
+        raise ValueError(f'video {path} has no readable frame')
+    with open(osp.join(args.out_dir, osp.splitext(osp.basename(path))[0] + '.json'), 'w') as f:
+        json.dump(frames, f)
+    print(f'{path}: {len(frames)} frames -> {out}')
+    return [out]
+
+
+def main(argv=None) -> list[str]:
+    args = parse_args(argv)
+    from ai4rs.utils.paths import add_project_paths
+    from ai4rs.visualization import DetLocalVisualizer
+    add_project_paths()
+    kind, files = list_inputs(args.input)
+    predictor = Predictor(args)
+    os.makedirs(args.out_dir, exist_ok=True)
+    visualizer = DetLocalVisualizer.get_instance('ai4rs_yolo_world_demo')
+    if kind == 'video':
+        return run_video(files[0], predictor, visualizer, args)
+    return run_images(files, predictor, visualizer, args)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,181 @@
+"""inference_detector with any vocabulary, and demo/yolo_world_demo.py on a generated
+image, a generated 3-frame video and with saved text embeddings (tiny YOLO-World v2 with
+the tiny CLIP of tests/yolo_world_helpers.py; 64 px letterbox, 96x128 images)."""
+import importlib.util
+import json
+import os.path as osp
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import REPO_ROOT
+
+pytest.importorskip('transformers')
+
+VOCAB = ['cat', 'dog', 'person']
+
+
+def _load_script(*parts):
+    path = osp.join(REPO_ROOT, *parts)
+    spec = importlib.util.spec_from_file_location(parts[-1][:-3], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def world_files(tiny_clip_dir, tmp_path_factory):
+    from yolo_world_infer_helpers import save_model, world_config, write_scene
+    tmp = tmp_path_factory.mktemp('world')
+    config, ckpt = save_model(world_config(tiny_clip_dir), str(tmp), 'world')
+    return dict(config=config, ckpt=ckpt, img=write_scene(tmp / 'scene.png'), tmp=tmp)
+
+
+@pytest.fixture(scope='module')
+def world_model(world_files):
+    from ai4rs.apis import init_detector
+    return init_detector(world_files['config'], world_files['ckpt'])
+
+
+def _arrays(sample):
+    pred = sample.pred_instances
+    return (getattr(pred.bboxes, 'tensor', pred.bboxes), pred.scores, pred.labels)
+
+
+def test_path_and_ndarray_give_identical_results(world_model, world_files):
+    from ai4rs.apis import inference_detector
+    by_path = inference_detector(world_model, world_files['img'], texts=VOCAB)
+    by_array = inference_detector(world_model, cv2.imread(world_files['img']), texts=VOCAB)
+    assert by_path.texts == by_array.texts == VOCAB
+    assert len(by_path.pred_instances) > 5
+    for a, b in zip(_arrays(by_path), _arrays(by_array)):
+        assert torch.equal(a, b)
+    boxes = _arrays(by_path)[0]  # original-image pixels of the 96x128 image
+    assert boxes[:, 0::2].max() <= 128 and boxes[:, 1::2].max() <= 96 and boxes.min() >= 0
+    # upstream's class-text form and a list of paths give the same detections
+    batch = inference_detector(world_model, [world_files['img']] * 2,
+                               texts=[[t] for t in VOCAB])
+    for sample in batch:
+        for a, b in zip(_arrays(sample), _arrays(by_path)):
+            assert torch.equal(a, b)
+
+
+def _by_text(sample, vocab):
+    boxes, scores, labels = _arrays(sample)
+    rows = [(vocab[int(lb)], round(float(s), 5), *[round(float(v), 3) for v in box])
+            for box, s, lb in zip(boxes, scores, labels)]
+    return sorted(rows)
+
+
+def test_reordering_texts_reorders_labels(world_model, world_files):
+    from ai4rs.apis import inference_detector
+    order = ['person', 'cat', 'dog']
+    a = inference_detector(world_model, world_files['img'], texts=VOCAB)
+    b = inference_detector(world_model, world_files['img'], texts=order)
+    assert b.texts == order
+    labels_a = {VOCAB[int(i)] for i in a.pred_instances.labels}
+    assert len(labels_a) >= 2  # several texts detected, so the test sees the reordering
+    # the same detections, each attached to the same text, under the new label indexes
+    assert _by_text(a, VOCAB) == _by_text(b, order)
+    # a vocabulary of one of the texts gives exactly that text's detections
+    only_dog = inference_detector(world_model, world_files['img'], texts=['dog'])
+    expected = [r for r in _by_text(a, VOCAB) if r[0] == 'dog']
+    assert _by_text(only_dog, ['dog']) == expected
+
+
+def test_vocabulary_errors_and_reparameterized_model(world_files, tmp_path):
+    from yolo_world_infer_helpers import save_model, write_scene, yolox_config
+
+    from ai4rs.apis import inference_detector, init_detector
+    model = init_detector(world_files['config'], world_files['ckpt'])
+    with pytest.raises(ValueError, match='reparameterize'):
+        inference_detector(model, world_files['img'])
+    with pytest.raises(TypeError, match='not one string'):
+        inference_detector(model, world_files['img'], texts='cat,dog')
+    ref = inference_detector(model, world_files['img'], texts=VOCAB)
+    model.reparameterize(VOCAB, drop_text_model=True)
+    baked = inference_detector(model, world_files['img'])  # no texts: the baked vocabulary
+    assert baked.texts == VOCAB
+    for a, b in zip(_arrays(baked), _arrays(ref)):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+
+    config, ckpt = save_model(yolox_config(), str(tmp_path), 'yolox')
+    yolox = init_detector(config, ckpt)
+    img = write_scene(tmp_path / 'x.png')
+    with pytest.raises(ValueError, match='open-vocabulary'):
+        inference_detector(yolox, img, texts=VOCAB)
+    result = inference_detector(yolox, img)
+    assert result.pred_instances.bboxes.tensor.shape[1] == 5
+
+
+def test_demo_image_and_video(world_model, world_files, tmp_path):
+    from ai4rs.apis import inference_detector
+    demo = _load_script('demo', 'yolo_world_demo.py')
+    out = tmp_path / 'out'
+    written = demo.main([world_files['img'], world_files['config'], world_files['ckpt'],
+                         '--texts', ','.join(VOCAB), '--score-thr', '0.1', '--topk', '5',
+                         '--out-dir', str(out)])
+    assert written == [str(out / 'scene.png')]
+    drawing, original = cv2.imread(written[0]), cv2.imread(world_files['img'])
+    assert drawing.shape == original.shape
+    assert (np.abs(drawing.astype(int) - original).sum(-1) > 30).mean() > 0.01  # boxes drawn
+    dets = json.load(open(out / 'scene.json'))
+    ref = inference_detector(world_model, world_files['img'], texts=VOCAB).pred_instances
+    ref = ref[ref.scores >= 0.1]
+    assert len(dets) == min(5, len(ref)) == 5
+    assert [d['score'] for d in dets] == sorted((d['score'] for d in dets), reverse=True)
+    assert dets[0]['score'] == pytest.approx(float(ref.scores.max()), abs=1e-6)
+    assert all(d['text'] == VOCAB[d['label']] for d in dets)
+
+    # a vocabulary file, and a 3-frame video
+    vocab_file = tmp_path / 'vocab.txt'
+    vocab_file.write_text('\n'.join(VOCAB) + '\n')
+    from yolo_world_infer_helpers import scene
+    video = str(tmp_path / 'clip.mp4')
+    writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*'mp4v'), 5, (128, 96))
+    for i in range(3):
+        writer.write(scene(seed=i))
+    writer.release()
+    written = demo.main([video, world_files['config'], world_files['ckpt'], '--texts',
+                         str(vocab_file), '--out-dir', str(out)])
+    assert written == [str(out / 'clip.mp4')]
+    cap = cv2.VideoCapture(written[0])
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    assert len(frames) == 3 and frames[0].shape == (96, 128, 3)
+    assert len(json.load(open(out / 'clip.json'))) == 3
+
+    # a folder: every image (sorted), other files ignored
+    folder = tmp_path / 'folder'
+    folder.mkdir()
+    for name, seed in (('b.png', 1), ('a.jpg', 2)):
+        cv2.imwrite(str(folder / name), scene(seed=seed))
+    (folder / 'notes.txt').write_text('not an image')
+    written = demo.main([str(folder), world_files['config'], world_files['ckpt'], '--texts',
+                         'cat', '--out-dir', str(tmp_path / 'folder_out')])
+    assert written == [str(tmp_path / 'folder_out' / n) for n in ('a.jpg', 'b.png')]
+    assert all(cv2.imread(w).shape == (96, 128, 3) for w in written)
+
+
+def test_demo_with_text_embeddings_equals_clip(world_files, tiny_clip_dir, tmp_path):
+    demo = _load_script('demo', 'yolo_world_demo.py')
+    gen = _load_script('tools', 'misc', 'generate_text_embeddings.py')
+    embeds = str(tmp_path / 'vocab.pt')
+    gen.main([tiny_clip_dir, '--texts', *VOCAB, '--out', embeds])
+    common = [world_files['img'], world_files['config'], world_files['ckpt'],
+              '--score-thr', '0.05']
+    demo.main(common + ['--texts', ','.join(VOCAB), '--out-dir', str(tmp_path / 'clip')])
+    demo.main(common + ['--text-embeddings', embeds, '--out-dir', str(tmp_path / 'emb')])
+    a = json.load(open(tmp_path / 'clip' / 'scene.json'))
+    b = json.load(open(tmp_path / 'emb' / 'scene.json'))
+    assert len(a) == len(b) > 0
+    for x, y in zip(a, b):
+        assert x['text'] == y['text'] and x['score'] == pytest.approx(y['score'], abs=1e-5)
+        assert x['bbox'] == pytest.approx(y['bbox'], abs=1e-3)

@@ -1,0 +1,166 @@
+"""Export a YOLO-World or rotated YOLOX checkpoint to an image-only ONNX model and check it.
+
+    python tools/deployment/export_onnx.py CONFIG CHECKPOINT [--texts "person,dog" | vocab.txt]
+        [--img-size H W] [--opset 17] [--simplify] [--with-nms] [--img IMG] [--out F.onnx]
+
+YOLO-World is reparameterized: the vocabulary (``--texts``, else the one baked in the
+checkpoint's model) is encoded once and baked into the graph, so the ONNX model needs
+no CLIP. The graph: ``images`` (1, 3, H, W) float32, the data preprocessor's output ->
+``boxes`` (1, P, 4 | 5) decoded boxes in input pixels and ``scores`` (1, P, K); see
+ai4rs/apis/deployment.py. Score filtering, NMS and rescaling run after the graph
+(``ai4rs.apis.deployment.postprocess_decoded``, used by ``demo/yolo_world_demo.py``
+when given the .onnx file). ``--with-nms`` (YOLO-World only; ONNX has no rotated NMS)
+ends the graph with ONNX NonMaxSuppression: outputs ``dets`` (N, 4), ``scores`` (N,),
+``labels`` (N,) in input pixels, best first.
+
+The command then runs the ONNX model with onnxruntime and PyTorch on a real image
+(``--img``, or a generated one), prints the maximum absolute difference of each output
+and fails when it exceeds ``--tolerance`` x max(1, largest |value|).
+"""
+import argparse
+import os.path as osp
+import sys
+import tempfile
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from ai4rs.apis.deployment import (  # noqa: E402
+    DecodedDetector,
+    Preprocessor,
+    default_img_size,
+    export_onnx,
+    model_family,
+    onnx_session,
+    output_names,
+)
+from ai4rs.apis.inference import init_detector, model_vocabulary  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--texts', default=None,
+                        help='YOLO-World vocabulary: "a,b,c", or a .txt (one per line) or '
+                             '.json (class-text list) file')
+    parser.add_argument('--img-size', type=int, nargs=2, default=None, metavar=('H', 'W'),
+                        help="input size; default: the test pipeline's resize scale")
+    parser.add_argument('--opset', type=int, default=17, help='ONNX opset version')
+    parser.add_argument('--simplify', action='store_true', help='simplify with onnxsim')
+    parser.add_argument('--with-nms', action='store_true',
+                        help='NMS in the graph (YOLO-World only)')
+    parser.add_argument('--img', default=None, help='image for the onnxruntime check')
+    parser.add_argument('--tolerance', type=float, default=1e-4,
+                        help='allowed max |onnx - torch| relative to max(1, max |torch|)')
+    parser.add_argument('--out', default=None, help='output .onnx (default: next to the '
+                        'checkpoint, same name)')
+    parser.add_argument('--device', default='cpu', help='device of the PyTorch model')
+    return parser.parse_args(argv)
+
+
+def read_texts(arg: str) -> list[str]:
+    """``"a,b,c"``, or the texts of a .txt file (one per line) or a .json file (strings,
+    or lists whose first string is used, as coco_class_texts.json)."""
+    import json
+    if arg.endswith(('.txt', '.json')):
+        if not osp.isfile(arg):
+            raise FileNotFoundError(f'text file not found: {arg}')
+        with open(arg, encoding='utf-8') as f:
+            if arg.endswith('.json'):
+                texts = [t[0] if isinstance(t, (list, tuple)) else t for t in json.load(f)]
+            else:
+                texts = [line.strip() for line in f if line.strip()]
+    else:
+        texts = [t.strip() for t in arg.split(',') if t.strip()]
+    if not texts or not all(isinstance(t, str) for t in texts):
+        raise ValueError(f'--texts {arg!r}: expected one or more texts')
+    if len(set(texts)) != len(texts):
+        raise ValueError(f'--texts {arg!r} holds duplicates')
+    return texts
+
+
+def generated_image(path: str, h: int = 480, w: int = 640) -> str:
+    """A textured BGR image with shapes, for the check when no --img is given."""
+    import cv2
+    rng = np.random.default_rng(0)
+    img = (rng.random((h, w, 3)) * 80 + 90).astype(np.uint8)
+    cv2.rectangle(img, (w // 10, h // 8), (w // 2, h // 2), (40, 40, 220), -1)
+    cv2.circle(img, (3 * w // 4, 2 * h // 3), min(h, w) // 6, (220, 60, 40), -1)
+    cv2.imwrite(path, img)
+    return path
+
+
+def simplify(out_file: str) -> None:
+    try:
+        import onnxsim
+    except ImportError:
+        print('--simplify: onnxsim is not installed (pip install onnxsim); the model is '
+              'written unsimplified')
+        return
+    import onnx
+    model, ok = onnxsim.simplify(onnx.load(out_file))
+    if not ok:
+        print('--simplify: onnxsim could not validate the simplified model; kept the original')
+        return
+    onnx.save(model, out_file)
+    print('simplified with onnxsim')
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        sys.exit('export_onnx.py needs onnx and onnxruntime: pip install onnx onnxruntime '
+                 '(requirements/optional.txt)')
+    model = init_detector(args.config, args.checkpoint, device=args.device)
+    family = model_family(model)
+    if args.with_nms and family != 'yolo_world':
+        sys.exit('--with-nms: ONNX has no rotated NMS operator; export rotated YOLOX without '
+                 'it: ai4rs.apis.deployment.postprocess_decoded (what demo/yolo_world_demo.py '
+                 'does with an .onnx file) runs the rotated NMS after the model.')
+    if family == 'yolo_world':
+        vocab = model_vocabulary(model, read_texts(args.texts) if args.texts else None)
+        model.reparameterize(vocab, drop_text_model=True)
+        print(f'vocabulary baked in ({len(vocab)} texts): {vocab[:10]}'
+              + (' ...' if len(vocab) > 10 else ''))
+    elif args.texts:
+        sys.exit(f'--texts is for YOLO-World; {type(model).__name__} has fixed classes')
+    img_size = tuple(args.img_size) if args.img_size else default_img_size(model.cfg)
+    out_file = args.out or osp.splitext(args.checkpoint)[0] + '.onnx'
+
+    preprocess = Preprocessor(model.cfg, img_size)
+    with tempfile.TemporaryDirectory() as tmp:
+        img = args.img or generated_image(osp.join(tmp, 'check.png'))
+        inputs, _ = preprocess(img)
+    inputs = inputs.to(args.device)
+    meta = export_onnx(model, inputs, out_file, opset=args.opset, with_nms=args.with_nms)
+    if args.simplify:
+        simplify(out_file)
+    print(f'wrote {out_file} ({family}, input 1x3x{img_size[0]}x{img_size[1]}, '
+          f'opset {args.opset})')
+
+    with torch.no_grad():
+        ref = [t.cpu().numpy() for t in DecodedDetector(model, args.with_nms).eval()(inputs)]
+    names = output_names(args.with_nms)
+    got = onnx_session(out_file).run(names, {'images': inputs.cpu().numpy().astype(np.float32)})
+    worst = 0.0
+    for name, a, b in zip(names, got, ref):
+        if a.shape != b.shape:
+            sys.exit(f'onnxruntime {name} shape {a.shape} != PyTorch {b.shape}')
+        diff = float(np.abs(a.astype(np.float64) - b).max()) if a.size else 0.0
+        bound = args.tolerance * max(1.0, float(np.abs(b).max()) if b.size else 0.0)
+        print(f'max abs difference onnxruntime vs PyTorch, {name} {tuple(a.shape)}: '
+              f'{diff:.3g} (allowed {bound:.3g})')
+        if not diff <= bound:
+            sys.exit(f'{name}: onnxruntime differs from PyTorch by {diff:.3g} > {bound:.3g}')
+        worst = max(worst, diff)
+    print(f'check passed on {args.img or "a generated image"}: max abs difference {worst:.3g}')
+    return meta
+
+
+if __name__ == '__main__':
+    main()
