@@ -15,7 +15,7 @@ WORLD_META_KEYS = ('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor
 
 def world_config(clip_dir: str, size: int = WORLD_SIZE) -> Config:
     """A YOLO-World v2 config: tiny model, the upstream test pipeline at ``size``."""
-    from test_models.test_yolo_world_integration import detector_cfg
+    from tests.test_models.test_yolo_world_integration import detector_cfg
     model = detector_cfg(0.33, 0.125, 256, str(clip_dir), num_train_classes=3)
     model['test_cfg'].update(score_thr=0.001, max_per_img=100)
     pipeline = [
@@ -36,7 +36,7 @@ def world_config(clip_dir: str, size: int = WORLD_SIZE) -> Config:
 
 
 def yolox_config(size: int = 64) -> Config:
-    from test_models.yolox_builders import rotated_yolox_cfg
+    from tests.test_models.yolox_builders import rotated_yolox_cfg
     model = rotated_yolox_cfg('tiny')
     model['test_cfg'] = dict(score_thr=0.01, nms=dict(type='nms_rotated', iou_threshold=0.1),
                              max_per_img=100)

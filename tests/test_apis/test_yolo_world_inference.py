@@ -1,6 +1,6 @@
 """inference_detector with any vocabulary, and demo/yolo_world_demo.py on a generated
 image, a generated 3-frame video and with saved text embeddings (tiny YOLO-World v2 with
-the tiny CLIP of tests/yolo_world_helpers.py; 64 px letterbox, 96x128 images)."""
+the tiny CLIP of ai4rs/utils/tiny_clip.py; 64 px letterbox, 96x128 images)."""
 import importlib.util
 import json
 import os.path as osp
@@ -27,7 +27,7 @@ def _load_script(*parts):
 
 @pytest.fixture(scope='module')
 def world_files(tiny_clip_dir, tmp_path_factory):
-    from yolo_world_infer_helpers import save_model, world_config, write_scene
+    from tests.yolo_world_infer_helpers import save_model, world_config, write_scene
     tmp = tmp_path_factory.mktemp('world')
     config, ckpt = save_model(world_config(tiny_clip_dir), str(tmp), 'world')
     return dict(config=config, ckpt=ckpt, img=write_scene(tmp / 'scene.png'), tmp=tmp)
@@ -86,7 +86,7 @@ def test_reordering_texts_reorders_labels(world_model, world_files):
 
 
 def test_vocabulary_errors_and_reparameterized_model(world_files, tmp_path):
-    from yolo_world_infer_helpers import save_model, write_scene, yolox_config
+    from tests.yolo_world_infer_helpers import save_model, write_scene, yolox_config
 
     from ai4rs.apis import inference_detector, init_detector
     model = init_detector(world_files['config'], world_files['ckpt'])
@@ -132,7 +132,7 @@ def test_demo_image_and_video(world_model, world_files, tmp_path):
     # a vocabulary file, and a 3-frame video
     vocab_file = tmp_path / 'vocab.txt'
     vocab_file.write_text('\n'.join(VOCAB) + '\n')
-    from yolo_world_infer_helpers import scene
+    from tests.yolo_world_infer_helpers import scene
     video = str(tmp_path / 'clip.mp4')
     writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*'mp4v'), 5, (128, 96))
     for i in range(3):

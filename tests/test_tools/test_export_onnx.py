@@ -53,7 +53,7 @@ def _same_detections(a, b):
 
 
 def test_export_yolo_world_and_demo_on_onnx(tiny_clip_dir, tmp_path, capsys):
-    from yolo_world_infer_helpers import save_model, world_config, write_scene
+    from tests.yolo_world_infer_helpers import save_model, world_config, write_scene
 
     from ai4rs.apis import inference_detector, init_detector
     from ai4rs.apis.deployment import OnnxDetector
@@ -103,7 +103,7 @@ def test_export_yolo_world_and_demo_on_onnx(tiny_clip_dir, tmp_path, capsys):
 
 
 def test_export_rotated_yolox(tmp_path, capsys, monkeypatch):
-    from yolo_world_infer_helpers import save_model, write_scene, yolox_config
+    from tests.yolo_world_infer_helpers import save_model, write_scene, yolox_config
 
     from ai4rs.apis import inference_detector, init_detector
     from ai4rs.apis.deployment import OnnxDetector
