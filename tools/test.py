@@ -11,6 +11,7 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from ai4rs.utils import register_all_modules  # noqa: E402
+from ai4rs.utils.checkpoint import CheckpointMismatchError  # noqa: E402
 from ai4rs.utils.config import load_runner_config  # noqa: E402
 from ai4rs.utils.dist import prepare_distributed, teardown_distributed  # noqa: E402
 from ai4rs.utils.paths import add_project_paths  # noqa: E402
@@ -29,6 +30,9 @@ def parse_args(argv=None):
     parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings')
+    parser.add_argument('--allow-partial-load', action='store_true',
+                        help='load a checkpoint that does not fit the model: weights of '
+                        'another shape are skipped, the rest loads (default: refuse it)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--tta', action='store_true',
@@ -58,6 +62,8 @@ def trigger_visualization_hook(cfg, args):
 
 def build_config(args):
     cfg = load_runner_config(args.config, args.cfg_options, args.work_dir, args.launcher)
+    if args.allow_partial_load:
+        cfg.allow_partial_load = True
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
@@ -82,7 +88,12 @@ def main(argv=None):
     if args.out is not None:
         from ai4rs.evaluation.metrics.dump_det_results import DumpDetResults
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
-    runner.test()
+    try:
+        runner.test()
+    except CheckpointMismatchError as e:
+        # the summary, not a traceback: the checkpoint does not fit this config's model
+        print(f'error: {e}', file=sys.stderr)
+        sys.exit(1)
     teardown_distributed()
 
 

@@ -12,6 +12,7 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from ai4rs.utils import register_all_modules  # noqa: E402
+from ai4rs.utils.checkpoint import CheckpointMismatchError  # noqa: E402
 from ai4rs.utils.config import load_runner_config  # noqa: E402
 from ai4rs.utils.dist import prepare_distributed, teardown_distributed  # noqa: E402
 from ai4rs.utils.paths import add_project_paths  # noqa: E402
@@ -32,6 +33,9 @@ def parse_args(argv=None):
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, e.g. '
                         'train_dataloader.batch_size=2 "model.backbone.out_indices=(2,3,4)"')
+    parser.add_argument('--allow-partial-load', action='store_true',
+                        help='load a checkpoint that does not fit the model: weights of '
+                        'another shape are skipped, the rest loads (default: refuse it)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     # torch.distributed.launch passes --local_rank, torchrun sets LOCAL_RANK
@@ -46,6 +50,8 @@ def build_config(args):
     """The config after the command-line overrides, as the Runner will see it."""
     # work_dir: command line > config > ./work_dirs/CONFIG_NAME
     cfg = load_runner_config(args.config, args.cfg_options, args.work_dir, args.launcher)
+    if args.allow_partial_load:
+        cfg.allow_partial_load = True
 
     if args.amp:
         optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
@@ -81,7 +87,12 @@ def main(argv=None):
     cfg = build_config(args)
     prepare_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    runner.train()
+    try:
+        runner.train()
+    except CheckpointMismatchError as e:
+        # the summary, not a traceback: the checkpoint does not fit this config's model
+        print(f'error: {e}', file=sys.stderr)
+        sys.exit(1)
     teardown_distributed()
 
 

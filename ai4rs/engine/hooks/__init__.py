@@ -1,3 +1,4 @@
+from .checkpoint_fit_hook import CheckpointFitHook
 from .pipeline_switch_hook import PipelineSwitchHook
 from .sync_norm_hook import SyncNormHook, get_norm_states
 from .visualization_hook import DetVisualizationHook
@@ -7,3 +8,4 @@ __all__ = [
     'YOLOXModeSwitchHook', 'SyncNormHook', 'PipelineSwitchHook', 'get_norm_states',
     'DetVisualizationHook'
 ]
+__all__ += ['CheckpointFitHook']
