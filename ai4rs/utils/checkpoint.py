@@ -87,7 +87,16 @@ def _unsafe_globals(filename):
 
 
 def _unpickler_reason(message):
-    """The informative line of torch's weights-only error message."""
+    """What torch's weights-only unpickler refused, from its error message.
+
+    The offending global's name when the message gives it (``GLOBAL
+    posix.system``: zip checkpoints say "Unsupported global", legacy non-zip
+    ones "Trying to load unsupported GLOBAL ... whose module ... is blocked"),
+    else the informative line.
+    """
+    names = list(dict.fromkeys(re.findall(r'GLOBAL ([A-Za-z_][\w.]*)', message)))
+    if names:
+        return ', '.join(names)
     lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
     for ln in lines:
         if 'Unsupported global' in ln or 'refused getattr' in ln:
