@@ -7,6 +7,7 @@ import mmcv.transforms  # noqa: F401  (registers LoadImageFromFile etc.)
 
 from .box_type import ConvertBoxType
 from .formatting import PackDetInputs
+from .image_loading import LoadImageFromFile
 from .loading import LoadAnnotations, LoadImageFromNDArray
 from .transforms import (
     CachedMixUp,
@@ -27,3 +28,4 @@ __all__ = [
     'RandomFlip', 'Rotate', 'RandomRotate', 'RandomCrop', 'Pad', 'YOLOXHSVRandomAug',
     'CachedMosaic', 'CachedMixUp', 'FilterAnnotations', 'PackDetInputs'
 ]
+__all__ += ['LoadImageFromFile']
