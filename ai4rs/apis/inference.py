@@ -111,7 +111,9 @@ def _test_pipeline_cfg(config, from_array):
     if from_array:
         if 'LoadImageFromFile' not in pipeline[0]['type']:
             raise ValueError('the test pipeline must start with LoadImageFromFile')
-        pipeline[0] = dict(type='LoadImageFromNDArray')
+        # arrays are converted to uint8 by the same rule as the files
+        pipeline[0] = dict(type='LoadImageFromNDArray',
+                           to_uint8=pipeline[0].get('to_uint8', 'bit_depth'))
     return pipeline
 
 

@@ -1,8 +1,8 @@
 """Inference on images larger than the model input: overlapping patches, merged by rotated NMS."""
 import copy
+import os.path as osp
 
 import cv2
-import mmcv
 import numpy as np
 import torch
 from mmengine.dataset import Compose
@@ -55,11 +55,16 @@ def inference_detector_by_patches(model, img, sizes=(1024, ), steps=(824, ), rat
         coordinates, ``scores``, ``labels``) and ``ori_shape``.
     """
     from ai4rs.datasets.dota_split import crop_patch, get_sliding_windows
+    from ai4rs.datasets.image_io import config_to_uint8_rule, read_image, to_uint8
+    # the whole image is brought to 8 bits once, by the test pipeline's rule, so every
+    # patch sees the same conversion (a per-patch bit depth or percentile would differ)
+    rule = config_to_uint8_rule(model.cfg)
     if isinstance(img, str):
-        path = img
-        img = mmcv.imread(img)
-        if img is None:
-            raise FileNotFoundError(f'cannot read image {path}')
+        if not osp.isfile(img):
+            raise FileNotFoundError(f'image {img} does not exist')
+        img = read_image(img, to_uint8_rule=rule)
+    else:
+        img = to_uint8(img, rule)
     if len(sizes) != len(steps):
         raise ValueError(f'sizes and steps must have the same length, got {sizes}, {steps}')
     for size, step in zip(sizes, steps):

@@ -213,6 +213,18 @@ def read_image(path: str, color_type: str = 'color', to_uint8_rule='bit_depth',
                     to_uint8_rule)
 
 
+def config_to_uint8_rule(cfg, default='bit_depth'):
+    """The ``to_uint8`` rule of a config's test (else val, else train) pipeline."""
+    for key in ('test_dataloader', 'val_dataloader', 'train_dataloader'):
+        loader = cfg.get(key) if cfg is not None else None
+        dataset = loader.get('dataset') if loader else None
+        while isinstance(dataset, dict) and 'pipeline' not in dataset and 'dataset' in dataset:
+            dataset = dataset['dataset']  # dataset wrappers
+        if isinstance(dataset, dict) and dataset.get('pipeline'):
+            return pipeline_to_uint8_rule(dataset['pipeline'], default)
+    return default
+
+
 def pipeline_to_uint8_rule(pipeline: list | None, default='bit_depth'):
     """The ``to_uint8`` rule of the first ``LoadImageFromFile`` of a pipeline config list.
 

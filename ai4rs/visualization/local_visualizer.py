@@ -155,10 +155,11 @@ def draw_predictions(model, img_path, result, out_file=None, score_thr=0.3):
     Shows a window when ``out_file`` is None. Returns the number of drawn
     predictions. Class names and colours come from ``model.dataset_meta``.
     """
-    import mmcv
+    from ai4rs.datasets.image_io import config_to_uint8_rule, read_image
     visualizer = DetLocalVisualizer.get_instance('ai4rs_demo')
     visualizer.dataset_meta = getattr(model, 'dataset_meta', {}) or {}
-    img = mmcv.imread(img_path, channel_order='rgb')
+    rule = config_to_uint8_rule(getattr(model, 'cfg', None))
+    img = read_image(img_path, to_uint8_rule=rule)[..., ::-1]  # the model's pixels, RGB
     visualizer.add_datasample('result', img, data_sample=result, draw_gt=False,
                               show=out_file is None, out_file=out_file,
                               pred_score_thr=score_thr)
