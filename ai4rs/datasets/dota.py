@@ -24,6 +24,7 @@ from mmengine.logging import print_log
 from ai4rs.registry import DATASETS
 
 from .file_checks import ImageDecodeError, check_image_files, handle_bad_image
+from .samplers.seeded_sampler import sample_rng
 
 DOTA_V1_CLASSES = (
     'plane', 'baseball-diamond', 'bridge', 'ground-track-field', 'small-vehicle',
@@ -231,9 +232,14 @@ class DOTADataset(BaseDataset):
         super().__init__(**kwargs)
 
     def prepare_data(self, idx: int):
-        """The pipeline's output for sample ``idx``; an undecodable image is named (or skipped)."""
+        """The pipeline's output for sample ``idx``; an undecodable image is named (or skipped).
+
+        With ai4rs' ``DefaultSampler`` the pipeline runs under the sample's own
+        seed (:func:`ai4rs.datasets.samplers.sample_rng`).
+        """
         try:
-            return super().prepare_data(idx)
+            with sample_rng(idx):  # augmentation seeded by (seed, epoch, position): exact resume
+                return super().prepare_data(idx)
         except ImageDecodeError as e:
             return handle_bad_image(e, type(self).__name__, self.skip_bad_images, self.test_mode)
 
