@@ -19,9 +19,9 @@ import time
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
-from mmengine.runner import Runner  # noqa: E402
 
 from ai4rs.datasets.synthetic_dota import generate_dataset  # noqa: E402
+from ai4rs.engine.runner import Runner  # noqa: E402
 from ai4rs.utils import register_all_modules  # noqa: E402
 from ai4rs.utils.cli import add_cfg_options_argument  # noqa: E402
 from ai4rs.utils.config import load_config  # noqa: E402

@@ -118,15 +118,18 @@ def runner_config_from_args(args: argparse.Namespace) -> Config:
 def run_with_runner(cfg: Config, launcher: str, run: Callable[[Any], Any]) -> Any:
     """Build the Runner for ``cfg`` on this machine's distributed setup and call ``run(runner)``.
 
+    The Runner is ai4rs' (:class:`ai4rs.engine.runner.Runner`: a summary line on the
+    terminal, the environment and config dumps in the log file) unless the
+    config names a ``runner_type``.
+
     A checkpoint that does not fit the model ends the process with status 1
     and its summary on stderr, not a traceback.
     """
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
+    from ai4rs.engine.runner import build_runner
 
     from .dist import prepare_distributed, teardown_distributed
     prepare_distributed(cfg, launcher)
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner = build_runner(cfg)
     try:
         result = run(runner)
     except CheckpointMismatchError as e:
