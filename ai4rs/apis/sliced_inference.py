@@ -1,6 +1,7 @@
 """Inference on images larger than the model input: overlapping patches, merged by rotated NMS."""
 import copy
 import os.path as osp
+import sys
 
 import cv2
 import numpy as np
@@ -29,7 +30,7 @@ def _merge_predictions(bboxes, scores, labels, iou_thr):
 
 def inference_detector_by_patches(model, img, sizes=(1024, ), steps=(824, ), ratios=(1.0, ),
                                   merge_iou_thr=0.1, batch_size=4, pad_value=114,
-                                  progress=True):
+                                  progress=None):
     """Detect on a large image by running the model on overlapping patches.
 
     The image is (optionally) rescaled by each ratio, cut into ``size`` x
@@ -48,7 +49,8 @@ def inference_detector_by_patches(model, img, sizes=(1024, ), steps=(824, ), rat
         merge_iou_thr (float): IoU threshold of the final NMS.
         batch_size (int): patches per forward pass.
         pad_value (int | tuple): fill value of padded patch borders.
-        progress (bool): show a progress bar.
+        progress (bool, optional): show a progress bar; ``None`` (default): when stdout
+            is a terminal.
 
     Returns:
         DetDataSample: ``pred_instances`` (``bboxes`` in full-image
@@ -83,6 +85,8 @@ def inference_detector_by_patches(model, img, sizes=(1024, ), steps=(824, ), rat
         for window in windows:
             jobs.append((ratio, window, scaled))
 
+    if progress is None:
+        progress = sys.stdout.isatty()
     bar = ProgressBar(len(jobs)) if progress else None
     all_boxes, all_scores, all_labels = [], [], []
     for start in range(0, len(jobs), batch_size):

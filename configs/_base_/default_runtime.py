@@ -30,3 +30,5 @@ resume = False
 # with a summary; `allow_partial_load = True` (tools: --allow-partial-load) loads what fits.
 default_hooks['checkpoint_fit'] = dict(type='CheckpointFitHook')
 allow_partial_load = False
+# a progress bar with ETA over each epoch / validation / test, only when stdout is a terminal
+default_hooks['progress'] = dict(type='ProgressBarHook')

@@ -1,5 +1,6 @@
 from .checkpoint_fit_hook import CheckpointFitHook
 from .pipeline_switch_hook import PipelineSwitchHook
+from .progress_bar_hook import ProgressBarHook
 from .sync_norm_hook import SyncNormHook, get_norm_states
 from .visualization_hook import DetVisualizationHook
 from .yolox_mode_switch_hook import YOLOXModeSwitchHook
@@ -9,3 +10,4 @@ __all__ = [
     'DetVisualizationHook'
 ]
 __all__ += ['CheckpointFitHook']
+__all__ += ['ProgressBarHook']

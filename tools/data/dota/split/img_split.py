@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                         'not exist yet')
     parser.add_argument('--save-ext', type=str, default='.png',
                         help=f'patch image extension, one of {SAVE_EXTENSIONS}')
-    parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
+    parser.add_argument('--no-progress', action='store_true',
+                        help='hide the progress bar (shown only when stdout is a terminal)')
     return parser
 
 
@@ -103,7 +104,7 @@ def main(argv=None) -> int:
             sizes=args.sizes, gaps=args.gaps, rates=args.rates,
             img_rate_thr=args.img_rate_thr, iof_thr=args.iof_thr,
             no_padding=args.no_padding, padding_value=args.padding_value,
-            save_ext=args.save_ext, nproc=args.nproc, progress=not args.no_progress)
+            save_ext=args.save_ext, nproc=args.nproc, progress=not args.no_progress and sys.stdout.isatty())
     except (FileExistsError, FileNotFoundError, ValueError) as e:
         print(f'img_split: error: {e}', file=sys.stderr)
         return 2
