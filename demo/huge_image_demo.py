@@ -11,6 +11,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from ai4rs.apis import inference_detector_by_patches, init_detector  # noqa: E402
+from ai4rs.utils.checkpoint import CheckpointMismatchError  # noqa: E402
 from ai4rs.utils.paths import add_project_paths  # noqa: E402
 from ai4rs.visualization import draw_predictions  # noqa: E402
 
@@ -26,6 +27,8 @@ def parse_args(argv=None):
     parser.add_argument('--img-ratios', type=float, nargs='+', default=[1.0])
     parser.add_argument('--merge-iou-thr', type=float, default=0.1)
     parser.add_argument('--batch-size', type=int, default=4)
+    parser.add_argument('--allow-partial-load', action='store_true',
+                        help='load a checkpoint that does not fit the model (default: refuse it)')
     parser.add_argument('--device', default='cpu', help='e.g. cpu or cuda:0')
     parser.add_argument('--score-thr', type=float, default=0.3, help='draw scores above this')
     return parser.parse_args(argv)
@@ -34,7 +37,11 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     add_project_paths()
-    model = init_detector(args.config, args.checkpoint, device=args.device)
+    try:
+        model = init_detector(args.config, args.checkpoint, device=args.device,
+                              allow_partial_load=args.allow_partial_load)
+    except CheckpointMismatchError as e:
+        sys.exit(f'error: {e}')
     result = inference_detector_by_patches(
         model, args.img, sizes=args.patch_sizes, steps=args.patch_steps, ratios=args.img_ratios,
         merge_iou_thr=args.merge_iou_thr, batch_size=args.batch_size)

@@ -10,6 +10,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from ai4rs.apis import inference_detector, init_detector  # noqa: E402
+from ai4rs.utils.checkpoint import CheckpointMismatchError  # noqa: E402
 from ai4rs.utils.paths import add_project_paths  # noqa: E402
 from ai4rs.visualization import draw_predictions  # noqa: E402
 
@@ -20,6 +21,8 @@ def parse_args(argv=None):
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--out-file', default=None, help='write the drawing here')
+    parser.add_argument('--allow-partial-load', action='store_true',
+                        help='load a checkpoint that does not fit the model (default: refuse it)')
     parser.add_argument('--device', default='cpu', help='e.g. cpu or cuda:0')
     parser.add_argument('--score-thr', type=float, default=0.3, help='draw scores above this')
     return parser.parse_args(argv)
@@ -28,7 +31,11 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     add_project_paths()
-    model = init_detector(args.config, args.checkpoint, device=args.device)
+    try:
+        model = init_detector(args.config, args.checkpoint, device=args.device,
+                              allow_partial_load=args.allow_partial_load)
+    except CheckpointMismatchError as e:
+        sys.exit(f'error: {e}')
     result = inference_detector(model, args.img)
     kept = draw_predictions(model, args.img, result, args.out_file, args.score_thr)
     print(f'{kept} objects with score >= {args.score_thr}' +

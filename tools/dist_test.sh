@@ -2,28 +2,10 @@
 # Usage: bash tools/dist_test.sh CONFIG CHECKPOINT NUM_PROCESSES [test.py options]
 # Multi-node: set NNODES, NODE_RANK, MASTER_ADDR and PORT on every node.
 set -e
+source "$(dirname "$0")/launch_common.sh"
+need_args 3 "CONFIG CHECKPOINT NUM_PROCESSES [test.py options]" "$@"
 CONFIG=$1
 CHECKPOINT=$2
 GPUS=$3
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-
-if [ -z "$CONFIG" ] || [ -z "$CHECKPOINT" ] || [ -z "$GPUS" ]; then
-    echo "usage: bash $0 CONFIG CHECKPOINT NUM_PROCESSES [test.py options]" >&2
-    exit 2
-fi
-
-PYTHONPATH="$ROOT":$PYTHONPATH \
-python -m torch.distributed.run \
-    --nnodes="$NNODES" \
-    --node_rank="$NODE_RANK" \
-    --master_addr="$MASTER_ADDR" \
-    --nproc_per_node="$GPUS" \
-    --master_port="$PORT" \
-    "$ROOT/tools/test.py" \
-    "$CONFIG" \
-    "$CHECKPOINT" \
-    --launcher pytorch "${@:4}"
+shift 3
+torchrun_tool test.py "$GPUS" "$CONFIG" "$CHECKPOINT" "$@"

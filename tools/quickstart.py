@@ -19,11 +19,12 @@ import time
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
 
 from ai4rs.datasets.preparation.synthetic_dota import generate_dataset  # noqa: E402
+from ai4rs.engine.runner import Runner  # noqa: E402
 from ai4rs.utils import register_all_modules  # noqa: E402
+from ai4rs.utils.cli import add_cfg_options_argument  # noqa: E402
+from ai4rs.utils.config import load_config  # noqa: E402
 
 CONFIG = osp.join(REPO_ROOT, 'configs', 'rotated_yolox', 'rotated_yolox_quickstart_synthetic.py')
 
@@ -37,13 +38,12 @@ def parse_args(argv=None):
                         help='training epochs (default: the config\'s)')
     parser.add_argument('--num-train', type=int, default=160)
     parser.add_argument('--num-val', type=int, default=40)
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings')
+    add_cfg_options_argument(parser)
     return parser.parse_args(argv)
 
 
 def build_config(args):
-    cfg = Config.fromfile(CONFIG)
+    cfg = load_config(CONFIG)
     data_root = osp.abspath(args.data_root) + '/'
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[key].dataset.data_root = data_root

@@ -1,26 +1,24 @@
 """Train a detector: ``python tools/train.py CONFIG [--work-dir DIR] [--resume [PATH]] ...``."""
 import argparse
-import os
 import os.path as osp
 import sys
 
 # The repository root (for `projects.*` custom imports and an uninstalled ai4rs)
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import DictAction  # noqa: E402
-from mmengine.registry import RUNNERS  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-
-from ai4rs.utils import register_all_modules  # noqa: E402
-from ai4rs.utils.config import load_runner_config  # noqa: E402
-from ai4rs.utils.dist import prepare_distributed, teardown_distributed  # noqa: E402
-from ai4rs.utils.paths import add_project_paths  # noqa: E402
+from ai4rs.utils.cli import (  # noqa: E402
+    add_config_arguments,
+    add_runner_arguments,
+    parse_tool_args,
+    run_with_runner,
+    runner_config_from_args,
+)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Train a detector')
-    parser.add_argument('config', help='train config file path')
-    parser.add_argument('--work-dir', help='the dir to save logs and checkpoints')
+    add_config_arguments(parser, 'train config file path')
+    add_runner_arguments(parser, 'the dir to save logs and checkpoints')
     parser.add_argument('--amp', action='store_true', default=False,
                         help='enable automatic mixed precision training '
                         '(float16 on GPU, bfloat16 on CPU)')
@@ -29,23 +27,13 @@ def parse_args(argv=None):
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from the given checkpoint, or, with no value, from '
                         'the latest checkpoint in the work dir')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, e.g. '
-                        'train_dataloader.batch_size=2 "model.backbone.out_indices=(2,3,4)"')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    # torch.distributed.launch passes --local_rank, torchrun sets LOCAL_RANK
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    return parse_tool_args(parser, argv)
 
 
 def build_config(args):
     """The config after the command-line overrides, as the Runner will see it."""
     # work_dir: command line > config > ./work_dirs/CONFIG_NAME
-    cfg = load_runner_config(args.config, args.cfg_options, args.work_dir, args.launcher)
+    cfg = runner_config_from_args(args)
 
     if args.amp:
         optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
@@ -76,13 +64,8 @@ def build_config(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    add_project_paths()
-    register_all_modules(init_default_scope=False)
     cfg = build_config(args)
-    prepare_distributed(cfg, args.launcher)
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    runner.train()
-    teardown_distributed()
+    run_with_runner(cfg, args.launcher, lambda runner: runner.train())
 
 
 if __name__ == '__main__':

@@ -8,9 +8,9 @@ from mmengine.config import Config
 from mmengine.dataset import Compose
 from mmengine.model.utils import revert_sync_batchnorm
 from mmengine.registry import init_default_scope
-from mmengine.runner import load_checkpoint
 
 from ai4rs.registry import MODELS
+from ai4rs.utils.checkpoint import PARTIAL_LOAD_KEY, load_checkpoint_checked
 from ai4rs.utils.config import load_config
 
 
@@ -42,12 +42,15 @@ def _config_dataset_meta(config):
     return None
 
 
-def init_detector(config, checkpoint=None, palette='none', device='cpu', cfg_options=None):
+def init_detector(config, checkpoint=None, palette='none', device='cpu', cfg_options=None,
+                  allow_partial_load=False):
     """Build a detector from a config and (optionally) load a checkpoint.
 
     The checkpoint is read with ``weights_only=True`` (see
     :func:`ai4rs.utils.load_checkpoint_safely`): a file that would run code
-    is refused.
+    is refused, and so is one that does not fit the model (wrong shapes,
+    most weights missing: :class:`ai4rs.utils.checkpoint.CheckpointMismatchError`
+    with a summary) unless partial loading is asked for.
 
     Args:
         config (str | Path | Config): config file or object.
@@ -57,6 +60,8 @@ def init_detector(config, checkpoint=None, palette='none', device='cpu', cfg_opt
             the checkpoint's or the dataset's ``dataset_meta``.
         device (str): e.g. ``'cpu'`` or ``'cuda:0'``.
         cfg_options (dict, optional): overrides merged into the config.
+        allow_partial_load (bool): load whatever fits and leave the rest as
+            initialised (also set by the config's ``allow_partial_load``).
 
     Returns:
         nn.Module: the model in eval mode, with ``model.cfg`` and
@@ -74,7 +79,9 @@ def init_detector(config, checkpoint=None, palette='none', device='cpu', cfg_opt
     model = revert_sync_batchnorm(MODELS.build(config.model))
     dataset_meta = None
     if checkpoint is not None:
-        ckpt = load_checkpoint(model, checkpoint, map_location='cpu')
+        partial = allow_partial_load or bool(config.get(PARTIAL_LOAD_KEY, False))
+        ckpt = load_checkpoint_checked(model, checkpoint, allow_partial_load=partial,
+                                       map_location='cpu')
         dataset_meta = ckpt.get('meta', {}).get('dataset_meta') if isinstance(ckpt, dict) else None
     else:
         model.init_weights()
@@ -104,7 +111,9 @@ def _test_pipeline_cfg(config, from_array):
     if from_array:
         if 'LoadImageFromFile' not in pipeline[0]['type']:
             raise ValueError('the test pipeline must start with LoadImageFromFile')
-        pipeline[0] = dict(type='LoadImageFromNDArray')
+        # arrays are converted to uint8 by the same rule as the files
+        pipeline[0] = dict(type='LoadImageFromNDArray',
+                           to_uint8=pipeline[0].get('to_uint8', 'bit_depth'))
     return pipeline
 
 

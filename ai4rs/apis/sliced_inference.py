@@ -1,14 +1,16 @@
 """Inference on images larger than the model input: overlapping patches, merged by rotated NMS."""
 import copy
+import os.path as osp
+import sys
 
 import cv2
-import mmcv
 import numpy as np
 import torch
 from mmengine.dataset import Compose
 from mmengine.structures import InstanceData
 from mmengine.utils import ProgressBar
 
+from ai4rs.datasets.image_io import config_to_uint8_rule, read_image, to_uint8
 from ai4rs.datasets.sliding_windows import crop_patch, get_sliding_windows
 from ai4rs.evaluation.functional import merge_patch_boxes
 from ai4rs.structures import DetDataSample
@@ -40,7 +42,7 @@ def patch_boxes_to_image(boxes: BaseBoxes, origin: tuple[float, float],
 
 def inference_detector_by_patches(model, img, sizes=(1024, ), steps=(824, ), ratios=(1.0, ),
                                   merge_iou_thr=0.1, batch_size=4, pad_value=114,
-                                  progress=True):
+                                  progress=None):
     """Detect on a large image by running the model on overlapping patches.
 
     The image is (optionally) rescaled by each ratio, cut into ``size`` x
@@ -61,17 +63,22 @@ def inference_detector_by_patches(model, img, sizes=(1024, ), steps=(824, ), rat
         merge_iou_thr (float): IoU threshold of the final NMS.
         batch_size (int): patches per forward pass.
         pad_value (int | tuple): fill value of padded patch borders.
-        progress (bool): show a progress bar.
+        progress (bool, optional): show a progress bar; ``None`` (default): when stdout
+            is a terminal.
 
     Returns:
         DetDataSample: ``pred_instances`` (``bboxes`` in full-image
         coordinates, ``scores``, ``labels``) and ``ori_shape``.
     """
+    # the whole image is brought to 8 bits once, by the test pipeline's rule, so every
+    # patch sees the same conversion (a per-patch bit depth or percentile would differ)
+    rule = config_to_uint8_rule(model.cfg)
     if isinstance(img, str):
-        path = img
-        img = mmcv.imread(img)
-        if img is None:
-            raise FileNotFoundError(f'cannot read image {path}')
+        if not osp.isfile(img):
+            raise FileNotFoundError(f'image {img} does not exist')
+        img = read_image(img, to_uint8_rule=rule)
+    else:
+        img = to_uint8(img, rule)
     if len(sizes) != len(steps):
         raise ValueError(f'sizes and steps must have the same length, got {sizes}, {steps}')
     for size, step in zip(sizes, steps):
@@ -90,6 +97,8 @@ def inference_detector_by_patches(model, img, sizes=(1024, ), steps=(824, ), rat
         for window in windows:
             jobs.append((ratio, window, scaled))
 
+    if progress is None:
+        progress = sys.stdout.isatty()
     bar = ProgressBar(len(jobs)) if progress else None
     all_boxes, all_scores, all_labels = [], [], []
     for start in range(0, len(jobs), batch_size):

@@ -12,12 +12,15 @@ from .coco import (  # noqa: E402
     BatchShapePolicy,
     CocoDataset,
     YOLOv5CocoDataset,
-    check_image_files,
     load_coco_json,
 )
 from .multimodal_dataset import MultiModalDataset  # noqa: E402
 
 __all__ += [
     'CocoDataset', 'YOLOv5CocoDataset', 'BatchShapePolicy', 'COCO_CLASSES', 'COCO_PALETTE',
-    'check_image_files', 'load_coco_json', 'load_class_texts', 'MultiModalDataset'
+    'load_coco_json', 'load_class_texts', 'MultiModalDataset'
 ]
+from .file_checks import ImageDecodeError, check_image_files  # noqa: E402
+
+__all__ += ['ImageDecodeError', 'check_image_files']
+from .samplers import DefaultSampler  # noqa: E402,F401  (registers the seeded sampler)

@@ -16,9 +16,7 @@ import io
 import json
 import logging
 import math
-import os
 import os.path as osp
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -27,6 +25,9 @@ from mmengine.fileio import get_local_path
 from mmengine.logging import print_log
 
 from ai4rs.registry import DATASETS, TASK_UTILS
+
+from .file_checks import ImageDecodeError, check_image_files, handle_bad_image
+from .samplers.seeded_sampler import sample_rng
 
 COCO_CLASSES = (
     'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train', 'truck', 'boat',
@@ -152,6 +153,9 @@ class CocoDataset(BaseDataset):
         check_img_files (bool): at build time, check (by a stat) that each image of the
             filtered data list exists; all missing files are reported in one error. Skipped
             for remote storage (``backend_args`` set). Defaults to True.
+        skip_bad_images (bool): in training, an image that exists but cannot be decoded is
+            logged and another sample is drawn instead of stopping the run (test mode always
+            raises, naming the file). Defaults to False.
         **kwargs: mmengine ``BaseDataset`` arguments (``ann_file``, ``data_root``,
             ``data_prefix=dict(img=...)``, ``filter_cfg``, ``metainfo``, ``test_mode``,
             ``pipeline``, ``lazy_init``...). ``filter_cfg`` keys (training only):
@@ -174,12 +178,14 @@ class CocoDataset(BaseDataset):
                  return_classes: bool = False,
                  caption_prompt: dict | None = None,
                  check_img_files: bool = True,
+                 skip_bad_images: bool = False,
                  **kwargs) -> None:
         self.seg_map_suffix = seg_map_suffix
         self.backend_args = backend_args
         self.return_classes = return_classes
         self.caption_prompt = caption_prompt
         self.check_img_files = check_img_files
+        self.skip_bad_images = skip_bad_images
         super().__init__(*args, **kwargs)
 
     # ------------------------------------------------------------------ loading
@@ -299,29 +305,31 @@ class CocoDataset(BaseDataset):
         if self._indices is not None:
             self.data_list = self._get_unserialized_subset(self._indices)
         if self.check_img_files and self.backend_args is None:
-            check_image_files([d['img_path'] for d in self.data_list], self.ann_file)
+            check_image_files([d['img_path'] for d in self.data_list],
+                              f'{type(self).__name__} ({self.ann_file})')
         if self.serialize_data:
             self.data_bytes, self.data_address = self._serialize_data()
         self._fully_initialized = True
 
+    def prepare_data(self, idx: int) -> Any:
+        """The pipeline's output for sample ``idx``; an undecodable image is named (or skipped).
+
+        With ai4rs' ``DefaultSampler`` the pipeline runs under the sample's own seed
+        (:func:`ai4rs.datasets.samplers.sample_rng`), so a resumed run repeats the
+        uninterrupted run's augmentations.
+        """
+        try:
+            with sample_rng(idx):
+                return self._run_pipeline(idx)
+        except ImageDecodeError as e:
+            return handle_bad_image(e, type(self).__name__, self.skip_bad_images, self.test_mode)
+
+    def _run_pipeline(self, idx: int) -> Any:
+        return super().prepare_data(idx)
+
     def get_cat_ids(self, idx: int) -> list[int]:
         """Labels of the instances of sample ``idx`` (one per instance)."""
         return [inst['bbox_label'] for inst in self.get_data_info(idx)['instances']]
-
-
-def check_image_files(img_paths: Sequence[str], ann_file: str = '') -> None:
-    """Raise one ``FileNotFoundError`` listing every missing path (a stat per file).
-
-    Remote paths (``scheme://``) are not checked.
-    """
-    missing = [p for p in img_paths if '://' not in p and not os.path.isfile(p)]
-    if missing:
-        shown = '\n  '.join(missing[:_MAX_LISTED])
-        more = (f'\n  ... and {len(missing) - _MAX_LISTED} more' if len(missing) > _MAX_LISTED
-                else '')
-        raise FileNotFoundError(
-            f'{len(missing)} of {len(img_paths)} image files of {ann_file or "the dataset"} '
-            f'do not exist (check data_root / data_prefix[\'img\']):\n  {shown}{more}')
 
 
 @TASK_UTILS.register_module()
@@ -397,13 +405,13 @@ class YOLOv5CocoDataset(CocoDataset):
             data_list = TASK_UTILS.build(self.batch_shapes_cfg)(data_list)
         return data_list
 
-    def prepare_data(self, idx: int) -> Any:
-        if self.test_mode is False:
+    def _run_pipeline(self, idx: int) -> Any:
+        if self.test_mode is False:  # the mixing transforms draw more images from the dataset
             data_info = self.get_data_info(idx)
             data_info['dataset'] = self
             return self.pipeline(data_info)
-        return super().prepare_data(idx)
+        return super()._run_pipeline(idx)
 
 
 __all__ = ['CocoDataset', 'YOLOv5CocoDataset', 'BatchShapePolicy', 'COCO_CLASSES',
-           'COCO_PALETTE', 'load_coco_json', 'check_image_files']
+           'COCO_PALETTE', 'load_coco_json']

@@ -10,15 +10,21 @@ is 0 or 1 in the raw data and 2 in split annotation files for an object that a
 patch border truncated (see ``ai4rs.datasets.preparation.dota_split``).
 """
 import glob
+import logging
 import os.path as osp
 import re
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Sequence
 
+import cv2
 import numpy as np
 from mmengine.dataset import BaseDataset
+from mmengine.logging import print_log
 
 from ai4rs.registry import DATASETS
+
+from .file_checks import ImageDecodeError, check_image_files, handle_bad_image
+from .samplers.seeded_sampler import sample_rng
 
 DOTA_V1_CLASSES = (
     'plane', 'baseball-diamond', 'bridge', 'ground-track-field', 'small-vehicle',
@@ -56,11 +62,13 @@ class DOTALabels:
         return len(self.names)
 
 
-def parse_dota_line(line: str):
+def parse_dota_line(line: str, allow_nonfinite: bool = False):
     """Parse one line of a DOTA label file.
 
     Args:
         line (str): the line, with or without its newline.
+        allow_nonfinite (bool): accept ``nan`` / ``inf`` corners (the caller
+            drops them); by default they are an error.
 
     Returns:
         None for a blank or header line (``imagesource:``/``gsd:``), else a tuple
@@ -82,7 +90,7 @@ def parse_dota_line(line: str):
         polygon = [float(t) for t in tokens[:8]]
     except ValueError:
         raise ValueError(f'polygon corners must be 8 numbers: {line.strip()!r}') from None
-    if not all(np.isfinite(polygon)):
+    if not allow_nonfinite and not all(np.isfinite(polygon)):
         raise ValueError(f'polygon corners must be finite: {line.strip()!r}')
     difficulty = 0
     if len(tokens) == 10:
@@ -96,7 +104,8 @@ def parse_dota_line(line: str):
 
 def load_dota_labels(path: str,
                      strict: bool = True,
-                     on_skip: Optional[Callable[[str], None]] = None) -> DOTALabels:
+                     on_skip: Optional[Callable[[str], None]] = None,
+                     allow_nonfinite: bool = False) -> DOTALabels:
     """Read a DOTA label file.
 
     Args:
@@ -106,6 +115,8 @@ def load_dota_labels(path: str,
             ``on_skip`` is called with a message naming file and line (the
             upstream ``img_split`` reader skips such lines too).
         on_skip (callable, optional): receives one message per skipped line.
+        allow_nonfinite (bool): keep polygons with ``nan`` / ``inf`` corners
+            (see :func:`degenerate_polygons`) instead of treating them as malformed.
 
     Returns:
         DOTALabels: the objects in file order; empty arrays for an empty file.
@@ -121,7 +132,7 @@ def load_dota_labels(path: str,
                     gsd = None
                 continue
             try:
-                parsed = parse_dota_line(line)
+                parsed = parse_dota_line(line, allow_nonfinite)
             except ValueError as e:
                 msg = f'{path}, line {lineno}: {e}'
                 if strict:
@@ -144,6 +155,31 @@ def load_dota_labels(path: str,
         line_numbers=line_numbers)
 
 
+#: a polygon whose corners' convex hull is smaller than this (px^2) is degenerate
+MIN_POLYGON_AREA = 1e-3
+
+
+def degenerate_polygons(polygons: np.ndarray, min_area: float = MIN_POLYGON_AREA) -> np.ndarray:
+    """Which polygons cannot be an object: a non-finite corner, or (almost) no area.
+
+    The area is that of the corners' convex hull, so collinear or coincident
+    corners are degenerate while a self-intersecting ("bow-tie") corner order
+    is not (its rotated box is still well defined).
+
+    Args:
+        polygons (np.ndarray): (N, 8) corners ``x1 y1 ... x4 y4``.
+
+    Returns:
+        np.ndarray: (N,) bool.
+    """
+    polygons = np.asarray(polygons, dtype=np.float64).reshape(-1, 8)
+    bad = ~np.isfinite(polygons).all(axis=1)
+    for i in np.flatnonzero(~bad):
+        hull = cv2.convexHull(polygons[i].reshape(4, 2).astype(np.float32))
+        bad[i] = cv2.contourArea(hull) < min_area
+    return bad
+
+
 @DATASETS.register_module()
 class DOTADataset(BaseDataset):
     """DOTA-v1.0 (15 classes), one sample per image or per split patch.
@@ -157,9 +193,20 @@ class DOTADataset(BaseDataset):
     a list of dicts with ``bbox`` (list of 8 floats, the polygon), ``bbox_label``
     (int) and ``ignore_flag`` (1 when difficulty > ``diff_thr``, else 0).
 
+    Bad data is found when the dataset is built, not in the middle of a run:
+    with a pipeline (i.e. when images will be read), every image file must
+    exist (all missing files are listed in one ``FileNotFoundError``);
+    degenerate polygons (a ``nan``/``inf`` corner, collinear or coincident
+    corners: :func:`degenerate_polygons`) are dropped with one warning per
+    label file that counts them. An image that cannot be decoded raises an
+    ``ImageDecodeError`` naming the file and the dataset, or, with
+    ``skip_bad_images=True`` (training only), is skipped with a logged count.
+
     Args:
         diff_thr (int): objects with a difficulty above it are ignored (kept,
             but flagged). Defaults to 100 (nothing ignored), as upstream.
+        skip_bad_images (bool): skip samples whose image cannot be decoded
+            (logged, with a running count) instead of raising. Training only.
         img_suffix (str): image extension, ``'png'`` (default), ``'jpg'``,
             ``'tif'``, ``'bmp'``...; a leading dot is allowed.
         **kwargs: mmengine ``BaseDataset`` arguments (``data_root``, ``ann_file``,
@@ -177,10 +224,24 @@ class DOTADataset(BaseDataset):
 
     METAINFO = dict(classes=DOTA_V1_CLASSES, palette=DOTA_V1_PALETTE)
 
-    def __init__(self, diff_thr: int = 100, img_suffix: str = 'png', **kwargs) -> None:
+    def __init__(self, diff_thr: int = 100, img_suffix: str = 'png',
+                 skip_bad_images: bool = False, **kwargs) -> None:
         self.diff_thr = diff_thr
         self.img_suffix = img_suffix.lstrip('.')
+        self.skip_bad_images = skip_bad_images
         super().__init__(**kwargs)
+
+    def prepare_data(self, idx: int):
+        """The pipeline's output for sample ``idx``; an undecodable image is named (or skipped).
+
+        With ai4rs' ``DefaultSampler`` the pipeline runs under the sample's own
+        seed (:func:`ai4rs.datasets.samplers.sample_rng`).
+        """
+        try:
+            with sample_rng(idx):  # augmentation seeded by (seed, epoch, position): exact resume
+                return super().prepare_data(idx)
+        except ImageDecodeError as e:
+            return handle_bad_image(e, type(self).__name__, self.skip_bad_images, self.test_mode)
 
     # ------------------------------------------------------------------ loading
     def load_data_list(self) -> List[dict]:
@@ -201,26 +262,39 @@ class DOTADataset(BaseDataset):
         for txt_file in txt_files:
             img_id = osp.splitext(osp.basename(txt_file))[0]
             file_name = f'{img_id}.{self.img_suffix}'
-            labels = load_dota_labels(txt_file, strict=True)
+            labels = load_dota_labels(txt_file, strict=True, allow_nonfinite=True)
             data_list.append(dict(
                 img_id=img_id,
                 file_name=file_name,
                 img_path=osp.join(img_dir, file_name),
                 instances=self._to_instances(labels, cls_map, txt_file)))
+        if len(self.pipeline.transforms) > 0:  # images will be read: they must all be there
+            check_image_files((d['img_path'] for d in data_list), type(self).__name__)
         return data_list
 
     def _to_instances(self, labels: DOTALabels, cls_map: dict, txt_file: str) -> List[dict]:
         instances = []
-        for polygon, name, diff, lineno in zip(labels.polygons, labels.names,
-                                               labels.difficulties, labels.line_numbers):
+        degenerate = degenerate_polygons(labels.polygons)
+        dropped = []
+        for polygon, name, diff, lineno, bad in zip(labels.polygons, labels.names,
+                                                    labels.difficulties, labels.line_numbers,
+                                                    degenerate):
             if name not in cls_map:
                 raise ValueError(
                     f'{txt_file}, line {lineno}: unknown class {name!r}; '
                     f'{type(self).__name__} classes are {list(cls_map)}')
+            if bad:
+                dropped.append(lineno)
+                continue
             instances.append(dict(
                 bbox=[float(v) for v in polygon],
                 bbox_label=cls_map[name],
                 ignore_flag=int(diff > self.diff_thr)))
+        if dropped:
+            print_log(f'{type(self).__name__}: {txt_file}: dropped {len(dropped)} degenerate '
+                      f'polygon(s) (non-finite corners, or collinear / coincident corners with '
+                      f'no area) on line(s) {", ".join(map(str, dropped))}',
+                      logger='current', level=logging.WARNING)
         return instances
 
     def _list_images(self) -> List[dict]:

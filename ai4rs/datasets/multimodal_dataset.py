@@ -3,12 +3,15 @@ import copy
 import logging
 from collections.abc import Callable, Sequence
 
+import numpy as np
 from mmengine.dataset import BaseDataset, Compose, force_full_init
 from mmengine.logging import print_log
 
 from ai4rs.registry import DATASETS
 
 from .class_texts import load_class_texts
+from .file_checks import ImageDecodeError, handle_bad_image
+from .samplers.seeded_sampler import sample_rng
 
 
 @DATASETS.register_module()
@@ -29,6 +32,9 @@ class MultiModalDataset:
         test_mode (bool): see above. Defaults to True (as upstream).
         pipeline (list[dict | callable]): the transforms.
         lazy_init (bool): defer ``full_init``. Defaults to False.
+        max_refetch (int): in training, how many other samples are drawn when one yields
+            ``None`` (a skipped bad image, or a transform that drops the sample). Defaults to
+            1000 (mmengine's).
 
     Raises:
         TypeError: ``dataset`` is neither a dict nor a ``BaseDataset``.
@@ -41,7 +47,8 @@ class MultiModalDataset:
                  class_text_path: str | None = None,
                  test_mode: bool = True,
                  pipeline: Sequence[dict | Callable] = (),
-                 lazy_init: bool = False) -> None:
+                 lazy_init: bool = False,
+                 max_refetch: int = 1000) -> None:
         if isinstance(dataset, dict):
             self.dataset = DATASETS.build(dataset)
         elif isinstance(dataset, BaseDataset):
@@ -55,6 +62,7 @@ class MultiModalDataset:
         else:
             self.class_texts = None
         self.test_mode = test_mode
+        self.max_refetch = max_refetch
         self.pipeline = Compose(list(pipeline))
         self._fully_initialized = False
         if not lazy_init:
@@ -85,14 +93,38 @@ class MultiModalDataset:
         return self.dataset.get_cat_ids(idx)
 
     def __getitem__(self, idx: int):
+        """The pipeline's output for sample ``idx``.
+
+        The pipeline runs under the sample's seed (:func:`sample_rng`, with ai4rs'
+        ``DefaultSampler``). An undecodable image raises, naming the file, unless the wrapped
+        dataset has ``skip_bad_images=True`` and this is training; then, as when a transform
+        returns ``None`` in training, another sample is drawn (mmengine's ``BaseDataset`` rule,
+        at most ``max_refetch`` times).
+        """
         if not self._fully_initialized:
             print_log('Please call `full_init` method manually to accelerate the speed.',
                       logger='current', level=logging.WARNING)
             self.full_init()
+        training = not getattr(self.dataset, 'test_mode', True) or not self.test_mode
+        for _ in range(self.max_refetch + 1):
+            data = self._prepare(idx, training)
+            if data is not None or not training:
+                return data
+            idx = int(np.random.randint(0, len(self)))
+        raise RuntimeError(f'{type(self).__name__}: no valid sample after {self.max_refetch} '
+                           'draws; check the images and the pipeline')
+
+    def _prepare(self, idx: int, training: bool):
         data_info = self.get_data_info(idx)
-        if not getattr(self.dataset, 'test_mode', True) or not self.test_mode:
+        if training:
             data_info['dataset'] = self
-        return self.pipeline(data_info)
+        try:
+            with sample_rng(idx):
+                return self.pipeline(data_info)
+        except ImageDecodeError as e:
+            name = f'{type(self).__name__}({type(self.dataset).__name__})'
+            return handle_bad_image(e, name, getattr(self.dataset, 'skip_bad_images', False),
+                                    not training)
 
     @force_full_init
     def __len__(self) -> int:

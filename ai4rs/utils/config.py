@@ -1,14 +1,83 @@
 """Reading configs the way every ai4rs tool does."""
+import ast
 import os.path as osp
 
 from mmengine.config import Config
 
 
+def _base_files(path: str, tree: ast.Module) -> list[str]:
+    """Local files a config inherits: ``_base_ = ...``, ``from .x import *`` in ``read_base()``.
+
+    Package-scoped names (``'mmdet::...'``) are left out: they are not this
+    project's files.
+    """
+    folder = osp.dirname(osp.abspath(path))
+    found: list[str] = []
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
+                and node.targets[0].id == '_base_'):
+            try:
+                value = ast.literal_eval(node.value)
+            except ValueError:
+                continue
+            for name in [value] if isinstance(value, str) else list(value):
+                if isinstance(name, str) and '::' not in name:
+                    found.append(osp.normpath(osp.join(folder, name)))
+        elif isinstance(node, ast.With):
+            for sub in node.body:
+                if isinstance(sub, ast.ImportFrom) and sub.level > 0 and sub.module:
+                    base = folder
+                    for _ in range(sub.level - 1):
+                        base = osp.dirname(base)
+                    found.append(osp.join(base, *sub.module.split('.')) + '.py')
+    return found
+
+
+def find_config_syntax_error(path: str) -> SyntaxError | None:
+    """The first syntax error in a Python config or in the files it inherits, with its file.
+
+    Returns:
+        SyntaxError | None: an error whose ``filename`` / ``lineno`` name the
+        file (the config or one of its ``_base_`` files, recursively) and the
+        line; ``None`` when they all parse.
+    """
+    todo, seen = [(osp.abspath(path), None)], set()
+    while todo:
+        file, child = todo.pop(0)
+        if file in seen or not file.endswith('.py') or not osp.isfile(file):
+            continue
+        seen.add(file)
+        with open(file, encoding='utf-8') as f:
+            text = f.read()
+        try:
+            tree = ast.parse(text, filename=file)
+        except SyntaxError as e:
+            via = f' (a _base_ of {child})' if child else ''
+            return SyntaxError(f'{e.msg} in config file {file}{via}',
+                               (file, e.lineno, e.offset, e.text,
+                                getattr(e, 'end_lineno', None), getattr(e, 'end_offset', None)))
+        todo += [(base, file) for base in _base_files(file, tree)]
+    return None
+
+
 def load_config(path, cfg_options=None):
-    """``Config.fromfile(path)`` with the ``--cfg-options`` overrides merged in."""
+    """``Config.fromfile(path)`` with the ``--cfg-options`` overrides merged in.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        SyntaxError: the config or one of its ``_base_`` files does not parse;
+            the message and ``filename`` / ``lineno`` name that file and line
+            (mmengine reports ``File "<unknown>"``).
+    """
     if not osp.isfile(path):
         raise FileNotFoundError(f'config file {path} does not exist')
-    cfg = Config.fromfile(path)
+    try:
+        cfg = Config.fromfile(path)
+    except SyntaxError:
+        located = find_config_syntax_error(path)
+        if located is None:
+            raise
+        raise located from None
     if cfg_options is not None:
         cfg.merge_from_dict(cfg_options)
     return cfg
@@ -21,9 +90,25 @@ def load_runner_config(path, cfg_options=None, work_dir=None, launcher='none'):
     ``./work_dirs/{config file name without .py}``.
     """
     cfg = load_config(path, cfg_options)
+    add_checkpoint_fit_hook(cfg)
     cfg.launcher = launcher
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
+    return cfg
+
+
+def add_checkpoint_fit_hook(cfg):
+    """Make sure the Runner checks checkpoints against the model (``CheckpointFitHook``).
+
+    Configs that inherit ``configs/_base_/default_runtime.py`` have it as
+    ``default_hooks.checkpoint_fit``; others get it here. Setting
+    ``default_hooks.checkpoint_fit=None`` in a config removes it.
+    """
+    hooks = cfg.get('default_hooks')
+    if hooks is None:
+        cfg.default_hooks = dict(checkpoint_fit=dict(type='CheckpointFitHook'))
+    elif 'checkpoint_fit' not in hooks:
+        hooks['checkpoint_fit'] = dict(type='CheckpointFitHook')
     return cfg

@@ -30,6 +30,53 @@ def _box_corners(bboxes: BaseBoxes) -> np.ndarray:
     return qboxes.detach().cpu().double().numpy().reshape(-1, 4, 2)
 
 
+def _rects_overlap(a, b) -> bool:
+    (ax, ay, aw, ah), (bx, by, bw, bh) = a, b
+    return ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah
+
+
+def place_labels(polygons, sizes, image_shape):
+    """Top-left corners for labels: inside the image, not on each other, off the boxes if possible.
+
+    Candidate places for a label, in order: just above its polygon (left-aligned
+    with its leftmost corner), just below it, then further up / down in steps
+    of the label height or next to labels already placed (nearest first), each
+    clamped into the image. The first candidate that
+    overlaps neither a label placed before nor any polygon's bounding box is
+    taken; else the first that overlaps no label; else the first candidate.
+
+    Args:
+        polygons (ndarray): (N, 4, 2) corners (x, y) in pixels.
+        sizes (ndarray): (N, 2) label widths and heights in pixels.
+        image_shape (tuple): (h, w) of the image.
+
+    Returns:
+        ndarray: (N, 2) float top-left (x, y) of each label; every label
+        rectangle lies inside the image when it is smaller than the image.
+    """
+    h, w = image_shape[:2]
+    polygons = np.asarray(polygons, dtype=np.float64).reshape(-1, 4, 2)
+    sizes = np.asarray(sizes, dtype=np.float64).reshape(-1, 2)
+    boxes = [(p[:, 0].min(), p[:, 1].min(), np.ptp(p[:, 0]), np.ptp(p[:, 1])) for p in polygons]
+    placed = []
+    out = np.zeros((len(polygons), 2))
+    for i, (poly, (tw, th)) in enumerate(zip(polygons, sizes)):
+        x = min(max(poly[:, 0].min(), 0.0), max(w - tw, 0.0))
+        top, bottom = poly[:, 1].min() - th, poly[:, 1].max()
+        steps = int(h // max(th, 1.0)) + 1
+        ys = [y for k in range(1, steps) for y in (top - k * th, bottom + k * th)]
+        ys += [y for px, py, pw, ph in placed for y in (py + ph, py - th)]  # next to labels
+        ys = sorted(ys, key=lambda y: min(abs(y - top), abs(y - bottom)))
+        ys = list(dict.fromkeys(min(max(y, 0.0), max(h - th, 0.0)) for y in [top, bottom] + ys))
+        rects = [(x, y, tw, th) for y in ys]
+        free_of_labels = [r for r in rects if not any(_rects_overlap(r, p) for p in placed)]
+        free = [r for r in free_of_labels if not any(_rects_overlap(r, b) for b in boxes)]
+        chosen = (free or free_of_labels or rects)[0]
+        placed.append(chosen)
+        out[i] = chosen[:2]
+    return out
+
+
 @VISUALIZERS.register_module()
 class DetLocalVisualizer(Visualizer):
     """mmdet's DetLocalVisualizer for hbox, rbox and qbox instances.
@@ -88,9 +135,13 @@ class DetLocalVisualizer(Visualizer):
         for i, lb in enumerate(labels):
             name = classes[lb] if classes and lb < len(classes) else f'class {lb}'
             texts.append(name if scores is None else f'{name}: {scores[i]:.2f}')
-        positions = polygons[:, 0, :]
         h, w = image.shape[:2]
         font = int(max(8, min(13, 0.02 * (h * w) ** 0.5)))
+        # label boxes in pixels: font points at the figure's dpi, ~0.6 em per character,
+        # plus the 0.5-em padding of the text box on each side
+        em = font * getattr(self, 'dpi', 100) / 72
+        sizes = np.array([[(0.6 * len(t) + 1.0) * em, 2.0 * em] for t in texts])
+        positions = place_labels(polygons, sizes, (h, w)) + 0.5 * em
         self.draw_texts(texts, positions, colors=self.text_color, font_sizes=font,
                         bboxes=[dict(facecolor='black', alpha=0.6, pad=0.5, edgecolor='none')]
                         * len(texts))
@@ -151,10 +202,11 @@ def draw_predictions(model, img_path, result, out_file=None, score_thr=0.3):
     Shows a window when ``out_file`` is None. Returns the number of drawn
     predictions. Class names and colours come from ``model.dataset_meta``.
     """
-    import mmcv
+    from ai4rs.datasets.image_io import config_to_uint8_rule, read_image
     visualizer = DetLocalVisualizer.get_instance('ai4rs_demo')
     visualizer.dataset_meta = getattr(model, 'dataset_meta', {}) or {}
-    img = mmcv.imread(img_path, channel_order='rgb')
+    rule = config_to_uint8_rule(getattr(model, 'cfg', None))
+    img = read_image(img_path, to_uint8_rule=rule)[..., ::-1]  # the model's pixels, RGB
     visualizer.add_datasample('result', img, data_sample=result, draw_gt=False,
                               show=out_file is None, out_file=out_file,
                               pred_score_thr=score_thr)

@@ -25,3 +25,10 @@ log_processor = dict(type='LogProcessor', window_size=50, by_epoch=True)
 log_level = 'INFO'
 load_from = None
 resume = False
+
+# A checkpoint that does not fit the model (wrong shapes, most weights missing) is refused
+# with a summary; `allow_partial_load = True` (tools: --allow-partial-load) loads what fits.
+default_hooks['checkpoint_fit'] = dict(type='CheckpointFitHook')
+allow_partial_load = False
+# a progress bar with ETA over each epoch / validation / test, only when stdout is a terminal
+default_hooks['progress'] = dict(type='ProgressBarHook')

@@ -86,9 +86,8 @@ def test_reordering_texts_reorders_labels(world_model, world_files):
 
 
 def test_vocabulary_errors_and_reparameterized_model(world_files, tmp_path):
-    from tests.yolo_world_infer_helpers import save_model, write_scene, yolox_config
-
     from ai4rs.apis import inference_detector, init_detector
+    from tests.yolo_world_infer_helpers import save_model, write_scene, yolox_config
     model = init_detector(world_files['config'], world_files['ckpt'])
     with pytest.raises(ValueError, match='reparameterize'):
         inference_detector(model, world_files['img'])

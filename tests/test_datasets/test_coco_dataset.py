@@ -162,7 +162,7 @@ def test_missing_files(tmp_path):
     with pytest.raises(FileNotFoundError) as info:
         build(root)
     msg = str(info.value)
-    assert msg.startswith('2 of 3 image files of')
+    assert msg.startswith('CocoDataset (') and '2 of 3 image files do not exist' in msg
     assert 'a.jpg' in msg and 'c.jpg' in msg and 'b.jpg' not in msg
     assert len(build(root, check_img_files=False)) == 3
 

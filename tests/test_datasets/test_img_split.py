@@ -286,3 +286,22 @@ def test_shipped_split_configs(name):
     assert args.rates == ([1.0] if name.startswith('ss') else [0.5, 1.0, 1.5])
     assert (args.ann_dirs is None) == name.endswith('test')
     assert cfg['save_dir'].rstrip('/').endswith(name[3:])
+
+
+def test_cli_save_dir_required_and_exit_status_when_images_skipped(tmp_path, capsys):
+    make_source(tmp_path / 'src', name='P0001')
+    (tmp_path / 'src/images/P0002.png').write_bytes(b'not a png at all')
+    tool = load_tool()
+    # no --save-dir: a usage error naming the option (the old default '.' always existed)
+    with pytest.raises(SystemExit) as exit_info:
+        tool.main(['--img-dirs', str(tmp_path / 'src/images'), '--no-progress'])
+    assert exit_info.value.code == 2
+    assert '--save-dir is required' in capsys.readouterr().err
+    # one unreadable image: the other is split, exit status 1, the last line says so
+    rc = tool.main(['--img-dirs', str(tmp_path / 'src/images'), '--sizes', '10', '--gaps', '2',
+                    '--save-dir', str(tmp_path / 'out'), '--nproc', '1', '--no-progress'])
+    assert rc == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith('img_split: 1 of 2 images could not be split and were skipped')
+    assert any('P0002.png' in line for line in err[:-1])
+    assert len(list((tmp_path / 'out/images').iterdir())) == 6

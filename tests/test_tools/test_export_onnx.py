@@ -53,10 +53,9 @@ def _same_detections(a, b):
 
 
 def test_export_yolo_world_and_demo_on_onnx(tiny_clip_dir, tmp_path, capsys):
-    from tests.yolo_world_infer_helpers import save_model, world_config, write_scene
-
     from ai4rs.apis import inference_detector, init_detector
     from ai4rs.apis.deployment import OnnxDetector
+    from tests.yolo_world_infer_helpers import save_model, world_config, write_scene
     config, ckpt = save_model(world_config(tiny_clip_dir), str(tmp_path), 'world')
     img = write_scene(tmp_path / 'scene.png')
     onnx_file = str(tmp_path / 'world.onnx')
@@ -103,10 +102,9 @@ def test_export_yolo_world_and_demo_on_onnx(tiny_clip_dir, tmp_path, capsys):
 
 
 def test_export_rotated_yolox(tmp_path, capsys, monkeypatch):
-    from tests.yolo_world_infer_helpers import save_model, write_scene, yolox_config
-
     from ai4rs.apis import inference_detector, init_detector
     from ai4rs.apis.deployment import OnnxDetector
+    from tests.yolo_world_infer_helpers import save_model, write_scene, yolox_config
     config, ckpt = save_model(yolox_config(), str(tmp_path), 'yolox')
     img = write_scene(tmp_path / 'scene.png')
     export = _load_script('tools', 'deployment', 'export_onnx.py')

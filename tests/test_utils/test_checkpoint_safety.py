@@ -39,6 +39,20 @@ def test_malicious_checkpoint_is_refused_without_running_payload(tmp_path):
     assert not marker.exists()
 
 
+def test_legacy_malicious_checkpoint_message_names_the_global(tmp_path):
+    marker = tmp_path / 'payload_ran'
+    path = tmp_path / 'evil_legacy.pth'
+    torch.save({'state_dict': {'w': torch.ones(2)}, 'meta': _Payload(marker)}, path,
+               _use_new_zipfile_serialization=False)
+    assert not zipfile.is_zipfile(path)
+    with pytest.raises(CheckpointSecurityError) as err:
+        load_checkpoint_safely(str(path))
+    message = str(err.value)
+    assert f'it refers to {os.system.__module__}.system, which is not an allowed type' in message
+    assert 'Weights only load failed' not in message
+    assert not marker.exists()
+
+
 def test_malicious_checkpoint_refused_through_mmengine_loader(tmp_path):
     import ai4rs  # noqa: F401  (importing ai4rs routes mmengine's loader through the safe one)
     path, marker = _malicious_checkpoint(tmp_path)

@@ -75,9 +75,13 @@ def test_registered_ai4rs_classes_live_under_their_registry_locations():
 
 def test_unscoped_names_resolve_through_parents():
     import mmcv.cnn  # noqa: F401  (registers ConvModule into mmengine's root)
-    # torch's SGD is in mmengine's root OPTIMIZERS, mmcv's LoadImageFromFile in root TRANSFORMS
+    # torch's SGD is in mmengine's root OPTIMIZERS, mmcv's CenterCrop in root TRANSFORMS
     assert registry.OPTIMIZERS.get('SGD') is torch.optim.SGD
-    assert registry.TRANSFORMS.get('LoadImageFromFile').__module__.startswith('mmcv')
+    assert registry.TRANSFORMS.get('CenterCrop').__module__.startswith('mmcv')
+    # LoadImageFromFile is ai4rs' own (bit depth, named decode errors), a subclass of mmcv's
+    from mmcv.transforms import LoadImageFromFile as MMCV_LoadImageFromFile
+    ours = registry.TRANSFORMS.get('LoadImageFromFile')
+    assert ours.__module__.startswith('ai4rs') and issubclass(ours, MMCV_LoadImageFromFile)
     conv = registry.MODELS.build(dict(type='ConvModule', in_channels=3, out_channels=4,
                                       kernel_size=3, padding=1))
     assert conv(torch.zeros(1, 3, 8, 8)).shape == (1, 4, 8, 8)

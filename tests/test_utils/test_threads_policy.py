@@ -30,3 +30,30 @@ def test_user_choice_opt_out_and_late_import_are_respected():
     assert _run(PRINT, AI4RS_OMP_WAIT_POLICY='unset') == 'None'
     # torch already loaded OpenMP: setting the variable now would only mislead
     assert _run("import os, torch, ai4rs; print(os.environ.get('OMP_WAIT_POLICY'))") == 'None'
+
+
+def _first_heavy_import(path):
+    """The first module among torch/mmengine/mmcv/ai4rs a script imports at top level."""
+    import ast
+    with open(path) as f:
+        tree = ast.parse(f.read())
+    for node in tree.body:
+        names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                 else [node.module or ''] if isinstance(node, ast.ImportFrom) else [])
+        for name in names:
+            root = name.split('.')[0]
+            if root in ('torch', 'mmengine', 'mmcv', 'ai4rs', 'torchvision'):
+                return root
+    return None
+
+
+def test_every_tool_imports_ai4rs_before_torch():
+    """The wait policy only takes effect when set before torch loads its OpenMP runtime."""
+    import glob
+    scripts = [p for folder in ('tools', 'demo')
+               for p in glob.glob(os.path.join(REPO_ROOT, folder, '**', '*.py'), recursive=True)]
+    assert len(scripts) > 15
+    late = [os.path.relpath(p, REPO_ROOT) for p in scripts
+            if _first_heavy_import(p) not in (None, 'ai4rs')
+            and 'apply_omp_wait_policy' not in open(p).read()]
+    assert late == []

@@ -16,13 +16,17 @@ import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
+import ai4rs  # noqa: E402,F401,I001  (first: sets the OpenMP wait policy before torch loads)
 import torch  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
 
 from ai4rs.apis import init_detector  # noqa: E402
 from ai4rs.structures import DetDataSample  # noqa: E402
-from ai4rs.utils.config import load_config  # noqa: E402
-from ai4rs.utils.paths import add_project_paths  # noqa: E402
+from ai4rs.utils.cli import (  # noqa: E402
+    add_config_arguments,
+    add_shape_argument,
+    config_from_args,
+    shape_from_args,
+)
 
 
 def benchmark(model, shape, batch_size, num_iters, warmup, device):
@@ -53,23 +57,20 @@ def benchmark(model, shape, batch_size, num_iters, warmup, device):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Inference speed of a model')
-    parser.add_argument('config', help='config file path')
+    add_config_arguments(parser)
     parser.add_argument('--checkpoint', default=None, help='checkpoint (random weights if none)')
-    parser.add_argument('--shape', type=int, nargs='+', default=[1024, 1024])
+    add_shape_argument(parser)
     parser.add_argument('--batch-size', type=int, default=1)
     parser.add_argument('--num-iters', type=int, default=20)
     parser.add_argument('--warmup', type=int, default=5)
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings')
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    add_project_paths()
-    shape = tuple(args.shape) * (2 if len(args.shape) == 1 else 1)
-    cfg = load_config(args.config, args.cfg_options)
+    shape = shape_from_args(args)
+    cfg = config_from_args(args, init_scope=False)
     model = init_detector(cfg, args.checkpoint, device=args.device)
     fps = benchmark(model, shape, args.batch_size, args.num_iters, args.warmup, args.device)
     threads = torch.get_num_threads()

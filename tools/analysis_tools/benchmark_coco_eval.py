@@ -26,6 +26,7 @@ import numpy as np
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
+import ai4rs  # noqa: E402,F401,I001  (first: sets the OpenMP wait policy before torch loads)
 import torch  # noqa: E402
 from mmengine.logging import MMLogger  # noqa: E402
 

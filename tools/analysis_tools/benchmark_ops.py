@@ -37,6 +37,9 @@ import sys
 import time
 from typing import Callable, Dict, List, Optional
 
+import ai4rs  # noqa: F401  (first: sets the OpenMP wait policy before torch loads)
+
+# isort: split
 import numpy as np
 import torch
 

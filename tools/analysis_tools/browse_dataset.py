@@ -9,19 +9,16 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from mmengine.config import DictAction  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
+import ai4rs  # noqa: E402,F401,I001  (first: sets the OpenMP wait policy before torch loads)
 from mmengine.utils import ProgressBar  # noqa: E402
 
 from ai4rs.registry import DATASETS, VISUALIZERS  # noqa: E402
-from ai4rs.utils import register_all_modules  # noqa: E402
-from ai4rs.utils.config import load_config  # noqa: E402
-from ai4rs.utils.paths import add_project_paths  # noqa: E402
+from ai4rs.utils.cli import add_config_arguments, config_from_args  # noqa: E402
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Browse a dataset through its pipeline')
-    parser.add_argument('config', help='config file path')
+    add_config_arguments(parser)
     parser.add_argument('--split', choices=['train', 'val', 'test'], default='train',
                         help='which dataloader\'s dataset to browse')
     parser.add_argument('--output-dir', default=None, help='write the drawings to this directory')
@@ -30,8 +27,6 @@ def parse_args(argv=None):
     parser.add_argument('--show-interval', type=float, default=2,
                         help='seconds each image is shown')
     parser.add_argument('--max-images', type=int, default=None, help='stop after N images')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings')
     return parser.parse_args(argv)
 
 
@@ -39,10 +34,7 @@ def main(argv=None):
     args = parse_args(argv)
     if args.not_show and args.output_dir is None:
         raise SystemExit('nothing to do: give --output-dir, or drop --not-show')
-    add_project_paths()
-    cfg = load_config(args.config, args.cfg_options)
-    register_all_modules(init_default_scope=False)
-    init_default_scope(cfg.get('default_scope', 'ai4rs'))
+    cfg = config_from_args(args)
 
     dataset = DATASETS.build(cfg[f'{args.split}_dataloader'].dataset)
     visualizer = VISUALIZERS.build(cfg.visualizer)

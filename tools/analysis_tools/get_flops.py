@@ -12,14 +12,18 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
+import ai4rs  # noqa: E402,F401,I001  (first: sets the OpenMP wait policy before torch loads)
 import torch  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 
 from ai4rs.registry import MODELS  # noqa: E402
 from ai4rs.utils import register_all_modules  # noqa: E402
-from ai4rs.utils.config import load_config  # noqa: E402
-from ai4rs.utils.paths import add_project_paths  # noqa: E402
+from ai4rs.utils.cli import (  # noqa: E402
+    add_config_arguments,
+    add_shape_argument,
+    config_from_args,
+    shape_from_args,
+)
 
 
 class _TensorForward(torch.nn.Module):
@@ -50,21 +54,15 @@ def model_complexity(cfg, shape=(1024, 1024)):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Parameters and FLOPs of a model')
-    parser.add_argument('config', help='config file path')
-    parser.add_argument('--shape', type=int, nargs='+', default=[1024, 1024],
-                        help='input height and width (one value: square)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings')
+    add_config_arguments(parser)
+    add_shape_argument(parser)
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    add_project_paths()
-    shape = tuple(args.shape) * (2 if len(args.shape) == 1 else 1)
-    if len(shape) != 2:
-        raise SystemExit('--shape takes one or two integers')
-    cfg = load_config(args.config, args.cfg_options)
+    shape = shape_from_args(args)
+    cfg = config_from_args(args, init_scope=False)
     info = model_complexity(cfg, shape)
     split = '=' * 40
     print(f'{split}\nInput shape: (1, 3, {shape[0]}, {shape[1]})\n'

@@ -19,16 +19,19 @@ from collections import defaultdict
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
+import ai4rs  # noqa: E402,F401,I001  (first: sets the OpenMP wait policy before torch loads)
 import torch  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
 from mmengine.structures import InstanceData  # noqa: E402
 
 from ai4rs.registry import MODELS  # noqa: E402
 from ai4rs.structures import DetDataSample  # noqa: E402
 from ai4rs.structures.bbox import RotatedBoxes  # noqa: E402
-from ai4rs.utils import register_all_modules  # noqa: E402
-from ai4rs.utils.config import load_config  # noqa: E402
+from ai4rs.utils.cli import (  # noqa: E402
+    add_config_arguments,
+    add_shape_argument,
+    config_from_args,
+    shape_from_args,
+)
 
 
 def make_batch(batch_size, shape, num_gts, num_classes, seed=0):
@@ -106,22 +109,19 @@ def profile(model, batch, iters, device):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('config')
+    add_config_arguments(parser)
     parser.add_argument('--batch-size', type=int, default=2)
-    parser.add_argument('--shape', type=int, nargs='+', default=[1024, 1024])
+    add_shape_argument(parser)
     parser.add_argument('--num-gts', type=int, default=50)
     parser.add_argument('--iters', type=int, default=3)
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    shape = tuple(args.shape) * (2 if len(args.shape) == 1 else 1)
-    cfg = load_config(args.config, args.cfg_options)
-    register_all_modules(init_default_scope=False)
-    init_default_scope(cfg.get('default_scope', 'ai4rs'))
+    shape = shape_from_args(args)
+    cfg = config_from_args(args)
     cfg.model.data_preprocessor.batch_augments = None
     model = MODELS.build(cfg.model).to(args.device)
     batch = make_batch(args.batch_size, shape, args.num_gts, model.bbox_head.num_classes)

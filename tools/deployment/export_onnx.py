@@ -24,6 +24,7 @@ import tempfile
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
+import ai4rs  # noqa: E402,F401,I001  (first: sets the OpenMP wait policy before torch loads)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 

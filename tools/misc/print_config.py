@@ -5,25 +5,19 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from mmengine.config import DictAction  # noqa: E402
-
-from ai4rs.utils.config import load_config  # noqa: E402
-from ai4rs.utils.paths import add_project_paths  # noqa: E402
+from ai4rs.utils.cli import add_config_arguments, config_from_args  # noqa: E402
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Print the whole config')
-    parser.add_argument('config', help='config file path')
+    add_config_arguments(parser)
     parser.add_argument('--save-path', help='also save the resolved config to this file')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings')
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    add_project_paths()
-    cfg = load_config(args.config, args.cfg_options)
+    cfg = config_from_args(args, init_scope=False)
     print(f'Config:\n{cfg.pretty_text}')
     if args.save_path is not None:
         if not args.save_path.endswith(('.py', '.json', '.yaml', '.yml')):

@@ -164,8 +164,10 @@ def split_image(img_path: str, ann_path: Optional[str], *, sizes: Sequence[int],
         dict: ``img_path``, ``width``, ``height``, ``objects``, ``patches``
         (list of patch ids) and ``warnings`` (skipped label lines etc.).
 
+    Images deeper than 8 bits keep their depth in the patches (.png / .tif).
+
     Raises:
-        ImageReadError: the image cannot be read.
+        ImageReadError: the image cannot be read, or its depth does not fit ``save_ext``.
         OSError: a patch cannot be written.
     """
     warnings: List[str] = []
@@ -178,9 +180,14 @@ def split_image(img_path: str, ann_path: Optional[str], *, sizes: Sequence[int],
     else:
         labels = load_dota_labels(ann_path, strict=False, on_skip=warnings.append)
 
-    img = cv2.imread(img_path, cv2.IMREAD_COLOR)
+    # keep the bit depth (a 16-bit image read as 8 bits keeps only its high byte); the
+    # patches are written at the same depth and converted when loaded (LoadImageFromFile)
+    img = cv2.imread(img_path, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
     if img is None:
         raise ImageReadError(f'cannot read image {img_path}')
+    if img.dtype != np.uint8 and save_ext not in ('.png', '.tif'):
+        raise ImageReadError(f'{img_path} is a {img.dtype} image; {save_ext} patches cannot '
+                             'hold its depth: use --save-ext .png or .tif')
     height, width = img.shape[:2]
     windows = get_sliding_windows(width, height, sizes, gaps, img_rate_thr)
     patches = []

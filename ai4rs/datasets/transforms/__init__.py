@@ -7,6 +7,7 @@ import mmcv.transforms  # noqa: F401  (registers LoadImageFromFile etc.)
 
 from .box_type import ConvertBoxType
 from .formatting import PackDetInputs
+from .image_loading import LoadImageFromFile
 from .loading import LoadAnnotations, LoadImageFromNDArray
 from .transforms import (
     CachedMixUp,
@@ -50,3 +51,4 @@ __all__ += [
     'RandomLoadText', 'Albu', 'LetterResize', 'RemoveDataElement', 'YOLOv5CopyPaste',
     'YOLOv5HSVRandomAug', 'YOLOv5KeepRatioResize', 'YOLOv5RandomAffine'
 ]
+__all__ += ['LoadImageFromFile']

@@ -4,11 +4,13 @@ from typing import Optional
 import numpy as np
 import torch
 from mmcv.transforms import LoadAnnotations as MMCV_LoadAnnotations
-from mmcv.transforms import LoadImageFromFile
 
+from ai4rs.datasets.image_io import to_uint8
 from ai4rs.registry import TRANSFORMS
 from ai4rs.structures.bbox import get_box_type
 from ai4rs.structures.mask import PolygonMasks, merge_polygon_segments
+
+from .image_loading import LoadImageFromFile
 
 
 @TRANSFORMS.register_module()
@@ -171,7 +173,9 @@ class LoadImageFromNDArray(LoadImageFromFile):
 
     Used by :func:`ai4rs.apis.inference_detector` for in-memory images.
     Sets ``img_path`` to ``None``, ``img_shape`` and ``ori_shape`` to (h, w);
-    with ``to_float32`` the image is converted to float32.
+    an array deeper than 8 bits is brought to uint8 by the ``to_uint8`` rule
+    (as ``LoadImageFromFile``); with ``to_float32`` the image is converted to
+    float32.
     """
 
     def transform(self, results: dict) -> dict:
@@ -179,6 +183,7 @@ class LoadImageFromNDArray(LoadImageFromFile):
         if not isinstance(img, np.ndarray) or img.ndim not in (2, 3):
             raise TypeError('LoadImageFromNDArray needs results["img"] as an (H, W[, C]) '
                             f'ndarray, got {type(img).__name__}')
+        img = to_uint8(img, self.to_uint8)
         if self.to_float32:
             img = img.astype(np.float32)
         results['img_path'] = None

@@ -1,4 +1,6 @@
+from .checkpoint_fit_hook import CheckpointFitHook
 from .pipeline_switch_hook import PipelineSwitchHook
+from .progress_bar_hook import ProgressBarHook
 from .sync_norm_hook import SyncNormHook, get_norm_states
 from .visualization_hook import DetVisualizationHook
 from .yolox_mode_switch_hook import YOLOXModeSwitchHook
@@ -14,3 +16,5 @@ from .yolov5_param_scheduler_hook import (  # noqa: E402
 )
 
 __all__ += ['YOLOv5ParamSchedulerHook', 'linear_lr_factor', 'cosine_lr_factor']
+__all__ += ['CheckpointFitHook']
+__all__ += ['ProgressBarHook']

@@ -1,7 +1,7 @@
 """Drawing predictions during validation and testing (``tools/test.py --show-dir``)."""
 import os.path as osp
 
-import mmcv
+import numpy as np
 from mmengine.fileio import get
 from mmengine.hooks import Hook
 from mmengine.utils import mkdir_or_exist
@@ -39,9 +39,16 @@ class DetVisualizationHook(Hook):
         self.test_out_dir = test_out_dir
         self._test_index = 0
 
+    def before_run(self, runner) -> None:
+        from ai4rs.datasets.image_io import config_to_uint8_rule
+        # draw the pixels the model sees: deep images through the pipeline's rule
+        self._to_uint8_rule = config_to_uint8_rule(runner.cfg)
+
     def _read(self, img_path):
-        return mmcv.imfrombytes(get(img_path, backend_args=self.backend_args),
-                                channel_order='rgb')
+        from ai4rs.datasets.image_io import decode_image, to_uint8
+        img = decode_image(get(img_path, backend_args=self.backend_args), img_path)
+        img = to_uint8(img, getattr(self, '_to_uint8_rule', 'bit_depth'))
+        return np.ascontiguousarray(img[..., ::-1])  # BGR -> RGB
 
     def after_val_iter(self, runner, batch_idx, data_batch, outputs):
         if not self.draw:

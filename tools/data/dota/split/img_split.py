@@ -13,8 +13,9 @@ Examples::
 
 Output: ``SAVE_DIR/images/{id}__{window}__{x}___{y}{ext}``,
 ``SAVE_DIR/annfiles/{same}.txt`` (one per patch, empty if it holds no object) and
-``SAVE_DIR/{timestamp}.log``. The save dir must not exist. An image that cannot
-be read is reported and skipped; the others are still split. The logic lives in
+``SAVE_DIR/{timestamp}.log``. The save dir is required and must not exist. An
+image that cannot be read is reported and skipped; the others are still split,
+and the exit status is then 1 (0: every image split; 2: bad options or paths). The logic lives in
 ``ai4rs.datasets.preparation.dota_split``.
 """
 import argparse
@@ -47,11 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help='do not pad edge patches to the window size')
     parser.add_argument('--padding-value', nargs='+', type=int, default=[0],
                         help='padding value: 1 number or one per channel (B G R)')
-    parser.add_argument('--save-dir', type=str, default='.',
-                        help='output folder (must not exist)')
+    parser.add_argument('--save-dir', type=str, default=None,
+                        help='output folder, required (directly or in --base-json); it must '
+                        'not exist yet')
     parser.add_argument('--save-ext', type=str, default='.png',
                         help=f'patch image extension, one of {SAVE_EXTENSIONS}')
-    parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
+    parser.add_argument('--no-progress', action='store_true',
+                        help='hide the progress bar (shown only when stdout is a terminal)')
     return parser
 
 
@@ -73,6 +76,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
     if args.img_dirs is None:
         parser.error('--img-dirs is required (directly or in --base-json)')
+    if args.save_dir is None:
+        parser.error('--save-dir is required (directly or in --base-json), e.g. '
+                     '--save-dir data/split_ss_dota/val; the folder must not exist yet')
     if args.ann_dirs is not None and len(args.ann_dirs) != len(args.img_dirs):
         parser.error('--ann-dirs must give one folder per --img-dirs folder')
     if len(args.sizes) != len(args.gaps):
@@ -98,18 +104,21 @@ def main(argv=None) -> int:
             sizes=args.sizes, gaps=args.gaps, rates=args.rates,
             img_rate_thr=args.img_rate_thr, iof_thr=args.iof_thr,
             no_padding=args.no_padding, padding_value=args.padding_value,
-            save_ext=args.save_ext, nproc=args.nproc, progress=not args.no_progress)
+            save_ext=args.save_ext, nproc=args.nproc, progress=not args.no_progress and sys.stdout.isatty())
     except (FileExistsError, FileNotFoundError, ValueError) as e:
         print(f'img_split: error: {e}', file=sys.stderr)
         return 2
     print(f"\nSplit {summary['images']} images into {summary['patches']} patches "
           f'in {args.save_dir}')
-    if summary['failed']:
-        print(f"{len(summary['failed'])} images could not be split and were skipped:",
-              file=sys.stderr)
-        for img_path, error in summary['failed']:
-            print(f'  {img_path}: {error}', file=sys.stderr)
-    return 0
+    failed = summary['failed']
+    if not failed:
+        return 0
+    for img_path, error in failed:
+        print(f'  {img_path}: {error}', file=sys.stderr)
+    total = summary['images'] + len(failed)
+    print(f'img_split: {len(failed)} of {total} images could not be split and were skipped '
+          '(listed above); exit status 1', file=sys.stderr)
+    return 1
 
 
 if __name__ == '__main__':

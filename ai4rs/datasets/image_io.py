@@ -1,0 +1,237 @@
+"""Reading images at their bit depth, and the explicit rule that brings them to 8 bits.
+
+Remote-sensing imagery is often 11, 12 or 16 bits per band, stored in 16-bit
+PNG or TIFF. Decoding it straight to 8 bits (OpenCV's ``IMREAD_COLOR``, which
+mmcv uses) keeps the high byte: 12-bit data becomes values 0..15, a nearly
+black image. Here the decoder keeps the file's depth, and :func:`to_uint8`
+converts by a named rule:
+
+* ``'bit_depth'`` (default): scale by the image's bit depth, the smallest
+  ``n >= 8`` with ``max < 2**n`` (12-bit data: ``x * 255 / 4095``), or by a
+  given ``bits``. 8-bit images are unchanged.
+* ``'percentile'``: per band, stretch the ``low``..``high`` percentiles of its
+  values (``nodata`` excluded) to 0..255, as remote-sensing viewers do.
+* ``None``: keep the decoded depth (for models that normalise it themselves).
+
+The same functions serve the data pipeline (``LoadImageFromFile``),
+inference on files and arrays, sliced inference and the drawings, so a model
+sees the same pixels everywhere.
+"""
+import io
+import os.path as osp
+
+import cv2
+import numpy as np
+
+from .file_checks import ImageDecodeError
+
+TIFF_SUFFIXES = ('.tif', '.tiff')
+TO_UINT8_RULES = ('bit_depth', 'percentile')
+
+_COLOR_FLAGS = {
+    'color': cv2.IMREAD_COLOR,
+    'grayscale': cv2.IMREAD_GRAYSCALE,
+    'unchanged': cv2.IMREAD_UNCHANGED,
+    'color_ignore_orientation': cv2.IMREAD_IGNORE_ORIENTATION | cv2.IMREAD_COLOR,
+    'grayscale_ignore_orientation': cv2.IMREAD_IGNORE_ORIENTATION | cv2.IMREAD_GRAYSCALE,
+}
+
+
+def normalize_to_uint8_rule(rule) -> dict | None:
+    """``rule`` as a dict ``{'type': 'bit_depth' | 'percentile', ...}`` (``None`` stays ``None``).
+
+    Accepted: ``None``, ``'bit_depth'``, ``'percentile'``,
+    ``dict(type='bit_depth', bits=None)``,
+    ``dict(type='percentile', low=2.0, high=98.0, nodata=None)``.
+    """
+    if rule is None:
+        return None
+    cfg = dict(type=rule) if isinstance(rule, str) else dict(rule)
+    kind = cfg.get('type')
+    if kind == 'bit_depth':
+        unknown = set(cfg) - {'type', 'bits'}
+        defaults = dict(bits=None)
+    elif kind == 'percentile':
+        unknown = set(cfg) - {'type', 'low', 'high', 'nodata'}
+        defaults = dict(low=2.0, high=98.0, nodata=None)
+    else:
+        raise ValueError(f'to_uint8 rule must be None or one of {TO_UINT8_RULES} (a name or a '
+                         f'dict with that type), got {rule!r}')
+    if unknown:
+        raise ValueError(f'to_uint8 rule {kind!r}: unknown keys {sorted(unknown)}')
+    out = {**defaults, **cfg}
+    if kind == 'percentile' and not 0 <= out['low'] < out['high'] <= 100:
+        raise ValueError(f'to_uint8 percentile: need 0 <= low < high <= 100, got {out}')
+    if kind == 'bit_depth' and out['bits'] is not None and not 1 <= out['bits'] <= 64:
+        raise ValueError(f'to_uint8 bit_depth: bits must be in 1..64, got {out["bits"]}')
+    return out
+
+
+def data_bit_depth(img: np.ndarray) -> int:
+    """The smallest ``n >= 8`` such that every value of the integer image is below ``2**n``."""
+    peak = int(img.max()) if img.size else 0
+    return max(8, max(peak, 0).bit_length())
+
+
+def to_uint8(img: np.ndarray, rule='bit_depth') -> np.ndarray:
+    """Bring an image of any depth to uint8 by an explicit rule (see the module docstring).
+
+    Args:
+        img (np.ndarray): (H, W) or (H, W, C), any integer, bool or float dtype.
+        rule: see :func:`normalize_to_uint8_rule`.
+
+    Returns:
+        np.ndarray: uint8 of the same shape (``img`` itself when it is uint8
+        or ``rule`` is None).
+    """
+    cfg = normalize_to_uint8_rule(rule)
+    if cfg is None or img.dtype == np.uint8:
+        return img
+    if img.dtype == np.bool_:
+        return img.astype(np.uint8) * 255
+    if cfg['type'] == 'percentile':
+        return _percentile_stretch(img, cfg['low'], cfg['high'], cfg['nodata'])
+    if np.issubdtype(img.dtype, np.integer):
+        bits = cfg['bits'] or data_bit_depth(img)
+        scaled = img.astype(np.float64) * (255.0 / (2.0 ** bits - 1))
+    else:
+        finite = img[np.isfinite(img)]
+        if finite.size and (finite.min() < 0 or finite.max() > 1):
+            raise ValueError(
+                'to_uint8 bit_depth: a floating-point image must hold values in [0, 1] (got '
+                f'{finite.min():g}..{finite.max():g}); use to_uint8=dict(type=\'percentile\') '
+                'for other ranges')
+        scaled = np.nan_to_num(img.astype(np.float64), nan=0.0) * 255.0
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def _percentile_stretch(img: np.ndarray, low: float, high: float, nodata) -> np.ndarray:
+    bands = img[..., None] if img.ndim == 2 else img
+    out = np.zeros(bands.shape, dtype=np.uint8)
+    for c in range(bands.shape[-1]):
+        band = bands[..., c].astype(np.float64)
+        valid = np.isfinite(band)
+        if nodata is not None:
+            valid &= band != nodata
+        if not valid.any():
+            continue
+        lo, hi = np.percentile(band[valid], [low, high])
+        span = hi - lo if hi > lo else 1.0
+        stretched = np.clip(np.rint((band - lo) * (255.0 / span)), 0, 255)
+        out[..., c] = np.where(valid, stretched, 0)
+    return out[..., 0] if img.ndim == 2 else out
+
+
+def _tifffile():
+    try:
+        import tifffile
+    except ImportError:
+        return None
+    return tifffile
+
+
+def _decode_tiff(img_bytes: bytes, color_type: str) -> np.ndarray:
+    """A TIFF (also GeoTIFF, multi-band, float) through tifffile, as (H, W[, C]) BGR."""
+    img = _tifffile().imread(io.BytesIO(img_bytes))
+    img = np.squeeze(img)
+    if img.ndim == 3 and img.shape[0] < img.shape[-1] and img.shape[0] <= 16:
+        img = img.transpose(1, 2, 0)  # planar (C, H, W) -> (H, W, C)
+    if img.ndim not in (2, 3):
+        raise ImageDecodeError(f'expected a 2-D image with optional bands, got shape {img.shape}')
+    if color_type.startswith('unchanged'):
+        return img[..., ::-1].copy() if img.ndim == 3 and img.shape[-1] in (3, 4) else img
+    if img.ndim == 3:
+        img = img[..., :3] if img.shape[-1] >= 3 else img[..., :1].repeat(3, axis=-1)
+        img = np.ascontiguousarray(img[..., ::-1])  # the first three bands as R, G, B -> BGR
+    if color_type.startswith('grayscale'):
+        return cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if img.ndim == 3 else img
+    return img if img.ndim == 3 else np.repeat(img[..., None], 3, axis=-1)
+
+
+def decode_image(img_bytes: bytes, path: str, color_type: str = 'color',
+                 backend: str = 'cv2') -> np.ndarray:
+    """Decode image bytes keeping their bit depth (BGR channel order, as mmcv).
+
+    TIFF files go through ``tifffile`` when it is installed (the optional
+    extra; multi-band images give their first three bands); everything else
+    (and TIFF without tifffile) through OpenCV with ``IMREAD_ANYDEPTH``.
+    Backends other than ``'cv2'`` use mmcv's decoder (8 bits).
+
+    Args:
+        img_bytes (bytes): the file's content.
+        path (str): the file's name, for the format and for messages.
+        color_type (str): mmcv's ``'color'``, ``'grayscale'``, ``'unchanged'``...
+
+    Returns:
+        np.ndarray: (H, W, 3) for colour, (H, W) for grayscale; uint8, uint16,
+        float32... as stored.
+
+    Raises:
+        ImageDecodeError: empty or undecodable data (names ``path``).
+    """
+    if not img_bytes:
+        raise ImageDecodeError(f'image file {path} is empty (0 bytes)')
+    is_tiff = osp.splitext(str(path))[1].lower() in TIFF_SUFFIXES
+    try:
+        if is_tiff and _tifffile() is not None:
+            return _decode_tiff(img_bytes, color_type)
+        if backend != 'cv2':
+            import mmcv
+            img = mmcv.imfrombytes(img_bytes, flag=color_type, backend=backend)
+        else:
+            if color_type not in _COLOR_FLAGS:
+                raise ValueError(f'unknown color_type {color_type!r}; one of {list(_COLOR_FLAGS)}')
+            flag = _COLOR_FLAGS[color_type]
+            if flag != cv2.IMREAD_UNCHANGED:
+                flag |= cv2.IMREAD_ANYDEPTH
+            img = cv2.imdecode(np.frombuffer(img_bytes, np.uint8), flag)
+    except ImageDecodeError as e:
+        raise ImageDecodeError(f'could not decode image {path}: {e}') from None
+    except (cv2.error, OSError, ValueError) as e:
+        if isinstance(e, ValueError) and 'color_type' in str(e):
+            raise
+        raise ImageDecodeError(f'could not decode image {path}: {type(e).__name__}: '
+                               f'{str(e).strip().splitlines()[-1] if str(e).strip() else ""}'
+                               ) from None
+    if img is None:
+        hint = (' (for TIFF formats OpenCV cannot read, install the optional reader: '
+                'pip install tifffile)') if is_tiff and _tifffile() is None else ''
+        raise ImageDecodeError(f'could not decode image {path} ({len(img_bytes)} bytes: '
+                               f'truncated, corrupt or not an image){hint}')
+    return img
+
+
+def read_image(path: str, color_type: str = 'color', to_uint8_rule='bit_depth',
+               backend_args: dict | None = None) -> np.ndarray:
+    """Read an image file as the pipeline does: :func:`decode_image` then :func:`to_uint8`.
+
+    Returns:
+        np.ndarray: (H, W, 3) BGR (colour) or (H, W); uint8 unless the rule is None.
+    """
+    from mmengine import fileio
+    return to_uint8(decode_image(fileio.get(path, backend_args=backend_args), path, color_type),
+                    to_uint8_rule)
+
+
+def config_to_uint8_rule(cfg, default='bit_depth'):
+    """The ``to_uint8`` rule of a config's test (else val, else train) pipeline."""
+    for key in ('test_dataloader', 'val_dataloader', 'train_dataloader'):
+        loader = cfg.get(key) if cfg is not None else None
+        dataset = loader.get('dataset') if loader else None
+        while isinstance(dataset, dict) and 'pipeline' not in dataset and 'dataset' in dataset:
+            dataset = dataset['dataset']  # dataset wrappers
+        if isinstance(dataset, dict) and dataset.get('pipeline'):
+            return pipeline_to_uint8_rule(dataset['pipeline'], default)
+    return default
+
+
+def pipeline_to_uint8_rule(pipeline: list | None, default='bit_depth'):
+    """The ``to_uint8`` rule of the first ``LoadImageFromFile`` of a pipeline config list.
+
+    Lets code outside the pipeline (sliced inference, drawings) convert
+    images exactly as the model's pipeline does.
+    """
+    for step in pipeline or []:
+        if isinstance(step, dict) and 'LoadImageFromFile' in str(step.get('type', '')):
+            return step.get('to_uint8', default)
+    return default

@@ -1,0 +1,139 @@
+"""The command-line pieces every ai4rs tool shares: config, ``--cfg-options``, launcher, Runner.
+
+A tool builds its own ``argparse`` parser and adds these groups, so the same
+option has the same name, help and behaviour everywhere::
+
+    parser = argparse.ArgumentParser(description='...')
+    add_config_arguments(parser)           # CONFIG and --cfg-options
+    add_runner_arguments(parser)           # --work-dir --allow-partial-load --launcher
+    args = parse_tool_args(parser, argv)   # also exports LOCAL_RANK
+    cfg = runner_config_from_args(args)
+    run_with_runner(cfg, args.launcher, lambda runner: runner.train())
+"""
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from mmengine.config import Config, DictAction
+
+from .checkpoint import PARTIAL_LOAD_FLAG, PARTIAL_LOAD_KEY, CheckpointMismatchError
+from .config import load_config, load_runner_config
+from .paths import add_project_paths
+
+LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
+
+CFG_OPTIONS_HELP = ('override config settings, KEY=VALUE pairs merged into the config, e.g. '
+                    'train_dataloader.batch_size=2 "model.backbone.out_indices=(2,3,4)"; a list '
+                    'item by its index: test_dataloader.dataset.pipeline.1.scale="(512,512)"')
+
+
+def add_cfg_options_argument(parser: argparse.ArgumentParser) -> None:
+    """``--cfg-options KEY=VALUE ...`` (mmengine's ``DictAction``) into ``args.cfg_options``."""
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
+                        help=CFG_OPTIONS_HELP)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser,
+                         config_help: str = 'config file path') -> None:
+    """The positional ``config`` and ``--cfg-options``."""
+    parser.add_argument('config', help=config_help)
+    add_cfg_options_argument(parser)
+
+
+def add_launcher_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--launcher`` and the ``--local_rank`` that ``torch.distributed.launch`` passes."""
+    parser.add_argument('--launcher', choices=LAUNCHERS, default='none', help='job launcher')
+    # torch.distributed.launch passes --local_rank, torchrun sets LOCAL_RANK
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0,
+                        help=argparse.SUPPRESS)
+
+
+def add_runner_arguments(parser: argparse.ArgumentParser,
+                         work_dir_help: str = 'the directory for logs, checkpoints and '
+                         'metrics (default: the config\'s work_dir, else ./work_dirs/CONFIG)'
+                         ) -> None:
+    """``--work-dir``, ``--allow-partial-load`` and the launcher options of Runner tools."""
+    parser.add_argument('--work-dir', help=work_dir_help)
+    parser.add_argument(PARTIAL_LOAD_FLAG, action='store_true',
+                        help='load a checkpoint that does not fit the model: weights of '
+                        'another shape are skipped, the rest loads (default: refuse it with '
+                        'a summary)')
+    add_launcher_arguments(parser)
+
+
+def add_shape_argument(parser: argparse.ArgumentParser, default=(1024, 1024)) -> None:
+    """``--shape H [W]``; read it with :func:`shape_from_args`."""
+    parser.add_argument('--shape', type=int, nargs='+', default=list(default),
+                        help='input height and width (one value: square)')
+
+
+def shape_from_args(args: argparse.Namespace) -> tuple[int, int]:
+    """``(h, w)`` from ``--shape`` (one value means a square)."""
+    shape = tuple(args.shape) * (2 if len(args.shape) == 1 else 1)
+    if len(shape) != 2 or min(shape) < 1:
+        raise SystemExit(f'--shape takes one or two positive integers, got {args.shape}')
+    return shape
+
+
+def parse_tool_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """``parser.parse_args(argv)``; with launcher options, ``LOCAL_RANK`` is exported."""
+    args = parser.parse_args(argv)
+    if hasattr(args, 'local_rank') and 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def config_from_args(args: argparse.Namespace, init_scope: bool = True) -> Config:
+    """The config named by ``args.config`` with ``args.cfg_options`` merged in.
+
+    ``projects.*`` packages become importable (:func:`add_project_paths`);
+    with ``init_scope``, every ai4rs module is registered and the config's
+    ``default_scope`` (``'ai4rs'`` when absent) is made current, so registries
+    can build what the config names.
+    """
+    add_project_paths()
+    cfg = load_config(args.config, getattr(args, 'cfg_options', None))
+    if init_scope:
+        from mmengine.registry import init_default_scope
+
+        from .setup_env import register_all_modules
+        register_all_modules(init_default_scope=False)
+        init_default_scope(cfg.get('default_scope', 'ai4rs'))
+    return cfg
+
+
+def runner_config_from_args(args: argparse.Namespace) -> Config:
+    """The config for a Runner tool (train / test): overrides, launcher, work dir, partial load."""
+    from .setup_env import register_all_modules
+    add_project_paths()
+    register_all_modules(init_default_scope=False)
+    cfg = load_runner_config(args.config, args.cfg_options, args.work_dir, args.launcher)
+    if getattr(args, PARTIAL_LOAD_KEY, False):
+        cfg[PARTIAL_LOAD_KEY] = True
+    return cfg
+
+
+def run_with_runner(cfg: Config, launcher: str, run: Callable[[Any], Any]) -> Any:
+    """Build the Runner for ``cfg`` on this machine's distributed setup and call ``run(runner)``.
+
+    The Runner is ai4rs' (:class:`ai4rs.engine.runner.Runner`: a summary line on the
+    terminal, the environment and config dumps in the log file) unless the
+    config names a ``runner_type``.
+
+    A checkpoint that does not fit the model ends the process with status 1
+    and its summary on stderr, not a traceback.
+    """
+    from ai4rs.engine.runner import build_runner
+
+    from .dist import prepare_distributed, teardown_distributed
+    prepare_distributed(cfg, launcher)
+    runner = build_runner(cfg)
+    try:
+        result = run(runner)
+    except CheckpointMismatchError as e:
+        print(f'error: {e}', file=sys.stderr)
+        sys.exit(1)
+    teardown_distributed()
+    return result

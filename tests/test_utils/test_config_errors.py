@@ -1,0 +1,36 @@
+"""A syntax error in a config or in one of its `_base_` files names that file and line."""
+import traceback
+
+import pytest
+
+from ai4rs.utils.config import find_config_syntax_error, load_config
+from tests.conftest import REPO_ROOT
+
+
+def _write(folder, name, text):
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_syntax_error_in_base_file_names_it(tmp_path):
+    base = _write(tmp_path, 'bases/runtime.py', 'a = 1\nb = 2\nc = dict(x=1\nd = 4\n')
+    middle = _write(tmp_path, 'middle.py', "_base_ = ['./bases/runtime.py']\ne = 5\n")
+    child = _write(tmp_path, 'child.py', "_base_ = './middle.py'\nf = 6\n")
+    with pytest.raises(SyntaxError) as err:
+        load_config(str(child))
+    assert err.value.filename == str(base)
+    assert err.value.lineno == 3
+    assert f'in config file {base} (a _base_ of {middle})' in str(err.value)
+    # what Python prints as the last lines of a tool's traceback
+    printed = ''.join(traceback.format_exception_only(err.value))
+    assert f'File "{base}", line 3' in printed and '<unknown>' not in printed
+
+
+def test_syntax_error_in_the_config_itself_and_valid_configs(tmp_path):
+    bad = _write(tmp_path, 'bad.py', 'x = 1\ny = [1,\n  2\nz = 3\n')
+    located = find_config_syntax_error(str(bad))
+    assert located.filename == str(bad) and located.lineno == 2
+    good = f'{REPO_ROOT}/configs/rotated_yolox/rotated_yolox_quickstart_synthetic.py'
+    assert find_config_syntax_error(good) is None
