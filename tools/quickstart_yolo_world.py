@@ -15,6 +15,8 @@
    writes the drawing.
 """
 import argparse
+import importlib.util
+import json
 import os.path as osp
 import sys
 import time
@@ -47,6 +49,8 @@ def parse_args(argv=None):
                         help='comma-separated vocabulary for the demo after training')
     parser.add_argument('--epochs', type=int, default=None,
                         help="training epochs (default: the config's)")
+    parser.add_argument('--demo-image', default=None,
+                        help='image for the demo (default: the first held-out image)')
     parser.add_argument('--num-train', type=int, default=160)
     parser.add_argument('--num-val', type=int, default=40)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -72,7 +76,19 @@ def build_config(args, text_model: str):
         cfg.default_hooks.checkpoint.interval = args.epochs
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    # the script evaluates once after training (runner.val()), not also at the last epoch
+    cfg.train_cfg.val_interval = cfg.train_cfg.max_epochs + 1
     return cfg
+
+
+def run_demo(config: str, checkpoint: str, image: str, texts: str, out_dir: str) -> str:
+    """demo/yolo_world_demo.py on ``image`` with the vocabulary ``texts``; returns the drawing."""
+    path = osp.join(REPO_ROOT, 'demo', 'yolo_world_demo.py')
+    spec = importlib.util.spec_from_file_location('yolo_world_demo', path)
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    written = demo.main([image, config, checkpoint, '--texts', texts, '--out-dir', out_dir])
+    return written[0]
 
 
 def main(argv=None):
@@ -95,11 +111,33 @@ def main(argv=None):
     metrics = runner.val()
     work_dir = osp.abspath(cfg.work_dir)
     checkpoint = osp.join(work_dir, f'epoch_{cfg.train_cfg.max_epochs}.pth')
+    config = osp.join(work_dir, osp.basename(CONFIG))
+    cfg.dump(config)  # the config as trained (data paths, text model): for test.py and the demo
     minutes = (time.time() - start) / 60
+
+    image = args.demo_image or _first_val_image(args.data_root)
+    print(f'\ndemo: {image} with the vocabulary "{args.texts}"')
+    drawing = run_demo(config, checkpoint, image, args.texts, osp.join(work_dir, 'demo'))
+    with open(osp.splitext(drawing)[0] + '.json') as f:
+        found = json.load(f)
+    for det in found:
+        box = ', '.join(f'{v:.0f}' for v in det['bbox'])
+        print(f'  {det["text"]}: {det["score"]:.2f} at ({box})')
+
     print(f'\nwork dir: {work_dir}')
+    print(f'config: {config}')
     print(f'checkpoint: {checkpoint}')
-    print(f'time: {minutes:.1f} min')
+    print(f'demo drawing: {drawing}')
+    print(f'time: {minutes:.1f} min (training and evaluation)')
     print(f'AP50: {metrics["coco/bbox_mAP_50"]:.4f}')
+    return dict(ap50=metrics['coco/bbox_mAP_50'], minutes=minutes, config=config,
+                checkpoint=checkpoint, drawing=drawing, detections=found)
+
+
+def _first_val_image(data_root: str) -> str:
+    with open(osp.join(data_root, 'annotations', 'instances_val.json')) as f:
+        first = json.load(f)['images'][0]['file_name']
+    return osp.join(osp.abspath(data_root), 'val', first)
 
 
 if __name__ == '__main__':

@@ -13,7 +13,7 @@ metainfo = dict(classes=classes, palette=[(220, 40, 40), (40, 80, 220), (40, 180
                                           (230, 210, 40)])
 num_classes = len(classes)
 img_scale = (256, 256)
-max_epochs = 30
+max_epochs = 15
 train_batch_size_per_gpu = 8
 widen_factor = 0.25
 last_stage_out_channels = 1024
