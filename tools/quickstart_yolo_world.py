@@ -24,15 +24,11 @@ import time
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
-from ai4rs._threads import apply_omp_wait_policy  # noqa: E402
-
-apply_omp_wait_policy()  # before torch loads (mmengine imports it)
-
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-
 from ai4rs.datasets.preparation.synthetic_coco import CLASSES, generate_dataset  # noqa: E402
+from ai4rs.engine.runner import Runner  # noqa: E402
 from ai4rs.utils import register_all_modules  # noqa: E402
+from ai4rs.utils.cli import add_cfg_options_argument  # noqa: E402
+from ai4rs.utils.config import load_config  # noqa: E402
 
 CONFIG = osp.join(REPO_ROOT, 'configs', 'yolo_world_v2', 'yolo_world_v2_quickstart_synthetic.py')
 
@@ -53,13 +49,12 @@ def parse_args(argv=None):
                         help='image for the demo (default: the first held-out image)')
     parser.add_argument('--num-train', type=int, default=160)
     parser.add_argument('--num-val', type=int, default=40)
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings')
+    add_cfg_options_argument(parser)
     return parser.parse_args(argv)
 
 
 def build_config(args, text_model: str):
-    cfg = Config.fromfile(CONFIG)
+    cfg = load_config(CONFIG)
     data_root = osp.abspath(args.data_root) + '/'
     class_texts = osp.join(data_root, 'texts', 'class_texts.json')
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
