@@ -42,6 +42,8 @@ close-mosaic ``PipelineSwitchHook`` are the recipe's own.
 Checked (independent expectations):
 
 - the loss and its parts are finite;
+- the optimizer has one parameter group per parameter, in the model's order, with the recipe's
+  weight decay (x1: 16 images per GPU x 1 process against a base of 64) and 0 for ``logit_scale``;
 - the learning rates of that iteration follow YOLOv5's warm-up at iteration 0: 0 for every
   parameter group except group 2, which gets ``warmup_bias_lr`` = 0.1 (and, for SGD, momentum
   ``warmup_momentum`` = 0.8); so the one optimizer step leaves every parameter but group 2's
@@ -160,7 +162,8 @@ class StepRecorder(Hook):
         model = runner.model
         self.before = {n: p.detach().clone() for n, p in model.named_parameters()}
         self.groups = [dict(lr=g['lr'], momentum=g.get('momentum'),
-                            weight_decay=g['weight_decay'], nesterov=g.get('nesterov'))
+                            weight_decay=g['weight_decay'], nesterov=g.get('nesterov'),
+                            params=[id(p) for p in g['params']])
                        for g in runner.optim_wrapper.optimizer.param_groups]
         self.group2 = runner.optim_wrapper.optimizer.param_groups[2]['params'][0]
         self.grad = None
@@ -232,6 +235,13 @@ def test_recipe_trains_one_iteration_and_validates(path, shapes_coco, tiny_clip_
             assert group['momentum'] == pytest.approx(0.8)
     model = runner.model
     names = {id(p): n for n, p in model.named_parameters()}
+    # the recipe's optimizer constructor: one group per parameter, in the model's order;
+    # weight decay x1 (16 per GPU x 1 process against 64), none for logit_scale
+    assert [names[g['params'][0]] for g in recorder.groups] == list(names.values())
+    for group in recorder.groups:
+        name = names[group['params'][0]]
+        expected_wd = 0.0 if name.endswith('logit_scale') else recipe.weight_decay
+        assert group['weight_decay'] == pytest.approx(expected_wd), (name, group)
     group2_name = names[id(recorder.group2)]
     assert group2_name == 'backbone.image_model.stem.bn.bias'  # the model's third parameter
     after = dict(model.named_parameters())
