@@ -2,6 +2,7 @@
 from collections.abc import Sequence
 
 import torch
+from mmengine.device import get_device
 from mmengine.dist import get_world_size
 from mmengine.logging import print_log
 from torch import Tensor
@@ -60,7 +61,10 @@ class YOLOWorldDetector(SingleStageDetector):
         num_test_classes (int): kept for upstream config compatibility; at test
             time the number of prompts decides. Defaults to 80.
         use_syncbn (bool): convert BatchNorms to SyncBatchNorm when more than
-            one process trains (mmyolo ``YOLODetector``). Defaults to True.
+            one process trains (mmyolo ``YOLODetector``) on an accelerator. On CPU
+            (e.g. ``tools/dist_train.sh`` with gloo) the BatchNorms stay per-process:
+            PyTorch's SyncBatchNorm and DistributedDataParallel refuse CPU modules.
+            Defaults to True.
     """
 
     def __init__(self, *args, mm_neck: bool = False, num_train_classes: int = 80,
@@ -74,8 +78,12 @@ class YOLOWorldDetector(SingleStageDetector):
         self.texts: list[list[str]] | None = None
         self.register_buffer('text_feats', None, persistent=False)
         if use_syncbn and get_world_size() > 1:
-            torch.nn.SyncBatchNorm.convert_sync_batchnorm(self)
-            print_log('Using SyncBatchNorm()', 'current')
+            if get_device() == 'cpu':
+                print_log('SyncBatchNorm needs an accelerator; training on CPU keeps '
+                          'per-process BatchNorm', 'current')
+            else:
+                torch.nn.SyncBatchNorm.convert_sync_batchnorm(self)
+                print_log('Using SyncBatchNorm()', 'current')
 
     # ------------------------------------------------------------------ texts
     @property
