@@ -129,34 +129,49 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> float:
-    args = parse_args(argv)
-    cfg = config_from_args(args)
-    # as mmengine's Runner sets it up for the data-loading processes (env_cfg.mp_cfg)
-    opencv_threads = cfg.get('env_cfg', {}).get('mp_cfg', {}).get('opencv_num_threads', 0)
-    cv2.setNumThreads(opencv_threads)
-    torch.set_num_threads(1)
-    dataset_cfg = cfg.train_dataloader.dataset.to_dict() \
-        if hasattr(cfg.train_dataloader.dataset, 'to_dict') else dict(cfg.train_dataloader.dataset)
+def train_dataset_cfg(cfg) -> dict:
+    """The config's ``train_dataloader.dataset`` as a plain dict, ``Albu`` dropped (with a
+    printed note) when albumentations is not installed."""
+    dataset_cfg = cfg.train_dataloader.dataset
+    dataset_cfg = dataset_cfg.to_dict() if hasattr(dataset_cfg, 'to_dict') else dict(dataset_cfg)
     if not albumentations_installed():
         dataset_cfg['pipeline'], dropped = drop_transforms(dataset_cfg['pipeline'], 'Albu')
         if dropped:
             print(f'note: albumentations is not installed; {dropped} Albu step(s) dropped from '
                   'the pipeline (the recipe applies Blur/MedianBlur/ToGray/CLAHE at p=0.01)')
-    with tempfile.TemporaryDirectory() as tmp:
-        data_root = args.data_root
-        if data_root is None:
-            data_root = osp.join(tmp, 'synthetic_coco')
-            generate_dataset(data_root, num_train=args.num_images, num_val=1,
-                             img_size=args.img_size, seed=args.seed)
-        dataset = DATASETS.build(point_to_synthetic(dataset_cfg, data_root))
-        fps = time_samples(dataset, args.num_iters, args.warmup, args.seed)
-        print(f'{osp.basename(args.config)}: train pipeline {fps:.2f} images/s per worker '
-              f'(1 worker = this process, cv2.setNumThreads({opencv_threads}), 1 torch thread; '
-              f'{len(dataset)} generated images of {args.img_size} px, {args.num_iters} '
-              f'samples after {args.warmup} warm-up)')
-        if args.profile:
-            print(profile_samples(dataset, args.num_iters, args.profile, args.seed))
+    return dataset_cfg
+
+
+def main(argv=None) -> float:
+    """Print (and return) the train pipeline's images/s per worker."""
+    args = parse_args(argv)
+    cfg = config_from_args(args)
+    # as mmengine's Runner sets it up for the data-loading processes (env_cfg.mp_cfg)
+    opencv_threads = cfg.get('env_cfg', {}).get('mp_cfg', {}).get('opencv_num_threads', 0)
+    saved_threads = cv2.getNumThreads(), torch.get_num_threads()
+    cv2.setNumThreads(opencv_threads)
+    torch.set_num_threads(1)
+    dataset_cfg = train_dataset_cfg(cfg)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            data_root = args.data_root
+            source = f'images from {data_root}'
+            if data_root is None:
+                data_root = osp.join(tmp, 'synthetic_coco')
+                generate_dataset(data_root, num_train=args.num_images, num_val=1,
+                                 img_size=args.img_size, seed=args.seed)
+                source = f'generated images of {args.img_size} px'
+            dataset = DATASETS.build(point_to_synthetic(dataset_cfg, data_root))
+            fps = time_samples(dataset, args.num_iters, args.warmup, args.seed)
+            print(f'{osp.basename(args.config)}: train pipeline {fps:.2f} images/s per worker '
+                  f'(1 worker = this process, cv2.setNumThreads({opencv_threads}), 1 torch '
+                  f'thread; {len(dataset)} {source}, {args.num_iters} samples after '
+                  f'{args.warmup} warm-up)')
+            if args.profile:
+                print(profile_samples(dataset, args.num_iters, args.profile, args.seed))
+    finally:
+        cv2.setNumThreads(saved_threads[0])
+        torch.set_num_threads(saved_threads[1])
     return fps
 
 
