@@ -9,10 +9,17 @@ from ai4rs.datasets.transforms.yolo_transforms import paste_mirrored
                                          ((40, 41, 3), np.float32), ((20, 30, 5), np.uint8),
                                          ((20, 30, 1), np.uint16)])
 @pytest.mark.parametrize('contiguous', [True, False])
-def test_paste_mirrored_equals_boolean_indexing(shape, dtype, contiguous):
+@pytest.mark.parametrize('mask_kind', ['dense', 'sparse', 'empty', 'blob', 'bool'])
+def test_paste_mirrored_equals_boolean_indexing(shape, dtype, contiguous, mask_kind):
     rng = np.random.default_rng(sum(shape))
     img = (rng.random(shape) * 255).astype(dtype)
-    mask = (rng.random(shape[:2]) < 0.3).astype(np.uint8)
+    h, w = shape[:2]
+    density = dict(dense=0.3, sparse=0.003, empty=0.0, blob=0.0, bool=0.3)[mask_kind]
+    mask = (rng.random(shape[:2]) < density).astype(np.uint8)
+    if mask_kind == 'blob':  # one region across the middle: it overlaps its own mirror
+        mask[h // 4:h // 2, w // 3:w - 2] = 1
+    if mask_kind == 'bool':
+        mask = mask.astype(bool)
     # reference: pixel (y, x) <- img[y, W-1-x] where mask[y, W-1-x] is set
     expected = img.copy()
     where = mask[:, ::-1].astype(bool)
