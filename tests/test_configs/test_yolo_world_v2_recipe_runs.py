@@ -196,9 +196,9 @@ def test_recipe_trains_one_iteration_and_validates(path, shapes_coco, tiny_clip_
     from ai4rs.engine.runner import build_runner
     from ai4rs.utils import register_all_modules
 
-    # mmengine's Runner formats the whole config with yapf four times (log file, work-dir dump,
-    # runtime info, visualizer backend): ~2.7 s each for these recipes on one core, most of
-    # the test's time. The text is not under test: an unformatted dump replaces it here.
+    # Formatting the whole config with yapf takes ~2.7 s for these recipes on one core (ai4rs'
+    # Runner does it once, FormatOnceConfig; mmengine's four times). The text is not under test:
+    # an unformatted dump replaces it here.
     monkeypatch.setattr(Config, 'pretty_text', property(lambda self: pformat(self.to_dict())))
     start = time.perf_counter()
     register_all_modules(init_default_scope=False)
