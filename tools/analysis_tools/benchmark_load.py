@@ -14,7 +14,7 @@ Workloads (``--workloads``):
 
 Policies (``--policies``): ``default`` (the child inherits the environment, minus any
 ``OMP_WAIT_POLICY``) and ``passive`` (``OMP_WAIT_POLICY=PASSIVE``: idle OpenMP threads sleep
-instead of spinning, which ai4rs sets by default on import, see :mod:`ai4rs.utils.threads`).
+instead of spinning, which ai4rs sets by default on import, see :mod:`ai4rs._threads`).
 
 Example (the figures in docs/model_zoo.md)::
 
