@@ -19,7 +19,8 @@ the phases:
   text phase runs: ``rerun`` runs CLIP on the B x K texts every iteration (upstream's
   behaviour), ``cached`` calls the frozen ``HuggingCLIPLanguageBackbone``, which looks
   embeddings up in its per-string cache (ai4rs' behaviour: CLIP runs in the warm-up
-  iteration only), ``both`` (default) measures the two in one run. ``--text-model DIR``
+  iteration only), ``both`` (default) measures the two in one run, taking turns
+  iteration by iteration on the same model. ``--text-model DIR``
   names a local CLIP; without it a randomly initialised CLIP ViT-B/32 text model is
   written to a temp dir (speed depends on the architecture only).
 
@@ -138,7 +139,7 @@ class RotatedYOLOXFamily:
     def assigner(self, model) -> tuple[object, str]:
         return model.bbox_head, '_get_targets_single'
 
-    def start(self, model, variant: str) -> None:
+    def start(self, model) -> None:
         pass
 
     def losses(self, model, data: dict, timer: PhaseTimer, variant: str) -> dict:
@@ -200,7 +201,7 @@ class YOLOWorldFamily:
     def assigner(self, model) -> tuple[object, str]:
         return model.bbox_head.assigner, 'forward'
 
-    def start(self, model, variant: str) -> None:
+    def start(self, model) -> None:
         model.backbone.text_model.clear_cache()
 
     def text_feats(self, model, texts: list[list[str]], variant: str) -> torch.Tensor:
@@ -237,32 +238,38 @@ def family_of(cfg):
     return YOLOWorldFamily if is_yolo_world(cfg) else RotatedYOLOXFamily
 
 
-def profile(family, model, batch: dict, iters: int, device: str, variant: str) -> dict:
-    """Mean seconds per phase over ``iters`` iterations after one warm-up iteration."""
-    timer = PhaseTimer(device)
+def profile(family, model, batch: dict, iters: int, device: str,
+            variants: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """Mean seconds per phase of each variant over ``iters`` iterations, after one warm-up
+    iteration of each. The variants share the model and optimizer and take turns, one
+    iteration each, so that a change of the machine's load affects them alike."""
+    timers = {variant: PhaseTimer(device) for variant in variants}
     optimizer = family.optimizer(model)
     model.train()
-    family.start(model, variant)
+    family.start(model)
     assigner_obj, assigner_attr = family.assigner(model)
-    with timer.wrap(assigner_obj, assigner_attr, 'assignment'):
-        for i in range(iters + 1):
-            if i == 1:
+    for i in range(iters + 1):
+        for variant in variants:
+            timer = timers[variant]
+            with timer.wrap(assigner_obj, assigner_attr, 'assignment'):
+                data = model.data_preprocessor(batch, True)
+                losses = family.losses(model, data, timer, variant)
+                loss = sum(v for k, v in losses.items() if 'loss' in k)
+                with timer('backward'):
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+            if i == 0:
                 timer.totals.clear()
-            data = model.data_preprocessor(batch, True)
-            losses = family.losses(model, data, timer, variant)
-            loss = sum(v for k, v in losses.items() if 'loss' in k)
-            with timer('backward'):
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-    totals = timer.totals
-    result = {}
-    if 'text' in totals:
-        result['text'] = totals['text']
-    result.update(forward=totals['forward'], assignment=totals['assignment'],
-                  loss=totals['loss_by_feat'] - totals['assignment'],
-                  backward=totals['backward'])
-    return {k: v / iters for k, v in result.items()}
+    results = {}
+    for variant, timer in timers.items():
+        totals = timer.totals
+        result = {'text': totals['text']} if 'text' in totals else {}
+        result.update(forward=totals['forward'], assignment=totals['assignment'],
+                      loss=totals['loss_by_feat'] - totals['assignment'],
+                      backward=totals['backward'])
+        results[variant] = {k: v / iters for k, v in result.items()}
+    return results
 
 
 def markdown_table(results: dict[str, dict[str, float]], labels: dict[str, str]) -> str:
@@ -310,16 +317,14 @@ def main(argv=None):
         shape = family.default_shape if args.shape is None else shape_from_args(args)
         if args.num_gts is None:
             args.num_gts = family.default_num_gts
-        results = {}
-        for variant in family.variants:
-            torch.manual_seed(0)
-            model = family.build(args.device)
-            batch = family.make_batch(model, args.batch_size, shape, args.num_gts)
-            results[variant] = profile(family, model, batch, args.iters, args.device, variant)
-            del model
+        torch.manual_seed(0)
+        model = family.build(args.device)
+        batch = family.make_batch(model, args.batch_size, shape, args.num_gts)
+        results = profile(family, model, batch, args.iters, args.device, family.variants)
     print(f'{osp.basename(args.config)}: batch {args.batch_size}, {shape[0]}x{shape[1]}, '
           f'{family.describe(args)}, {args.device}, {torch.get_num_threads()} threads, '
-          f'mean of {args.iters} iterations after 1 warm-up')
+          f'mean of {args.iters} iterations after 1 warm-up'
+          + (' (variants taking turns)' if len(results) > 1 else ''))
     print(markdown_table(results, getattr(family, 'VARIANT_LABELS', {})))
     if len(results) == 2:
         (a, ra), (b, rb) = results.items()
