@@ -21,6 +21,9 @@ config's ``num_test_classes``, taken from its class texts) along three paths, in
 - ``reparameterized``: ``model.reparameterize(texts, drop_text_model=True)``, image-only
   inference with the vocabulary baked in (what is exported).
 
+The three take turns batch by batch (copies of one model), so a change of the machine's
+load affects them alike.
+
 It prints the images/s of each and their ratios to the CLIP re-run path, and the memory
 of the model with and without its text model (bytes of parameters and buffers; with
 ``--peak-rss`` also the peak resident memory of a fresh process running each path:
@@ -64,13 +67,9 @@ WORLD_LABELS = {'rerun': 'text model, CLIP re-run per batch (upstream)',
                 'reparameterized': 'reparameterized, no text model'}
 
 
-def benchmark(model, shape, batch_size, num_iters, warmup, device, texts=None,
-              before_batch=None):
-    """Images per second of ``model.test_step`` on random uint8 images.
-
-    ``texts`` (K strings) are given to every data sample (YOLO-World);
-    ``before_batch()`` runs before every timed batch (timed too).
-    """
+def random_batch(shape, batch_size, texts=None) -> dict:
+    """``batch_size`` random uint8 (3, H, W) images with their data samples; ``texts`` (K
+    strings) are given to every sample (YOLO-World)."""
     h, w = shape
     gen = torch.Generator().manual_seed(0)
     inputs = [torch.randint(0, 256, (3, h, w), generator=gen, dtype=torch.uint8)
@@ -79,24 +78,37 @@ def benchmark(model, shape, batch_size, num_iters, warmup, device, texts=None,
                 batch_input_shape=(h, w))
     if texts is not None:
         meta['texts'] = list(texts)
-    samples = [DetDataSample(metainfo=meta) for _ in range(batch_size)]
+    return dict(inputs=inputs, data_samples=[DetDataSample(metainfo=meta)
+                                             for _ in range(batch_size)])
 
+
+def benchmark_runs(runs: dict, batch_size, num_iters, warmup, device) -> dict[str, float]:
+    """Images per second of each run ``name: (model, batch, before_batch)``: ``model.test_step``
+    on the batch, ``before_batch()`` (if any) before it, timed together. The runs take
+    turns batch by batch, so that a change of the machine's load affects them alike."""
     def sync():
         if device.startswith('cuda'):
             torch.cuda.synchronize()
 
-    times = []
+    times = {name: [] for name in runs}
     with torch.no_grad():
         for i in range(warmup + num_iters):
-            sync()
-            t0 = time.perf_counter()
-            if before_batch is not None:
-                before_batch()
-            model.test_step(dict(inputs=inputs, data_samples=samples))
-            sync()
-            if i >= warmup:
-                times.append(time.perf_counter() - t0)
-    return batch_size * len(times) / sum(times)
+            for name, (model, batch, before_batch) in runs.items():
+                sync()
+                t0 = time.perf_counter()
+                if before_batch is not None:
+                    before_batch()
+                model.test_step(batch)
+                sync()
+                if i >= warmup:
+                    times[name].append(time.perf_counter() - t0)
+    return {name: batch_size * len(t) / sum(t) for name, t in times.items()}
+
+
+def benchmark(model, shape, batch_size, num_iters, warmup, device):
+    """Images per second of ``model.test_step`` on random uint8 images."""
+    runs = {'model': (model, random_batch(shape, batch_size), None)}
+    return benchmark_runs(runs, batch_size, num_iters, warmup, device)['model']
 
 
 def tensor_bytes(module) -> int:
@@ -115,22 +127,26 @@ def world_model_bytes(model) -> dict:
 
 def benchmark_world(model, texts, shape, batch_size, num_iters, warmup, device,
                     paths=WORLD_PATHS) -> dict:
-    """Images/s of the YOLO-World paths (see the module docstring), in order; the model is
-    reparameterized (its text model dropped) by the last path."""
-    fps = {}
-    text_model = model.backbone.text_model
-    if 'rerun' in paths:
-        fps['rerun'] = benchmark(model, shape, batch_size, num_iters, warmup, device,
-                                 texts=texts, before_batch=text_model.clear_cache)
-    if 'cached' in paths:
-        fps['cached'] = benchmark(model, shape, batch_size, num_iters, warmup, device,
-                                  texts=texts)
+    """Images/s of the YOLO-World paths (see the module docstring), taking turns batch by
+    batch. The reparameterized path runs on a copy of ``model`` without its text model (or
+    on ``model`` itself when it is already reparameterized)."""
+    runs = {}
+    if 'rerun' in paths or 'cached' in paths:
+        batch = random_batch(shape, batch_size, texts)
+        text_model = model.backbone.text_model
+        if 'rerun' in paths:
+            runs['rerun'] = (model, batch, text_model.clear_cache)
+        if 'cached' in paths:
+            # a copy, so that the re-run path's clearing does not empty this cache
+            cached = copy.deepcopy(model) if 'rerun' in paths else model
+            runs['cached'] = (cached, batch, None)
     if 'reparameterized' in paths:
+        image_model = model
         if not model.is_reparameterized:
-            model.reparameterize(texts, drop_text_model=True)
-        fps['reparameterized'] = benchmark(model, shape, batch_size, num_iters, warmup,
-                                           device)
-    return fps
+            image_model = copy.deepcopy(model)
+            image_model.reparameterize(texts, drop_text_model=True)
+        runs['reparameterized'] = (image_model, random_batch(shape, batch_size), None)
+    return benchmark_runs(runs, batch_size, num_iters, warmup, device)
 
 
 def peak_rss_child(args, path: str, feats_file: str) -> int:
