@@ -1,7 +1,8 @@
 """Where the time of one training iteration goes: text model, forward, assignment, loss, backward.
 
     python tools/analysis_tools/profile_train_step.py CONFIG [--batch-size 2] [--shape H [W]] \
-        [--num-gts N] [--iters 3] [--device cpu] [--text-model DIR] [--text-mode both]
+        [--num-gts N] [--iters 3] [--device cpu] [--text-model DIR] [--text-mode both] \
+        [--channels-last]
 
 The model is built from the config (random weights) and trained on random images; the
 work is split into phases timed separately, each the mean over ``--iters`` iterations
@@ -24,7 +25,9 @@ the phases:
   names a local CLIP; without it a randomly initialised CLIP ViT-B/32 text model is
   written to a temp dir (speed depends on the architecture only).
 
-The table printed at the end is markdown.
+``--channels-last`` runs the model and images in the channels-last memory format (an
+experiment to measure; the training tools do not apply it). The table printed at the end
+is markdown.
 """
 import argparse
 import os.path as osp
@@ -75,6 +78,7 @@ class PhaseTimer:
     def wrap(self, obj, attr: str, name: str):
         """Time every call of ``obj.attr`` (an instance attribute shadows it meanwhile)."""
         original = getattr(obj, attr)
+        shadowed = attr in vars(obj)
 
         def timed(*args, **kwargs):
             with self(name):
@@ -84,7 +88,10 @@ class PhaseTimer:
         try:
             yield
         finally:
-            delattr(obj, attr)
+            if shadowed:
+                setattr(obj, attr, original)
+            else:
+                delattr(obj, attr)
 
 
 def random_boxes(gen: torch.Generator, num: int, h: int, w: int, min_size: float,
@@ -238,11 +245,15 @@ def family_of(cfg):
     return YOLOWorldFamily if is_yolo_world(cfg) else RotatedYOLOXFamily
 
 
-def profile(family, model, batch: dict, iters: int, device: str,
-            variants: tuple[str, ...]) -> dict[str, dict[str, float]]:
+def profile(family, model, batch: dict, iters: int, device: str, variants: tuple[str, ...],
+            channels_last: bool = False) -> dict[str, dict[str, float]]:
     """Mean seconds per phase of each variant over ``iters`` iterations, after one warm-up
     iteration of each. The variants share the model and optimizer and take turns, one
-    iteration each, so that a change of the machine's load affects them alike."""
+    iteration each, so that a change of the machine's load affects them alike.
+    ``channels_last``: model and images in the channels-last memory format (an experiment:
+    the training tools do not apply it)."""
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     timers = {variant: PhaseTimer(device) for variant in variants}
     optimizer = family.optimizer(model)
     model.train()
@@ -253,6 +264,8 @@ def profile(family, model, batch: dict, iters: int, device: str,
             timer = timers[variant]
             with timer.wrap(assigner_obj, assigner_attr, 'assignment'):
                 data = model.data_preprocessor(batch, True)
+                if channels_last:
+                    data['inputs'] = data['inputs'].contiguous(memory_format=torch.channels_last)
                 losses = family.losses(model, data, timer, variant)
                 loss = sum(v for k, v in losses.items() if 'loss' in k)
                 with timer('backward'):
@@ -306,6 +319,9 @@ def parse_args(argv=None):
     parser.add_argument('--text-mode', choices=('both', 'rerun', 'cached'), default='both',
                         help='YOLO-World: run CLIP every iteration (rerun, upstream), use the '
                         'frozen text model\'s embedding cache (cached, ai4rs), or both')
+    parser.add_argument('--channels-last', action='store_true',
+                        help='experiment: model and images in channels-last memory format '
+                        '(tools/train.py does not apply it)')
     return parser.parse_args(argv)
 
 
@@ -320,11 +336,13 @@ def main(argv=None):
         torch.manual_seed(0)
         model = family.build(args.device)
         batch = family.make_batch(model, args.batch_size, shape, args.num_gts)
-        results = profile(family, model, batch, args.iters, args.device, family.variants)
+        results = profile(family, model, batch, args.iters, args.device, family.variants,
+                          args.channels_last)
     print(f'{osp.basename(args.config)}: batch {args.batch_size}, {shape[0]}x{shape[1]}, '
           f'{family.describe(args)}, {args.device}, {torch.get_num_threads()} threads, '
           f'mean of {args.iters} iterations after 1 warm-up'
-          + (' (variants taking turns)' if len(results) > 1 else ''))
+          + (' (variants taking turns)' if len(results) > 1 else '')
+          + (', channels-last' if args.channels_last else ''))
     print(markdown_table(results, getattr(family, 'VARIANT_LABELS', {})))
     if len(results) == 2:
         (a, ra), (b, rb) = results.items()
