@@ -53,22 +53,9 @@ def parse_args(argv=None):
 
 
 def read_texts(arg: str) -> list[str]:
-    """``"a,b,c"``, or the texts of a .txt (one per line) or .json file."""
-    if arg.endswith(('.txt', '.json')):
-        if not osp.isfile(arg):
-            raise FileNotFoundError(f'text file not found: {arg}')
-        with open(arg, encoding='utf-8') as f:
-            if arg.endswith('.json'):
-                texts = [t[0] if isinstance(t, (list, tuple)) else t for t in json.load(f)]
-            else:
-                texts = [line.strip() for line in f if line.strip()]
-    else:
-        texts = [t.strip() for t in arg.split(',') if t.strip()]
-    if not texts or not all(isinstance(t, str) for t in texts):
-        raise ValueError(f'--texts {arg!r}: expected one or more texts')
-    if len(set(texts)) != len(texts):
-        raise ValueError(f'--texts {arg!r} holds duplicates')
-    return texts
+    """``--texts``: see :func:`ai4rs.datasets.class_texts.read_vocabulary`."""
+    from ai4rs.datasets.class_texts import read_vocabulary
+    return read_vocabulary(arg)
 
 
 class Predictor:

@@ -50,3 +50,45 @@ def load_class_texts(path: str, num_classes: int | None = None,
         raise ValueError(f'{path}: {len(texts)} class texts, but the dataset has '
                          f'{num_classes} classes; the two must be the same')
     return texts
+
+
+def read_vocabulary(arg: str | list[str], what: str = '--texts') -> list[str]:
+    """A vocabulary (one string per class) as a command line gives it.
+
+    Args:
+        arg (str | list[str]): ``"person,dog,bus"`` (comma-separated), or one path to a .txt
+            file (one text per line) or a .json file (strings, or lists whose first string is
+            used, as in a class-text file); a list of strings is taken as given, unless it
+            holds one such path.
+        what (str): the option's name for the messages.
+
+    Returns:
+        list[str]: the texts, in order.
+
+    Raises:
+        FileNotFoundError: a named .txt / .json file does not exist.
+        ValueError: no text, a non-string entry, or a text given twice.
+    """
+    items = [arg] if isinstance(arg, str) else list(arg)
+    if len(items) == 1 and items[0].endswith(('.txt', '.json')):
+        path = items[0]
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'{what}: text file not found: {path}')
+        with open(path, encoding='utf-8') as f:
+            if path.endswith('.json'):
+                texts = [t[0] if isinstance(t, (list, tuple)) and t else t for t in json.load(f)]
+            else:
+                texts = [line.strip() for line in f if line.strip()]
+        where = path
+    elif isinstance(arg, str):
+        texts, where = [t.strip() for t in arg.split(',') if t.strip()], repr(arg)
+    else:
+        texts, where = items, repr(items)
+    bad = [t for t in texts if not isinstance(t, str) or not t.strip()]
+    if not texts or bad:
+        raise ValueError(f'{what} {where}: expected one or more non-empty texts'
+                         + (f', got {bad[:3]}' if bad else ''))
+    if len(set(texts)) != len(texts):
+        dup = sorted({t for t in texts if texts.count(t) > 1})
+        raise ValueError(f'{what} {where} holds duplicates: {dup[:5]}')
+    return texts

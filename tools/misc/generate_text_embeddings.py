@@ -18,7 +18,6 @@ PseudoLanguageBackbone format); ``.npy`` = a (K, D) float32 array in text order
 (upstream's ``generate_text_prompts.py`` format).
 """
 import argparse
-import json
 import os.path as osp
 import sys
 
@@ -42,23 +41,10 @@ def parse_args(argv=None):
 
 
 def read_texts(items: list[str]) -> list[str]:
-    """Strings as given, or the texts of one .json / .txt file."""
-    if len(items) == 1 and items[0].endswith(('.json', '.txt')):
-        path = items[0]
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'text file not found: {path}')
-        if path.endswith('.json'):
-            with open(path, encoding='utf-8') as f:
-                data = json.load(f)
-            texts = [t[0] if isinstance(t, (list, tuple)) else t for t in data]
-        else:
-            with open(path, encoding='utf-8') as f:
-                texts = [line.strip() for line in f if line.strip()]
-        bad = [t for t in texts if not isinstance(t, str)]
-        if bad:
-            raise ValueError(f'{path}: texts must be strings, got {bad[:3]}')
-        return texts
-    return list(items)
+    """Strings as given, or the texts of one .json / .txt file (see
+    :func:`ai4rs.datasets.class_texts.read_vocabulary`)."""
+    from ai4rs.datasets.class_texts import read_vocabulary
+    return read_vocabulary(items)
 
 
 def model_name_of(arg: str) -> str:

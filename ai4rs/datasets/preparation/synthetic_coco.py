@@ -25,6 +25,8 @@ import os.path as osp
 import cv2
 import numpy as np
 
+from .manifest import existing_dataset, write_manifest
+
 CLASSES = ('red circle', 'blue square', 'green triangle', 'yellow star')
 PALETTE = [(220, 40, 40), (40, 80, 220), (40, 180, 60), (230, 210, 40)]
 
@@ -149,16 +151,8 @@ def generate_dataset(out_dir: str, num_train: int = 160, num_val: int = 40,
     manifest = dict(generator='ai4rs.datasets.synthetic_coco', version=1,
                     num_train=num_train, num_val=num_val, img_size=[width, height], seed=seed,
                     img_suffix=img_suffix, classes=list(CLASSES))
-    manifest_path = osp.join(out_dir, 'manifest.json')
-    if osp.exists(manifest_path):
-        with open(manifest_path) as f:
-            existing = json.load(f)
-        if existing == manifest:
-            return manifest
-        raise FileExistsError(f'{out_dir} holds a synthetic dataset made with other settings '
-                              f'({existing}); choose another directory or remove it')
-    if osp.isdir(out_dir) and os.listdir(out_dir):
-        raise FileExistsError(f'{out_dir} exists and is not a synthetic dataset directory')
+    if existing_dataset(out_dir, manifest):
+        return manifest
     categories = [dict(id=i + 1, name=name, supercategory='shape')
                   for i, name in enumerate(CLASSES)]
     cat_id = {c['name']: c['id'] for c in categories}
@@ -185,6 +179,5 @@ def generate_dataset(out_dir: str, num_train: int = 160, num_val: int = 40,
     os.makedirs(osp.join(out_dir, 'texts'), exist_ok=True)
     with open(osp.join(out_dir, 'texts', 'class_texts.json'), 'w') as f:
         f.write(json.dumps([[name] for name in CLASSES]) + '\n')
-    with open(manifest_path, 'w') as f:
-        json.dump(manifest, f, indent=2)
+    write_manifest(out_dir, manifest)
     return manifest

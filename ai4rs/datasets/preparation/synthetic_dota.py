@@ -13,7 +13,6 @@ Each class has its own look, so a small detector can learn it in minutes:
 
 Objects never overlap; sizes, angles (any direction) and positions are random.
 """
-import json
 import math
 import os
 import os.path as osp
@@ -23,6 +22,8 @@ import numpy as np
 import torch
 
 from ai4rs.structures.bbox import rbox_corners
+
+from .manifest import existing_dataset, write_manifest
 
 CLASSES = ('vehicle', 'pool', 'court')
 PALETTE = [(220, 60, 60), (60, 120, 230), (60, 200, 90)]
@@ -121,16 +122,8 @@ def generate_dataset(out_dir, num_train=160, num_val=40, img_size=256, seed=0):
     # the generator's id, kept from its first location so existing datasets stay valid
     manifest = dict(generator='ai4rs.datasets.synthetic_dota', version=1, num_train=num_train,
                     num_val=num_val, img_size=img_size, seed=seed, classes=list(CLASSES))
-    manifest_path = osp.join(out_dir, 'manifest.json')
-    if osp.exists(manifest_path):
-        with open(manifest_path) as f:
-            existing = json.load(f)
-        if existing == manifest:
-            return manifest
-        raise FileExistsError(f'{out_dir} holds a synthetic dataset made with other settings '
-                              f'({existing}); choose another directory or remove it')
-    if osp.isdir(out_dir) and os.listdir(out_dir):
-        raise FileExistsError(f'{out_dir} exists and is not a synthetic dataset directory')
+    if existing_dataset(out_dir, manifest):
+        return manifest
     rng = np.random.default_rng(seed)
     for split, count in (('train', num_train), ('val', num_val)):
         img_dir, ann_dir = osp.join(out_dir, split, 'images'), osp.join(out_dir, split, 'annfiles')
@@ -143,6 +136,5 @@ def generate_dataset(out_dir, num_train=160, num_val=40, img_size=256, seed=0):
                 raise OSError(f'could not write {osp.join(img_dir, name + ".png")}')
             with open(osp.join(ann_dir, name + '.txt'), 'w') as f:
                 f.write('\n'.join(_label_lines(objects)) + '\n')
-    with open(manifest_path, 'w') as f:
-        json.dump(manifest, f, indent=2)
+    write_manifest(out_dir, manifest)
     return manifest
