@@ -28,12 +28,12 @@ from ai4rs._threads import apply_omp_wait_policy  # noqa: E402
 
 apply_omp_wait_policy()  # before torch loads (mmengine imports it)
 
-from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from ai4rs.datasets.preparation.synthetic_coco import CLASSES, generate_dataset  # noqa: E402
 from ai4rs.utils import register_all_modules  # noqa: E402
-from ai4rs.utils.cli import enable_amp  # noqa: E402
+from ai4rs.utils.cli import add_cfg_options_argument, enable_amp  # noqa: E402
+from ai4rs.utils.config import load_config  # noqa: E402
 
 CONFIG = osp.join(REPO_ROOT, 'configs', 'yolo_world_v2', 'yolo_world_v2_quickstart_synthetic.py')
 
@@ -56,13 +56,12 @@ def parse_args(argv=None):
     parser.add_argument('--num-val', type=int, default=40)
     parser.add_argument('--amp', action='store_true',
                         help='mixed precision training (float16 on a GPU, bfloat16 on the CPU)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings')
+    add_cfg_options_argument(parser)
     return parser.parse_args(argv)
 
 
 def build_config(args, text_model: str):
-    cfg = Config.fromfile(CONFIG)
+    cfg = load_config(CONFIG)
     data_root = osp.abspath(args.data_root) + '/'
     class_texts = osp.join(data_root, 'texts', 'class_texts.json')
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
