@@ -250,3 +250,45 @@ def test_masked_text_logits_stay_finite_in_float16(device):
     loss = CrossEntropyLoss(use_sigmoid=True, reduction='none')(
         cls_logits.float(), torch.zeros_like(cls_logits, dtype=torch.float32))
     assert torch.isfinite(loss).all()
+
+
+# ------------------------------------------------------------------ default device
+@pytest.fixture
+def default_device_meta():
+    """Make torch's default device 'meta' for the test body, so that a tensor created in a
+    hot path without ``device=`` lands on another device than the model's, as it does on a
+    GPU (where the default stays the CPU); mixing the two then raises."""
+    torch.set_default_device('meta')
+    try:
+        yield
+    finally:
+        torch.set_default_device(None)
+
+
+def _train_step(model, data):
+    losses = model(data['inputs'], data['data_samples'], mode='loss')
+    sum(losses.values()).backward()
+    return losses
+
+
+def test_training_steps_make_no_tensor_on_the_default_device(tiny_clip_dir, request):
+    """Loss and backward of both model families with the default device elsewhere (CPU
+    only: it simulates what CUDA would reveal). ``torch.as_tensor(tensor)`` and the
+    tokenizer follow the default device under this simulation (not on a GPU), so the
+    inputs are prepared and the text embeddings cached beforehand."""
+    from tests.test_models.test_yolo_world_integration import detector_cfg
+    yolox = build_rotated_yolox('tiny')
+    yolox.train()
+    yolox.bbox_head.use_l1 = True
+    torch.manual_seed(0)
+    world = MODELS.build(detector_cfg(0.33, 0.125, 256, tiny_clip_dir, num_train_classes=3))
+    world.init_weights()
+    world.train()
+    yolox_data = yolox.data_preprocessor(_rotated_batch(), True)
+    world_data = world.data_preprocessor(_world_batch(), training=True)
+    world.backbone.text_model(world_data['data_samples']['texts'])  # fills the cache
+    request.getfixturevalue('default_device_meta')
+    for model, data in ((yolox, yolox_data), (world, world_data)):
+        losses = _train_step(model, data)
+        assert all(v.device.type == 'cpu' and torch.isfinite(v) for v in losses.values())
+        assert all(p.grad is None or p.grad.device.type == 'cpu' for p in model.parameters())
