@@ -38,7 +38,7 @@ def test_help_and_dry_run_list_the_steps_in_order(tmp_path):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='checks the exit without CUDA')
-def test_without_cuda_says_so_and_exits_2(tmp_path):
+def test_says_so_and_exits_2_without_a_gpu(tmp_path):
     proc = run_cmd([sys.executable, GPU_CHECK], cwd=tmp_path, env={'OUT': str(tmp_path)},
                    timeout=120, check=False)
     assert proc.returncode == 2
