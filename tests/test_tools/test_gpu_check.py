@@ -59,7 +59,8 @@ def test_step_runner_statuses_limits_budget_and_ap50(tmp_path):
                  ('benchmark_ops', [py, '-c', sleeper], {}),
                  ('quickstart_amp', [py, '-c', 'import os; print("AP50: " + os.environ["X"])'],
                   {'X': '0.8125'}),
-                 ('quickstart_yolo_world_amp', [py, '-c', 'print(1)'], {})]
+                 ('quickstart_yolo_world_amp',
+                  [py, '-c', 'print("==== 3 passed, 1 skipped in 0.50s ====")'], {})]
     limits = dict(env=30, tests=30, benchmark_ops=2, quickstart_amp=30,
                   quickstart_yolo_world_amp=30)
     results = gc.run_all(step_list, {}, budget=20, log=log, limits=limits)
@@ -72,6 +73,7 @@ def test_step_runner_statuses_limits_budget_and_ap50(tmp_path):
     assert by_name['quickstart_yolo_world_amp']['status'] == 'ok'
     summary = '\n'.join(gc.summary_lines(results))
     assert re.search(r'quickstart_amp\s+ok\s+[0-9.]+\s+0\.8125', summary)
+    assert summary.splitlines()[-1].endswith('3 passed, 1 skipped in 0.50s')
     # a budget that is used up leaves the remaining steps not run
     results = gc.run_all(step_list[:1] + step_list[3:], {}, budget=0, log=log, limits=limits)
     assert [r['status'] for r in results] == ['not run (no time left)'] * 3

@@ -168,7 +168,7 @@ def run_step(name: str, cmd: list[str], env: dict, timeout: float, log: Log) -> 
 
     timer = threading.Timer(timeout, kill)
     timer.start()
-    tail, ap50 = [], None
+    tail, ap50, counts = [], None, None
     try:
         for line in proc.stdout:
             line = line.rstrip('\n')
@@ -177,6 +177,8 @@ def run_step(name: str, cmd: list[str], env: dict, timeout: float, log: Log) -> 
             match = re.match(r'^AP50: ([0-9.]+)$', line)
             if match:
                 ap50 = float(match.group(1))
+            if re.search(r'\b\d+ (passed|failed|skipped|errors?)\b.* in [0-9.]+s', line):
+                counts = line.strip('= ')
         rc = proc.wait()
     finally:
         timer.cancel()
@@ -186,7 +188,8 @@ def run_step(name: str, cmd: list[str], env: dict, timeout: float, log: Log) -> 
     else:
         status = 'ok' if rc == 0 else f'failed (rc {rc})'
     log(f'----- {name}: {status}, {seconds:.1f} s')
-    return dict(name=name, status=status, seconds=round(seconds, 1), ap50=ap50, tail=tail)
+    return dict(name=name, status=status, seconds=round(seconds, 1), ap50=ap50,
+                counts=counts, tail=tail)
 
 
 def run_all(step_list, env: dict, budget: float, log: Log, limits=None) -> list[dict]:
@@ -201,17 +204,19 @@ def run_all(step_list, env: dict, budget: float, log: Log, limits=None) -> list[
                         results[0]['status'] != 'ok'):
             why = 'no time left' if left < 5 else 'env failed'
             results.append(dict(name=name, status=f'not run ({why})', seconds=0.0, ap50=None,
-                                tail=[]))
+                                counts=None, tail=[]))
             continue
         results.append(run_step(name, cmd, dict(env, **extra), min(limits[name], left), log))
     return results
 
 
 def summary_lines(results: list[dict]) -> list[str]:
-    lines = ['', '===== summary', f'{"step":<28}{"status":<24}{"seconds":>9}  AP50']
+    """A table: step, status, seconds, AP50 (quick starts) or the test counts (pytest)."""
+    lines = ['', '===== summary', f'{"step":<28}{"status":<24}{"seconds":>9}  AP50 / tests']
     for r in results:
         ap = '' if r['ap50'] is None else f'{r["ap50"]:.4f}'
-        lines.append(f'{r["name"]:<28}{r["status"]:<24}{r["seconds"]:>9.1f}  {ap}')
+        lines.append(f'{r["name"]:<28}{r["status"]:<24}{r["seconds"]:>9.1f}  '
+                     f'{ap or r.get("counts") or ""}'.rstrip())
     return lines
 
 
