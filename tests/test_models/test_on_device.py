@@ -5,7 +5,9 @@ The reference of each comparison is independent of the device under test: the sa
 module in float64 on the CPU (or hand-made data), while the device runs float32. On the
 CPU this checks float32 against float64; on CUDA it also catches device bugs (tensors
 made on the wrong device, host-only code in a hot path). TF32 is switched off on CUDA for
-the comparisons (``exact_cuda_math``).
+the comparisons (``exact_cuda_math``). Also here: the float16 masked-text logit of the
+YOLO-World head, and (CPU only) training steps with torch's default device moved away from
+the model's, which makes a tensor created without ``device=`` fail as it would on a GPU.
 """
 import copy
 
@@ -19,10 +21,6 @@ from ai4rs.structures.bbox import RotatedBoxes
 from tests.test_models.yolox_builders import build_rotated_yolox
 
 pytestmark = pytest.mark.usefixtures('exact_cuda_math')
-
-
-def _to(value, device):
-    return value.to(device) if isinstance(value, torch.Tensor) else value
 
 
 def assert_grads_close(model: torch.nn.Module, ref: torch.nn.Module, rel: float) -> None:
