@@ -57,3 +57,51 @@ def tiny_clip_dir(tmp_path_factory):
     pytest.importorskip('transformers')
     from ai4rs.utils.tiny_clip import make_tiny_clip
     return make_tiny_clip(tmp_path_factory.mktemp('tiny_clip'))
+
+
+# ------------------------------------------------------------------ devices
+# Tests that take a ``device`` argument run once per device: 'cpu' always, 'cuda' when
+# torch sees a CUDA device (on a CPU-only machine the CUDA case is not generated, so CPU CI
+# output stays as it was). AI4RS_TEST_DEVICES (comma-separated, e.g. ``cuda``) picks the
+# devices instead; a picked device that is not available gives a skipped case that says so.
+# tools/misc/gpu_check.py runs ``AI4RS_TEST_DEVICES=cuda pytest tests -k cuda``.
+DEVICES_ENV = 'AI4RS_TEST_DEVICES'
+
+
+def available_test_devices() -> list[str]:
+    import torch
+    return ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
+
+
+def device_params() -> list:
+    """The ``device`` parametrization (see above)."""
+    available = available_test_devices()
+    requested = [d.strip() for d in os.environ.get(DEVICES_ENV, '').split(',') if d.strip()]
+    if not requested:
+        return available
+    return [name if name in available else pytest.param(
+        name, marks=pytest.mark.skip(reason=f'{DEVICES_ENV} asks for {name!r}, which is not '
+                                     f'available here (available: {available})'))
+            for name in requested]
+
+
+def pytest_generate_tests(metafunc):
+    if 'device' not in metafunc.fixturenames:
+        return
+    # a test that parametrizes 'device' itself keeps its own values
+    if any('device' in str(m.args[0]).replace(' ', '').split(',')
+           for m in metafunc.definition.iter_markers('parametrize') if m.args):
+        return
+    metafunc.parametrize('device', device_params())
+
+
+@pytest.fixture
+def exact_cuda_math():
+    """Full-precision float32 on CUDA for CPU-vs-CUDA comparisons: TF32 off for cuDNN
+    convolutions (on by default) and matmuls, restored afterwards."""
+    import torch
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved

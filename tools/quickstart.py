@@ -23,7 +23,7 @@ sys.path.insert(0, REPO_ROOT)
 from ai4rs.datasets.preparation.synthetic_dota import generate_dataset  # noqa: E402
 from ai4rs.engine.runner import Runner  # noqa: E402
 from ai4rs.utils import register_all_modules  # noqa: E402
-from ai4rs.utils.cli import add_cfg_options_argument  # noqa: E402
+from ai4rs.utils.cli import add_cfg_options_argument, enable_amp  # noqa: E402
 from ai4rs.utils.config import load_config  # noqa: E402
 
 CONFIG = osp.join(REPO_ROOT, 'configs', 'rotated_yolox', 'rotated_yolox_quickstart_synthetic.py')
@@ -38,6 +38,8 @@ def parse_args(argv=None):
                         help='training epochs (default: the config\'s)')
     parser.add_argument('--num-train', type=int, default=160)
     parser.add_argument('--num-val', type=int, default=40)
+    parser.add_argument('--amp', action='store_true',
+                        help='mixed precision training (float16 on a GPU, bfloat16 on the CPU)')
     add_cfg_options_argument(parser)
     return parser.parse_args(argv)
 
@@ -52,8 +54,16 @@ def build_config(args):
         cfg.train_cfg.max_epochs = args.epochs
         cfg.train_cfg.val_interval = args.epochs
         cfg.train_cfg.dynamic_intervals = None
-        cfg.param_scheduler[-1].end = args.epochs
-        cfg.param_scheduler[-1].T_max = max(1, args.epochs - cfg.param_scheduler[0].end)
+        # warm-up (2 epochs in the config) then cosine; shorter runs keep at least one
+        # cosine epoch, and a single epoch is warm-up only
+        warmup = min(cfg.param_scheduler[0].end, args.epochs - 1)
+        if warmup < 1:
+            cfg.param_scheduler = [dict(cfg.param_scheduler[0], end=args.epochs)]
+        else:
+            cfg.param_scheduler[0].end = warmup
+            cfg.param_scheduler[-1].begin = warmup
+            cfg.param_scheduler[-1].end = args.epochs
+            cfg.param_scheduler[-1].T_max = args.epochs - warmup
         for hook in cfg.custom_hooks:
             if hook.type == 'YOLOXModeSwitchHook':
                 hook.num_last_epochs = max(1, args.epochs // 6)
@@ -62,6 +72,8 @@ def build_config(args):
                               outfile_prefix=osp.join(osp.abspath(args.work_dir), 'Task1'))
     cfg.default_hooks.visualization = dict(type='DetVisualizationHook', draw=True,
                                            test_out_dir='predictions', score_thr=0.3)
+    if args.amp:
+        enable_amp(cfg)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     return cfg

@@ -27,7 +27,7 @@ sys.path.insert(0, REPO_ROOT)
 from ai4rs.datasets.preparation.synthetic_coco import CLASSES, generate_dataset  # noqa: E402
 from ai4rs.engine.runner import Runner  # noqa: E402
 from ai4rs.utils import register_all_modules  # noqa: E402
-from ai4rs.utils.cli import add_cfg_options_argument  # noqa: E402
+from ai4rs.utils.cli import add_cfg_options_argument, enable_amp  # noqa: E402
 from ai4rs.utils.config import load_config  # noqa: E402
 
 CONFIG = osp.join(REPO_ROOT, 'configs', 'yolo_world_v2', 'yolo_world_v2_quickstart_synthetic.py')
@@ -49,6 +49,8 @@ def parse_args(argv=None):
                         help='image for the demo (default: the first held-out image)')
     parser.add_argument('--num-train', type=int, default=160)
     parser.add_argument('--num-val', type=int, default=40)
+    parser.add_argument('--amp', action='store_true',
+                        help='mixed precision training (float16 on a GPU, bfloat16 on the CPU)')
     add_cfg_options_argument(parser)
     return parser.parse_args(argv)
 
@@ -69,6 +71,8 @@ def build_config(args, text_model: str):
         cfg.train_cfg.val_interval = args.epochs
         cfg.default_hooks.param_scheduler.max_epochs = args.epochs
         cfg.default_hooks.checkpoint.interval = args.epochs
+    if args.amp:
+        enable_amp(cfg)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     # the script evaluates once after training (runner.val()), not also at the last epoch
@@ -124,8 +128,13 @@ def main(argv=None):
     print(f'checkpoint: {checkpoint}')
     print(f'demo drawing: {drawing}')
     print(f'time: {minutes:.1f} min (training and evaluation)')
-    print(f'AP50: {metrics["coco/bbox_mAP_50"]:.4f}')
-    return dict(ap50=metrics['coco/bbox_mAP_50'], minutes=minutes, config=config,
+    # CocoMetric returns no metrics when the model detected nothing at all (e.g. after a
+    # single warm-up epoch): that is an AP50 of 0
+    ap50 = metrics.get('coco/bbox_mAP_50', 0.0)
+    if 'coco/bbox_mAP_50' not in metrics:
+        print('no detections on the held-out images')
+    print(f'AP50: {ap50:.4f}')
+    return dict(ap50=ap50, minutes=minutes, config=config,
                 checkpoint=checkpoint, drawing=drawing, detections=found)
 
 

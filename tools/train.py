@@ -9,6 +9,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from ai4rs.utils.cli import (  # noqa: E402
     add_config_arguments,
     add_runner_arguments,
+    enable_amp,
     parse_tool_args,
     run_with_runner,
     runner_config_from_args,
@@ -36,15 +37,9 @@ def build_config(args):
     cfg = runner_config_from_args(args)
 
     if args.amp:
-        optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-        if optim_wrapper == 'AmpOptimWrapper':
+        if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
             print('AMP training is already enabled in the config.')
-        else:
-            if optim_wrapper != 'OptimWrapper':
-                raise ValueError('--amp needs optim_wrapper.type OptimWrapper, '
-                                 f'got {optim_wrapper}')
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.loss_scale = 'dynamic'
+        enable_amp(cfg)
 
     if args.auto_scale_lr:
         auto = cfg.get('auto_scale_lr')

@@ -137,3 +137,23 @@ def run_with_runner(cfg: Config, launcher: str, run: Callable[[Any], Any]) -> An
         sys.exit(1)
     teardown_distributed()
     return result
+
+
+def enable_amp(cfg: Config) -> None:
+    """Train with automatic mixed precision, as ``tools/train.py --amp`` does.
+
+    ``optim_wrapper.type`` becomes ``AmpOptimWrapper`` with dynamic loss scaling: float16
+    autocast on a GPU (mmengine's wrapper), bfloat16 on the CPU (ai4rs's wrapper of that
+    name). A config that already uses it is left as it is.
+
+    Raises:
+        ValueError: the config's optimizer wrapper is neither ``OptimWrapper`` nor
+            ``AmpOptimWrapper``.
+    """
+    wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+    if wrapper == 'AmpOptimWrapper':
+        return
+    if wrapper != 'OptimWrapper':
+        raise ValueError(f'AMP needs optim_wrapper.type OptimWrapper, got {wrapper}')
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.loss_scale = 'dynamic'

@@ -58,21 +58,23 @@ def edge_case_pairs():
 
 @pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
 @pytest.mark.parametrize('mode', ['iou', 'iof'])
-def test_random_pairs_match_shapely(dtype, mode):
+def test_random_pairs_match_shapely(dtype, mode, device):
     rng = np.random.default_rng(0)
     # 120 x 100 = 12k all-pairs entries, a third of them overlapping
     b1, b2 = random_rboxes(rng, 120, span=60), random_rboxes(rng, 100, span=60)
     t1, t2 = torch.from_numpy(b1).to(dtype), torch.from_numpy(b2).to(dtype)
     expected = shapely_iou(t1.double().numpy(), t2.double().numpy(), mode=mode)
     assert (expected > 0).mean() > 0.2
-    out = box_iou_rotated(t1, t2, mode=mode)
+    out = box_iou_rotated(t1.to(device), t2.to(device), mode=mode)
+    assert out.device.type == device
+    out = out.cpu()
     assert out.dtype == dtype and out.shape == (120, 100)
     np.testing.assert_allclose(out.double().numpy(), expected, rtol=0, atol=TOL[dtype])
 
 
 @pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
 @pytest.mark.parametrize('mode', ['iou', 'iof'])
-def test_aligned_random_pairs_match_shapely(dtype, mode):
+def test_aligned_random_pairs_match_shapely(dtype, mode, device):
     rng = np.random.default_rng(1)
     n = 10000
     b1 = random_rboxes(rng, n, span=60)
@@ -83,19 +85,20 @@ def test_aligned_random_pairs_match_shapely(dtype, mode):
     t1, t2 = torch.from_numpy(b1).to(dtype), torch.from_numpy(b2).to(dtype)
     expected = shapely_iou(t1.double().numpy(), t2.double().numpy(), mode=mode, aligned=True)
     assert (expected > 0).mean() > 0.5
-    out = box_iou_rotated(t1, t2, mode=mode, aligned=True)
+    out = box_iou_rotated(t1.to(device), t2.to(device), mode=mode, aligned=True).cpu()
     assert out.shape == (n,)
     np.testing.assert_allclose(out.double().numpy(), expected, rtol=0, atol=TOL[dtype])
 
 
 @pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
 @pytest.mark.parametrize('mode', ['iou', 'iof'])
-def test_edge_cases_match_shapely(dtype, mode):
+def test_edge_cases_match_shapely(dtype, mode, device):
     b1, b2 = edge_case_pairs()
     t1, t2 = torch.from_numpy(b1).to(dtype), torch.from_numpy(b2).to(dtype)
     expected = shapely_iou(t1.double().numpy(), t2.double().numpy(), mode=mode, aligned=True)
-    aligned = box_iou_rotated(t1, t2, mode=mode, aligned=True)
-    full = box_iou_rotated(t1, t2, mode=mode)
+    t1, t2 = t1.to(device), t2.to(device)
+    aligned = box_iou_rotated(t1, t2, mode=mode, aligned=True).cpu()
+    full = box_iou_rotated(t1, t2, mode=mode).cpu()
     assert torch.isfinite(full).all()
     np.testing.assert_allclose(aligned.double().numpy(), expected, rtol=0, atol=TOL[dtype])
     np.testing.assert_allclose(torch.diagonal(full).double().numpy(), expected, rtol=0,
@@ -161,7 +164,7 @@ def test_invalid_arguments_are_named():
         box_iou_rotated(good, torch.zeros(3, 5), aligned=True)
 
 
-def test_gradcheck_on_generic_pairs():
+def test_gradcheck_on_generic_pairs(device):
     rng = np.random.default_rng(4)
     n = 12
     b1 = random_rboxes(rng, n, span=10, size=(3, 8))
@@ -169,33 +172,40 @@ def test_gradcheck_on_generic_pairs():
     b2[:, :2] += rng.normal(0, 1.5, (n, 2))
     b2[:, 2:4] = rng.uniform(3, 8, (n, 2))
     b2[:, 4] = rng.uniform(-np.pi, np.pi, n)
-    t1 = torch.from_numpy(b1).requires_grad_()
-    t2 = torch.from_numpy(b2).requires_grad_()
+    t1 = torch.from_numpy(b1).to(device).requires_grad_()
+    t2 = torch.from_numpy(b2).to(device).requires_grad_()
     assert (shapely_iou(b1, b2, aligned=True) > 0).all()
-    assert torch.autograd.gradcheck(lambda a, b: box_iou_rotated(a, b, aligned=True), (t1, t2))
+    # on CUDA the backward of gathering rows (b1[i] with repeated i) adds with atomics, in no
+    # fixed order: repeated backward passes may differ in the last bits
+    nondet = 0.0 if device == 'cpu' else 1e-12
+    assert torch.autograd.gradcheck(lambda a, b: box_iou_rotated(a, b, aligned=True), (t1, t2),
+                                    nondet_tol=nondet)
     assert torch.autograd.gradcheck(lambda a, b: box_iou_rotated(a, b, mode='iof'),
-                                    (t1[:4], t2[:5]))
-    assert torch.autograd.gradcheck(rotated_box_intersection, (t1, t2))
+                                    (t1[:4], t2[:5]), nondet_tol=nondet)
+    assert torch.autograd.gradcheck(rotated_box_intersection, (t1, t2), nondet_tol=nondet)
 
 
 @pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
-def test_gradients_are_finite_on_degenerate_pairs(dtype):
+def test_gradients_are_finite_on_degenerate_pairs(dtype, device):
     b1, b2 = edge_case_pairs()
-    t1 = torch.from_numpy(b1).to(dtype).requires_grad_()
-    t2 = torch.from_numpy(b2).to(dtype).requires_grad_()
+    t1 = torch.from_numpy(b1).to(dtype).to(device).requires_grad_()
+    t2 = torch.from_numpy(b2).to(dtype).to(device).requires_grad_()
     loss = box_iou_rotated(t1, t2, aligned=True).sum() + box_iou_rotated(t1, t2).sum()
     loss.backward()
+    assert t1.grad.device.type == device
     assert torch.isfinite(t1.grad).all() and torch.isfinite(t2.grad).all()
 
 
-def test_gradient_matches_hand_derivative_of_the_area():
+def test_gradient_matches_hand_derivative_of_the_area(device):
     # A = [-1, 1]^2 and B = [0, 2] x [-2, 2]: A ∩ B = [0, 1 + cx] x [-h/2, h/2], so
     # d/dcx = h = 2, d/dw = h / 2 = 1, d/dh = overlap width = 1; rotating A about its centre
     # keeps exactly half of it in x >= 0 (point symmetry), so d/dt = 0.
-    b1 = torch.tensor([[0.0, 0, 2, 2, 0]], dtype=torch.float64, requires_grad=True)
-    b2 = torch.tensor([[1.0, 0, 2, 4, 0]], dtype=torch.float64)
+    b1 = torch.tensor([[0.0, 0, 2, 2, 0]], dtype=torch.float64, device=device,
+                      requires_grad=True)
+    b2 = torch.tensor([[1.0, 0, 2, 4, 0]], dtype=torch.float64, device=device)
     rotated_box_intersection(b1, b2).sum().backward()
-    torch.testing.assert_close(b1.grad, torch.tensor([[2.0, 0, 1, 1, 0]], dtype=torch.float64))
+    torch.testing.assert_close(b1.grad.cpu(),
+                               torch.tensor([[2.0, 0, 1, 1, 0]], dtype=torch.float64))
 
 
 def test_cpu_thread_cap_changes_nothing_but_speed():

@@ -257,8 +257,9 @@ class YOLOWorldHeadModule(BaseModule):
             keep = txt_masks.view(b, -1, 1, 1).expand(-1, -1, h, w)
             if self.training:
                 cls_logit = cls_logit * keep
-            cls_logit = torch.where(keep == 0, cls_logit.new_tensor(MASKED_TEXT_LOGIT),
-                                    cls_logit)
+            # float16 cannot hold -10e6 (it would become -inf, whose sigmoid BCE is NaN)
+            masked = max(MASKED_TEXT_LOGIT, torch.finfo(cls_logit.dtype).min)
+            cls_logit = torch.where(keep == 0, cls_logit.new_tensor(masked), cls_logit)
         bbox_dist_preds = reg_pred(img_feat)
         if self.reg_max > 1:
             bbox_dist_preds = bbox_dist_preds.reshape(
