@@ -90,7 +90,7 @@ def _train_step_workload(config: str, batch_size: int, img_size: int, num_gts: i
     from mmengine.registry import init_default_scope
 
     sys.path.insert(0, osp.join(REPO_ROOT, 'tools', 'analysis_tools'))
-    from profile_train_step import make_batch
+    from profile_train_step import RotatedYOLOXFamily
 
     from ai4rs.registry import MODELS
     from ai4rs.utils import register_all_modules
@@ -107,8 +107,7 @@ def _train_step_workload(config: str, batch_size: int, img_size: int, num_gts: i
     model.init_weights()
     model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
-    num_classes = model.bbox_head.num_classes
-    batch = make_batch(batch_size, (img_size, img_size), num_gts, num_classes)
+    batch = RotatedYOLOXFamily.make_batch(model, batch_size, (img_size, img_size), num_gts)
 
     def step():
         data = model.data_preprocessor(batch, True)

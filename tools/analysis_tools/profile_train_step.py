@@ -121,8 +121,10 @@ class RotatedYOLOXFamily:
         model.bbox_head.use_l1 = True
         return model
 
-    def make_batch(self, model, batch_size: int, shape: tuple[int, int], num_gts: int,
+    @staticmethod
+    def make_batch(model, batch_size: int, shape: tuple[int, int], num_gts: int,
                    seed: int = 0) -> dict:
+        """Random uint8 images (3, H, W) with ``num_gts`` random rotated boxes each."""
         gen = torch.Generator().manual_seed(seed)
         h, w = shape
         inputs, samples = [], []
