@@ -5,6 +5,7 @@
 distribution is added unless a full ``mmcv`` is already installed in the target
 environment: installing ai4rs never replaces a user's compiled mmcv.
 """
+
 import os
 import subprocess
 import sys
@@ -26,12 +27,14 @@ def read_requirements(name):
     return reqs
 
 
-_PROBE = ('import importlib.metadata as m\n'
-          'try:\n'
-          '    m.distribution("mmcv")\n'
-          '    print("mmcv")\n'
-          'except m.PackageNotFoundError:\n'
-          '    print("none")\n')
+_PROBE = (
+    'import importlib.metadata as m\n'
+    'try:\n'
+    '    m.distribution("mmcv")\n'
+    '    print("mmcv")\n'
+    'except m.PackageNotFoundError:\n'
+    '    print("none")\n'
+)
 
 
 def full_mmcv_installed(python=sys.executable, env=None):
@@ -45,8 +48,9 @@ def full_mmcv_installed(python=sys.executable, env=None):
     for key in ('PYTHONPATH', 'PYTHONNOUSERSITE', 'PYTHONHOME'):
         env.pop(key, None)
     try:
-        out = subprocess.run([python, '-c', _PROBE], env=env,
-                             capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [python, '-c', _PROBE], env=env, capture_output=True, text=True, timeout=60
+        )
     except (OSError, subprocess.SubprocessError):
         return False
     return out.stdout.strip() == 'mmcv'
@@ -65,8 +69,7 @@ def get_version():
 
 
 if __name__ == '__main__':
-    install_requires = read_requirements('runtime') + mmcv_requirements(
-        full_mmcv_installed())
+    install_requires = read_requirements('runtime') + mmcv_requirements(full_mmcv_installed())
     extras = {
         'tests': read_requirements('tests'),
         'optional': read_requirements('optional'),

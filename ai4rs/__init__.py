@@ -1,4 +1,5 @@
 """ai4rs: oriented and open-vocabulary object detection in pure PyTorch."""
+
 from ._threads import apply_omp_wait_policy
 
 apply_omp_wait_policy()  # before torch is imported, when it is not yet

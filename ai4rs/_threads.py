@@ -15,6 +15,7 @@ with ``OMP_WAIT_POLICY=PASSIVE`` (idle threads sleep) about as long as the 1-thr
 Child processes (dataloader workers, torchrun workers) inherit the setting through the
 environment. This module must not import torch.
 """
+
 import os
 import sys
 

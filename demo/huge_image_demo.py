@@ -4,6 +4,7 @@
         [--patch-sizes 1024] [--patch-steps 824] [--img-ratios 1.0] [--merge-iou-thr 0.1] \
         [--batch-size 4] [--score-thr 0.3] [--device cpu]
 """
+
 import argparse
 import os.path as osp
 import sys
@@ -27,8 +28,11 @@ def parse_args(argv=None):
     parser.add_argument('--img-ratios', type=float, nargs='+', default=[1.0])
     parser.add_argument('--merge-iou-thr', type=float, default=0.1)
     parser.add_argument('--batch-size', type=int, default=4)
-    parser.add_argument('--allow-partial-load', action='store_true',
-                        help='load a checkpoint that does not fit the model (default: refuse it)')
+    parser.add_argument(
+        '--allow-partial-load',
+        action='store_true',
+        help='load a checkpoint that does not fit the model (default: refuse it)',
+    )
     parser.add_argument('--device', default='cpu', help='e.g. cpu or cuda:0')
     parser.add_argument('--score-thr', type=float, default=0.3, help='draw scores above this')
     return parser.parse_args(argv)
@@ -38,16 +42,28 @@ def main(argv=None):
     args = parse_args(argv)
     add_project_paths()
     try:
-        model = init_detector(args.config, args.checkpoint, device=args.device,
-                              allow_partial_load=args.allow_partial_load)
+        model = init_detector(
+            args.config,
+            args.checkpoint,
+            device=args.device,
+            allow_partial_load=args.allow_partial_load,
+        )
     except CheckpointMismatchError as e:
         sys.exit(f'error: {e}')
     result = inference_detector_by_patches(
-        model, args.img, sizes=args.patch_sizes, steps=args.patch_steps, ratios=args.img_ratios,
-        merge_iou_thr=args.merge_iou_thr, batch_size=args.batch_size)
+        model,
+        args.img,
+        sizes=args.patch_sizes,
+        steps=args.patch_steps,
+        ratios=args.img_ratios,
+        merge_iou_thr=args.merge_iou_thr,
+        batch_size=args.batch_size,
+    )
     kept = draw_predictions(model, args.img, result, args.out_file, args.score_thr)
-    print(f'\n{kept} objects with score >= {args.score_thr}' +
-          (f'; drawing written to {args.out_file}' if args.out_file else ''))
+    print(
+        f'\n{kept} objects with score >= {args.score_thr}'
+        + (f'; drawing written to {args.out_file}' if args.out_file else '')
+    )
 
 
 if __name__ == '__main__':

@@ -3,6 +3,7 @@
     python demo/image_demo.py IMG CONFIG CHECKPOINT [--out-file OUT.png] [--score-thr 0.3] \
         [--device cpu]
 """
+
 import argparse
 import os.path as osp
 import sys
@@ -21,8 +22,11 @@ def parse_args(argv=None):
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--out-file', default=None, help='write the drawing here')
-    parser.add_argument('--allow-partial-load', action='store_true',
-                        help='load a checkpoint that does not fit the model (default: refuse it)')
+    parser.add_argument(
+        '--allow-partial-load',
+        action='store_true',
+        help='load a checkpoint that does not fit the model (default: refuse it)',
+    )
     parser.add_argument('--device', default='cpu', help='e.g. cpu or cuda:0')
     parser.add_argument('--score-thr', type=float, default=0.3, help='draw scores above this')
     return parser.parse_args(argv)
@@ -32,14 +36,20 @@ def main(argv=None):
     args = parse_args(argv)
     add_project_paths()
     try:
-        model = init_detector(args.config, args.checkpoint, device=args.device,
-                              allow_partial_load=args.allow_partial_load)
+        model = init_detector(
+            args.config,
+            args.checkpoint,
+            device=args.device,
+            allow_partial_load=args.allow_partial_load,
+        )
     except CheckpointMismatchError as e:
         sys.exit(f'error: {e}')
     result = inference_detector(model, args.img)
     kept = draw_predictions(model, args.img, result, args.out_file, args.score_thr)
-    print(f'{kept} objects with score >= {args.score_thr}' +
-          (f'; drawing written to {args.out_file}' if args.out_file else ''))
+    print(
+        f'{kept} objects with score >= {args.score_thr}'
+        + (f'; drawing written to {args.out_file}' if args.out_file else '')
+    )
 
 
 if __name__ == '__main__':

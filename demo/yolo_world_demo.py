@@ -20,6 +20,7 @@ annotated ``<name>.mp4``; and ``<name>.json`` with the kept detections (boxes in
 original-image pixels, x1, y1, x2, y2; scores; labels and their texts; per frame for a
 video). Rotated YOLOX checkpoints work too (their classes are the labels).
 """
+
 import argparse
 import json
 import os
@@ -40,21 +41,24 @@ def parse_args(argv=None):
     parser.add_argument('input', help='image file, folder of images or video file')
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint (.pth) or exported model (.onnx)')
-    parser.add_argument('--texts', default=None,
-                        help='vocabulary: "a,b,c" or a .txt / .json file')
+    parser.add_argument('--texts', default=None, help='vocabulary: "a,b,c" or a .txt / .json file')
     parser.add_argument('--score-thr', type=float, default=0.3, help='keep scores >= this')
     parser.add_argument('--topk', type=int, default=100, help='keep at most this many per image')
     parser.add_argument('--out-dir', default='outputs', help='where drawings are written')
     parser.add_argument('--device', default='cpu', help='e.g. cpu or cuda:0')
-    parser.add_argument('--text-embeddings', default=None,
-                        help='saved text embeddings replacing the CLIP model (.pt/.pth; .npy '
-                             'needs --texts in row order)')
+    parser.add_argument(
+        '--text-embeddings',
+        default=None,
+        help='saved text embeddings replacing the CLIP model (.pt/.pth; .npy '
+        'needs --texts in row order)',
+    )
     return parser.parse_args(argv)
 
 
 def read_texts(arg: str) -> list[str]:
     """``--texts``: see :func:`ai4rs.datasets.class_texts.read_vocabulary`."""
     from ai4rs.datasets.class_texts import read_vocabulary
+
     return read_vocabulary(arg)
 
 
@@ -69,36 +73,47 @@ class Predictor:
         texts = read_texts(args.texts) if args.texts else None
         if args.checkpoint.endswith('.onnx'):
             from ai4rs.apis.deployment import OnnxDetector
+
             if args.text_embeddings:
                 raise ValueError('--text-embeddings: an .onnx model has its vocabulary baked in')
             self.onnx = OnnxDetector(args.checkpoint, args.config, device=args.device)
             baked = self.onnx.texts
             if texts is not None and texts != baked:
-                raise ValueError(f'{args.checkpoint} was exported with the vocabulary {baked}; '
-                                 f'--texts {texts} differs (export again with --texts)')
+                raise ValueError(
+                    f'{args.checkpoint} was exported with the vocabulary {baked}; '
+                    f'--texts {texts} differs (export again with --texts)'
+                )
             self.texts = None
             self.classes = self.onnx.dataset_meta['classes']
             return
         from ai4rs.apis import init_detector
         from ai4rs.apis.inference import _load_config, model_vocabulary
+
         self.onnx = None
         config = _load_config(args.config)
         if args.text_embeddings:
             from ai4rs.models.backbones.clip_text import load_text_embeddings
+
             table = load_text_embeddings(args.text_embeddings, texts)
             config.model.backbone.text_model = dict(
-                type='PseudoLanguageBackbone', text_embed_path=args.text_embeddings,
-                texts=texts if args.text_embeddings.endswith('.npy') else None)
+                type='PseudoLanguageBackbone',
+                text_embed_path=args.text_embeddings,
+                texts=texts if args.text_embeddings.endswith('.npy') else None,
+            )
             texts = texts if texts is not None else list(table)
         self.model = init_detector(config, args.checkpoint, device=args.device)
         self.texts = model_vocabulary(self.model, texts)
-        self.classes = (self.texts if self.texts is not None
-                        else list(self.model.dataset_meta.get('classes', [])))
+        self.classes = (
+            self.texts
+            if self.texts is not None
+            else list(self.model.dataset_meta.get('classes', []))
+        )
 
     def __call__(self, img):
         if self.onnx is not None:
             return self.onnx(img)
         from ai4rs.apis import inference_detector
+
         return inference_detector(self.model, img, texts=self.texts)
 
 
@@ -112,23 +127,31 @@ def kept_instances(sample, score_thr: float, topk: int):
 
 def detections_json(instances, classes) -> list[dict]:
     boxes = getattr(instances.bboxes, 'tensor', instances.bboxes).detach().cpu().tolist()
-    return [dict(bbox=[round(v, 4) for v in box], score=round(float(s), 6), label=int(lb),
-                 text=classes[int(lb)] if int(lb) < len(classes) else str(int(lb)))
-            for box, s, lb in zip(boxes, instances.scores.tolist(), instances.labels.tolist())]
+    return [
+        dict(
+            bbox=[round(v, 4) for v in box],
+            score=round(float(s), 6),
+            label=int(lb),
+            text=classes[int(lb)] if int(lb) < len(classes) else str(int(lb)),
+        )
+        for box, s, lb in zip(boxes, instances.scores.tolist(), instances.labels.tolist())
+    ]
 
 
 def draw(visualizer, img_bgr: np.ndarray, instances, classes) -> np.ndarray:
     """The BGR image with the instances drawn (labels = ``classes``)."""
-    drawn = visualizer.draw_instances(np.ascontiguousarray(img_bgr[..., ::-1]), instances,
-                                      classes=classes)
+    drawn = visualizer.draw_instances(
+        np.ascontiguousarray(img_bgr[..., ::-1]), instances, classes=classes
+    )
     return np.ascontiguousarray(drawn[..., ::-1])
 
 
 def list_inputs(path: str) -> tuple[str, list[str]]:
     """('video', [path]) or ('images', [files])."""
     if osp.isdir(path):
-        files = sorted(osp.join(path, f) for f in os.listdir(path)
-                       if f.lower().endswith(IMAGE_EXTS))
+        files = sorted(
+            osp.join(path, f) for f in os.listdir(path) if f.lower().endswith(IMAGE_EXTS)
+        )
         if not files:
             raise FileNotFoundError(f'no images ({", ".join(IMAGE_EXTS)}) in folder {path}')
         return 'images', files
@@ -144,11 +167,13 @@ def progress(total: int):
     if total <= 1 or not sys.stdout.isatty():
         return None
     from mmengine.utils import ProgressBar
+
     return ProgressBar(total)
 
 
 def run_images(files, predictor, visualizer, args) -> list[str]:
     import cv2
+
     written, bar = [], progress(len(files))
     for path in files:
         img = cv2.imread(path)
@@ -171,6 +196,7 @@ def run_images(files, predictor, visualizer, args) -> list[str]:
 
 def run_video(path, predictor, visualizer, args) -> list[str]:
     import cv2
+
     cap = cv2.VideoCapture(path)
     if not cap.isOpened():
         raise ValueError(f'could not open video {path}')
@@ -210,6 +236,7 @@ def main(argv=None) -> list[str]:
     args = parse_args(argv)
     from ai4rs.utils.paths import add_project_paths
     from ai4rs.visualization import DetLocalVisualizer
+
     add_project_paths()
     kind, files = list_inputs(args.input)
     predictor = Predictor(args)

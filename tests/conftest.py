@@ -25,12 +25,15 @@ def run_cmd(args, cwd, env=None, timeout=600, check=True):
     full_env.setdefault('MKL_NUM_THREADS', '1')
     if env:
         full_env.update(env)
-    proc = subprocess.run(args, cwd=cwd, env=full_env, capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(
+        args, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f'command {args} failed with {proc.returncode}\n'
-                             f'--- stdout ---\n{proc.stdout[-6000:]}\n'
-                             f'--- stderr ---\n{proc.stderr[-6000:]}')
+        raise AssertionError(
+            f'command {args} failed with {proc.returncode}\n'
+            f'--- stdout ---\n{proc.stdout[-6000:]}\n'
+            f'--- stderr ---\n{proc.stderr[-6000:]}'
+        )
     return proc
 
 
@@ -42,8 +45,9 @@ def toy_project(tmp_path):
     runtime = osp.join(REPO_ROOT, 'configs', '_base_', 'default_runtime.py')
     text = open(osp.join(src, 'toy_config.py')).read().replace("'RUNTIME'", repr(runtime))
     (tmp_path / 'toy_config.py').write_text(text)
-    spec = importlib.util.spec_from_file_location('make_toy_data',
-                                                  osp.join(src, 'make_toy_data.py'))
+    spec = importlib.util.spec_from_file_location(
+        'make_toy_data', osp.join(src, 'make_toy_data.py')
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.write_dataset(str(tmp_path / 'toy_data'))
@@ -56,6 +60,7 @@ def tiny_clip_dir(tmp_path_factory):
     ai4rs/utils/tiny_clip.py); skipped when transformers is missing."""
     pytest.importorskip('transformers')
     from ai4rs.utils.tiny_clip import make_tiny_clip
+
     return make_tiny_clip(tmp_path_factory.mktemp('tiny_clip'))
 
 
@@ -70,6 +75,7 @@ DEVICES_ENV = 'AI4RS_TEST_DEVICES'
 
 def available_test_devices() -> list[str]:
     import torch
+
     return ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
 
 
@@ -79,18 +85,29 @@ def device_params() -> list:
     requested = [d.strip() for d in os.environ.get(DEVICES_ENV, '').split(',') if d.strip()]
     if not requested:
         return available
-    return [name if name in available else pytest.param(
-        name, marks=pytest.mark.skip(reason=f'{DEVICES_ENV} asks for {name!r}, which is not '
-                                     f'available here (available: {available})'))
-            for name in requested]
+    return [
+        name
+        if name in available
+        else pytest.param(
+            name,
+            marks=pytest.mark.skip(
+                reason=f'{DEVICES_ENV} asks for {name!r}, which is not '
+                f'available here (available: {available})'
+            ),
+        )
+        for name in requested
+    ]
 
 
 def pytest_generate_tests(metafunc):
     if 'device' not in metafunc.fixturenames:
         return
     # a test that parametrizes 'device' itself keeps its own values
-    if any('device' in str(m.args[0]).replace(' ', '').split(',')
-           for m in metafunc.definition.iter_markers('parametrize') if m.args):
+    if any(
+        'device' in str(m.args[0]).replace(' ', '').split(',')
+        for m in metafunc.definition.iter_markers('parametrize')
+        if m.args
+    ):
         return
     metafunc.parametrize('device', device_params())
 
@@ -100,6 +117,7 @@ def exact_cuda_math():
     """Full-precision float32 on CUDA for CPU-vs-CUDA comparisons: TF32 off for cuDNN
     convolutions (on by default) and matmuls, restored afterwards."""
     import torch
+
     saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False

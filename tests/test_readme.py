@@ -1,4 +1,5 @@
 """README.md stays true: CI runs exactly README's test command."""
+
 import os.path as osp
 import re
 
@@ -11,7 +12,7 @@ def _bash_blocks(text):
 
 def test_ci_runs_readme_test_command():
     readme = open(osp.join(REPO_ROOT, 'README.md')).read()
-    section = readme[readme.index('## Two commands on a fresh machine'):]
+    section = readme[readme.index('## Two commands on a fresh machine') :]
     blocks = _bash_blocks(section)
     install = blocks[0].strip()
     test_cmds = [b.strip() for b in blocks if 'pytest' in b]
@@ -24,7 +25,20 @@ def test_ci_runs_readme_test_command():
 
 def test_readme_documents_every_tool_option():
     readme = open(osp.join(REPO_ROOT, 'README.md')).read()
-    for option in ('--work-dir', '--amp', '--auto-scale-lr', '--resume', '--cfg-options', '--out',
-                   '--show-dir', '--tta', 'dist_train.sh', 'dist_test.sh', 'slurm_train.sh',
-                   'NNODES', 'NODE_RANK', 'MASTER_ADDR'):
+    for option in (
+        '--work-dir',
+        '--amp',
+        '--auto-scale-lr',
+        '--resume',
+        '--cfg-options',
+        '--out',
+        '--show-dir',
+        '--tta',
+        'dist_train.sh',
+        'dist_test.sh',
+        'slurm_train.sh',
+        'NNODES',
+        'NODE_RANK',
+        'MASTER_ADDR',
+    ):
         assert option in readme, option

@@ -1,6 +1,7 @@
 """Tiny models saved as (config file, checkpoint) pairs for the inference, demo and export
 tests: a YOLO-World v2 (tiny widths, the tiny CLIP of ``make_tiny_clip``, 64 px letterbox)
 and a rotated YOLOX (``yolox_builders`` 'tiny', 64 px), plus generated test images."""
+
 import os.path as osp
 
 import cv2
@@ -9,44 +10,77 @@ import torch
 from mmengine.config import Config
 
 WORLD_SIZE = 64
-WORLD_META_KEYS = ('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor',
-                   'pad_param', 'texts')
+WORLD_META_KEYS = (
+    'img_id',
+    'img_path',
+    'ori_shape',
+    'img_shape',
+    'scale_factor',
+    'pad_param',
+    'texts',
+)
 
 
 def world_config(clip_dir: str, size: int = WORLD_SIZE) -> Config:
     """A YOLO-World v2 config: tiny model, the upstream test pipeline at ``size``."""
     from tests.test_models.test_yolo_world_integration import detector_cfg
+
     model = detector_cfg(0.33, 0.125, 256, str(clip_dir), num_train_classes=3)
     model['test_cfg'].update(score_thr=0.001, max_per_img=100)
     pipeline = [
         dict(type='LoadImageFromFile'),
         dict(type='YOLOv5KeepRatioResize', scale=(size, size)),
-        dict(type='LetterResize', scale=(size, size), allow_scale_up=False,
-             pad_val=dict(img=114)),
+        dict(type='LetterResize', scale=(size, size), allow_scale_up=False, pad_val=dict(img=114)),
         dict(type='LoadAnnotations', with_bbox=True),
         dict(type='LoadText'),
-        dict(type='PackDetInputs', meta_keys=WORLD_META_KEYS)]
-    return Config(dict(
-        default_scope='ai4rs', model=model,
-        test_dataloader=dict(batch_size=1, dataset=dict(
-            type='MultiModalDataset',
-            dataset=dict(type='YOLOv5CocoDataset', data_root='data/coco/',
-                         ann_file='annotations/instances_val2017.json', test_mode=True),
-            class_text_path='texts.json', pipeline=pipeline))))
+        dict(type='PackDetInputs', meta_keys=WORLD_META_KEYS),
+    ]
+    return Config(
+        dict(
+            default_scope='ai4rs',
+            model=model,
+            test_dataloader=dict(
+                batch_size=1,
+                dataset=dict(
+                    type='MultiModalDataset',
+                    dataset=dict(
+                        type='YOLOv5CocoDataset',
+                        data_root='data/coco/',
+                        ann_file='annotations/instances_val2017.json',
+                        test_mode=True,
+                    ),
+                    class_text_path='texts.json',
+                    pipeline=pipeline,
+                ),
+            ),
+        )
+    )
 
 
 def yolox_config(size: int = 64) -> Config:
     from tests.test_models.yolox_builders import rotated_yolox_cfg
+
     model = rotated_yolox_cfg('tiny')
-    model['test_cfg'] = dict(score_thr=0.01, nms=dict(type='nms_rotated', iou_threshold=0.1),
-                             max_per_img=100)
-    pipeline = [dict(type='LoadImageFromFile'),
-                dict(type='Resize', scale=(size, size), keep_ratio=True),
-                dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape',
-                                                      'img_shape', 'scale_factor'))]
-    return Config(dict(default_scope='ai4rs', model=model,
-                       test_dataloader=dict(batch_size=1, dataset=dict(
-                           type='DOTADataset', data_root='data/', pipeline=pipeline))))
+    model['test_cfg'] = dict(
+        score_thr=0.01, nms=dict(type='nms_rotated', iou_threshold=0.1), max_per_img=100
+    )
+    pipeline = [
+        dict(type='LoadImageFromFile'),
+        dict(type='Resize', scale=(size, size), keep_ratio=True),
+        dict(
+            type='PackDetInputs',
+            meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'),
+        ),
+    ]
+    return Config(
+        dict(
+            default_scope='ai4rs',
+            model=model,
+            test_dataloader=dict(
+                batch_size=1, dataset=dict(type='DOTADataset', data_root='data/', pipeline=pipeline)
+            ),
+        )
+    )
 
 
 def save_model(cfg: Config, dirpath, name: str, seed: int = 0) -> tuple[str, str]:
@@ -54,6 +88,7 @@ def save_model(cfg: Config, dirpath, name: str, seed: int = 0) -> tuple[str, str
     ``name.py`` and ``name.pth`` to ``dirpath``; returns their paths."""
     from ai4rs.registry import MODELS
     from ai4rs.utils import register_all_modules
+
     register_all_modules()
     torch.manual_seed(seed)
     model = MODELS.build(cfg.model)

@@ -10,6 +10,7 @@
 4. leaves prediction drawings (``WORK_DIR/<timestamp>/predictions``), the Task1
    files and their zip (``WORK_DIR/Task1``) and the checkpoints in the work dir.
 """
+
 import argparse
 import os.path as osp
 import shutil
@@ -32,14 +33,21 @@ CONFIG = osp.join(REPO_ROOT, 'configs', 'rotated_yolox', 'rotated_yolox_quicksta
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--work-dir', default='work_dirs/quickstart')
-    parser.add_argument('--data-root', default='data/synthetic_dota',
-                        help='where the generated dataset is written (reused if present)')
-    parser.add_argument('--epochs', type=int, default=None,
-                        help='training epochs (default: the config\'s)')
+    parser.add_argument(
+        '--data-root',
+        default='data/synthetic_dota',
+        help='where the generated dataset is written (reused if present)',
+    )
+    parser.add_argument(
+        '--epochs', type=int, default=None, help="training epochs (default: the config's)"
+    )
     parser.add_argument('--num-train', type=int, default=160)
     parser.add_argument('--num-val', type=int, default=40)
-    parser.add_argument('--amp', action='store_true',
-                        help='mixed precision training (float16 on a GPU, bfloat16 on the CPU)')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='mixed precision training (float16 on a GPU, bfloat16 on the CPU)',
+    )
     add_cfg_options_argument(parser)
     return parser.parse_args(argv)
 
@@ -68,10 +76,15 @@ def build_config(args):
             if hook.type == 'YOLOXModeSwitchHook':
                 hook.num_last_epochs = max(1, args.epochs // 6)
     # held-out evaluation after training: Task1 files + zip, and drawings
-    cfg.test_evaluator = dict(type='DOTAMetric', format_only=True, merge_patches=True,
-                              outfile_prefix=osp.join(osp.abspath(args.work_dir), 'Task1'))
-    cfg.default_hooks.visualization = dict(type='DetVisualizationHook', draw=True,
-                                           test_out_dir='predictions', score_thr=0.3)
+    cfg.test_evaluator = dict(
+        type='DOTAMetric',
+        format_only=True,
+        merge_patches=True,
+        outfile_prefix=osp.join(osp.abspath(args.work_dir), 'Task1'),
+    )
+    cfg.default_hooks.visualization = dict(
+        type='DetVisualizationHook', draw=True, test_out_dir='predictions', score_thr=0.3
+    )
     if args.amp:
         enable_amp(cfg)
     if args.cfg_options is not None:
@@ -83,8 +96,10 @@ def main(argv=None):
     args = parse_args(argv)
     start = time.time()
     generate_dataset(args.data_root, num_train=args.num_train, num_val=args.num_val)
-    print(f'dataset: {osp.abspath(args.data_root)} ({args.num_train} train, {args.num_val} '
-          'held-out images)')
+    print(
+        f'dataset: {osp.abspath(args.data_root)} ({args.num_train} train, {args.num_val} '
+        'held-out images)'
+    )
     register_all_modules(init_default_scope=False)
     cfg = build_config(args)
     task1 = cfg.test_evaluator['outfile_prefix']

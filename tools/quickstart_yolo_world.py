@@ -14,6 +14,7 @@
 4. runs the YOLO-World demo on a held-out image with the vocabulary given by ``--texts`` and
    writes the drawing.
 """
+
 import argparse
 import importlib.util
 import json
@@ -36,21 +37,35 @@ CONFIG = osp.join(REPO_ROOT, 'configs', 'yolo_world_v2', 'yolo_world_v2_quicksta
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--work-dir', default='work_dirs/quickstart_yolo_world')
-    parser.add_argument('--data-root', default='data/synthetic_coco',
-                        help='where the generated dataset is written (reused if present)')
-    parser.add_argument('--text-model', default=None,
-                        help='a local CLIP text model directory (default: write a tiny random one '
-                        'into the work dir)')
-    parser.add_argument('--texts', default='blue square,yellow star',
-                        help='comma-separated vocabulary for the demo after training')
-    parser.add_argument('--epochs', type=int, default=None,
-                        help="training epochs (default: the config's)")
-    parser.add_argument('--demo-image', default=None,
-                        help='image for the demo (default: the first held-out image)')
+    parser.add_argument(
+        '--data-root',
+        default='data/synthetic_coco',
+        help='where the generated dataset is written (reused if present)',
+    )
+    parser.add_argument(
+        '--text-model',
+        default=None,
+        help='a local CLIP text model directory (default: write a tiny random one '
+        'into the work dir)',
+    )
+    parser.add_argument(
+        '--texts',
+        default='blue square,yellow star',
+        help='comma-separated vocabulary for the demo after training',
+    )
+    parser.add_argument(
+        '--epochs', type=int, default=None, help="training epochs (default: the config's)"
+    )
+    parser.add_argument(
+        '--demo-image', default=None, help='image for the demo (default: the first held-out image)'
+    )
     parser.add_argument('--num-train', type=int, default=160)
     parser.add_argument('--num-val', type=int, default=40)
-    parser.add_argument('--amp', action='store_true',
-                        help='mixed precision training (float16 on a GPU, bfloat16 on the CPU)')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='mixed precision training (float16 on a GPU, bfloat16 on the CPU)',
+    )
     add_cfg_options_argument(parser)
     return parser.parse_args(argv)
 
@@ -93,16 +108,20 @@ def run_demo(config: str, checkpoint: str, image: str, texts: str, out_dir: str)
 def main(argv=None):
     args = parse_args(argv)
     start = time.time()
-    generate_dataset(args.data_root, num_train=args.num_train, num_val=args.num_val,
-                     img_size=256)
-    print(f'dataset: {osp.abspath(args.data_root)} ({args.num_train} train, {args.num_val} '
-          f'held-out images; classes: {", ".join(CLASSES)})')
+    generate_dataset(args.data_root, num_train=args.num_train, num_val=args.num_val, img_size=256)
+    print(
+        f'dataset: {osp.abspath(args.data_root)} ({args.num_train} train, {args.num_val} '
+        f'held-out images; classes: {", ".join(CLASSES)})'
+    )
     text_model = args.text_model
     if text_model is None:
         from ai4rs.utils.tiny_clip import make_tiny_clip
+
         text_model = make_tiny_clip(osp.join(osp.abspath(args.work_dir), 'tiny_clip'))
-        print(f'text model: a tiny random CLIP written to {text_model} (pass --text-model for '
-              'a real one)')
+        print(
+            f'text model: a tiny random CLIP written to {text_model} (pass --text-model for '
+            'a real one)'
+        )
     register_all_modules(init_default_scope=False)
     cfg = build_config(args, osp.abspath(text_model))
     runner = Runner.from_cfg(cfg)
@@ -134,8 +153,14 @@ def main(argv=None):
     if 'coco/bbox_mAP_50' not in metrics:
         print('no detections on the held-out images')
     print(f'AP50: {ap50:.4f}')
-    return dict(ap50=ap50, minutes=minutes, config=config,
-                checkpoint=checkpoint, drawing=drawing, detections=found)
+    return dict(
+        ap50=ap50,
+        minutes=minutes,
+        config=config,
+        checkpoint=checkpoint,
+        drawing=drawing,
+        detections=found,
+    )
 
 
 def _first_val_image(data_root: str) -> str:

@@ -1,4 +1,5 @@
 """Test a detector: ``python tools/test.py CONFIG CHECKPOINT [--out FILE.pkl] [--show-dir DIR]``."""
+
 import argparse
 import os.path as osp
 import sys
@@ -19,23 +20,32 @@ def parse_args(argv=None):
     add_config_arguments(parser, 'test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     add_runner_arguments(parser, 'the directory to save the evaluation metrics')
-    parser.add_argument('--out', type=str,
-                        help='dump the predictions to a pickle file (.pkl) for offline evaluation')
+    parser.add_argument(
+        '--out',
+        type=str,
+        help='dump the predictions to a pickle file (.pkl) for offline evaluation',
+    )
     parser.add_argument('--show', action='store_true', help='show prediction results')
-    parser.add_argument('--show-dir', help='directory, under the work dir\'s timestamped '
-                        'folder, where painted images are saved')
+    parser.add_argument(
+        '--show-dir',
+        help="directory, under the work dir's timestamped folder, where painted images are saved",
+    )
     parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
-    parser.add_argument('--tta', action='store_true',
-                        help='test time augmentation (needs tta_model and tta_pipeline '
-                        'in the config)')
+    parser.add_argument(
+        '--tta',
+        action='store_true',
+        help='test time augmentation (needs tta_model and tta_pipeline in the config)',
+    )
     return parse_tool_args(parser, argv)
 
 
 def trigger_visualization_hook(cfg, args):
     default_hooks = cfg.default_hooks
     if 'visualization' not in default_hooks:
-        raise RuntimeError('--show and --show-dir need default_hooks.visualization '
-                           "(e.g. dict(type='DetVisualizationHook')) in the config")
+        raise RuntimeError(
+            '--show and --show-dir need default_hooks.visualization '
+            "(e.g. dict(type='DetVisualizationHook')) in the config"
+        )
     vis = default_hooks['visualization']
     vis['draw'] = True
     if args.show:
@@ -69,6 +79,7 @@ def main(argv=None):
     def test(runner):
         if args.out is not None:
             from ai4rs.evaluation.metrics.dump_det_results import DumpDetResults
+
             runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
         return runner.test()
 

@@ -1,4 +1,5 @@
 """Train a detector: ``python tools/train.py CONFIG [--work-dir DIR] [--resume [PATH]] ...``."""
+
 import argparse
 import os.path as osp
 import sys
@@ -20,14 +21,25 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Train a detector')
     add_config_arguments(parser, 'train config file path')
     add_runner_arguments(parser, 'the dir to save logs and checkpoints')
-    parser.add_argument('--amp', action='store_true', default=False,
-                        help='enable automatic mixed precision training '
-                        '(float16 on GPU, bfloat16 on CPU)')
-    parser.add_argument('--auto-scale-lr', action='store_true',
-                        help='scale the learning rate by the actual batch size')
-    parser.add_argument('--resume', nargs='?', type=str, const='auto',
-                        help='resume from the given checkpoint, or, with no value, from '
-                        'the latest checkpoint in the work dir')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        default=False,
+        help='enable automatic mixed precision training (float16 on GPU, bfloat16 on CPU)',
+    )
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='scale the learning rate by the actual batch size',
+    )
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='resume from the given checkpoint, or, with no value, from '
+        'the latest checkpoint in the work dir',
+    )
     return parse_tool_args(parser, argv)
 
 
@@ -44,8 +56,9 @@ def build_config(args):
     if args.auto_scale_lr:
         auto = cfg.get('auto_scale_lr')
         if not auto or 'base_batch_size' not in auto:
-            raise RuntimeError('--auto-scale-lr needs `auto_scale_lr = dict(base_batch_size=...)` '
-                               'in the config')
+            raise RuntimeError(
+                '--auto-scale-lr needs `auto_scale_lr = dict(base_batch_size=...)` in the config'
+            )
         cfg.auto_scale_lr.enable = True
 
     if args.resume == 'auto':

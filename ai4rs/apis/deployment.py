@@ -28,6 +28,7 @@ The vocabulary and everything :class:`OnnxDetector` needs are stored in the
 ONNX file's metadata under the key ``ai4rs`` (JSON: ``family``, ``texts`` or
 ``classes``, ``img_size``, ``with_nms``).
 """
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,10 @@ def model_family(model) -> str:
     head = getattr(model, 'bbox_head', None)
     if head is not None and hasattr(head, '_bbox_decode') and hasattr(head, 'angle_coder'):
         return ROTATED_YOLOX
-    raise NotImplementedError(f'ONNX export supports YOLO-World and rotated YOLOX detectors, '
-                              f'not {type(model).__name__} with {type(head).__name__}')
+    raise NotImplementedError(
+        f'ONNX export supports YOLO-World and rotated YOLOX detectors, '
+        f'not {type(model).__name__} with {type(head).__name__}'
+    )
 
 
 class MultiClassNMS(torch.autograd.Function):
@@ -68,9 +71,11 @@ class MultiClassNMS(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, boxes: Tensor, scores: Tensor, max_per_class: int, iou_thr: float,
-                score_thr: float) -> Tensor:
+    def forward(
+        ctx, boxes: Tensor, scores: Tensor, max_per_class: int, iou_thr: float, score_thr: float
+    ) -> Tensor:
         from ai4rs.ops import nms
+
         rows = []
         for k in range(scores.size(1)):
             valid = (scores[0, k] > score_thr).nonzero()[:, 0]
@@ -83,8 +88,15 @@ class MultiClassNMS(torch.autograd.Function):
     def symbolic(g, boxes, scores, max_per_class, iou_thr, score_thr):
         def const(value, dtype):
             return g.op('Constant', value_t=torch.tensor([value], dtype=dtype))
-        return g.op('NonMaxSuppression', boxes, scores, const(max_per_class, torch.long),
-                    const(iou_thr, torch.float32), const(score_thr, torch.float32))
+
+        return g.op(
+            'NonMaxSuppression',
+            boxes,
+            scores,
+            const(max_per_class, torch.long),
+            const(iou_thr, torch.float32),
+            const(score_thr, torch.float32),
+        )
 
 
 class DecodedDetector(nn.Module):
@@ -96,11 +108,15 @@ class DecodedDetector(nn.Module):
         super().__init__()
         self.family = model_family(detector)
         if self.family == YOLO_WORLD and not detector.is_reparameterized:
-            raise ValueError('DecodedDetector: reparameterize the YOLO-World detector with a '
-                             'vocabulary first (model.reparameterize(texts))')
+            raise ValueError(
+                'DecodedDetector: reparameterize the YOLO-World detector with a '
+                'vocabulary first (model.reparameterize(texts))'
+            )
         if with_nms and self.family != YOLO_WORLD:
-            raise NotImplementedError('NMS in the graph: ONNX has no rotated NMS operator; '
-                                      'export without it and run postprocess_decoded')
+            raise NotImplementedError(
+                'NMS in the graph: ONNX has no rotated NMS operator; '
+                'export without it and run postprocess_decoded'
+            )
         self.detector = detector
         self.with_nms = with_nms
 
@@ -120,9 +136,11 @@ class DecodedDetector(nn.Module):
         priors = head.flat_priors(cls_scores)
         cls = head.flatten_levels(cls_scores, head.cls_out_channels).sigmoid()
         obj = head.flatten_levels(objectnesses, 1).sigmoid()
-        boxes = head._bbox_decode(priors, head.flatten_levels(bbox_preds, 4),
-                                  head.flatten_levels(angle_preds,
-                                                      head.angle_coder.encode_size))
+        boxes = head._bbox_decode(
+            priors,
+            head.flatten_levels(bbox_preds, 4),
+            head.flatten_levels(angle_preds, head.angle_coder.encode_size),
+        )
         return boxes, cls * obj
 
     @staticmethod
@@ -132,23 +150,26 @@ class DecodedDetector(nn.Module):
         iou_thr = float(cfg['nms'].get('iou_threshold', 0.7))
         score_thr = float(cfg.get('score_thr', 0.0))
         if cfg.get('multi_label', False) and scores.size(-1) > 1:
-            sel = MultiClassNMS.apply(boxes, scores.transpose(1, 2), max_per_img, iou_thr,
-                                      score_thr)
+            sel = MultiClassNMS.apply(
+                boxes, scores.transpose(1, 2), max_per_img, iou_thr, score_thr
+            )
             labels, inds = sel[:, 1], sel[:, 2]
             det_scores = scores[0, inds, labels]
         else:  # one label per prior: class-aware NMS by offsetting each class's boxes
             best, best_labels = scores[0].max(-1)
             offsets = best_labels[:, None].to(boxes.dtype) * (boxes.max() + 1)
-            sel = MultiClassNMS.apply(boxes + offsets[None], best[None, None], max_per_img,
-                                      iou_thr, score_thr)
+            sel = MultiClassNMS.apply(
+                boxes + offsets[None], best[None, None], max_per_img, iou_thr, score_thr
+            )
             inds = sel[:, 2]
             labels, det_scores = best_labels[inds], best[inds]
         order = det_scores.argsort(descending=True)[:max_per_img]
         return boxes[0, inds[order]], det_scores[order], labels[order]
 
 
-def postprocess_decoded(family: str, head: nn.Module, boxes: Tensor, scores: Tensor,
-                        img_meta: dict, cfg: dict) -> InstanceData:
+def postprocess_decoded(
+    family: str, head: nn.Module, boxes: Tensor, scores: Tensor, img_meta: dict, cfg: dict
+) -> InstanceData:
     """One image's detections from decoded outputs, as the head's ``predict_by_feat``.
 
     Args:
@@ -165,6 +186,7 @@ def postprocess_decoded(family: str, head: nn.Module, boxes: Tensor, scores: Ten
     """
     from ai4rs.models.utils import filter_scores_and_topk
     from ai4rs.structures.bbox import HorizontalBoxes, RotatedBoxes
+
     if family == YOLO_WORLD:
         score_thr = cfg.get('score_thr', -1)
         nms_pre = cfg.get('nms_pre', 100000)
@@ -172,19 +194,21 @@ def postprocess_decoded(family: str, head: nn.Module, boxes: Tensor, scores: Ten
             scores, labels, keep, _ = filter_scores_and_topk(scores, score_thr, nms_pre)
         else:
             scores, labels = scores.max(1, keepdim=True)
-            scores, _, keep, kept = filter_scores_and_topk(scores, score_thr, nms_pre,
-                                                           results=dict(labels=labels[:, 0]))
+            scores, _, keep, kept = filter_scores_and_topk(
+                scores, score_thr, nms_pre, results=dict(labels=labels[:, 0])
+            )
             labels = kept['labels']
-        results = InstanceData(scores=scores, labels=labels,
-                               bboxes=HorizontalBoxes(boxes[keep]))
-        results = head._bbox_post_process(results, cfg, rescale=True, with_nms=True,
-                                          img_meta=img_meta)
+        results = InstanceData(scores=scores, labels=labels, bboxes=HorizontalBoxes(boxes[keep]))
+        results = head._bbox_post_process(
+            results, cfg, rescale=True, with_nms=True, img_meta=img_meta
+        )
         results.bboxes.clip_(img_meta['ori_shape'][:2])
         return results
     max_scores, labels = scores.max(1)
     valid = max_scores >= cfg.get('score_thr', 0.0)
-    results = InstanceData(bboxes=RotatedBoxes(boxes[valid]), scores=max_scores[valid],
-                           labels=labels[valid])
+    results = InstanceData(
+        bboxes=RotatedBoxes(boxes[valid]), scores=max_scores[valid], labels=labels[valid]
+    )
     return head._bbox_post_process(results, cfg, rescale=True, with_nms=True, img_meta=img_meta)
 
 
@@ -214,11 +238,11 @@ class Preprocessor:
 
     def _pipeline(self, from_array: bool) -> Compose:
         if from_array not in self.pipelines:
-            steps = [t for t in _test_pipeline_cfg(self.config, from_array)
-                     if t['type'] != 'LoadText']
+            steps = [
+                t for t in _test_pipeline_cfg(self.config, from_array) if t['type'] != 'LoadText'
+            ]
             if 'meta_keys' in steps[-1]:  # the texts are baked in: none to pack
-                steps[-1]['meta_keys'] = tuple(k for k in steps[-1]['meta_keys']
-                                               if k != 'texts')
+                steps[-1]['meta_keys'] = tuple(k for k in steps[-1]['meta_keys'] if k != 'texts')
             self.pipelines[from_array] = Compose(steps)
         return self.pipelines[from_array]
 
@@ -231,14 +255,17 @@ class Preprocessor:
             data = dict(img_path=str(img), img_id=0)
         data = self._pipeline(isinstance(img, np.ndarray))(data)
         with torch.no_grad():
-            out = self.data_preprocessor(dict(inputs=[data['inputs']],
-                                              data_samples=[data['data_samples']]), False)
+            out = self.data_preprocessor(
+                dict(inputs=[data['inputs']], data_samples=[data['data_samples']]), False
+            )
         inputs, sample = out['inputs'].float(), out['data_samples'][0]
         h, w = inputs.shape[-2:]
         height, width = self.img_size
         if h > height or w > width:
-            raise ValueError(f'the preprocessed image is {h}x{w}, larger than the export size '
-                             f'{height}x{width}: export with a matching --img-size')
+            raise ValueError(
+                f'the preprocessed image is {h}x{w}, larger than the export size '
+                f'{height}x{width}: export with a matching --img-size'
+            )
         if (h, w) != (height, width):
             inputs = F.pad(inputs, (0, width - w, 0, height - h), value=self.pad_value)
         return inputs, sample
@@ -257,18 +284,28 @@ def output_names(with_nms: bool) -> list[str]:
     return ['dets', 'scores', 'labels'] if with_nms else ['boxes', 'scores']
 
 
-def export_onnx(model: nn.Module, inputs: Tensor, out_file: str, opset: int = 17,
-                with_nms: bool = False) -> dict:
+def export_onnx(
+    model: nn.Module, inputs: Tensor, out_file: str, opset: int = 17, with_nms: bool = False
+) -> dict:
     """Write ``DecodedDetector(model, with_nms)`` traced on ``inputs`` (1, 3, H, W) to
     ``out_file``, with the ai4rs metadata. Returns the metadata."""
     import onnx
+
     wrapper = DecodedDetector(model, with_nms=with_nms).eval()
     names = output_names(with_nms)
     dynamic = {n: {0: 'num_dets'} for n in names} if with_nms else None
     with torch.no_grad():
-        torch.onnx.export(wrapper, (inputs,), out_file, input_names=['images'],
-                          output_names=names, opset_version=opset, dynamic_axes=dynamic,
-                          do_constant_folding=True, dynamo=False)
+        torch.onnx.export(
+            wrapper,
+            (inputs,),
+            out_file,
+            input_names=['images'],
+            output_names=names,
+            opset_version=opset,
+            dynamic_axes=dynamic,
+            do_constant_folding=True,
+            dynamo=False,
+        )
     meta = export_metadata(wrapper.family, model, inputs.shape[-2:], with_nms)
     proto = onnx.load(out_file)
     entry = proto.metadata_props.add()
@@ -281,8 +318,10 @@ def import_onnxruntime():
     try:
         import onnxruntime
     except ImportError as err:
-        raise ImportError('running an .onnx model needs onnxruntime: pip install onnxruntime '
-                          '(see requirements/optional.txt)') from err
+        raise ImportError(
+            'running an .onnx model needs onnxruntime: pip install onnxruntime '
+            '(see requirements/optional.txt)'
+        ) from err
     return onnxruntime
 
 
@@ -312,12 +351,15 @@ class OnnxDetector:
 
     def __init__(self, onnx_file: str, config, device: str = 'cpu') -> None:
         from ai4rs.utils import register_all_modules
+
         register_all_modules()
         self.session = onnx_session(onnx_file, device)
         raw = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         if raw is None:
-            raise ValueError(f'{onnx_file}: no "{METADATA_KEY}" metadata; export it with '
-                             'tools/deployment/export_onnx.py')
+            raise ValueError(
+                f'{onnx_file}: no "{METADATA_KEY}" metadata; export it with '
+                'tools/deployment/export_onnx.py'
+            )
         self.meta = json.loads(raw)
         self.family = self.meta['family']
         self.cfg = _load_config(config)
@@ -335,8 +377,9 @@ class OnnxDetector:
         """(1, 3, H, W) input -> the graph's outputs as tensors (batch dim removed
         without NMS: boxes (P, 4|5), scores (P, K); with NMS: dets, scores, labels)."""
         with_nms = bool(self.meta.get('with_nms'))
-        outs = self.session.run(output_names(with_nms),
-                                {'images': inputs.cpu().numpy().astype(np.float32)})
+        outs = self.session.run(
+            output_names(with_nms), {'images': inputs.cpu().numpy().astype(np.float32)}
+        )
         return [torch.from_numpy(o if with_nms else o[0]) for o in outs]
 
     def __call__(self, img):
@@ -344,16 +387,19 @@ class OnnxDetector:
         inputs, sample = self.preprocess(img)
         if self.meta.get('with_nms'):
             from ai4rs.structures.bbox import HorizontalBoxes
+
             dets, scores, labels = self.raw(inputs)
             results = InstanceData(bboxes=HorizontalBoxes(dets), scores=scores, labels=labels)
-            results = self.head._bbox_post_process(results, self.test_cfg, rescale=True,
-                                                   with_nms=False, img_meta=sample.metainfo)
+            results = self.head._bbox_post_process(
+                results, self.test_cfg, rescale=True, with_nms=False, img_meta=sample.metainfo
+            )
             results.bboxes.clip_(sample.metainfo['ori_shape'][:2])
             sample.pred_instances = results
         else:
             boxes, scores = self.raw(inputs)
-            sample.pred_instances = postprocess_decoded(self.family, self.head, boxes, scores,
-                                                        sample.metainfo, self.test_cfg)
+            sample.pred_instances = postprocess_decoded(
+                self.family, self.head, boxes, scores, sample.metainfo, self.test_cfg
+            )
         if self.texts is not None:
             sample.set_metainfo(dict(texts=list(self.texts)))
         return sample

@@ -1,4 +1,5 @@
 """Building a detector from a config and running it on images (mmdet's API)."""
+
 import copy
 from pathlib import Path
 
@@ -28,6 +29,7 @@ def _load_config(config, cfg_options=None):
 def _config_dataset_meta(config):
     """The ``metainfo`` (classes, palette) of the config's test dataset class, if any."""
     from ai4rs.registry import DATASETS
+
     for key in ('test_dataloader', 'val_dataloader', 'train_dataloader'):
         dataset = config.get(key, {}).get('dataset') if config.get(key) else None
         while isinstance(dataset, dict) and 'dataset' in dataset:  # wrappers
@@ -42,8 +44,14 @@ def _config_dataset_meta(config):
     return None
 
 
-def init_detector(config, checkpoint=None, palette='none', device='cpu', cfg_options=None,
-                  allow_partial_load=False):
+def init_detector(
+    config,
+    checkpoint=None,
+    palette='none',
+    device='cpu',
+    cfg_options=None,
+    allow_partial_load=False,
+):
     """Build a detector from a config and (optionally) load a checkpoint.
 
     The checkpoint is read with ``weights_only=True`` (see
@@ -75,13 +83,15 @@ def init_detector(config, checkpoint=None, palette='none', device='cpu', cfg_opt
     if scope is not None:
         init_default_scope(scope)
     from ai4rs.utils import register_all_modules
+
     register_all_modules(init_default_scope=False)
     model = revert_sync_batchnorm(MODELS.build(config.model))
     dataset_meta = None
     if checkpoint is not None:
         partial = allow_partial_load or bool(config.get(PARTIAL_LOAD_KEY, False))
-        ckpt = load_checkpoint_checked(model, checkpoint, allow_partial_load=partial,
-                                       map_location='cpu')
+        ckpt = load_checkpoint_checked(
+            model, checkpoint, allow_partial_load=partial, map_location='cpu'
+        )
         dataset_meta = ckpt.get('meta', {}).get('dataset_meta') if isinstance(ckpt, dict) else None
     else:
         model.init_weights()
@@ -104,16 +114,18 @@ def _test_pipeline_cfg(config, from_array):
             pipeline = copy.deepcopy(dataset['pipeline'])
             break
     else:
-        raise ValueError('the config has neither test_dataloader nor val_dataloader: '
-                         'no test pipeline to run')
+        raise ValueError(
+            'the config has neither test_dataloader nor val_dataloader: no test pipeline to run'
+        )
     # inference has no annotations to load
     pipeline = [t for t in pipeline if 'LoadAnnotations' not in t['type']]
     if from_array:
         if 'LoadImageFromFile' not in pipeline[0]['type']:
             raise ValueError('the test pipeline must start with LoadImageFromFile')
         # arrays are converted to uint8 by the same rule as the files
-        pipeline[0] = dict(type='LoadImageFromNDArray',
-                           to_uint8=pipeline[0].get('to_uint8', 'bit_depth'))
+        pipeline[0] = dict(
+            type='LoadImageFromNDArray', to_uint8=pipeline[0].get('to_uint8', 'bit_depth')
+        )
     return pipeline
 
 
@@ -134,19 +146,26 @@ def model_vocabulary(model, texts=None) -> list[str] | None:
     """
     if not is_open_vocabulary(model):
         if texts is not None:
-            raise ValueError(f'texts are for open-vocabulary (YOLO-World) models; '
-                             f'{type(model).__name__} has a fixed set of classes')
+            raise ValueError(
+                f'texts are for open-vocabulary (YOLO-World) models; '
+                f'{type(model).__name__} has a fixed set of classes'
+            )
         return None
     if texts is None:
         if getattr(model, 'texts', None):
             return list(model.texts[0])
-        raise ValueError(f'{type(model).__name__} needs a vocabulary: pass texts=[...] '
-                         '(e.g. ["person", "dog"]) or bake one in with '
-                         'model.reparameterize(texts)')
+        raise ValueError(
+            f'{type(model).__name__} needs a vocabulary: pass texts=[...] '
+            '(e.g. ["person", "dog"]) or bake one in with '
+            'model.reparameterize(texts)'
+        )
     from ai4rs.models.detectors.yolo_world import as_vocabulary
+
     if isinstance(texts, str):
-        raise TypeError('texts must be a list of strings, not one string '
-                        f'({texts!r}); e.g. texts=["person", "dog"]')
+        raise TypeError(
+            'texts must be a list of strings, not one string '
+            f'({texts!r}); e.g. texts=["person", "dog"]'
+        )
     vocab = as_vocabulary(texts)
     if not vocab:
         raise ValueError('texts is empty: give at least one prompt')
@@ -161,8 +180,9 @@ def _inference_pipeline(model, from_array: bool, open_vocabulary: bool) -> Compo
         if not any(t['type'] == 'LoadText' for t in pipeline):
             pipeline.insert(len(pipeline) - 1, dict(type='LoadText'))
         pack = pipeline[-1]
-        meta_keys = tuple(pack.get('meta_keys', ('img_id', 'img_path', 'ori_shape',
-                                                 'img_shape', 'scale_factor')))
+        meta_keys = tuple(
+            pack.get('meta_keys', ('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'))
+        )
         if 'texts' not in meta_keys:
             pack['meta_keys'] = meta_keys + ('texts',)
     return Compose(pipeline)

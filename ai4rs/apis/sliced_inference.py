@@ -1,4 +1,5 @@
 """Inference on images larger than the model input: overlapping patches, merged by rotated NMS."""
+
 import copy
 import os.path as osp
 import sys
@@ -19,8 +20,9 @@ from ai4rs.structures.bbox import BaseBoxes
 from .inference import _test_pipeline_cfg
 
 
-def patch_boxes_to_image(boxes: BaseBoxes, origin: tuple[float, float],
-                         scale: tuple[float, float] = (1.0, 1.0)) -> BaseBoxes:
+def patch_boxes_to_image(
+    boxes: BaseBoxes, origin: tuple[float, float], scale: tuple[float, float] = (1.0, 1.0)
+) -> BaseBoxes:
     """Boxes predicted on a patch, in full-image coordinates (a new box object).
 
     The patch was cut at ``origin = (x, y)`` from the image resized by ``(rx, ry)``; its boxes
@@ -40,9 +42,17 @@ def patch_boxes_to_image(boxes: BaseBoxes, origin: tuple[float, float],
     return boxes
 
 
-def inference_detector_by_patches(model, img, sizes=(1024, ), steps=(824, ), ratios=(1.0, ),
-                                  merge_iou_thr=0.1, batch_size=4, pad_value=114,
-                                  progress=None):
+def inference_detector_by_patches(
+    model,
+    img,
+    sizes=(1024,),
+    steps=(824,),
+    ratios=(1.0,),
+    merge_iou_thr=0.1,
+    batch_size=4,
+    pad_value=114,
+    progress=None,
+):
     """Detect on a large image by running the model on overlapping patches.
 
     The image is (optionally) rescaled by each ratio, cut into ``size`` x
@@ -89,11 +99,22 @@ def inference_detector_by_patches(model, img, sizes=(1024, ), steps=(824, ), rat
 
     jobs = []  # (ratio, window, patch)
     for ratio in ratios:
-        scaled = img if ratio == 1 else cv2.resize(
-            img, (max(1, round(width * ratio)), max(1, round(height * ratio))),
-            interpolation=cv2.INTER_LINEAR)
-        windows = get_sliding_windows(scaled.shape[1], scaled.shape[0], sizes,
-                                      [s - t for s, t in zip(sizes, steps)], img_rate_thr=0.0)
+        scaled = (
+            img
+            if ratio == 1
+            else cv2.resize(
+                img,
+                (max(1, round(width * ratio)), max(1, round(height * ratio))),
+                interpolation=cv2.INTER_LINEAR,
+            )
+        )
+        windows = get_sliding_windows(
+            scaled.shape[1],
+            scaled.shape[0],
+            sizes,
+            [s - t for s, t in zip(sizes, steps)],
+            img_rate_thr=0.0,
+        )
         for window in windows:
             jobs.append((ratio, window, scaled))
 
@@ -102,7 +123,7 @@ def inference_detector_by_patches(model, img, sizes=(1024, ), steps=(824, ), rat
     bar = ProgressBar(len(jobs)) if progress else None
     all_boxes, all_scores, all_labels = [], [], []
     for start in range(0, len(jobs), batch_size):
-        chunk = jobs[start:start + batch_size]
+        chunk = jobs[start : start + batch_size]
         inputs, samples = [], []
         for i, (ratio, window, scaled) in enumerate(chunk):
             patch = crop_patch(scaled, window, padding_value=pad_value)
@@ -125,6 +146,5 @@ def inference_detector_by_patches(model, img, sizes=(1024, ), steps=(824, ), rat
     scores, labels = torch.cat(all_scores), torch.cat(all_labels)
     keep = merge_patch_boxes(bboxes, scores, labels, merge_iou_thr)
     out = DetDataSample(metainfo=dict(ori_shape=(height, width), img_shape=(height, width)))
-    out.pred_instances = InstanceData(bboxes=bboxes[keep], scores=scores[keep],
-                                      labels=labels[keep])
+    out.pred_instances = InstanceData(bboxes=bboxes[keep], scores=scores[keep], labels=labels[keep])
     return out

@@ -1,4 +1,5 @@
 """Datasets and their transforms (importing this package registers them)."""
+
 from .dota import DOTADataset, DOTAv2Dataset, DOTAv15Dataset, load_dota_labels
 from .transforms import *  # noqa: F401,F403
 
@@ -17,8 +18,15 @@ from .coco import (  # noqa: E402
 from .multimodal_dataset import MultiModalDataset  # noqa: E402
 
 __all__ += [
-    'CocoDataset', 'YOLOv5CocoDataset', 'BatchShapePolicy', 'COCO_CLASSES', 'COCO_PALETTE',
-    'load_coco_json', 'load_class_texts', 'read_vocabulary', 'MultiModalDataset'
+    'CocoDataset',
+    'YOLOv5CocoDataset',
+    'BatchShapePolicy',
+    'COCO_CLASSES',
+    'COCO_PALETTE',
+    'load_coco_json',
+    'load_class_texts',
+    'read_vocabulary',
+    'MultiModalDataset',
 ]
 from .file_checks import ImageDecodeError, check_image_files  # noqa: E402
 

@@ -7,14 +7,16 @@ list of one or more non-empty strings naming that class (synonyms / prompts)::
 
 The COCO 80 vocabulary ships as ``configs/_base_/texts/coco_class_texts.json``.
 """
+
 import json
 import os.path as osp
 
 from mmengine.fileio import get_local_path
 
 
-def load_class_texts(path: str, num_classes: int | None = None,
-                     backend_args: dict | None = None) -> list[list[str]]:
+def load_class_texts(
+    path: str, num_classes: int | None = None, backend_args: dict | None = None
+) -> list[list[str]]:
     """Read and check a class-text json.
 
     Args:
@@ -39,16 +41,24 @@ def load_class_texts(path: str, num_classes: int | None = None,
         except json.JSONDecodeError as e:
             raise ValueError(f'{path}: not a valid json file ({e})') from None
     if not isinstance(texts, list):
-        raise ValueError(f'{path}: a class text file holds a json list of lists of strings, '
-                         f'e.g. [["person"], ["bicycle"]]; got a {type(texts).__name__}')
+        raise ValueError(
+            f'{path}: a class text file holds a json list of lists of strings, '
+            f'e.g. [["person"], ["bicycle"]]; got a {type(texts).__name__}'
+        )
     for i, entry in enumerate(texts):
-        if (not isinstance(entry, list) or not entry
-                or not all(isinstance(t, str) and t.strip() for t in entry)):
-            raise ValueError(f'{path}: entry {i} must be a non-empty list of non-empty '
-                             f'strings, got {entry!r}')
+        if (
+            not isinstance(entry, list)
+            or not entry
+            or not all(isinstance(t, str) and t.strip() for t in entry)
+        ):
+            raise ValueError(
+                f'{path}: entry {i} must be a non-empty list of non-empty strings, got {entry!r}'
+            )
     if num_classes is not None and len(texts) != num_classes:
-        raise ValueError(f'{path}: {len(texts)} class texts, but the dataset has '
-                         f'{num_classes} classes; the two must be the same')
+        raise ValueError(
+            f'{path}: {len(texts)} class texts, but the dataset has '
+            f'{num_classes} classes; the two must be the same'
+        )
     return texts
 
 
@@ -86,8 +96,10 @@ def read_vocabulary(arg: str | list[str], what: str = '--texts') -> list[str]:
         texts, where = items, repr(items)
     bad = [t for t in texts if not isinstance(t, str) or not t.strip()]
     if not texts or bad:
-        raise ValueError(f'{what} {where}: expected one or more non-empty texts'
-                         + (f', got {bad[:3]}' if bad else ''))
+        raise ValueError(
+            f'{what} {where}: expected one or more non-empty texts'
+            + (f', got {bad[:3]}' if bad else '')
+        )
     if len(set(texts)) != len(texts):
         dup = sorted({t for t in texts if texts.count(t) > 1})
         raise ValueError(f'{what} {where} holds duplicates: {dup[:5]}')

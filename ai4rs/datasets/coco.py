@@ -11,6 +11,7 @@ One data dict per image (mmdet 3.x layout)::
 ``ignore_flag=1``. Category ids map to contiguous labels in ``metainfo['classes']`` order,
 matched by category name.
 """
+
 import contextlib
 import io
 import json
@@ -30,39 +31,177 @@ from .file_checks import ImageDecodeError, check_image_files, handle_bad_image
 from .samplers.seeded_sampler import sample_rng
 
 COCO_CLASSES = (
-    'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train', 'truck', 'boat',
-    'traffic light', 'fire hydrant', 'stop sign', 'parking meter', 'bench', 'bird', 'cat',
-    'dog', 'horse', 'sheep', 'cow', 'elephant', 'bear', 'zebra', 'giraffe', 'backpack',
-    'umbrella', 'handbag', 'tie', 'suitcase', 'frisbee', 'skis', 'snowboard', 'sports ball',
-    'kite', 'baseball bat', 'baseball glove', 'skateboard', 'surfboard', 'tennis racket',
-    'bottle', 'wine glass', 'cup', 'fork', 'knife', 'spoon', 'bowl', 'banana', 'apple',
-    'sandwich', 'orange', 'broccoli', 'carrot', 'hot dog', 'pizza', 'donut', 'cake', 'chair',
-    'couch', 'potted plant', 'bed', 'dining table', 'toilet', 'tv', 'laptop', 'mouse', 'remote',
-    'keyboard', 'cell phone', 'microwave', 'oven', 'toaster', 'sink', 'refrigerator', 'book',
-    'clock', 'vase', 'scissors', 'teddy bear', 'hair drier', 'toothbrush')
+    'person',
+    'bicycle',
+    'car',
+    'motorcycle',
+    'airplane',
+    'bus',
+    'train',
+    'truck',
+    'boat',
+    'traffic light',
+    'fire hydrant',
+    'stop sign',
+    'parking meter',
+    'bench',
+    'bird',
+    'cat',
+    'dog',
+    'horse',
+    'sheep',
+    'cow',
+    'elephant',
+    'bear',
+    'zebra',
+    'giraffe',
+    'backpack',
+    'umbrella',
+    'handbag',
+    'tie',
+    'suitcase',
+    'frisbee',
+    'skis',
+    'snowboard',
+    'sports ball',
+    'kite',
+    'baseball bat',
+    'baseball glove',
+    'skateboard',
+    'surfboard',
+    'tennis racket',
+    'bottle',
+    'wine glass',
+    'cup',
+    'fork',
+    'knife',
+    'spoon',
+    'bowl',
+    'banana',
+    'apple',
+    'sandwich',
+    'orange',
+    'broccoli',
+    'carrot',
+    'hot dog',
+    'pizza',
+    'donut',
+    'cake',
+    'chair',
+    'couch',
+    'potted plant',
+    'bed',
+    'dining table',
+    'toilet',
+    'tv',
+    'laptop',
+    'mouse',
+    'remote',
+    'keyboard',
+    'cell phone',
+    'microwave',
+    'oven',
+    'toaster',
+    'sink',
+    'refrigerator',
+    'book',
+    'clock',
+    'vase',
+    'scissors',
+    'teddy bear',
+    'hair drier',
+    'toothbrush',
+)
 COCO_PALETTE = [
-    (220, 20, 60), (119, 11, 32), (0, 0, 142), (0, 0, 230), (106, 0, 228), (0, 60, 100),
-    (0, 80, 100), (0, 0, 70), (0, 0, 192), (250, 170, 30), (100, 170, 30), (220, 220, 0),
-    (175, 116, 175), (250, 0, 30), (165, 42, 42), (255, 77, 255), (0, 226, 252),
-    (182, 182, 255), (0, 82, 0), (120, 166, 157), (110, 76, 0), (174, 57, 255), (199, 100, 0),
-    (72, 0, 118), (255, 179, 240), (0, 125, 92), (209, 0, 151), (188, 208, 182),
-    (0, 220, 176), (255, 99, 164), (92, 0, 73), (133, 129, 255), (78, 180, 255), (0, 228, 0),
-    (174, 255, 243), (45, 89, 255), (134, 134, 103), (145, 148, 174), (255, 208, 186),
-    (197, 226, 255), (171, 134, 1), (109, 63, 54), (207, 138, 255), (151, 0, 95), (9, 80, 61),
-    (84, 105, 51), (74, 65, 105), (166, 196, 102), (208, 195, 210), (255, 109, 65),
-    (0, 143, 149), (179, 0, 194), (209, 99, 106), (5, 121, 0), (227, 255, 205),
-    (147, 186, 208), (153, 69, 1), (3, 95, 161), (163, 255, 0), (119, 0, 170), (0, 182, 199),
-    (0, 165, 120), (183, 130, 88), (95, 32, 0), (130, 114, 135), (110, 129, 133),
-    (166, 74, 118), (219, 142, 185), (79, 210, 114), (178, 90, 62), (65, 70, 15),
-    (127, 167, 115), (59, 105, 106), (142, 108, 45), (196, 172, 0), (95, 54, 80),
-    (128, 76, 255), (201, 57, 1), (246, 0, 122), (191, 162, 208)]
+    (220, 20, 60),
+    (119, 11, 32),
+    (0, 0, 142),
+    (0, 0, 230),
+    (106, 0, 228),
+    (0, 60, 100),
+    (0, 80, 100),
+    (0, 0, 70),
+    (0, 0, 192),
+    (250, 170, 30),
+    (100, 170, 30),
+    (220, 220, 0),
+    (175, 116, 175),
+    (250, 0, 30),
+    (165, 42, 42),
+    (255, 77, 255),
+    (0, 226, 252),
+    (182, 182, 255),
+    (0, 82, 0),
+    (120, 166, 157),
+    (110, 76, 0),
+    (174, 57, 255),
+    (199, 100, 0),
+    (72, 0, 118),
+    (255, 179, 240),
+    (0, 125, 92),
+    (209, 0, 151),
+    (188, 208, 182),
+    (0, 220, 176),
+    (255, 99, 164),
+    (92, 0, 73),
+    (133, 129, 255),
+    (78, 180, 255),
+    (0, 228, 0),
+    (174, 255, 243),
+    (45, 89, 255),
+    (134, 134, 103),
+    (145, 148, 174),
+    (255, 208, 186),
+    (197, 226, 255),
+    (171, 134, 1),
+    (109, 63, 54),
+    (207, 138, 255),
+    (151, 0, 95),
+    (9, 80, 61),
+    (84, 105, 51),
+    (74, 65, 105),
+    (166, 196, 102),
+    (208, 195, 210),
+    (255, 109, 65),
+    (0, 143, 149),
+    (179, 0, 194),
+    (209, 99, 106),
+    (5, 121, 0),
+    (227, 255, 205),
+    (147, 186, 208),
+    (153, 69, 1),
+    (3, 95, 161),
+    (163, 255, 0),
+    (119, 0, 170),
+    (0, 182, 199),
+    (0, 165, 120),
+    (183, 130, 88),
+    (95, 32, 0),
+    (130, 114, 135),
+    (110, 129, 133),
+    (166, 74, 118),
+    (219, 142, 185),
+    (79, 210, 114),
+    (178, 90, 62),
+    (65, 70, 15),
+    (127, 167, 115),
+    (59, 105, 106),
+    (142, 108, 45),
+    (196, 172, 0),
+    (95, 54, 80),
+    (128, 76, 255),
+    (201, 57, 1),
+    (246, 0, 122),
+    (191, 162, 208),
+]
 
 #: how many missing image paths an error message lists before "... and N more"
 _MAX_LISTED = 10
 
 
-def load_coco_json(path: str, backend_args: dict | None = None,
-                   require_annotations: bool = True) -> dict:
+def load_coco_json(
+    path: str, backend_args: dict | None = None, require_annotations: bool = True
+) -> dict:
     """Read and check a COCO json, with errors that name the file.
 
     Checks: the file exists and is a json object with ``images`` and ``categories`` lists
@@ -87,13 +226,17 @@ def load_coco_json(path: str, backend_args: dict | None = None,
         except json.JSONDecodeError as e:
             raise ValueError(f'{path}: not a valid json file ({e})') from None
     if not isinstance(data, dict):
-        raise ValueError(f'{path}: a COCO annotation file holds a json object with images, '
-                         f'annotations and categories; got a {type(data).__name__}')
+        raise ValueError(
+            f'{path}: a COCO annotation file holds a json object with images, '
+            f'annotations and categories; got a {type(data).__name__}'
+        )
     required = ['images', 'categories'] + (['annotations'] if require_annotations else [])
     missing = [k for k in required if not isinstance(data.get(k), list)]
     if missing:
-        raise ValueError(f'{path}: not a COCO detection annotation file: no {missing} list '
-                         f'(keys present: {sorted(data)})')
+        raise ValueError(
+            f'{path}: not a COCO detection annotation file: no {missing} list '
+            f'(keys present: {sorted(data)})'
+        )
     data.setdefault('annotations', [])
     if not isinstance(data['annotations'], list):
         raise ValueError(f'{path}: "annotations" must be a list')
@@ -116,17 +259,26 @@ def load_coco_json(path: str, backend_args: dict | None = None,
             raise ValueError(f'{path}: annotation id {ann_id} is not unique')
         ann_ids.add(ann_id)
         if ann.get('image_id') not in img_ids:
-            raise ValueError(f'{path}: annotation {ann_id} names image_id '
-                             f'{ann.get("image_id")!r}, which is not in "images"')
+            raise ValueError(
+                f'{path}: annotation {ann_id} names image_id '
+                f'{ann.get("image_id")!r}, which is not in "images"'
+            )
         if ann.get('category_id') not in cat_ids:
-            raise ValueError(f'{path}: annotation {ann_id} names category_id '
-                             f'{ann.get("category_id")!r}, which is not in "categories" '
-                             f'(ids {sorted(cat_ids)})')
+            raise ValueError(
+                f'{path}: annotation {ann_id} names category_id '
+                f'{ann.get("category_id")!r}, which is not in "categories" '
+                f'(ids {sorted(cat_ids)})'
+            )
         bbox = ann.get('bbox')
-        if (not isinstance(bbox, (list, tuple)) or len(bbox) != 4
-                or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in bbox)):
-            raise ValueError(f'{path}: annotation {ann_id}: bbox must be 4 finite numbers '
-                             f'[x, y, w, h], got {bbox!r}')
+        if (
+            not isinstance(bbox, (list, tuple))
+            or len(bbox) != 4
+            or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in bbox)
+        ):
+            raise ValueError(
+                f'{path}: annotation {ann_id}: bbox must be 4 finite numbers '
+                f'[x, y, w, h], got {bbox!r}'
+            )
     return data
 
 
@@ -171,15 +323,17 @@ class CocoDataset(BaseDataset):
 
     METAINFO = dict(classes=COCO_CLASSES, palette=COCO_PALETTE)
 
-    def __init__(self,
-                 *args,
-                 seg_map_suffix: str = '.png',
-                 backend_args: dict | None = None,
-                 return_classes: bool = False,
-                 caption_prompt: dict | None = None,
-                 check_img_files: bool = True,
-                 skip_bad_images: bool = False,
-                 **kwargs) -> None:
+    def __init__(
+        self,
+        *args,
+        seg_map_suffix: str = '.png',
+        backend_args: dict | None = None,
+        return_classes: bool = False,
+        caption_prompt: dict | None = None,
+        check_img_files: bool = True,
+        skip_bad_images: bool = False,
+        **kwargs,
+    ) -> None:
         self.seg_map_suffix = seg_map_suffix
         self.backend_args = backend_args
         self.return_classes = return_classes
@@ -192,8 +346,10 @@ class CocoDataset(BaseDataset):
     def load_data_list(self) -> list[dict]:
         """Read ``ann_file`` into one data dict per image (json image order)."""
         from pycocotools.coco import COCO
-        data = load_coco_json(self.ann_file, self.backend_args,
-                              require_annotations=not self.test_mode)
+
+        data = load_coco_json(
+            self.ann_file, self.backend_args, require_annotations=not self.test_mode
+        )
         coco = COCO()
         coco.dataset = data
         with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
@@ -207,16 +363,22 @@ class CocoDataset(BaseDataset):
         for img_id in coco.getImgIds():
             raw_img_info = dict(coco.imgs[img_id], img_id=img_id)
             raw_ann_info = coco.imgToAnns.get(img_id, [])
-            data_list.append(self.parse_data_info(
-                dict(raw_img_info=raw_img_info, raw_ann_info=raw_ann_info), skipped))
+            data_list.append(
+                self.parse_data_info(
+                    dict(raw_img_info=raw_img_info, raw_ann_info=raw_ann_info), skipped
+                )
+            )
         del coco  # as mmdet: the index is not kept (memory in every dataloader worker)
         if skipped:
             shown = ', '.join(str(i) for i in skipped[:_MAX_LISTED])
             more = f' and {len(skipped) - _MAX_LISTED} more' if len(skipped) > _MAX_LISTED else ''
-            print_log(f'{self.ann_file}: skipped {len(skipped)} annotations with a degenerate '
-                      f'box (width or height < 1, area <= 0, or outside the image), as mmdet '
-                      f'does; annotation ids {shown}{more}', logger='current',
-                      level=logging.WARNING)
+            print_log(
+                f'{self.ann_file}: skipped {len(skipped)} annotations with a degenerate '
+                f'box (width or height < 1, area <= 0, or outside the image), as mmdet '
+                f'does; annotation ids {shown}{more}',
+                logger='current',
+                level=logging.WARNING,
+            )
         return data_list
 
     def _class_category_ids(self, categories: list[dict]) -> list[int]:
@@ -227,9 +389,11 @@ class CocoDataset(BaseDataset):
         classes = list(self.metainfo['classes'])
         missing = [c for c in classes if c not in name_to_id]
         if missing:
-            raise ValueError(f'{self.ann_file}: classes {missing} of {type(self).__name__} '
-                             f'metainfo are not category names of the json (its categories: '
-                             f'{list(name_to_id)})')
+            raise ValueError(
+                f'{self.ann_file}: classes {missing} of {type(self).__name__} '
+                f'metainfo are not category names of the json (its categories: '
+                f'{list(name_to_id)})'
+            )
         return [name_to_id[c] for c in classes]
 
     def parse_data_info(self, raw_data_info: dict, skipped: list | None = None) -> dict:
@@ -244,12 +408,15 @@ class CocoDataset(BaseDataset):
         img_info = raw_data_info['raw_img_info']
         ann_info = raw_data_info['raw_ann_info']
         img_prefix = self.data_prefix.get('img', self.data_root or '')
-        data_info = dict(img_path=osp.join(img_prefix, img_info['file_name']),
-                         img_id=img_info['img_id'])
+        data_info = dict(
+            img_path=osp.join(img_prefix, img_info['file_name']), img_id=img_info['img_id']
+        )
         seg_prefix = self.data_prefix.get('seg')
         data_info['seg_map_path'] = (
             osp.join(seg_prefix, img_info['file_name'].rsplit('.', 1)[0] + self.seg_map_suffix)
-            if seg_prefix else None)
+            if seg_prefix
+            else None
+        )
         data_info['height'] = img_info['height']
         data_info['width'] = img_info['width']
         if self.return_classes:
@@ -269,9 +436,11 @@ class CocoDataset(BaseDataset):
                 continue
             if ann['category_id'] not in self.cat2label:
                 continue
-            instance = dict(bbox=[x1, y1, x1 + w, y1 + h],
-                            bbox_label=self.cat2label[ann['category_id']],
-                            ignore_flag=int(bool(ann.get('iscrowd', False))))
+            instance = dict(
+                bbox=[x1, y1, x1 + w, y1 + h],
+                bbox_label=self.cat2label[ann['category_id']],
+                ignore_flag=int(bool(ann.get('iscrowd', False))),
+            )
             if ann.get('segmentation', None):
                 instance['mask'] = ann['segmentation']
             instances.append(instance)
@@ -305,8 +474,9 @@ class CocoDataset(BaseDataset):
         if self._indices is not None:
             self.data_list = self._get_unserialized_subset(self._indices)
         if self.check_img_files and self.backend_args is None:
-            check_image_files([d['img_path'] for d in self.data_list],
-                              f'{type(self).__name__} ({self.ann_file})')
+            check_image_files(
+                [d['img_path'] for d in self.data_list], f'{type(self).__name__} ({self.ann_file})'
+            )
         if self.serialize_data:
             self.data_bytes, self.data_address = self._serialize_data()
         self._fully_initialized = True
@@ -348,8 +518,13 @@ class BatchShapePolicy:
         extra_pad_ratio (float): extra padding in units of ``size_divisor``. Defaults to 0.5.
     """
 
-    def __init__(self, batch_size: int = 32, img_size: int = 640, size_divisor: int = 32,
-                 extra_pad_ratio: float = 0.5) -> None:
+    def __init__(
+        self,
+        batch_size: int = 32,
+        img_size: int = 640,
+        size_divisor: int = 32,
+        extra_pad_ratio: float = 0.5,
+    ) -> None:
         self.batch_size = batch_size
         self.img_size = img_size
         self.size_divisor = size_divisor
@@ -373,8 +548,12 @@ class BatchShapePolicy:
                 shapes[b] = (r.max(), 1)
             elif r.min() > 1:
                 shapes[b] = (1, 1 / r.min())
-        batch_shapes = (np.ceil(shapes * self.img_size / self.size_divisor
-                                + self.extra_pad_ratio).astype(np.int64) * self.size_divisor)
+        batch_shapes = (
+            np.ceil(shapes * self.img_size / self.size_divisor + self.extra_pad_ratio).astype(
+                np.int64
+            )
+            * self.size_divisor
+        )
         for i, data_info in enumerate(data_list):
             data_info['batch_shape'] = batch_shapes[batch_index[i]]
         return data_list
@@ -413,5 +592,11 @@ class YOLOv5CocoDataset(CocoDataset):
         return super()._run_pipeline(idx)
 
 
-__all__ = ['CocoDataset', 'YOLOv5CocoDataset', 'BatchShapePolicy', 'COCO_CLASSES',
-           'COCO_PALETTE', 'load_coco_json']
+__all__ = [
+    'CocoDataset',
+    'YOLOv5CocoDataset',
+    'BatchShapePolicy',
+    'COCO_CLASSES',
+    'COCO_PALETTE',
+    'load_coco_json',
+]

@@ -9,12 +9,13 @@ The polygon corners are in pixels of the image the file belongs to. ``difficulty
 is 0 or 1 in the raw data and 2 in split annotation files for an object that a
 patch border truncated (see ``ai4rs.datasets.preparation.dota_split``).
 """
+
 import glob
 import logging
 import os.path as osp
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -27,13 +28,39 @@ from .file_checks import ImageDecodeError, check_image_files, handle_bad_image
 from .samplers.seeded_sampler import sample_rng
 
 DOTA_V1_CLASSES = (
-    'plane', 'baseball-diamond', 'bridge', 'ground-track-field', 'small-vehicle',
-    'large-vehicle', 'ship', 'tennis-court', 'basketball-court', 'storage-tank',
-    'soccer-ball-field', 'roundabout', 'harbor', 'swimming-pool', 'helicopter')
+    'plane',
+    'baseball-diamond',
+    'bridge',
+    'ground-track-field',
+    'small-vehicle',
+    'large-vehicle',
+    'ship',
+    'tennis-court',
+    'basketball-court',
+    'storage-tank',
+    'soccer-ball-field',
+    'roundabout',
+    'harbor',
+    'swimming-pool',
+    'helicopter',
+)
 DOTA_V1_PALETTE = [
-    (165, 42, 42), (189, 183, 107), (0, 255, 0), (255, 0, 0), (138, 43, 226),
-    (255, 128, 0), (255, 0, 255), (0, 255, 255), (255, 193, 193), (0, 51, 153),
-    (255, 250, 205), (0, 139, 139), (255, 255, 0), (147, 116, 116), (0, 0, 255)]
+    (165, 42, 42),
+    (189, 183, 107),
+    (0, 255, 0),
+    (255, 0, 0),
+    (138, 43, 226),
+    (255, 128, 0),
+    (255, 0, 255),
+    (0, 255, 255),
+    (255, 193, 193),
+    (0, 51, 153),
+    (255, 250, 205),
+    (0, 139, 139),
+    (255, 255, 0),
+    (147, 116, 116),
+    (0, 0, 255),
+]
 
 # A header line: ``imagesource:...`` or ``gsd:...`` (any case, spaces allowed).
 _HEADER_RE = re.compile(r'^\s*(imagesource|gsd)\s*:', re.IGNORECASE)
@@ -52,11 +79,12 @@ class DOTALabels:
         gsd (float, optional): ground sample distance from a ``gsd:`` header.
         line_numbers (list[int]): 1-based line number of each object.
     """
+
     polygons: np.ndarray
-    names: List[str]
+    names: list[str]
     difficulties: np.ndarray
-    gsd: Optional[float] = None
-    line_numbers: List[int] = field(default_factory=list)
+    gsd: float | None = None
+    line_numbers: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -85,7 +113,8 @@ def parse_dota_line(line: str, allow_nonfinite: bool = False):
     if len(tokens) not in (9, 10):
         raise ValueError(
             f'expected "x1 y1 x2 y2 x3 y3 x4 y4 class difficulty" (9 or 10 fields), '
-            f'got {len(tokens)} fields: {line.strip()!r}')
+            f'got {len(tokens)} fields: {line.strip()!r}'
+        )
     try:
         polygon = [float(t) for t in tokens[:8]]
     except ValueError:
@@ -98,14 +127,17 @@ def parse_dota_line(line: str, allow_nonfinite: bool = False):
             difficulty = int(tokens[9])
         except ValueError:
             raise ValueError(
-                f'difficulty must be an integer, got {tokens[9]!r}: {line.strip()!r}') from None
+                f'difficulty must be an integer, got {tokens[9]!r}: {line.strip()!r}'
+            ) from None
     return polygon, tokens[8], difficulty
 
 
-def load_dota_labels(path: str,
-                     strict: bool = True,
-                     on_skip: Optional[Callable[[str], None]] = None,
-                     allow_nonfinite: bool = False) -> DOTALabels:
+def load_dota_labels(
+    path: str,
+    strict: bool = True,
+    on_skip: Callable[[str], None] | None = None,
+    allow_nonfinite: bool = False,
+) -> DOTALabels:
     """Read a DOTA label file.
 
     Args:
@@ -152,7 +184,8 @@ def load_dota_labels(path: str,
         names=names,
         difficulties=np.asarray(diffs, dtype=np.int64).reshape(-1),
         gsd=gsd,
-        line_numbers=line_numbers)
+        line_numbers=line_numbers,
+    )
 
 
 #: a polygon whose corners' convex hull is smaller than this (px^2) is degenerate
@@ -224,8 +257,9 @@ class DOTADataset(BaseDataset):
 
     METAINFO = dict(classes=DOTA_V1_CLASSES, palette=DOTA_V1_PALETTE)
 
-    def __init__(self, diff_thr: int = 100, img_suffix: str = 'png',
-                 skip_bad_images: bool = False, **kwargs) -> None:
+    def __init__(
+        self, diff_thr: int = 100, img_suffix: str = 'png', skip_bad_images: bool = False, **kwargs
+    ) -> None:
         self.diff_thr = diff_thr
         self.img_suffix = img_suffix.lstrip('.')
         self.skip_bad_images = skip_bad_images
@@ -244,15 +278,15 @@ class DOTADataset(BaseDataset):
             return handle_bad_image(e, type(self).__name__, self.skip_bad_images, self.test_mode)
 
     # ------------------------------------------------------------------ loading
-    def load_data_list(self) -> List[dict]:
+    def load_data_list(self) -> list[dict]:
         """Read every label file of ``ann_file`` (or list the images if it is '')."""
         if self.ann_file == '':
             return self._list_images()
         ann_dir = self.ann_file
         if not osp.isdir(ann_dir):
             raise FileNotFoundError(
-                f'DOTADataset: ann_file must be a folder of DOTA .txt label files, '
-                f'got {ann_dir!r}')
+                f'DOTADataset: ann_file must be a folder of DOTA .txt label files, got {ann_dir!r}'
+            )
         txt_files = sorted(glob.glob(osp.join(ann_dir, '*.txt')))
         if not txt_files:
             raise ValueError(f'DOTADataset: there is no .txt file in {ann_dir!r}')
@@ -263,59 +297,73 @@ class DOTADataset(BaseDataset):
             img_id = osp.splitext(osp.basename(txt_file))[0]
             file_name = f'{img_id}.{self.img_suffix}'
             labels = load_dota_labels(txt_file, strict=True, allow_nonfinite=True)
-            data_list.append(dict(
-                img_id=img_id,
-                file_name=file_name,
-                img_path=osp.join(img_dir, file_name),
-                instances=self._to_instances(labels, cls_map, txt_file)))
+            data_list.append(
+                dict(
+                    img_id=img_id,
+                    file_name=file_name,
+                    img_path=osp.join(img_dir, file_name),
+                    instances=self._to_instances(labels, cls_map, txt_file),
+                )
+            )
         if len(self.pipeline.transforms) > 0:  # images will be read: they must all be there
             check_image_files((d['img_path'] for d in data_list), type(self).__name__)
         return data_list
 
-    def _to_instances(self, labels: DOTALabels, cls_map: dict, txt_file: str) -> List[dict]:
+    def _to_instances(self, labels: DOTALabels, cls_map: dict, txt_file: str) -> list[dict]:
         instances = []
         degenerate = degenerate_polygons(labels.polygons)
         dropped = []
-        for polygon, name, diff, lineno, bad in zip(labels.polygons, labels.names,
-                                                    labels.difficulties, labels.line_numbers,
-                                                    degenerate):
+        for polygon, name, diff, lineno, bad in zip(
+            labels.polygons, labels.names, labels.difficulties, labels.line_numbers, degenerate
+        ):
             if name not in cls_map:
                 raise ValueError(
                     f'{txt_file}, line {lineno}: unknown class {name!r}; '
-                    f'{type(self).__name__} classes are {list(cls_map)}')
+                    f'{type(self).__name__} classes are {list(cls_map)}'
+                )
             if bad:
                 dropped.append(lineno)
                 continue
-            instances.append(dict(
-                bbox=[float(v) for v in polygon],
-                bbox_label=cls_map[name],
-                ignore_flag=int(diff > self.diff_thr)))
+            instances.append(
+                dict(
+                    bbox=[float(v) for v in polygon],
+                    bbox_label=cls_map[name],
+                    ignore_flag=int(diff > self.diff_thr),
+                )
+            )
         if dropped:
-            print_log(f'{type(self).__name__}: {txt_file}: dropped {len(dropped)} degenerate '
-                      f'polygon(s) (non-finite corners, or collinear / coincident corners with '
-                      f'no area) on line(s) {", ".join(map(str, dropped))}',
-                      logger='current', level=logging.WARNING)
+            print_log(
+                f'{type(self).__name__}: {txt_file}: dropped {len(dropped)} degenerate '
+                f'polygon(s) (non-finite corners, or collinear / coincident corners with '
+                f'no area) on line(s) {", ".join(map(str, dropped))}',
+                logger='current',
+                level=logging.WARNING,
+            )
         return instances
 
-    def _list_images(self) -> List[dict]:
+    def _list_images(self) -> list[dict]:
         img_dir = self.data_prefix.get('img_path', '')
         if not osp.isdir(img_dir):
             raise FileNotFoundError(
-                f'DOTADataset: with ann_file=\'\' the images are listed from '
-                f'data_prefix[\'img_path\'], which is not a folder: {img_dir!r}')
+                f"DOTADataset: with ann_file='' the images are listed from "
+                f"data_prefix['img_path'], which is not a folder: {img_dir!r}"
+            )
         img_paths = sorted(glob.glob(osp.join(img_dir, f'*.{self.img_suffix}')))
         data_list = []
         for img_path in img_paths:
             file_name = osp.basename(img_path)
-            data_list.append(dict(
-                img_id=osp.splitext(file_name)[0],
-                file_name=file_name,
-                img_path=img_path,
-                instances=[]))
+            data_list.append(
+                dict(
+                    img_id=osp.splitext(file_name)[0],
+                    file_name=file_name,
+                    img_path=img_path,
+                    instances=[],
+                )
+            )
         return data_list
 
     # ---------------------------------------------------------------- filtering
-    def filter_data(self) -> List[dict]:
+    def filter_data(self) -> list[dict]:
         """Apply ``filter_cfg`` (``filter_empty_gt``, ``min_size``); no-op in test mode."""
         if self.test_mode or not self.filter_cfg:
             return self.data_list
@@ -330,7 +378,7 @@ class DOTADataset(BaseDataset):
             valid.append(data_info)
         return valid
 
-    def get_cat_ids(self, idx: int) -> List[int]:
+    def get_cat_ids(self, idx: int) -> list[int]:
         """Class indices of the objects of sample ``idx`` (one per object)."""
         return [inst['bbox_label'] for inst in self.get_data_info(idx)['instances']]
 
@@ -338,6 +386,7 @@ class DOTADataset(BaseDataset):
 def _image_size(img_path: str) -> Sequence[int]:
     """(width, height) of an image, read from its header only."""
     from PIL import Image
+
     with Image.open(img_path) as img:
         return img.size
 
@@ -347,8 +396,8 @@ class DOTAv15Dataset(DOTADataset):
     """DOTA-v1.5: the 15 DOTA-v1.0 classes plus ``container-crane`` (16)."""
 
     METAINFO = dict(
-        classes=DOTA_V1_CLASSES + ('container-crane', ),
-        palette=DOTA_V1_PALETTE + [(220, 20, 60)])
+        classes=DOTA_V1_CLASSES + ('container-crane',), palette=DOTA_V1_PALETTE + [(220, 20, 60)]
+    )
 
 
 @DATASETS.register_module()
@@ -357,4 +406,5 @@ class DOTAv2Dataset(DOTADataset):
 
     METAINFO = dict(
         classes=DOTA_V1_CLASSES + ('container-crane', 'airport', 'helipad'),
-        palette=DOTA_V1_PALETTE + [(220, 20, 60), (119, 11, 32), (0, 0, 142)])
+        palette=DOTA_V1_PALETTE + [(220, 20, 60), (119, 11, 32), (0, 0, 142)],
+    )

@@ -11,6 +11,7 @@ Shared by every ai4rs dataset (DOTA, COCO...):
   images (training only), logs the skip with a running count and returns
   ``None`` so that mmengine's ``BaseDataset`` draws another sample.
 """
+
 import logging
 import os.path as osp
 from collections import Counter
@@ -53,14 +54,16 @@ def check_image_files(paths: Iterable[str], dataset_name: str) -> None:
     raise FileNotFoundError(
         f'{dataset_name}: {len(missing)} of {len(paths)} image files do not exist '
         f'(looked in {", ".join(folders)}; check data_root, data_prefix.img_path and the '
-        f'image suffix):\n  {listed}{more}')
+        f'image suffix):\n  {listed}{more}'
+    )
 
 
 _skipped: Counter = Counter()
 
 
-def handle_bad_image(error: ImageDecodeError, dataset_name: str, skip: bool,
-                     test_mode: bool = False):
+def handle_bad_image(
+    error: ImageDecodeError, dataset_name: str, skip: bool, test_mode: bool = False
+):
     """What a dataset does when an image of one of its samples cannot be decoded.
 
     Args:
@@ -76,12 +79,22 @@ def handle_bad_image(error: ImageDecodeError, dataset_name: str, skip: bool,
         ImageDecodeError: with the dataset's name, when not skipping.
     """
     if not skip or test_mode:
-        hint = '' if test_mode else (' (set skip_bad_images=True in the dataset config to skip '
-                                     'such images with a warning)')
+        hint = (
+            ''
+            if test_mode
+            else (
+                ' (set skip_bad_images=True in the dataset config to skip '
+                'such images with a warning)'
+            )
+        )
         raise ImageDecodeError(f'{dataset_name}: {error}{hint}') from None
     _skipped[dataset_name] += 1
-    print_log(f'{dataset_name}: skipped a sample: {error} ({_skipped[dataset_name]} skipped '
-              'so far in this process)', logger='current', level=logging.WARNING)
+    print_log(
+        f'{dataset_name}: skipped a sample: {error} ({_skipped[dataset_name]} skipped '
+        'so far in this process)',
+        logger='current',
+        level=logging.WARNING,
+    )
     return None
 
 

@@ -17,6 +17,7 @@ The same functions serve the data pipeline (``LoadImageFromFile``),
 inference on files and arrays, sliced inference and the drawings, so a model
 sees the same pixels everywhere.
 """
+
 import io
 import os.path as osp
 
@@ -55,8 +56,10 @@ def normalize_to_uint8_rule(rule) -> dict | None:
         unknown = set(cfg) - {'type', 'low', 'high', 'nodata'}
         defaults = dict(low=2.0, high=98.0, nodata=None)
     else:
-        raise ValueError(f'to_uint8 rule must be None or one of {TO_UINT8_RULES} (a name or a '
-                         f'dict with that type), got {rule!r}')
+        raise ValueError(
+            f'to_uint8 rule must be None or one of {TO_UINT8_RULES} (a name or a '
+            f'dict with that type), got {rule!r}'
+        )
     if unknown:
         raise ValueError(f'to_uint8 rule {kind!r}: unknown keys {sorted(unknown)}')
     out = {**defaults, **cfg}
@@ -93,14 +96,15 @@ def to_uint8(img: np.ndarray, rule='bit_depth') -> np.ndarray:
         return _percentile_stretch(img, cfg['low'], cfg['high'], cfg['nodata'])
     if np.issubdtype(img.dtype, np.integer):
         bits = cfg['bits'] or data_bit_depth(img)
-        scaled = img.astype(np.float64) * (255.0 / (2.0 ** bits - 1))
+        scaled = img.astype(np.float64) * (255.0 / (2.0**bits - 1))
     else:
         finite = img[np.isfinite(img)]
         if finite.size and (finite.min() < 0 or finite.max() > 1):
             raise ValueError(
                 'to_uint8 bit_depth: a floating-point image must hold values in [0, 1] (got '
-                f'{finite.min():g}..{finite.max():g}); use to_uint8=dict(type=\'percentile\') '
-                'for other ranges')
+                f"{finite.min():g}..{finite.max():g}); use to_uint8=dict(type='percentile') "
+                'for other ranges'
+            )
         scaled = np.nan_to_num(img.astype(np.float64), nan=0.0) * 255.0
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
@@ -148,8 +152,9 @@ def _decode_tiff(img_bytes: bytes, color_type: str) -> np.ndarray:
     return img if img.ndim == 3 else np.repeat(img[..., None], 3, axis=-1)
 
 
-def decode_image(img_bytes: bytes, path: str, color_type: str = 'color',
-                 backend: str = 'cv2') -> np.ndarray:
+def decode_image(
+    img_bytes: bytes, path: str, color_type: str = 'color', backend: str = 'cv2'
+) -> np.ndarray:
     """Decode image bytes keeping their bit depth (BGR channel order, as mmcv).
 
     TIFF files go through ``tifffile`` when it is installed (the optional
@@ -177,6 +182,7 @@ def decode_image(img_bytes: bytes, path: str, color_type: str = 'color',
             return _decode_tiff(img_bytes, color_type)
         if backend != 'cv2':
             import mmcv
+
             img = mmcv.imfrombytes(img_bytes, flag=color_type, backend=backend)
         else:
             if color_type not in _COLOR_FLAGS:
@@ -190,27 +196,42 @@ def decode_image(img_bytes: bytes, path: str, color_type: str = 'color',
     except (cv2.error, OSError, ValueError) as e:
         if isinstance(e, ValueError) and 'color_type' in str(e):
             raise
-        raise ImageDecodeError(f'could not decode image {path}: {type(e).__name__}: '
-                               f'{str(e).strip().splitlines()[-1] if str(e).strip() else ""}'
-                               ) from None
+        raise ImageDecodeError(
+            f'could not decode image {path}: {type(e).__name__}: '
+            f'{str(e).strip().splitlines()[-1] if str(e).strip() else ""}'
+        ) from None
     if img is None:
-        hint = (' (for TIFF formats OpenCV cannot read, install the optional reader: '
-                'pip install tifffile)') if is_tiff and _tifffile() is None else ''
-        raise ImageDecodeError(f'could not decode image {path} ({len(img_bytes)} bytes: '
-                               f'truncated, corrupt or not an image){hint}')
+        hint = (
+            (
+                ' (for TIFF formats OpenCV cannot read, install the optional reader: '
+                'pip install tifffile)'
+            )
+            if is_tiff and _tifffile() is None
+            else ''
+        )
+        raise ImageDecodeError(
+            f'could not decode image {path} ({len(img_bytes)} bytes: '
+            f'truncated, corrupt or not an image){hint}'
+        )
     return img
 
 
-def read_image(path: str, color_type: str = 'color', to_uint8_rule='bit_depth',
-               backend_args: dict | None = None) -> np.ndarray:
+def read_image(
+    path: str,
+    color_type: str = 'color',
+    to_uint8_rule='bit_depth',
+    backend_args: dict | None = None,
+) -> np.ndarray:
     """Read an image file as the pipeline does: :func:`decode_image` then :func:`to_uint8`.
 
     Returns:
         np.ndarray: (H, W, 3) BGR (colour) or (H, W); uint8 unless the rule is None.
     """
     from mmengine import fileio
-    return to_uint8(decode_image(fileio.get(path, backend_args=backend_args), path, color_type),
-                    to_uint8_rule)
+
+    return to_uint8(
+        decode_image(fileio.get(path, backend_args=backend_args), path, color_type), to_uint8_rule
+    )
 
 
 def config_to_uint8_rule(cfg, default='bit_depth'):

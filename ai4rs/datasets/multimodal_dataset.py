@@ -1,4 +1,5 @@
 """YOLO-World's ``MultiModalDataset``: a detection dataset whose samples carry class texts."""
+
 import copy
 import logging
 from collections.abc import Callable, Sequence
@@ -42,13 +43,15 @@ class MultiModalDataset:
             format, or a class count that differs from the dataset's).
     """
 
-    def __init__(self,
-                 dataset: BaseDataset | dict,
-                 class_text_path: str | None = None,
-                 test_mode: bool = True,
-                 pipeline: Sequence[dict | Callable] = (),
-                 lazy_init: bool = False,
-                 max_refetch: int = 1000) -> None:
+    def __init__(
+        self,
+        dataset: BaseDataset | dict,
+        class_text_path: str | None = None,
+        test_mode: bool = True,
+        pipeline: Sequence[dict | Callable] = (),
+        lazy_init: bool = False,
+        max_refetch: int = 1000,
+    ) -> None:
         if isinstance(dataset, dict):
             self.dataset = DATASETS.build(dataset)
         elif isinstance(dataset, BaseDataset):
@@ -58,7 +61,8 @@ class MultiModalDataset:
         self._metainfo = self.dataset.metainfo
         if class_text_path is not None:
             self.class_texts = load_class_texts(
-                class_text_path, num_classes=len(self._metainfo['classes']))
+                class_text_path, num_classes=len(self._metainfo['classes'])
+            )
         else:
             self.class_texts = None
         self.test_mode = test_mode
@@ -102,8 +106,11 @@ class MultiModalDataset:
         at most ``max_refetch`` times).
         """
         if not self._fully_initialized:
-            print_log('Please call `full_init` method manually to accelerate the speed.',
-                      logger='current', level=logging.WARNING)
+            print_log(
+                'Please call `full_init` method manually to accelerate the speed.',
+                logger='current',
+                level=logging.WARNING,
+            )
             self.full_init()
         training = not getattr(self.dataset, 'test_mode', True) or not self.test_mode
         for _ in range(self.max_refetch + 1):
@@ -111,8 +118,10 @@ class MultiModalDataset:
             if data is not None or not training:
                 return data
             idx = int(np.random.randint(0, len(self)))
-        raise RuntimeError(f'{type(self).__name__}: no valid sample after {self.max_refetch} '
-                           'draws; check the images and the pipeline')
+        raise RuntimeError(
+            f'{type(self).__name__}: no valid sample after {self.max_refetch} '
+            'draws; check the images and the pipeline'
+        )
 
     def _prepare(self, idx: int, training: bool):
         data_info = self.get_data_info(idx)
@@ -123,8 +132,9 @@ class MultiModalDataset:
                 return self.pipeline(data_info)
         except ImageDecodeError as e:
             name = f'{type(self).__name__}({type(self.dataset).__name__})'
-            return handle_bad_image(e, name, getattr(self.dataset, 'skip_bad_images', False),
-                                    not training)
+            return handle_bad_image(
+                e, name, getattr(self.dataset, 'skip_bad_images', False), not training
+            )
 
     @force_full_init
     def __len__(self) -> int:

@@ -8,14 +8,15 @@ Along an axis of length ``L``, windows of ``size`` every ``step = size - gap`` p
 last is moved back to ``L - size`` if it overruns. Windows are all (x start, y start) pairs,
 x-major, as ``x1, y1, x2, y2``.
 """
+
 import itertools
+from collections.abc import Sequence
 from math import ceil
-from typing import List, Sequence, Union
 
 import numpy as np
 
 
-def window_starts(length: int, size: int, step: int) -> List[int]:
+def window_starts(length: int, size: int, step: int) -> list[int]:
     """Start offsets of the sliding windows along one axis.
 
     Args:
@@ -37,8 +38,14 @@ def window_starts(length: int, size: int, step: int) -> List[int]:
     return starts
 
 
-def get_sliding_windows(width: int, height: int, sizes: Sequence[int], gaps: Sequence[int],
-                        img_rate_thr: float = 0.6, eps: float = 0.01) -> np.ndarray:
+def get_sliding_windows(
+    width: int,
+    height: int,
+    sizes: Sequence[int],
+    gaps: Sequence[int],
+    img_rate_thr: float = 0.6,
+    eps: float = 0.01,
+) -> np.ndarray:
     """The windows of an image, as an (K, 4) int64 array of ``x1, y1, x2, y2``.
 
     Args:
@@ -50,8 +57,7 @@ def get_sliding_windows(width: int, height: int, sizes: Sequence[int], gaps: Seq
     windows = []
     for size, gap in zip(sizes, gaps):
         if not size > gap:
-            raise ValueError(f'window size must be larger than its gap, got size {size}, '
-                             f'gap {gap}')
+            raise ValueError(f'window size must be larger than its gap, got size {size}, gap {gap}')
         step = size - gap
         xs = window_starts(width, size, step)
         ys = window_starts(height, size, step)
@@ -71,8 +77,12 @@ def get_sliding_windows(width: int, height: int, sizes: Sequence[int], gaps: Seq
     return windows[keep]
 
 
-def crop_patch(img: np.ndarray, window: Sequence[int], no_padding: bool = False,
-               padding_value: Union[float, Sequence[float]] = 0) -> np.ndarray:
+def crop_patch(
+    img: np.ndarray,
+    window: Sequence[int],
+    no_padding: bool = False,
+    padding_value: float | Sequence[float] = 0,
+) -> np.ndarray:
     """The window's part of ``img`` (H, W, C), padded at bottom / right to the window size."""
     x1, y1, x2, y2 = (int(v) for v in window)
     patch = img[y1:y2, x1:x2]
@@ -81,5 +91,5 @@ def crop_patch(img: np.ndarray, window: Sequence[int], no_padding: bool = False,
         return patch
     padded = np.empty((height, width) + patch.shape[2:], dtype=img.dtype)
     padded[...] = padding_value
-    padded[:patch.shape[0], :patch.shape[1]] = patch
+    padded[: patch.shape[0], : patch.shape[1]] = patch
     return padded

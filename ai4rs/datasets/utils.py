@@ -5,6 +5,7 @@ Registered in ``ai4rs.registry.FUNCTIONS`` and, like mmyolo's, also in mmengine'
 config's default scope, so ``collate_fn=dict(type='yolow_collate')`` (upstream's spelling) only
 resolves there (``'ai4rs.yolow_collate'`` works either way).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -45,8 +46,9 @@ def yolov5_collate(data_batch: Sequence[dict], use_ms_training: bool = False) ->
         bboxes = bboxes.reshape(-1, 4)
         labels = gt.labels.reshape(-1)
         if len(labels) != len(bboxes):
-            raise ValueError(f'yolov5_collate: sample {i} has {len(bboxes)} boxes but '
-                             f'{len(labels)} labels')
+            raise ValueError(
+                f'yolov5_collate: sample {i} has {len(bboxes)} boxes but {len(labels)} labels'
+            )
         if 'masks' in gt:
             gt_masks = gt.masks
             if hasattr(gt_masks, 'to_ndarray'):  # PolygonMasks: rasterised (as mmyolo)
@@ -62,7 +64,8 @@ def yolov5_collate(data_batch: Sequence[dict], use_ms_training: bool = False) ->
         data_samples['texts'] = [sample['data_samples'].texts for sample in data_batch]
     if 'is_detection' in first:
         data_samples['is_detection'] = torch.tensor(
-            [sample['data_samples'].is_detection for sample in data_batch])
+            [sample['data_samples'].is_detection for sample in data_batch]
+        )
     inputs = imgs if use_ms_training else torch.stack(imgs, 0)
     return {'inputs': inputs, 'data_samples': data_samples}
 

@@ -1,4 +1,5 @@
 """mmengine's Runner, readable: a short summary on the terminal, the long dumps in the log file."""
+
 import copy
 import logging
 import os.path as osp
@@ -8,8 +9,11 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner as MMEngineRunner
 
 #: records starting with these go to the log file only (environment, config, hook order)
-FILE_ONLY_PREFIXES = ('\n' + '-' * 60 + '\nSystem environment:', 'Config:\n',
-                      'Hooks will be executed in the following order')
+FILE_ONLY_PREFIXES = (
+    '\n' + '-' * 60 + '\nSystem environment:',
+    'Config:\n',
+    'Hooks will be executed in the following order',
+)
 
 
 class FileOnlyFilter(logging.Filter):
@@ -73,14 +77,17 @@ class Runner(MMEngineRunner):
 
     def _log_env(self, env_cfg: dict) -> None:
         super()._log_env(env_cfg)
-        log_file = next((h.baseFilename for h in self.logger.handlers
-                         if isinstance(h, logging.FileHandler)), None)
+        log_file = next(
+            (h.baseFilename for h in self.logger.handlers if isinstance(h, logging.FileHandler)),
+            None,
+        )
         config = osp.basename(self.cfg.filename) if self.cfg.filename else 'config'
         where = f'; environment, config and hooks in {log_file}' if log_file else ''
         self.logger.info(
             f'{config}: work dir {self.work_dir}; seed: {self._seed}, Distributed launcher: '
             f'{self._launcher}, Distributed training: {self._distributed}, GPU number: '
-            f'{self._world_size}{where}')
+            f'{self._world_size}{where}'
+        )
 
 
 def build_runner(cfg) -> MMEngineRunner:

@@ -1,4 +1,5 @@
 """Evaluation: metrics (registered in ``ai4rs.registry.METRICS``) and pure functions."""
+
 from .functional import *  # noqa: F401,F403
 from .functional import __all__ as _functional_all
 from .metrics import *  # noqa: F401,F403

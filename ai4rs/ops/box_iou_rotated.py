@@ -29,7 +29,6 @@ Speed and memory: pairs whose axis-aligned bounding boxes do not meet are never 
 the work is cut into chunks (rows of the candidate mask, then bounded batches of pairs), so
 an ``N x M`` matrix needs O(N*M) output memory plus bounded working memory.
 """
-from typing import Tuple
 
 import torch
 from torch import Tensor
@@ -86,13 +85,16 @@ def rotated_box_intersection(boxes1: Tensor, boxes2: Tensor) -> Tensor:
     # merge two sorted pairs into the four sorted breakpoints of each edge
     mid_a = torch.maximum(lo_x, lo_y)
     mid_b = torch.minimum(hi_x, hi_y)
-    params = torch.stack([
-        torch.zeros_like(lo_x),
-        torch.minimum(lo_x, lo_y),
-        torch.minimum(mid_a, mid_b),
-        torch.maximum(mid_a, mid_b),
-        torch.maximum(hi_x, hi_y),
-    ], dim=2)  # (K, 4, 5)
+    params = torch.stack(
+        [
+            torch.zeros_like(lo_x),
+            torch.minimum(lo_x, lo_y),
+            torch.minimum(mid_a, mid_b),
+            torch.maximum(mid_a, mid_b),
+            torch.maximum(hi_x, hi_y),
+        ],
+        dim=2,
+    )  # (K, 4, 5)
     xs = px[:, :, None] + params * ex[:, :, None]
     ys = py[:, :, None] + params * ey[:, :, None]
     xs = torch.minimum(torch.maximum(xs, -hw2), hw2).flatten(1)  # (K, 20)
@@ -103,7 +105,7 @@ def rotated_box_intersection(boxes1: Tensor, boxes2: Tensor) -> Tensor:
     return area.clamp(min=0)
 
 
-def _slab_params(p: Tensor, e: Tensor, half: Tensor, tiny: float) -> Tuple[Tensor, Tensor]:
+def _slab_params(p: Tensor, e: Tensor, half: Tensor, tiny: float) -> tuple[Tensor, Tensor]:
     """Edge parameters (clamped to [0, 1]) where ``p + t e`` enters / leaves ``[-half, half]``.
 
     Edges (almost) parallel to the slab get ``(0, 0)``: no breakpoint is needed there, and
@@ -129,8 +131,10 @@ def _pair_overlaps(boxes1: Tensor, boxes2: Tensor, mode: str) -> Tensor:
     unit = boxes1.new_tensor([0.0, 0.0, 1.0, 1.0, 0.0])
     b1 = torch.where(valid[:, None], boxes1, unit)
     b2 = torch.where(valid[:, None], boxes2, unit)
-    parts = [rotated_box_intersection(b1[i:i + _KERNEL_CHUNK], b2[i:i + _KERNEL_CHUNK])
-             for i in range(0, b1.size(0), _KERNEL_CHUNK)]
+    parts = [
+        rotated_box_intersection(b1[i : i + _KERNEL_CHUNK], b2[i : i + _KERNEL_CHUNK])
+        for i in range(0, b1.size(0), _KERNEL_CHUNK)
+    ]
     inter = torch.cat(parts) if len(parts) != 1 else parts[0]
     a1 = torch.where(valid, area1, torch.ones_like(area1))
     a2 = torch.where(valid, area2, torch.ones_like(area2))
@@ -139,11 +143,13 @@ def _pair_overlaps(boxes1: Tensor, boxes2: Tensor, mode: str) -> Tensor:
     return torch.where(valid, inter / base, torch.zeros_like(inter))
 
 
-def box_iou_rotated(bboxes1: Tensor,
-                    bboxes2: Tensor,
-                    mode: str = 'iou',
-                    aligned: bool = False,
-                    clockwise: bool = True) -> Tensor:
+def box_iou_rotated(
+    bboxes1: Tensor,
+    bboxes2: Tensor,
+    mode: str = 'iou',
+    aligned: bool = False,
+    clockwise: bool = True,
+) -> Tensor:
     """IoU (or IoF) of rotated boxes, exact, differentiable; mmcv's signature and semantics.
 
     Args:
@@ -166,8 +172,10 @@ def box_iou_rotated(bboxes1: Tensor,
     bboxes1 = check_rboxes(bboxes1, 'bboxes1')
     bboxes2 = check_rboxes(bboxes2, 'bboxes2')
     if bboxes1.device != bboxes2.device:
-        raise ValueError(f'bboxes1 and bboxes2 must be on the same device, but got '
-                         f'{bboxes1.device} and {bboxes2.device}')
+        raise ValueError(
+            f'bboxes1 and bboxes2 must be on the same device, but got '
+            f'{bboxes1.device} and {bboxes2.device}'
+        )
     out_dtype = torch.promote_types(bboxes1.dtype, bboxes2.dtype)
     if not out_dtype.is_floating_point:
         out_dtype = torch.float32
@@ -216,6 +224,6 @@ def _all_pairs(b1: Tensor, b2: Tensor, mode: str) -> Tensor:
             continue
         ii = ii + r0
         for k in range(0, ii.numel(), _KERNEL_CHUNK):
-            i, j = ii[k:k + _KERNEL_CHUNK], jj[k:k + _KERNEL_CHUNK]
+            i, j = ii[k : k + _KERNEL_CHUNK], jj[k : k + _KERNEL_CHUNK]
             out.index_put_((i * m + j,), _pair_overlaps(b1[i], b2[j], mode))
     return out.view(n, m)

@@ -15,7 +15,6 @@ Rotated NMS here is exact greedy NMS that never evaluates the IoUs a greedy loop
 The result is identical to the textbook greedy loop, but suppressed boxes cost almost nothing,
 which is what makes clustered detector output (many near-duplicates) fast.
 """
-from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -35,12 +34,14 @@ from .rbox_geometry import (
 _RANK_BLOCK = 256
 
 
-def nms(boxes: Union[Tensor, np.ndarray],
-        scores: Union[Tensor, np.ndarray],
-        iou_threshold: float,
-        offset: int = 0,
-        score_threshold: float = 0,
-        max_num: int = -1) -> Tuple[Union[Tensor, np.ndarray], Union[Tensor, np.ndarray]]:
+def nms(
+    boxes: Tensor | np.ndarray,
+    scores: Tensor | np.ndarray,
+    iou_threshold: float,
+    offset: int = 0,
+    score_threshold: float = 0,
+    max_num: int = -1,
+) -> tuple[Tensor | np.ndarray, Tensor | np.ndarray]:
     """Horizontal NMS with mmcv's signature, computed by ``torchvision.ops.nms``.
 
     A box is suppressed when its IoU with a kept, higher-scored box is > ``iou_threshold``.
@@ -66,8 +67,9 @@ def nms(boxes: Union[Tensor, np.ndarray],
         raise ValueError(f'boxes must have shape (N, 4), but got {tuple(boxes_t.shape)}')
     boxes_t = boxes_t.reshape(-1, 4)
     if scores_t.shape != (boxes_t.size(0),):
-        raise ValueError(f'scores must have shape ({boxes_t.size(0)},), but got '
-                         f'{tuple(scores_t.shape)}')
+        raise ValueError(
+            f'scores must have shape ({boxes_t.size(0)},), but got {tuple(scores_t.shape)}'
+        )
     if offset not in (0, 1):
         raise ValueError(f'offset must be 0 or 1, but got {offset}')
     valid_inds = None
@@ -76,12 +78,16 @@ def nms(boxes: Union[Tensor, np.ndarray],
         valid = scores_t > score_threshold
         valid_inds = valid.nonzero()[:, 0]
         cand_boxes, cand_scores = boxes_t[valid_inds], scores_t[valid_inds]
-    nms_boxes = cand_boxes.detach().float() if cand_boxes.dtype not in (
-        torch.float32, torch.float64) else cand_boxes.detach()
+    nms_boxes = (
+        cand_boxes.detach().float()
+        if cand_boxes.dtype not in (torch.float32, torch.float64)
+        else cand_boxes.detach()
+    )
     if offset:
         nms_boxes = nms_boxes + nms_boxes.new_tensor([0, 0, 1, 1])
-    inds = torchvision.ops.nms(nms_boxes, cand_scores.detach().to(nms_boxes.dtype),
-                               float(iou_threshold))
+    inds = torchvision.ops.nms(
+        nms_boxes, cand_scores.detach().to(nms_boxes.dtype), float(iou_threshold)
+    )
     if max_num > 0:
         inds = inds[:max_num]
     if valid_inds is not None:
@@ -92,11 +98,13 @@ def nms(boxes: Union[Tensor, np.ndarray],
     return dets, inds
 
 
-def nms_rotated(dets: Tensor,
-                scores: Tensor,
-                iou_threshold: float,
-                labels: Optional[Tensor] = None,
-                clockwise: bool = True) -> Tuple[Tensor, Tensor]:
+def nms_rotated(
+    dets: Tensor,
+    scores: Tensor,
+    iou_threshold: float,
+    labels: Tensor | None = None,
+    clockwise: bool = True,
+) -> tuple[Tensor, Tensor]:
     """Greedy NMS of rotated boxes (exact rotated IoU), class-aware when labels are given.
 
     Rule: boxes are visited in descending score order (equal scores keep their input
@@ -121,11 +129,15 @@ def nms_rotated(dets: Tensor,
     dets = check_rboxes(dets, 'dets')
     n = dets.size(0)
     if not isinstance(scores, Tensor) or scores.shape != (n,):
-        raise ValueError(f'scores must be a tensor of shape ({n},), but got '
-                         f'{getattr(scores, "shape", type(scores))}')
+        raise ValueError(
+            f'scores must be a tensor of shape ({n},), but got '
+            f'{getattr(scores, "shape", type(scores))}'
+        )
     if labels is not None and (not isinstance(labels, Tensor) or labels.shape != (n,)):
-        raise ValueError(f'labels must be None or a tensor of shape ({n},), but got '
-                         f'{getattr(labels, "shape", type(labels))}')
+        raise ValueError(
+            f'labels must be None or a tensor of shape ({n},), but got '
+            f'{getattr(labels, "shape", type(labels))}'
+        )
     iou_threshold = float(iou_threshold)
     if not iou_threshold >= 0:
         raise ValueError(f'iou_threshold must be >= 0, but got {iou_threshold}')
@@ -136,9 +148,14 @@ def nms_rotated(dets: Tensor,
 
 
 @torch.no_grad()
-def _nms_rotated_keep(dets: Tensor, scores: Tensor, iou_threshold: float,
-                      labels: Optional[Tensor], clockwise: bool,
-                      block: int = _RANK_BLOCK) -> Tensor:
+def _nms_rotated_keep(
+    dets: Tensor,
+    scores: Tensor,
+    iou_threshold: float,
+    labels: Tensor | None,
+    clockwise: bool,
+    block: int = _RANK_BLOCK,
+) -> Tensor:
     """Kept indices, best first. Boxes are processed in blocks of ``block`` ranks; only the
     boxes still alive when their block is reached look for neighbours, and only among boxes
     still alive, so suppressed boxes cost (almost) nothing."""
@@ -179,8 +196,12 @@ def _nms_rotated_keep(dets: Tensor, scores: Tensor, iou_threshold: float,
         intra = dst < r1
         if bool(intra.any()):
             block_removed = removed[r0:r1].cpu().numpy()
-            greedy_from_edges((src[intra] - r0).cpu().numpy(), (dst[intra] - r0).cpu().numpy(),
-                              r1 - r0, removed=block_removed)
+            greedy_from_edges(
+                (src[intra] - r0).cpu().numpy(),
+                (dst[intra] - r0).cpu().numpy(),
+                r1 - r0,
+                removed=block_removed,
+            )
             removed[r0:r1] = torch.from_numpy(block_removed).to(device)
         out = ~intra
         out &= ~removed[src]
@@ -188,10 +209,9 @@ def _nms_rotated_keep(dets: Tensor, scores: Tensor, iou_threshold: float,
     return order[~removed]
 
 
-def greedy_from_edges(src: np.ndarray,
-                      dst: np.ndarray,
-                      num: int,
-                      removed: Optional[np.ndarray] = None) -> np.ndarray:
+def greedy_from_edges(
+    src: np.ndarray, dst: np.ndarray, num: int, removed: np.ndarray | None = None
+) -> np.ndarray:
     """Resolve greedy suppression on a graph of rank-ordered edges.
 
     Args:
@@ -222,11 +242,9 @@ _NMS_OPS = {'nms': nms, 'nms_rotated': nms_rotated}
 _NMS_BOX_DIMS = {'nms': 4, 'nms_rotated': 5}
 
 
-def batched_nms(boxes: Tensor,
-                scores: Tensor,
-                idxs: Tensor,
-                nms_cfg: Optional[Dict],
-                class_agnostic: bool = False) -> Tuple[Tensor, Tensor]:
+def batched_nms(
+    boxes: Tensor, scores: Tensor, idxs: Tensor, nms_cfg: dict | None, class_agnostic: bool = False
+) -> tuple[Tensor, Tensor]:
     """NMS applied independently per class index, with mmcv's ``batched_nms`` semantics.
 
     Args:
@@ -262,8 +280,10 @@ def batched_nms(boxes: Tensor,
         return torch.cat([boxes[inds], scores_sorted[:, None].to(boxes.dtype)], -1), inds
     n = boxes.size(0)
     if boxes.dim() != 2 or scores.shape != (n,) or idxs.shape != (n,):
-        raise ValueError(f'boxes must be (N, D), scores and idxs (N,), but got '
-                         f'{tuple(boxes.shape)}, {tuple(scores.shape)} and {tuple(idxs.shape)}')
+        raise ValueError(
+            f'boxes must be (N, D), scores and idxs (N,), but got '
+            f'{tuple(boxes.shape)}, {tuple(scores.shape)} and {tuple(idxs.shape)}'
+        )
     cfg = dict(nms_cfg)
     class_agnostic = cfg.pop('class_agnostic', class_agnostic)
     nms_type = cfg.pop('type', 'nms')
@@ -277,11 +297,14 @@ def batched_nms(boxes: Tensor,
         nms_op = _NMS_OPS[nms_type]
         box_dim = _NMS_BOX_DIMS[nms_type]
         if boxes.size(-1) != box_dim:
-            raise ValueError(f"nms_cfg['type'] {nms_type!r} needs boxes of shape (N, {box_dim}), "
-                             f'but got {tuple(boxes.shape)}')
+            raise ValueError(
+                f"nms_cfg['type'] {nms_type!r} needs boxes of shape (N, {box_dim}), "
+                f'but got {tuple(boxes.shape)}'
+            )
     else:
-        raise ValueError(f"nms_cfg['type'] must be one of {sorted(_NMS_OPS)} or a callable, "
-                         f'but got {nms_type!r}')
+        raise ValueError(
+            f"nms_cfg['type'] must be one of {sorted(_NMS_OPS)} or a callable, but got {nms_type!r}"
+        )
     if n == 0:
         return boxes.new_zeros(0, boxes.size(-1) + 1), idxs.new_zeros(0, dtype=torch.long)
     # the class separation follows the op, never the number of columns: 'nms_rotated' takes

@@ -1,4 +1,5 @@
 """Which points lie strictly inside which rotated boxes (pure PyTorch)."""
+
 import torch
 from torch import Tensor
 
@@ -43,8 +44,8 @@ def points_in_rboxes(points: Tensor, rboxes: Tensor) -> Tensor:
     rows = max(1, _BLOCK // n)
     with limited_cpu_threads(points.device):
         for r0 in range(0, p, rows):
-            d = pts[r0:r0 + rows, None, :] - boxes[None, :, :2]
+            d = pts[r0 : r0 + rows, None, :] - boxes[None, :, :2]
             u = d[..., 0] * cos + d[..., 1] * sin
             v = d[..., 1] * cos - d[..., 0] * sin
-            out[r0:r0 + rows] = (u.abs() < hw) & (v.abs() < hh)
+            out[r0 : r0 + rows] = (u.abs() < hw) & (v.abs() < hh)
     return out

@@ -3,18 +3,19 @@
 Box format everywhere: ``(cx, cy, w, h, t)`` with ``t`` in radians, clockwise in image
 coordinates (x right, y down), the convention of mmcv / mmrotate.
 """
+
 import contextlib
-from typing import Iterator, Optional, Tuple
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor
 
 # Intra-op CPU threads used inside the ops; None (default) leaves torch's setting alone.
-_CPU_THREADS: Optional[int] = None
+_CPU_THREADS: int | None = None
 _OPENMP = 'OpenMP' in torch.__config__.parallel_info()
 
 
-def set_cpu_threads(num: Optional[int]) -> None:
+def set_cpu_threads(num: int | None) -> None:
     """Set how many intra-op CPU threads ai4rs's ops may use (default None = torch's).
 
     The ops are sequences of hundreds of medium-sized vectorised steps. With several
@@ -58,8 +59,10 @@ def check_rboxes(boxes: Tensor, name: str) -> Tensor:
     if boxes.numel() == 0:
         return boxes.reshape(0, 5)
     if boxes.dim() != 2 or boxes.size(-1) != 5:
-        raise ValueError(f'{name} must have shape (N, 5) as (cx, cy, w, h, t), '
-                         f'but got shape {tuple(boxes.shape)}')
+        raise ValueError(
+            f'{name} must have shape (N, 5) as (cx, cy, w, h, t), '
+            f'but got shape {tuple(boxes.shape)}'
+        )
     return boxes
 
 
@@ -89,7 +92,7 @@ def rbox_aabb_half_extents(boxes: Tensor) -> Tensor:
     return torch.stack([ex, ey], dim=-1)
 
 
-def rbox_aabbs(boxes: Tensor, slack: float = 1e-5) -> Tuple[Tensor, Tensor]:
+def rbox_aabbs(boxes: Tensor, slack: float = 1e-5) -> tuple[Tensor, Tensor]:
     """Axis-aligned bounding boxes ``(lo, hi)``, each (N, 2), of rotated boxes, grown by a
     tiny relative ``slack`` so that rounding never separates boxes whose exact
     intersection is positive."""
@@ -128,7 +131,7 @@ class SortedAABBs:
         self.y_hi = hi[self.perm, 1] + self.slack
 
 
-def _expand_runs(starts: Tensor, counts: Tensor) -> Tuple[Tensor, Tensor]:
+def _expand_runs(starts: Tensor, counts: Tensor) -> tuple[Tensor, Tensor]:
     """For runs ``[starts[k], starts[k] + counts[k])`` return (run id, position) per element."""
     total = int(counts.sum())
     run = torch.repeat_interleave(torch.arange(counts.numel(), device=counts.device), counts)
@@ -137,7 +140,7 @@ def _expand_runs(starts: Tensor, counts: Tensor) -> Tuple[Tensor, Tensor]:
     return run, pos
 
 
-def overlap_pairs(lo: Tensor, hi: Tensor, targets: SortedAABBs) -> Tuple[Tensor, Tensor]:
+def overlap_pairs(lo: Tensor, hi: Tensor, targets: SortedAABBs) -> tuple[Tensor, Tensor]:
     """All pairs (source, target) whose axis-aligned boxes overlap or touch.
 
     Exact two-pass sweep along x, without any bound on box sizes: pass A pairs each source

@@ -10,8 +10,16 @@ from .bbox import (
 from .det_data_sample import DetDataSample, OptSampleList, SampleList
 
 __all__ = [
-    'DetDataSample', 'SampleList', 'OptSampleList', 'BaseBoxes', 'HorizontalBoxes',
-    'RotatedBoxes', 'QuadriBoxes', 'get_box_type', 'register_box', 'register_box_converter'
+    'DetDataSample',
+    'SampleList',
+    'OptSampleList',
+    'BaseBoxes',
+    'HorizontalBoxes',
+    'RotatedBoxes',
+    'QuadriBoxes',
+    'get_box_type',
+    'register_box',
+    'register_box_converter',
 ]
 
 from .mask import PolygonMasks  # noqa: E402

@@ -1,4 +1,5 @@
 """The data sample that carries one image's annotations and predictions."""
+
 from mmengine.structures import BaseDataElement, InstanceData, PixelData
 
 

@@ -1,12 +1,15 @@
 from .checkpoint import (
-                         CheckpointSecurityError,
-                         load_checkpoint_safely,
-                         register_safe_checkpoint_loader,
+    CheckpointSecurityError,
+    load_checkpoint_safely,
+    register_safe_checkpoint_loader,
 )
 from .setup_env import register_all_modules
 from .version_check import check_dependencies
 
 __all__ = [
-    'register_all_modules', 'check_dependencies', 'load_checkpoint_safely',
-    'CheckpointSecurityError', 'register_safe_checkpoint_loader'
+    'register_all_modules',
+    'check_dependencies',
+    'load_checkpoint_safely',
+    'CheckpointSecurityError',
+    'register_safe_checkpoint_loader',
 ]

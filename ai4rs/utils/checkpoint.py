@@ -14,6 +14,7 @@ needs anything else is refused before any of its objects is rebuilt.
 unpickler gets :func:`_history_buffer_getattr`, which resolves nothing but
 those statistic methods.
 """
+
 import logging
 import os.path as osp
 import pickle
@@ -42,7 +43,8 @@ def _history_buffer_getattr(obj, name):
         return getattr(HistoryBuffer, name)
     raise pickle.UnpicklingError(
         f'refused getattr({obj!r}, {name!r}): only the statistic methods of '
-        'mmengine HistoryBuffer may be resolved while loading a checkpoint')
+        'mmengine HistoryBuffer may be resolved while loading a checkpoint'
+    )
 
 
 def _numpy_globals():
@@ -190,6 +192,7 @@ class CheckpointFit:
         missing_numel (int): elements of the model that the checkpoint does
             not provide (missing keys plus wrong-shape keys).
     """
+
     matched: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
@@ -211,8 +214,10 @@ class CheckpointFit:
 
     @property
     def counts(self) -> str:
-        return (f'{len(self.matched)} matched, {len(self.missing)} missing, '
-                f'{len(self.unexpected)} unexpected, {len(self.wrong_shape)} wrong shape')
+        return (
+            f'{len(self.matched)} matched, {len(self.missing)} missing, '
+            f'{len(self.unexpected)} unexpected, {len(self.wrong_shape)} wrong shape'
+        )
 
 
 def is_class_layer_change(key: str, ckpt_shape: tuple, model_shape: tuple) -> bool:
@@ -289,19 +294,24 @@ def _common_prefix_shift(fit: CheckpointFit) -> str | None:
     for unexpected in fit.unexpected[:20]:
         for key in fit.missing:
             if unexpected.endswith('.' + key):
-                prefix = unexpected[:-len(key)]
-                hits = sum(1 for u in fit.unexpected
-                           if u.startswith(prefix) and u[len(prefix):] in missing)
+                prefix = unexpected[: -len(key)]
+                hits = sum(
+                    1
+                    for u in fit.unexpected
+                    if u.startswith(prefix) and u[len(prefix) :] in missing
+                )
                 if hits >= len(fit.unexpected) // 2:
                     return f"the checkpoint's keys carry the extra prefix '{prefix}'"
             if key.endswith('.' + unexpected):
-                prefix = key[:-len(unexpected)]
+                prefix = key[: -len(unexpected)]
                 hits = sum(1 for u in fit.unexpected if prefix + u in missing)
                 if hits >= len(fit.unexpected) // 2:
-                    return (f"the checkpoint's keys lack the prefix '{prefix}' (e.g. a "
-                            f"{prefix.rstrip('.')}-only checkpoint: load it through that "
-                            "module's init_cfg=dict(type='Pretrained', checkpoint=...) "
-                            'instead of load_from)')
+                    return (
+                        f"the checkpoint's keys lack the prefix '{prefix}' (e.g. a "
+                        f'{prefix.rstrip(".")}-only checkpoint: load it through that '
+                        "module's init_cfg=dict(type='Pretrained', checkpoint=...) "
+                        'instead of load_from)'
+                    )
     return None
 
 
@@ -312,28 +322,37 @@ def likely_cause(fit: CheckpointFit) -> str:
         return prefix
     few_key_changes = len(fit.missing) + len(fit.unexpected) <= 0.1 * max(len(fit.matched), 1)
     if fit.other_wrong_shape and few_key_changes:
-        return ('the checkpoint is from a different model size (same layers, other widths or '
-                'channel counts, e.g. a YOLOX-t checkpoint with a YOLOX-s config): use the '
-                'config the checkpoint was trained with')
+        return (
+            'the checkpoint is from a different model size (same layers, other widths or '
+            'channel counts, e.g. a YOLOX-t checkpoint with a YOLOX-s config): use the '
+            'config the checkpoint was trained with'
+        )
     if fit.class_layers and not fit.other_wrong_shape and few_key_changes:
         key, ckpt_shape, model_shape = next(
-            item for item in fit.wrong_shape if item[0] == fit.class_layers[0])
-        return (f'the checkpoint was trained for {ckpt_shape[0]} classes and the model has '
-                f'{model_shape[0]} (only the class layers differ): fine-tuning with '
-                'tools/train.py and load_from skips them by itself')
+            item for item in fit.wrong_shape if item[0] == fit.class_layers[0]
+        )
+        return (
+            f'the checkpoint was trained for {ckpt_shape[0]} classes and the model has '
+            f'{model_shape[0]} (only the class layers differ): fine-tuning with '
+            'tools/train.py and load_from skips them by itself'
+        )
     if fit.missing and len(fit.unexpected) <= 0.1 * len(fit.missing):
-        return ('the checkpoint holds only part of the model; it has nothing for: '
-                + _top_modules(fit.missing))
+        return 'the checkpoint holds only part of the model; it has nothing for: ' + _top_modules(
+            fit.missing
+        )
     return 'the checkpoint is from a different architecture (its key names do not match)'
 
 
 def describe_fit(fit: CheckpointFit, source: str = 'the checkpoint') -> str:
     """A short summary of a misfit: counts, a few examples of each kind, likely cause."""
-    lines = [f'{source} does not fit the model: {fit.counts} '
-             f'({fit.missing_share:.1%} of the model\'s weights not provided).']
+    lines = [
+        f'{source} does not fit the model: {fit.counts} '
+        f"({fit.missing_share:.1%} of the model's weights not provided)."
+    ]
     if fit.wrong_shape:
-        shown = '; '.join(f'{k}: checkpoint {tuple(c)} vs model {tuple(m)}'
-                          for k, c, m in fit.wrong_shape[:3])
+        shown = '; '.join(
+            f'{k}: checkpoint {tuple(c)} vs model {tuple(m)}' for k, c, m in fit.wrong_shape[:3]
+        )
         more = f' ... ({len(fit.wrong_shape) - 3} more)' if len(fit.wrong_shape) > 3 else ''
         lines.append(f'  wrong shape: {shown}{more}')
     if fit.missing:
@@ -345,29 +364,36 @@ def describe_fit(fit: CheckpointFit, source: str = 'the checkpoint') -> str:
 
 
 def partial_load_hint() -> str:
-    return (f'To load the matching weights anyway and leave the rest as initialised, opt in '
-            f'explicitly: `{PARTIAL_LOAD_KEY} = True` in the config (tools/train.py and '
-            f'tools/test.py: {PARTIAL_LOAD_FLAG} or --cfg-options {PARTIAL_LOAD_KEY}=True; '
-            f'init_detector(..., {PARTIAL_LOAD_KEY}=True); demos: {PARTIAL_LOAD_FLAG}).')
+    return (
+        f'To load the matching weights anyway and leave the rest as initialised, opt in '
+        f'explicitly: `{PARTIAL_LOAD_KEY} = True` in the config (tools/train.py and '
+        f'tools/test.py: {PARTIAL_LOAD_FLAG} or --cfg-options {PARTIAL_LOAD_KEY}=True; '
+        f'init_detector(..., {PARTIAL_LOAD_KEY}=True); demos: {PARTIAL_LOAD_FLAG}).'
+    )
 
 
 def revise_state_dict_keys(state_dict: dict, revise_keys=((r'^module\.', ''),)) -> dict:
     """The state dict with its keys rewritten by ``(pattern, replacement)`` pairs (as mmengine)."""
     metadata = getattr(state_dict, '_metadata', None)
     for pattern, replacement in revise_keys:
-        state_dict = OrderedDict((re.sub(pattern, replacement, k), v)
-                                 for k, v in state_dict.items())
+        state_dict = OrderedDict(
+            (re.sub(pattern, replacement, k), v) for k, v in state_dict.items()
+        )
     if metadata is not None:
         state_dict._metadata = metadata
     return state_dict
 
 
-def fit_checkpoint_to_model(model: torch.nn.Module, checkpoint: dict, *,
-                            allow_partial_load: bool = False,
-                            allow_class_change: bool = False,
-                            max_missing_share: float = 0.1,
-                            source: str = 'the checkpoint',
-                            logger: str = 'current') -> CheckpointFit:
+def fit_checkpoint_to_model(
+    model: torch.nn.Module,
+    checkpoint: dict,
+    *,
+    allow_partial_load: bool = False,
+    allow_class_change: bool = False,
+    max_missing_share: float = 0.1,
+    source: str = 'the checkpoint',
+    logger: str = 'current',
+) -> CheckpointFit:
     """Check that ``checkpoint`` fits ``model``; drop what may be skipped, or raise.
 
     The checkpoint is refused (:class:`CheckpointMismatchError`) when any
@@ -413,21 +439,34 @@ def fit_checkpoint_to_model(model: torch.nn.Module, checkpoint: dict, *,
             state_dict.pop(stored[key], None)
     if class_skip and not (allow_partial_load and bad_shapes):
         key, ckpt_shape, model_shape = next(
-            item for item in fit.wrong_shape if item[0] == class_skip[0])
-        print_log(f'{source}: {ckpt_shape[0]} classes in the checkpoint, {model_shape[0]} in the '
-                  f'model; skipped the class layers {", ".join(class_skip)} (they keep their '
-                  'initialisation).', logger=logger, level=logging.WARNING)
+            item for item in fit.wrong_shape if item[0] == class_skip[0]
+        )
+        print_log(
+            f'{source}: {ckpt_shape[0]} classes in the checkpoint, {model_shape[0]} in the '
+            f'model; skipped the class layers {", ".join(class_skip)} (they keep their '
+            'initialisation).',
+            logger=logger,
+            level=logging.WARNING,
+        )
     if allow_partial_load and (fit.wrong_shape or fit.missing or fit.unexpected):
-        print_log(f'partial load ({PARTIAL_LOAD_KEY}=True): {describe_fit(fit, source)}\n  '
-                  f'skipped {len(skip)} wrong-shape weights; the weights not loaded keep their '
-                  'initialisation.', logger=logger, level=logging.WARNING)
+        print_log(
+            f'partial load ({PARTIAL_LOAD_KEY}=True): {describe_fit(fit, source)}\n  '
+            f'skipped {len(skip)} wrong-shape weights; the weights not loaded keep their '
+            'initialisation.',
+            logger=logger,
+            level=logging.WARNING,
+        )
     return fit
 
 
-def load_checkpoint_checked(model: torch.nn.Module, filename: str, *,
-                            allow_partial_load: bool = False,
-                            allow_class_change: bool = False,
-                            map_location='cpu') -> dict:
+def load_checkpoint_checked(
+    model: torch.nn.Module,
+    filename: str,
+    *,
+    allow_partial_load: bool = False,
+    allow_class_change: bool = False,
+    map_location='cpu',
+) -> dict:
     """Load a checkpoint into ``model`` after :func:`fit_checkpoint_to_model` accepted it.
 
     The file is read through mmengine's :class:`CheckpointLoader` (local files
@@ -440,11 +479,17 @@ def load_checkpoint_checked(model: torch.nn.Module, filename: str, *,
         CheckpointMismatchError: see :func:`fit_checkpoint_to_model`.
     """
     from mmengine.runner.checkpoint import load_state_dict
+
     checkpoint = CheckpointLoader.load_checkpoint(filename, map_location=map_location)
     if not isinstance(checkpoint, dict):
         raise RuntimeError(f'no state_dict found in checkpoint file {filename}')
-    fit_checkpoint_to_model(model, checkpoint, allow_partial_load=allow_partial_load,
-                            allow_class_change=allow_class_change, source=f'checkpoint {filename}')
+    fit_checkpoint_to_model(
+        model,
+        checkpoint,
+        allow_partial_load=allow_partial_load,
+        allow_class_change=allow_class_change,
+        source=f'checkpoint {filename}',
+    )
     state_dict = revise_state_dict_keys(checkpoint.get('state_dict', checkpoint))
     load_state_dict(model, state_dict, strict=False, logger='current')
     return checkpoint

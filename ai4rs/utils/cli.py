@@ -10,6 +10,7 @@ option has the same name, help and behaviour everywhere::
     cfg = runner_config_from_args(args)
     run_with_runner(cfg, args.launcher, lambda runner: runner.train())
 """
+
 import argparse
 import os
 import sys
@@ -24,19 +25,23 @@ from .paths import add_project_paths
 
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 
-CFG_OPTIONS_HELP = ('override config settings, KEY=VALUE pairs merged into the config, e.g. '
-                    'train_dataloader.batch_size=2 "model.backbone.out_indices=(2,3,4)"; a list '
-                    'item by its index: test_dataloader.dataset.pipeline.1.scale="(512,512)"')
+CFG_OPTIONS_HELP = (
+    'override config settings, KEY=VALUE pairs merged into the config, e.g. '
+    'train_dataloader.batch_size=2 "model.backbone.out_indices=(2,3,4)"; a list '
+    'item by its index: test_dataloader.dataset.pipeline.1.scale="(512,512)"'
+)
 
 
 def add_cfg_options_argument(parser: argparse.ArgumentParser) -> None:
     """``--cfg-options KEY=VALUE ...`` (mmengine's ``DictAction``) into ``args.cfg_options``."""
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
-                        help=CFG_OPTIONS_HELP)
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE', help=CFG_OPTIONS_HELP
+    )
 
 
-def add_config_arguments(parser: argparse.ArgumentParser,
-                         config_help: str = 'config file path') -> None:
+def add_config_arguments(
+    parser: argparse.ArgumentParser, config_help: str = 'config file path'
+) -> None:
     """The positional ``config`` and ``--cfg-options``."""
     parser.add_argument('config', help=config_help)
     add_cfg_options_argument(parser)
@@ -46,27 +51,35 @@ def add_launcher_arguments(parser: argparse.ArgumentParser) -> None:
     """``--launcher`` and the ``--local_rank`` that ``torch.distributed.launch`` passes."""
     parser.add_argument('--launcher', choices=LAUNCHERS, default='none', help='job launcher')
     # torch.distributed.launch passes --local_rank, torchrun sets LOCAL_RANK
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0,
-                        help=argparse.SUPPRESS)
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0, help=argparse.SUPPRESS)
 
 
-def add_runner_arguments(parser: argparse.ArgumentParser,
-                         work_dir_help: str = 'the directory for logs, checkpoints and '
-                         'metrics (default: the config\'s work_dir, else ./work_dirs/CONFIG)'
-                         ) -> None:
+def add_runner_arguments(
+    parser: argparse.ArgumentParser,
+    work_dir_help: str = 'the directory for logs, checkpoints and '
+    "metrics (default: the config's work_dir, else ./work_dirs/CONFIG)",
+) -> None:
     """``--work-dir``, ``--allow-partial-load`` and the launcher options of Runner tools."""
     parser.add_argument('--work-dir', help=work_dir_help)
-    parser.add_argument(PARTIAL_LOAD_FLAG, action='store_true',
-                        help='load a checkpoint that does not fit the model: weights of '
-                        'another shape are skipped, the rest loads (default: refuse it with '
-                        'a summary)')
+    parser.add_argument(
+        PARTIAL_LOAD_FLAG,
+        action='store_true',
+        help='load a checkpoint that does not fit the model: weights of '
+        'another shape are skipped, the rest loads (default: refuse it with '
+        'a summary)',
+    )
     add_launcher_arguments(parser)
 
 
 def add_shape_argument(parser: argparse.ArgumentParser, default=(1024, 1024)) -> None:
     """``--shape H [W]``; read it with :func:`shape_from_args`."""
-    parser.add_argument('--shape', type=int, nargs='+', default=list(default),
-                        help='input height and width (one value: square)')
+    parser.add_argument(
+        '--shape',
+        type=int,
+        nargs='+',
+        default=list(default),
+        help='input height and width (one value: square)',
+    )
 
 
 def shape_from_args(args: argparse.Namespace) -> tuple[int, int]:
@@ -99,6 +112,7 @@ def config_from_args(args: argparse.Namespace, init_scope: bool = True) -> Confi
         from mmengine.registry import init_default_scope
 
         from .setup_env import register_all_modules
+
         register_all_modules(init_default_scope=False)
         init_default_scope(cfg.get('default_scope', 'ai4rs'))
     return cfg
@@ -107,6 +121,7 @@ def config_from_args(args: argparse.Namespace, init_scope: bool = True) -> Confi
 def runner_config_from_args(args: argparse.Namespace) -> Config:
     """The config for a Runner tool (train / test): overrides, launcher, work dir, partial load."""
     from .setup_env import register_all_modules
+
     add_project_paths()
     register_all_modules(init_default_scope=False)
     cfg = load_runner_config(args.config, args.cfg_options, args.work_dir, args.launcher)
@@ -128,6 +143,7 @@ def run_with_runner(cfg: Config, launcher: str, run: Callable[[Any], Any]) -> An
     from ai4rs.engine.runner import build_runner
 
     from .dist import prepare_distributed, teardown_distributed
+
     prepare_distributed(cfg, launcher)
     runner = build_runner(cfg)
     try:

@@ -1,4 +1,5 @@
 """Reading configs the way every ai4rs tool does."""
+
 import ast
 import os.path as osp
 
@@ -14,8 +15,11 @@ def _base_files(path: str, tree: ast.Module) -> list[str]:
     folder = osp.dirname(osp.abspath(path))
     found: list[str] = []
     for node in tree.body:
-        if (isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
-                and node.targets[0].id == '_base_'):
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.targets[0], ast.Name)
+            and node.targets[0].id == '_base_'
+        ):
             try:
                 value = ast.literal_eval(node.value)
             except ValueError:
@@ -53,9 +57,17 @@ def find_config_syntax_error(path: str) -> SyntaxError | None:
             tree = ast.parse(text, filename=file)
         except SyntaxError as e:
             via = f' (a _base_ of {child})' if child else ''
-            return SyntaxError(f'{e.msg} in config file {file}{via}',
-                               (file, e.lineno, e.offset, e.text,
-                                getattr(e, 'end_lineno', None), getattr(e, 'end_offset', None)))
+            return SyntaxError(
+                f'{e.msg} in config file {file}{via}',
+                (
+                    file,
+                    e.lineno,
+                    e.offset,
+                    e.text,
+                    getattr(e, 'end_lineno', None),
+                    getattr(e, 'end_offset', None),
+                ),
+            )
         todo += [(base, file) for base in _base_files(file, tree)]
     return None
 

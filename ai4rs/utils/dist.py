@@ -7,6 +7,7 @@ CUDA is available, and otherwise initialises a ``gloo`` process group itself
 (from the torchrun, slurm or OpenMPI environment) and asks for a CPU
 DistributedDataParallel wrapper.
 """
+
 import os
 import subprocess
 
@@ -41,7 +42,8 @@ def _env_from_slurm():
     if 'MASTER_ADDR' not in os.environ:
         nodes = os.environ['SLURM_NODELIST']
         os.environ['MASTER_ADDR'] = subprocess.getoutput(
-            f'scontrol show hostname {nodes} | head -n1')
+            f'scontrol show hostname {nodes} | head -n1'
+        )
 
 
 def _env_from_mpi():
@@ -69,8 +71,11 @@ def prepare_distributed(cfg, launcher):
     requested = dist_cfg.get('backend')
     backend = resolve_backend(requested)
     if backend != requested:
-        print_log(f'distributed backend: {backend} (config asked for {requested!r}; '
-                  f'CUDA available: {torch.cuda.is_available()})', logger='current')
+        print_log(
+            f'distributed backend: {backend} (config asked for {requested!r}; '
+            f'CUDA available: {torch.cuda.is_available()})',
+            logger='current',
+        )
     dist_cfg['backend'] = backend
     if torch.cuda.is_available() or torch_dist.is_initialized():
         return
@@ -81,12 +86,19 @@ def prepare_distributed(cfg, launcher):
     kwargs = {k: v for k, v in dist_cfg.items() if k != 'backend'}
     if 'timeout' in kwargs:
         import datetime
+
         kwargs['timeout'] = datetime.timedelta(seconds=kwargs['timeout'])
-    torch_dist.init_process_group(backend=backend, rank=int(os.environ['RANK']),
-                                  world_size=int(os.environ['WORLD_SIZE']), **kwargs)
+    torch_dist.init_process_group(
+        backend=backend,
+        rank=int(os.environ['RANK']),
+        world_size=int(os.environ['WORLD_SIZE']),
+        **kwargs,
+    )
     wrapper = cfg.get('model_wrapper_cfg') or dict(
-        type='MMDistributedDataParallel', broadcast_buffers=False,
-        find_unused_parameters=cfg.get('find_unused_parameters', False))
+        type='MMDistributedDataParallel',
+        broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False),
+    )
     wrapper['device_ids'] = None
     cfg['model_wrapper_cfg'] = wrapper
 

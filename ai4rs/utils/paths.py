@@ -1,4 +1,5 @@
 """Import paths for the command-line tools."""
+
 import os
 import os.path as osp
 import sys

@@ -1,4 +1,5 @@
 """Registering every ai4rs module and choosing the default scope (as in mmdet)."""
+
 import datetime
 import importlib
 import warnings
@@ -7,8 +8,13 @@ from mmengine import DefaultScope
 
 #: packages whose import registers ai4rs' classes
 MODULE_PACKAGES = (
-    'ai4rs.datasets', 'ai4rs.datasets.transforms', 'ai4rs.engine', 'ai4rs.evaluation',
-    'ai4rs.models', 'ai4rs.structures', 'ai4rs.visualization',
+    'ai4rs.datasets',
+    'ai4rs.datasets.transforms',
+    'ai4rs.engine',
+    'ai4rs.evaluation',
+    'ai4rs.models',
+    'ai4rs.structures',
+    'ai4rs.visualization',
 )
 
 
@@ -30,6 +36,8 @@ def register_all_modules(init_default_scope: bool = True) -> None:
         DefaultScope.get_instance('ai4rs', scope_name='ai4rs')
         return
     if current.scope_name != 'ai4rs':
-        warnings.warn(f'The current default scope "{current.scope_name}" is not "ai4rs": '
-                      '`register_all_modules` creates a new default scope "ai4rs".')
+        warnings.warn(
+            f'The current default scope "{current.scope_name}" is not "ai4rs": '
+            '`register_all_modules` creates a new default scope "ai4rs".'
+        )
         DefaultScope.get_instance(f'ai4rs-{datetime.datetime.now()}', scope_name='ai4rs')

@@ -8,22 +8,26 @@ directory: parameter and FLOP counts and timings depend on the architecture only
 the token count: the vocabulary's words are made single tokens, as CLIP's tokenizer does
 for common words).
 """
+
 import argparse
 import json
 import os.path as osp
 
 from mmengine.config import Config
 
-WORLD_DETECTORS = ('YOLOWorldDetector', )
+WORLD_DETECTORS = ('YOLOWorldDetector',)
 
 
 def add_text_model_argument(parser: argparse.ArgumentParser) -> None:
     """``--text-model DIR`` (YOLO-World configs only)."""
     parser.add_argument(
-        '--text-model', default=None, metavar='DIR',
+        '--text-model',
+        default=None,
+        metavar='DIR',
         help='YOLO-World configs: a local CLIP text model directory (e.g. '
         'openai/clip-vit-base-patch32 downloaded with `hf download ... --local-dir DIR`); '
-        'default: a randomly initialised CLIP ViT-B/32 text model written to a temp dir')
+        'default: a randomly initialised CLIP ViT-B/32 text model written to a temp dir',
+    )
 
 
 def is_yolo_world(cfg: Config) -> bool:
@@ -45,8 +49,9 @@ def vocabulary(cfg: Config, num_texts: int) -> list[str]:
     return [texts[i % len(texts)] for i in range(num_texts)]
 
 
-def set_text_model(cfg: Config, text_model: str | None, tmpdir: str,
-                   words: list[str] = ()) -> tuple[str, bool]:
+def set_text_model(
+    cfg: Config, text_model: str | None, tmpdir: str, words: list[str] = ()
+) -> tuple[str, bool]:
     """Point ``cfg.model.backbone.text_model.model_name`` at ``text_model``, or at a random
     ViT-B/32-sized CLIP written to ``tmpdir`` (``words`` become single tokens).
 
@@ -55,14 +60,17 @@ def set_text_model(cfg: Config, text_model: str | None, tmpdir: str,
     """
     text_cfg = cfg.model.backbone.get('text_model')
     if text_cfg is None or 'model_name' not in text_cfg:
-        raise ValueError('YOLO-World config without a HuggingCLIPLanguageBackbone text model '
-                         f'(model.backbone.text_model = {text_cfg})')
+        raise ValueError(
+            'YOLO-World config without a HuggingCLIPLanguageBackbone text model '
+            f'(model.backbone.text_model = {text_cfg})'
+        )
     if text_model is not None:
         if not osp.isdir(text_model):
             raise FileNotFoundError(f'--text-model {text_model}: no such directory')
         text_cfg.model_name = text_model
         return text_model, False
     from .tiny_clip import make_tiny_clip
+
     path = make_tiny_clip(osp.join(tmpdir, 'clip_vit_b32_random'), size='vit-b-32', words=words)
     text_cfg.model_name = path
     return path, True

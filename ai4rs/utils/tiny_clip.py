@@ -19,22 +19,35 @@ FLOP-count tools use it when no real CLIP is at hand, since speed and counts dep
 architecture only (and on the token count: ``words`` makes whole words single tokens, as
 CLIP's 49k-token BPE does for common words).
 """
+
 import json
 import os
 import os.path as osp
 
 BOS, EOS = '<|startoftext|>', '<|endoftext|>'
 # a few merges so that some words become single tokens (byte-level BPE proper)
-MERGES = (('c', 'a'), ('ca', 't</w>'), ('d', 'o'), ('do', 'g</w>'), ('p', 'e'),
-          ('pe', 'r'), ('per', 's'), ('pers', 'o'), ('perso', 'n</w>'))
+MERGES = (
+    ('c', 'a'),
+    ('ca', 't</w>'),
+    ('d', 'o'),
+    ('do', 'g</w>'),
+    ('p', 'e'),
+    ('pe', 'r'),
+    ('per', 's'),
+    ('pers', 'o'),
+    ('perso', 'n</w>'),
+)
 
 
 def byte_symbols() -> list[str]:
     """The 256 printable symbols byte-level BPE uses for the bytes 0..255 (GPT-2 /
     CLIP convention: printable Latin-1 bytes map to themselves, the others to
     code points from 256 upwards), in CLIP's vocabulary order."""
-    kept = (list(range(ord('!'), ord('~') + 1)) + list(range(ord('¡'), ord('¬') + 1))
-            + list(range(ord('®'), ord('ÿ') + 1)))
+    kept = (
+        list(range(ord('!'), ord('~') + 1))
+        + list(range(ord('¡'), ord('¬') + 1))
+        + list(range(ord('®'), ord('ÿ') + 1))
+    )
     points = list(kept)
     extra = 0
     for b in range(256):
@@ -50,11 +63,23 @@ BYTE_SET = frozenset(byte_symbols())
 # CLIPTextConfig fields of each size; 'vit-b-32' is openai/clip-vit-base-patch32's text model
 # (63,428,096 parameters with its projection)
 CLIP_TEXT_SIZES = {
-    'tiny': dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                 num_attention_heads=2, max_position_embeddings=77, projection_dim=512),
-    'vit-b-32': dict(hidden_size=512, intermediate_size=2048, num_hidden_layers=12,
-                     num_attention_heads=8, max_position_embeddings=77, projection_dim=512,
-                     vocab_size=49408),
+    'tiny': dict(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=77,
+        projection_dim=512,
+    ),
+    'vit-b-32': dict(
+        hidden_size=512,
+        intermediate_size=2048,
+        num_hidden_layers=12,
+        num_attention_heads=8,
+        max_position_embeddings=77,
+        projection_dim=512,
+        vocab_size=49408,
+    ),
 }
 
 
@@ -67,7 +92,7 @@ def bpe(symbols: list[str], ranks: dict[tuple[str, str], int]) -> list[str]:
         rank, i = min(pairs)
         if rank == len(ranks):
             break
-        symbols[i:i + 2] = [symbols[i] + symbols[i + 1]]
+        symbols[i : i + 2] = [symbols[i] + symbols[i + 1]]
     return symbols
 
 
@@ -99,8 +124,15 @@ def tiny_clip_vocab(merges=MERGES) -> list[str]:
     return vocab + [BOS, EOS]
 
 
-def make_tiny_clip(dirpath, seed: int = 0, full_clip: bool = False, weights: bool = True,
-                   size: str = 'tiny', words=(), **config_overrides) -> str:
+def make_tiny_clip(
+    dirpath,
+    seed: int = 0,
+    full_clip: bool = False,
+    weights: bool = True,
+    size: str = 'tiny',
+    words=(),
+    **config_overrides,
+) -> str:
     """Write a random CLIP text model + tokenizer to ``dirpath``; returns it.
 
     ``size`` picks the architecture from :data:`CLIP_TEXT_SIZES` ('tiny' or
@@ -124,8 +156,9 @@ def make_tiny_clip(dirpath, seed: int = 0, full_clip: bool = False, weights: boo
     dirpath = str(dirpath)
     os.makedirs(dirpath, exist_ok=True)
     if size not in CLIP_TEXT_SIZES:
-        raise ValueError(f'make_tiny_clip: size must be one of {sorted(CLIP_TEXT_SIZES)}, '
-                         f'got {size!r}')
+        raise ValueError(
+            f'make_tiny_clip: size must be one of {sorted(CLIP_TEXT_SIZES)}, got {size!r}'
+        )
     merges = word_merges(words)
     vocab = tiny_clip_vocab(merges)
     ids = {tok: i for i, tok in enumerate(vocab)}
@@ -134,25 +167,47 @@ def make_tiny_clip(dirpath, seed: int = 0, full_clip: bool = False, weights: boo
     with open(osp.join(dirpath, 'merges.txt'), 'w', encoding='utf-8') as f:
         f.write('#version: 0.2\n' + ''.join(f'{a} {b}\n' for a, b in merges))
     with open(osp.join(dirpath, 'tokenizer_config.json'), 'w', encoding='utf-8') as f:
-        json.dump({'tokenizer_class': 'CLIPTokenizer', 'bos_token': BOS, 'eos_token': EOS,
-                   'unk_token': EOS, 'pad_token': EOS, 'model_max_length': 77}, f)
-    config = dict(vocab_size=len(vocab), bos_token_id=ids[BOS], eos_token_id=ids[EOS],
-                  pad_token_id=ids[EOS])
+        json.dump(
+            {
+                'tokenizer_class': 'CLIPTokenizer',
+                'bos_token': BOS,
+                'eos_token': EOS,
+                'unk_token': EOS,
+                'pad_token': EOS,
+                'model_max_length': 77,
+            },
+            f,
+        )
+    config = dict(
+        vocab_size=len(vocab), bos_token_id=ids[BOS], eos_token_id=ids[EOS], pad_token_id=ids[EOS]
+    )
     config.update(CLIP_TEXT_SIZES[size])
     if config['vocab_size'] < len(vocab):
-        raise ValueError(f'make_tiny_clip: {len(words)} words need {len(vocab)} tokens, more '
-                         f'than the vocab_size {config["vocab_size"]} of size {size!r}')
+        raise ValueError(
+            f'make_tiny_clip: {len(words)} words need {len(vocab)} tokens, more '
+            f'than the vocab_size {config["vocab_size"]} of size {size!r}'
+        )
     config.update(config_overrides)
     if not weights:
         CLIPTextConfig(**config).save_pretrained(dirpath)
         return dirpath
     torch.manual_seed(seed)
     if full_clip:
-        vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                  num_attention_heads=2, image_size=32, patch_size=16)
-        model = CLIPModel(CLIPConfig(text_config=CLIPTextConfig(**config).to_dict(),
-                                     vision_config=vision.to_dict(),
-                                     projection_dim=config['projection_dim']))
+        vision = CLIPVisionConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=32,
+            patch_size=16,
+        )
+        model = CLIPModel(
+            CLIPConfig(
+                text_config=CLIPTextConfig(**config).to_dict(),
+                vision_config=vision.to_dict(),
+                projection_dim=config['projection_dim'],
+            )
+        )
     else:
         model = CLIPTextModelWithProjection(CLIPTextConfig(**config))
     model.save_pretrained(dirpath)

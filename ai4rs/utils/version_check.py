@@ -3,6 +3,7 @@
 Each check raises an ``ImportError`` that says which package is off and the
 command that fixes it, instead of failing later with an obscure traceback.
 """
+
 import importlib.metadata
 import re
 
@@ -35,15 +36,21 @@ def _installed(dist):
 def version_problem(name, installed, low, high):
     """A human sentence describing what is wrong, or ``None`` when all is fine."""
     if installed is None:
-        return (f'{name} is not installed. Install ai4rs with `pip install -e .` '
-                f'(it needs {name}>={low}).')
+        return (
+            f'{name} is not installed. Install ai4rs with `pip install -e .` '
+            f'(it needs {name}>={low}).'
+        )
     v = parse_version(installed)
     if v < parse_version(low):
-        return (f'{name}=={installed} is too old: ai4rs needs {name}>={low}. '
-                f'Run `pip install -U "{name}>={low}"`.')
+        return (
+            f'{name}=={installed} is too old: ai4rs needs {name}>={low}. '
+            f'Run `pip install -U "{name}>={low}"`.'
+        )
     if high is not None and v >= parse_version(high):
-        return (f'{name}=={installed} is too new: ai4rs supports {name}<{high}. '
-                f'Run `pip install "{name}>={low},<{high}"`.')
+        return (
+            f'{name}=={installed} is too new: ai4rs supports {name}<{high}. '
+            f'Run `pip install "{name}>={low},<{high}"`.'
+        )
     return None
 
 
@@ -51,8 +58,10 @@ def mmcv_problem():
     """mmcv (full or lite) must be present; its compiled ops are never needed."""
     full, lite = _installed('mmcv'), _installed('mmcv-lite')
     if full is None and lite is None:
-        return ('Neither mmcv nor mmcv-lite is installed. Run `pip install mmcv-lite` '
-                '(ai4rs needs no compiled mmcv ops).')
+        return (
+            'Neither mmcv nor mmcv-lite is installed. Run `pip install mmcv-lite` '
+            '(ai4rs needs no compiled mmcv ops).'
+        )
     return version_problem('mmcv' if full else 'mmcv-lite', full or lite, *MMCV_RANGE)
 
 

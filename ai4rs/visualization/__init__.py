@@ -1,8 +1,8 @@
 from .local_visualizer import (
-                               DetLocalVisualizer,
-                               RotLocalVisualizer,
-                               draw_predictions,
-                               label_names,
+    DetLocalVisualizer,
+    RotLocalVisualizer,
+    draw_predictions,
+    label_names,
 )
 
 __all__ = ['DetLocalVisualizer', 'RotLocalVisualizer', 'draw_predictions']

@@ -1,4 +1,5 @@
 """Drawing horizontal, rotated and quadrilateral boxes (and polygon masks) on images."""
+
 import colorsys
 import logging
 
@@ -46,9 +47,11 @@ def label_names(data_sample=None, classes=None) -> list[str] | None:
 def _box_corners(bboxes: BaseBoxes) -> np.ndarray:
     """Box object (hbox, rbox or qbox) -> (N, 4, 2) float64 corners (via ``convert_to``)."""
     if not isinstance(bboxes, BaseBoxes):
-        raise TypeError(f'the visualizer draws box objects (HorizontalBoxes, RotatedBoxes, '
-                        f'QuadriBoxes), got {type(bboxes).__name__}; wrap raw tensors with '
-                        f'ai4rs.structures.bbox.boxes_from_tensor(tensor, box_type)')
+        raise TypeError(
+            f'the visualizer draws box objects (HorizontalBoxes, RotatedBoxes, '
+            f'QuadriBoxes), got {type(bboxes).__name__}; wrap raw tensors with '
+            f'ai4rs.structures.bbox.boxes_from_tensor(tensor, box_type)'
+        )
     qboxes = bboxes.convert_to('qbox').tensor
     return qboxes.detach().cpu().double().numpy().reshape(-1, 4, 2)
 
@@ -116,8 +119,17 @@ class DetLocalVisualizer(Visualizer):
         alpha (float): box transparency.
     """
 
-    def __init__(self, name='visualizer', image=None, vis_backends=None, save_dir=None,
-                 bbox_color=None, text_color=(200, 200, 200), line_width=2, alpha=0.8):
+    def __init__(
+        self,
+        name='visualizer',
+        image=None,
+        vis_backends=None,
+        save_dir=None,
+        bbox_color=None,
+        text_color=(200, 200, 200),
+        line_width=2,
+        alpha=0.8,
+    ):
         super().__init__(name=name, image=image, vis_backends=vis_backends, save_dir=save_dir)
         self.bbox_color = bbox_color
         self.text_color = text_color
@@ -148,8 +160,12 @@ class DetLocalVisualizer(Visualizer):
             colors (list[tuple]): N RGB colours.
         """
         if not isinstance(masks, PolygonMasks):
-            print_log(f'DetLocalVisualizer: masks of type {type(masks).__name__} are not drawn '
-                      '(only PolygonMasks)', logger='current', level=logging.WARNING)
+            print_log(
+                f'DetLocalVisualizer: masks of type {type(masks).__name__} are not drawn '
+                '(only PolygonMasks)',
+                logger='current',
+                level=logging.WARNING,
+            )
             return
         polygons, edge = [], []
         for polys, color in zip(masks.masks, colors):
@@ -158,8 +174,9 @@ class DetLocalVisualizer(Visualizer):
                     polygons.append(np.asarray(poly, dtype=np.float64).reshape(-1, 2))
                     edge.append(color)
         if polygons:
-            self.draw_polygons(polygons, edge_colors=edge, face_colors=edge, line_widths=1,
-                               alpha=self.alpha * 0.5)
+            self.draw_polygons(
+                polygons, edge_colors=edge, face_colors=edge, line_widths=1, alpha=self.alpha * 0.5
+            )
 
     def draw_instances(self, image, instances, classes=None, score_thr=0.0):
         """Draw ``instances`` (``bboxes`` a box object, ``labels``, optional ``scores`` and
@@ -182,14 +199,18 @@ class DetLocalVisualizer(Visualizer):
             instances = instances[instances.scores >= score_thr]
             if len(instances) == 0:
                 return self.get_image()
-        labels = instances.labels.detach().cpu().numpy().astype(int) \
-            if 'labels' in instances else np.zeros(len(instances), int)
+        labels = (
+            instances.labels.detach().cpu().numpy().astype(int)
+            if 'labels' in instances
+            else np.zeros(len(instances), int)
+        )
         polygons = _box_corners(instances.bboxes)
         edge = self._label_colors(labels, classes)
         if 'masks' in instances:
             self.draw_masks(instances.masks, edge)
-        self.draw_polygons(list(polygons), edge_colors=edge, line_widths=self.line_width,
-                           alpha=self.alpha)
+        self.draw_polygons(
+            list(polygons), edge_colors=edge, line_widths=self.line_width, alpha=self.alpha
+        )
         scores = instances.scores.detach().cpu().numpy() if 'scores' in instances else None
         texts = []
         for i, lb in enumerate(labels):
@@ -202,13 +223,28 @@ class DetLocalVisualizer(Visualizer):
         em = font * getattr(self, 'dpi', 100) / 72
         sizes = np.array([[(0.6 * len(t) + 1.0) * em, 2.0 * em] for t in texts])
         positions = place_labels(polygons, sizes, (h, w)) + 0.5 * em
-        self.draw_texts(texts, positions, colors=self.text_color, font_sizes=font,
-                        bboxes=[dict(facecolor='black', alpha=0.6, pad=0.5, edgecolor='none')]
-                        * len(texts))
+        self.draw_texts(
+            texts,
+            positions,
+            colors=self.text_color,
+            font_sizes=font,
+            bboxes=[dict(facecolor='black', alpha=0.6, pad=0.5, edgecolor='none')] * len(texts),
+        )
         return self.get_image()
 
-    def add_datasample(self, name, image, data_sample=None, draw_gt=True, draw_pred=True,
-                       show=False, wait_time=0, out_file=None, pred_score_thr=0.3, step=0):
+    def add_datasample(
+        self,
+        name,
+        image,
+        data_sample=None,
+        draw_gt=True,
+        draw_pred=True,
+        show=False,
+        wait_time=0,
+        out_file=None,
+        pred_score_thr=0.3,
+        step=0,
+    ):
         """Draw GT (left) and predictions (right) of one data sample.
 
         Args:
@@ -229,15 +265,19 @@ class DetLocalVisualizer(Visualizer):
                 gt = data_sample.gt_instances
                 if 'bboxes' in gt and not isinstance(gt.bboxes, BaseBoxes):
                     # DetDataPreprocessor(boxtype2tensor=True) dropped the box type
-                    print_log('DetLocalVisualizer: ground truth not drawn, its bboxes are a '
-                              'raw tensor without a box type (set boxtype2tensor=False in the '
-                              'data preprocessor to draw it)', logger='current',
-                              level=logging.WARNING)
+                    print_log(
+                        'DetLocalVisualizer: ground truth not drawn, its bboxes are a '
+                        'raw tensor without a box type (set boxtype2tensor=False in the '
+                        'data preprocessor to draw it)',
+                        logger='current',
+                        level=logging.WARNING,
+                    )
                 else:
                     gt_img = self.draw_instances(image, gt, classes)
             if draw_pred and 'pred_instances' in data_sample:
-                pred_img = self.draw_instances(image, data_sample.pred_instances, classes,
-                                               score_thr=pred_score_thr)
+                pred_img = self.draw_instances(
+                    image, data_sample.pred_instances, classes, score_thr=pred_score_thr
+                )
         drawn = [im for im in (gt_img, pred_img) if im is not None]
         drawn_img = np.concatenate(drawn, axis=1) if drawn else image
         self.set_image(drawn_img)
@@ -245,6 +285,7 @@ class DetLocalVisualizer(Visualizer):
             self.show(drawn_img, win_name=name, wait_time=wait_time)
         if out_file is not None:
             import mmcv
+
             mmcv.imwrite(drawn_img[..., ::-1], out_file)
         else:
             self.add_image(name, drawn_img, step)
@@ -256,7 +297,6 @@ class RotLocalVisualizer(DetLocalVisualizer):
     """mmrotate's name for :class:`DetLocalVisualizer` (which draws every box type)."""
 
 
-
 def draw_predictions(model, img_path, result, out_file=None, score_thr=0.3):
     """Draw ``result``'s predictions (score >= ``score_thr``) on the image file.
 
@@ -264,11 +304,18 @@ def draw_predictions(model, img_path, result, out_file=None, score_thr=0.3):
     predictions. Class names and colours come from ``model.dataset_meta``.
     """
     from ai4rs.datasets.image_io import config_to_uint8_rule, read_image
+
     visualizer = DetLocalVisualizer.get_instance('ai4rs_demo')
     visualizer.dataset_meta = getattr(model, 'dataset_meta', {}) or {}
     rule = config_to_uint8_rule(getattr(model, 'cfg', None))
     img = read_image(img_path, to_uint8_rule=rule)[..., ::-1]  # the model's pixels, RGB
-    visualizer.add_datasample('result', img, data_sample=result, draw_gt=False,
-                              show=out_file is None, out_file=out_file,
-                              pred_score_thr=score_thr)
+    visualizer.add_datasample(
+        'result',
+        img,
+        data_sample=result,
+        draw_gt=False,
+        show=out_file is None,
+        out_file=out_file,
+        pred_score_thr=score_thr,
+    )
     return int((result.pred_instances.scores >= score_thr).sum())

@@ -17,7 +17,8 @@ model = dict(
     backbone=dict(deepen_factor=0.33, widen_factor=0.25),
     neck=dict(in_channels=[64, 128, 256], out_channels=64),
     bbox_head=dict(num_classes=len(classes), in_channels=64, feat_channels=64),
-    test_cfg=dict(score_thr=0.05, nms=dict(type='nms_rotated', iou_threshold=0.1)))
+    test_cfg=dict(score_thr=0.05, nms=dict(type='nms_rotated', iou_threshold=0.1)),
+)
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -25,7 +26,7 @@ train_pipeline = [
     dict(type='ConvertBoxType', box_type_mapping=dict(gt_bboxes='rbox')),
     dict(type='Resize', scale=img_scale, keep_ratio=True),
     dict(type='RandomFlip', prob=0.75, direction=['horizontal', 'vertical', 'diagonal']),
-    dict(type='PackDetInputs')
+    dict(type='PackDetInputs'),
 ]
 train_pipeline_stage2 = train_pipeline
 val_pipeline = [
@@ -33,28 +34,44 @@ val_pipeline = [
     dict(type='Resize', scale=img_scale, keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True, box_type='qbox'),
     dict(type='ConvertBoxType', box_type_mapping=dict(gt_bboxes='rbox')),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'))
+    dict(
+        type='PackDetInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'),
+    ),
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=img_scale, keep_ratio=True),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'))
+    dict(
+        type='PackDetInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'),
+    ),
 ]
 
 train_dataloader = dict(
     batch_size=8,
     num_workers=2,
     persistent_workers=True,
-    dataset=dict(data_root=data_root, metainfo=metainfo, ann_file='train/annfiles/',
-                 data_prefix=dict(img_path='train/images/'), pipeline=train_pipeline))
+    dataset=dict(
+        data_root=data_root,
+        metainfo=metainfo,
+        ann_file='train/annfiles/',
+        data_prefix=dict(img_path='train/images/'),
+        pipeline=train_pipeline,
+    ),
+)
 val_dataloader = dict(
     batch_size=8,
     num_workers=2,
     persistent_workers=True,
-    dataset=dict(data_root=data_root, metainfo=metainfo, ann_file='val/annfiles/',
-                 data_prefix=dict(img_path='val/images/'), pipeline=val_pipeline))
+    dataset=dict(
+        data_root=data_root,
+        metainfo=metainfo,
+        ann_file='val/annfiles/',
+        data_prefix=dict(img_path='val/images/'),
+        pipeline=val_pipeline,
+    ),
+)
 test_dataloader = val_dataloader
 val_evaluator = dict(type='DOTAMetric', metric='mAP')
 # replaces (not merges into) the DOTA recipe's format-only test evaluator
@@ -66,16 +83,26 @@ optim_wrapper = dict(optimizer=dict(lr=base_lr))
 auto_scale_lr = dict(enable=False, base_batch_size=8)
 param_scheduler = [
     dict(type='QuadraticWarmupLR', by_epoch=True, begin=0, end=2, convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', eta_min=base_lr * 0.05, begin=2, T_max=max_epochs - 2,
-         end=max_epochs, by_epoch=True, convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingLR',
+        eta_min=base_lr * 0.05,
+        begin=2,
+        T_max=max_epochs - 2,
+        end=max_epochs,
+        by_epoch=True,
+        convert_to_iter_based=True,
+    ),
 ]
-default_hooks = dict(checkpoint=dict(interval=interval, max_keep_ckpts=1),
-                     logger=dict(type='LoggerHook', interval=10))
+default_hooks = dict(
+    checkpoint=dict(interval=interval, max_keep_ckpts=1),
+    logger=dict(type='LoggerHook', interval=10),
+)
 custom_hooks = [
     dict(type='YOLOXModeSwitchHook', num_last_epochs=num_last_epochs, priority=48),
     dict(type='SyncNormHook', priority=48),
-    dict(type='EMAHook', ema_type='ExpMomentumEMA', momentum=0.0002, update_buffers=True,
-         priority=49),
+    dict(
+        type='EMAHook', ema_type='ExpMomentumEMA', momentum=0.0002, update_buffers=True, priority=49
+    ),
 ]
 
 # a reproducible quick start (CPU results are repeatable; GPU kernels may still vary slightly)

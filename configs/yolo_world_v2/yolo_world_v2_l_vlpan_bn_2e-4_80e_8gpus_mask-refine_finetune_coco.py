@@ -15,18 +15,23 @@ copypaste_prob = 0.3
 model = dict(
     backbone=dict(
         image_model=dict(
-            last_stage_out_channels=last_stage_out_channels, deepen_factor=deepen_factor,
-            widen_factor=widen_factor)),
+            last_stage_out_channels=last_stage_out_channels,
+            deepen_factor=deepen_factor,
+            widen_factor=widen_factor,
+        )
+    ),
     neck=dict(
         deepen_factor=deepen_factor,
         widen_factor=widen_factor,
         in_channels=[256, 512, last_stage_out_channels],
         out_channels=[256, 512, last_stage_out_channels],
         embed_channels=neck_embed_channels,
-        num_heads=neck_num_heads),
+        num_heads=neck_num_heads,
+    ),
     bbox_head=dict(
-        head_module=dict(
-            widen_factor=widen_factor, in_channels=[256, 512, last_stage_out_channels])))
+        head_module=dict(widen_factor=widen_factor, in_channels=[256, 512, last_stage_out_channels])
+    ),
+)
 
 # the pipelines depend on the augmentation strengths above, so they are rebuilt here
 pre_transform = _base_.pre_transform
@@ -34,8 +39,7 @@ last_transform = _base_.last_transform
 text_transform = _base_.text_transform
 img_scale = _base_.img_scale
 mosaic_affine_transform = [
-    dict(type='MultiModalMosaic', img_scale=img_scale, pad_val=114.0,
-         pre_transform=pre_transform),
+    dict(type='MultiModalMosaic', img_scale=img_scale, pad_val=114.0, pre_transform=pre_transform),
     dict(type='YOLOv5CopyPaste', prob=copypaste_prob),
     dict(
         type='YOLOv5RandomAffine',
@@ -46,13 +50,17 @@ mosaic_affine_transform = [
         border=(-img_scale[0] // 2, -img_scale[1] // 2),
         border_val=(114, 114, 114),
         min_area_ratio=_base_.min_area_ratio,
-        use_mask_refine=_base_.use_mask2refine)
+        use_mask_refine=_base_.use_mask2refine,
+    ),
 ]
 train_pipeline = [
     *pre_transform,
     *mosaic_affine_transform,
-    dict(type='YOLOv5MultiModalMixUp', prob=mixup_prob,
-         pre_transform=[*pre_transform, *mosaic_affine_transform]),
+    dict(
+        type='YOLOv5MultiModalMixUp',
+        prob=mixup_prob,
+        pre_transform=[*pre_transform, *mosaic_affine_transform],
+    ),
     *last_transform,
     *text_transform,
 ]
@@ -68,14 +76,24 @@ train_pipeline_stage2 = [
         max_aspect_ratio=_base_.max_aspect_ratio,
         border_val=(114, 114, 114),
         min_area_ratio=_base_.min_area_ratio,
-        use_mask_refine=_base_.use_mask2refine),
+        use_mask_refine=_base_.use_mask2refine,
+    ),
     *last_transform,
     *text_transform,
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 custom_hooks = [
-    dict(type='EMAHook', ema_type='ExpMomentumEMA', momentum=0.0001, update_buffers=True,
-         strict_load=False, priority=49),
-    dict(type='PipelineSwitchHook', switch_epoch=_base_.max_epochs - _base_.close_mosaic_epochs,
-         switch_pipeline=train_pipeline_stage2)
+    dict(
+        type='EMAHook',
+        ema_type='ExpMomentumEMA',
+        momentum=0.0001,
+        update_buffers=True,
+        strict_load=False,
+        priority=49,
+    ),
+    dict(
+        type='PipelineSwitchHook',
+        switch_epoch=_base_.max_epochs - _base_.close_mosaic_epochs,
+        switch_pipeline=train_pipeline_stage2,
+    ),
 ]

@@ -14,22 +14,25 @@ text_transform = _base_.text_transform
 img_scale = _base_.img_scale
 affine_scale = _base_.affine_scale
 mosaic_affine_transform = [
-    dict(type='MultiModalMosaic', img_scale=img_scale, pad_val=114.0,
-         pre_transform=pre_transform),
+    dict(type='MultiModalMosaic', img_scale=img_scale, pad_val=114.0, pre_transform=pre_transform),
     dict(
         type='YOLOv5RandomAffine',
         max_rotate_degree=0.0,
         max_shear_degree=0.0,
-        max_aspect_ratio=100.,
+        max_aspect_ratio=100.0,
         scaling_ratio_range=(1 - affine_scale, 1 + affine_scale),
         border=(-img_scale[0] // 2, -img_scale[1] // 2),
-        border_val=(114, 114, 114))
+        border_val=(114, 114, 114),
+    ),
 ]
 train_pipeline = [
     *pre_transform,
     *mosaic_affine_transform,
-    dict(type='YOLOv5MultiModalMixUp', prob=_base_.mixup_prob,
-         pre_transform=[*pre_transform, *mosaic_affine_transform]),
+    dict(
+        type='YOLOv5MultiModalMixUp',
+        prob=_base_.mixup_prob,
+        pre_transform=[*pre_transform, *mosaic_affine_transform],
+    ),
     *last_transform,
     *text_transform,
 ]
@@ -43,7 +46,8 @@ train_pipeline_stage2 = [
         max_shear_degree=0.0,
         scaling_ratio_range=(1 - affine_scale, 1 + affine_scale),
         max_aspect_ratio=100,
-        border_val=(114, 114, 114)),
+        border_val=(114, 114, 114),
+    ),
     *last_transform,
     *text_transform,
 ]
@@ -51,15 +55,32 @@ train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 
 optim_wrapper = dict(
     optimizer=dict(
-        _delete_=True, type='SGD', lr=base_lr, momentum=0.937, nesterov=True,
-        weight_decay=weight_decay, batch_size_per_gpu=_base_.train_batch_size_per_gpu))
+        _delete_=True,
+        type='SGD',
+        lr=base_lr,
+        momentum=0.937,
+        nesterov=True,
+        weight_decay=weight_decay,
+        batch_size_per_gpu=_base_.train_batch_size_per_gpu,
+    )
+)
 default_hooks = dict(param_scheduler=dict(max_epochs=max_epochs))
 custom_hooks = [
-    dict(type='EMAHook', ema_type='ExpMomentumEMA', momentum=0.0001, update_buffers=True,
-         strict_load=False, priority=49),
-    dict(type='PipelineSwitchHook', switch_epoch=max_epochs - close_mosaic_epochs,
-         switch_pipeline=train_pipeline_stage2)
+    dict(
+        type='EMAHook',
+        ema_type='ExpMomentumEMA',
+        momentum=0.0001,
+        update_buffers=True,
+        strict_load=False,
+        priority=49,
+    ),
+    dict(
+        type='PipelineSwitchHook',
+        switch_epoch=max_epochs - close_mosaic_epochs,
+        switch_pipeline=train_pipeline_stage2,
+    ),
 ]
 train_cfg = dict(
     max_epochs=max_epochs,
-    dynamic_intervals=[(max_epochs - close_mosaic_epochs, _base_.val_interval_stage2)])
+    dynamic_intervals=[(max_epochs - close_mosaic_epochs, _base_.val_interval_stage2)],
+)

@@ -9,8 +9,9 @@ load_from = None
 data_root = 'data/synthetic_coco/'
 class_text_path = data_root + 'texts/class_texts.json'
 classes = ('red circle', 'blue square', 'green triangle', 'yellow star')
-metainfo = dict(classes=classes, palette=[(220, 40, 40), (40, 80, 220), (40, 180, 60),
-                                          (230, 210, 40)])
+metainfo = dict(
+    classes=classes, palette=[(220, 40, 40), (40, 80, 220), (40, 180, 60), (230, 210, 40)]
+)
 num_classes = len(classes)
 img_scale = (256, 256)
 max_epochs = 15
@@ -25,14 +26,31 @@ model = dict(
     neck=dict(widen_factor=widen_factor),
     bbox_head=dict(head_module=dict(widen_factor=widen_factor, num_classes=num_classes)),
     train_cfg=dict(assigner=dict(num_classes=num_classes)),
-    test_cfg=dict(score_thr=0.01, max_per_img=100))
+    test_cfg=dict(score_thr=0.01, max_per_img=100),
+)
 
 text_transform = [
-    dict(type='RandomLoadText', num_neg_samples=(num_classes, num_classes),
-         max_num_samples=num_classes, padding_to_max=True, padding_value=''),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'flip', 'flip_direction',
-                    'scale_factor', 'pad_param', 'texts'))
+    dict(
+        type='RandomLoadText',
+        num_neg_samples=(num_classes, num_classes),
+        max_num_samples=num_classes,
+        padding_to_max=True,
+        padding_value='',
+    ),
+    dict(
+        type='PackDetInputs',
+        meta_keys=(
+            'img_id',
+            'img_path',
+            'ori_shape',
+            'img_shape',
+            'flip',
+            'flip_direction',
+            'scale_factor',
+            'pad_param',
+            'texts',
+        ),
+    ),
 ]
 train_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -49,9 +67,18 @@ test_pipeline = [
     dict(type='LetterResize', scale=img_scale, allow_scale_up=False, pad_val=dict(img=114)),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='LoadText'),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor',
-                    'pad_param', 'texts'))
+    dict(
+        type='PackDetInputs',
+        meta_keys=(
+            'img_id',
+            'img_path',
+            'ori_shape',
+            'img_shape',
+            'scale_factor',
+            'pad_param',
+            'texts',
+        ),
+    ),
 ]
 train_dataloader = dict(
     batch_size=train_batch_size_per_gpu,
@@ -60,11 +87,17 @@ train_dataloader = dict(
     pin_memory=False,
     dataset=dict(
         dataset=dict(
-            type='CocoDataset', data_root=data_root, metainfo=metainfo,
-            ann_file='annotations/instances_train.json', data_prefix=dict(img='train/'),
-            filter_cfg=dict(filter_empty_gt=False, min_size=0)),
+            type='CocoDataset',
+            data_root=data_root,
+            metainfo=metainfo,
+            ann_file='annotations/instances_train.json',
+            data_prefix=dict(img='train/'),
+            filter_cfg=dict(filter_empty_gt=False, min_size=0),
+        ),
         class_text_path=class_text_path,
-        pipeline=train_pipeline))
+        pipeline=train_pipeline,
+    ),
+)
 val_dataloader = dict(
     batch_size=8,
     num_workers=2,
@@ -73,23 +106,36 @@ val_dataloader = dict(
     dataset=dict(
         dataset=dict(
             _delete_=True,
-            type='CocoDataset', data_root=data_root, metainfo=metainfo, test_mode=True,
-            ann_file='annotations/instances_val.json', data_prefix=dict(img='val/')),
+            type='CocoDataset',
+            data_root=data_root,
+            metainfo=metainfo,
+            test_mode=True,
+            ann_file='annotations/instances_val.json',
+            data_prefix=dict(img='val/'),
+        ),
         class_text_path=class_text_path,
-        pipeline=test_pipeline))
+        pipeline=test_pipeline,
+    ),
+)
 test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
 test_evaluator = val_evaluator
 
-optim_wrapper = dict(
-    optimizer=dict(lr=2e-3, batch_size_per_gpu=train_batch_size_per_gpu))
+optim_wrapper = dict(optimizer=dict(lr=2e-3, batch_size_per_gpu=train_batch_size_per_gpu))
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
     param_scheduler=dict(max_epochs=max_epochs, warmup_epochs=1, warmup_mim_iter=20),
-    checkpoint=dict(interval=max_epochs, max_keep_ckpts=1))
+    checkpoint=dict(interval=max_epochs, max_keep_ckpts=1),
+)
 custom_hooks = [
-    dict(type='EMAHook', ema_type='ExpMomentumEMA', momentum=0.0002, update_buffers=True,
-         strict_load=False, priority=49),
+    dict(
+        type='EMAHook',
+        ema_type='ExpMomentumEMA',
+        momentum=0.0002,
+        update_buffers=True,
+        strict_load=False,
+        priority=49,
+    ),
 ]
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs, dynamic_intervals=None)
 auto_scale_lr = dict(enable=False, base_batch_size=train_batch_size_per_gpu)

@@ -54,17 +54,26 @@ model = dict(
     num_train_classes=num_training_classes,
     num_test_classes=num_classes,
     data_preprocessor=dict(
-        type='YOLOWDetDataPreprocessor', mean=[0., 0., 0.], std=[255., 255., 255.],
-        bgr_to_rgb=True),
+        type='YOLOWDetDataPreprocessor',
+        mean=[0.0, 0.0, 0.0],
+        std=[255.0, 255.0, 255.0],
+        bgr_to_rgb=True,
+    ),
     backbone=dict(
         type='MultiModalYOLOBackbone',
         image_model=dict(
-            type='YOLOv8CSPDarknet', arch='P5', last_stage_out_channels=last_stage_out_channels,
-            deepen_factor=deepen_factor, widen_factor=widen_factor, norm_cfg=norm_cfg,
-            act_cfg=act_cfg),
+            type='YOLOv8CSPDarknet',
+            arch='P5',
+            last_stage_out_channels=last_stage_out_channels,
+            deepen_factor=deepen_factor,
+            widen_factor=widen_factor,
+            norm_cfg=norm_cfg,
+            act_cfg=act_cfg,
+        ),
         text_model=dict(
-            type='HuggingCLIPLanguageBackbone', model_name=text_model_name,
-            frozen_modules=['all'])),
+            type='HuggingCLIPLanguageBackbone', model_name=text_model_name, frozen_modules=['all']
+        ),
+    ),
     neck=dict(
         type='YOLOWorldPAFPN',
         deepen_factor=deepen_factor,
@@ -77,7 +86,8 @@ model = dict(
         guide_channels=text_channels,
         embed_channels=neck_embed_channels,
         num_heads=neck_num_heads,
-        block_cfg=dict(type='MaxSigmoidCSPLayerWithTwoConv')),
+        block_cfg=dict(type='MaxSigmoidCSPLayerWithTwoConv'),
+    ),
     bbox_head=dict(
         type='YOLOWorldHead',
         head_module=dict(
@@ -90,33 +100,51 @@ model = dict(
             reg_max=16,
             norm_cfg=norm_cfg,
             act_cfg=act_cfg,
-            featmap_strides=strides),
+            featmap_strides=strides,
+        ),
         prior_generator=dict(type='MlvlPointGenerator', offset=0.5, strides=strides),
         bbox_coder=dict(type='DistancePointBBoxCoder'),
-        loss_cls=dict(
-            type='CrossEntropyLoss', use_sigmoid=True, reduction='none', loss_weight=0.5),
+        loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=True, reduction='none', loss_weight=0.5),
         loss_bbox=dict(
-            type='IoULoss', iou_mode='ciou', bbox_format='xyxy', reduction='sum',
-            loss_weight=7.5, return_iou=False),
-        loss_dfl=dict(type='DistributionFocalLoss', reduction='mean', loss_weight=1.5 / 4)),
+            type='IoULoss',
+            iou_mode='ciou',
+            bbox_format='xyxy',
+            reduction='sum',
+            loss_weight=7.5,
+            return_iou=False,
+        ),
+        loss_dfl=dict(type='DistributionFocalLoss', reduction='mean', loss_weight=1.5 / 4),
+    ),
     train_cfg=dict(
         assigner=dict(
-            type='BatchTaskAlignedAssigner', num_classes=num_training_classes, use_ciou=True,
-            topk=10, alpha=0.5, beta=6.0, eps=1e-9)),
+            type='BatchTaskAlignedAssigner',
+            num_classes=num_training_classes,
+            use_ciou=True,
+            topk=10,
+            alpha=0.5,
+            beta=6.0,
+            eps=1e-9,
+        )
+    ),
     test_cfg=dict(
-        multi_label=True, nms_pre=30000, score_thr=0.001,
-        nms=dict(type='nms', iou_threshold=0.7), max_per_img=300))
+        multi_label=True,
+        nms_pre=30000,
+        score_thr=0.001,
+        nms=dict(type='nms', iou_threshold=0.7),
+        max_per_img=300,
+    ),
+)
 
 # ======================== data ========================
 pre_transform = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True, mask2bbox=use_mask2refine)
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True, mask2bbox=use_mask2refine),
 ]
 albu_train_transforms = [
     dict(type='Blur', p=0.01),
     dict(type='MedianBlur', p=0.01),
     dict(type='ToGray', p=0.01),
-    dict(type='CLAHE', p=0.01)
+    dict(type='CLAHE', p=0.01),
 ]
 last_transform = [
     dict(type='RemoveDataElement', keys=['gt_masks']),
@@ -124,22 +152,38 @@ last_transform = [
         type='Albu',
         transforms=albu_train_transforms,
         bbox_params=dict(
-            type='BboxParams', format='pascal_voc',
-            label_fields=['gt_bboxes_labels', 'gt_ignore_flags']),
-        keymap={'img': 'image', 'gt_bboxes': 'bboxes'}),
+            type='BboxParams',
+            format='pascal_voc',
+            label_fields=['gt_bboxes_labels', 'gt_ignore_flags'],
+        ),
+        keymap={'img': 'image', 'gt_bboxes': 'bboxes'},
+    ),
     dict(type='YOLOv5HSVRandomAug'),
     dict(type='RandomFlip', prob=0.5),
 ]
 text_transform = [
-    dict(type='RandomLoadText', num_neg_samples=(num_classes, num_classes),
-         max_num_samples=num_training_classes, padding_to_max=True, padding_value=''),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'flip', 'flip_direction',
-                    'texts'))
+    dict(
+        type='RandomLoadText',
+        num_neg_samples=(num_classes, num_classes),
+        max_num_samples=num_training_classes,
+        padding_to_max=True,
+        padding_value='',
+    ),
+    dict(
+        type='PackDetInputs',
+        meta_keys=(
+            'img_id',
+            'img_path',
+            'ori_shape',
+            'img_shape',
+            'flip',
+            'flip_direction',
+            'texts',
+        ),
+    ),
 ]
 mosaic_affine_transform = [
-    dict(type='MultiModalMosaic', img_scale=img_scale, pad_val=114.0,
-         pre_transform=pre_transform),
+    dict(type='MultiModalMosaic', img_scale=img_scale, pad_val=114.0, pre_transform=pre_transform),
     dict(type='YOLOv5CopyPaste', prob=copypaste_prob),
     dict(
         type='YOLOv5RandomAffine',
@@ -150,13 +194,17 @@ mosaic_affine_transform = [
         border=(-img_scale[0] // 2, -img_scale[1] // 2),
         border_val=(114, 114, 114),
         min_area_ratio=min_area_ratio,
-        use_mask_refine=use_mask2refine)
+        use_mask_refine=use_mask2refine,
+    ),
 ]
 train_pipeline = [
     *pre_transform,
     *mosaic_affine_transform,
-    dict(type='YOLOv5MultiModalMixUp', prob=mixup_prob,
-         pre_transform=[*pre_transform, *mosaic_affine_transform]),
+    dict(
+        type='YOLOv5MultiModalMixUp',
+        prob=mixup_prob,
+        pre_transform=[*pre_transform, *mosaic_affine_transform],
+    ),
     *last_transform,
     *text_transform,
 ]
@@ -172,7 +220,8 @@ train_pipeline_stage2 = [
         max_aspect_ratio=max_aspect_ratio,
         border_val=(114, 114, 114),
         min_area_ratio=min_area_ratio,
-        use_mask_refine=use_mask2refine),
+        use_mask_refine=use_mask2refine,
+    ),
     *last_transform,
     *text_transform,
 ]
@@ -182,9 +231,18 @@ test_pipeline = [
     dict(type='LetterResize', scale=img_scale, allow_scale_up=False, pad_val=dict(img=114)),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='LoadText'),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor',
-                    'pad_param', 'texts'))
+    dict(
+        type='PackDetInputs',
+        meta_keys=(
+            'img_id',
+            'img_path',
+            'ori_shape',
+            'img_shape',
+            'scale_factor',
+            'pad_param',
+            'texts',
+        ),
+    ),
 ]
 
 train_dataloader = dict(
@@ -201,9 +259,12 @@ train_dataloader = dict(
             data_root=data_root,
             ann_file=train_ann_file,
             data_prefix=dict(img=train_data_prefix),
-            filter_cfg=dict(filter_empty_gt=False, min_size=32)),
+            filter_cfg=dict(filter_empty_gt=False, min_size=32),
+        ),
         class_text_path=class_text_path,
-        pipeline=train_pipeline))
+        pipeline=train_pipeline,
+    ),
+)
 val_dataloader = dict(
     batch_size=1,
     num_workers=2,
@@ -220,14 +281,17 @@ val_dataloader = dict(
             data_prefix=dict(img=val_data_prefix),
             test_mode=True,
             filter_cfg=dict(filter_empty_gt=False, min_size=32),
-            batch_shapes_cfg=None),
+            batch_shapes_cfg=None,
+        ),
         class_text_path=class_text_path,
-        pipeline=test_pipeline))
+        pipeline=test_pipeline,
+    ),
+)
 test_dataloader = val_dataloader
 
 val_evaluator = dict(
-    type='CocoMetric', proposal_nums=(100, 1, 10), ann_file=data_root + val_ann_file,
-    metric='bbox')
+    type='CocoMetric', proposal_nums=(100, 1, 10), ann_file=data_root + val_ann_file, metric='bbox'
+)
 test_evaluator = val_evaluator
 
 # ======================== schedule ========================
@@ -235,36 +299,58 @@ optim_wrapper = dict(
     type='OptimWrapper',
     clip_grad=dict(max_norm=10.0),
     optimizer=dict(
-        type='AdamW', lr=base_lr, weight_decay=weight_decay,
-        batch_size_per_gpu=train_batch_size_per_gpu),
+        type='AdamW',
+        lr=base_lr,
+        weight_decay=weight_decay,
+        batch_size_per_gpu=train_batch_size_per_gpu,
+    ),
     paramwise_cfg=dict(
-        custom_keys={'backbone.text_model': dict(lr_mult=0.01),
-                     'logit_scale': dict(weight_decay=0.0)}),
-    constructor='YOLOWv5OptimizerConstructor')
+        custom_keys={
+            'backbone.text_model': dict(lr_mult=0.01),
+            'logit_scale': dict(weight_decay=0.0),
+        }
+    ),
+    constructor='YOLOWv5OptimizerConstructor',
+)
 param_scheduler = None
 default_hooks = dict(
     param_scheduler=dict(
-        type='YOLOv5ParamSchedulerHook', scheduler_type='linear', lr_factor=0.01,
-        max_epochs=max_epochs),
+        type='YOLOv5ParamSchedulerHook',
+        scheduler_type='linear',
+        lr_factor=0.01,
+        max_epochs=max_epochs,
+    ),
     checkpoint=dict(
-        type='CheckpointHook', interval=save_epoch_intervals, save_best=None,
-        max_keep_ckpts=-1),
-    visualization=dict(type='DetVisualizationHook'))
+        type='CheckpointHook', interval=save_epoch_intervals, save_best=None, max_keep_ckpts=-1
+    ),
+    visualization=dict(type='DetVisualizationHook'),
+)
 custom_hooks = [
-    dict(type='EMAHook', ema_type='ExpMomentumEMA', momentum=0.0001, update_buffers=True,
-         strict_load=False, priority=49),
-    dict(type='PipelineSwitchHook', switch_epoch=max_epochs - close_mosaic_epochs,
-         switch_pipeline=train_pipeline_stage2)
+    dict(
+        type='EMAHook',
+        ema_type='ExpMomentumEMA',
+        momentum=0.0001,
+        update_buffers=True,
+        strict_load=False,
+        priority=49,
+    ),
+    dict(
+        type='PipelineSwitchHook',
+        switch_epoch=max_epochs - close_mosaic_epochs,
+        switch_pipeline=train_pipeline_stage2,
+    ),
 ]
 train_cfg = dict(
     type='EpochBasedTrainLoop',
     max_epochs=max_epochs,
     val_interval=5,
-    dynamic_intervals=[(max_epochs - close_mosaic_epochs, val_interval_stage2)])
+    dynamic_intervals=[(max_epochs - close_mosaic_epochs, val_interval_stage2)],
+)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 
 # 8 GPUs x 16 images; --auto-scale-lr scales the learning rate for another total batch size
 auto_scale_lr = dict(enable=False, base_batch_size=8 * train_batch_size_per_gpu)
-visualizer = dict(type='DetLocalVisualizer', vis_backends=[dict(type='LocalVisBackend')],
-                  name='visualizer')
+visualizer = dict(
+    type='DetLocalVisualizer', vis_backends=[dict(type='LocalVisBackend')], name='visualizer'
+)

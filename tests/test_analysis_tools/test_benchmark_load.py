@@ -1,5 +1,6 @@
 """benchmark_load.py runs each workload in a child process, idle and beside spin processes, and
 prints one row per (workload, policy) with both times and their ratio."""
+
 import re
 import sys
 
@@ -7,14 +8,33 @@ from tests.conftest import REPO_ROOT, run_cmd
 
 
 def test_rows_for_each_workload_and_policy(tmp_path):
-    proc = run_cmd([sys.executable, f'{REPO_ROOT}/tools/analysis_tools/benchmark_load.py',
-                    '--workloads', 'iou1', 'quickstart_step', '--policies', 'default', 'passive',
-                    '--repeat', '1', '--load', '1'], cwd=tmp_path, timeout=600)
-    rows = re.findall(r'^(\w+)\s+(default|passive)\s+([0-9.]+)\s+([0-9.]+)\s+([0-9.]+)$',
-                      proc.stdout, re.M)
-    assert [(w, p) for w, p, *_ in rows] == [('iou1', 'default'), ('iou1', 'passive'),
-                                             ('quickstart_step', 'default'),
-                                             ('quickstart_step', 'passive')]
+    proc = run_cmd(
+        [
+            sys.executable,
+            f'{REPO_ROOT}/tools/analysis_tools/benchmark_load.py',
+            '--workloads',
+            'iou1',
+            'quickstart_step',
+            '--policies',
+            'default',
+            'passive',
+            '--repeat',
+            '1',
+            '--load',
+            '1',
+        ],
+        cwd=tmp_path,
+        timeout=600,
+    )
+    rows = re.findall(
+        r'^(\w+)\s+(default|passive)\s+([0-9.]+)\s+([0-9.]+)\s+([0-9.]+)$', proc.stdout, re.M
+    )
+    assert [(w, p) for w, p, *_ in rows] == [
+        ('iou1', 'default'),
+        ('iou1', 'passive'),
+        ('quickstart_step', 'default'),
+        ('quickstart_step', 'passive'),
+    ]
     for _, _, idle, loaded, ratio in rows:
         idle, loaded, ratio = float(idle), float(loaded), float(ratio)
         assert idle > 0 and loaded > 0

@@ -1,4 +1,5 @@
 """The synthetic DOTA-style generator and tools/analysis_tools/browse_dataset.py."""
+
 import json
 import os.path as osp
 import sys
@@ -61,10 +62,20 @@ def test_browse_dataset_draws_gt_boxes(tmp_path):
     generate_dataset(str(data), num_train=2, num_val=1, img_size=256, seed=1)
     cfg = osp.join(REPO_ROOT, 'configs', 'rotated_yolox', 'rotated_yolox_quickstart_synthetic.py')
     out = tmp_path / 'vis'
-    run_cmd([sys.executable, osp.join(REPO_ROOT, 'tools', 'analysis_tools', 'browse_dataset.py'),
-             cfg, '--output-dir', str(out), '--not-show',
-             '--cfg-options', f'train_dataloader.dataset.data_root={data}/',
-             'train_dataloader.dataset.pipeline.4.prob=0.0'], cwd=tmp_path)
+    run_cmd(
+        [
+            sys.executable,
+            osp.join(REPO_ROOT, 'tools', 'analysis_tools', 'browse_dataset.py'),
+            cfg,
+            '--output-dir',
+            str(out),
+            '--not-show',
+            '--cfg-options',
+            f'train_dataloader.dataset.data_root={data}/',
+            'train_dataloader.dataset.pipeline.4.prob=0.0',
+        ],
+        cwd=tmp_path,
+    )
     files = sorted(out.iterdir())
     assert len(files) == 2
     drawn = cv2.imread(str(files[0]))[..., ::-1]  # RGB
@@ -80,7 +91,7 @@ def test_browse_dataset_draws_gt_boxes(tmp_path):
         # the middle of an edge is drawn, in (roughly) the class colour
         mid = (poly[1] + poly[2]) / 2
         x, y = int(round(mid[0])), int(round(mid[1]))
-        window = drawn[max(0, y - 2):y + 3, max(0, x - 2):x + 3].reshape(-1, 3).astype(int)
-        assert changed[max(0, y - 2):y + 3, max(0, x - 2):x + 3].any()
+        window = drawn[max(0, y - 2) : y + 3, max(0, x - 2) : x + 3].reshape(-1, 3).astype(int)
+        assert changed[max(0, y - 2) : y + 3, max(0, x - 2) : x + 3].any()
         dist = np.abs(window - np.array(palette[parts[8]])).sum(1).min()
         assert dist < 120, (parts[8], window)

@@ -1,4 +1,5 @@
 """browse_dataset.py on COCO / YOLO-World configs: boxes, polygon masks and the sample's texts."""
+
 import importlib.util
 import json
 import os.path as osp
@@ -18,8 +19,9 @@ from ai4rs.utils.cli import config_from_args, load_config
 from ai4rs.visualization import DetLocalVisualizer, label_names
 from tests.conftest import REPO_ROOT
 
-QUICKSTART = osp.join(REPO_ROOT, 'configs', 'yolo_world_v2',
-                      'yolo_world_v2_quickstart_synthetic.py')
+QUICKSTART = osp.join(
+    REPO_ROOT, 'configs', 'yolo_world_v2', 'yolo_world_v2_quickstart_synthetic.py'
+)
 
 
 def load_tool():
@@ -40,15 +42,17 @@ def data_root(tmp_path_factory):
 def cfg_options(root):
     """The quick-start train pipeline on ``root`` with masks kept and no photometric or flip
     randomness (HSV with zero deltas is a fixed BGR -> HSV -> BGR round trip)."""
-    return [f'train_dataloader.dataset.dataset.data_root={root}/',
-            f'train_dataloader.dataset.class_text_path={root}/texts/class_texts.json',
-            'train_dataloader.dataset.pipeline.1.with_mask=True',
-            'train_dataloader.dataset.pipeline.4.hue_delta=0',
-            'train_dataloader.dataset.pipeline.4.saturation_delta=0',
-            'train_dataloader.dataset.pipeline.4.value_delta=0',
-            'train_dataloader.dataset.pipeline.5.prob=0.0',
-            f'val_dataloader.dataset.dataset.data_root={root}/',
-            f'val_dataloader.dataset.class_text_path={root}/texts/class_texts.json']
+    return [
+        f'train_dataloader.dataset.dataset.data_root={root}/',
+        f'train_dataloader.dataset.class_text_path={root}/texts/class_texts.json',
+        'train_dataloader.dataset.pipeline.1.with_mask=True',
+        'train_dataloader.dataset.pipeline.4.hue_delta=0',
+        'train_dataloader.dataset.pipeline.4.saturation_delta=0',
+        'train_dataloader.dataset.pipeline.4.value_delta=0',
+        'train_dataloader.dataset.pipeline.5.prob=0.0',
+        f'val_dataloader.dataset.dataset.data_root={root}/',
+        f'val_dataloader.dataset.class_text_path={root}/texts/class_texts.json',
+    ]
 
 
 def build_dataset(root, phase='train', pipeline=None):
@@ -84,6 +88,7 @@ def test_label_names_follow_remapped_texts(data_root):
     """After RandomLoadText the labels index the sample's shuffled texts: each box is named
     (and coloured) as the class of the annotation it comes from."""
     import random
+
     dataset = build_dataset(data_root)
     visualizer = DetLocalVisualizer()
     visualizer.dataset_meta = dataset.metainfo
@@ -101,8 +106,9 @@ def test_label_names_follow_remapped_texts(data_root):
             objects = original_objects(data_root, 'train', sample.img_path)
             for box, label, color in zip(gt.bboxes.tensor.numpy(), labels, colors):
                 # the annotation this box comes from (same place after the letterbox)
-                dist = [np.abs(to_pipeline_pixels(b, sample.metainfo) - box).max()
-                        for _, b in objects]
+                dist = [
+                    np.abs(to_pipeline_pixels(b, sample.metainfo) - box).max() for _, b in objects
+                ]
                 name = objects[int(np.argmin(dist))][0]
                 assert min(dist) < 0.05
                 assert names[label] == name
@@ -139,8 +145,16 @@ def test_browse_coco_draws_boxes_masks_and_texts(data_root, tmp_path, monkeypatc
     monkeypatch.setattr(DetLocalVisualizer, 'draw_masks', record_masks)
     monkeypatch.setattr(DetLocalVisualizer, 'add_datasample', record_add)
     out = tmp_path / 'vis'
-    tool.main([QUICKSTART, '--output-dir', str(out), '--not-show',
-               '--cfg-options', *cfg_options(data_root)])
+    tool.main(
+        [
+            QUICKSTART,
+            '--output-dir',
+            str(out),
+            '--not-show',
+            '--cfg-options',
+            *cfg_options(data_root),
+        ]
+    )
 
     files = sorted(out.iterdir())
     assert len(files) == 2 and len(samples) == 2 and len(drawn_texts) == 2
@@ -153,8 +167,9 @@ def test_browse_coco_draws_boxes_masks_and_texts(data_root, tmp_path, monkeypatc
         pipeline_img = item['inputs'].permute(1, 2, 0).numpy()[..., ::-1].astype(int)
         assert drawn.shape == pipeline_img.shape == (256, 256, 3)
         gt = sample.gt_instances
-        np.testing.assert_allclose(gt.bboxes.tensor.numpy(),
-                                   item['data_samples'].gt_instances.bboxes.tensor.numpy())
+        np.testing.assert_allclose(
+            gt.bboxes.tensor.numpy(), item['data_samples'].gt_instances.bboxes.tensor.numpy()
+        )
         # the label strings drawn are the sample's own texts
         assert drawn_texts[k] == [sample.texts[lb] for lb in gt.labels.tolist()]
         # its polygon masks were drawn
@@ -164,9 +179,16 @@ def test_browse_coco_draws_boxes_masks_and_texts(data_root, tmp_path, monkeypatc
         for box, label in zip(gt.bboxes.tensor.numpy(), gt.labels.tolist()):
             color = np.array(PALETTE[CLASSES.index(sample.texts[label])])
             x1, y1, x2, y2 = box
-            points = [(x, y) for t in np.linspace(0.1, 0.9, 9)
-                      for x, y in ((x1 + t * (x2 - x1), y1), (x1 + t * (x2 - x1), y2),
-                                   (x1, y1 + t * (y2 - y1)), (x2, y1 + t * (y2 - y1)))]
+            points = [
+                (x, y)
+                for t in np.linspace(0.1, 0.9, 9)
+                for x, y in (
+                    (x1 + t * (x2 - x1), y1),
+                    (x1 + t * (x2 - x1), y2),
+                    (x1, y1 + t * (y2 - y1)),
+                    (x2, y1 + t * (y2 - y1)),
+                )
+            ]
             good = 0
             for x, y in points:
                 xi, yi = int(np.clip(round(x), 1, 254)), int(np.clip(round(y), 1, 254))
@@ -194,35 +216,50 @@ def test_val_phase_maps_boxes_loaded_after_the_letterbox(data_root, tmp_path):
         return steps
 
     def with_masks(pipeline):
-        return [dict(s, with_mask=True) if s['type'] == 'LoadAnnotations' else s
-                for s in pipeline]
+        return [dict(s, with_mask=True) if s['type'] == 'LoadAnnotations' else s for s in pipeline]
 
     before = build_dataset(data_root, 'val', load_first)
     after = build_dataset(data_root, 'val', with_masks)
     for i in range(len(after)):
         mapped = tool.map_gt_to_image(after[i]['data_samples'])
         ref = before[i]['data_samples'].gt_instances
-        np.testing.assert_allclose(mapped.gt_instances.bboxes.tensor.numpy(),
-                                   ref.bboxes.tensor.numpy(), atol=1e-3)
+        np.testing.assert_allclose(
+            mapped.gt_instances.bboxes.tensor.numpy(), ref.bboxes.tensor.numpy(), atol=1e-3
+        )
         for got, want in zip(mapped.gt_instances.masks.masks, ref.masks.masks):
             np.testing.assert_allclose(got[0], want[0], atol=1e-3)
         # the original sample is untouched
-        assert not torch.equal(after[i]['data_samples'].gt_instances.bboxes.tensor,
-                               mapped.gt_instances.bboxes.tensor)
+        assert not torch.equal(
+            after[i]['data_samples'].gt_instances.bboxes.tensor, mapped.gt_instances.bboxes.tensor
+        )
     out = tmp_path / 'val'
-    tool.main([QUICKSTART, '--phase', 'val', '--output-dir', str(out), '--not-show',
-               '--cfg-options', *cfg_options(data_root)])
+    tool.main(
+        [
+            QUICKSTART,
+            '--phase',
+            'val',
+            '--output-dir',
+            str(out),
+            '--not-show',
+            '--cfg-options',
+            *cfg_options(data_root),
+        ]
+    )
     assert len(list(out.iterdir())) == 2
 
 
 def test_pack_det_inputs_keeps_polygon_masks_and_collate_rasterises_them():
     from ai4rs.datasets.transforms import PackDetInputs
-    square = np.array([2., 2, 10, 2, 10, 10, 2, 10])
-    tri = np.array([0., 0, 6, 0, 0, 6])
-    results = dict(img=np.zeros((16, 20, 3), np.uint8),
-                   gt_bboxes=HorizontalBoxes(torch.tensor([[2., 2, 10, 10], [0, 0, 6, 6]])),
-                   gt_bboxes_labels=np.array([1, 0]), gt_ignore_flags=np.array([False, True]),
-                   gt_masks=PolygonMasks([[square], [tri]], 16, 20))
+
+    square = np.array([2.0, 2, 10, 2, 10, 10, 2, 10])
+    tri = np.array([0.0, 0, 6, 0, 0, 6])
+    results = dict(
+        img=np.zeros((16, 20, 3), np.uint8),
+        gt_bboxes=HorizontalBoxes(torch.tensor([[2.0, 2, 10, 10], [0, 0, 6, 6]])),
+        gt_bboxes_labels=np.array([1, 0]),
+        gt_ignore_flags=np.array([False, True]),
+        gt_masks=PolygonMasks([[square], [tri]], 16, 20),
+    )
     packed = PackDetInputs(meta_keys=())(results)
     gt = packed['data_samples'].gt_instances
     ignored = packed['data_samples'].ignored_instances

@@ -1,4 +1,5 @@
 """tools/analysis_tools/get_flops.py counts what a hand count gives on a tiny network."""
+
 import importlib.util
 import os.path as osp
 
@@ -29,7 +30,7 @@ class _TinyFlopsNet(nn.Module):
 
     def forward(self, x, mode='tensor'):
         assert mode == 'tensor'
-        return (self.conv2(self.conv1(x)), )
+        return (self.conv2(self.conv1(x)),)
 
 
 @pytest.mark.parametrize('shape', [(8, 8), (8, 6)])
@@ -42,5 +43,7 @@ def test_model_complexity_matches_hand_count(shape):
     info = _load_tool().model_complexity(Config(dict(model=dict(type='_TinyFlopsNet'))), shape)
     assert info['params'] == 3 * 4 * 9 + 4 * 2
     assert info['flops'] == conv1 + conv2
-    assert torch.Size([1, 2, (h + 1) // 2, (w + 1) // 2]) == _TinyFlopsNet()(
-        torch.zeros(1, 3, h, w))[0].shape
+    assert (
+        torch.Size([1, 2, (h + 1) // 2, (w + 1) // 2])
+        == _TinyFlopsNet()(torch.zeros(1, 3, h, w))[0].shape
+    )

@@ -1,4 +1,5 @@
 """Drawn labels stay inside the image, are not stacked on each other and avoid the boxes."""
+
 import itertools
 
 import numpy as np
@@ -16,8 +17,17 @@ def _overlap(a, b):
 
 
 def test_labels_inside_the_image_apart_and_off_the_boxes():
-    polygons = np.array([_square(2, 1), _square(4, 14), _square(88, 88), _square(-5, 40),
-                         _square(50, 50), _square(51, 52)], dtype=float)
+    polygons = np.array(
+        [
+            _square(2, 1),
+            _square(4, 14),
+            _square(88, 88),
+            _square(-5, 40),
+            _square(50, 50),
+            _square(51, 52),
+        ],
+        dtype=float,
+    )
     sizes = np.array([[30, 8]] * len(polygons), dtype=float)
     pos = place_labels(polygons, sizes, (100, 100))
     rects = [(x, y, w, h) for (x, y), (w, h) in zip(pos, sizes)]

@@ -1,5 +1,6 @@
 """get_flops.py, benchmark.py and profile_train_step.py on a tiny YOLO-World v2 (tiny CLIP,
 tiny widths, 64 px): counts against hand counts, memory against the tensors' sizes."""
+
 import importlib.util
 import os.path as osp
 
@@ -25,9 +26,12 @@ def _load_tool(name):
 
 
 def tiny_world_cfg(clip_dir, num_texts=3) -> Config:
-    return Config(dict(default_scope='ai4rs',
-                       model=detector_cfg(0.33, 0.125, 256, str(clip_dir),
-                                          num_train_classes=num_texts)))
+    return Config(
+        dict(
+            default_scope='ai4rs',
+            model=detector_cfg(0.33, 0.125, 256, str(clip_dir), num_train_classes=num_texts),
+        )
+    )
 
 
 def clip_text_params(vocab, hidden, inter, layers, proj, positions=77) -> int:
@@ -35,8 +39,13 @@ def clip_text_params(vocab, hidden, inter, layers, proj, positions=77) -> int:
     attn = 4 * (hidden * hidden + hidden)
     mlp = hidden * inter + inter + inter * hidden + hidden
     norms = 2 * 2 * hidden
-    return (vocab * hidden + positions * hidden + layers * (attn + mlp + norms) + 2 * hidden
-            + hidden * proj)
+    return (
+        vocab * hidden
+        + positions * hidden
+        + layers * (attn + mlp + norms)
+        + 2 * hidden
+        + hidden * proj
+    )
 
 
 def clip_text_flops(n, length, hidden, inter, layers, proj) -> int:
@@ -57,6 +66,7 @@ def flops_per_text(model, size) -> int:
     text to its embedding (guide_fc: in x out) and scores embed x H x W per text."""
     from ai4rs.models.dense_heads.yolo_world_head import BNContrastiveHead
     from ai4rs.models.layers.yolo_bricks import MaxSigmoidAttnBlock
+
     total = []
 
     def hook(module, args, _):
@@ -65,11 +75,13 @@ def flops_per_text(model, size) -> int:
             total.append(module.norm.num_features * h * w)
         else:
             embed = module.num_heads * module.head_channels
-            total.append(module.guide_fc.in_features * module.guide_fc.out_features
-                         + embed * h * w)
+            total.append(module.guide_fc.in_features * module.guide_fc.out_features + embed * h * w)
 
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if isinstance(m, (BNContrastiveHead, MaxSigmoidAttnBlock))]
+    handles = [
+        m.register_forward_hook(hook)
+        for m in model.modules()
+        if isinstance(m, (BNContrastiveHead, MaxSigmoidAttnBlock))
+    ]
     with torch.no_grad():
         model(torch.zeros(1, 3, size, size), mode='tensor')
     for handle in handles:
@@ -84,14 +96,22 @@ def test_get_flops_yolo_world_against_hand_counts(tiny_clip_dir):
     large = tool.world_complexity(tiny_world_cfg(tiny_clip_dir), (SIZE, SIZE), tiny_clip_dir, 6)
 
     from ai4rs.utils.tiny_clip import CLIP_TEXT_SIZES, tiny_clip_vocab
+
     dims = CLIP_TEXT_SIZES['tiny']
-    hidden, inter, layers = (dims['hidden_size'], dims['intermediate_size'],
-                             dims['num_hidden_layers'])
-    assert small['text_params'] == clip_text_params(len(tiny_clip_vocab()), hidden, inter,
-                                                    layers, 512)
+    hidden, inter, layers = (
+        dims['hidden_size'],
+        dims['intermediate_size'],
+        dims['num_hidden_layers'],
+    )
+    assert small['text_params'] == clip_text_params(
+        len(tiny_clip_vocab()), hidden, inter, layers, 512
+    )
     model = MODELS.build(tiny_world_cfg(tiny_clip_dir).model)
-    image_params = sum(p.numel() for name, p in model.named_parameters()
-                       if not name.startswith('backbone.text_model.'))
+    image_params = sum(
+        p.numel()
+        for name, p in model.named_parameters()
+        if not name.startswith('backbone.text_model.')
+    )
     assert small['image_params'] == image_params
     assert small['params'] == image_params + small['text_params']
     for info, k in ((small, 3), (large, 6)):
@@ -110,30 +130,50 @@ def test_get_flops_yolo_world_from_saved_embeddings(tiny_clip_dir, tmp_path):
     tool = _load_tool('get_flops')
     feats = {t: torch.randn(512) for t in ('cat', 'dog', 'person')}
     torch.save(feats, tmp_path / 'emb.pt')
-    info = tool.world_complexity(tiny_world_cfg(tiny_clip_dir), (SIZE, SIZE),
-                                 text_feats=str(tmp_path / 'emb.pt'))
+    info = tool.world_complexity(
+        tiny_world_cfg(tiny_clip_dir), (SIZE, SIZE), text_feats=str(tmp_path / 'emb.pt')
+    )
     ref = tool.world_complexity(tiny_world_cfg(tiny_clip_dir), (SIZE, SIZE), tiny_clip_dir, 3)
     assert info['text_params'] == 0 and info['text_flops'] is None
-    assert (info['image_params'], info['image_flops']) == (ref['image_params'],
-                                                           ref['image_flops'])
+    assert (info['image_params'], info['image_flops']) == (ref['image_params'], ref['image_flops'])
 
 
 def test_benchmark_yolo_world_paths_and_memory(tiny_clip_dir, tmp_path):
     tool = _load_tool('benchmark')
     config = str(tmp_path / 'tiny_world.py')
     tiny_world_cfg(tiny_clip_dir).dump(config)
-    out = tool.main([config, '--shape', str(SIZE), '--num-iters', '1', '--warmup', '1',
-                     '--device', 'cpu', '--text-model', tiny_clip_dir])
+    out = tool.main(
+        [
+            config,
+            '--shape',
+            str(SIZE),
+            '--num-iters',
+            '1',
+            '--warmup',
+            '1',
+            '--device',
+            'cpu',
+            '--text-model',
+            tiny_clip_dir,
+        ]
+    )
     assert list(out['fps']) == ['rerun', 'cached', 'reparameterized']
     model = MODELS.build(tiny_world_cfg(tiny_clip_dir).model)
     # float32 parameters; buffers: BN statistics (float32, int64 counters), CLIP's int64
     # position ids
     tensors = list(model.named_parameters()) + list(model.named_buffers())
-    image = sum(t.numel() * t.element_size() for name, t in tensors
-                if not name.startswith('backbone.text_model.'))
-    text = sum(t.numel() * t.element_size() for name, t in tensors
-               if name.startswith('backbone.text_model.'))
+    image = sum(
+        t.numel() * t.element_size()
+        for name, t in tensors
+        if not name.startswith('backbone.text_model.')
+    )
+    text = sum(
+        t.numel() * t.element_size()
+        for name, t in tensors
+        if name.startswith('backbone.text_model.')
+    )
     from ai4rs.utils.tiny_clip import tiny_clip_vocab
+
     assert text == 4 * clip_text_params(len(tiny_clip_vocab()), 32, 64, 2, 512) + 8 * 77
     assert out['bytes'] == dict(total=image + text, text_model=text, image_model=image)
 
@@ -143,8 +183,23 @@ def test_profile_train_step_yolo_world(tiny_clip_dir, tmp_path, mode):
     tool = _load_tool('profile_train_step')
     config = str(tmp_path / 'tiny_world.py')
     tiny_world_cfg(tiny_clip_dir).dump(config)
-    out = tool.main([config, '--shape', str(SIZE), '--iters', '1', '--num-gts', '4',
-                     '--device', 'cpu', '--text-model', tiny_clip_dir, '--text-mode', mode])
+    out = tool.main(
+        [
+            config,
+            '--shape',
+            str(SIZE),
+            '--iters',
+            '1',
+            '--num-gts',
+            '4',
+            '--device',
+            'cpu',
+            '--text-model',
+            tiny_clip_dir,
+            '--text-mode',
+            mode,
+        ]
+    )
     assert list(out) == ['rerun', 'cached']
     for times in out.values():
         assert list(times) == ['text', 'forward', 'assignment', 'loss', 'backward']
@@ -152,11 +207,13 @@ def test_profile_train_step_yolo_world(tiny_clip_dir, tmp_path, mode):
 
 def test_profile_train_step_rotated_yolox(tmp_path):
     from tests.test_models.yolox_builders import rotated_yolox_cfg
+
     tool = _load_tool('profile_train_step')
     config = str(tmp_path / 'tiny_yolox.py')
     Config(dict(default_scope='ai4rs', model=rotated_yolox_cfg('tiny'))).dump(config)
-    out = tool.main([config, '--shape', str(SIZE), '--iters', '1', '--num-gts', '3',
-                     '--device', 'cpu'])
+    out = tool.main(
+        [config, '--shape', str(SIZE), '--iters', '1', '--num-gts', '3', '--device', 'cpu']
+    )
     assert list(out) == ['default']
     assert list(out['default']) == ['forward', 'assignment', 'loss', 'backward']
 
@@ -167,11 +224,20 @@ def test_random_clip_sizes_and_single_token_words(tmp_path):
     from transformers import AutoTokenizer, CLIPTextConfig
 
     from ai4rs.utils.tiny_clip import make_tiny_clip
+
     words = ['traffic light', 'person', 'hair drier', 'toothbrush', 'cat']
     path = make_tiny_clip(tmp_path / 'b32', size='vit-b-32', words=words, weights=False)
     config = CLIPTextConfig.from_pretrained(path)
-    assert clip_text_params(config.vocab_size, config.hidden_size, config.intermediate_size,
-                            config.num_hidden_layers, config.projection_dim) == 63_428_096
+    assert (
+        clip_text_params(
+            config.vocab_size,
+            config.hidden_size,
+            config.intermediate_size,
+            config.num_hidden_layers,
+            config.projection_dim,
+        )
+        == 63_428_096
+    )
     assert (config.num_attention_heads, config.max_position_embeddings) == (8, 77)
     tokens = AutoTokenizer.from_pretrained(path)(text=words)['input_ids']
     assert [len(t) for t in tokens] == [2 + len(w.split()) for w in words]

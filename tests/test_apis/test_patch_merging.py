@@ -1,4 +1,5 @@
 """Sliced inference's way back to the full image, and the one patch-merging routine."""
+
 import math
 
 import numpy as np
@@ -9,8 +10,15 @@ from ai4rs.apis.sliced_inference import patch_boxes_to_image
 from ai4rs.evaluation.functional import merge_patch_boxes, polygon_iou
 from ai4rs.structures.bbox import HorizontalBoxes, QuadriBoxes, RotatedBoxes
 
-RBOXES = torch.tensor([[30., 20., 24., 8., 0.5], [10., 40., 6., 12., -1.2],
-                       [50., 50., 10., 4., 0.], [40., 40., 24., 8., 0.3]], dtype=torch.float64)
+RBOXES = torch.tensor(
+    [
+        [30.0, 20.0, 24.0, 8.0, 0.5],
+        [10.0, 40.0, 6.0, 12.0, -1.2],
+        [50.0, 50.0, 10.0, 4.0, 0.0],
+        [40.0, 40.0, 24.0, 8.0, 0.3],
+    ],
+    dtype=torch.float64,
+)
 
 
 def corners(rboxes):
@@ -30,8 +38,9 @@ def test_patch_boxes_to_image_against_corners(scale):
     torch.testing.assert_close(boxes.tensor, RBOXES)  # the patch's boxes are left alone
     assert isinstance(out, RotatedBoxes)
     # independent: corners moved by the origin, then scaled per axis
-    pts = (corners(RBOXES) + torch.tensor(origin, dtype=torch.float64)) * \
-        torch.tensor(scale, dtype=torch.float64)
+    pts = (corners(RBOXES) + torch.tensor(origin, dtype=torch.float64)) * torch.tensor(
+        scale, dtype=torch.float64
+    )
     w_edge, h_edge = pts[:, 0] - pts[:, 3], pts[:, 0] - pts[:, 1]
     got = out.tensor
     torch.testing.assert_close(got[:, :2], pts.mean(1))
@@ -45,7 +54,7 @@ def test_patch_boxes_to_image_against_corners(scale):
         torch.testing.assert_close(corners(got), pts)
     # the issue's example: w = 24 at t = 0.3, image scaled by (2, 0.5), back by (0.5, 2)
     if scale == (2.0, 0.5):
-        back = patch_boxes_to_image(RotatedBoxes(RBOXES[3:]), (0., 0.), (0.5, 2.0))
+        back = patch_boxes_to_image(RotatedBoxes(RBOXES[3:]), (0.0, 0.0), (0.5, 2.0))
         assert back.tensor[0, 2].item() == pytest.approx(18.24, abs=0.01)
 
 
@@ -74,8 +83,11 @@ def test_merge_patch_boxes_matches_greedy_reference(kind):
     labels = rng.integers(0, 3, n)
     polys = RotatedBoxes(rb).convert_to('qbox').tensor.numpy()
     iou = polygon_iou(polys, polys)
-    boxes = {'rbox': RotatedBoxes(rb), 'hbox': RotatedBoxes(rb).convert_to('hbox'),
-             'qbox': QuadriBoxes(torch.from_numpy(polys))}[kind]
+    boxes = {
+        'rbox': RotatedBoxes(rb),
+        'hbox': RotatedBoxes(rb).convert_to('hbox'),
+        'qbox': QuadriBoxes(torch.from_numpy(polys)),
+    }[kind]
     keep = merge_patch_boxes(boxes, torch.from_numpy(scores), torch.from_numpy(labels), 0.1)
     assert keep.dtype == torch.int64
     assert sorted(keep.tolist()) == _greedy(iou, scores, labels, 0.1)
@@ -92,18 +104,31 @@ class _FixedBoxModel:
 
     def __init__(self):
         from mmengine.config import Config
-        self.cfg = Config(dict(test_dataloader=dict(dataset=dict(pipeline=[
-            dict(type='LoadImageFromFile'),
-            dict(type='PackDetInputs', meta_keys=('img_id', 'img_shape'))]))))
+
+        self.cfg = Config(
+            dict(
+                test_dataloader=dict(
+                    dataset=dict(
+                        pipeline=[
+                            dict(type='LoadImageFromFile'),
+                            dict(type='PackDetInputs', meta_keys=('img_id', 'img_shape')),
+                        ]
+                    )
+                )
+            )
+        )
         self.seen = 0
 
     def test_step(self, data):
         from mmengine.structures import InstanceData
+
         out = []
         for sample in data['data_samples']:
             sample.pred_instances = InstanceData(
                 bboxes=RotatedBoxes(torch.tensor([self.PATCH_BOX])),
-                scores=torch.tensor([1.0 - 0.001 * self.seen]), labels=torch.tensor([0]))
+                scores=torch.tensor([1.0 - 0.001 * self.seen]),
+                labels=torch.tensor([0]),
+            )
             self.seen += 1
             out.append(sample)
         return out
@@ -117,11 +142,19 @@ def test_sliced_inference_maps_patch_boxes_back_with_non_uniform_scale():
     from ai4rs.apis import inference_detector_by_patches
     from ai4rs.datasets.sliding_windows import get_sliding_windows
     from ai4rs.utils import register_all_modules
+
     register_all_modules(init_default_scope=False)
     init_default_scope('ai4rs')
     img = np.zeros((61, 101, 3), np.uint8)
-    result = inference_detector_by_patches(_FixedBoxModel(), img, sizes=(16, ), steps=(12, ),
-                                           ratios=(0.5, ), merge_iou_thr=1.0, progress=False)
+    result = inference_detector_by_patches(
+        _FixedBoxModel(),
+        img,
+        sizes=(16,),
+        steps=(12,),
+        ratios=(0.5,),
+        merge_iou_thr=1.0,
+        progress=False,
+    )
     windows = get_sliding_windows(50, 30, [16], [4], img_rate_thr=0.0)
     pred = result.pred_instances
     assert result.ori_shape == (61, 101) and len(pred) == len(windows) >= 4
@@ -133,8 +166,9 @@ def test_sliced_inference_maps_patch_boxes_back_with_non_uniform_scale():
         pts = (corners(box)[0] + torch.tensor(window[:2], dtype=torch.float64)) * scale
         w_edge, h_edge = pts[0] - pts[3], pts[0] - pts[1]
         torch.testing.assert_close(got[:2], pts.mean(0), atol=1e-4, rtol=0)
-        torch.testing.assert_close(got[2:4], torch.stack([w_edge.norm(), h_edge.norm()]),
-                                   atol=1e-4, rtol=0)
+        torch.testing.assert_close(
+            got[2:4], torch.stack([w_edge.norm(), h_edge.norm()]), atol=1e-4, rtol=0
+        )
         t = torch.atan2(-h_edge[0], h_edge[1])
         diff = torch.remainder(got[4] - t + math.pi / 2, math.pi) - math.pi / 2
         assert abs(diff.item()) < 1e-5

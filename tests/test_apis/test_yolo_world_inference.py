@@ -1,6 +1,7 @@
 """inference_detector with any vocabulary, and demo/yolo_world_demo.py on a generated
 image, a generated 3-frame video and with saved text embeddings (tiny YOLO-World v2 with
 the tiny CLIP of ai4rs/utils/tiny_clip.py; 64 px letterbox, 96x128 images)."""
+
 import importlib.util
 import json
 import os.path as osp
@@ -28,6 +29,7 @@ def _load_script(*parts):
 @pytest.fixture(scope='module')
 def world_files(tiny_clip_dir, tmp_path_factory):
     from tests.yolo_world_infer_helpers import save_model, world_config, write_scene
+
     tmp = tmp_path_factory.mktemp('world')
     config, ckpt = save_model(world_config(tiny_clip_dir), str(tmp), 'world')
     return dict(config=config, ckpt=ckpt, img=write_scene(tmp / 'scene.png'), tmp=tmp)
@@ -36,6 +38,7 @@ def world_files(tiny_clip_dir, tmp_path_factory):
 @pytest.fixture(scope='module')
 def world_model(world_files):
     from ai4rs.apis import init_detector
+
     return init_detector(world_files['config'], world_files['ckpt'])
 
 
@@ -46,6 +49,7 @@ def _arrays(sample):
 
 def test_path_and_ndarray_give_identical_results(world_model, world_files):
     from ai4rs.apis import inference_detector
+
     by_path = inference_detector(world_model, world_files['img'], texts=VOCAB)
     by_array = inference_detector(world_model, cv2.imread(world_files['img']), texts=VOCAB)
     assert by_path.texts == by_array.texts == VOCAB
@@ -55,8 +59,7 @@ def test_path_and_ndarray_give_identical_results(world_model, world_files):
     boxes = _arrays(by_path)[0]  # original-image pixels of the 96x128 image
     assert boxes[:, 0::2].max() <= 128 and boxes[:, 1::2].max() <= 96 and boxes.min() >= 0
     # upstream's class-text form and a list of paths give the same detections
-    batch = inference_detector(world_model, [world_files['img']] * 2,
-                               texts=[[t] for t in VOCAB])
+    batch = inference_detector(world_model, [world_files['img']] * 2, texts=[[t] for t in VOCAB])
     for sample in batch:
         for a, b in zip(_arrays(sample), _arrays(by_path)):
             assert torch.equal(a, b)
@@ -64,13 +67,16 @@ def test_path_and_ndarray_give_identical_results(world_model, world_files):
 
 def _by_text(sample, vocab):
     boxes, scores, labels = _arrays(sample)
-    rows = [(vocab[int(lb)], round(float(s), 5), *[round(float(v), 3) for v in box])
-            for box, s, lb in zip(boxes, scores, labels)]
+    rows = [
+        (vocab[int(lb)], round(float(s), 5), *[round(float(v), 3) for v in box])
+        for box, s, lb in zip(boxes, scores, labels)
+    ]
     return sorted(rows)
 
 
 def test_reordering_texts_reorders_labels(world_model, world_files):
     from ai4rs.apis import inference_detector
+
     order = ['person', 'cat', 'dog']
     a = inference_detector(world_model, world_files['img'], texts=VOCAB)
     b = inference_detector(world_model, world_files['img'], texts=order)
@@ -88,6 +94,7 @@ def test_reordering_texts_reorders_labels(world_model, world_files):
 def test_vocabulary_errors_and_reparameterized_model(world_files, tmp_path):
     from ai4rs.apis import inference_detector, init_detector
     from tests.yolo_world_infer_helpers import save_model, write_scene, yolox_config
+
     model = init_detector(world_files['config'], world_files['ckpt'])
     with pytest.raises(ValueError, match='reparameterize'):
         inference_detector(model, world_files['img'])
@@ -111,11 +118,24 @@ def test_vocabulary_errors_and_reparameterized_model(world_files, tmp_path):
 
 def test_demo_image_and_video(world_model, world_files, tmp_path):
     from ai4rs.apis import inference_detector
+
     demo = _load_script('demo', 'yolo_world_demo.py')
     out = tmp_path / 'out'
-    written = demo.main([world_files['img'], world_files['config'], world_files['ckpt'],
-                         '--texts', ','.join(VOCAB), '--score-thr', '0.1', '--topk', '5',
-                         '--out-dir', str(out)])
+    written = demo.main(
+        [
+            world_files['img'],
+            world_files['config'],
+            world_files['ckpt'],
+            '--texts',
+            ','.join(VOCAB),
+            '--score-thr',
+            '0.1',
+            '--topk',
+            '5',
+            '--out-dir',
+            str(out),
+        ]
+    )
     assert written == [str(out / 'scene.png')]
     drawing, original = cv2.imread(written[0]), cv2.imread(world_files['img'])
     assert drawing.shape == original.shape
@@ -132,13 +152,23 @@ def test_demo_image_and_video(world_model, world_files, tmp_path):
     vocab_file = tmp_path / 'vocab.txt'
     vocab_file.write_text('\n'.join(VOCAB) + '\n')
     from tests.yolo_world_infer_helpers import scene
+
     video = str(tmp_path / 'clip.mp4')
     writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*'mp4v'), 5, (128, 96))
     for i in range(3):
         writer.write(scene(seed=i))
     writer.release()
-    written = demo.main([video, world_files['config'], world_files['ckpt'], '--texts',
-                         str(vocab_file), '--out-dir', str(out)])
+    written = demo.main(
+        [
+            video,
+            world_files['config'],
+            world_files['ckpt'],
+            '--texts',
+            str(vocab_file),
+            '--out-dir',
+            str(out),
+        ]
+    )
     assert written == [str(out / 'clip.mp4')]
     cap = cv2.VideoCapture(written[0])
     frames = []
@@ -157,8 +187,17 @@ def test_demo_image_and_video(world_model, world_files, tmp_path):
     for name, seed in (('b.png', 1), ('a.jpg', 2)):
         cv2.imwrite(str(folder / name), scene(seed=seed))
     (folder / 'notes.txt').write_text('not an image')
-    written = demo.main([str(folder), world_files['config'], world_files['ckpt'], '--texts',
-                         'cat', '--out-dir', str(tmp_path / 'folder_out')])
+    written = demo.main(
+        [
+            str(folder),
+            world_files['config'],
+            world_files['ckpt'],
+            '--texts',
+            'cat',
+            '--out-dir',
+            str(tmp_path / 'folder_out'),
+        ]
+    )
     assert written == [str(tmp_path / 'folder_out' / n) for n in ('a.jpg', 'b.png')]
     assert all(cv2.imread(w).shape == (96, 128, 3) for w in written)
 
@@ -168,8 +207,7 @@ def test_demo_with_text_embeddings_equals_clip(world_files, tiny_clip_dir, tmp_p
     gen = _load_script('tools', 'misc', 'generate_text_embeddings.py')
     embeds = str(tmp_path / 'vocab.pt')
     gen.main([tiny_clip_dir, '--texts', *VOCAB, '--out', embeds])
-    common = [world_files['img'], world_files['config'], world_files['ckpt'],
-              '--score-thr', '0.05']
+    common = [world_files['img'], world_files['config'], world_files['ckpt'], '--score-thr', '0.05']
     demo.main(common + ['--texts', ','.join(VOCAB), '--out-dir', str(tmp_path / 'clip')])
     demo.main(common + ['--text-embeddings', embeds, '--out-dir', str(tmp_path / 'emb')])
     a = json.load(open(tmp_path / 'clip' / 'scene.json'))

@@ -57,6 +57,7 @@ Checked (independent expectations):
   pipeline, which then yields a training sample of the shrunk size with 80 texts;
 - validation on two images gives ``coco/bbox_mAP_50`` in [0, 1].
 """
+
 import glob
 import math
 import os.path as osp
@@ -72,8 +73,11 @@ from tests.conftest import REPO_ROOT
 
 pytest.importorskip('transformers')
 
-RECIPES = sorted(p for p in glob.glob(osp.join(REPO_ROOT, 'configs', 'yolo_world_v2', '*.py'))
-                 if 'quickstart' not in p)
+RECIPES = sorted(
+    p
+    for p in glob.glob(osp.join(REPO_ROOT, 'configs', 'yolo_world_v2', '*.py'))
+    if 'quickstart' not in p
+)
 RECIPE_SCALE = 640
 TINY_SCALE = 64
 
@@ -81,6 +85,7 @@ TINY_SCALE = 64
 def albu_available() -> bool:
     try:
         import albumentations  # noqa: F401
+
         return True
     except ImportError:
         return False
@@ -100,8 +105,11 @@ def rescaled(node, old: int = RECIPE_SCALE, new: int = TINY_SCALE, keep_albu: bo
             return type(node)((new, new))
         if len(node) == 2 and tuple(node) == (-old // 2, -old // 2):
             return type(node)((-new // 2, -new // 2))
-        return type(node)(rescaled(v, old, new, keep_albu) for v in node
-                          if keep_albu or not (isinstance(v, dict) and v.get('type') == 'Albu'))
+        return type(node)(
+            rescaled(v, old, new, keep_albu)
+            for v in node
+            if keep_albu or not (isinstance(v, dict) and v.get('type') == 'Albu')
+        )
     return node
 
 
@@ -114,6 +122,7 @@ def transform_types(pipeline) -> list[str]:
 def shapes_coco(tmp_path_factory):
     """Two training and two validation 64-px images, COCO format (the synthetic shapes)."""
     from ai4rs.datasets.preparation.synthetic_coco import generate_dataset
+
     root = str(tmp_path_factory.mktemp('shapes_coco'))
     generate_dataset(root, num_train=2, num_val=2, img_size=TINY_SCALE, seed=3)
     return root
@@ -122,12 +131,16 @@ def shapes_coco(tmp_path_factory):
 def tiny_recipe_config(path: str, data_root: str, clip_dir: str, work_dir: str) -> Config:
     """The recipe at ``path`` with only the changes listed in the module docstring."""
     from ai4rs.datasets.preparation.synthetic_coco import CLASSES
+
     cfg = Config.fromfile(path)
     cfg.work_dir = work_dir
     cfg.load_from = None
     cfg.model.backbone.text_model.model_name = clip_dir
-    for key, split in (('train_dataloader', 'train'), ('val_dataloader', 'val'),
-                       ('test_dataloader', 'val')):
+    for key, split in (
+        ('train_dataloader', 'train'),
+        ('val_dataloader', 'val'),
+        ('test_dataloader', 'val'),
+    ):
         loader = cfg[key]
         loader.batch_size = 2
         loader.num_workers = 0
@@ -161,15 +174,22 @@ class StepRecorder(Hook):
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         model = runner.model
         self.before = {n: p.detach().clone() for n, p in model.named_parameters()}
-        self.groups = [dict(lr=g['lr'], momentum=g.get('momentum'),
-                            weight_decay=g['weight_decay'], nesterov=g.get('nesterov'),
-                            params=[id(p) for p in g['params']])
-                       for g in runner.optim_wrapper.optimizer.param_groups]
+        self.groups = [
+            dict(
+                lr=g['lr'],
+                momentum=g.get('momentum'),
+                weight_decay=g['weight_decay'],
+                nesterov=g.get('nesterov'),
+                params=[id(p) for p in g['params']],
+            )
+            for g in runner.optim_wrapper.optimizer.param_groups
+        ]
         self.group2 = runner.optim_wrapper.optimizer.param_groups[2]['params'][0]
         self.grad = None
 
         def keep(grad):
             self.grad = grad.detach().clone()
+
         self.handle = self.group2.register_hook(keep)
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
@@ -191,8 +211,9 @@ def _hook(runner, name):
 
 
 @pytest.mark.parametrize('path', RECIPES, ids=lambda p: osp.basename(p)[:-3])
-def test_recipe_trains_one_iteration_and_validates(path, shapes_coco, tiny_clip_dir, tmp_path,
-                                                   monkeypatch):
+def test_recipe_trains_one_iteration_and_validates(
+    path, shapes_coco, tiny_clip_dir, tmp_path, monkeypatch
+):
     from ai4rs.engine.runner import build_runner
     from ai4rs.utils import register_all_modules
 
@@ -273,10 +294,13 @@ def test_recipe_trains_one_iteration_and_validates(path, shapes_coco, tiny_clip_
     runner.train_loop._epoch = switch.switch_epoch
     switch.before_train_epoch(runner)
     dataset = runner.train_dataloader.dataset
-    assert ([type(t).__name__ for t in dataset.pipeline.transforms]
-            == transform_types(recipe.train_pipeline_stage2))
+    assert [type(t).__name__ for t in dataset.pipeline.transforms] == transform_types(
+        recipe.train_pipeline_stage2
+    )
     sample = dataset[0]
     assert tuple(sample['inputs'].shape) == (3, TINY_SCALE, TINY_SCALE)
     assert len(sample['data_samples'].texts) == recipe.num_training_classes
-    print(f'{osp.basename(path)}: build+train+val {trained - start:.1f} s, '
-          f'total {time.perf_counter() - start:.1f} s')
+    print(
+        f'{osp.basename(path)}: build+train+val {trained - start:.1f} s, '
+        f'total {time.perf_counter() - start:.1f} s'
+    )

@@ -5,6 +5,7 @@ written to a temporary directory) has the state_dict keys, shapes and order, and
 counts, of the upstream config of the same name (tests/data/yolo_world_v2_state_dict_keys.json,
 built from upstream's code).
 """
+
 import glob
 import json
 import os.path as osp
@@ -17,15 +18,25 @@ from tests.conftest import DATA_DIR, REPO_ROOT
 
 pytest.importorskip('transformers')
 
-RECIPES = sorted(p for p in glob.glob(osp.join(REPO_ROOT, 'configs', 'yolo_world_v2', '*.py'))
-                 if 'quickstart' not in p)
-B32_TEXT = dict(weights=False, hidden_size=512, intermediate_size=2048, num_hidden_layers=12,
-                num_attention_heads=8, vocab_size=49408)
+RECIPES = sorted(
+    p
+    for p in glob.glob(osp.join(REPO_ROOT, 'configs', 'yolo_world_v2', '*.py'))
+    if 'quickstart' not in p
+)
+B32_TEXT = dict(
+    weights=False,
+    hidden_size=512,
+    intermediate_size=2048,
+    num_hidden_layers=12,
+    num_attention_heads=8,
+    vocab_size=49408,
+)
 
 
 @pytest.fixture(scope='module')
 def b32_clip_dir(tmp_path_factory):
     from ai4rs.utils.tiny_clip import make_tiny_clip
+
     return make_tiny_clip(tmp_path_factory.mktemp('clip_b32'), **B32_TEXT)
 
 

@@ -1,4 +1,5 @@
 """Bad data is found when the dataset is built, or named when an image is read."""
+
 import logging
 
 import cv2
@@ -29,15 +30,22 @@ def _project(tmp_path, names, image_names=None):
     rng = np.random.default_rng(0)
     for name in names:
         (tmp_path / 'annfiles' / f'{name}.txt').write_text('0 0 8 0 8 8 0 8 ship 0\n')
-    for name in (names if image_names is None else image_names):
-        cv2.imwrite(str(tmp_path / 'images' / f'{name}.png'),
-                    rng.integers(0, 255, (12, 16, 3), dtype=np.uint8))
+    for name in names if image_names is None else image_names:
+        cv2.imwrite(
+            str(tmp_path / 'images' / f'{name}.png'),
+            rng.integers(0, 255, (12, 16, 3), dtype=np.uint8),
+        )
     return tmp_path
 
 
 def _dataset(root, **kwargs):
-    return DOTADataset(data_root=str(root), ann_file='annfiles/',
-                       data_prefix=dict(img_path='images/'), pipeline=PIPELINE, **kwargs)
+    return DOTADataset(
+        data_root=str(root),
+        ann_file='annfiles/',
+        data_prefix=dict(img_path='images/'),
+        pipeline=PIPELINE,
+        **kwargs,
+    )
 
 
 def test_missing_images_are_all_reported_at_build(tmp_path):
@@ -91,11 +99,13 @@ def test_eight_bit_images_load_exactly_as_with_mmcv(tmp_path):
 
 
 def test_degenerate_polygons_dropped_with_one_warning_per_file(tmp_path):
-    lines = ['0 0 8 0 8 8 0 8 ship 0',          # kept
-             '0 0 4 4 8 8 12 12 ship 0',        # collinear
-             '5 5 5 5 5 5 5 5 plane 0',         # one point
-             '0 0 8 0 nan 8 0 8 ship 0',        # NaN corner
-             '0 0 8 8 8 0 0 8 harbor 0']        # bow-tie order: a real object, kept
+    lines = [
+        '0 0 8 0 8 8 0 8 ship 0',  # kept
+        '0 0 4 4 8 8 12 12 ship 0',  # collinear
+        '5 5 5 5 5 5 5 5 plane 0',  # one point
+        '0 0 8 0 nan 8 0 8 ship 0',  # NaN corner
+        '0 0 8 8 8 0 0 8 harbor 0',
+    ]  # bow-tie order: a real object, kept
     root = tmp_path
     (root / 'annfiles').mkdir()
     (root / 'annfiles' / 'P1.txt').write_text('\n'.join(lines) + '\n')
@@ -105,8 +115,9 @@ def test_degenerate_polygons_dropped_with_one_warning_per_file(tmp_path):
     handler.emit = records.append
     logger.addHandler(handler)
     try:
-        ds = DOTADataset(data_root=str(root), ann_file='annfiles/',
-                         data_prefix=dict(img_path='images/'))
+        ds = DOTADataset(
+            data_root=str(root), ann_file='annfiles/', data_prefix=dict(img_path='images/')
+        )
     finally:
         logger.removeHandler(handler)
     boxes = [inst['bbox'] for inst in ds.get_data_info(0)['instances']]
@@ -116,7 +127,13 @@ def test_degenerate_polygons_dropped_with_one_warning_per_file(tmp_path):
     assert 'P1.txt: dropped 3 degenerate polygon(s)' in warnings[0]
     assert 'line(s) 2, 3, 4' in warnings[0]
     # the rule itself: hull area (exact, by hand) below 1e-3 px^2
-    polys = np.array([[0, 0, 1, 0, 1, 1, 0, 1], [0, 0, 1, 0, 2, 0, 3, 0.0001],
-                      [0, 0, 0.01, 0, 0.01, 0.01, 0, 0.01]], dtype=np.float64)
+    polys = np.array(
+        [
+            [0, 0, 1, 0, 1, 1, 0, 1],
+            [0, 0, 1, 0, 2, 0, 3, 0.0001],
+            [0, 0, 0.01, 0, 0.01, 0.01, 0, 0.01],
+        ],
+        dtype=np.float64,
+    )
     # areas: 1; 0.00015 (a sliver of a triangle); 1e-4
     assert degenerate_polygons(polys).tolist() == [False, True, True]

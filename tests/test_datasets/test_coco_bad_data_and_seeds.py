@@ -1,6 +1,7 @@
 """COCO datasets (CocoDataset, YOLOv5CocoDataset, MultiModalDataset) share the DOTA dataset's
 reliability: an undecodable image is named (or skipped in training when asked), and the
 pipeline runs under the per-sample seed of ai4rs' DefaultSampler."""
+
 import json
 import random
 
@@ -36,10 +37,12 @@ def root(tmp_path):
     for i, name in enumerate(['a.png', 'b.png']):
         cv2.imwrite(str(tmp_path / 'imgs' / name), rng.integers(0, 255, (12, 16, 3), np.uint8))
         images.append(dict(id=i + 1, file_name=name, width=16, height=12))
-        anns.append(dict(id=i + 1, image_id=i + 1, category_id=3, bbox=[1, 1, 8, 6], area=48,
-                         iscrowd=0))
-    (tmp_path / 'ann.json').write_text(json.dumps(dict(
-        images=images, annotations=anns, categories=[dict(id=3, name='cat')])))
+        anns.append(
+            dict(id=i + 1, image_id=i + 1, category_id=3, bbox=[1, 1, 8, 6], area=48, iscrowd=0)
+        )
+    (tmp_path / 'ann.json').write_text(
+        json.dumps(dict(images=images, annotations=anns, categories=[dict(id=3, name='cat')]))
+    )
     (tmp_path / 'texts.json').write_text(json.dumps([['cat']]))
     return tmp_path
 
@@ -48,16 +51,30 @@ PIPELINE = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', with_bb
 
 
 def coco(root, cls=CocoDataset, pipeline=PIPELINE, **kwargs):
-    return cls(data_root=str(root), ann_file='ann.json', data_prefix=dict(img='imgs/'),
-               metainfo=dict(classes=('cat',)), pipeline=pipeline, serialize_data=False,
-               **kwargs)
+    return cls(
+        data_root=str(root),
+        ann_file='ann.json',
+        data_prefix=dict(img='imgs/'),
+        metainfo=dict(classes=('cat',)),
+        pipeline=pipeline,
+        serialize_data=False,
+        **kwargs,
+    )
 
 
 def multimodal(root, pipeline=PIPELINE, **kwargs):
-    return MultiModalDataset(dataset=dict(
-        type='CocoDataset', data_root=str(root), ann_file='ann.json',
-        data_prefix=dict(img='imgs/'), metainfo=dict(classes=('cat',)), **kwargs),
-        class_text_path=str(root / 'texts.json'), pipeline=pipeline)
+    return MultiModalDataset(
+        dataset=dict(
+            type='CocoDataset',
+            data_root=str(root),
+            ann_file='ann.json',
+            data_prefix=dict(img='imgs/'),
+            metainfo=dict(classes=('cat',)),
+            **kwargs,
+        ),
+        class_text_path=str(root / 'texts.json'),
+        pipeline=pipeline,
+    )
 
 
 @pytest.mark.parametrize('cls', [CocoDataset, YOLOv5CocoDataset])
@@ -102,9 +119,11 @@ def test_multimodal_dataset_names_or_skips_bad_images(root):
 @pytest.mark.parametrize('make', ['coco', 'yolov5', 'multimodal'])
 def test_pipeline_runs_under_the_sample_seed(root, make):
     pipeline = PIPELINE + [draw_randomness]
-    ds = dict(coco=lambda: coco(root, pipeline=pipeline),
-              yolov5=lambda: coco(root, YOLOv5CocoDataset, pipeline=pipeline),
-              multimodal=lambda: multimodal(root, pipeline=pipeline))[make]()
+    ds = dict(
+        coco=lambda: coco(root, pipeline=pipeline),
+        yolov5=lambda: coco(root, YOLOv5CocoDataset, pipeline=pipeline),
+        multimodal=lambda: multimodal(root, pipeline=pipeline),
+    )[make]()
 
     def draws(index, global_seed):
         random.seed(global_seed)

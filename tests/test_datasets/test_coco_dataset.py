@@ -1,5 +1,6 @@
 """CocoDataset, YOLOv5CocoDataset, BatchShapePolicy, MultiModalDataset, class texts, the
 synthetic COCO generator."""
+
 import filecmp
 import json
 import logging
@@ -29,21 +30,39 @@ RLE = {'size': [60, 80], 'counts': 'abc'}
 def gt_json():
     """Three images; categories in json order cat(id 10), dog(id 2), bird(id 7)."""
     return dict(
-        images=[dict(id=1, file_name='a.jpg', width=80, height=60),
-                dict(id=5, file_name='b.jpg', width=100, height=20),
-                dict(id=9, file_name='c.jpg', width=50, height=50)],
+        images=[
+            dict(id=1, file_name='a.jpg', width=80, height=60),
+            dict(id=5, file_name='b.jpg', width=100, height=20),
+            dict(id=9, file_name='c.jpg', width=50, height=50),
+        ],
         categories=[dict(id=10, name='cat'), dict(id=2, name='dog'), dict(id=7, name='bird')],
         annotations=[
-            dict(id=1, image_id=1, category_id=2, bbox=[1, 2, 10, 20], area=200, iscrowd=0,
-                 segmentation=[[1, 2, 11, 2, 11, 22]]),
-            dict(id=2, image_id=1, category_id=10, bbox=[5, 5, 30, 30], area=900, iscrowd=1,
-                 segmentation=RLE),
+            dict(
+                id=1,
+                image_id=1,
+                category_id=2,
+                bbox=[1, 2, 10, 20],
+                area=200,
+                iscrowd=0,
+                segmentation=[[1, 2, 11, 2, 11, 22]],
+            ),
+            dict(
+                id=2,
+                image_id=1,
+                category_id=10,
+                bbox=[5, 5, 30, 30],
+                area=900,
+                iscrowd=1,
+                segmentation=RLE,
+            ),
             dict(id=3, image_id=1, category_id=7, bbox=[0, 0, 0.5, 10], area=5, iscrowd=0),
             dict(id=4, image_id=1, category_id=7, bbox=[90, 0, 10, 10], area=100, iscrowd=0),
-            dict(id=5, image_id=5, category_id=7, bbox=[2, 2, 4, 4], area=16, iscrowd=0,
-                 ignore=True),
+            dict(
+                id=5, image_id=5, category_id=7, bbox=[2, 2, 4, 4], area=16, iscrowd=0, ignore=True
+            ),
             dict(id=6, image_id=9, category_id=10, bbox=[2, 3, 4, 5], area=0, iscrowd=0),
-        ])
+        ],
+    )
 
 
 def write_dataset(root, data=None, images=True):
@@ -60,8 +79,7 @@ def write_dataset(root, data=None, images=True):
 def build(root, **kwargs):
     kwargs.setdefault('metainfo', dict(classes=('dog', 'cat', 'bird')))
     kwargs.setdefault('serialize_data', False)  # mmengine's serialization runs gc.collect()
-    return CocoDataset(data_root=root, ann_file='ann.json', data_prefix=dict(img='imgs/'),
-                       **kwargs)
+    return CocoDataset(data_root=root, ann_file='ann.json', data_prefix=dict(img='imgs/'), **kwargs)
 
 
 class _Records(logging.Handler):
@@ -90,7 +108,8 @@ def test_data_list_label_mapping_and_skips(tmp_path):
     # ann 3 (w < 1) and ann 4 (outside the 80-wide image) skipped; 1 and 2 kept in json order
     assert d0['instances'] == [
         dict(bbox=[1, 2, 11, 22], bbox_label=0, ignore_flag=0, mask=[[1, 2, 11, 2, 11, 22]]),
-        dict(bbox=[5, 5, 35, 35], bbox_label=1, ignore_flag=1, mask=RLE)]
+        dict(bbox=[5, 5, 35, 35], bbox_label=1, ignore_flag=1, mask=RLE),
+    ]
     assert ds.get_data_info(1)['instances'] == []  # ignore=True dropped (not counted)
     assert ds.get_data_info(2)['instances'] == []  # area 0
     logged = [m for m in records.messages if 'degenerate' in m]
@@ -128,20 +147,35 @@ def test_filter_cfg(tmp_path):
     assert len(test) == 4  # no filtering in test mode
 
 
-@pytest.mark.parametrize('mutate,error,message', [
-    (lambda d: d.pop('images'), ValueError, r"ann.json: not a COCO detection annotation file"),
-    (lambda d: d.pop('categories'), ValueError, r"no \['categories'\] list"),
-    (lambda d: d.pop('annotations'), ValueError, r"no \['annotations'\] list"),
-    (lambda d: d['annotations'][2].update(image_id=42), ValueError,
-     r'annotation 3 names image_id 42, which is not in "images"'),
-    (lambda d: d['annotations'][1].update(category_id=99), ValueError,
-     r'annotation 2 names category_id 99, which is not in "categories"'),
-    (lambda d: d['annotations'][0].update(bbox=[1, 2, float('nan'), 3]), ValueError,
-     r'annotation 1: bbox must be 4 finite numbers'),
-    (lambda d: d['annotations'][1].update(id=1), ValueError, r'annotation id 1 is not unique'),
-    (lambda d: d['categories'][1].update(name='wolf'), ValueError,
-     r"classes \['dog'\] of CocoDataset metainfo are not category names"),
-])
+@pytest.mark.parametrize(
+    'mutate,error,message',
+    [
+        (lambda d: d.pop('images'), ValueError, r'ann.json: not a COCO detection annotation file'),
+        (lambda d: d.pop('categories'), ValueError, r"no \['categories'\] list"),
+        (lambda d: d.pop('annotations'), ValueError, r"no \['annotations'\] list"),
+        (
+            lambda d: d['annotations'][2].update(image_id=42),
+            ValueError,
+            r'annotation 3 names image_id 42, which is not in "images"',
+        ),
+        (
+            lambda d: d['annotations'][1].update(category_id=99),
+            ValueError,
+            r'annotation 2 names category_id 99, which is not in "categories"',
+        ),
+        (
+            lambda d: d['annotations'][0].update(bbox=[1, 2, float('nan'), 3]),
+            ValueError,
+            r'annotation 1: bbox must be 4 finite numbers',
+        ),
+        (lambda d: d['annotations'][1].update(id=1), ValueError, r'annotation id 1 is not unique'),
+        (
+            lambda d: d['categories'][1].update(name='wolf'),
+            ValueError,
+            r"classes \['dog'\] of CocoDataset metainfo are not category names",
+        ),
+    ],
+)
 def test_bad_json(tmp_path, mutate, error, message):
     data = gt_json()
     mutate(data)
@@ -177,13 +211,20 @@ def test_test_set_without_annotations(tmp_path):
 
 
 def test_batch_shape_policy_by_hand():
-    data = [dict(width=640, height=480), dict(width=400, height=800),
-            dict(width=500, height=500), dict(width=300, height=200)]
-    out = BatchShapePolicy(batch_size=2, img_size=640, size_divisor=32,
-                           extra_pad_ratio=0.5)(data)
+    data = [
+        dict(width=640, height=480),
+        dict(width=400, height=800),
+        dict(width=500, height=500),
+        dict(width=300, height=200),
+    ]
+    out = BatchShapePolicy(batch_size=2, img_size=640, size_divisor=32, extra_pad_ratio=0.5)(data)
     # sorted by h/w: 0.667 (300x200), 0.75 (640x480), 1.0, 2.0
-    assert [(d['width'], d['height']) for d in out] == [(300, 200), (640, 480), (500, 500),
-                                                         (400, 800)]
+    assert [(d['width'], d['height']) for d in out] == [
+        (300, 200),
+        (640, 480),
+        (500, 500),
+        (400, 800),
+    ]
     # batch 0: max ratio 0.75 < 1 -> [0.75, 1] * 640 / 32 + 0.5 -> ceil [15.5, 20.5] -> 16, 21
     np.testing.assert_array_equal(out[0]['batch_shape'], [512, 672])
     np.testing.assert_array_equal(out[1]['batch_shape'], [512, 672])
@@ -194,15 +235,23 @@ def test_batch_shape_policy_by_hand():
 def test_yolov5_coco_dataset(tmp_path):
     root = write_dataset(tmp_path)
     ds = YOLOv5CocoDataset(
-        data_root=root, ann_file='ann.json', data_prefix=dict(img='imgs/'),
-        metainfo=dict(classes=('dog', 'cat', 'bird')), test_mode=True, serialize_data=False,
-        batch_shapes_cfg=dict(type='BatchShapePolicy', batch_size=2, img_size=64,
-                              size_divisor=32))
+        data_root=root,
+        ann_file='ann.json',
+        data_prefix=dict(img='imgs/'),
+        metainfo=dict(classes=('dog', 'cat', 'bird')),
+        test_mode=True,
+        serialize_data=False,
+        batch_shapes_cfg=dict(type='BatchShapePolicy', batch_size=2, img_size=64, size_divisor=32),
+    )
     assert _ids(ds) == [5, 1, 9]  # sorted by h/w: 0.2, 0.75, 1.0
     assert all('batch_shape' in ds.get_data_info(i) for i in range(3))
-    train = YOLOv5CocoDataset(data_root=root, ann_file='ann.json', data_prefix=dict(img='imgs/'),
-                              metainfo=dict(classes=('dog', 'cat', 'bird')),
-                              serialize_data=False)
+    train = YOLOv5CocoDataset(
+        data_root=root,
+        ann_file='ann.json',
+        data_prefix=dict(img='imgs/'),
+        metainfo=dict(classes=('dog', 'cat', 'bird')),
+        serialize_data=False,
+    )
     assert train[0]['dataset'] is train  # for Mosaic / MixUp
 
 
@@ -232,9 +281,14 @@ def test_multimodal_dataset(tmp_path):
     root = write_dataset(tmp_path)
     texts = tmp_path / 'texts.json'
     texts.write_text(json.dumps([['dog', 'puppy'], ['cat'], ['bird']]))
-    inner = dict(type='CocoDataset', data_root=root, ann_file='ann.json',
-                 data_prefix=dict(img='imgs/'), metainfo=dict(classes=('dog', 'cat', 'bird')),
-                 serialize_data=False)
+    inner = dict(
+        type='CocoDataset',
+        data_root=root,
+        ann_file='ann.json',
+        data_prefix=dict(img='imgs/'),
+        metainfo=dict(classes=('dog', 'cat', 'bird')),
+        serialize_data=False,
+    )
     mm = MultiModalDataset(dataset=inner, class_text_path=str(texts))
     assert len(mm) == 3 and mm.metainfo['classes'] == ('dog', 'cat', 'bird')
     sample = mm[0]
@@ -271,8 +325,11 @@ def test_generator_is_deterministic(synthetic):
     assert files == _all_files(b)
     assert 'annotations/instances_train.json' in files and 'train/000006.jpg' in files
     assert all(filecmp.cmp(a / f, b / f, shallow=False) for f in files)
-    assert not filecmp.cmp(a / 'annotations/instances_train.json',
-                           c / 'annotations/instances_train.json', shallow=False)
+    assert not filecmp.cmp(
+        a / 'annotations/instances_train.json',
+        c / 'annotations/instances_train.json',
+        shallow=False,
+    )
     # same arguments again: nothing rewritten; other arguments: an error, not a mix
     generate_dataset(str(a), num_train=6, num_val=2, img_size=96, seed=3)
     with pytest.raises(FileExistsError, match='other settings'):
@@ -281,18 +338,19 @@ def test_generator_is_deterministic(synthetic):
 
 def test_generator_annotations_are_valid(synthetic):
     from shapely.geometry import Polygon
+
     a = synthetic[0]
     with open(a / 'annotations/instances_train.json') as f:
         data = json.load(f)
     assert [c['name'] for c in data['categories']] == list(SHAPE_CLASSES)
     assert data['annotations']
     import cv2
+
     for ann in data['annotations']:
         pts = np.asarray(ann['segmentation'][0]).reshape(-1, 2)
         x, y, w, h = ann['bbox']
         # tight box around the polygon
-        np.testing.assert_allclose([x, y, x + w, y + h],
-                                   [*pts.min(0), *pts.max(0)], atol=0.011)
+        np.testing.assert_allclose([x, y, x + w, y + h], [*pts.min(0), *pts.max(0)], atol=0.011)
         poly = Polygon(pts)
         assert poly.is_valid
         np.testing.assert_allclose(ann['area'], poly.area, rtol=1e-3)
@@ -308,26 +366,46 @@ def test_generator_annotations_are_valid(synthetic):
             assert np.abs(bgr[::-1] - rgb).max() < 60
     # the dataset reads it with nothing skipped, texts fit MultiModalDataset
     mm = MultiModalDataset(
-        dataset=dict(type='CocoDataset', data_root=str(a),
-                     ann_file='annotations/instances_train.json', data_prefix=dict(img='train/'),
-                     metainfo=dict(classes=SHAPE_CLASSES)),
-        class_text_path=str(a / 'texts/class_texts.json'))
-    assert sum(len(mm.get_data_info(i)['instances']) for i in range(len(mm))) \
-        == len(data['annotations'])
+        dataset=dict(
+            type='CocoDataset',
+            data_root=str(a),
+            ann_file='annotations/instances_train.json',
+            data_prefix=dict(img='train/'),
+            metainfo=dict(classes=SHAPE_CLASSES),
+        ),
+        class_text_path=str(a / 'texts/class_texts.json'),
+    )
+    assert sum(len(mm.get_data_info(i)['instances']) for i in range(len(mm))) == len(
+        data['annotations']
+    )
     assert mm[0]['texts'] == [[c] for c in SHAPE_CLASSES]
 
 
 def test_generator_tool_rectangular(tmp_path):
     import importlib.util
+
     path = osp.join(REPO, 'tools/data/coco/make_synthetic_coco.py')
     spec = importlib.util.spec_from_file_location('make_synthetic_coco', path)
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     out = tmp_path / 'rect'
-    tool.main([str(out), '--num-train', '2', '--num-val', '1', '--img-size', '80', '64',
-               '--img-suffix', 'png'])
+    tool.main(
+        [
+            str(out),
+            '--num-train',
+            '2',
+            '--num-val',
+            '1',
+            '--img-size',
+            '80',
+            '64',
+            '--img-suffix',
+            'png',
+        ]
+    )
     with open(out / 'annotations/instances_val.json') as f:
         data = json.load(f)
     assert data['images'] == [dict(id=1, file_name='000001.png', width=80, height=64)]
     import cv2
+
     assert cv2.imread(str(out / 'val/000001.png')).shape == (64, 80, 3)

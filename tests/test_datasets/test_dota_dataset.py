@@ -1,4 +1,5 @@
 """DOTADataset: parsing of DOTA label files, errors, filtering, test mode, pipeline."""
+
 import cv2
 import numpy as np
 import pytest
@@ -24,8 +25,12 @@ def write(path, text):
 def make_dataset(tmp_path, files, cls=DOTADataset, **kwargs):
     for name, text in files.items():
         write(tmp_path / 'annfiles' / name, text)
-    return cls(data_root=str(tmp_path), ann_file='annfiles/',
-               data_prefix=dict(img_path='images/'), **kwargs)
+    return cls(
+        data_root=str(tmp_path),
+        ann_file='annfiles/',
+        data_prefix=dict(img_path='images/'),
+        **kwargs,
+    )
 
 
 def test_raw_file_with_headers_is_parsed(tmp_path):
@@ -39,11 +44,14 @@ def test_raw_file_with_headers_is_parsed(tmp_path):
     assert [i['bbox'] for i in inst] == [
         [10, 20, 50, 20, 50, 40, 10, 40],
         [100.5, 200, 150, 210, 140, 260, 90, 250],
-        [1, 2, 3, 2, 3, 4, 1, 4]]
+        [1, 2, 3, 2, 3, 4, 1, 4],
+    ]
     classes = DOTADataset.METAINFO['classes']
-    assert [i['bbox_label'] for i in inst] == [classes.index('plane'),
-                                               classes.index('small-vehicle'),
-                                               classes.index('harbor')]
+    assert [i['bbox_label'] for i in inst] == [
+        classes.index('plane'),
+        classes.index('small-vehicle'),
+        classes.index('harbor'),
+    ]
     # default diff_thr=100: nothing is ignored
     assert [i['ignore_flag'] for i in inst] == [0, 0, 0]
     assert ds.get_cat_ids(0) == [0, 4, 12]
@@ -67,12 +75,18 @@ def test_diff_thr_sets_ignore_flags(tmp_path, diff_thr, expected):
 def test_windows_line_endings_and_byte_order_mark(tmp_path):
     path = tmp_path / 'annfiles' / 'P0004.txt'
     path.parent.mkdir()
-    path.write_bytes(b'\xef\xbb\xbfimagesource:GoogleEarth\r\ngsd:0.2\r\n'
-                     b'0 0 4 0 4 4 0 4 ship 1\r\n')
-    ds = DOTADataset(data_root=str(tmp_path), ann_file='annfiles/',
-                     data_prefix=dict(img_path='images/'), diff_thr=0)
+    path.write_bytes(
+        b'\xef\xbb\xbfimagesource:GoogleEarth\r\ngsd:0.2\r\n0 0 4 0 4 4 0 4 ship 1\r\n'
+    )
+    ds = DOTADataset(
+        data_root=str(tmp_path),
+        ann_file='annfiles/',
+        data_prefix=dict(img_path='images/'),
+        diff_thr=0,
+    )
     assert ds.get_data_info(0)['instances'] == [
-        dict(bbox=[0, 0, 4, 0, 4, 4, 0, 4], bbox_label=6, ignore_flag=1)]
+        dict(bbox=[0, 0, 4, 0, 4, 4, 0, 4], bbox_label=6, ignore_flag=1)
+    ]
 
 
 def test_nine_field_line_defaults_to_difficulty_zero(tmp_path):
@@ -84,8 +98,11 @@ def test_nine_field_line_defaults_to_difficulty_zero(tmp_path):
 
 
 def test_empty_file_is_an_image_without_objects_and_filter_empty_gt(tmp_path):
-    files = {'empty.txt': '', 'header_only.txt': 'imagesource:GoogleEarth\ngsd:null\n',
-             'one.txt': '0 0 4 0 4 4 0 4 ship 0\n'}
+    files = {
+        'empty.txt': '',
+        'header_only.txt': 'imagesource:GoogleEarth\ngsd:null\n',
+        'one.txt': '0 0 4 0 4 4 0 4 ship 0\n',
+    }
     ds = make_dataset(tmp_path, files)
     ids = [ds.get_data_info(i)['img_id'] for i in range(len(ds))]
     assert ids == ['empty', 'header_only', 'one']  # sorted
@@ -93,24 +110,34 @@ def test_empty_file_is_an_image_without_objects_and_filter_empty_gt(tmp_path):
     assert ds.get_data_info(1)['instances'] == []
     assert ds.get_cat_ids(0) == []
 
-    filtered = DOTADataset(data_root=str(tmp_path), ann_file='annfiles/',
-                           data_prefix=dict(img_path='images/'),
-                           filter_cfg=dict(filter_empty_gt=True))
+    filtered = DOTADataset(
+        data_root=str(tmp_path),
+        ann_file='annfiles/',
+        data_prefix=dict(img_path='images/'),
+        filter_cfg=dict(filter_empty_gt=True),
+    )
     assert [filtered.get_data_info(i)['img_id'] for i in range(len(filtered))] == ['one']
     # test mode never filters
-    test_ds = DOTADataset(data_root=str(tmp_path), ann_file='annfiles/',
-                          data_prefix=dict(img_path='images/'),
-                          filter_cfg=dict(filter_empty_gt=True), test_mode=True)
+    test_ds = DOTADataset(
+        data_root=str(tmp_path),
+        ann_file='annfiles/',
+        data_prefix=dict(img_path='images/'),
+        filter_cfg=dict(filter_empty_gt=True),
+        test_mode=True,
+    )
     assert len(test_ds) == 3
 
 
-@pytest.mark.parametrize('bad_line, words', [
-    ('10 20 50 20 50 40 plane 0', ['9 or 10 fields', 'got 8 fields']),  # a corner missing
-    ('10 20 50 20 50 40 10 plane 0', ['8 numbers']),  # a coordinate missing
-    ('10 20 50 20 50 40 10 4x plane 0', ['8 numbers']),
-    ('10 20 50 20 50 40 10 40 plane easy', ['difficulty', "'easy'"]),
-    ('10 20 50 20 50 40 10 40 plane 0 extra', ['got 11 fields']),
-])
+@pytest.mark.parametrize(
+    'bad_line, words',
+    [
+        ('10 20 50 20 50 40 plane 0', ['9 or 10 fields', 'got 8 fields']),  # a corner missing
+        ('10 20 50 20 50 40 10 plane 0', ['8 numbers']),  # a coordinate missing
+        ('10 20 50 20 50 40 10 4x plane 0', ['8 numbers']),
+        ('10 20 50 20 50 40 10 40 plane easy', ['difficulty', "'easy'"]),
+        ('10 20 50 20 50 40 10 40 plane 0 extra', ['got 11 fields']),
+    ],
+)
 def test_malformed_line_names_file_and_line(tmp_path, bad_line, words):
     text = 'imagesource:GoogleEarth\n0 0 4 0 4 4 0 4 ship 0\n' + bad_line + '\n'
     with pytest.raises(ValueError) as e:
@@ -139,19 +166,22 @@ def test_v15_and_v2_classes(tmp_path):
     assert DOTAv2Dataset.METAINFO['classes'][-2:] == ('airport', 'helipad')
     assert len(DOTAv2Dataset.METAINFO['palette']) == 18
     write(tmp_path / 'annfiles' / 'b.txt', '0 0 4 0 4 4 0 4 helipad 1\n')
-    ds2 = DOTAv2Dataset(data_root=str(tmp_path), ann_file='annfiles/',
-                        data_prefix=dict(img_path='images/'))
+    ds2 = DOTAv2Dataset(
+        data_root=str(tmp_path), ann_file='annfiles/', data_prefix=dict(img_path='images/')
+    )
     assert ds2.get_cat_ids(1) == [17]
 
 
 def test_missing_or_empty_ann_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match='nowhere'):
-        DOTADataset(data_root=str(tmp_path), ann_file='nowhere/',
-                    data_prefix=dict(img_path='images/'))
+        DOTADataset(
+            data_root=str(tmp_path), ann_file='nowhere/', data_prefix=dict(img_path='images/')
+        )
     (tmp_path / 'annfiles').mkdir()
     with pytest.raises(ValueError, match='no .txt file'):
-        DOTADataset(data_root=str(tmp_path), ann_file='annfiles/',
-                    data_prefix=dict(img_path='images/'))
+        DOTADataset(
+            data_root=str(tmp_path), ann_file='annfiles/', data_prefix=dict(img_path='images/')
+        )
 
 
 def test_test_mode_lists_images_when_ann_file_is_empty(tmp_path):
@@ -159,14 +189,23 @@ def test_test_mode_lists_images_when_ann_file_is_empty(tmp_path):
     img_dir.mkdir(parents=True)
     for name in ('P0009.png', 'P0002.png', 'P0005.jpg', 'notes.txt'):
         (img_dir / name).write_bytes(b'x')
-    ds = DOTADataset(data_root=str(tmp_path), ann_file='', data_prefix=dict(
-        img_path='test/images/'), test_mode=True)
+    ds = DOTADataset(
+        data_root=str(tmp_path),
+        ann_file='',
+        data_prefix=dict(img_path='test/images/'),
+        test_mode=True,
+    )
     infos = [ds.get_data_info(i) for i in range(len(ds))]
     assert [i['img_id'] for i in infos] == ['P0002', 'P0009']
     assert all(i['instances'] == [] for i in infos)
     assert infos[0]['img_path'] == str(img_dir / 'P0002.png')
-    ds_jpg = DOTADataset(data_root=str(tmp_path), ann_file='', img_suffix='.jpg',
-                         data_prefix=dict(img_path='test/images/'), test_mode=True)
+    ds_jpg = DOTADataset(
+        data_root=str(tmp_path),
+        ann_file='',
+        img_suffix='.jpg',
+        data_prefix=dict(img_path='test/images/'),
+        test_mode=True,
+    )
     assert [ds_jpg.get_data_info(i)['file_name'] for i in range(len(ds_jpg))] == ['P0005.jpg']
 
 
@@ -180,16 +219,23 @@ def test_min_size_filter_reads_real_image_sizes(tmp_path):
 
 
 def build_and_get(tmp_path):
-    ds = DATASETS.build(dict(
-        type='DOTADataset', data_root=str(tmp_path), ann_file='annfiles/',
-        data_prefix=dict(img_path='images/'), diff_thr=1,
-        pipeline=[
-            dict(type='LoadImageFromFile'),
-            dict(type='LoadAnnotations', with_bbox=True, box_type='qbox'),
-            dict(type='ConvertBoxType', box_type_mapping=dict(gt_bboxes='rbox')),
-            dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape',
-                                                  'img_shape')),
-        ]))
+    ds = DATASETS.build(
+        dict(
+            type='DOTADataset',
+            data_root=str(tmp_path),
+            ann_file='annfiles/',
+            data_prefix=dict(img_path='images/'),
+            diff_thr=1,
+            pipeline=[
+                dict(type='LoadImageFromFile'),
+                dict(type='LoadAnnotations', with_bbox=True, box_type='qbox'),
+                dict(type='ConvertBoxType', box_type_mapping=dict(gt_bboxes='rbox')),
+                dict(
+                    type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape')
+                ),
+            ],
+        )
+    )
     return ds, ds[0]
 
 

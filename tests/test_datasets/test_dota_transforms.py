@@ -7,6 +7,7 @@ be covered by them). Boxes are rasterised here from their raw tensors with the
 documented conventions (rbox corners from cx, cy, w, h, clockwise angle), not
 with the library's converters.
 """
+
 import copy
 import math
 
@@ -34,9 +35,23 @@ from ai4rs.datasets.transforms import (
 from ai4rs.registry import TRANSFORMS
 from ai4rs.structures.bbox import RotatedBoxes
 
-COLORS = np.array([(0, 0, 255), (0, 255, 0), (255, 0, 0), (0, 255, 255), (255, 0, 255),
-                   (255, 255, 0), (255, 255, 255), (0, 128, 255), (255, 128, 0),
-                   (128, 0, 255), (0, 255, 128), (128, 255, 0)], dtype=np.float64)
+COLORS = np.array(
+    [
+        (0, 0, 255),
+        (0, 255, 0),
+        (255, 0, 0),
+        (0, 255, 255),
+        (255, 0, 255),
+        (255, 255, 0),
+        (255, 255, 255),
+        (0, 128, 255),
+        (255, 128, 0),
+        (128, 0, 255),
+        (0, 255, 128),
+        (128, 255, 0),
+    ],
+    dtype=np.float64,
+)
 
 
 # --------------------------------------------------------------------------- geometry
@@ -54,8 +69,15 @@ def box_polygons(boxes):
     t = boxes.tensor.detach().double().numpy()
     if t.shape[1] == 4:
         x1, y1, x2, y2 = t.T
-        return np.stack([np.stack([x1, y1], 1), np.stack([x2, y1], 1),
-                         np.stack([x2, y2], 1), np.stack([x1, y2], 1)], 1)
+        return np.stack(
+            [
+                np.stack([x1, y1], 1),
+                np.stack([x2, y1], 1),
+                np.stack([x2, y2], 1),
+                np.stack([x1, y2], 1),
+            ],
+            1,
+        )
     if t.shape[1] == 5:
         return np.stack([rbox_corners(*row) for row in t]) if len(t) else np.zeros((0, 4, 2))
     return t.reshape(-1, 4, 2)
@@ -70,7 +92,7 @@ def raster(shape, polygon):
 
 
 def color_mask(img, color, tol=60):
-    return (np.abs(img.astype(np.float64) - color).max(-1) < tol)
+    return np.abs(img.astype(np.float64) - color).max(-1) < tol
 
 
 def check_boxes_on_objects(img, boxes, labels, scale=1.0, tight=True, min_cover=0.8):
@@ -119,26 +141,32 @@ def box_colour_cover(img, boxes, labels, tol=60):
 # -------------------------------------------------------------------------- fixtures
 def draw_scene(objects, shape=(120, 160), label_offset=0):
     """A black image with filled rotated rectangles; returns (img, instances)."""
-    img = np.zeros(shape + (3, ), np.uint8)
+    img = np.zeros(shape + (3,), np.uint8)
     instances = []
     for i, (cx, cy, w, h, deg) in enumerate(objects):
         label = i + label_offset
         corners = rbox_corners(cx, cy, w, h, math.radians(deg))
         pts = np.round((corners - 0.5) * 16).astype(np.int32)
         cv2.fillPoly(img, [pts], COLORS[label].tolist(), lineType=cv2.LINE_8, shift=4)
-        instances.append(dict(bbox=corners.reshape(-1).tolist(), bbox_label=label,
-                              ignore_flag=int(i == 1)))
+        instances.append(
+            dict(bbox=corners.reshape(-1).tolist(), bbox_label=label, ignore_flag=int(i == 1))
+        )
     return img, instances
 
 
-SCENE = [(40, 35, 44, 20, 30), (110, 40, 30, 16, -60), (70, 90, 50, 24, 0),
-         (130, 95, 24, 24, 45)]
+SCENE = [(40, 35, 44, 20, 30), (110, 40, 30, 16, -60), (70, 90, 50, 24, 0), (130, 95, 24, 24, 45)]
 
 
 def load(objects=SCENE, box_type='rbox', shape=(120, 160), label_offset=0):
     img, instances = draw_scene(objects, shape, label_offset)
-    results = dict(img=img, img_shape=img.shape[:2], ori_shape=img.shape[:2],
-                   instances=instances, img_id='x', img_path='x.png')
+    results = dict(
+        img=img,
+        img_shape=img.shape[:2],
+        ori_shape=img.shape[:2],
+        instances=instances,
+        img_id='x',
+        img_path='x.png',
+    )
     results = LoadAnnotations(box_type='qbox')(results)
     if box_type != 'qbox':
         results = ConvertBoxType(dict(gt_bboxes=box_type))(results)
@@ -152,36 +180,45 @@ BOX_TYPES = ['rbox', 'qbox', 'hbox']
 @pytest.mark.parametrize('box_type', BOX_TYPES)
 def test_loaded_boxes_cover_drawn_objects(box_type):
     r = load(box_type=box_type)
-    assert type(r['gt_bboxes']).__name__ == {'rbox': 'RotatedBoxes', 'qbox': 'QuadriBoxes',
-                                             'hbox': 'HorizontalBoxes'}[box_type]
+    assert (
+        type(r['gt_bboxes']).__name__
+        == {'rbox': 'RotatedBoxes', 'qbox': 'QuadriBoxes', 'hbox': 'HorizontalBoxes'}[box_type]
+    )
     assert r['gt_bboxes_labels'].dtype == np.int64 and r['gt_ignore_flags'].dtype == bool
     assert r['gt_ignore_flags'].tolist() == [False, True, False, False]
-    check_boxes_on_objects(r['img'], r['gt_bboxes'], r['gt_bboxes_labels'],
-                           tight=box_type != 'hbox')
+    check_boxes_on_objects(
+        r['img'], r['gt_bboxes'], r['gt_bboxes_labels'], tight=box_type != 'hbox'
+    )
 
 
 def test_load_annotations_errors_and_empty():
     r = LoadAnnotations(box_type='qbox')(dict(instances=[], img_path='a.png'))
     assert r['gt_bboxes'].tensor.shape == (0, 8)
-    assert r['gt_bboxes_labels'].shape == (0, ) and r['gt_ignore_flags'].shape == (0, )
-    bad = dict(instances=[dict(bbox=[0, 0, 1, 1], bbox_label=0, ignore_flag=0)],
-               img_path='a.png')
+    assert r['gt_bboxes_labels'].shape == (0,) and r['gt_ignore_flags'].shape == (0,)
+    bad = dict(instances=[dict(bbox=[0, 0, 1, 1], bbox_label=0, ignore_flag=0)], img_path='a.png')
     with pytest.raises(ValueError, match='a.png.*4 numbers, expected 8'):
         LoadAnnotations(box_type='qbox')(bad)
     with pytest.raises(TypeError, match='box object'):
         ConvertBoxType(dict(gt_bboxes='rbox'))(dict(gt_bboxes=np.zeros((1, 4))))
 
 
-AXIS_ALIGNED_SCENE = [(40, 35, 44, 20, 0), (110, 40, 30, 16, 90), (70, 90, 50, 24, 0),
-                      (130, 95, 24, 30, 0)]
+AXIS_ALIGNED_SCENE = [
+    (40, 35, 44, 20, 0),
+    (110, 40, 30, 16, 90),
+    (70, 90, 50, 24, 0),
+    (130, 95, 24, 30, 0),
+]
 
 
 @pytest.mark.parametrize('box_type', BOX_TYPES)
-@pytest.mark.parametrize('kwargs', [
-    dict(scale=(240, 180), keep_ratio=True),      # x1.5 both ways
-    dict(scale=(100, 150), keep_ratio=False),     # sx = 0.625, sy = 1.25
-    dict(scale_factor=(1.4, 0.7)),
-])
+@pytest.mark.parametrize(
+    'kwargs',
+    [
+        dict(scale=(240, 180), keep_ratio=True),  # x1.5 both ways
+        dict(scale=(100, 150), keep_ratio=False),  # sx = 0.625, sy = 1.25
+        dict(scale_factor=(1.4, 0.7)),
+    ],
+)
 def test_resize(box_type, kwargs):
     r = load(box_type=box_type)
     sx, sy = Resize(**kwargs)(copy.deepcopy(r))['scale_factor']
@@ -194,14 +231,22 @@ def test_resize(box_type, kwargs):
     h, w = r['img'].shape[:2]
     assert r['img_shape'] == (h, w)
     assert (round(160 * sx), round(120 * sy)) == (w, h)
-    check_boxes_on_objects(r['img'], r['gt_bboxes'], r['gt_bboxes_labels'],
-                           tight=box_type != 'hbox')
+    check_boxes_on_objects(
+        r['img'], r['gt_bboxes'], r['gt_bboxes_labels'], tight=box_type != 'hbox'
+    )
     np.testing.assert_allclose(r['homography_matrix'], np.diag([sx, sy, 1]), rtol=1e-6)
 
 
 def test_random_resize_builds_ai4rs_resize_and_respects_ratio_range():
-    t = TRANSFORMS.build(dict(type='RandomResize', scale=(160, 120), ratio_range=(0.5, 2.0),
-                              resize_type='Resize', keep_ratio=True))
+    t = TRANSFORMS.build(
+        dict(
+            type='RandomResize',
+            scale=(160, 120),
+            ratio_range=(0.5, 2.0),
+            resize_type='Resize',
+            keep_ratio=True,
+        )
+    )
     assert type(t.resize) is Resize
     np.random.seed(3)
     for _ in range(3):
@@ -217,8 +262,9 @@ def test_random_resize_builds_ai4rs_resize_and_respects_ratio_range():
 def test_flip(box_type, direction):
     r = RandomFlip(prob=1.0, direction=direction)(load(box_type=box_type))
     assert r['flip'] is True and r['flip_direction'] == direction
-    check_boxes_on_objects(r['img'], r['gt_bboxes'], r['gt_bboxes_labels'],
-                           tight=box_type != 'hbox')
+    check_boxes_on_objects(
+        r['img'], r['gt_bboxes'], r['gt_bboxes_labels'], tight=box_type != 'hbox'
+    )
 
 
 def test_flip_rbox_angle_rules():
@@ -248,8 +294,9 @@ def test_rotate(box_type, angle):
     r = Rotate(rotate_angle=angle)(load(objects, box_type=box_type))
     assert r['img'].shape == (120, 160, 3)
     assert len(r['gt_bboxes']) == 3
-    check_boxes_on_objects(r['img'], r['gt_bboxes'], r['gt_bboxes_labels'],
-                           tight=box_type != 'hbox')
+    check_boxes_on_objects(
+        r['img'], r['gt_bboxes'], r['gt_bboxes_labels'], tight=box_type != 'hbox'
+    )
     if box_type == 'rbox':
         r0 = load(objects)
         diff = (r['gt_bboxes'].tensor[:, 4] - r0['gt_bboxes'].tensor[:, 4]).numpy()
@@ -293,8 +340,9 @@ def test_random_crop_size_order_is_width_height():
     r['img'] = np.zeros((400, 400, 3), np.uint8)
     out = RandomCrop(crop_size=(200, 100), allow_negative_crop=True)(copy.deepcopy(r))
     assert out['img'].shape[:2] == (100, 200)
-    out = RandomCrop(crop_size=(0.5, 0.25), crop_type='relative',
-                     allow_negative_crop=True)(copy.deepcopy(r))
+    out = RandomCrop(crop_size=(0.5, 0.25), crop_type='relative', allow_negative_crop=True)(
+        copy.deepcopy(r)
+    )
     assert out['img'].shape[:2] == (100, 200)
 
 
@@ -305,8 +353,13 @@ def test_random_crop_keeps_boxes_on_visible_objects(box_type):
     for _ in range(4):
         r = RandomCrop(crop_size=(90, 70), allow_negative_crop=True)(load(box_type=box_type))
         assert r['img'].shape == (70, 90, 3) and r['img_shape'] == (70, 90)
-        check_boxes_on_objects(r['img'], r['gt_bboxes'], r['gt_bboxes_labels'],
-                               tight=box_type != 'hbox', min_cover=0.75)
+        check_boxes_on_objects(
+            r['img'],
+            r['gt_bboxes'],
+            r['gt_bboxes_labels'],
+            tight=box_type != 'hbox',
+            min_cover=0.75,
+        )
         num_checked += len(r['gt_bboxes'])
     assert num_checked >= 4  # the check above ran on boxes, not on empty crops
 
@@ -314,19 +367,27 @@ def test_random_crop_keeps_boxes_on_visible_objects(box_type):
 def test_random_crop_drops_rboxes_by_centre():
     np.random.seed(5)
     # centres off the integer grid, so no centre falls exactly on a crop border
-    r0 = load([(40.3, 35.3, 44, 20, 30), (110.3, 40.3, 30, 16, -60), (70.3, 90.3, 50, 24, 0),
-               (130.3, 95.3, 24, 24, 45)])
+    r0 = load(
+        [
+            (40.3, 35.3, 44, 20, 30),
+            (110.3, 40.3, 30, 16, -60),
+            (70.3, 90.3, 50, 24, 0),
+            (130.3, 95.3, 24, 24, 45),
+        ]
+    )
     centres = r0['gt_bboxes'].tensor[:, :2].numpy()
     for _ in range(6):
         r = RandomCrop(crop_size=(90, 70), allow_negative_crop=True)(copy.deepcopy(r0))
         ox, oy = -r['homography_matrix'][0, 2], -r['homography_matrix'][1, 2]
         c = centres - [ox, oy]
-        expected = np.flatnonzero((c[:, 0] >= 0) & (c[:, 0] <= 90) & (c[:, 1] >= 0)
-                                  & (c[:, 1] <= 70))
+        expected = np.flatnonzero(
+            (c[:, 0] >= 0) & (c[:, 0] <= 90) & (c[:, 1] >= 0) & (c[:, 1] <= 70)
+        )
         assert r['gt_bboxes_labels'].tolist() == expected.tolist()
         # kept boxes are translated, never clipped
-        torch.testing.assert_close(r['gt_bboxes'].tensor[:, 2:],
-                                   r0['gt_bboxes'].tensor[expected, 2:])
+        torch.testing.assert_close(
+            r['gt_bboxes'].tensor[:, 2:], r0['gt_bboxes'].tensor[expected, 2:]
+        )
 
 
 def test_random_crop_without_boxes_returns_none_unless_allowed():
@@ -339,18 +400,22 @@ def test_random_crop_without_boxes_returns_none_unless_allowed():
     assert any(x is None for x in results)
     assert all(x is None or len(x['gt_bboxes']) == 1 for x in results)
     np.random.seed(0)
-    allowed = [RandomCrop((200, 200), allow_negative_crop=True)(copy.deepcopy(r))
-               for _ in range(10)]
+    allowed = [
+        RandomCrop((200, 200), allow_negative_crop=True)(copy.deepcopy(r)) for _ in range(10)
+    ]
     assert all(x is not None for x in allowed)
     with pytest.raises(ValueError):
         RandomCrop(crop_size=(0.5, 0.5))
 
 
-@pytest.mark.parametrize('kwargs, shape', [
-    (dict(size=(200, 150), pad_val=dict(img=(114, 114, 114))), (150, 200)),
-    (dict(size_divisor=32, pad_val=7), (128, 160)),
-    (dict(pad_to_square=True), (160, 160)),
-])
+@pytest.mark.parametrize(
+    'kwargs, shape',
+    [
+        (dict(size=(200, 150), pad_val=dict(img=(114, 114, 114))), (150, 200)),
+        (dict(size_divisor=32, pad_val=7), (128, 160)),
+        (dict(pad_to_square=True), (160, 160)),
+    ],
+)
 def test_pad(kwargs, shape):
     r0 = load()
     r = Pad(**kwargs)(copy.deepcopy(r0))
@@ -386,11 +451,13 @@ def test_yolox_hsv_aug_changes_colours_not_geometry():
 def test_cached_mosaic_keeps_boxes_on_objects():
     np.random.seed(2)
     t = CachedMosaic(img_scale=(120, 100), pad_val=0, max_cached_images=10)  # (w, h)
-    scenes = [[(40, 35, 44, 20, 30), (110, 40, 30, 16, -60)],
-              [(60, 60, 50, 24, 0), (120, 90, 24, 24, 45)],
-              [(50, 70, 40, 30, 70), (100, 30, 20, 40, 10)],
-              [(80, 60, 60, 20, -20), (30, 100, 20, 20, 0)],
-              [(70, 50, 36, 22, 15), (130, 90, 28, 18, -45)]]
+    scenes = [
+        [(40, 35, 44, 20, 30), (110, 40, 30, 16, -60)],
+        [(60, 60, 50, 24, 0), (120, 90, 24, 24, 45)],
+        [(50, 70, 40, 30, 70), (100, 30, 20, 40, 10)],
+        [(80, 60, 60, 20, -20), (30, 100, 20, 20, 0)],
+        [(70, 50, 36, 22, 15), (130, 90, 28, 18, -45)],
+    ]
     outs = []
     for k, scene in enumerate(scenes):
         r = load(scene, label_offset=2 * k)
@@ -404,14 +471,17 @@ def test_cached_mosaic_keeps_boxes_on_objects():
     assert n > 0 and len(out['gt_bboxes_labels']) == n and len(out['gt_ignore_flags']) == n
     # the current image (labels 8, 9) is the top-left part
     assert 8 in out['gt_bboxes_labels'] or 9 in out['gt_bboxes_labels']
-    check_boxes_on_objects(out['img'], out['gt_bboxes'], out['gt_bboxes_labels'],
-                           min_cover=0.7)
+    check_boxes_on_objects(out['img'], out['gt_bboxes'], out['gt_bboxes_labels'], min_cover=0.7)
     assert len(t.results_cache) == 5
 
 
 def test_cached_mixup_keeps_boxes_on_objects():
-    t = CachedMixUp(img_scale=(160, 120), ratio_range=(0.8, 1.2), pad_val=0,  # (w, h)
-                    max_cached_images=5)
+    t = CachedMixUp(
+        img_scale=(160, 120),
+        ratio_range=(0.8, 1.2),
+        pad_val=0,  # (w, h)
+        max_cached_images=5,
+    )
     first = load([(40, 35, 44, 20, 30), (110, 40, 30, 16, -60)], label_offset=0)
     second_objects = [(60, 95, 50, 20, 0), (130, 98, 24, 24, 45)]  # below the first ones
     for seed in range(4):
@@ -423,8 +493,7 @@ def test_cached_mixup_keeps_boxes_on_objects():
         assert set(labels) >= {2, 3} and set(labels) & {0, 1}
         assert out['img'].dtype == np.uint8 and out['img'].shape == (120, 160, 3)
         assert len(out['gt_ignore_flags']) == len(labels)
-        check_boxes_on_objects(out['img'], out['gt_bboxes'], labels, scale=0.5,
-                               min_cover=0.55)
+        check_boxes_on_objects(out['img'], out['gt_bboxes'], labels, scale=0.5, min_cover=0.55)
 
 
 def test_filter_annotations():
@@ -446,13 +515,12 @@ def test_pack_det_inputs_splits_ignored_instances():
     assert isinstance(sample.gt_instances.bboxes, RotatedBoxes)
     assert sample.gt_instances.labels.tolist() == [0, 2, 3]
     assert sample.ignored_instances.labels.tolist() == [1]
-    torch.testing.assert_close(sample.ignored_instances.bboxes.tensor,
-                               r['gt_bboxes'].tensor[1:2])
+    torch.testing.assert_close(sample.ignored_instances.bboxes.tensor, r['gt_bboxes'].tensor[1:2])
     assert sample.flip_direction == 'vertical' and sample.img_shape == (120, 160)
     assert sample.scale_factor == (1.0, 1.0) and sample.img_path == 'x.png'
     with pytest.raises(KeyError, match="'flip'"):
         PackDetInputs()(Resize(scale_factor=1.0)(load()))  # no RandomFlip: no 'flip'
-    packed = PackDetInputs(meta_keys=('img_id', ))(load())
+    packed = PackDetInputs(meta_keys=('img_id',))(load())
     assert packed['data_samples'].metainfo == dict(img_id='x')
 
 
@@ -460,20 +528,31 @@ def test_training_pipeline_from_config_names():
     """The rotated YOLOX training pipeline, built from registry names, end to end."""
     pipeline = [
         dict(type='CachedMosaic', img_scale=(64, 64), pad_val=114.0, max_cached_images=6),
-        dict(type='RandomResize', resize_type='Resize', scale=(128, 128),
-             ratio_range=(0.5, 1.5), keep_ratio=True),
+        dict(
+            type='RandomResize',
+            resize_type='Resize',
+            scale=(128, 128),
+            ratio_range=(0.5, 1.5),
+            keep_ratio=True,
+        ),
         dict(type='RandomRotate', prob=0.5, angle_range=180, rect_obj_labels=[9, 11]),
         dict(type='RandomCrop', crop_size=(64, 64)),
         dict(type='YOLOXHSVRandomAug'),
         dict(type='RandomFlip', prob=0.75, direction=['horizontal', 'vertical', 'diagonal']),
         dict(type='Pad', size=(64, 64), pad_val=dict(img=(114, 114, 114))),
-        dict(type='CachedMixUp', img_scale=(64, 64), ratio_range=(1.0, 1.0),
-             max_cached_images=5, pad_val=(114, 114, 114)),
+        dict(
+            type='CachedMixUp',
+            img_scale=(64, 64),
+            ratio_range=(1.0, 1.0),
+            max_cached_images=5,
+            pad_val=(114, 114, 114),
+        ),
         dict(type='PackDetInputs'),
     ]
     import random
 
     from mmcv.transforms import Compose
+
     compose = Compose([TRANSFORMS.build(c) for c in pipeline])
     np.random.seed(0)
     random.seed(0)  # CachedMosaic / CachedMixUp draw from `random`
@@ -504,10 +583,12 @@ def test_training_pipeline_from_config_names():
 
 def test_cached_mixing_transforms_share_cache_and_checks():
     from ai4rs.datasets.transforms.transforms import CachedMixTransform, CachedMixUp, CachedMosaic
+
     for cls, minimum in ((CachedMosaic, 4), (CachedMixUp, 2)):
         assert issubclass(cls, CachedMixTransform)
-        with pytest.raises(ValueError, match=f'{cls.__name__}: max_cached_images must be >= '
-                                             f'{minimum}'):
+        with pytest.raises(
+            ValueError, match=f'{cls.__name__}: max_cached_images must be >= {minimum}'
+        ):
             cls(max_cached_images=minimum - 1)
         with pytest.raises(ValueError, match=f'{cls.__name__}: prob'):
             cls(prob=1.5)

@@ -1,5 +1,6 @@
 """Images deeper than 8 bits load by an explicit rule, the same in training, test, demo and
 sliced inference: a 12-bit image stored in a 16-bit PNG gives its 8-bit version's pixels."""
+
 import os.path as osp
 
 import cv2
@@ -11,8 +12,9 @@ from ai4rs.datasets.image_io import data_bit_depth, read_image, to_uint8
 from ai4rs.datasets.transforms import LoadImageFromFile, LoadImageFromNDArray
 from tests.conftest import REPO_ROOT
 
-QUICKSTART = osp.join(REPO_ROOT, 'configs', 'rotated_yolox',
-                      'rotated_yolox_quickstart_synthetic.py')
+QUICKSTART = osp.join(
+    REPO_ROOT, 'configs', 'rotated_yolox', 'rotated_yolox_quickstart_synthetic.py'
+)
 
 
 def _pair(tmp_path, size=(40, 48)):
@@ -45,8 +47,9 @@ def test_bit_depth_rule_by_hand():
     dark = np.array([[0, 500, 1000]], dtype=np.uint16)  # max 1000 < 1024: 10-bit data
     assert data_bit_depth(dark) == 10
     np.testing.assert_array_equal(to_uint8(dark), [[0, 125, 249]])  # x*255/1023 rounded
-    np.testing.assert_array_equal(to_uint8(dark, dict(type='bit_depth', bits=12)),
-                                  [[0, 31, 62]])  # x*255/4095: 31.1, 62.3
+    np.testing.assert_array_equal(
+        to_uint8(dark, dict(type='bit_depth', bits=12)), [[0, 31, 62]]
+    )  # x*255/4095: 31.1, 62.3
     assert data_bit_depth(np.array([[255]], np.uint16)) == 8  # 8-bit data in 16 bits: unchanged
     np.testing.assert_array_equal(to_uint8(np.array([[0.0, 0.5, 1.0]])), [[0, 128, 255]])
     with pytest.raises(ValueError, match='percentile'):
@@ -77,31 +80,34 @@ def test_tiff_through_tifffile(tmp_path):
     img8, img12, _, _ = _pair(tmp_path)
     rgb12 = np.ascontiguousarray(img12[..., ::-1])
     tifffile.imwrite(tmp_path / 'a.tif', rgb12)  # (H, W, 3) RGB, contiguous
-    np.testing.assert_array_equal(LoadImageFromFile()(dict(img_path=str(tmp_path / 'a.tif')))
-                                  ['img'], img8)
+    np.testing.assert_array_equal(
+        LoadImageFromFile()(dict(img_path=str(tmp_path / 'a.tif')))['img'], img8
+    )
     # four planar bands (C, H, W): the first three are R, G, B
     nir = np.full(img12.shape[:2], 7, np.uint16)
     planar = np.concatenate([rgb12.transpose(2, 0, 1), nir[None]], axis=0)
-    tifffile.imwrite(tmp_path / 'b.tif', planar, photometric='minisblack',
-                     planarconfig='separate')
+    tifffile.imwrite(tmp_path / 'b.tif', planar, photometric='minisblack', planarconfig='separate')
     out = LoadImageFromFile()(dict(img_path=str(tmp_path / 'b.tif')))['img']
     np.testing.assert_array_equal(out, img8)
 
 
 def test_same_detections_in_inference_sliced_inference_and_drawings(tmp_path):
     from ai4rs.apis import inference_detector, inference_detector_by_patches, init_detector
+
     img8, img12, p8, p16 = _pair(tmp_path, size=(64, 64))
     torch.manual_seed(0)
     model = init_detector(QUICKSTART, cfg_options={'model.test_cfg.score_thr': 0.0})
     for inputs in ((p8, p16), (img8, img12)):
         a, b = (inference_detector(model, x) for x in inputs)
         assert len(a.pred_instances) > 0
-        torch.testing.assert_close(a.pred_instances.bboxes.tensor,
-                                   b.pred_instances.bboxes.tensor, rtol=0, atol=0)
-        torch.testing.assert_close(a.pred_instances.scores, b.pred_instances.scores,
-                                   rtol=0, atol=0)
-    a, b = (inference_detector_by_patches(model, x, sizes=(32, ), steps=(24, ), progress=False)
-            for x in (p8, p16))
+        torch.testing.assert_close(
+            a.pred_instances.bboxes.tensor, b.pred_instances.bboxes.tensor, rtol=0, atol=0
+        )
+        torch.testing.assert_close(a.pred_instances.scores, b.pred_instances.scores, rtol=0, atol=0)
+    a, b = (
+        inference_detector_by_patches(model, x, sizes=(32,), steps=(24,), progress=False)
+        for x in (p8, p16)
+    )
     assert len(a.pred_instances) > 0
     torch.testing.assert_close(a.pred_instances.scores, b.pred_instances.scores, rtol=0, atol=0)
     # the drawings read the file by the same rule
@@ -110,16 +116,35 @@ def test_same_detections_in_inference_sliced_inference_and_drawings(tmp_path):
 
 def test_split_keeps_the_bit_depth(tmp_path):
     from ai4rs.datasets.preparation.dota_split import ImageReadError, split_dataset, split_image
+
     (tmp_path / 'src').mkdir()
     img8, img12, _, p16 = _pair(tmp_path / 'src', size=(20, 20))
-    summary = split_dataset([str(tmp_path / 'src')], None, str(tmp_path / 'out'), sizes=[10],
-                            gaps=[0], nproc=1, progress=False)
+    summary = split_dataset(
+        [str(tmp_path / 'src')],
+        None,
+        str(tmp_path / 'out'),
+        sizes=[10],
+        gaps=[0],
+        nproc=1,
+        progress=False,
+    )
     assert summary['failed'] == [] and summary['patches'] == 8
-    patch = cv2.imread(str(tmp_path / 'out' / 'images' / 'img12__10__0___0.png'),
-                       cv2.IMREAD_UNCHANGED)
+    patch = cv2.imread(
+        str(tmp_path / 'out' / 'images' / 'img12__10__0___0.png'), cv2.IMREAD_UNCHANGED
+    )
     assert patch.dtype == np.uint16
     np.testing.assert_array_equal(patch, img12[:10, :10])
     with pytest.raises(ImageReadError, match='cannot hold its depth'):
-        split_image(p16, None, sizes=[10], gaps=[0], img_rate_thr=0.6, iof_thr=0.7,
-                    no_padding=False, padding_value=0, img_out_dir=str(tmp_path),
-                    ann_out_dir=str(tmp_path), save_ext='.jpg')
+        split_image(
+            p16,
+            None,
+            sizes=[10],
+            gaps=[0],
+            img_rate_thr=0.6,
+            iof_thr=0.7,
+            no_padding=False,
+            padding_value=0,
+            img_out_dir=str(tmp_path),
+            ann_out_dir=str(tmp_path),
+            save_ext='.jpg',
+        )

@@ -1,4 +1,5 @@
 """DOTA img_split: windows, object assignment, padding, naming, CLI, failures."""
+
 import importlib.util
 import json
 import logging
@@ -31,13 +32,16 @@ def load_tool():
 
 
 # ----------------------------------------------------------------------------- windows
-@pytest.mark.parametrize('length, size, step, expected', [
-    (10, 10, 8, [0]),             # fits in one window
-    (6, 10, 8, [0]),              # smaller than a window
-    (25, 10, 8, [0, 8, 15]),      # ceil(15/8 + 1) = 3 starts, the last moved back to 25 - 10
-    (26, 10, 8, [0, 8, 16]),      # ceil(16/8 + 1) = 3, the last ends exactly at 26
-    (2500, 1024, 824, [0, 824, 1476]),
-])
+@pytest.mark.parametrize(
+    'length, size, step, expected',
+    [
+        (10, 10, 8, [0]),  # fits in one window
+        (6, 10, 8, [0]),  # smaller than a window
+        (25, 10, 8, [0, 8, 15]),  # ceil(15/8 + 1) = 3 starts, the last moved back to 25 - 10
+        (26, 10, 8, [0, 8, 16]),  # ceil(16/8 + 1) = 3, the last ends exactly at 26
+        (2500, 1024, 824, [0, 824, 1476]),
+    ],
+)
 def test_window_starts_by_hand(length, size, step, expected):
     assert window_starts(length, size, step) == expected
 
@@ -63,7 +67,9 @@ def test_sliding_windows_fallback_keeps_the_best_ones():
 
 def test_rates_scale_windows_not_images():
     assert scaled_sizes_and_gaps([1024], [500], [0.5, 1.0, 1.5]) == (
-        [2048, 1024, 682], [1000, 500, 333])
+        [2048, 1024, 682],
+        [1000, 500, 333],
+    )
     with pytest.raises(ValueError, match='larger than its gap'):
         get_sliding_windows(100, 100, [10], [10])
 
@@ -75,18 +81,20 @@ def square(x1, y1, x2, y2):
 
 def test_iof_by_hand_and_threshold_is_inclusive():
     windows = np.array([[0, 0, 10, 10], [10, 0, 20, 10]])
-    polys = np.array([
-        square(2, 2, 6, 6),          # inside window 0
-        square(3, 0, 13, 10),        # 70 % in window 0, 30 % in window 1
-        [10, 2, 13, 5, 10, 8, 7, 5],  # diamond centred on x = 10: half in each
-        square(30, 30, 40, 40),      # nowhere
-        [0, 0, 5, 5, 0, 0, 5, 5],    # zero area: never assigned
-    ], dtype=float)
+    polys = np.array(
+        [
+            square(2, 2, 6, 6),  # inside window 0
+            square(3, 0, 13, 10),  # 70 % in window 0, 30 % in window 1
+            [10, 2, 13, 5, 10, 8, 7, 5],  # diamond centred on x = 10: half in each
+            square(30, 30, 40, 40),  # nowhere
+            [0, 0, 5, 5, 0, 0, 5, 5],  # zero area: never assigned
+        ],
+        dtype=float,
+    )
     iofs = polygon_window_iofs(polys, windows)
-    np.testing.assert_allclose(iofs, [[1, 0], [0.7, 0.3], [0.5, 0.5], [0, 0], [0, 0]],
-                               atol=1e-12)
+    np.testing.assert_allclose(iofs, [[1, 0], [0.7, 0.3], [0.5, 0.5], [0, 0], [0, 0]], atol=1e-12)
     assigned = assign_objects(polys, windows, iof_thr=0.7)
-    np.testing.assert_array_equal(assigned[0][0], [0, 1])     # 0.7 >= 0.7
+    np.testing.assert_array_equal(assigned[0][0], [0, 1])  # 0.7 >= 0.7
     np.testing.assert_array_equal(assigned[0][1], [False, True])  # the second is truncated
     np.testing.assert_array_equal(assigned[1][0], [])
     assigned = assign_objects(polys, windows, iof_thr=0.5)
@@ -102,8 +110,9 @@ def test_iof_of_a_rotated_polygon_matches_shapely_free_computation():
     diamond = np.array([[10, 10 - r, 10 + r, 10, 10, 10 + r, 10 - r, 10]])
     windows = np.array([[0, 0, 10, 30], [0, 0, 30, 5]])
     h = r - 5
-    np.testing.assert_allclose(polygon_window_iofs(diamond, windows),
-                               [[0.5, h * h / 100]], atol=1e-9)
+    np.testing.assert_allclose(
+        polygon_window_iofs(diamond, windows), [[0.5, h * h / 100]], atol=1e-9
+    )
 
 
 def test_patch_id_and_crop_padding():
@@ -146,10 +155,19 @@ def test_split_writes_patches_and_annfiles(tmp_path, caplog):
     save = tmp_path / 'out'
     logger = logging.getLogger('test_img_split')
     with caplog.at_level(logging.WARNING, logger='test_img_split'):
-        summary = split_dataset([str(tmp_path / 'src/images')], [str(tmp_path / 'src/labelTxt')],
-                                str(save), sizes=[10], gaps=[2], img_rate_thr=0.6,
-                                iof_thr=0.7, padding_value=list(PAD), nproc=1, logger=logger,
-                                progress=False)
+        summary = split_dataset(
+            [str(tmp_path / 'src/images')],
+            [str(tmp_path / 'src/labelTxt')],
+            str(save),
+            sizes=[10],
+            gaps=[2],
+            img_rate_thr=0.6,
+            iof_thr=0.7,
+            padding_value=list(PAD),
+            nproc=1,
+            logger=logger,
+            progress=False,
+        )
     # the short line is skipped with a warning naming file and line
     assert any('P0001.txt, line 6' in r.message for r in caplog.records)
     # by hand: x-starts of 22 with size 10 / step 8: [0, 8, 12]; y of 14: [0, 4]
@@ -161,26 +179,31 @@ def test_split_writes_patches_and_annfiles(tmp_path, caplog):
     for x in xs:
         for y in ys:
             patch = cv2.imread(str(save / 'images' / f'P0001__10__{x}___{y}.png'))
-            np.testing.assert_array_equal(patch, img[y:y + 10, x:x + 10])
+            np.testing.assert_array_equal(patch, img[y : y + 10, x : x + 10])
     # plane (2..6, 2..6): whole in windows starting at x 0 and y 0 -> difficulty kept (1)
     assert read_lines(save / 'annfiles/P0001__10__0___0.txt') == [
-        ['2.0', '2.0', '6.0', '2.0', '6.0', '6.0', '2.0', '6.0', 'plane', '1']]
+        ['2.0', '2.0', '6.0', '2.0', '6.0', '6.0', '2.0', '6.0', 'plane', '1']
+    ]
     # ship (11..14, 3..8) in window x 8..18, y 0..10: whole, translated by -8
     assert read_lines(save / 'annfiles/P0001__10__8___0.txt') == [
-        ['3.0', '3.0', '6.0', '3.0', '6.0', '8.0', '3.0', '8.0', 'ship', '0']]
+        ['3.0', '3.0', '6.0', '3.0', '6.0', '8.0', '3.0', '8.0', 'ship', '0']
+    ]
     # window x 0..10, y 4..14: plane 2..6 x 4..6 of 4..6 -> iof 0.5, dropped;
     # harbor (5.5..9.5, 9..13): whole; translated, not clipped
     assert read_lines(save / 'annfiles/P0001__10__0___4.txt') == [
-        ['5.5', '5.0', '9.5', '5.0', '9.5', '9.0', '5.5', '9.0', 'harbor', '0']]
+        ['5.5', '5.0', '9.5', '5.0', '9.5', '9.0', '5.5', '9.0', 'harbor', '0']
+    ]
     # window x 12..22, y 0..10: ship x 12..14 of 11..14 -> iof 2/3 < 0.7 -> empty file
     assert read_lines(save / 'annfiles/P0001__10__12___0.txt') == []
     # window x 8..18, y 4..14: ship y 4..8 of 3..8 -> iof 0.8, truncated -> difficulty 2,
     # coordinates not clipped (y 3 - 4 = -1); harbor x 8..9.5 of 5.5..9.5 -> 3/8, dropped
     assert read_lines(save / 'annfiles/P0001__10__8___4.txt') == [
-        ['3.0', '-1.0', '6.0', '-1.0', '6.0', '4.0', '3.0', '4.0', 'ship', '2']]
+        ['3.0', '-1.0', '6.0', '-1.0', '6.0', '4.0', '3.0', '4.0', 'ship', '2']
+    ]
     # the split annotation files are readable by DOTADataset
-    ds = DOTADataset(ann_file=str(save / 'annfiles'), data_prefix=dict(
-        img_path=str(save / 'images')), diff_thr=1)
+    ds = DOTADataset(
+        ann_file=str(save / 'annfiles'), data_prefix=dict(img_path=str(save / 'images')), diff_thr=1
+    )
     assert len(ds) == 6
     infos = {ds.get_data_info(i)['img_id']: ds.get_data_info(i) for i in range(len(ds))}
     assert infos['P0001__10__8___4']['instances'][0]['ignore_flag'] == 1
@@ -190,8 +213,16 @@ def test_split_writes_patches_and_annfiles(tmp_path, caplog):
 def test_edge_patches_are_padded_bottom_right(tmp_path):
     img = make_source(tmp_path / 'src', w=16, h=7, labels='')
     save = tmp_path / 'out'
-    split_dataset([str(tmp_path / 'src/images')], None, str(save), sizes=[10], gaps=[2],
-                  padding_value=list(PAD), progress=False, logger=logging.getLogger('t'))
+    split_dataset(
+        [str(tmp_path / 'src/images')],
+        None,
+        str(save),
+        sizes=[10],
+        gaps=[2],
+        padding_value=list(PAD),
+        progress=False,
+        logger=logging.getLogger('t'),
+    )
     # x-starts [0, 6]; the height 7 < 10 -> 70 % inside, kept, padded to 10 rows
     names = sorted(p.name for p in (save / 'images').iterdir())
     assert names == ['P0001__10__0___0.png', 'P0001__10__6___0.png']
@@ -203,8 +234,16 @@ def test_edge_patches_are_padded_bottom_right(tmp_path):
     assert (save / 'annfiles' / 'P0001__10__6___0.txt').read_text() == ''
 
     save2 = tmp_path / 'out2'
-    split_dataset([str(tmp_path / 'src/images')], None, str(save2), sizes=[10], gaps=[2],
-                  no_padding=True, progress=False, logger=logging.getLogger('t'))
+    split_dataset(
+        [str(tmp_path / 'src/images')],
+        None,
+        str(save2),
+        sizes=[10],
+        gaps=[2],
+        no_padding=True,
+        progress=False,
+        logger=logging.getLogger('t'),
+    )
     assert cv2.imread(str(save2 / 'images' / 'P0001__10__6___0.png')).shape == (7, 10, 3)
 
 
@@ -212,8 +251,7 @@ def test_refuses_existing_save_dir(tmp_path):
     make_source(tmp_path / 'src')
     (tmp_path / 'out').mkdir()
     with pytest.raises(FileExistsError, match='already exists'):
-        split_dataset([str(tmp_path / 'src/images')], None, str(tmp_path / 'out'),
-                      progress=False)
+        split_dataset([str(tmp_path / 'src/images')], None, str(tmp_path / 'out'), progress=False)
     assert list((tmp_path / 'out').iterdir()) == []
 
 
@@ -223,9 +261,16 @@ def test_unreadable_image_is_reported_and_others_split(tmp_path, caplog):
     (tmp_path / 'src/images/P0002.png').write_bytes(b'not a png at all')
     logger = logging.getLogger('test_img_split_bad')
     with caplog.at_level(logging.ERROR, logger='test_img_split_bad'):
-        summary = split_dataset([str(tmp_path / 'src/images')], [str(tmp_path / 'src/labelTxt')],
-                                str(tmp_path / 'out'), sizes=[10], gaps=[2], nproc=2,
-                                logger=logger, progress=False)
+        summary = split_dataset(
+            [str(tmp_path / 'src/images')],
+            [str(tmp_path / 'src/labelTxt')],
+            str(tmp_path / 'out'),
+            sizes=[10],
+            gaps=[2],
+            nproc=2,
+            logger=logger,
+            progress=False,
+        )
     assert summary['images'] == 2 and summary['patches'] == 12
     assert [osp.basename(p) for p, _ in summary['failed']] == ['P0002.png']
     assert any('P0002.png' in r.message for r in caplog.records)
@@ -239,25 +284,53 @@ def test_parallel_and_serial_outputs_are_identical(tmp_path):
     outs = []
     for nproc in (1, 2):
         save = tmp_path / f'out{nproc}'
-        split_dataset([str(tmp_path / 'src/images')], [str(tmp_path / 'src/labelTxt')],
-                      str(save), sizes=[10], gaps=[2], nproc=nproc, progress=False,
-                      logger=logging.getLogger('t'))
+        split_dataset(
+            [str(tmp_path / 'src/images')],
+            [str(tmp_path / 'src/labelTxt')],
+            str(save),
+            sizes=[10],
+            gaps=[2],
+            nproc=nproc,
+            progress=False,
+            logger=logging.getLogger('t'),
+        )
         outs.append({p.name: p.read_bytes() for p in sorted((save / 'annfiles').iterdir())})
     assert outs[0] == outs[1] and len(outs[0]) == 18
 
 
 def test_cli_base_json_with_overrides(tmp_path, capsys):
     make_source(tmp_path / 'src')
-    base = dict(nproc=1, img_dirs=[str(tmp_path / 'src/images')],
-                ann_dirs=[str(tmp_path / 'src/labelTxt')], sizes=[1024], gaps=[200],
-                rates=[1.0], img_rate_thr=0.6, iof_thr=0.7, no_padding=False,
-                padding_value=list(PAD), save_dir=str(tmp_path / 'from_json'), save_ext='.png')
+    base = dict(
+        nproc=1,
+        img_dirs=[str(tmp_path / 'src/images')],
+        ann_dirs=[str(tmp_path / 'src/labelTxt')],
+        sizes=[1024],
+        gaps=[200],
+        rates=[1.0],
+        img_rate_thr=0.6,
+        iof_thr=0.7,
+        no_padding=False,
+        padding_value=list(PAD),
+        save_dir=str(tmp_path / 'from_json'),
+        save_ext='.png',
+    )
     cfg = tmp_path / 'cfg.json'
     cfg.write_text(json.dumps(base))
     tool = load_tool()
     # command-line --sizes/--gaps/--save-dir override the json
-    rc = tool.main(['--base-json', str(cfg), '--sizes', '10', '--gaps', '2',
-                    '--save-dir', str(tmp_path / 'cli'), '--no-progress'])
+    rc = tool.main(
+        [
+            '--base-json',
+            str(cfg),
+            '--sizes',
+            '10',
+            '--gaps',
+            '2',
+            '--save-dir',
+            str(tmp_path / 'cli'),
+            '--no-progress',
+        ]
+    )
     assert rc == 0
     assert len(list((tmp_path / 'cli/images').iterdir())) == 6
     assert not (tmp_path / 'from_json').exists()
@@ -273,8 +346,19 @@ def test_cli_base_json_with_overrides(tmp_path, capsys):
         tool.main(['--img-dirs', str(tmp_path), '--save-ext', '.gif'])
 
 
-@pytest.mark.parametrize('name', ['ss_train', 'ss_val', 'ss_trainval', 'ss_test',
-                                  'ms_train', 'ms_val', 'ms_trainval', 'ms_test'])
+@pytest.mark.parametrize(
+    'name',
+    [
+        'ss_train',
+        'ss_val',
+        'ss_trainval',
+        'ss_test',
+        'ms_train',
+        'ms_val',
+        'ms_trainval',
+        'ms_test',
+    ],
+)
 def test_shipped_split_configs(name):
     path = osp.join(osp.dirname(TOOL), 'split_configs', f'{name}.json')
     cfg = json.load(open(path))
@@ -298,8 +382,21 @@ def test_cli_save_dir_required_and_exit_status_when_images_skipped(tmp_path, cap
     assert exit_info.value.code == 2
     assert '--save-dir is required' in capsys.readouterr().err
     # one unreadable image: the other is split, exit status 1, the last line says so
-    rc = tool.main(['--img-dirs', str(tmp_path / 'src/images'), '--sizes', '10', '--gaps', '2',
-                    '--save-dir', str(tmp_path / 'out'), '--nproc', '1', '--no-progress'])
+    rc = tool.main(
+        [
+            '--img-dirs',
+            str(tmp_path / 'src/images'),
+            '--sizes',
+            '10',
+            '--gaps',
+            '2',
+            '--save-dir',
+            str(tmp_path / 'out'),
+            '--nproc',
+            '1',
+            '--no-progress',
+        ]
+    )
     assert rc == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith('img_split: 1 of 2 images could not be split and were skipped')

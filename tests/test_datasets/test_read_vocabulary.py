@@ -1,5 +1,6 @@
 """read_vocabulary: the one reader of a vocabulary given on a command line (demo, ONNX export,
 text-embedding generation)."""
+
 import json
 
 import pytest

@@ -1,5 +1,6 @@
 """Augmentation randomness is a function of (seed, epoch, position): a resumed run (fresh
 workers at epoch 2) repeats the uninterrupted run's augmentations, with persistent workers."""
+
 import random
 
 import cv2
@@ -29,20 +30,32 @@ def dataset(tmp_path):
         (tmp_path / 'annfiles' / f'P{i}.txt').write_text('0 0 4 0 4 4 0 4 ship 0\n')
         cv2.imwrite(str(tmp_path / 'images' / f'P{i}.png'), np.full((4, 4, 3), i, np.uint8))
     with DefaultScope.overwrite_default_scope('ai4rs'):
-        yield DOTADataset(data_root=str(tmp_path), ann_file='annfiles/',
-                          data_prefix=dict(img_path='images/'),
-                          pipeline=[dict(type='LoadImageFromFile'), draw_randomness])
+        yield DOTADataset(
+            data_root=str(tmp_path),
+            ann_file='annfiles/',
+            data_prefix=dict(img_path='images/'),
+            pipeline=[dict(type='LoadImageFromFile'), draw_randomness],
+        )
 
 
 def _epochs(dataset, sampler_cls, epochs, num_workers, persistent):
     sampler = sampler_cls(dataset, shuffle=True, seed=7)
-    loader = DataLoader(dataset, batch_size=3, sampler=sampler, num_workers=num_workers,
-                        persistent_workers=persistent, collate_fn=pseudo_collate)
+    loader = DataLoader(
+        dataset,
+        batch_size=3,
+        sampler=sampler,
+        num_workers=num_workers,
+        persistent_workers=persistent,
+        collate_fn=pseudo_collate,
+    )
     out = {}
     for epoch in epochs:
         sampler.set_epoch(epoch)
-        out[epoch] = [(path, draws) for batch in loader
-                      for path, draws in zip(batch['img_path'], batch['draws'])]
+        out[epoch] = [
+            (path, draws)
+            for batch in loader
+            for path, draws in zip(batch['img_path'], batch['draws'])
+        ]
     return out
 
 
@@ -93,25 +106,49 @@ def test_quickstart_resume_with_two_persistent_workers_equals_uninterrupted(tmp_
     from ai4rs.datasets.preparation.synthetic_dota import generate_dataset
     from ai4rs.utils import load_checkpoint_safely
     from tests.conftest import REPO_ROOT, run_cmd
-    config = osp.join(REPO_ROOT, 'configs', 'rotated_yolox',
-                      'rotated_yolox_quickstart_synthetic.py')
+
+    config = osp.join(
+        REPO_ROOT, 'configs', 'rotated_yolox', 'rotated_yolox_quickstart_synthetic.py'
+    )
     train = osp.join(REPO_ROOT, 'tools', 'train.py')
     generate_dataset(str(tmp_path / 'data'), num_train=8, num_val=0, img_size=128)
-    opts = ['--cfg-options', f'train_dataloader.dataset.data_root={tmp_path}/data/',
-            'train_dataloader.batch_size=4', 'train_dataloader.num_workers=2',
-            'train_dataloader.persistent_workers=True', 'train_cfg.val_interval=100',
-            'val_dataloader=None', 'val_cfg=None', 'val_evaluator=None',
-            'test_dataloader=None', 'test_cfg=None', 'test_evaluator=None',
-            'default_hooks.checkpoint.interval=1', 'default_hooks.checkpoint.max_keep_ckpts=5']
-    run_cmd([sys.executable, train, config, '--work-dir', 'straight', *opts,
-             'train_cfg.max_epochs=3'], cwd=tmp_path)
+    opts = [
+        '--cfg-options',
+        f'train_dataloader.dataset.data_root={tmp_path}/data/',
+        'train_dataloader.batch_size=4',
+        'train_dataloader.num_workers=2',
+        'train_dataloader.persistent_workers=True',
+        'train_cfg.val_interval=100',
+        'val_dataloader=None',
+        'val_cfg=None',
+        'val_evaluator=None',
+        'test_dataloader=None',
+        'test_cfg=None',
+        'test_evaluator=None',
+        'default_hooks.checkpoint.interval=1',
+        'default_hooks.checkpoint.max_keep_ckpts=5',
+    ]
+    run_cmd(
+        [sys.executable, train, config, '--work-dir', 'straight', *opts, 'train_cfg.max_epochs=3'],
+        cwd=tmp_path,
+    )
     # interrupted in epoch 2: only the epoch-1 checkpoint is left; resumed to epoch 3
     (tmp_path / 'resumed').mkdir()
     shutil.copy(tmp_path / 'straight' / 'epoch_1.pth', tmp_path / 'resumed' / 'epoch_1.pth')
-    (tmp_path / 'resumed' / 'last_checkpoint').write_text(
-        str(tmp_path / 'resumed' / 'epoch_1.pth'))
-    run_cmd([sys.executable, train, config, '--work-dir', 'resumed', '--resume', *opts,
-             'train_cfg.max_epochs=3'], cwd=tmp_path)
+    (tmp_path / 'resumed' / 'last_checkpoint').write_text(str(tmp_path / 'resumed' / 'epoch_1.pth'))
+    run_cmd(
+        [
+            sys.executable,
+            train,
+            config,
+            '--work-dir',
+            'resumed',
+            '--resume',
+            *opts,
+            'train_cfg.max_epochs=3',
+        ],
+        cwd=tmp_path,
+    )
     straight = load_checkpoint_safely(str(tmp_path / 'straight' / 'epoch_3.pth'))['state_dict']
     resumed = load_checkpoint_safely(str(tmp_path / 'resumed' / 'epoch_3.pth'))['state_dict']
     for key, value in straight.items():

@@ -4,6 +4,7 @@ config dicts as in the recipe (img_scale shrunk to 64), on real image files in a
 Objects are filled polygons whose colour encodes their class, so after any geometric
 augmentation the pixels under a box can be checked against the label's text.
 """
+
 import copy
 
 import cv2
@@ -66,11 +67,23 @@ def infos(tmp_path_factory):
             pts = np.stack([cx + r * np.cos(angles), cy + r * np.sin(angles)], 1)
             pts = np.clip(pts, 0, [w - 1, h - 1])
             cv2.fillPoly(img, [np.round(pts).astype(np.int32)], class_colour(label))
-            instances.append(dict(bbox=[*pts.min(0), *pts.max(0)], bbox_label=label,
-                                  ignore_flag=0, mask=[pts.reshape(-1).tolist()]))
+            instances.append(
+                dict(
+                    bbox=[*pts.min(0), *pts.max(0)],
+                    bbox_label=label,
+                    ignore_flag=0,
+                    mask=[pts.reshape(-1).tolist()],
+                )
+            )
         # a crowd region (ignored, RLE) must not disturb the mask pipeline
-        instances.append(dict(bbox=[0, 0, 4, 4], bbox_label=0, ignore_flag=1,
-                              mask={'size': [h, w], 'counts': 'xyz'}))
+        instances.append(
+            dict(
+                bbox=[0, 0, 4, 4],
+                bbox_label=0,
+                ignore_flag=1,
+                mask={'size': [h, w], 'counts': 'xyz'},
+            )
+        )
         path = root / f'{i:03d}.png'
         cv2.imwrite(str(path), img)
         out.append(dict(img_path=str(path), img_id=i, height=h, width=w, instances=instances))
@@ -80,6 +93,7 @@ def infos(tmp_path_factory):
 def albu_available():
     try:
         import albumentations  # noqa: F401
+
         return True
     except ImportError:
         return False
@@ -89,52 +103,112 @@ def recipe_pipelines(affine_scale=0.9, mixup_prob=0.15, copypaste_prob=0.3):
     """The v2-L recipe's pipelines, as in yolo_world_v2_l_..._mask-refine_finetune_coco."""
     pre_transform = [
         dict(type='LoadImageFromFile'),
-        dict(type='LoadAnnotations', with_bbox=True, with_mask=True, mask2bbox=True)]
-    albu = dict(type='Albu',
-                transforms=[dict(type='Blur', p=0.01), dict(type='MedianBlur', p=0.01),
-                            dict(type='ToGray', p=0.01), dict(type='CLAHE', p=0.01)],
-                bbox_params=dict(type='BboxParams', format='pascal_voc',
-                                 label_fields=['gt_bboxes_labels', 'gt_ignore_flags']),
-                keymap={'img': 'image', 'gt_bboxes': 'bboxes'})
+        dict(type='LoadAnnotations', with_bbox=True, with_mask=True, mask2bbox=True),
+    ]
+    albu = dict(
+        type='Albu',
+        transforms=[
+            dict(type='Blur', p=0.01),
+            dict(type='MedianBlur', p=0.01),
+            dict(type='ToGray', p=0.01),
+            dict(type='CLAHE', p=0.01),
+        ],
+        bbox_params=dict(
+            type='BboxParams',
+            format='pascal_voc',
+            label_fields=['gt_bboxes_labels', 'gt_ignore_flags'],
+        ),
+        keymap={'img': 'image', 'gt_bboxes': 'bboxes'},
+    )
     last_transform = [dict(type='RemoveDataElement', keys=['gt_masks'])]
     if albu_available():
         last_transform.append(albu)
     last_transform += [dict(type='YOLOv5HSVRandomAug'), dict(type='RandomFlip', prob=0.5)]
     text_transform = [
-        dict(type='RandomLoadText', num_neg_samples=(80, 80), max_num_samples=80,
-             padding_to_max=True, padding_value=''),
-        dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                                              'flip', 'flip_direction', 'texts'))]
+        dict(
+            type='RandomLoadText',
+            num_neg_samples=(80, 80),
+            max_num_samples=80,
+            padding_to_max=True,
+            padding_value='',
+        ),
+        dict(
+            type='PackDetInputs',
+            meta_keys=(
+                'img_id',
+                'img_path',
+                'ori_shape',
+                'img_shape',
+                'flip',
+                'flip_direction',
+                'texts',
+            ),
+        ),
+    ]
     mosaic_affine = [
-        dict(type='MultiModalMosaic', img_scale=IMG_SCALE, pad_val=114.0,
-             pre_transform=pre_transform),
+        dict(
+            type='MultiModalMosaic', img_scale=IMG_SCALE, pad_val=114.0, pre_transform=pre_transform
+        ),
         dict(type='YOLOv5CopyPaste', prob=copypaste_prob),
-        dict(type='YOLOv5RandomAffine', max_rotate_degree=0.0, max_shear_degree=0.0,
-             max_aspect_ratio=100., scaling_ratio_range=(1 - affine_scale, 1 + affine_scale),
-             border=(-IMG_SCALE[0] // 2, -IMG_SCALE[1] // 2), border_val=(114, 114, 114),
-             min_area_ratio=0.01, use_mask_refine=True)]
-    train = [*pre_transform, *mosaic_affine,
-             dict(type='YOLOv5MultiModalMixUp', prob=mixup_prob,
-                  pre_transform=[*pre_transform, *mosaic_affine]),
-             *last_transform, *text_transform]
-    stage2 = [*pre_transform,
-              dict(type='YOLOv5KeepRatioResize', scale=IMG_SCALE),
-              dict(type='LetterResize', scale=IMG_SCALE, allow_scale_up=True,
-                   pad_val=dict(img=114.0)),
-              dict(type='YOLOv5RandomAffine', max_rotate_degree=0.0, max_shear_degree=0.0,
-                   scaling_ratio_range=(1 - affine_scale, 1 + affine_scale),
-                   max_aspect_ratio=100, border_val=(114, 114, 114), min_area_ratio=0.01,
-                   use_mask_refine=True),
-              *last_transform, *text_transform]
-    test = [dict(type='LoadImageFromFile'),
-            dict(type='YOLOv5KeepRatioResize', scale=IMG_SCALE),
-            dict(type='LetterResize', scale=IMG_SCALE, allow_scale_up=False,
-                 pad_val=dict(img=114)),
-            dict(type='LoadAnnotations', with_bbox=True),
-            dict(type='LoadText'),
-            dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape',
-                                                  'img_shape', 'scale_factor', 'pad_param',
-                                                  'texts'))]
+        dict(
+            type='YOLOv5RandomAffine',
+            max_rotate_degree=0.0,
+            max_shear_degree=0.0,
+            max_aspect_ratio=100.0,
+            scaling_ratio_range=(1 - affine_scale, 1 + affine_scale),
+            border=(-IMG_SCALE[0] // 2, -IMG_SCALE[1] // 2),
+            border_val=(114, 114, 114),
+            min_area_ratio=0.01,
+            use_mask_refine=True,
+        ),
+    ]
+    train = [
+        *pre_transform,
+        *mosaic_affine,
+        dict(
+            type='YOLOv5MultiModalMixUp',
+            prob=mixup_prob,
+            pre_transform=[*pre_transform, *mosaic_affine],
+        ),
+        *last_transform,
+        *text_transform,
+    ]
+    stage2 = [
+        *pre_transform,
+        dict(type='YOLOv5KeepRatioResize', scale=IMG_SCALE),
+        dict(type='LetterResize', scale=IMG_SCALE, allow_scale_up=True, pad_val=dict(img=114.0)),
+        dict(
+            type='YOLOv5RandomAffine',
+            max_rotate_degree=0.0,
+            max_shear_degree=0.0,
+            scaling_ratio_range=(1 - affine_scale, 1 + affine_scale),
+            max_aspect_ratio=100,
+            border_val=(114, 114, 114),
+            min_area_ratio=0.01,
+            use_mask_refine=True,
+        ),
+        *last_transform,
+        *text_transform,
+    ]
+    test = [
+        dict(type='LoadImageFromFile'),
+        dict(type='YOLOv5KeepRatioResize', scale=IMG_SCALE),
+        dict(type='LetterResize', scale=IMG_SCALE, allow_scale_up=False, pad_val=dict(img=114)),
+        dict(type='LoadAnnotations', with_bbox=True),
+        dict(type='LoadText'),
+        dict(
+            type='PackDetInputs',
+            meta_keys=(
+                'img_id',
+                'img_path',
+                'ori_shape',
+                'img_shape',
+                'scale_factor',
+                'pad_param',
+                'texts',
+            ),
+        ),
+    ]
     return train, stage2, test
 
 
@@ -158,6 +232,7 @@ def check_train_batch(batch, num_imgs):
 def test_stage1_pipeline_runs_and_labels_name_their_objects(infos, seed):
     np.random.seed(seed)
     import random
+
     random.seed(seed)
     train, _, _ = recipe_pipelines(mixup_prob=1.0 if seed else 0.15, copypaste_prob=1.0)
     ds = MiniMultiModalDataset(infos, train)
@@ -173,6 +248,7 @@ def test_stage1_colours_match_texts_without_photometric_noise(infos):
     """Geometry only (HSV/Albu removed, no mixup): the polygon-refined box of each object
     covers pixels of its class colour, and its label's text is its class name."""
     import random
+
     np.random.seed(5)
     random.seed(5)
     train, _, _ = recipe_pipelines(mixup_prob=0.0, copypaste_prob=0.0)
@@ -186,8 +262,9 @@ def test_stage1_colours_match_texts_without_photometric_noise(infos):
         gt = out['data_samples'].gt_instances
         for b, label in zip(gt.bboxes.tensor.numpy(), gt.labels.numpy()):
             cls = CLASS_NAMES.index(texts[label])
-            x1, y1, x2, y2 = np.floor(b[:2]).astype(int).tolist() + np.ceil(b[2:]).astype(
-                int).tolist()
+            x1, y1, x2, y2 = (
+                np.floor(b[:2]).astype(int).tolist() + np.ceil(b[2:]).astype(int).tolist()
+            )
             patch = img[y1:y2, x1:x2].reshape(-1, 3)
             dist = np.abs(patch - np.array(class_colour(cls))).max(1)
             assert (dist <= 3).any(), (texts[label], b)
@@ -197,6 +274,7 @@ def test_stage1_colours_match_texts_without_photometric_noise(infos):
 
 def test_stage2_pipeline(infos):
     import random
+
     np.random.seed(3)
     random.seed(3)
     _, stage2, _ = recipe_pipelines()
@@ -223,6 +301,5 @@ def test_test_pipeline_maps_boxes_back_to_the_original(infos):
             boxes = out['data_samples'].gt_instances.bboxes.tensor.numpy()
             if letterboxed:
                 boxes = (boxes - [left, top, left, top]) / [sx, sy, sx, sy]
-            orig = np.array([inst['bbox'] for inst in info['instances']
-                             if not inst['ignore_flag']])
+            orig = np.array([inst['bbox'] for inst in info['instances'] if not inst['ignore_flag']])
             np.testing.assert_allclose(boxes, orig, atol=1e-3)

@@ -6,6 +6,7 @@ checkpoint is then evaluated with ``tools/test.py``, loaded with
 ``init_detector``, run with ``inference_detector``, ``demo/image_demo.py`` and
 sliced inference on a larger image made of four held-out images.
 """
+
 import glob
 import os.path as osp
 import re
@@ -26,6 +27,7 @@ def _gt_rboxes(ann_file):
     from ai4rs.datasets.dota import load_dota_labels
     from ai4rs.datasets.preparation.synthetic_dota import CLASSES
     from ai4rs.structures.bbox import qbox2rbox
+
     labels = load_dota_labels(ann_file)
     rboxes = qbox2rbox(torch.as_tensor(np.asarray(labels.polygons), dtype=torch.float32))
     cls = np.array([CLASSES.index(n) for n in labels.names], dtype=np.int64)
@@ -34,12 +36,23 @@ def _gt_rboxes(ann_file):
 
 def _ap50(pred_list, gt_list, num_classes=3):
     from ai4rs.evaluation.functional import eval_rbbox_map
+
     dets, anns = [], []
     for (boxes, scores, labels), (gt_boxes, gt_labels) in zip(pred_list, gt_list):
-        dets.append([np.concatenate([boxes[labels == c], scores[labels == c, None]], 1)
-                     for c in range(num_classes)])
-        anns.append(dict(bboxes=gt_boxes, labels=gt_labels, bboxes_ignore=np.zeros((0, 5)),
-                         labels_ignore=np.zeros(0, np.int64)))
+        dets.append(
+            [
+                np.concatenate([boxes[labels == c], scores[labels == c, None]], 1)
+                for c in range(num_classes)
+            ]
+        )
+        anns.append(
+            dict(
+                bboxes=gt_boxes,
+                labels=gt_labels,
+                bboxes_ignore=np.zeros((0, 5)),
+                labels_ignore=np.zeros(0, np.int64),
+            )
+        )
     mean_ap, _ = eval_rbbox_map(dets, anns, iou_thr=0.5, logger='silent')
     return mean_ap
 
@@ -52,9 +65,18 @@ def _pred_arrays(sample):
 @pytest.mark.slow
 def test_quickstart_then_test_tool_inference_and_demos(tmp_path):
     work, data = tmp_path / 'work', tmp_path / 'data'
-    proc = run_cmd([sys.executable, osp.join(REPO_ROOT, 'tools', 'quickstart.py'),
-                    '--work-dir', str(work), '--data-root', str(data)], cwd=tmp_path,
-                   timeout=1800)
+    proc = run_cmd(
+        [
+            sys.executable,
+            osp.join(REPO_ROOT, 'tools', 'quickstart.py'),
+            '--work-dir',
+            str(work),
+            '--data-root',
+            str(data),
+        ],
+        cwd=tmp_path,
+        timeout=1800,
+    )
     ap50 = float(re.search(r'^AP50: ([0-9.]+)$', proc.stdout, re.M).group(1))
     assert ap50 >= 0.8, proc.stdout[-3000:]
     drawings = glob.glob(str(work / '*' / 'predictions' / '*.png'))
@@ -65,15 +87,26 @@ def test_quickstart_then_test_tool_inference_and_demos(tmp_path):
     assert osp.isfile(ckpt)
 
     # the checkpoint from training evaluates the same in tools/test.py
-    proc = run_cmd([sys.executable, osp.join(REPO_ROOT, 'tools', 'test.py'), CONFIG, ckpt,
-                    '--work-dir', str(tmp_path / 'test_work'), '--cfg-options',
-                    f'test_dataloader.dataset.data_root={data}/'], cwd=tmp_path)
+    proc = run_cmd(
+        [
+            sys.executable,
+            osp.join(REPO_ROOT, 'tools', 'test.py'),
+            CONFIG,
+            ckpt,
+            '--work-dir',
+            str(tmp_path / 'test_work'),
+            '--cfg-options',
+            f'test_dataloader.dataset.data_root={data}/',
+        ],
+        cwd=tmp_path,
+    )
     test_ap = float(re.search(r'dota/AP50: ([0-9.]+)', proc.stdout + proc.stderr).group(1))
     assert test_ap == pytest.approx(ap50, abs=1e-3)
 
     # the Python API on the held-out images
     from ai4rs.apis import inference_detector, inference_detector_by_patches, init_detector
     from ai4rs.structures.bbox import RotatedBoxes
+
     model = init_detector(CONFIG, ckpt, device='cpu')
     assert model.dataset_meta['classes'] == ('vehicle', 'pool', 'court')
     images = sorted(glob.glob(str(data / 'val' / 'images' / '*.png')))
@@ -84,13 +117,26 @@ def test_quickstart_then_test_tool_inference_and_demos(tmp_path):
     gts = [_gt_rboxes(a) for a in annfiles[:8]]
     assert _ap50(preds, gts) >= 0.8
     from_array = inference_detector(model, cv2.imread(images[0]))
-    torch.testing.assert_close(from_array.pred_instances.bboxes.tensor,
-                               results[0].pred_instances.bboxes.tensor)
+    torch.testing.assert_close(
+        from_array.pred_instances.bboxes.tensor, results[0].pred_instances.bboxes.tensor
+    )
 
     # image demo draws the predictions
     out = tmp_path / 'demo.png'
-    run_cmd([sys.executable, osp.join(REPO_ROOT, 'demo', 'image_demo.py'), images[0], CONFIG, ckpt,
-             '--out-file', str(out), '--score-thr', '0.3'], cwd=tmp_path)
+    run_cmd(
+        [
+            sys.executable,
+            osp.join(REPO_ROOT, 'demo', 'image_demo.py'),
+            images[0],
+            CONFIG,
+            ckpt,
+            '--out-file',
+            str(out),
+            '--score-thr',
+            '0.3',
+        ],
+        cwd=tmp_path,
+    )
     drawn = cv2.imread(str(out))
     assert drawn.shape == (256, 256, 3)
     assert np.abs(drawn.astype(int) - cv2.imread(images[0]).astype(int)).sum() > 0
@@ -101,7 +147,7 @@ def test_quickstart_then_test_tool_inference_and_demos(tmp_path):
     big_gt, big_labels = [], []
     for k in range(4):
         y, x = divmod(k, 2)
-        big[y * 256:(y + 1) * 256, x * 256:(x + 1) * 256] = cv2.imread(images[k])
+        big[y * 256 : (y + 1) * 256, x * 256 : (x + 1) * 256] = cv2.imread(images[k])
         boxes, labels = gts[k]
         boxes = boxes.copy()
         boxes[:, 0] += x * 256
@@ -110,12 +156,26 @@ def test_quickstart_then_test_tool_inference_and_demos(tmp_path):
         big_labels.append(labels)
     big_path = str(tmp_path / 'big.png')
     cv2.imwrite(big_path, big)
-    merged = inference_detector_by_patches(model, big_path, sizes=(256, ), steps=(192, ),
-                                           batch_size=4, progress=False)
+    merged = inference_detector_by_patches(
+        model, big_path, sizes=(256,), steps=(192,), batch_size=4, progress=False
+    )
     assert merged.ori_shape == (512, 512)
     big_pred = _pred_arrays(merged)
     assert _ap50([big_pred], [(np.concatenate(big_gt), np.concatenate(big_labels))]) >= 0.8
-    run_cmd([sys.executable, osp.join(REPO_ROOT, 'demo', 'huge_image_demo.py'), big_path, CONFIG,
-             ckpt, '--out-file', str(tmp_path / 'big_out.png'), '--patch-sizes', '256',
-             '--patch-steps', '192'], cwd=tmp_path)
+    run_cmd(
+        [
+            sys.executable,
+            osp.join(REPO_ROOT, 'demo', 'huge_image_demo.py'),
+            big_path,
+            CONFIG,
+            ckpt,
+            '--out-file',
+            str(tmp_path / 'big_out.png'),
+            '--patch-sizes',
+            '256',
+            '--patch-steps',
+            '192',
+        ],
+        cwd=tmp_path,
+    )
     assert cv2.imread(str(tmp_path / 'big_out.png')).shape == (512, 512, 3)

@@ -6,6 +6,7 @@ AP50 >= 0.8 on the held-out images, and runs the demo with the vocabulary of ``-
 checkpoint then evaluates the same in ``tools/test.py``, and ``inference_detector`` with another
 vocabulary finds the held-out image's objects of those classes (checked against its COCO json).
 """
+
 import json
 import os.path as osp
 import re
@@ -44,17 +45,31 @@ def _gt(data, image_name):
 
 def _found(dets, gt, texts):
     """Every GT box of the vocabulary's classes matched (IoU >= 0.5) by a same-text detection."""
-    return all(any(d['text'] == t and _iou(d['bbox'], g) >= 0.5 for d in dets)
-               for t in texts for g in gt.get(t, []))
+    return all(
+        any(d['text'] == t and _iou(d['bbox'], g) >= 0.5 for d in dets)
+        for t in texts
+        for g in gt.get(t, [])
+    )
 
 
 @pytest.mark.slow
 def test_open_vocabulary_quickstart_then_test_tool_and_other_vocabulary(tmp_path):
     work, data = tmp_path / 'work', tmp_path / 'data'
     texts = ['blue square', 'yellow star']
-    proc = run_cmd([sys.executable, osp.join(REPO_ROOT, 'tools', 'quickstart_yolo_world.py'),
-                    '--work-dir', str(work), '--data-root', str(data), '--texts', ','.join(texts)],
-                   cwd=tmp_path, timeout=1800)
+    proc = run_cmd(
+        [
+            sys.executable,
+            osp.join(REPO_ROOT, 'tools', 'quickstart_yolo_world.py'),
+            '--work-dir',
+            str(work),
+            '--data-root',
+            str(data),
+            '--texts',
+            ','.join(texts),
+        ],
+        cwd=tmp_path,
+        timeout=1800,
+    )
     ap50 = float(re.search(r'^AP50: ([0-9.]+)$', proc.stdout, re.M).group(1))
     assert ap50 >= 0.8, proc.stdout[-3000:]
     config = re.search(r'^config: (.+)$', proc.stdout, re.M).group(1)
@@ -73,19 +88,31 @@ def test_open_vocabulary_quickstart_then_test_tool_and_other_vocabulary(tmp_path
     assert drawn.shape == original.shape and np.abs(drawn.astype(int) - original).sum() > 0
 
     # the checkpoint evaluates the same in tools/test.py
-    proc = run_cmd([sys.executable, osp.join(REPO_ROOT, 'tools', 'test.py'), config, ckpt,
-                    '--work-dir', str(tmp_path / 'test_work')], cwd=tmp_path)
+    proc = run_cmd(
+        [
+            sys.executable,
+            osp.join(REPO_ROOT, 'tools', 'test.py'),
+            config,
+            ckpt,
+            '--work-dir',
+            str(tmp_path / 'test_work'),
+        ],
+        cwd=tmp_path,
+    )
     test_ap = float(re.search(r'coco/bbox_mAP_50: ([0-9.]+)', proc.stdout + proc.stderr).group(1))
     assert test_ap == pytest.approx(ap50, abs=1e-3)
 
     # another vocabulary, in another order, from Python
     from ai4rs.apis import inference_detector, init_detector
+
     model = init_detector(config, ckpt, device='cpu')
     other = ['green triangle', 'red circle', 'blue square']
     result = inference_detector(model, str(image), texts=other)
     pred = result.pred_instances
     keep = pred.scores >= 0.3
-    found = [dict(text=other[int(label)], bbox=box.tolist()) for box, label in
-             zip(pred.bboxes.tensor[keep], pred.labels[keep])]
+    found = [
+        dict(text=other[int(label)], bbox=box.tolist())
+        for box, label in zip(pred.bboxes.tensor[keep], pred.labels[keep])
+    ]
     assert found and {d['text'] for d in found} <= set(other)
     assert _found(found, gt, other), (found, gt)

@@ -1,4 +1,5 @@
 """A progress bar with ETA on a terminal; nothing added to plain logs otherwise."""
+
 import io
 from types import SimpleNamespace
 

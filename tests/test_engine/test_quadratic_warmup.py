@@ -1,4 +1,5 @@
 """QuadraticWarmup schedulers against hand-computed values."""
+
 import pytest
 import torch
 
@@ -41,17 +42,19 @@ def test_momentum_warmup_values():
 
 def test_epoch_to_iter_conversion():
     optimizer = _sgd(lr=0.36)
-    scheduler = QuadraticWarmupLR.build_iter_from_epoch(optimizer, begin=0, end=2, by_epoch=True,
-                                                        epoch_length=3)
+    scheduler = QuadraticWarmupLR.build_iter_from_epoch(
+        optimizer, begin=0, end=2, by_epoch=True, epoch_length=3
+    )
     assert not scheduler.by_epoch and (scheduler.begin, scheduler.end) == (0, 6)
     values = _run(scheduler, optimizer, 'lr', 7)
-    assert values == pytest.approx([0.36 * (t + 1)**2 / 36 for t in range(6)] + [0.36])
+    assert values == pytest.approx([0.36 * (t + 1) ** 2 / 36 for t in range(6)] + [0.36])
 
 
 def test_registry_and_errors():
     optimizer = _sgd()
     scheduler = PARAM_SCHEDULERS.build(
-        dict(type='QuadraticWarmupLR', optimizer=optimizer, end=4, by_epoch=False))
+        dict(type='QuadraticWarmupLR', optimizer=optimizer, end=4, by_epoch=False)
+    )
     assert isinstance(scheduler, QuadraticWarmupLR)
     with pytest.raises(ValueError, match='end'):
         QuadraticWarmupParamScheduler(_sgd(), 'lr')

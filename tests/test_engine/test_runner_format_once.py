@@ -1,5 +1,6 @@
 """ai4rs' Runner formats its config once (mmengine formats it for the log, the work-dir dump, the
 visualizer and every checkpoint), and the cached text is the text mmengine would write."""
+
 import mmengine.config.config as mmengine_config
 import torch
 from mmengine.config import Config
@@ -38,20 +39,22 @@ class _Toy(torch.nn.Module):
         self.w = torch.nn.Parameter(torch.ones(2))
 
     def forward(self, inputs=None, data_samples=None, mode='tensor'):
-        return dict(loss=(self.w ** 2).sum()) if mode == 'loss' else [self.w]
+        return dict(loss=(self.w**2).sum()) if mode == 'loss' else [self.w]
 
     def train_step(self, data, optim_wrapper):
-        loss = (self.w ** 2).sum()
+        loss = (self.w**2).sum()
         optim_wrapper.update_params(loss)
         return dict(loss=loss)
 
 
 def test_runner_formats_its_config_once(tmp_path, monkeypatch):
     from mmengine.registry import MODELS
+
     MODELS.register_module('ToyForFormatting', module=_Toy, force=True)
     (tmp_path / 'toy_cfg.py').write_text(
         f"work_dir = {str(tmp_path / 'work')!r}\nmodel = dict(type='ToyForFormatting')\n"
-        "default_scope = 'mmengine'\nenv_cfg = dict(dist_cfg=dict(backend='gloo'))\n")
+        "default_scope = 'mmengine'\nenv_cfg = dict(dist_cfg=dict(backend='gloo'))\n"
+    )
     cfg = Config.fromfile(str(tmp_path / 'toy_cfg.py'))
     expected = cfg.pretty_text
     calls = _count_formatting(monkeypatch)

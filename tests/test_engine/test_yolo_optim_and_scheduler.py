@@ -3,6 +3,7 @@
 Expected values are computed by hand (in comments) or by formulas written
 out again here, independently of the code under test.
 """
+
 import logging
 import math
 from types import SimpleNamespace
@@ -26,8 +27,10 @@ from ai4rs.models.layers import ExpMomentumEMA
 from ai4rs.registry import HOOKS, OPTIM_WRAPPER_CONSTRUCTORS
 
 # YOLO-World's fine-tuning recipe
-RECIPE_CUSTOM_KEYS = {'backbone.text_model': dict(lr_mult=0.01),
-                      'logit_scale': dict(weight_decay=0.0)}
+RECIPE_CUSTOM_KEYS = {
+    'backbone.text_model': dict(lr_mult=0.01),
+    'logit_scale': dict(weight_decay=0.0),
+}
 
 
 class TextModel(nn.Module):
@@ -73,15 +76,18 @@ def eight_gpus(monkeypatch):
     monkeypatch.setattr(v5_module, 'get_world_size', lambda: 8)
 
 
-@pytest.mark.parametrize('batch, world, factor', [
-    (16, 8, 2.0),     # 128 images: accumulate max(round(0.5), 1) = 1 -> 128 / 64
-    (16, 1, 1.0),     # 16: accumulate 4 -> 64 / 64
-    (8, 2, 1.0),      # 16: accumulate 4
-    (24, 1, 1.125),   # 24: accumulate round(2.67) = 3 -> 72 / 64
-    (40, 1, 1.25),    # 40: accumulate round(1.6) = 2 -> 80 / 64
-    (32, 4, 2.0),     # 128
-    (64, 4, 4.0),     # 256
-])
+@pytest.mark.parametrize(
+    'batch, world, factor',
+    [
+        (16, 8, 2.0),  # 128 images: accumulate max(round(0.5), 1) = 1 -> 128 / 64
+        (16, 1, 1.0),  # 16: accumulate 4 -> 64 / 64
+        (8, 2, 1.0),  # 16: accumulate 4
+        (24, 1, 1.125),  # 24: accumulate round(2.67) = 3 -> 72 / 64
+        (40, 1, 1.25),  # 40: accumulate round(1.6) = 2 -> 80 / 64
+        (32, 4, 2.0),  # 128
+        (64, 4, 4.0),  # 256
+    ],
+)
 def test_weight_decay_scale(batch, world, factor):
     assert yolov5_weight_decay_scale(batch, world, 64) == pytest.approx(factor)
 
@@ -93,21 +99,30 @@ def test_weight_decay_scale_rejects_zero_batch():
 
 def test_yolow_constructor_recipe_groups(eight_gpus):
     model = ToyDetector()
-    cfg = dict(type='OptimWrapper', clip_grad=dict(max_norm=10.0),
-               optimizer=dict(type='AdamW', lr=2e-4, weight_decay=0.05, batch_size_per_gpu=16))
+    cfg = dict(
+        type='OptimWrapper',
+        clip_grad=dict(max_norm=10.0),
+        optimizer=dict(type='AdamW', lr=2e-4, weight_decay=0.05, batch_size_per_gpu=16),
+    )
     paramwise_cfg = dict(custom_keys=RECIPE_CUSTOM_KEYS)
-    constructor = OPTIM_WRAPPER_CONSTRUCTORS.build(dict(
-        type='YOLOWv5OptimizerConstructor', optim_wrapper_cfg=cfg, paramwise_cfg=paramwise_cfg))
+    constructor = OPTIM_WRAPPER_CONSTRUCTORS.build(
+        dict(type='YOLOWv5OptimizerConstructor', optim_wrapper_cfg=cfg, paramwise_cfg=paramwise_cfg)
+    )
     wrapper = constructor(model)
     assert 'batch_size_per_gpu' in cfg['optimizer'], 'the caller config must not be modified'
     optimizer = wrapper.optimizer
     assert isinstance(optimizer, torch.optim.AdamW)
     groups = optimizer.param_groups
     assert _names(model, groups) == [
-        ['backbone.image_model.0.weight'], ['backbone.image_model.1.weight'],
-        ['backbone.image_model.1.bias'], ['backbone.text_model.proj.weight'],
-        ['backbone.text_model.proj.bias'], ['bbox_head.logit_scale'], ['bbox_head.cls.weight'],
-        ['bbox_head.cls.bias']]
+        ['backbone.image_model.0.weight'],
+        ['backbone.image_model.1.weight'],
+        ['backbone.image_model.1.bias'],
+        ['backbone.text_model.proj.weight'],
+        ['backbone.text_model.proj.bias'],
+        ['bbox_head.logit_scale'],
+        ['bbox_head.cls.weight'],
+        ['bbox_head.cls.bias'],
+    ]
     # default groups: lr 2e-4, weight decay 0.05 x (16 x 8 / 64 = 2) = 0.1
     for i in (0, 1, 2, 6, 7):
         assert groups[i]['lr'] == pytest.approx(2e-4)
@@ -128,8 +143,16 @@ def test_yolow_constructor_recipe_groups(eight_gpus):
 def test_yolow_constructor_frozen_text_model_keeps_its_groups(eight_gpus):
     model = ToyDetector()
     model.backbone.text_model.requires_grad_(False)
-    cfg = dict(optimizer=dict(type='SGD', lr=1e-3, momentum=0.937, nesterov=True,
-                              weight_decay=5e-4, batch_size_per_gpu=16))
+    cfg = dict(
+        optimizer=dict(
+            type='SGD',
+            lr=1e-3,
+            momentum=0.937,
+            nesterov=True,
+            weight_decay=5e-4,
+            batch_size_per_gpu=16,
+        )
+    )
     constructor = YOLOWv5OptimizerConstructor(cfg, dict(custom_keys=RECIPE_CUSTOM_KEYS))
     groups = constructor(model).optimizer.param_groups
     # still one group per parameter (as upstream): group indices do not depend on freezing
@@ -147,9 +170,14 @@ def test_yolow_constructor_norm_bias_rules_override_custom_keys(eight_gpus):
     model = ToyDetector()
     paramwise_cfg = dict(
         custom_keys={'backbone.image_model': dict(lr_mult=0.5, decay_mult=3.0)},
-        norm_decay_mult=0.0, bias_decay_mult=0.5, bias_lr_mult=2.0, base_total_batch_size=32)
-    cfg = dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=1e-2,
-                              batch_size_per_gpu=16))
+        norm_decay_mult=0.0,
+        bias_decay_mult=0.5,
+        bias_lr_mult=2.0,
+        base_total_batch_size=32,
+    )
+    cfg = dict(
+        optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=1e-2, batch_size_per_gpu=16)
+    )
     groups = YOLOWv5OptimizerConstructor(cfg, paramwise_cfg)(model).optimizer.param_groups
     wd = [g['weight_decay'] for g in groups]
     lr = [g['lr'] for g in groups]
@@ -178,15 +206,27 @@ def test_yolow_constructor_without_paramwise_options_is_one_group(eight_gpus):
 
 def test_yolov5_constructor_three_groups(eight_gpus):
     model = ToyDetector()
-    cfg = dict(type='OptimWrapper', optimizer=dict(
-        type='SGD', lr=0.01, momentum=0.937, weight_decay=5e-4, nesterov=True,
-        batch_size_per_gpu=16))
+    cfg = dict(
+        type='OptimWrapper',
+        optimizer=dict(
+            type='SGD',
+            lr=0.01,
+            momentum=0.937,
+            weight_decay=5e-4,
+            nesterov=True,
+            batch_size_per_gpu=16,
+        ),
+    )
     groups = YOLOv5OptimizerConstructor(cfg)(model).optimizer.param_groups
     assert _names(model, groups) == [
-        ['backbone.image_model.0.weight', 'backbone.text_model.proj.weight',
-         'bbox_head.cls.weight'],
+        [
+            'backbone.image_model.0.weight',
+            'backbone.text_model.proj.weight',
+            'bbox_head.cls.weight',
+        ],
         ['backbone.image_model.1.weight'],
-        ['backbone.image_model.1.bias', 'backbone.text_model.proj.bias', 'bbox_head.cls.bias']]
+        ['backbone.image_model.1.bias', 'backbone.text_model.proj.bias', 'bbox_head.cls.bias'],
+    ]
     assert groups[0]['weight_decay'] == pytest.approx(1e-3)  # 5e-4 x 2
     # norm weights and biases: SGD's default weight decay, 0
     assert groups[1]['weight_decay'] == 0 and groups[2]['weight_decay'] == 0
@@ -196,8 +236,10 @@ def test_yolov5_constructor_three_groups(eight_gpus):
 def test_yolov5_constructor_adamw_default_decay_and_no_scaling(monkeypatch):
     monkeypatch.setattr(v5_module, 'get_world_size', lambda: 1)
     model = ToyDetector()
-    cfg = dict(type='OptimWrapper', optimizer=dict(
-        type='AdamW', lr=0.001, weight_decay=0.05, batch_size_per_gpu=16))
+    cfg = dict(
+        type='OptimWrapper',
+        optimizer=dict(type='AdamW', lr=0.001, weight_decay=0.05, batch_size_per_gpu=16),
+    )
     groups = YOLOv5OptimizerConstructor(cfg)(model).optimizer.param_groups
     assert groups[0]['weight_decay'] == pytest.approx(0.05)  # 16 x 1 against 64: x1
     # weight_decay is taken out of the optimizer config: AdamW's default 0.01 applies
@@ -225,17 +267,31 @@ class FakeLoader:
 def _fake_runner(base_lrs, momentum=0.937, iters_per_epoch=5):
     params = [nn.Parameter(torch.zeros(1)) for _ in base_lrs]
     optimizer = torch.optim.SGD(
-        [{'params': [p], 'lr': lr} for p, lr in zip(params, base_lrs)], lr=base_lrs[0],
-        momentum=momentum)
-    return SimpleNamespace(optim_wrapper=SimpleNamespace(optimizer=optimizer), iter=0, epoch=0,
-                           train_dataloader=FakeLoader(iters_per_epoch))
+        [{'params': [p], 'lr': lr} for p, lr in zip(params, base_lrs)],
+        lr=base_lrs[0],
+        momentum=momentum,
+    )
+    return SimpleNamespace(
+        optim_wrapper=SimpleNamespace(optimizer=optimizer),
+        iter=0,
+        epoch=0,
+        train_dataloader=FakeLoader(iters_per_epoch),
+    )
 
 
 def test_scheduler_hook_warmup_and_epochs():
     # groups: weights 0.01, BN weights 0.01, biases 0.01 (index 2), text model 1e-4
     runner = _fake_runner([0.01, 0.01, 0.01, 1e-4])
-    hook = HOOKS.build(dict(type='YOLOv5ParamSchedulerHook', scheduler_type='linear',
-                            lr_factor=0.01, max_epochs=10, warmup_epochs=2, warmup_mim_iter=3))
+    hook = HOOKS.build(
+        dict(
+            type='YOLOv5ParamSchedulerHook',
+            scheduler_type='linear',
+            lr_factor=0.01,
+            max_epochs=10,
+            warmup_epochs=2,
+            warmup_mim_iter=3,
+        )
+    )
     assert hook.priority == 9
     hook.before_train(runner)
     groups = runner.optim_wrapper.optimizer.param_groups
@@ -276,8 +332,14 @@ def test_scheduler_hook_warmup_and_epochs():
 
 def test_scheduler_hook_cosine_and_minimum_warmup():
     runner = _fake_runner([0.02, 0.02, 0.02], iters_per_epoch=5)
-    hook = YOLOv5ParamSchedulerHook(scheduler_type='cosine', lr_factor=0.01, max_epochs=10,
-                                    warmup_epochs=1, warmup_bias_lr=0.0, warmup_mim_iter=20)
+    hook = YOLOv5ParamSchedulerHook(
+        scheduler_type='cosine',
+        lr_factor=0.01,
+        max_epochs=10,
+        warmup_epochs=1,
+        warmup_bias_lr=0.0,
+        warmup_mim_iter=20,
+    )
     hook.before_train(runner)
     groups = runner.optim_wrapper.optimizer.param_groups
     runner.iter, runner.epoch = 10, 2  # warm-up is max(5, 20) = 20 iterations: half-way
@@ -344,6 +406,7 @@ class WrapperWithPipeline(torch.utils.data.Dataset):
 
     def __init__(self, pipeline):
         from mmcv.transforms import Compose
+
         self.dataset = TaggedSamples()
         self.pipeline = Compose(pipeline)
 
@@ -377,32 +440,53 @@ class Recorder(Hook):
         self.stages.append(sorted(set(int(s) for s in data_batch['stage'])))
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-        self.params.append({k: v.detach().clone().double()
-                            for k, v in runner.model.state_dict().items()})
+        self.params.append(
+            {k: v.detach().clone().double() for k, v in runner.model.state_dict().items()}
+        )
 
 
 def _train(tmp_path, optim_wrapper, max_epochs=4):
     recorder = Recorder()
     runner = Runner(
-        model=ToyNet(), work_dir=str(tmp_path),
-        train_dataloader=dict(dataset=WrapperWithPipeline([stage1]), batch_size=2, num_workers=0,
-                              sampler=dict(type='DefaultSampler', shuffle=False),
-                              collate_fn=dict(type='default_collate')),
+        model=ToyNet(),
+        work_dir=str(tmp_path),
+        train_dataloader=dict(
+            dataset=WrapperWithPipeline([stage1]),
+            batch_size=2,
+            num_workers=0,
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            collate_fn=dict(type='default_collate'),
+        ),
         train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
         optim_wrapper=optim_wrapper,
         default_hooks=dict(
-            checkpoint=None, logger=dict(type='LoggerHook', interval=100),
-            param_scheduler=dict(type='YOLOv5ParamSchedulerHook', scheduler_type='linear',
-                                 lr_factor=0.01, max_epochs=max_epochs, warmup_epochs=1,
-                                 warmup_mim_iter=2)),
+            checkpoint=None,
+            logger=dict(type='LoggerHook', interval=100),
+            param_scheduler=dict(
+                type='YOLOv5ParamSchedulerHook',
+                scheduler_type='linear',
+                lr_factor=0.01,
+                max_epochs=max_epochs,
+                warmup_epochs=1,
+                warmup_mim_iter=2,
+            ),
+        ),
         custom_hooks=[
-            dict(type='EMAHook', ema_type='ExpMomentumEMA', momentum=0.0001,
-                 update_buffers=True, strict_load=False, priority=49),
-            dict(type='PipelineSwitchHook', switch_epoch=max_epochs - 1,
-                 switch_pipeline=[stage2]),
-            recorder],
-        default_scope='ai4rs', log_level='WARNING',
-        env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo')))
+            dict(
+                type='EMAHook',
+                ema_type='ExpMomentumEMA',
+                momentum=0.0001,
+                update_buffers=True,
+                strict_load=False,
+                priority=49,
+            ),
+            dict(type='PipelineSwitchHook', switch_epoch=max_epochs - 1, switch_pipeline=[stage2]),
+            recorder,
+        ],
+        default_scope='ai4rs',
+        log_level='WARNING',
+        env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo')),
+    )
     runner.train()
     return runner, recorder
 
@@ -423,10 +507,19 @@ def expected_lr(base, it, bias, lr_factor=0.01, max_epochs=4, iters=4):
 def test_runner_sgd_yolov5_constructor(tmp_path):
     """A real mmengine Runner, 4 epochs x 4 iterations: SGD, YOLOv5 groups, EMA, pipeline switch."""
     optim_wrapper = dict(
-        type='OptimWrapper', clip_grad=dict(max_norm=10.0),
-        optimizer=dict(type='SGD', lr=0.01, momentum=0.937, weight_decay=5e-4, nesterov=True,
-                       batch_size_per_gpu=2),
-        constructor='YOLOv5OptimizerConstructor', paramwise_cfg=dict(base_total_batch_size=1))
+        type='OptimWrapper',
+        clip_grad=dict(max_norm=10.0),
+        optimizer=dict(
+            type='SGD',
+            lr=0.01,
+            momentum=0.937,
+            weight_decay=5e-4,
+            nesterov=True,
+            batch_size_per_gpu=2,
+        ),
+        constructor='YOLOv5OptimizerConstructor',
+        paramwise_cfg=dict(base_total_batch_size=1),
+    )
     runner, rec = _train(tmp_path, optim_wrapper)
     groups = runner.optim_wrapper.optimizer.param_groups
     assert groups[0]['weight_decay'] == pytest.approx(1e-3)  # batch 2 against 1: x2
@@ -447,14 +540,21 @@ def test_runner_sgd_yolov5_constructor(tmp_path):
     ema = dict(rec.params[0])
     for k, params in enumerate(rec.params[1:], start=1):
         m = (1 - 1e-4) * math.exp(-(1 + k) / 2000) + 1e-4
-        ema = {n: (v if not v.is_floating_point() or 'num_batches' in n
-                   else (1 - m) * v + m * params[n]) for n, v in ema.items()}
+        ema = {
+            n: (
+                v
+                if not v.is_floating_point() or 'num_batches' in n
+                else (1 - m) * v + m * params[n]
+            )
+            for n, v in ema.items()
+        }
     averaged = ema_hook.ema_model.module.state_dict()
     for name, value in ema.items():
         torch.testing.assert_close(averaged[name].double(), value, rtol=1e-5, atol=1e-6)
     assert averaged['backbone.image_model.1.num_batches_tracked'] == 1
-    assert not torch.allclose(averaged['bbox_head.cls.weight'].double(),
-                              rec.params[-1]['bbox_head.cls.weight'])
+    assert not torch.allclose(
+        averaged['bbox_head.cls.weight'].double(), rec.params[-1]['bbox_head.cls.weight']
+    )
 
 
 def test_runner_adamw_yolow_constructor(tmp_path):
@@ -463,11 +563,13 @@ def test_runner_adamw_yolow_constructor(tmp_path):
         type='OptimWrapper',
         optimizer=dict(type='AdamW', lr=2e-4, weight_decay=0.05, batch_size_per_gpu=2),
         constructor='YOLOWv5OptimizerConstructor',
-        paramwise_cfg=dict(custom_keys=RECIPE_CUSTOM_KEYS, base_total_batch_size=1))
+        paramwise_cfg=dict(custom_keys=RECIPE_CUSTOM_KEYS, base_total_batch_size=1),
+    )
     runner, rec = _train(tmp_path, optim_wrapper, max_epochs=3)
     groups = runner.optim_wrapper.optimizer.param_groups
     assert [g['weight_decay'] for g in groups] == pytest.approx(
-        [0.1, 0.1, 0.1, 0.05, 0.05, 0.0, 0.1, 0.1])
+        [0.1, 0.1, 0.1, 0.05, 0.05, 0.0, 0.1, 0.1]
+    )
     bases = [2e-4, 2e-4, 2e-4, 2e-6, 2e-6, 2e-4, 2e-4, 2e-4]
     for it, lrs in enumerate(rec.lrs):
         expected = [expected_lr(b, it, bias=g == 2, max_epochs=3) for g, b in enumerate(bases)]
@@ -478,6 +580,7 @@ def test_runner_adamw_yolow_constructor(tmp_path):
 def test_builds_from_mmengine_root_registry_in_scope():
     with DefaultScope.overwrite_default_scope('ai4rs'):
         from mmengine.registry import HOOKS as ROOT_HOOKS
+
         hook = ROOT_HOOKS.build(dict(type='YOLOv5ParamSchedulerHook', max_epochs=80))
     assert isinstance(hook, YOLOv5ParamSchedulerHook)
     assert hook.warmup_mim_iter == 1000 and hook.warmup_bias_lr == 0.1

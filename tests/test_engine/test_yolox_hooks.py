@@ -1,4 +1,5 @@
 """YOLOX hooks (mode switch, pipeline switch, norm sync) and ExpMomentumEMA."""
+
 import logging
 import math
 from types import SimpleNamespace
@@ -45,16 +46,20 @@ class PlainDataset(torch.utils.data.Dataset):
 
 
 def _runner(dataset, max_epochs=10, persistent=False, wrapped_detector=False):
-    loader = DataLoader(dataset, num_workers=1 if persistent else 0,
-                        persistent_workers=persistent)
+    loader = DataLoader(dataset, num_workers=1 if persistent else 0, persistent_workers=persistent)
     model = torch.nn.Module()
     model.bbox_head = SimpleNamespace(use_l1=False)
     if wrapped_detector:  # e.g. a tracker holding a detector
         outer = torch.nn.Module()
         outer.detector = model
         model = outer
-    return SimpleNamespace(epoch=0, max_epochs=max_epochs, train_dataloader=loader, model=model,
-                           logger=logging.getLogger('test_yolox_hooks'))
+    return SimpleNamespace(
+        epoch=0,
+        max_epochs=max_epochs,
+        train_dataloader=loader,
+        model=model,
+        logger=logging.getLogger('test_yolox_hooks'),
+    )
 
 
 def _head(runner):
@@ -90,12 +95,12 @@ def test_mode_switch_hook_on_resume_and_without_skip_support():
 
 def test_mode_switch_hook_restarts_persistent_workers():
     runner = _runner(SkippableDataset(), max_epochs=4, persistent=True)
-    hook = YOLOXModeSwitchHook(num_last_epochs=2, skip_type_keys=('CachedMosaic', ))
+    hook = YOLOXModeSwitchHook(num_last_epochs=2, skip_type_keys=('CachedMosaic',))
     loader = runner.train_dataloader
     runner.epoch = 1
     hook.before_train_epoch(runner)
     assert loader._DataLoader__initialized is False and loader._iterator is None
-    assert loader.dataset.skip_type_keys == ('CachedMosaic', )
+    assert loader.dataset.skip_type_keys == ('CachedMosaic',)
     runner.epoch = 2
     hook.before_train_epoch(runner)
     assert loader._DataLoader__initialized is True
@@ -138,8 +143,10 @@ def test_sync_norm_hook_single_process_is_noop(monkeypatch):
 
 def _sync_norm_worker(rank, world_size, port, results):
     import torch.distributed as torch_dist
-    torch_dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
-                                  world_size=world_size)
+
+    torch_dist.init_process_group(
+        'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=world_size
+    )
     try:
         torch.manual_seed(0)
         model = _bn_model()
@@ -149,10 +156,12 @@ def _sync_norm_worker(rank, world_size, port, results):
         model[1].num_batches_tracked.fill_(10 + rank)  # integers are not averaged
         conv_weight = model[0].weight.detach().clone()
         SyncNormHook().before_val_epoch(SimpleNamespace(model=model))
-        results[rank] = dict(mean=model[1].running_mean.tolist(),
-                             weight=model[1].weight.detach().tolist(),
-                             tracked=int(model[1].num_batches_tracked),
-                             conv_same=bool(torch.equal(model[0].weight.detach(), conv_weight)))
+        results[rank] = dict(
+            mean=model[1].running_mean.tolist(),
+            weight=model[1].weight.detach().tolist(),
+            tracked=int(model[1].num_batches_tracked),
+            conv_same=bool(torch.equal(model[0].weight.detach(), conv_weight)),
+        )
     finally:
         torch_dist.destroy_process_group()
 
@@ -162,9 +171,15 @@ def test_sync_norm_hook_averages_norm_states_over_two_processes():
     import socket
 
     import torch.multiprocessing as mp
+
     model = _bn_model()
-    assert set(get_norm_states(model)) == {'1.weight', '1.bias', '1.running_mean',
-                                           '1.running_var', '1.num_batches_tracked'}
+    assert set(get_norm_states(model)) == {
+        '1.weight',
+        '1.bias',
+        '1.running_mean',
+        '1.running_var',
+        '1.num_batches_tracked',
+    }
     with socket.socket() as sock:
         sock.bind(('127.0.0.1', 0))
         port = sock.getsockname()[1]

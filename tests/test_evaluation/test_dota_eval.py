@@ -1,4 +1,5 @@
 """tools/analysis_tools/dota_eval.py end to end, and split -> merge -> devkit evaluation."""
+
 import glob
 import importlib.util
 import json
@@ -36,21 +37,33 @@ def make_case(tmp_path):
     det = tmp_path / 'dets'
     ann.mkdir(parents=True)
     det.mkdir()
-    write(ann / 'img1.txt', ['imagesource:GoogleEarth', 'gsd:0.146',
-                             f'{fmt(q(0, 0, 10, 10))} plane 0',
-                             f'{fmt(q(20, 20, 10, 5))} ship 1'])
-    write(ann / 'img2.txt', [f'{fmt(q(0, 0, 10, 10))} plane'])   # no difficulty field: 0
-    write(ann / 'img3.txt', [])                                    # no objects
-    write(det / 'Task1_plane.txt', [f'img1 0.9 {fmt(q(0, 0, 10, 10))}',
-                                    f'img2 0.8 {fmt(q(5, 0, 10, 10))}',   # IoU 1/3: FP
-                                    f'img2 0.7 {fmt(q(0, 0, 10, 10))}'])
+    write(
+        ann / 'img1.txt',
+        [
+            'imagesource:GoogleEarth',
+            'gsd:0.146',
+            f'{fmt(q(0, 0, 10, 10))} plane 0',
+            f'{fmt(q(20, 20, 10, 5))} ship 1',
+        ],
+    )
+    write(ann / 'img2.txt', [f'{fmt(q(0, 0, 10, 10))} plane'])  # no difficulty field: 0
+    write(ann / 'img3.txt', [])  # no objects
+    write(
+        det / 'Task1_plane.txt',
+        [
+            f'img1 0.9 {fmt(q(0, 0, 10, 10))}',
+            f'img2 0.8 {fmt(q(5, 0, 10, 10))}',  # IoU 1/3: FP
+            f'img2 0.7 {fmt(q(0, 0, 10, 10))}',
+        ],
+    )
     write(det / 'Task1_ship.txt', [f'img1 0.6 {fmt(q(20, 20, 10, 5))}'])  # on the difficult one
     return str(det), str(ann)
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, DOTA_EVAL, *args], capture_output=True, text=True,
-                          cwd=REPO, timeout=120)
+    return subprocess.run(
+        [sys.executable, DOTA_EVAL, *args], capture_output=True, text=True, cwd=REPO, timeout=120
+    )
 
 
 def _load_tool(path, name):
@@ -68,8 +81,21 @@ def dota_eval():
 def test_cli_end_to_end_devkit(tmp_path):
     det, ann = make_case(tmp_path)
     out_json = str(tmp_path / 'ap.json')
-    proc = run_cli('--det-dir', det, '--ann-dir', ann, '--mode', 'devkit', '--iou-thr', '0.5',
-                   '--classes', 'plane', 'ship', '--out-json', out_json)
+    proc = run_cli(
+        '--det-dir',
+        det,
+        '--ann-dir',
+        ann,
+        '--mode',
+        'devkit',
+        '--iou-thr',
+        '0.5',
+        '--classes',
+        'plane',
+        'ship',
+        '--out-json',
+        out_json,
+    )
     assert proc.returncode == 0, proc.stderr
     assert 'plane' in proc.stdout and 'mAP' in proc.stdout
     with open(out_json) as f:
@@ -85,26 +111,55 @@ def test_mmrotate_mode_and_default_classes(tmp_path, dota_eval):
     det, ann = make_case(tmp_path)
     out_json = str(tmp_path / 'ap.json')
     # mmrotate: nothing ignored by default (diff_thr 100): the ship det is a TP
-    dota_eval.main(['--det-dir', det, '--ann-dir', ann, '--mode', 'mmrotate',
-                    '--classes', 'plane', 'ship', '--out-json', out_json])
+    dota_eval.main(
+        [
+            '--det-dir',
+            det,
+            '--ann-dir',
+            ann,
+            '--mode',
+            'mmrotate',
+            '--classes',
+            'plane',
+            'ship',
+            '--out-json',
+            out_json,
+        ]
+    )
     with open(out_json) as f:
         result = json.load(f)
     assert result['AP']['ship'] == pytest.approx(1.0)
     assert result['mAP'] == pytest.approx((AP11_TP_FP_TP + 1) / 2)
     # ... and with the devkit's choice of ignoring difficult objects
-    result = dota_eval.main(['--det-dir', det, '--ann-dir', ann, '--mode', 'mmrotate',
-                             '--classes', 'plane', 'ship', '--diff-thr', '0'])
+    result = dota_eval.main(
+        [
+            '--det-dir',
+            det,
+            '--ann-dir',
+            ann,
+            '--mode',
+            'mmrotate',
+            '--classes',
+            'plane',
+            'ship',
+            '--diff-thr',
+            '0',
+        ]
+    )
     assert result['AP']['ship'] == 0 and result['mAP'] == pytest.approx(AP11_TP_FP_TP)
     # default classes are DOTA v1.0 (15); missing Task1 files count as no detections
     result = dota_eval.main(['--det-dir', det, '--ann-dir', ann])
     assert len(result['AP']) == 15
     assert result['mAP'] == pytest.approx(AP11_TP_FP_TP / 15)
     assert all(0 <= v <= 1 for v in result['AP'].values())
-    assert len(dota_eval.main(['--det-dir', det, '--ann-dir', ann, '--dataset-version', '2.0'])
-               ['AP']) == 18
+    assert (
+        len(dota_eval.main(['--det-dir', det, '--ann-dir', ann, '--dataset-version', '2.0'])['AP'])
+        == 18
+    )
     # area AP: recall .5 .5 1, precision 1 .5 2/3
-    result = dota_eval.main(['--det-dir', det, '--ann-dir', ann, '--classes', 'plane', 'ship',
-                             '--eval-mode', 'area'])
+    result = dota_eval.main(
+        ['--det-dir', det, '--ann-dir', ann, '--classes', 'plane', 'ship', '--eval-mode', 'area']
+    )
     assert result['AP']['plane'] == pytest.approx(0.5 + 0.5 * 2 / 3)
 
 
@@ -121,8 +176,9 @@ def test_errors_name_file_and_line(tmp_path, dota_eval):
     det, ann = make_case(tmp_path / 'b')
     with open(osp.join(det, 'Task1_ship.txt'), 'a') as f:
         f.write('img1 0.5 1 2 3\n')
-    assert 'Task1_ship.txt, line 2' in _error(dota_eval, '--det-dir', det, '--ann-dir', ann,
-                                              '--classes', 'plane', 'ship')
+    assert 'Task1_ship.txt, line 2' in _error(
+        dota_eval, '--det-dir', det, '--ann-dir', ann, '--classes', 'plane', 'ship'
+    )
     det, ann = make_case(tmp_path / 'c')
     with open(osp.join(det, 'Task1_ship.txt'), 'a') as f:
         f.write(f'img9 0.5 {fmt(q(0, 0, 1, 1))}\n')
@@ -130,8 +186,9 @@ def test_errors_name_file_and_line(tmp_path, dota_eval):
     assert 'Task1_ship.txt, line 2' in msg and "'img9'" in msg
     msg = _error(dota_eval, '--det-dir', det, '--ann-dir', ann, '--classes', 'plane')
     assert "img1.txt, line 4: unknown class 'ship'" in msg
-    assert 'not a folder' in _error(dota_eval, '--det-dir', det, '--ann-dir',
-                                    str(tmp_path / 'nowhere'))
+    assert 'not a folder' in _error(
+        dota_eval, '--det-dir', det, '--ann-dir', str(tmp_path / 'nowhere')
+    )
 
 
 def _rect_poly(cx, cy, w, h, t):
@@ -141,8 +198,10 @@ def _rect_poly(cx, cy, w, h, t):
     return np.concatenate([c + v1 + v2, c + v1 - v2, c - v1 - v2, c - v1 + v2]).tolist()
 
 
-@pytest.mark.skipif(not osp.exists(IMG_SPLIT),
-                    reason='tools/data/dota/split/img_split.py (another helper) does not exist')
+@pytest.mark.skipif(
+    not osp.exists(IMG_SPLIT),
+    reason='tools/data/dota/split/img_split.py (another helper) does not exist',
+)
 def test_split_gt_as_detections_merge_gives_ap_1(tmp_path, dota_eval):
     import cv2
     import torch
@@ -163,16 +222,40 @@ def test_split_gt_as_detections_merge_gives_ap_1(tmp_path, dota_eval):
         lines = []
         for cy in range(10, h - 8, 20):
             for cx in range(10, w - 8, 20):
-                poly = _rect_poly(cx + rng.uniform(-1, 1), cy + rng.uniform(-1, 1),
-                                  rng.uniform(6, 12), rng.uniform(3, 6), rng.uniform(-1.5, 1.5))
+                poly = _rect_poly(
+                    cx + rng.uniform(-1, 1),
+                    cy + rng.uniform(-1, 1),
+                    rng.uniform(6, 12),
+                    rng.uniform(3, 6),
+                    rng.uniform(-1.5, 1.5),
+                )
                 cls = classes[rng.integers(3)]
                 lines.append(f'{fmt(np.round(poly, 1))} {cls} {int(rng.uniform() < 0.1)}')
         write(ann_dir / f'{name}.txt', ['imagesource:GoogleEarth', 'gsd:0.2'] + lines)
     save_dir = tmp_path / 'split'
     proc = subprocess.run(
-        [sys.executable, IMG_SPLIT, '--img-dirs', str(img_dir), '--ann-dirs', str(ann_dir),
-         '--sizes', '64', '--gaps', '24', '--save-dir', str(save_dir), '--nproc', '1',
-         '--no-progress'], capture_output=True, text=True, cwd=REPO, timeout=120)
+        [
+            sys.executable,
+            IMG_SPLIT,
+            '--img-dirs',
+            str(img_dir),
+            '--ann-dirs',
+            str(ann_dir),
+            '--sizes',
+            '64',
+            '--gaps',
+            '24',
+            '--save-dir',
+            str(save_dir),
+            '--nproc',
+            '1',
+            '--no-progress',
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     patch_files = sorted(glob.glob(str(save_dir / 'annfiles' / '*.txt')))
     assert len(patch_files) > 6
@@ -184,23 +267,35 @@ def test_split_gt_as_detections_merge_gives_ap_1(tmp_path, dota_eval):
     for path in patch_files:
         labels = load_dota_labels(path)
         num_patch_objects += len(labels)
-        rboxes = qbox2rbox(torch.from_numpy(labels.polygons).float()) if len(labels) else \
-            torch.zeros((0, 5))
-        samples.append(dict(
-            img_id=osp.splitext(osp.basename(path))[0],
-            pred_instances=dict(bboxes=rboxes, scores=torch.ones(len(labels)),
-                                labels=torch.tensor([classes.index(n) for n in labels.names],
-                                                    dtype=torch.int64))))
+        rboxes = (
+            qbox2rbox(torch.from_numpy(labels.polygons).float())
+            if len(labels)
+            else torch.zeros((0, 5))
+        )
+        samples.append(
+            dict(
+                img_id=osp.splitext(osp.basename(path))[0],
+                pred_instances=dict(
+                    bboxes=rboxes,
+                    scores=torch.ones(len(labels)),
+                    labels=torch.tensor(
+                        [classes.index(n) for n in labels.names], dtype=torch.int64
+                    ),
+                ),
+            )
+        )
     metric.process({}, samples)
     metric.evaluate(len(samples))
 
-    result = dota_eval.evaluate_task1(str(tmp_path / 'merged'), str(ann_dir), classes,
-                                      mode='devkit', logger='silent')
+    result = dota_eval.evaluate_task1(
+        str(tmp_path / 'merged'), str(ann_dir), classes, mode='devkit', logger='silent'
+    )
     num_objects = sum(len(load_dota_labels(str(p))) for p in ann_dir.iterdir())
-    assert num_patch_objects > num_objects        # objects shared by patches were merged
+    assert num_patch_objects > num_objects  # objects shared by patches were merged
     assert result['mAP'] == pytest.approx(1.0)
     assert all(ap == pytest.approx(1.0) for ap in result['AP'].values())
-    n_lines = sum(len(open(p).readlines())
-                  for p in glob.glob(str(tmp_path / 'merged' / 'Task1_*.txt')))
-    assert n_lines == num_objects                 # exactly one detection per object
+    n_lines = sum(
+        len(open(p).readlines()) for p in glob.glob(str(tmp_path / 'merged' / 'Task1_*.txt'))
+    )
+    assert n_lines == num_objects  # exactly one detection per object
     assert os.path.isfile(tmp_path / 'merged' / 'merged.zip')

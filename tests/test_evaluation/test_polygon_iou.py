@@ -1,4 +1,5 @@
 """Exact quadrilateral IoU and polygon NMS against shapely on random and hand-made shapes."""
+
 import numpy as np
 import pytest
 import shapely
@@ -53,13 +54,15 @@ def test_hand_computed_and_orientation():
     b = np.array([[0, 0, 1, 0, 1, 1, 0, 1]], float)  # 1 x 1 inside it
     assert polygon_iou_aligned(a, b)[0] == 0.5
     # clockwise order and another start vertex give the same IoU
-    assert polygon_iou_aligned(a[:, [6, 7, 4, 5, 2, 3, 0, 1]], b[:, [2, 3, 0, 1, 6, 7, 4, 5]])[0] \
+    assert (
+        polygon_iou_aligned(a[:, [6, 7, 4, 5, 2, 3, 0, 1]], b[:, [2, 3, 0, 1, 6, 7, 4, 5]])[0]
         == 0.5
+    )
     np.testing.assert_allclose(polygon_areas(np.concatenate([a, b])), [2, 1])
     # touching squares: IoU 0, and not even a candidate pair
     c = np.array([[2, 0, 3, 0, 3, 1, 2, 1]], float)
     assert polygon_iou(a, c)[0, 0] == 0
-    assert len(aabb_overlap_pairs(np.array([[0, 0, 2, 1.]]), np.array([[2, 0, 3, 1.]]))[0]) == 0
+    assert len(aabb_overlap_pairs(np.array([[0, 0, 2, 1.0]]), np.array([[2, 0, 3, 1.0]]))[0]) == 0
     # a degenerate (zero-area) quad has IoU 0 with anything
     line = np.array([[0, 0, 1, 0, 2, 0, 1, 0]], float)
     assert polygon_iou_aligned(line, a)[0] == 0
@@ -74,8 +77,9 @@ def test_dense_matrix_equals_aligned():
     p, q = _rects(rng, 20), _rects(rng, 15)
     dense = polygon_iou(p, q)
     ii, jj = np.meshgrid(np.arange(20), np.arange(15), indexing='ij')
-    np.testing.assert_allclose(dense, _shapely_iou(p[ii.ravel()], q[jj.ravel()]).reshape(20, 15),
-                               atol=1e-9)
+    np.testing.assert_allclose(
+        dense, _shapely_iou(p[ii.ravel()], q[jj.ravel()]).reshape(20, 15), atol=1e-9
+    )
 
 
 def test_polygon_nms_greedy():
@@ -99,11 +103,15 @@ def test_aabb_overlap_pairs_matches_all_pairs_brute_force():
     pairs of a dense all-pairs check, touching boxes excluded, sorted by (i, j)."""
     rng = np.random.default_rng(5)
     lo1 = rng.integers(0, 40, (60, 2)).astype(float)
-    a = np.concatenate([lo1, lo1 + rng.integers(0, 8, (60, 2))], 1)   # some zero-width
+    a = np.concatenate([lo1, lo1 + rng.integers(0, 8, (60, 2))], 1)  # some zero-width
     lo2 = rng.integers(0, 40, (50, 2)).astype(float)
-    b = np.concatenate([lo2, lo2 + rng.integers(1, 8, (50, 2))], 1)   # integer: many touch
+    b = np.concatenate([lo2, lo2 + rng.integers(1, 8, (50, 2))], 1)  # integer: many touch
     i, j = aabb_overlap_pairs(a, b)
-    expected = [(p, q) for p in range(len(a)) for q in range(len(b))
-                if min(a[p, 2], b[q, 2]) > max(a[p, 0], b[q, 0])
-                and min(a[p, 3], b[q, 3]) > max(a[p, 1], b[q, 1])]
+    expected = [
+        (p, q)
+        for p in range(len(a))
+        for q in range(len(b))
+        if min(a[p, 2], b[q, 2]) > max(a[p, 0], b[q, 0])
+        and min(a[p, 3], b[q, 3]) > max(a[p, 1], b[q, 1])
+    ]
     assert list(zip(i.tolist(), j.tolist())) == expected and len(expected) > 20

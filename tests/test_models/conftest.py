@@ -1,4 +1,5 @@
 """Fixtures of the model tests."""
+
 import pytest
 
 from tests.test_models.yolox_builders import build_rotated_yolox

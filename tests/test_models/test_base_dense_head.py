@@ -1,4 +1,5 @@
 """BaseDenseHead: level flattening order, priors, and post-processing on box objects."""
+
 import pytest
 import torch
 from mmengine.structures import InstanceData
@@ -14,7 +15,7 @@ class _Head(BaseDenseHead):
         self.prior_generator = MlvlPointGenerator([8, 16], offset=0.5)
 
     def forward(self, x):
-        return (x, )
+        return (x,)
 
     def loss_by_feat(self, maps, batch_gt_instances, batch_img_metas, ignores):
         return dict(n=torch.tensor(float(sum(len(g) for g in batch_gt_instances))))
@@ -35,8 +36,10 @@ def test_flatten_levels_is_level_then_row_major():
 
 def test_flat_priors_match_cell_centres_and_are_float32_under_half():
     head = _Head()
-    maps = [torch.zeros(1, 1, 2, 3, dtype=torch.bfloat16), torch.zeros(1, 1, 1, 2,
-                                                                      dtype=torch.bfloat16)]
+    maps = [
+        torch.zeros(1, 1, 2, 3, dtype=torch.bfloat16),
+        torch.zeros(1, 1, 1, 2, dtype=torch.bfloat16),
+    ]
     priors = head.flat_priors(maps)
     assert priors.dtype == torch.float32 and priors.shape == (6 + 2, 4)
     # level 0, row 1, col 2: centre (2.5 * 8, 1.5 * 8), stride 8
@@ -46,10 +49,19 @@ def test_flat_priors_match_cell_centres_and_are_float32_under_half():
 
 def test_post_process_hboxes_letterbox_rescale_nms_and_cap():
     head = _Head()
-    boxes = HorizontalBoxes(torch.tensor([[14., 13., 34., 23.], [14., 13., 34., 24.],
-                                          [50., 50., 60., 70.], [14., 13., 34., 23.]]))
-    results = InstanceData(bboxes=boxes, scores=torch.tensor([0.9, 0.8, 0.7, 0.6]),
-                           labels=torch.tensor([0, 0, 1, 1]))
+    boxes = HorizontalBoxes(
+        torch.tensor(
+            [
+                [14.0, 13.0, 34.0, 23.0],
+                [14.0, 13.0, 34.0, 24.0],
+                [50.0, 50.0, 60.0, 70.0],
+                [14.0, 13.0, 34.0, 23.0],
+            ]
+        )
+    )
+    results = InstanceData(
+        bboxes=boxes, scores=torch.tensor([0.9, 0.8, 0.7, 0.6]), labels=torch.tensor([0, 0, 1, 1])
+    )
     meta = dict(scale_factor=(2.0, 0.5), pad_param=[3.0, 3.0, 4.0, 4.0])
     cfg = dict(nms=dict(type='nms', iou_threshold=0.5), max_per_img=2)
     out = head._bbox_post_process(results, cfg, rescale=True, with_nms=True, img_meta=meta)
@@ -57,16 +69,21 @@ def test_post_process_hboxes_letterbox_rescale_nms_and_cap():
     # keeps the two best: scores 0.9 and 0.7
     assert out.scores.tolist() == pytest.approx([0.9, 0.7])
     assert isinstance(out.bboxes, HorizontalBoxes)
-    expected = torch.tensor([[(14 - 4) / 2, (13 - 3) / 0.5, (34 - 4) / 2, (23 - 3) / 0.5],
-                             [(50 - 4) / 2, (50 - 3) / 0.5, (60 - 4) / 2, (70 - 3) / 0.5]])
+    expected = torch.tensor(
+        [
+            [(14 - 4) / 2, (13 - 3) / 0.5, (34 - 4) / 2, (23 - 3) / 0.5],
+            [(50 - 4) / 2, (50 - 3) / 0.5, (60 - 4) / 2, (70 - 3) / 0.5],
+        ]
+    )
     torch.testing.assert_close(out.bboxes.tensor, expected)
 
 
 def test_post_process_min_bbox_size_and_type_checks():
     head = _Head()
-    boxes = RotatedBoxes(torch.tensor([[10., 10., 4., 1., 0.], [30., 30., 6., 5., 0.3]]))
-    results = InstanceData(bboxes=boxes, scores=torch.tensor([0.9, 0.8]),
-                           labels=torch.tensor([0, 0]))
+    boxes = RotatedBoxes(torch.tensor([[10.0, 10.0, 4.0, 1.0, 0.0], [30.0, 30.0, 6.0, 5.0, 0.3]]))
+    results = InstanceData(
+        bboxes=boxes, scores=torch.tensor([0.9, 0.8]), labels=torch.tensor([0, 0])
+    )
     out = head._bbox_post_process(results, dict(min_bbox_size=2), with_nms=False)
     assert out.scores.tolist() == pytest.approx([0.8])
     raw = InstanceData(bboxes=torch.zeros(1, 5), scores=torch.ones(1), labels=torch.zeros(1))
@@ -78,6 +95,7 @@ def test_post_process_min_bbox_size_and_type_checks():
 
 def test_loss_and_predict_flow_unpack_samples():
     from ai4rs.structures import DetDataSample
+
     head = _Head()
     s = DetDataSample(metainfo=dict(img_shape=(8, 8)))
     s.gt_instances = InstanceData(bboxes=torch.zeros(3, 4), labels=torch.zeros(3).long())

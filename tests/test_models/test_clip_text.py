@@ -1,6 +1,7 @@
 """CLIP text backbone of YOLO-World: embeddings, freezing, the per-string cache,
 offline loading errors, legacy checkpoint keys, the saved-embeddings backbone,
 and the ViT-B/32 key/shape/parameter layout against the upstream reference."""
+
 import importlib.util
 import json
 import logging
@@ -69,6 +70,7 @@ def test_full_clip_checkpoint_and_text_model_without_projection(tmp_path, tiny_c
     projected features without a report of its unused vision keys; a
     CLIPTextModel (no projection) is a clear error."""
     from ai4rs.utils.tiny_clip import make_tiny_clip
+
     full_dir = make_tiny_clip(tmp_path / 'full', full_clip=True)
     records = []
     handler = logging.Handler()
@@ -86,8 +88,9 @@ def test_full_clip_checkpoint_and_text_model_without_projection(tmp_path, tiny_c
         ids = tok(['a cat', 'dog'], return_tensors='pt', padding=True)
         text = full.text_model(**ids).pooler_output
         ref = full.text_projection(text)
-    torch.testing.assert_close(backbone([['a cat', 'dog']])[0],
-                               ref / ref.norm(dim=-1, keepdim=True), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        backbone([['a cat', 'dog']])[0], ref / ref.norm(dim=-1, keepdim=True), atol=1e-5, rtol=1e-5
+    )
     no_proj = str(tmp_path / 'no_proj')
     transformers.CLIPTextModel.from_pretrained(tiny_clip_dir).save_pretrained(no_proj)
     for name in ('vocab.json', 'merges.txt', 'tokenizer_config.json'):
@@ -100,6 +103,7 @@ def test_config_only_dir_takes_weights_from_a_checkpoint(tmp_path, tiny_clip_dir
     """config.json + tokenizer without weights: built from the config, refuses
     to embed until a checkpoint supplies every text-model weight."""
     from ai4rs.utils.tiny_clip import make_tiny_clip
+
     config_dir = make_tiny_clip(tmp_path / 'cfg_only', weights=False)
     backbone = HuggingCLIPLanguageBackbone(config_dir)
     assert not backbone.has_weights
@@ -129,8 +133,7 @@ def test_frozen_all_stays_eval_without_grad(tiny_clip_dir):
 
 
 def test_frozen_prefix_freezes_only_those_modules(tiny_clip_dir):
-    backbone = HuggingCLIPLanguageBackbone(
-        tiny_clip_dir, frozen_modules=('text_model.embeddings',))
+    backbone = HuggingCLIPLanguageBackbone(tiny_clip_dir, frozen_modules=('text_model.embeddings',))
     backbone.train()
     for name, p in backbone.model.named_parameters():
         assert p.requires_grad == (not name.startswith('text_model.embeddings')), name
@@ -187,8 +190,7 @@ def test_cache_cleared_on_load_and_unfreeze(tiny_clip_dir):
     backbone = HuggingCLIPLanguageBackbone(tiny_clip_dir)
     before = backbone(TEXTS)
     assert backbone._cache
-    state = {k: v + 0.01 if v.is_floating_point() else v
-             for k, v in backbone.state_dict().items()}
+    state = {k: v + 0.01 if v.is_floating_point() else v for k, v in backbone.state_dict().items()}
     backbone.load_state_dict(state)
     assert backbone._cache == {}
     assert not torch.allclose(backbone(TEXTS), before)
@@ -201,6 +203,7 @@ def test_cache_cleared_on_load_and_unfreeze(tiny_clip_dir):
 
 def test_legacy_position_ids_key_accepted(tiny_clip_dir):
     from mmengine.runner.checkpoint import load_state_dict
+
     backbone = HuggingCLIPLanguageBackbone(tiny_clip_dir)
     wrapper = torch.nn.Module()
     wrapper.text_model = backbone
@@ -212,8 +215,9 @@ def test_legacy_position_ids_key_accepted(tiny_clip_dir):
     assert not result.missing_keys and not result.unexpected_keys
     # mmengine's loader (used by load_checkpoint) reports nothing either
     messages = []
-    load_state_dict(wrapper, dict(state), strict=False,
-                    logger=type('L', (), {'warning': messages.append})())
+    load_state_dict(
+        wrapper, dict(state), strict=False, logger=type('L', (), {'warning': messages.append})()
+    )
     assert not messages
 
 
@@ -249,6 +253,7 @@ def test_bad_text_batches_rejected(tiny_clip_dir):
 
 def test_cache_computed_outside_autocast_and_deepcopy(tiny_clip_dir):
     import copy
+
     backbone = HuggingCLIPLanguageBackbone(tiny_clip_dir)
     reference = HuggingCLIPLanguageBackbone(tiny_clip_dir)(TEXTS)
     with torch.autocast('cpu', dtype=torch.bfloat16):
@@ -316,11 +321,19 @@ def test_pseudo_backbone_errors(tmp_path):
         pseudo([['cat', '']])
 
 
-@pytest.mark.parametrize('allow,offline,expected', [
-    (None, None, False), ('1', None, True), ('true', None, True), ('0', None, False),
-    ('1', '1', False)])
+@pytest.mark.parametrize(
+    'allow,offline,expected',
+    [
+        (None, None, False),
+        ('1', None, True),
+        ('true', None, True),
+        ('0', None, False),
+        ('1', '1', False),
+    ],
+)
 def test_download_allowed_env(monkeypatch, allow, offline, expected):
     from ai4rs.models.backbones.clip_text import download_allowed
+
     for name, value in (('AI4RS_ALLOW_DOWNLOAD', allow), ('HF_HUB_OFFLINE', offline)):
         if value is None:
             monkeypatch.delenv(name, raising=False)
@@ -333,7 +346,8 @@ def run_tool(argv):
     """tools/misc/generate_text_embeddings.py main(argv), in process."""
     spec = importlib.util.spec_from_file_location(
         'generate_text_embeddings',
-        osp.join(REPO_ROOT, 'tools', 'misc', 'generate_text_embeddings.py'))
+        osp.join(REPO_ROOT, 'tools', 'misc', 'generate_text_embeddings.py'),
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.main(argv)
@@ -355,11 +369,14 @@ def test_generate_text_embeddings_tool(tiny_clip_dir, tmp_path):
     torch.testing.assert_close(torch.from_numpy(array), ref, atol=1e-5, rtol=1e-5)
     # a config file names the text model
     config = tmp_path / 'cfg.py'
-    config.write_text(f"model = dict(backbone=dict(text_model=dict("
-                      f"type='HuggingCLIPLanguageBackbone', model_name={tiny_clip_dir!r})))\n")
+    config.write_text(
+        f'model = dict(backbone=dict(text_model=dict('
+        f"type='HuggingCLIPLanguageBackbone', model_name={tiny_clip_dir!r})))\n"
+    )
     run_tool([str(config), '--texts', 'a cat', '--out', str(tmp_path / 'c.pt')])
-    torch.testing.assert_close(load_text_embeddings(str(tmp_path / 'c.pt'))['a cat'], ref[1],
-                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        load_text_embeddings(str(tmp_path / 'c.pt'))['a cat'], ref[1], atol=1e-5, rtol=1e-5
+    )
     with pytest.raises(ValueError, match='--out must end with'):
         run_tool([tiny_clip_dir, '--texts', 'a', '--out', str(tmp_path / 'e.txt')])
 
@@ -369,11 +386,19 @@ def test_vit_b32_text_keys_shapes_params(tmp_path):
     """The ViT-B/32 text dims give exactly upstream's text-model keys, shapes,
     order and parameter count (random weights, ~250 MB in a temp dir)."""
     from ai4rs.utils.tiny_clip import make_tiny_clip
+
     # config + tokenizer only: the model is built from the config (no 250 MB write)
-    model_dir = make_tiny_clip(tmp_path / 'clip_b32', weights=False, hidden_size=512,
-                               intermediate_size=2048, num_hidden_layers=12,
-                               num_attention_heads=8, projection_dim=512, vocab_size=49408,
-                               max_position_embeddings=77)
+    model_dir = make_tiny_clip(
+        tmp_path / 'clip_b32',
+        weights=False,
+        hidden_size=512,
+        intermediate_size=2048,
+        num_hidden_layers=12,
+        num_attention_heads=8,
+        projection_dim=512,
+        vocab_size=49408,
+        max_position_embeddings=77,
+    )
     backbone = HuggingCLIPLanguageBackbone(model_dir)
     with open(osp.join(DATA_DIR, 'yolo_world_v2_state_dict_keys.json')) as f:
         ref = json.load(f)['yolo_world_v2_s_vlpan_bn_2e-4_80e_8gpus_mask-refine_finetune_coco']

@@ -1,4 +1,5 @@
 """DetDataPreprocessor and BatchSyncRandomResize (rotated boxes rescaled correctly)."""
+
 import math
 
 import pytest
@@ -20,30 +21,39 @@ def corners(rboxes: torch.Tensor) -> torch.Tensor:
     return torch.stack([c + v1 + v2, c + v1 - v2, c - v1 - v2, c - v1 + v2], dim=1)
 
 
-RBOXES = torch.tensor([[30., 20., 24., 8., 0.5], [10., 40., 6., 12., -1.2],
-                       [50., 50., 10., 4., 0.]])
+RBOXES = torch.tensor(
+    [[30.0, 20.0, 24.0, 8.0, 0.5], [10.0, 40.0, 6.0, 12.0, -1.2], [50.0, 50.0, 10.0, 4.0, 0.0]]
+)
 
 
 def _sample(bboxes, img_shape=(64, 64), ignored=None):
     sample = DetDataSample()
     sample.set_metainfo(dict(img_shape=img_shape, ori_shape=img_shape))
-    sample.gt_instances = InstanceData(bboxes=bboxes, labels=torch.zeros(len(bboxes),
-                                                                         dtype=torch.long))
+    sample.gt_instances = InstanceData(
+        bboxes=bboxes, labels=torch.zeros(len(bboxes), dtype=torch.long)
+    )
     if ignored is not None:
-        sample.ignored_instances = InstanceData(bboxes=ignored,
-                                                labels=torch.zeros(len(ignored),
-                                                                   dtype=torch.long))
+        sample.ignored_instances = InstanceData(
+            bboxes=ignored, labels=torch.zeros(len(ignored), dtype=torch.long)
+        )
     return sample
 
 
 def test_preprocessor_pads_normalises_and_converts_boxes():
-    pre = DetDataPreprocessor(mean=[10., 20., 30.], std=[2., 2., 2.], bgr_to_rgb=True,
-                              pad_size_divisor=32, pad_value=7)
+    pre = DetDataPreprocessor(
+        mean=[10.0, 20.0, 30.0],
+        std=[2.0, 2.0, 2.0],
+        bgr_to_rgb=True,
+        pad_size_divisor=32,
+        pad_value=7,
+    )
     img1 = torch.zeros(3, 30, 40, dtype=torch.uint8)
     img1[0] = 100  # B channel in BGR
     img2 = torch.full((3, 20, 50), 50, dtype=torch.uint8)
-    samples = [_sample(RotatedBoxes(RBOXES.clone()), (30, 40)), _sample(RBOXES[:1].clone(),
-                                                                        (20, 50))]
+    samples = [
+        _sample(RotatedBoxes(RBOXES.clone()), (30, 40)),
+        _sample(RBOXES[:1].clone(), (20, 50)),
+    ]
     out = pre(dict(inputs=[img1, img2], data_samples=samples), training=False)
     inputs = out['inputs']
     assert inputs.shape == (2, 3, 32, 64) and inputs.dtype == torch.float32
@@ -70,7 +80,7 @@ def test_preprocessor_keeps_raw_pixels_without_mean_std():
 @pytest.mark.parametrize('sx,sy', [(1.5, 1.5), (0.5, 0.5), (2.0, 1.0), (0.75, 1.25)])
 def test_rescale_rboxes_against_scaled_corners(sx, sy):
     scaled_corners = corners(RBOXES) * torch.tensor([sx, sy])
-    for boxes in (RotatedBoxes(RBOXES.clone()), ):
+    for boxes in (RotatedBoxes(RBOXES.clone()),):
         result = scale_boxes(boxes, (sx, sy))
         result = result if isinstance(result, torch.Tensor) else result.tensor
         # the centre is the centre of the scaled corners
@@ -88,28 +98,33 @@ def test_rescale_rboxes_against_scaled_corners(sx, sy):
             # (RotatedBoxes.rescale_, mmrotate's rule) and both edge lengths
             direction = torch.stack([-torch.sin(result[:, 4]), torch.cos(result[:, 4])], 1)
             cross = direction[:, 0] * h_edge[:, 1] - direction[:, 1] * h_edge[:, 0]
-            torch.testing.assert_close(cross / h_edge.norm(dim=1), torch.zeros(3), atol=1e-5,
-                                       rtol=0)
+            torch.testing.assert_close(
+                cross / h_edge.norm(dim=1), torch.zeros(3), atol=1e-5, rtol=0
+            )
 
 
 def test_rescale_other_box_formats():
-    hbox = torch.tensor([[1., 2., 3., 4.]])
-    torch.testing.assert_close(scale_boxes(HorizontalBoxes(hbox), (2., 3.)).tensor,
-                               torch.tensor([[2., 6., 6., 12.]]))
-    qbox = torch.arange(8.).view(1, 8)
-    torch.testing.assert_close(scale_boxes(QuadriBoxes(qbox), (2., 3.)).tensor,
-                               qbox * torch.tensor([2., 3.] * 4))
+    hbox = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
+    torch.testing.assert_close(
+        scale_boxes(HorizontalBoxes(hbox), (2.0, 3.0)).tensor, torch.tensor([[2.0, 6.0, 6.0, 12.0]])
+    )
+    qbox = torch.arange(8.0).view(1, 8)
+    torch.testing.assert_close(
+        scale_boxes(QuadriBoxes(qbox), (2.0, 3.0)).tensor, qbox * torch.tensor([2.0, 3.0] * 4)
+    )
     # a raw tensor does not say its format: no guessing from the number of columns
     with pytest.raises(TypeError, match='boxes_from_tensor'):
-        scale_boxes(torch.zeros(1, 5), (2., 2.))
+        scale_boxes(torch.zeros(1, 5), (2.0, 2.0))
 
 
 def test_batch_sync_random_resize_rescales_rboxes():
     hub = MessageHub.get_instance('test_batch_sync_random_resize')
     aug = BatchSyncRandomResize(random_size_range=(96, 96), interval=10, size_divisor=32)
     inputs = torch.rand(2, 3, 64, 64)
-    samples = [_sample(RotatedBoxes(RBOXES.clone()), ignored=RotatedBoxes(RBOXES[:1].clone())),
-               _sample(RotatedBoxes(RBOXES[1:].clone()))]
+    samples = [
+        _sample(RotatedBoxes(RBOXES.clone()), ignored=RotatedBoxes(RBOXES[:1].clone())),
+        _sample(RotatedBoxes(RBOXES[1:].clone())),
+    ]
     for sample in samples:
         sample.set_metainfo(dict(pad_shape=(64, 64), batch_input_shape=(64, 64)))
     hub.update_info('iter', 3)
@@ -125,29 +140,44 @@ def test_batch_sync_random_resize_rescales_rboxes():
     assert samples[0].pad_shape == (96, 96)
     expected = corners(RBOXES) * 1.5
     assert isinstance(samples[0].gt_instances.bboxes, RotatedBoxes)  # the type travels
-    torch.testing.assert_close(corners(samples[0].gt_instances.bboxes.tensor), expected,
-                               atol=1e-4, rtol=0)
-    torch.testing.assert_close(corners(samples[0].ignored_instances.bboxes.tensor), expected[:1],
-                               atol=1e-4, rtol=0)
-    torch.testing.assert_close(corners(samples[1].gt_instances.bboxes.tensor), expected[1:],
-                               atol=1e-4, rtol=0)
+    torch.testing.assert_close(
+        corners(samples[0].gt_instances.bboxes.tensor), expected, atol=1e-4, rtol=0
+    )
+    torch.testing.assert_close(
+        corners(samples[0].ignored_instances.bboxes.tensor), expected[:1], atol=1e-4, rtol=0
+    )
+    torch.testing.assert_close(
+        corners(samples[1].gt_instances.bboxes.tensor), expected[1:], atol=1e-4, rtol=0
+    )
     # the angle is not scaled (upstream's every-other-column scaling would multiply it by 1.5)
     torch.testing.assert_close(samples[0].gt_instances.bboxes.tensor[:, 4], RBOXES[:, 4])
 
 
 def test_batch_augments_only_in_training():
-    pre = DetDataPreprocessor(pad_size_divisor=32, batch_augments=[
-        dict(type='BatchSyncRandomResize', random_size_range=(96, 96), size_divisor=32)])
+    pre = DetDataPreprocessor(
+        pad_size_divisor=32,
+        batch_augments=[
+            dict(type='BatchSyncRandomResize', random_size_range=(96, 96), size_divisor=32)
+        ],
+    )
     pre.batch_augments[0]._input_size = (96, 96)
-    data = dict(inputs=[torch.zeros(3, 64, 64, dtype=torch.uint8)],
-                data_samples=[_sample(RotatedBoxes(RBOXES.clone()))])
+    data = dict(
+        inputs=[torch.zeros(3, 64, 64, dtype=torch.uint8)],
+        data_samples=[_sample(RotatedBoxes(RBOXES.clone()))],
+    )
     assert pre(dict(data), training=False)['inputs'].shape[-1] == 64
     MessageHub.get_current_instance().update_info('iter', 0)
-    trained = pre(dict(inputs=[torch.zeros(3, 64, 64, dtype=torch.uint8)],
-                       data_samples=[_sample(RotatedBoxes(RBOXES.clone()))]), training=True)
+    trained = pre(
+        dict(
+            inputs=[torch.zeros(3, 64, 64, dtype=torch.uint8)],
+            data_samples=[_sample(RotatedBoxes(RBOXES.clone()))],
+        ),
+        training=True,
+    )
     assert trained['inputs'].shape[-1] == 96
-    assert math.isclose(trained['data_samples'][0].gt_instances.bboxes[0, 2].item(), 36.,
-                        rel_tol=1e-5)
+    assert math.isclose(
+        trained['data_samples'][0].gt_instances.bboxes[0, 2].item(), 36.0, rel_tol=1e-5
+    )
 
 
 def _rect_from_scaled_corners(scaled: torch.Tensor) -> torch.Tensor:
@@ -156,13 +186,20 @@ def _rect_from_scaled_corners(scaled: torch.Tensor) -> torch.Tensor:
     (c0 - c1), angle such that the h edge points along (-sin t, cos t)."""
     w_edge, h_edge = scaled[:, 0] - scaled[:, 3], scaled[:, 0] - scaled[:, 1]
     t = torch.atan2(-h_edge[:, 0], h_edge[:, 1])
-    return torch.cat([scaled.mean(1), w_edge.norm(dim=1, keepdim=True),
-                      h_edge.norm(dim=1, keepdim=True), t[:, None]], 1)
+    return torch.cat(
+        [
+            scaled.mean(1),
+            w_edge.norm(dim=1, keepdim=True),
+            h_edge.norm(dim=1, keepdim=True),
+            t[:, None],
+        ],
+        1,
+    )
 
 
 def test_issue_example_non_uniform_rescale():
     # w = 24 at t = 0.3 divided by the scale (2, 0.5) comes out about 18.2 px wide
-    box = RotatedBoxes(torch.tensor([[40., 40., 24., 8., 0.3]]))
+    box = RotatedBoxes(torch.tensor([[40.0, 40.0, 24.0, 8.0, 0.3]]))
     scale_boxes(box, (1 / 2, 1 / 0.5))
     assert box.tensor[0, 2].item() == pytest.approx(18.24, abs=0.01)
 
@@ -171,12 +208,21 @@ def test_issue_example_non_uniform_rescale():
 def test_preprocessor_batch_resize_non_uniform_against_corners(training_size):
     """Through DetDataPreprocessor in training: the batch is resized by (sx, sy), sx != sy, the
     rotated boxes are rescaled as box objects and turned into tensors only at the end."""
-    pre = DetDataPreprocessor(pad_size_divisor=32, batch_augments=[
-        dict(type='BatchSyncRandomResize', random_size_range=(96, 96), size_divisor=32)])
+    pre = DetDataPreprocessor(
+        pad_size_divisor=32,
+        batch_augments=[
+            dict(type='BatchSyncRandomResize', random_size_range=(96, 96), size_divisor=32)
+        ],
+    )
     pre.batch_augments[0]._input_size = training_size
     MessageHub.get_current_instance().update_info('iter', 0)
-    out = pre(dict(inputs=[torch.zeros(3, 64, 64, dtype=torch.uint8)],
-                   data_samples=[_sample(RotatedBoxes(RBOXES.clone()))]), training=True)
+    out = pre(
+        dict(
+            inputs=[torch.zeros(3, 64, 64, dtype=torch.uint8)],
+            data_samples=[_sample(RotatedBoxes(RBOXES.clone()))],
+        ),
+        training=True,
+    )
     assert out['inputs'].shape[-2:] == training_size
     sy, sx = training_size[0] / 64, training_size[1] / 64
     assert sx != sy

@@ -1,4 +1,5 @@
 """A rotated YOLOX overfits one image until every object is found: AP50 = 1.0."""
+
 import os.path as osp
 
 import numpy as np
@@ -23,8 +24,11 @@ def test_overfit_one_image_to_ap50_of_one(tmp_path):
     generate_dataset(str(tmp_path), num_train=1, num_val=0, img_size=192, seed=5)
     cfg = Config.fromfile(CONFIG)
     dataset_cfg = cfg.val_dataloader.dataset  # no random augmentation
-    dataset_cfg.update(data_root=str(tmp_path) + '/', ann_file='train/annfiles/',
-                       data_prefix=dict(img_path='train/images/'))
+    dataset_cfg.update(
+        data_root=str(tmp_path) + '/',
+        ann_file='train/annfiles/',
+        data_prefix=dict(img_path='train/images/'),
+    )
     dataset_cfg.pipeline[1] = dict(type='Resize', scale=(192, 192), keep_ratio=True)
     with DefaultScope.overwrite_default_scope('ai4rs'):
         dataset = DATASETS.build(dataset_cfg)
@@ -53,7 +57,7 @@ def test_overfit_one_image_to_ap50_of_one(tmp_path):
             history.append((step, mean_ap, per_class))
             if mean_ap == 1.0:
                 break
-    print(f"overfit: AP50 = 1.0 reached at step {history[-1][0]}", history)
+    print(f'overfit: AP50 = 1.0 reached at step {history[-1][0]}', history)
     assert history[-1][1] == 1.0, history
 
 
@@ -67,9 +71,15 @@ def _ap50(model, item, gt):
         pred = model.test_step(pseudo_collate([item]))[0].pred_instances
     boxes = pred.bboxes.tensor.numpy()
     labels = pred.labels.numpy()
-    dets = [np.concatenate([boxes[labels == c], pred.scores.numpy()[labels == c, None]], 1)
-            for c in range(3)]
-    ann = dict(bboxes=gt.bboxes.tensor.numpy(), labels=gt.labels.numpy(),
-               bboxes_ignore=np.zeros((0, 5)), labels_ignore=np.zeros(0, np.int64))
+    dets = [
+        np.concatenate([boxes[labels == c], pred.scores.numpy()[labels == c, None]], 1)
+        for c in range(3)
+    ]
+    ann = dict(
+        bboxes=gt.bboxes.tensor.numpy(),
+        labels=gt.labels.numpy(),
+        bboxes_ignore=np.zeros((0, 5)),
+        labels_ignore=np.zeros(0, np.int64),
+    )
     mean_ap, results = eval_rbbox_map([dets], [ann], iou_thr=0.5, logger='silent')
     return mean_ap, [(r['num_gts'], round(float(r['ap']), 3)) for r in results]

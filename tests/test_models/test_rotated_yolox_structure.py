@@ -1,5 +1,6 @@
 """Rotated YOLOX structure: upstream state_dict keys/shapes, parameter counts,
 mode='tensor' outputs, backbone options."""
+
 import json
 import math
 import os.path as osp
@@ -12,8 +13,9 @@ from ai4rs.models.layers import CSPLayer, DarknetBottleneck, SPPBottleneck
 from ai4rs.models.necks import YOLOXPAFPN
 from tests.test_models.yolox_builders import build_rotated_yolox
 
-KEYS_JSON = osp.join(osp.dirname(osp.dirname(__file__)), 'data',
-                     'rotated_yolox_state_dict_keys.json')
+KEYS_JSON = osp.join(
+    osp.dirname(osp.dirname(__file__)), 'data', 'rotated_yolox_state_dict_keys.json'
+)
 
 
 @pytest.fixture(scope='module')
@@ -22,8 +24,7 @@ def upstream_keys():
         return json.load(f)
 
 
-@pytest.mark.parametrize('size,num_params', [('t', 5_037_231), ('s', 8_943_487),
-                                             ('m', 25_289_439)])
+@pytest.mark.parametrize('size,num_params', [('t', 5_037_231), ('s', 8_943_487), ('m', 25_289_439)])
 def test_state_dict_matches_upstream(size, num_params, upstream_keys):
     model = build_rotated_yolox(size)
     state = {k: list(v.shape) for k, v in model.state_dict().items()}
@@ -55,8 +56,7 @@ def test_tensor_mode_shapes(tiny_yolox):
 def test_head_bias_init(tiny_yolox):
     head = tiny_yolox.bbox_head
     prior = -math.log((1 - 0.01) / 0.01)
-    for convs in (head.multi_level_conv_cls, head.multi_level_conv_obj,
-                  head.multi_level_conv_ang):
+    for convs in (head.multi_level_conv_cls, head.multi_level_conv_obj, head.multi_level_conv_ang):
         for conv in convs:
             torch.testing.assert_close(conv.bias.data, torch.full_like(conv.bias, prior))
 
@@ -71,28 +71,34 @@ def test_focus_phase_order():
     with torch.no_grad():
         focus.conv.conv.weight.copy_(torch.eye(4).view(4, 4, 1, 1))
         focus.conv.conv.bias.zero_()
-    x = torch.arange(16.).view(1, 1, 4, 4)
+    x = torch.arange(16.0).view(1, 1, 4, 4)
     y = focus(x)
     # channels: top-left, bottom-left, top-right, bottom-right pixels of each 2x2 cell
-    assert y[0, :, 0, 0].tolist() == [0., 4., 1., 5.]
-    assert y[0, :, 1, 1].tolist() == [10., 14., 11., 15.]
+    assert y[0, :, 0, 0].tolist() == [0.0, 4.0, 1.0, 5.0]
+    assert y[0, :, 1, 1].tolist() == [10.0, 14.0, 11.0, 15.0]
 
 
 def test_csp_darknet_outputs_and_arch():
     model = CSPDarknet(deepen_factor=0.33, widen_factor=0.125, out_indices=(0, 1, 2, 3, 4))
     outs = model(torch.rand(1, 3, 64, 64))
-    assert [o.shape[1:] for o in outs] == [(8, 32, 32), (16, 16, 16), (32, 8, 8), (64, 4, 4),
-                                          (128, 2, 2)]
-    p6 = CSPDarknet(arch='P6', deepen_factor=0.33, widen_factor=0.125, out_indices=(5, ))
+    assert [o.shape[1:] for o in outs] == [
+        (8, 32, 32),
+        (16, 16, 16),
+        (32, 8, 8),
+        (64, 4, 4),
+        (128, 2, 2),
+    ]
+    p6 = CSPDarknet(arch='P6', deepen_factor=0.33, widen_factor=0.125, out_indices=(5,))
     assert p6.eval()(torch.rand(1, 3, 64, 64))[0].shape == (1, 128, 1, 1)
     assert isinstance(p6.stage5[1], SPPBottleneck) and isinstance(p6.stage4[1], CSPLayer)
-    custom = CSPDarknet(arch_ovewrite=[[8, 16, 1, True, False], [16, 32, 1, False, True]],
-                        out_indices=(2, ))
+    custom = CSPDarknet(
+        arch_ovewrite=[[8, 16, 1, True, False], [16, 32, 1, False, True]], out_indices=(2,)
+    )
     assert custom(torch.rand(1, 3, 32, 32))[0].shape == (1, 32, 4, 4)
     with pytest.raises(ValueError, match='arch'):
         CSPDarknet(arch='P7')
     with pytest.raises(ValueError, match='out_indices'):
-        CSPDarknet(out_indices=(5, ))
+        CSPDarknet(out_indices=(5,))
     with pytest.raises(ValueError, match='frozen_stages'):
         CSPDarknet(frozen_stages=5)
 

@@ -1,6 +1,7 @@
 """YOLOWorldDetector with small stand-ins for the backbone, neck and head that
 follow the YOLO-World interfaces, and the tiny CLIP text model: loss with the
 batch texts, predict with any vocabulary, tensor mode, reparameterize."""
+
 import subprocess
 import sys
 
@@ -29,8 +30,11 @@ class StandInMultiModalBackbone(BaseModule):
     def __init__(self, text_model: dict, with_text_model: bool = True) -> None:
         super().__init__()
         self.convs = nn.ModuleList(
-            [nn.Conv2d(3 if i == 0 else 8, 8, 3, stride=2 if i == 0 else 2, padding=1)
-             for i in range(5)])
+            [
+                nn.Conv2d(3 if i == 0 else 8, 8, 3, stride=2 if i == 0 else 2, padding=1)
+                for i in range(5)
+            ]
+        )
         self.with_text_model = with_text_model
         self.text_model = MODELS.build(text_model) if with_text_model else None
 
@@ -102,7 +106,7 @@ class StandInWorldHead(BaseModule):
                 idx = torch.full((len(inst.labels), 1), float(i))
                 rows.append(torch.cat([idx, inst.labels[:, None].float(), inst.bboxes], 1))
             gt = torch.cat(rows)
-        loss_cls, loss_bbox = 0., 0.
+        loss_cls, loss_bbox = 0.0, 0.0
         for logits, dist, stride in zip(cls, reg, STRIDES):
             target = torch.zeros_like(logits)
             for b, label, x1, y1, x2, y2 in gt.tolist():
@@ -131,25 +135,38 @@ class StandInWorldHead(BaseModule):
             boxes, scores = torch.cat(boxes), torch.cat(scores)
             flat = scores.flatten()
             top = flat.topk(min(20, flat.numel())).indices
-            inst = InstanceData(bboxes=boxes[top // self.num_classes],
-                                scores=flat[top], labels=top % self.num_classes)
+            inst = InstanceData(
+                bboxes=boxes[top // self.num_classes],
+                scores=flat[top],
+                labels=top % self.num_classes,
+            )
             if rescale:
-                inst.bboxes = inst.bboxes / inst.bboxes.new_tensor(
-                    sample.scale_factor).repeat(2)
+                inst.bboxes = inst.bboxes / inst.bboxes.new_tensor(sample.scale_factor).repeat(2)
             results.append(inst)
         return results
 
 
 def build_detector(clip_dir, **text_kwargs):
     text_model = dict(type='HuggingCLIPLanguageBackbone', model_name=clip_dir, **text_kwargs)
-    return MODELS.build(dict(
-        type='YOLOWorldDetector', mm_neck=True, num_train_classes=3, num_test_classes=3,
-        data_preprocessor=dict(type='YOLOWDetDataPreprocessor', mean=[0., 0., 0.],
-                               std=[255., 255., 255.], bgr_to_rgb=True),
-        backbone=dict(type='_StandInMultiModalBackbone', text_model=text_model),
-        neck=dict(type='_StandInTextNeck'),
-        bbox_head=dict(type='_StandInWorldHead', num_classes=80),
-        train_cfg=dict(), test_cfg=dict(score_thr=0.0)))
+    return MODELS.build(
+        dict(
+            type='YOLOWorldDetector',
+            mm_neck=True,
+            num_train_classes=3,
+            num_test_classes=3,
+            data_preprocessor=dict(
+                type='YOLOWDetDataPreprocessor',
+                mean=[0.0, 0.0, 0.0],
+                std=[255.0, 255.0, 255.0],
+                bgr_to_rgb=True,
+            ),
+            backbone=dict(type='_StandInMultiModalBackbone', text_model=text_model),
+            neck=dict(type='_StandInTextNeck'),
+            bbox_head=dict(type='_StandInWorldHead', num_classes=80),
+            train_cfg=dict(),
+            test_cfg=dict(score_thr=0.0),
+        )
+    )
 
 
 TRAIN_TEXTS = [['cat', 'dog', ''], ['dog', 'bird', 'cat']]
@@ -159,22 +176,30 @@ def list_batch(texts, with_gt=True):
     torch.manual_seed(0)
     samples = []
     for i, t in enumerate(texts):
-        sample = DetDataSample(metainfo=dict(img_shape=(64, 64), ori_shape=(128, 128),
-                                             scale_factor=(0.5, 0.5), batch_input_shape=(64, 64)))
+        sample = DetDataSample(
+            metainfo=dict(
+                img_shape=(64, 64),
+                ori_shape=(128, 128),
+                scale_factor=(0.5, 0.5),
+                batch_input_shape=(64, 64),
+            )
+        )
         if t is not None:
             sample.texts = list(t)
         if with_gt:
-            sample.gt_instances = InstanceData(bboxes=torch.tensor([[8., 8., 40., 30.]]) + i,
-                                               labels=torch.tensor([i]))
+            sample.gt_instances = InstanceData(
+                bboxes=torch.tensor([[8.0, 8.0, 40.0, 30.0]]) + i, labels=torch.tensor([i])
+            )
         samples.append(sample)
     return torch.rand(len(texts), 3, 64, 64), samples
 
 
 def collated_batch():
     imgs = (torch.rand(2, 3, 64, 64) * 255).to(torch.uint8)
-    bboxes_labels = torch.tensor([[0., 1., 8., 8., 40., 30.], [1., 2., 10., 20., 50., 60.]])
-    return {'inputs': imgs, 'data_samples': {'bboxes_labels': bboxes_labels,
-                                             'texts': TRAIN_TEXTS}}
+    bboxes_labels = torch.tensor(
+        [[0.0, 1.0, 8.0, 8.0, 40.0, 30.0], [1.0, 2.0, 10.0, 20.0, 50.0, 60.0]]
+    )
+    return {'inputs': imgs, 'data_samples': {'bboxes_labels': bboxes_labels, 'texts': TRAIN_TEXTS}}
 
 
 def test_loss_with_collated_batch_texts(tiny_clip_dir):
@@ -269,10 +294,12 @@ def test_reparameterize_equals_text_model_path(tiny_clip_dir):
         cls, reg = det(inputs, None, mode='tensor')
     assert not calls  # image-only: the text model is not run
     for a, b in zip(out, ref):
-        torch.testing.assert_close(a.pred_instances.scores, b.pred_instances.scores,
-                                   atol=1e-4, rtol=0)
-        torch.testing.assert_close(a.pred_instances.bboxes, b.pred_instances.bboxes,
-                                   atol=1e-4, rtol=0)
+        torch.testing.assert_close(
+            a.pred_instances.scores, b.pred_instances.scores, atol=1e-4, rtol=0
+        )
+        torch.testing.assert_close(
+            a.pred_instances.bboxes, b.pred_instances.bboxes, atol=1e-4, rtol=0
+        )
         assert torch.equal(a.pred_instances.labels, b.pred_instances.labels)
     for a, b in zip(cls + reg, ref_cls + ref_reg):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
@@ -322,10 +349,16 @@ def test_import_without_transformers():
         'try:\n'
         '    MODELS.build(dict(type="HuggingCLIPLanguageBackbone", model_name="x"))\n'
         'except ImportError as e:\n'
-        '    print("ERR", e)\n')
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                         cwd=REPO_ROOT, env={'PYTHONPATH': REPO_ROOT, 'OMP_NUM_THREADS': '1',
-                                             'PATH': '/usr/bin:/bin'}, timeout=120)
+        '    print("ERR", e)\n'
+    )
+    out = subprocess.run(
+        [sys.executable, '-c', code],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env={'PYTHONPATH': REPO_ROOT, 'OMP_NUM_THREADS': '1', 'PATH': '/usr/bin:/bin'},
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert 'YOLOX 4' in out.stdout
     assert 'ERR' in out.stdout and 'ai4rs[multimodal]' in out.stdout

@@ -1,4 +1,5 @@
 """YOLO-World head: upstream keys/shapes, init, contrastive logits, losses, rescaling."""
+
 import json
 import math
 from pathlib import Path
@@ -17,36 +18,65 @@ REFERENCE = Path(__file__).parents[1] / 'data' / 'yolo_world_v2_state_dict_keys.
 HEAD_PREFIX = 'bbox_head.head_module.'
 # size: (widen_factor, last_stage_out_channels), upstream v2 configs
 V2_SIZES = {'s': (0.5, 1024), 'm': (0.75, 768), 'l': (1.0, 512), 'x': (1.25, 512)}
-TEST_CFG = dict(multi_label=True, nms_pre=30000, score_thr=0.001,
-                nms=dict(type='nms', iou_threshold=0.7), max_per_img=300)
+TEST_CFG = dict(
+    multi_label=True,
+    nms_pre=30000,
+    score_thr=0.001,
+    nms=dict(type='nms', iou_threshold=0.7),
+    max_per_img=300,
+)
 
 
 def head_module_cfg(widen: float, last: int, **kwargs) -> dict:
-    cfg = dict(type='YOLOWorldHeadModule', use_bn_head=True, embed_dims=512, num_classes=80,
-               in_channels=[256, 512, last], widen_factor=widen, reg_max=16,
-               norm_cfg=dict(type='BN', momentum=0.03, eps=0.001),
-               act_cfg=dict(type='SiLU', inplace=True), featmap_strides=[8, 16, 32])
+    cfg = dict(
+        type='YOLOWorldHeadModule',
+        use_bn_head=True,
+        embed_dims=512,
+        num_classes=80,
+        in_channels=[256, 512, last],
+        widen_factor=widen,
+        reg_max=16,
+        norm_cfg=dict(type='BN', momentum=0.03, eps=0.001),
+        act_cfg=dict(type='SiLU', inplace=True),
+        featmap_strides=[8, 16, 32],
+    )
     cfg.update(kwargs)
     return cfg
 
 
 def tiny_head(num_classes: int = 3, embed: int = 16, **kwargs) -> YOLOWorldHead:
     """v2 head on (8, 16, 32)-channel levels (widen 0.25 of (32, 64, 128))."""
-    head = MODELS.build(dict(
-        type='YOLOWorldHead',
-        head_module=head_module_cfg(0.25, 128, embed_dims=embed, num_classes=num_classes,
-                                    in_channels=[32, 64, 128]),
-        train_cfg=dict(assigner=dict(type='BatchTaskAlignedAssigner', num_classes=num_classes,
-                                     use_ciou=True, topk=10, alpha=0.5, beta=6.0, eps=1e-9)),
-        test_cfg=TEST_CFG, **kwargs))
+    head = MODELS.build(
+        dict(
+            type='YOLOWorldHead',
+            head_module=head_module_cfg(
+                0.25, 128, embed_dims=embed, num_classes=num_classes, in_channels=[32, 64, 128]
+            ),
+            train_cfg=dict(
+                assigner=dict(
+                    type='BatchTaskAlignedAssigner',
+                    num_classes=num_classes,
+                    use_ciou=True,
+                    topk=10,
+                    alpha=0.5,
+                    beta=6.0,
+                    eps=1e-9,
+                )
+            ),
+            test_cfg=TEST_CFG,
+            **kwargs,
+        )
+    )
     head.init_weights()
     return head
 
 
 def tiny_inputs(seed: int = 0, batch: int = 2, size: int = 64, k: int = 3, embed: int = 16):
     g = torch.Generator().manual_seed(seed)
-    feats = [torch.randn(batch, c, size // s, size // s, generator=g)
-             for c, s in zip((8, 16, 32), (8, 16, 32))]
+    feats = [
+        torch.randn(batch, c, size // s, size // s, generator=g)
+        for c, s in zip((8, 16, 32), (8, 16, 32))
+    ]
     return feats, torch.randn(batch, k, embed, generator=g)
 
 
@@ -67,17 +97,19 @@ def test_head_module_keys_and_shapes_equal_upstream(size):
 def test_init_weights_values():
     module = MODELS.build(head_module_cfg(0.25, 128, in_channels=[32, 64, 128], embed_dims=16))
     module.init_weights()
-    for stride, reg, cls, contrast in zip((8, 16, 32), module.reg_preds, module.cls_preds,
-                                          module.cls_contrasts):
+    for stride, reg, cls, contrast in zip(
+        (8, 16, 32), module.reg_preds, module.cls_preds, module.cls_contrasts
+    ):
         assert torch.all(reg[-1].bias == 1.0)
         assert torch.all(cls[-1].bias == 0.0)
-        assert contrast.bias.item() == pytest.approx(math.log(5 / 80 / (640 / stride)**2))
+        assert contrast.bias.item() == pytest.approx(math.log(5 / 80 / (640 / stride) ** 2))
         assert contrast.logit_scale.item() == -1.0
         assert torch.all(contrast.norm.weight == 1) and torch.all(contrast.norm.bias == 0)
         assert torch.all(cls[0].bn.weight == 1) and torch.all(cls[0].bn.bias == 0)
     assert isinstance(module.cls_contrasts[0], BNContrastiveHead)
-    v1 = MODELS.build(head_module_cfg(0.25, 128, in_channels=[32, 64, 128], embed_dims=16,
-                                      use_bn_head=False))
+    v1 = MODELS.build(
+        head_module_cfg(0.25, 128, in_channels=[32, 64, 128], embed_dims=16, use_bn_head=False)
+    )
     assert isinstance(v1.cls_contrasts[0], ContrastiveHead)
     assert v1.cls_contrasts[0].logit_scale.item() == pytest.approx(math.log(1 / 0.07))
     assert sorted(v1.cls_contrasts[0].state_dict()) == ['bias', 'logit_scale']
@@ -96,8 +128,7 @@ def test_contrastive_logits_match_hand_formula():
     xn = x[b, :, i, j] / math.sqrt(1 + 0.001)
     wn = w[b, k] / w[b, k].norm()
     assert out.shape == (2, 5, 3, 4)
-    assert out[b, k, i, j].item() == pytest.approx(
-        (xn @ wn).item() * math.exp(-1) + 0.25, rel=1e-5)
+    assert out[b, k, i, j].item() == pytest.approx((xn @ wn).item() * math.exp(-1) + 0.25, rel=1e-5)
     v1 = ContrastiveHead(6)
     ref = (x[b, :, i, j] / x[b, :, i, j].norm()) @ wn / 0.07
     assert v1(x, w)[b, k, i, j].item() == pytest.approx(ref.item(), rel=1e-5)
@@ -114,10 +145,10 @@ def test_forward_shapes_and_text_masks():
     assert [tuple(r.shape) for r in reg] == [(2, 4, 8, 8), (2, 4, 4, 4), (2, 4, 2, 2)]
     assert tuple(dist[0].shape) == (2, 64, 4, 16)
     # expected distance = softmax-weighted bin index
-    expected = (dist[1].softmax(-1) * torch.arange(16.)).sum(-1)  # (B, HW, 4)
+    expected = (dist[1].softmax(-1) * torch.arange(16.0)).sum(-1)  # (B, HW, 4)
     assert torch.allclose(reg[1].flatten(2).transpose(1, 2), expected, atol=1e-5)
     head.eval()
-    masks = torch.tensor([[1., 1., 0.], [1., 1., 1.]])
+    masks = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]])
     with torch.no_grad():
         cls_m, _ = head(feats, txt, masks)
         cls_u, _ = head(feats, txt)
@@ -130,15 +161,16 @@ def data_samples(gt: torch.Tensor, batch: int = 2) -> list:
     for i in range(batch):
         rows = gt[gt[:, 0] == i]
         sample = DetDataSample()
-        sample.gt_instances = InstanceData(bboxes=HorizontalBoxes(rows[:, 2:]),
-                                           labels=rows[:, 1].long())
-        sample.set_metainfo(dict(img_shape=(64, 64), ori_shape=(64, 64), scale_factor=(1., 1.)))
+        sample.gt_instances = InstanceData(
+            bboxes=HorizontalBoxes(rows[:, 2:]), labels=rows[:, 1].long()
+        )
+        sample.set_metainfo(dict(img_shape=(64, 64), ori_shape=(64, 64), scale_factor=(1.0, 1.0)))
         samples.append(sample)
     return samples
 
 
 def test_gt_instances_preprocess_both_forms():
-    gt = torch.tensor([[1, 2, 5, 5, 9, 9], [0, 1, 1, 2, 3, 4], [1, 0, 6, 6, 8, 8.]])
+    gt = torch.tensor([[1, 2, 5, 5, 9, 9], [0, 1, 1, 2, 3, 4], [1, 0, 6, 6, 8, 8.0]])
     padded = gt_instances_preprocess(gt, 3)
     expected = torch.zeros(3, 2, 5)
     expected[0, 0] = torch.tensor([1, 1, 2, 3, 4])
@@ -149,16 +181,16 @@ def test_gt_instances_preprocess_both_forms():
     assert torch.equal(gt_instances_preprocess(instances, 3), expected)
     assert gt_instances_preprocess(torch.zeros(0, 6), 2).shape == (2, 0, 5)
     with pytest.raises(ValueError, match='image indices'):
-        gt_instances_preprocess(torch.tensor([[3, 0, 1, 1, 2, 2.]]), 2)
+        gt_instances_preprocess(torch.tensor([[3, 0, 1, 1, 2, 2.0]]), 2)
     with pytest.raises(ValueError, match='non-finite'):
-        gt_instances_preprocess(torch.tensor([[0, 0, 1, float('nan'), 2, 2.]]), 1)
+        gt_instances_preprocess(torch.tensor([[0, 0, 1, float('nan'), 2, 2.0]]), 1)
 
 
 def test_loss_finite_positive_both_gt_forms_and_zero_gt():
     torch.manual_seed(0)
     head = tiny_head().train()
     feats, txt = tiny_inputs()
-    gt = torch.tensor([[0, 1, 10, 10, 30, 40], [0, 2, 5, 5, 60, 60], [1, 0, 20, 20, 40, 40.]])
+    gt = torch.tensor([[0, 1, 10, 10, 30, 40], [0, 2, 5, 5, 60, 60], [1, 0, 20, 20, 40, 40.0]])
     fast = head.loss(feats, txt, None, dict(bboxes_labels=gt, img_metas=[{}, {}]))
     samples = head.loss(feats, txt, None, data_samples(gt))
     for key in ('loss_cls', 'loss_bbox', 'loss_dfl'):
@@ -185,11 +217,11 @@ def hand_outputs(num_classes: int = 3):
     """Eval outputs for a 64 x 64 input: every logit -10 except cell (row 3, col 4) of the
     stride-8 level, whose prior is (36, 28) and whose distances (l, t, r, b) = (1, 0.5, 2, 1.5)
     strides give the box (28, 24, 52, 40); class 1 logit 4, class 2 logit 1."""
-    cls = [torch.full((1, num_classes, 64 // s, 64 // s), -10.) for s in (8, 16, 32)]
+    cls = [torch.full((1, num_classes, 64 // s, 64 // s), -10.0) for s in (8, 16, 32)]
     reg = [torch.full((1, 4, 64 // s, 64 // s), 0.5) for s in (8, 16, 32)]
     cls[0][0, 1, 3, 4] = 4.0
     cls[0][0, 2, 3, 4] = 1.0
-    reg[0][0, :, 3, 4] = torch.tensor([1., 0.5, 2., 1.5])
+    reg[0][0, :, 3, 4] = torch.tensor([1.0, 0.5, 2.0, 1.5])
     return cls, reg
 
 
@@ -197,25 +229,31 @@ def test_predict_maps_letterboxed_box_back_to_original_image():
     head = tiny_head().eval()
     cls, reg = hand_outputs()
     # original 96 x 128 image resized by 0.5 to 48 x 64, letterboxed with 8 rows top/bottom
-    meta = dict(ori_shape=(96, 128), img_shape=(64, 64), scale_factor=(0.5, 0.5),
-                pad_param=[8., 8., 0., 0.])
+    meta = dict(
+        ori_shape=(96, 128),
+        img_shape=(64, 64),
+        scale_factor=(0.5, 0.5),
+        pad_param=[8.0, 8.0, 0.0, 0.0],
+    )
     cfg = dict(TEST_CFG, score_thr=0.05)
     (res,) = head.predict_by_feat(cls, reg, batch_img_metas=[meta], cfg=cfg, rescale=True)
     # (28, 24, 52, 40) - (0, 8, 0, 8) = (28, 16, 52, 32); / 0.5 = (56, 32, 104, 64)
     assert isinstance(res.bboxes, HorizontalBoxes)
     assert res.labels.tolist() == [1, 2]  # multi-label: both classes of the cell, same box
-    assert torch.equal(res.bboxes.tensor, torch.tensor([[56., 32., 104., 64.]] * 2))
-    assert res.scores.tolist() == pytest.approx([torch.sigmoid(torch.tensor(4.)).item(),
-                                                 torch.sigmoid(torch.tensor(1.)).item()])
+    assert torch.equal(res.bboxes.tensor, torch.tensor([[56.0, 32.0, 104.0, 64.0]] * 2))
+    assert res.scores.tolist() == pytest.approx(
+        [torch.sigmoid(torch.tensor(4.0)).item(), torch.sigmoid(torch.tensor(1.0)).item()]
+    )
     # single label: one detection per prior; no rescale: input coordinates
-    (single,) = head.predict_by_feat(cls, reg, batch_img_metas=[meta],
-                                     cfg=dict(cfg, multi_label=False), rescale=False)
+    (single,) = head.predict_by_feat(
+        cls, reg, batch_img_metas=[meta], cfg=dict(cfg, multi_label=False), rescale=False
+    )
     assert single.labels.tolist() == [1]
-    assert torch.equal(single.bboxes.tensor, torch.tensor([[28., 24., 52., 40.]]))
+    assert torch.equal(single.bboxes.tensor, torch.tensor([[28.0, 24.0, 52.0, 40.0]]))
     # clipped to the original image
-    reg[0][0, :, 3, 4] = torch.tensor([6., 0.5, 2., 1.5])  # x1 = 36 - 48 < 0
+    reg[0][0, :, 3, 4] = torch.tensor([6.0, 0.5, 2.0, 1.5])  # x1 = 36 - 48 < 0
     (clipped,) = head.predict_by_feat(cls, reg, batch_img_metas=[meta], cfg=cfg, rescale=True)
-    assert clipped.bboxes.tensor[0].tolist() == [0., 32., 104., 64.]
+    assert clipped.bboxes.tensor[0].tolist() == [0.0, 32.0, 104.0, 64.0]
 
 
 def test_predict_class_aware_nms_and_max_per_img():
@@ -223,18 +261,24 @@ def test_predict_class_aware_nms_and_max_per_img():
     cls, reg = hand_outputs()
     # a neighbour cell (row 3, col 5), prior (44, 28), predicts an overlapping box
     cls[0][0, 1, 3, 5] = 3.0
-    reg[0][0, :, 3, 5] = torch.tensor([2., 0.5, 1., 1.5])  # (28, 24, 52, 40): IoU 1 with it
-    meta = dict(ori_shape=(64, 64), img_shape=(64, 64), scale_factor=(1., 1.))
-    (res,) = head.predict_by_feat(cls, reg, batch_img_metas=[meta],
-                                  cfg=dict(TEST_CFG, score_thr=0.05), rescale=True)
+    reg[0][0, :, 3, 5] = torch.tensor([2.0, 0.5, 1.0, 1.5])  # (28, 24, 52, 40): IoU 1 with it
+    meta = dict(ori_shape=(64, 64), img_shape=(64, 64), scale_factor=(1.0, 1.0))
+    (res,) = head.predict_by_feat(
+        cls, reg, batch_img_metas=[meta], cfg=dict(TEST_CFG, score_thr=0.05), rescale=True
+    )
     # the class-1 duplicate is suppressed; class 2 at the same place is kept
     assert res.labels.tolist() == [1, 2]
-    (capped,) = head.predict_by_feat(cls, reg, batch_img_metas=[meta],
-                                     cfg=dict(TEST_CFG, score_thr=0.05, max_per_img=1),
-                                     rescale=True)
+    (capped,) = head.predict_by_feat(
+        cls,
+        reg,
+        batch_img_metas=[meta],
+        cfg=dict(TEST_CFG, score_thr=0.05, max_per_img=1),
+        rescale=True,
+    )
     assert capped.labels.tolist() == [1]
-    (none,) = head.predict_by_feat(cls, reg, batch_img_metas=[meta],
-                                   cfg=dict(TEST_CFG, score_thr=0.99), rescale=True)
+    (none,) = head.predict_by_feat(
+        cls, reg, batch_img_metas=[meta], cfg=dict(TEST_CFG, score_thr=0.99), rescale=True
+    )
     assert len(none) == 0 and isinstance(none.bboxes, HorizontalBoxes)
 
 
@@ -242,7 +286,7 @@ def test_predict_entry_point_with_data_samples():
     head = tiny_head().eval()
     feats, txt = tiny_inputs(batch=1)
     sample = DetDataSample()
-    sample.set_metainfo(dict(ori_shape=(64, 64), img_shape=(64, 64), scale_factor=(1., 1.)))
+    sample.set_metainfo(dict(ori_shape=(64, 64), img_shape=(64, 64), scale_factor=(1.0, 1.0)))
     with torch.no_grad():
         (res,) = head.predict(feats, txt, None, [sample], rescale=True)
     assert len(res) <= 300 and set(res.keys()) == {'bboxes', 'scores', 'labels'}
@@ -252,22 +296,24 @@ def test_predict_entry_point_with_data_samples():
 def test_loss_and_predict_under_bfloat16_autocast():
     head = tiny_head().train()
     feats, txt = tiny_inputs()
-    gt = torch.tensor([[0, 1, 10, 10, 30, 40], [1, 0, 20, 20, 40, 40.]])
+    gt = torch.tensor([[0, 1, 10, 10, 30, 40], [1, 0, 20, 20, 40, 40.0]])
     with torch.autocast('cpu', dtype=torch.bfloat16):
         losses = head.loss(feats, txt, None, dict(bboxes_labels=gt, img_metas=[{}, {}]))
     assert all(torch.isfinite(v) and v.dtype == torch.float32 for v in losses.values())
     assert losses['loss_bbox'].item() > 0
     head.eval()
-    meta = dict(ori_shape=(64, 64), img_shape=(64, 64), scale_factor=(1., 1.))
+    meta = dict(ori_shape=(64, 64), img_shape=(64, 64), scale_factor=(1.0, 1.0))
     with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
-        (res,) = head.predict_by_feat(*head([f[:1] for f in feats], txt[:1]),
-                                      batch_img_metas=[meta], rescale=True)
+        (res,) = head.predict_by_feat(
+            *head([f[:1] for f in feats], txt[:1]), batch_img_metas=[meta], rescale=True
+        )
     assert torch.isfinite(res.bboxes.tensor).all()
 
 
 def test_freeze_all_keeps_head_frozen_in_train_mode():
-    module = MODELS.build(head_module_cfg(0.25, 128, in_channels=[32, 64, 128], embed_dims=16,
-                                          freeze_all=True))
+    module = MODELS.build(
+        head_module_cfg(0.25, 128, in_channels=[32, 64, 128], embed_dims=16, freeze_all=True)
+    )
     module.train()
     assert not any(p.requires_grad for p in module.parameters())
     assert not module.cls_contrasts[0].norm.training and not module.cls_preds[0][0].bn.training

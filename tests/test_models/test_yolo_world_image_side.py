@@ -5,6 +5,7 @@ Keys, shapes, order and parameter counts are checked against the upstream refere
 (tests/data/yolo_world_v2_state_dict_keys.json, built from YOLO-World b1b09f2 + mmyolo
 0.6.0); the attention formula against a slow loop.
 """
+
 import json
 import math
 import os.path as osp
@@ -30,11 +31,16 @@ from ai4rs.models.necks import YOLOv5PAFPN, YOLOv8PAFPN, YOLOWorldDualPAFPN, YOL
 from ai4rs.models.utils import make_divisible, make_round
 from ai4rs.registry import MODELS
 
-KEYS_JSON = osp.join(osp.dirname(osp.dirname(__file__)), 'data',
-                     'yolo_world_v2_state_dict_keys.json')
+KEYS_JSON = osp.join(
+    osp.dirname(osp.dirname(__file__)), 'data', 'yolo_world_v2_state_dict_keys.json'
+)
 # yolo_world.md section 1: deepen, widen, last_stage_out_channels
-SIZES = {'s': (0.33, 0.5, 1024), 'm': (0.67, 0.75, 768), 'l': (1.0, 1.0, 512),
-         'x': (1.0, 1.25, 512)}
+SIZES = {
+    's': (0.33, 0.5, 1024),
+    'm': (0.67, 0.75, 768),
+    'l': (1.0, 1.0, 512),
+    'x': (1.0, 1.25, 512),
+}
 BUFFER_SUFFIXES = ('running_mean', 'running_var', 'num_batches_tracked')
 TEXT_DIM = 16  # the tiny text model's embedding width in the small tests
 
@@ -50,26 +56,49 @@ class TinyTextModel(nn.Module):
         self.table = nn.Embedding(128, dim)
 
     def forward(self, texts):
-        feats = torch.stack([
-            torch.stack([self.table(torch.tensor([ord(c) % 128 for c in t] or [0])).sum(0)
-                         for t in image_texts]) for image_texts in texts])
+        feats = torch.stack(
+            [
+                torch.stack(
+                    [
+                        self.table(torch.tensor([ord(c) % 128 for c in t] or [0])).sum(0)
+                        for t in image_texts
+                    ]
+                )
+                for image_texts in texts
+            ]
+        )
         return feats / feats.norm(dim=-1, keepdim=True)
 
 
 def image_model_cfg(deepen, widen, last, **kwargs):
-    return dict(type='YOLOv8CSPDarknet', arch='P5', last_stage_out_channels=last,
-                deepen_factor=deepen, widen_factor=widen,
-                norm_cfg=dict(type='BN', momentum=0.03, eps=0.001),
-                act_cfg=dict(type='SiLU', inplace=True), **kwargs)
+    return dict(
+        type='YOLOv8CSPDarknet',
+        arch='P5',
+        last_stage_out_channels=last,
+        deepen_factor=deepen,
+        widen_factor=widen,
+        norm_cfg=dict(type='BN', momentum=0.03, eps=0.001),
+        act_cfg=dict(type='SiLU', inplace=True),
+        **kwargs,
+    )
 
 
-def neck_cfg(deepen, widen, last, guide_channels=512,
-             block='MaxSigmoidCSPLayerWithTwoConv', **kwargs):
-    return dict(type='YOLOWorldPAFPN', in_channels=[256, 512, last],
-                out_channels=[256, 512, last], guide_channels=guide_channels,
-                embed_channels=[128, 256, last // 2], num_heads=[4, 8, last // 64],
-                deepen_factor=deepen, widen_factor=widen, num_csp_blocks=3,
-                block_cfg=dict(type=block), **kwargs)
+def neck_cfg(
+    deepen, widen, last, guide_channels=512, block='MaxSigmoidCSPLayerWithTwoConv', **kwargs
+):
+    return dict(
+        type='YOLOWorldPAFPN',
+        in_channels=[256, 512, last],
+        out_channels=[256, 512, last],
+        guide_channels=guide_channels,
+        embed_channels=[128, 256, last // 2],
+        num_heads=[4, 8, last // 64],
+        deepen_factor=deepen,
+        widen_factor=widen,
+        num_csp_blocks=3,
+        block_cfg=dict(type=block),
+        **kwargs,
+    )
 
 
 class ImageSide(nn.Module):
@@ -77,8 +106,9 @@ class ImageSide(nn.Module):
 
     def __init__(self, deepen, widen, last, block, text_model=None, guide_channels=512):
         super().__init__()
-        self.backbone = MultiModalYOLOBackbone(image_model_cfg(deepen, widen, last),
-                                               text_model=text_model)
+        self.backbone = MultiModalYOLOBackbone(
+            image_model_cfg(deepen, widen, last), text_model=text_model
+        )
         self.neck = MODELS.build(neck_cfg(deepen, widen, last, guide_channels, block))
 
 
@@ -100,8 +130,9 @@ CONFIGS = [
 
 
 def num_params(shapes: dict) -> int:
-    return sum(math.prod(shape) for key, shape in shapes.items()
-               if not key.endswith(BUFFER_SUFFIXES))
+    return sum(
+        math.prod(shape) for key, shape in shapes.items() if not key.endswith(BUFFER_SUFFIXES)
+    )
 
 
 def test_reference_lists_every_config(reference):
@@ -111,13 +142,15 @@ def test_reference_lists_every_config(reference):
 @pytest.mark.parametrize('config', CONFIGS)
 def test_state_dict_matches_upstream(config, reference):
     deepen, widen, last = SIZES[config.split('_')[3]]
-    block = ('EfficientCSPLayerWithTwoConv' if 'efficient_neck' in config
-             else 'MaxSigmoidCSPLayerWithTwoConv')
+    block = (
+        'EfficientCSPLayerWithTwoConv'
+        if 'efficient_neck' in config
+        else 'MaxSigmoidCSPLayerWithTwoConv'
+    )
     model = ImageSide(deepen, widen, last, block)
     got = {k: list(v.shape) for k, v in model.state_dict().items()}
     ref = reference[config]
-    expected = {k: v for k, v in ref.items()
-                if k.startswith(('backbone.image_model.', 'neck.'))}
+    expected = {k: v for k, v in ref.items() if k.startswith(('backbone.image_model.', 'neck.'))}
     assert sorted(set(expected) - set(got)) == []  # missing
     assert sorted(set(got) - set(expected)) == []  # unexpected
     assert got == expected
@@ -136,8 +169,9 @@ def test_upstream_shaped_state_dict_loads_strictly(reference):
     state = {}
     for key, shape in ref.items():
         if key.startswith(('backbone.image_model.', 'neck.')):
-            state[key] = (torch.tensor(7) if key.endswith('num_batches_tracked')
-                          else torch.full(shape, 0.5))
+            state[key] = (
+                torch.tensor(7) if key.endswith('num_batches_tracked') else torch.full(shape, 0.5)
+            )
     result = model.load_state_dict(state, strict=True)
     assert not result.missing_keys and not result.unexpected_keys
     assert torch.all(model.neck.bottom_up_layers[1].attn_block.bias == 0.5)
@@ -157,11 +191,14 @@ def test_scaling_rules():
 
 def test_backbone_widths_and_depths_per_size():
     # stem / stage widths and CSP depths of v2-M: 48; 96, 192, 384, 576; 2, 4, 4, 2 blocks
-    model = YOLOv8CSPDarknet(last_stage_out_channels=768, deepen_factor=0.67,
-                             widen_factor=0.75)
+    model = YOLOv8CSPDarknet(last_stage_out_channels=768, deepen_factor=0.67, widen_factor=0.75)
     assert model.stem.conv.out_channels == 48
-    assert [getattr(model, f'stage{i}')[0].conv.out_channels for i in range(1, 5)] == \
-        [96, 192, 384, 576]
+    assert [getattr(model, f'stage{i}')[0].conv.out_channels for i in range(1, 5)] == [
+        96,
+        192,
+        384,
+        576,
+    ]
     assert [len(getattr(model, f'stage{i}')[1].blocks) for i in range(1, 5)] == [2, 4, 4, 2]
     assert isinstance(model.stage4[2], SPPFBottleneck) and len(model.stage3) == 2
     # the class-level arch setting is not modified by building with another last stage
@@ -170,9 +207,14 @@ def test_backbone_widths_and_depths_per_size():
 
 def tiny_side(block='MaxSigmoidCSPLayerWithTwoConv', text=True):
     torch.manual_seed(0)
-    model = ImageSide(0.33, 0.125, 1024, block,
-                      text_model=dict(type='TinyTextModelForImageSideTests') if text else None,
-                      guide_channels=TEXT_DIM)
+    model = ImageSide(
+        0.33,
+        0.125,
+        1024,
+        block,
+        text_model=dict(type='TinyTextModelForImageSideTests') if text else None,
+        guide_channels=TEXT_DIM,
+    )
     model.backbone.image_model.init_weights()
     model.neck.init_weights()
     return model.eval()
@@ -186,8 +228,7 @@ def test_tiny_forward_shapes():
     image = torch.rand(2, 3, 64, 64)
     with torch.no_grad():
         img_feats, txt_feats = model.backbone(image, TEXTS)
-        assert [tuple(f.shape) for f in img_feats] == [(2, 32, 8, 8), (2, 64, 4, 4),
-                                                       (2, 128, 2, 2)]
+        assert [tuple(f.shape) for f in img_feats] == [(2, 32, 8, 8), (2, 64, 4, 4), (2, 128, 2, 2)]
         assert txt_feats.shape == (2, 3, TEXT_DIM)
         outs = model.neck(img_feats, txt_feats)
     assert isinstance(outs, tuple)
@@ -208,15 +249,21 @@ def test_backbone_without_text_model():
     with pytest.raises(RuntimeError, match='without one'):
         model.backbone.forward_text(TEXTS)
     # with_text_model=False does not build the given text model
-    backbone = MultiModalYOLOBackbone(image_model_cfg(0.33, 0.125, 1024),
-                                      dict(type='TinyTextModelForImageSideTests'),
-                                      with_text_model=False)
+    backbone = MultiModalYOLOBackbone(
+        image_model_cfg(0.33, 0.125, 1024),
+        dict(type='TinyTextModelForImageSideTests'),
+        with_text_model=False,
+    )
     assert backbone.text_model is None
     assert not any(k.startswith('text_model') for k in backbone.state_dict())
     # built from a config as upstream writes it
-    built = MODELS.build(dict(type='MultiModalYOLOBackbone',
-                              image_model=image_model_cfg(0.33, 0.125, 1024),
-                              text_model=dict(type='TinyTextModelForImageSideTests')))
+    built = MODELS.build(
+        dict(
+            type='MultiModalYOLOBackbone',
+            image_model=image_model_cfg(0.33, 0.125, 1024),
+            text_model=dict(type='TinyTextModelForImageSideTests'),
+        )
+    )
     assert isinstance(built.image_model, YOLOv8CSPDarknet)
     assert isinstance(built.text_model, TinyTextModel)
     # texts None: image features only
@@ -226,8 +273,10 @@ def test_backbone_without_text_model():
 
 def test_text_guides_the_vlpan_but_not_the_efficient_neck():
     image = torch.rand(2, 3, 64, 64)
-    for block, depends in (('MaxSigmoidCSPLayerWithTwoConv', True),
-                           ('EfficientCSPLayerWithTwoConv', False)):
+    for block, depends in (
+        ('MaxSigmoidCSPLayerWithTwoConv', True),
+        ('EfficientCSPLayerWithTwoConv', False),
+    ):
         # train mode: BN normalises with batch statistics, so activations stay O(1)
         # (with fresh running statistics they shrink layer after layer)
         model = tiny_side(block).train()
@@ -244,10 +293,13 @@ def test_text_guides_the_vlpan_but_not_the_efficient_neck():
 
 def test_vlpan_attention_levels():
     """Text enters all four fusion layers with embed/heads of their output level."""
-    neck = YOLOWorldPAFPN(**{k: v for k, v in neck_cfg(0.33, 0.5, 1024).items()
-                             if k != 'type'})
-    layers = [neck.top_down_layers[0], neck.top_down_layers[1], neck.bottom_up_layers[0],
-              neck.bottom_up_layers[1]]
+    neck = YOLOWorldPAFPN(**{k: v for k, v in neck_cfg(0.33, 0.5, 1024).items() if k != 'type'})
+    layers = [
+        neck.top_down_layers[0],
+        neck.top_down_layers[1],
+        neck.bottom_up_layers[0],
+        neck.bottom_up_layers[1],
+    ]
     assert all(isinstance(layer, MaxSigmoidCSPLayerWithTwoConv) for layer in layers)
     # raw embed [128, 256, 512] and heads [4, 8, 16] scaled by 0.5; levels 1, 0, 1, 2
     assert [layer.attn_block.num_heads for layer in layers] == [4, 2, 4, 8]
@@ -260,15 +312,17 @@ def test_vlpan_attention_levels():
 def test_yolov8_pafpn_and_yolov5_pafpn_shapes():
     torch.manual_seed(0)
     feats = [torch.rand(1, 32, 8, 8), torch.rand(1, 64, 4, 4), torch.rand(1, 128, 2, 2)]
-    neck = YOLOv8PAFPN([256, 512, 1024], [256, 512, 1024], deepen_factor=0.33,
-                       widen_factor=0.125).eval()
+    neck = YOLOv8PAFPN(
+        [256, 512, 1024], [256, 512, 1024], deepen_factor=0.33, widen_factor=0.125
+    ).eval()
     assert all(isinstance(layer, CSPLayerWithTwoConv) for layer in neck.top_down_layers)
     assert all(isinstance(layer, nn.Identity) for layer in neck.reduce_layers)
     with torch.no_grad():
         outs = neck(feats)
     assert [tuple(o.shape) for o in outs] == [(1, 32, 8, 8), (1, 64, 4, 4), (1, 128, 2, 2)]
-    v5 = YOLOv5PAFPN([256, 512, 1024], [256, 512, 1024], deepen_factor=0.33,
-                     widen_factor=0.125).eval()
+    v5 = YOLOv5PAFPN(
+        [256, 512, 1024], [256, 512, 1024], deepen_factor=0.33, widen_factor=0.125
+    ).eval()
     with torch.no_grad():
         outs = v5(feats)
     # YOLOv5: the coarsest level is reduced to the middle width before fusion
@@ -293,22 +347,27 @@ def slow_max_sigmoid(block: MaxSigmoidAttnBlock, x, guide):
         for m in range(heads):
             for i in range(height):
                 for j in range(width):
-                    e = embed[bi, m * hc:(m + 1) * hc, i, j]
-                    best = max(float(e @ t[m * hc:(m + 1) * hc]) for t in texts)
+                    e = embed[bi, m * hc : (m + 1) * hc, i, j]
+                    best = max(float(e @ t[m * hc : (m + 1) * hc]) for t in texts)
                     s = scale if isinstance(scale, float) else float(scale[m])
                     a = s / (1 + math.exp(-(best / math.sqrt(hc) + float(block.bias[m]))))
-                    out[bi, m * per_head:(m + 1) * per_head, i, j] = \
-                        projected[bi, m * per_head:(m + 1) * per_head, i, j] * a
+                    out[bi, m * per_head : (m + 1) * per_head, i, j] = (
+                        projected[bi, m * per_head : (m + 1) * per_head, i, j] * a
+                    )
     return out
 
 
-@pytest.mark.parametrize('in_channels,embed_channels,with_scale',
-                         [(8, 8, False), (6, 8, True)])
+@pytest.mark.parametrize('in_channels,embed_channels,with_scale', [(8, 8, False), (6, 8, True)])
 def test_max_sigmoid_attn_block_matches_slow_loop(in_channels, embed_channels, with_scale):
     torch.manual_seed(0)
-    block = MaxSigmoidAttnBlock(in_channels, 12, guide_channels=5,
-                                embed_channels=embed_channels, num_heads=2,
-                                with_scale=with_scale).eval()
+    block = MaxSigmoidAttnBlock(
+        in_channels,
+        12,
+        guide_channels=5,
+        embed_channels=embed_channels,
+        num_heads=2,
+        with_scale=with_scale,
+    ).eval()
     assert (block.embed_conv is None) == (in_channels == embed_channels)
     with torch.no_grad():
         block.bias.copy_(torch.tensor([0.3, -0.2]))
@@ -338,13 +397,14 @@ def test_csp_layers_chunk_structure():
     layer = CSPLayerWithTwoConv(16, 24, num_blocks=2, add_identity=True)
     assert layer.mid_channels == 12 and layer.final_conv.conv.in_channels == 48
     assert all(b.add_identity and b.conv1.conv.kernel_size == (3, 3) for b in layer.blocks)
-    t = MaxSigmoidCSPLayerWithTwoConv(16, 24, guide_channels=4, embed_channels=12,
-                                      num_heads=2, num_blocks=2)
-    e = EfficientCSPLayerWithTwoConv(16, 24, guide_channels=4, embed_channels=12,
-                                     num_heads=2, num_blocks=2)
+    t = MaxSigmoidCSPLayerWithTwoConv(
+        16, 24, guide_channels=4, embed_channels=12, num_heads=2, num_blocks=2
+    )
+    e = EfficientCSPLayerWithTwoConv(
+        16, 24, guide_channels=4, embed_channels=12, num_heads=2, num_blocks=2
+    )
     assert t.final_conv.conv.in_channels == 60 == e.final_conv.conv.in_channels
-    assert list(dict(t.named_children())) == ['main_conv', 'final_conv', 'blocks',
-                                              'attn_block']
+    assert list(dict(t.named_children())) == ['main_conv', 'final_conv', 'blocks', 'attn_block']
     # the YOLOX-style default bottleneck is 1x1 then 3x3 with hidden = out * 0.5
     b = YOLOv8DarknetBottleneck(8, 8)
     assert b.conv1.conv.kernel_size == (1, 1) and b.conv1.conv.out_channels == 4
@@ -367,8 +427,9 @@ def test_sppf_cascade_equals_parallel_pools():
 
 
 def test_frozen_stages_and_norm_eval():
-    model = YOLOv8CSPDarknet(deepen_factor=0.33, widen_factor=0.125, frozen_stages=1,
-                             norm_eval=True)
+    model = YOLOv8CSPDarknet(
+        deepen_factor=0.33, widen_factor=0.125, frozen_stages=1, norm_eval=True
+    )
     model.train()
     for name in ('stem', 'stage1'):
         layer = getattr(model, name)
@@ -394,9 +455,11 @@ def test_frozen_stages_and_norm_eval():
 
 
 def test_multimodal_backbone_frozen_stages():
-    backbone = MultiModalYOLOBackbone(image_model_cfg(0.33, 0.125, 1024),
-                                      dict(type='TinyTextModelForImageSideTests'),
-                                      frozen_stages=2)
+    backbone = MultiModalYOLOBackbone(
+        image_model_cfg(0.33, 0.125, 1024),
+        dict(type='TinyTextModelForImageSideTests'),
+        frozen_stages=2,
+    )
     image = backbone.image_model
     # frozen at construction already, and again after train()
     assert all(not p.requires_grad for p in image.stage2.parameters())
@@ -411,8 +474,9 @@ def test_multimodal_backbone_frozen_stages():
 
 
 def test_neck_freeze_all():
-    neck = MODELS.build(neck_cfg(0.33, 0.125, 1024, guide_channels=TEXT_DIM,
-                                 freeze_all=True)).train()
+    neck = MODELS.build(
+        neck_cfg(0.33, 0.125, 1024, guide_channels=TEXT_DIM, freeze_all=True)
+    ).train()
     assert all(not p.requires_grad for p in neck.parameters())
     assert all(not m.training for m in neck.modules() if isinstance(m, _BatchNorm))
 
@@ -432,8 +496,9 @@ def slow_image_pooling_attention(module: ImagePoolingAttentionModule, texts, fea
         for m in range(module.num_heads):
             sl = slice(m * hc, (m + 1) * hc)
             for n in range(texts.shape[1]):
-                scores = torch.stack([q[bi, n, sl] @ k[bi, p, sl]
-                                      for p in range(patches.shape[1])]) / math.sqrt(hc)
+                scores = torch.stack(
+                    [q[bi, n, sl] @ k[bi, p, sl] for p in range(patches.shape[1])]
+                ) / math.sqrt(hc)
                 weights = scores.softmax(0)
                 out[bi, n, sl] = (weights[:, None] * v[bi, :, sl]).sum(0)
     return module.proj(out) * module.scale + texts
@@ -441,8 +506,9 @@ def slow_image_pooling_attention(module: ImagePoolingAttentionModule, texts, fea
 
 def test_image_pooling_attention_matches_slow_loop():
     torch.manual_seed(0)
-    module = ImagePoolingAttentionModule([4, 6, 8], text_channels=10, embed_channels=8,
-                                         num_heads=2, pool_size=2).eval()
+    module = ImagePoolingAttentionModule(
+        [4, 6, 8], text_channels=10, embed_channels=8, num_heads=2, pool_size=2
+    ).eval()
     texts = torch.randn(2, 3, 10)
     feats = [torch.randn(2, 4, 8, 8), torch.randn(2, 6, 4, 4), torch.randn(2, 8, 2, 2)]
     with torch.no_grad():
@@ -457,11 +523,16 @@ def test_image_pooling_attention_matches_slow_loop():
 
 def test_dual_pafpn_v1():
     torch.manual_seed(0)
-    neck = YOLOWorldDualPAFPN([256, 512, 1024], [256, 512, 1024], guide_channels=TEXT_DIM,
-                              embed_channels=[128, 256, 512], num_heads=[4, 8, 16],
-                              deepen_factor=0.33, widen_factor=0.125,
-                              text_enhancder=dict(type='ImagePoolingAttentionModule',
-                                                  embed_channels=16, num_heads=2)).eval()
+    neck = YOLOWorldDualPAFPN(
+        [256, 512, 1024],
+        [256, 512, 1024],
+        guide_channels=TEXT_DIM,
+        embed_channels=[128, 256, 512],
+        num_heads=[4, 8, 16],
+        deepen_factor=0.33,
+        widen_factor=0.125,
+        text_enhancder=dict(type='ImagePoolingAttentionModule', embed_channels=16, num_heads=2),
+    ).eval()
     assert [p.conv.in_channels for p in neck.text_enhancer.projections] == [32, 64, 128]
     assert list(dict(neck.named_children()))[-1] == 'text_enhancer'
     feats = [torch.rand(2, 32, 8, 8), torch.rand(2, 64, 4, 4), torch.rand(2, 128, 2, 2)]
@@ -471,8 +542,7 @@ def test_dual_pafpn_v1():
 
 
 def test_backbone_plugins_follow_upstream_format():
-    plugin = dict(cfg=dict(type='ContextBlock', ratio=1. / 4),
-                  stages=(False, False, True, True))
+    plugin = dict(cfg=dict(type='ContextBlock', ratio=1.0 / 4), stages=(False, False, True, True))
     model = YOLOv8CSPDarknet(deepen_factor=0.33, widen_factor=0.125, plugins=[plugin]).eval()
     assert [len(getattr(model, f'stage{i}')) for i in range(1, 5)] == [2, 2, 3, 4]
     assert type(model.stage4[3]).__name__ == 'ContextBlock'
@@ -489,8 +559,7 @@ def test_rep_conv_block_equals_max_sigmoid_block_with_baked_texts():
     the output of the text-guided block for that vocabulary."""
     torch.manual_seed(0)
     block = MaxSigmoidAttnBlock(8, 8, guide_channels=5, embed_channels=8, num_heads=2).eval()
-    rep = RepConvMaxSigmoidAttnBlock(8, 8, embed_channels=8, guide_channels=3,
-                                     num_heads=2).eval()
+    rep = RepConvMaxSigmoidAttnBlock(8, 8, embed_channels=8, guide_channels=3, num_heads=2).eval()
     texts = torch.randn(3, 5)
     with torch.no_grad():
         block.bias.copy_(torch.tensor([0.4, -0.1]))
@@ -500,9 +569,9 @@ def test_rep_conv_block_equals_max_sigmoid_block_with_baked_texts():
             state[f'guide_convs.{m}.weight'] = part[:, :, None, None]
         rep.load_state_dict(state, strict=True)
         x = torch.randn(2, 8, 3, 3)
-        torch.testing.assert_close(rep(x), block(x, texts.expand(2, 3, 5)),
-                                   rtol=1e-5, atol=1e-6)
-    layer = RepConvMaxSigmoidCSPLayerWithTwoConv(16, 16, guide_channels=80, embed_channels=8,
-                                                 num_heads=2)
+        torch.testing.assert_close(rep(x), block(x, texts.expand(2, 3, 5)), rtol=1e-5, atol=1e-6)
+    layer = RepConvMaxSigmoidCSPLayerWithTwoConv(
+        16, 16, guide_channels=80, embed_channels=8, num_heads=2
+    )
     assert [c.weight.shape for c in layer.attn_block.guide_convs] == [(80, 4, 1, 1)] * 2
     assert layer(torch.rand(1, 16, 4, 4)).shape == (1, 16, 4, 4)

@@ -1,6 +1,7 @@
 """YOLOWorldDetector's ``use_syncbn``: SyncBatchNorm with several processes on an accelerator,
 plain BatchNorm with several CPU processes (PyTorch's DistributedDataParallel refuses
 SyncBatchNorm in a CPU module: "SyncBatchNorm layers only work with GPU modules")."""
+
 import os.path as osp
 
 import pytest
@@ -19,16 +20,21 @@ def _norm_types(model: nn.Module) -> set[type]:
     return {type(m) for m in model.modules() if isinstance(m, nn.modules.batchnorm._NormBase)}
 
 
-@pytest.mark.parametrize('world_size,device,expected', [
-    (1, 'cpu', nn.BatchNorm2d),
-    (2, 'cpu', nn.BatchNorm2d),
-    (1, 'cuda', nn.BatchNorm2d),
-    (2, 'cuda', nn.SyncBatchNorm),
-])
-def test_syncbn_only_for_several_processes_on_an_accelerator(world_size, device, expected,
-                                                            tiny_clip_dir, monkeypatch):
+@pytest.mark.parametrize(
+    'world_size,device,expected',
+    [
+        (1, 'cpu', nn.BatchNorm2d),
+        (2, 'cpu', nn.BatchNorm2d),
+        (1, 'cuda', nn.BatchNorm2d),
+        (2, 'cuda', nn.SyncBatchNorm),
+    ],
+)
+def test_syncbn_only_for_several_processes_on_an_accelerator(
+    world_size, device, expected, tiny_clip_dir, monkeypatch
+):
     import ai4rs.models.detectors.yolo_world as yolo_world
     from ai4rs.utils import register_all_modules
+
     register_all_modules(init_default_scope=False)
     monkeypatch.setattr(yolo_world, 'get_world_size', lambda: world_size)
     monkeypatch.setattr(yolo_world, 'get_device', lambda: device)

@@ -1,4 +1,5 @@
 """YOLOWDetDataPreprocessor: the YOLO-collate training path and the list path."""
+
 import pytest
 import torch
 from mmengine.structures import InstanceData
@@ -8,8 +9,12 @@ from ai4rs.structures import DetDataSample
 
 
 def build(**kwargs):
-    cfg = dict(type='YOLOWDetDataPreprocessor', mean=[0., 0., 0.], std=[255., 255., 255.],
-               bgr_to_rgb=True)
+    cfg = dict(
+        type='YOLOWDetDataPreprocessor',
+        mean=[0.0, 0.0, 0.0],
+        std=[255.0, 255.0, 255.0],
+        bgr_to_rgb=True,
+    )
     cfg.update(kwargs)
     return MODELS.build(cfg)
 
@@ -18,8 +23,13 @@ def collated_batch():
     imgs = torch.zeros(2, 3, 32, 48, dtype=torch.uint8)
     imgs[:, 0] = 51  # B channel of BGR images
     imgs[:, 2] = 255  # R channel
-    bboxes_labels = torch.tensor([[0., 3., 1., 2., 10., 12.], [1., 0., 4., 4., 30., 20.],
-                                  [1., 1., 0., 0., 8., 8.]])
+    bboxes_labels = torch.tensor(
+        [
+            [0.0, 3.0, 1.0, 2.0, 10.0, 12.0],
+            [1.0, 0.0, 4.0, 4.0, 30.0, 20.0],
+            [1.0, 1.0, 0.0, 0.0, 8.0, 8.0],
+        ]
+    )
     texts = [['cat', 'dog', 'bird', 'fish'], ['dog', 'cat', '', '']]
     return {'inputs': imgs, 'data_samples': {'bboxes_labels': bboxes_labels, 'texts': texts}}
 
@@ -58,12 +68,15 @@ def test_list_path_keeps_texts_on_samples():
     samples = []
     for shape in ((30, 40), (20, 50)):
         sample = DetDataSample(metainfo=dict(img_shape=shape, ori_shape=shape))
-        sample.gt_instances = InstanceData(bboxes=torch.tensor([[1., 1., 5., 5.]]),
-                                           labels=torch.tensor([0]))
+        sample.gt_instances = InstanceData(
+            bboxes=torch.tensor([[1.0, 1.0, 5.0, 5.0]]), labels=torch.tensor([0])
+        )
         sample.texts = ['cat', 'dog']
         samples.append(sample)
-    imgs = [torch.full((3, 30, 40), 255, dtype=torch.uint8),
-            torch.zeros(3, 20, 50, dtype=torch.uint8)]
+    imgs = [
+        torch.full((3, 30, 40), 255, dtype=torch.uint8),
+        torch.zeros(3, 20, 50, dtype=torch.uint8),
+    ]
     for training in (False, True):
         out = pre({'inputs': imgs, 'data_samples': samples}, training=training)
         assert out['inputs'].shape == (2, 3, 32, 64)

@@ -1,4 +1,5 @@
 """Slow, independent references for rotated-box ops, built on shapely polygons."""
+
 import numpy as np
 import shapely
 

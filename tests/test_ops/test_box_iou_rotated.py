@@ -101,15 +101,17 @@ def test_edge_cases_match_shapely(dtype, mode, device):
     full = box_iou_rotated(t1, t2, mode=mode).cpu()
     assert torch.isfinite(full).all()
     np.testing.assert_allclose(aligned.double().numpy(), expected, rtol=0, atol=TOL[dtype])
-    np.testing.assert_allclose(torch.diagonal(full).double().numpy(), expected, rtol=0,
-                               atol=TOL[dtype])
+    np.testing.assert_allclose(
+        torch.diagonal(full).double().numpy(), expected, rtol=0, atol=TOL[dtype]
+    )
 
 
 def test_hand_computed_values():
-    boxes1 = torch.tensor([[0, 0, 2, 2, 0], [0, 0, 2, 2, 0], [0, 0, 10, 2, 0]],
-                          dtype=torch.float64)
-    boxes2 = torch.tensor([[1, 0, 2, 2, 0], [0, 0, 2, 2, math.pi / 4], [0, 0, 10, 2, math.pi / 2]],
-                          dtype=torch.float64)
+    boxes1 = torch.tensor([[0, 0, 2, 2, 0], [0, 0, 2, 2, 0], [0, 0, 10, 2, 0]], dtype=torch.float64)
+    boxes2 = torch.tensor(
+        [[1, 0, 2, 2, 0], [0, 0, 2, 2, math.pi / 4], [0, 0, 10, 2, math.pi / 2]],
+        dtype=torch.float64,
+    )
     # half overlap: 2 / 6; square vs its 45-degree turn: octagon 8(sqrt2 - 1); cross: 4 / 36
     octagon = 8 * (math.sqrt(2) - 1)
     expected = torch.tensor([2 / 6, octagon / (8 - octagon), 4 / 36], dtype=torch.float64)
@@ -133,8 +135,9 @@ def test_chunked_paths_give_the_same_matrix(monkeypatch):
     monkeypatch.setattr(iou_module, '_KERNEL_CHUNK', 7)
     monkeypatch.setattr(iou_module, '_MASK_CHUNK', 120)
     torch.testing.assert_close(box_iou_rotated(b1, b2), full, rtol=0, atol=0)
-    torch.testing.assert_close(box_iou_rotated(b1[:50], b2, aligned=True),
-                               torch.diagonal(full[:50]), rtol=0, atol=1e-15)
+    torch.testing.assert_close(
+        box_iou_rotated(b1[:50], b2, aligned=True), torch.diagonal(full[:50]), rtol=0, atol=1e-15
+    )
 
 
 def test_counter_clockwise_flag_negates_angles():
@@ -142,8 +145,9 @@ def test_counter_clockwise_flag_negates_angles():
     b1 = torch.from_numpy(random_rboxes(rng, 30, span=40))
     b2 = torch.from_numpy(random_rboxes(rng, 20, span=40))
     flip = torch.tensor([1, 1, 1, 1, -1.0], dtype=torch.float64)
-    torch.testing.assert_close(box_iou_rotated(b1, b2, clockwise=False),
-                               box_iou_rotated(b1 * flip, b2 * flip))
+    torch.testing.assert_close(
+        box_iou_rotated(b1, b2, clockwise=False), box_iou_rotated(b1 * flip, b2 * flip)
+    )
 
 
 def test_empty_inputs_and_shapes():
@@ -178,10 +182,12 @@ def test_gradcheck_on_generic_pairs(device):
     # on CUDA the backward of gathering rows (b1[i] with repeated i) adds with atomics, in no
     # fixed order: repeated backward passes may differ in the last bits
     nondet = 0.0 if device == 'cpu' else 1e-12
-    assert torch.autograd.gradcheck(lambda a, b: box_iou_rotated(a, b, aligned=True), (t1, t2),
-                                    nondet_tol=nondet)
-    assert torch.autograd.gradcheck(lambda a, b: box_iou_rotated(a, b, mode='iof'),
-                                    (t1[:4], t2[:5]), nondet_tol=nondet)
+    assert torch.autograd.gradcheck(
+        lambda a, b: box_iou_rotated(a, b, aligned=True), (t1, t2), nondet_tol=nondet
+    )
+    assert torch.autograd.gradcheck(
+        lambda a, b: box_iou_rotated(a, b, mode='iof'), (t1[:4], t2[:5]), nondet_tol=nondet
+    )
     assert torch.autograd.gradcheck(rotated_box_intersection, (t1, t2), nondet_tol=nondet)
 
 
@@ -200,16 +206,17 @@ def test_gradient_matches_hand_derivative_of_the_area(device):
     # A = [-1, 1]^2 and B = [0, 2] x [-2, 2]: A ∩ B = [0, 1 + cx] x [-h/2, h/2], so
     # d/dcx = h = 2, d/dw = h / 2 = 1, d/dh = overlap width = 1; rotating A about its centre
     # keeps exactly half of it in x >= 0 (point symmetry), so d/dt = 0.
-    b1 = torch.tensor([[0.0, 0, 2, 2, 0]], dtype=torch.float64, device=device,
-                      requires_grad=True)
+    b1 = torch.tensor([[0.0, 0, 2, 2, 0]], dtype=torch.float64, device=device, requires_grad=True)
     b2 = torch.tensor([[1.0, 0, 2, 4, 0]], dtype=torch.float64, device=device)
     rotated_box_intersection(b1, b2).sum().backward()
-    torch.testing.assert_close(b1.grad.cpu(),
-                               torch.tensor([[2.0, 0, 1, 1, 0]], dtype=torch.float64))
+    torch.testing.assert_close(
+        b1.grad.cpu(), torch.tensor([[2.0, 0, 1, 1, 0]], dtype=torch.float64)
+    )
 
 
 def test_cpu_thread_cap_changes_nothing_but_speed():
     from ai4rs.ops import set_cpu_threads
+
     rng = np.random.default_rng(5)
     b1 = torch.from_numpy(random_rboxes(rng, 40, span=40))
     b2 = torch.from_numpy(random_rboxes(rng, 30, span=40))

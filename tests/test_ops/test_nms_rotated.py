@@ -15,8 +15,9 @@ nms_module = importlib.import_module('ai4rs.ops.nms')
 def test_keep_list_equals_shapely_greedy_reference(seed, thr, device):
     rng = np.random.default_rng(seed)
     boxes, scores = clustered_rboxes(rng, 300, clusters=25)
-    dets, keep = nms_rotated(torch.from_numpy(boxes).to(device),
-                             torch.from_numpy(scores).to(device), thr)
+    dets, keep = nms_rotated(
+        torch.from_numpy(boxes).to(device), torch.from_numpy(scores).to(device), thr
+    )
     assert dets.device.type == keep.device.type == device
     dets, keep = dets.cpu(), keep.cpu()
     expected = greedy_nms_reference(boxes, scores, thr)
@@ -52,8 +53,9 @@ def test_labels_make_nms_class_aware(device):
 
 def test_suppression_rule_is_strictly_greater(device):
     # two 3x1 boxes shifted by 1: intersection 2, union 4, IoU exactly 0.5
-    boxes = torch.tensor([[1.5, 0.5, 3, 1, 0], [2.5, 0.5, 3, 1, 0]], dtype=torch.float64,
-                         device=device)
+    boxes = torch.tensor(
+        [[1.5, 0.5, 3, 1, 0], [2.5, 0.5, 3, 1, 0]], dtype=torch.float64, device=device
+    )
     scores = torch.tensor([0.9, 0.8], dtype=torch.float64, device=device)
     assert nms_rotated(boxes, scores, 0.5)[1].tolist() == [0, 1]
     assert nms_rotated(boxes, scores, 0.49)[1].tolist() == [0]
@@ -156,8 +158,12 @@ def test_batched_nms_without_cfg_sorts_everything():
 def test_batched_nms_rejects_unknown_type_and_handles_empty():
     with pytest.raises(ValueError, match='type'):
         batched_nms(torch.rand(3, 5), torch.rand(3), torch.zeros(3), dict(type='soft_nms'))
-    dets, keep = batched_nms(torch.zeros(0, 5), torch.zeros(0), torch.zeros(0),
-                             dict(type='nms_rotated', iou_threshold=0.1))
+    dets, keep = batched_nms(
+        torch.zeros(0, 5),
+        torch.zeros(0),
+        torch.zeros(0),
+        dict(type='nms_rotated', iou_threshold=0.1),
+    )
     assert dets.shape == (0, 6) and keep.shape == (0,)
 
 
@@ -167,8 +173,13 @@ def test_suppression_chain_across_rank_blocks(block, device):
     # greedy NMS keeps every other box, a dependency that crosses every rank block
     n = 300
     x = torch.arange(n, dtype=torch.float64) * 6
-    boxes = torch.stack([x, torch.zeros(n), torch.full((n,), 10.0), torch.full((n,), 2.0),
-                         torch.zeros(n)], 1).to(torch.float64).to(device)
+    boxes = (
+        torch.stack(
+            [x, torch.zeros(n), torch.full((n,), 10.0), torch.full((n,), 2.0), torch.zeros(n)], 1
+        )
+        .to(torch.float64)
+        .to(device)
+    )
     scores = torch.linspace(1, 0, n, dtype=torch.float64).to(device)
     keep = nms_module._nms_rotated_keep(boxes, scores, 0.2, None, True, block=block)
     assert keep.tolist() == list(range(0, n, 2))

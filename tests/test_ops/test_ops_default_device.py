@@ -1,6 +1,7 @@
 """The ops make every tensor on their inputs' device: run on the CPU with torch's default
 device set to 'meta' (what CUDA inputs meet, where the default stays the CPU), any tensor
 made without ``device=`` would be a meta tensor and mixing it with the inputs would raise."""
+
 import numpy as np
 import torch
 

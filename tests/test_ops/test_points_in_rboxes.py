@@ -15,8 +15,7 @@ def test_matches_shapely_strict_containment(device):
     points = rng.uniform(-5, 55, (500, 2))
     polys = rbox_polygons(boxes)
     expected = shapely.contains_xy(polys[None, :], points[:, :1], points[:, 1:])
-    out = points_in_rboxes(torch.from_numpy(points).to(device),
-                           torch.from_numpy(boxes).to(device))
+    out = points_in_rboxes(torch.from_numpy(points).to(device), torch.from_numpy(boxes).to(device))
     assert out.device.type == device
     out = out.cpu()
     assert out.shape == (500, 40) and out.dtype == torch.bool
@@ -28,8 +27,16 @@ def test_boundary_points_and_zero_size_boxes_are_outside(device):
     boxes = torch.tensor([[0, 0, 4, 2, 0], [10, 10, 0, 0, 0], [0, 0, 4, 2, math.pi / 2]])
     points = torch.tensor([[0, 0], [2, 0], [0, 1], [1.9, 0.9], [10, 10], [0.9, 1.9]])
     # (2, 0) and (0, 1) lie on the border of box 0; (0, 1) is inside the turned box 2
-    expected = torch.tensor([[True, False, True], [False, False, False], [False, False, True],
-                             [True, False, False], [False, False, False], [False, False, True]])
+    expected = torch.tensor(
+        [
+            [True, False, True],
+            [False, False, False],
+            [False, False, True],
+            [True, False, False],
+            [False, False, False],
+            [False, False, True],
+        ]
+    )
     assert torch.equal(points_in_rboxes(points.to(device), boxes.to(device)).cpu(), expected)
 
 

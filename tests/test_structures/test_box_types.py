@@ -70,8 +70,11 @@ def flip_points(pts, direction):
     return out
 
 
-BUILDERS = {'hbox': (HorizontalBoxes, random_hboxes), 'rbox': (RotatedBoxes, random_rboxes),
-            'qbox': (QuadriBoxes, random_qboxes)}
+BUILDERS = {
+    'hbox': (HorizontalBoxes, random_hboxes),
+    'rbox': (RotatedBoxes, random_rboxes),
+    'qbox': (QuadriBoxes, random_qboxes),
+}
 
 
 # ------------------------------------------------------------------------ registry
@@ -94,12 +97,14 @@ def test_registry_lookup_and_errors():
         assert get_box_type('test_pbox') == ('test_pbox', PointBoxes)
         register_box_converter('test_pbox', 'qbox', hbox2qbox)
         boxes = PointBoxes([[0.0, 0, 2, 1]])
-        torch.testing.assert_close(boxes.convert_to('qbox').tensor,
-                                   torch.tensor([[0.0, 0, 2, 0, 2, 1, 0, 1]]))
+        torch.testing.assert_close(
+            boxes.convert_to('qbox').tensor, torch.tensor([[0.0, 0, 2, 0, 2, 1, 0, 1]])
+        )
         with pytest.raises(KeyError):
             register_box_converter('test_pbox', 'qbox', hbox2qbox)
     finally:
         from ai4rs.structures.bbox import box_type
+
         box_type.box_types.pop('test_pbox', None)
         box_type._box_type_to_name.pop(PointBoxes, None)
         box_type.box_converters.pop('test_pbox2qbox', None)
@@ -107,8 +112,9 @@ def test_registry_lookup_and_errors():
 
 def test_convert_box_type_on_tensors_arrays_and_objects():
     r = torch.tensor([[10.0, 10, 4, 2, 0]])
-    assert torch.equal(convert_box_type(r, src_type='rbox', dst_type='hbox'),
-                       torch.tensor([[8.0, 9, 12, 11]]))
+    assert torch.equal(
+        convert_box_type(r, src_type='rbox', dst_type='hbox'), torch.tensor([[8.0, 9, 12, 11]])
+    )
     arr = convert_box_type(r.numpy(), src_type='rbox', dst_type='hbox')
     assert isinstance(arr, np.ndarray)
     obj = convert_box_type(RotatedBoxes(r), dst_type=HorizontalBoxes)
@@ -140,8 +146,7 @@ def test_indexing_cat_clone_and_moves():
     boxes = RotatedBoxes(torch.arange(20.0).reshape(4, 5))
     assert len(boxes) == 4
     assert boxes[1].shape == (1, 5)
-    assert torch.equal(boxes[torch.tensor([True, False, True, False])].tensor,
-                       boxes.tensor[[0, 2]])
+    assert torch.equal(boxes[torch.tensor([True, False, True, False])].tensor, boxes.tensor[[0, 2]])
     assert torch.equal(boxes[np.array([3, 0])].tensor, boxes.tensor[[3, 0]])
     assert boxes[1:3].shape == (2, 5)
     with pytest.raises(IndexError):
@@ -207,8 +212,9 @@ def test_rotate_hbox_gives_the_enclosing_box_of_rotated_corners():
 def test_rbox_rotate_by_positive_angle_is_clockwise_on_screen():
     box = RotatedBoxes(torch.tensor([[10.0, 0, 2, 2, 0]], dtype=torch.float64))
     box.rotate_((0.0, 0.0), 90.0)  # a point on +x goes to +y (down) when turned clockwise
-    torch.testing.assert_close(box.tensor, torch.tensor([[0.0, 10, 2, 2, math.pi / 2]],
-                                                        dtype=torch.float64))
+    torch.testing.assert_close(
+        box.tensor, torch.tensor([[0.0, 10, 2, 2, math.pi / 2]], dtype=torch.float64)
+    )
 
 
 @pytest.mark.parametrize('kind', ['hbox', 'rbox', 'qbox'])
@@ -236,8 +242,9 @@ def test_anisotropic_rescale_of_rboxes():
     torch.testing.assert_close(out[:, :2], b[:, :2] * torch.tensor([sx, sy], dtype=b.dtype))
     torch.testing.assert_close(out[:, 2], 2 * v1.norm(dim=1))
     torch.testing.assert_close(out[:, 3], 2 * v2.norm(dim=1))
-    new_v2 = torch.stack([-out[:, 3] / 2 * torch.sin(out[:, 4]),
-                          out[:, 3] / 2 * torch.cos(out[:, 4])], 1)
+    new_v2 = torch.stack(
+        [-out[:, 3] / 2 * torch.sin(out[:, 4]), out[:, 3] / 2 * torch.cos(out[:, 4])], 1
+    )
     torch.testing.assert_close(new_v2, v2)  # the height edge maps exactly
     # the image of the box is a parallelogram; axis-aligned boxes stay exact
     axis = RotatedBoxes(torch.tensor([[10.0, 20, 4, 2, 0]]))
@@ -264,8 +271,13 @@ def test_project_with_a_similarity_agrees_with_corners(kind):
     cls, make = BUILDERS[kind]
     boxes = cls(make(np.random.default_rng(5), 40))
     a, s = math.radians(20), 1.3
-    homography = np.array([[s * math.cos(a), -s * math.sin(a), 12.0],
-                           [s * math.sin(a), s * math.cos(a), -4.0], [0, 0, 1]])
+    homography = np.array(
+        [
+            [s * math.cos(a), -s * math.sin(a), 12.0],
+            [s * math.sin(a), s * math.cos(a), -4.0],
+            [0, 0, 1],
+        ]
+    )
     pts = corners(boxes)
     h = torch.from_numpy(homography)
     expected = pts @ h[:2, :2].T + h[:2, 2]
@@ -339,8 +351,11 @@ def test_find_inside_points_matches_shapely(kind):
         assert (boxes.find_inside_points(points, eps=1.0) <= out).all()
     assert expected.any()
     np.testing.assert_array_equal(out.numpy(), expected)
-    aligned = boxes.find_inside_points(points[:20], is_aligned=True) \
-        if kind == 'hbox' else boxes.find_inside_points(points[:20], is_aligned=True, eps=0)
+    aligned = (
+        boxes.find_inside_points(points[:20], is_aligned=True)
+        if kind == 'hbox'
+        else boxes.find_inside_points(points[:20], is_aligned=True, eps=0)
+    )
     np.testing.assert_array_equal(aligned.numpy(), np.diagonal(expected[:20]))
 
 
@@ -361,8 +376,7 @@ def test_bbox_overlaps_modes_hand_case():
     torch.testing.assert_close(bbox_overlaps(a, b), torch.tensor([[1 / 3, 0.0]]))
     torch.testing.assert_close(bbox_overlaps(a, b, mode='iof'), torch.tensor([[0.5, 0.0]]))
     # giou for the disjoint pair: 0 - (25 - 5) / 25
-    torch.testing.assert_close(bbox_overlaps(a, b, mode='giou'),
-                               torch.tensor([[1 / 3, -0.8]]))
+    torch.testing.assert_close(bbox_overlaps(a, b, mode='giou'), torch.tensor([[1 / 3, -0.8]]))
     torch.testing.assert_close(bbox_overlaps(b, b, is_aligned=True), torch.tensor([1.0, 1.0]))
     assert bbox_overlaps(a, b[:0]).shape == (1, 0)
 
@@ -380,7 +394,6 @@ def test_regularize_boxes_method_is_in_place():
 
 def test_autocast_box_type_round_trips_numpy_boxes():
     class Shift:
-
         @autocast_box_type('rbox')
         def transform(self, results):
             assert isinstance(results['gt_bboxes'], RotatedBoxes)
@@ -401,8 +414,9 @@ def test_from_instance_masks():
     rect = RotatedBoxes(torch.tensor([[20.0, 15, 16, 6, 0.4]], dtype=torch.float64))
     polygon = [[rbox2qbox(rect.tensor)[0].numpy()]]
     rbox = RotatedBoxes.from_instance_masks(polygon)
-    torch.testing.assert_close(rbox.tensor, rect.regularize_boxes('le90').float(), atol=1e-4,
-                               rtol=0)
+    torch.testing.assert_close(
+        rbox.tensor, rect.regularize_boxes('le90').float(), atol=1e-4, rtol=0
+    )
     qbox = QuadriBoxes.from_instance_masks(polygon)
     torch.testing.assert_close(qbox.areas, rect.areas.float(), atol=1e-3, rtol=0)
     bitmap = np.zeros((2, 10, 12), dtype=bool)

@@ -1,4 +1,5 @@
 """PolygonMasks and the polygon helpers against hand-computed values and pycocotools."""
+
 import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
@@ -18,9 +19,14 @@ def square(x1, y1, x2, y2):
 
 
 def make():
-    return PolygonMasks([[square(1, 2, 10, 8)],
-                         [np.array([0., 0, 4, 0, 2, 3]), np.array([20., 20, 22, 20, 21, 25])]],
-                        32, 40)
+    return PolygonMasks(
+        [
+            [square(1, 2, 10, 8)],
+            [np.array([0.0, 0, 4, 0, 2, 3]), np.array([20.0, 20, 22, 20, 21, 25])],
+        ],
+        32,
+        40,
+    )
 
 
 def test_boxes_areas_len_index_cat():
@@ -72,7 +78,7 @@ def test_to_ndarray_matches_pycocotools():
 
 
 def test_resample_polygon_points_on_edges():
-    tri = np.array([0., 0, 30, 0, 0, 30])
+    tri = np.array([0.0, 0, 30, 0, 0, 30])
     pts = resample_polygon(tri, 1000).reshape(-1, 2)
     assert pts.shape == (1000, 2)
     np.testing.assert_allclose(pts[0], [0, 0])
@@ -80,16 +86,18 @@ def test_resample_polygon_points_on_edges():
     # 3 edges and 999 steps: the vertices are sampled exactly
     np.testing.assert_allclose(pts[333], [30, 0], atol=1e-9)
     np.testing.assert_allclose(pts[666], [0, 30], atol=1e-9)
-    on_edge = (np.isclose(pts[:, 1], 0) | np.isclose(pts[:, 0], 0)
-               | np.isclose(pts[:, 0] + pts[:, 1], 30))
+    on_edge = (
+        np.isclose(pts[:, 1], 0) | np.isclose(pts[:, 0], 0) | np.isclose(pts[:, 0] + pts[:, 1], 30)
+    )
     assert on_edge.all()
 
 
 def test_warp_polygon_and_inside_boxes():
-    matrix = np.array([[2., 0, 5], [0, 3, -1], [0, 0, 1]])
-    np.testing.assert_allclose(warp_polygon(np.array([1., 1, 2, 4]), matrix), [7, 2, 9, 11])
-    boxes = boxes_of_points_inside([[np.array([-5., 2, 10, 3, 12, 50])],
-                                    [np.array([-1., -1, -2, -2, -3, -1])]], 20, 20)
+    matrix = np.array([[2.0, 0, 5], [0, 3, -1], [0, 0, 1]])
+    np.testing.assert_allclose(warp_polygon(np.array([1.0, 1, 2, 4]), matrix), [7, 2, 9, 11])
+    boxes = boxes_of_points_inside(
+        [[np.array([-5.0, 2, 10, 3, 12, 50])], [np.array([-1.0, -1, -2, -2, -3, -1])]], 20, 20
+    )
     np.testing.assert_allclose(boxes, [[10, 3, 10, 3], [0, 0, 0, 0]])
 
 

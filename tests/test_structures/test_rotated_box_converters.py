@@ -18,8 +18,11 @@ from ai4rs.structures.bbox import (
     regularize_rboxes,
 )
 
-RANGES = {'le90': (-math.pi / 2, math.pi / 2), 'le135': (-math.pi / 4, 3 * math.pi / 4),
-          'oc': (-math.pi / 2, 0.0)}
+RANGES = {
+    'le90': (-math.pi / 2, math.pi / 2),
+    'le135': (-math.pi / 4, 3 * math.pi / 4),
+    'oc': (-math.pi / 2, 0.0),
+}
 
 
 def random_rboxes(rng, n, dtype=torch.float64):
@@ -72,14 +75,17 @@ def test_regularize_ranges_and_geometry(version):
 def test_regularize_matches_upstream_rules_on_hand_cases():
     box = torch.tensor([[0.0, 0, 2, 5, 0.5]])
     # le90: h > w -> swap and add pi/2
-    torch.testing.assert_close(regularize_rboxes(box, 'le90'),
-                               torch.tensor([[0.0, 0, 5, 2, 0.5 + math.pi / 2 - math.pi]]))
+    torch.testing.assert_close(
+        regularize_rboxes(box, 'le90'), torch.tensor([[0.0, 0, 5, 2, 0.5 + math.pi / 2 - math.pi]])
+    )
     # oc: angle 0.5 wraps to 0.5 + pi/2 >= pi/2 -> swap, t = 0.5 - pi/2
-    torch.testing.assert_close(regularize_rboxes(box, 'oc'),
-                               torch.tensor([[0.0, 0, 5, 2, 0.5 - math.pi / 2]]))
+    torch.testing.assert_close(
+        regularize_rboxes(box, 'oc'), torch.tensor([[0.0, 0, 5, 2, 0.5 - math.pi / 2]])
+    )
     # le135 keeps 0.5 + pi/2 (inside [-pi/4, 3pi/4))
-    torch.testing.assert_close(regularize_rboxes(box, 'le135'),
-                               torch.tensor([[0.0, 0, 5, 2, 0.5 + math.pi / 2]]))
+    torch.testing.assert_close(
+        regularize_rboxes(box, 'le135'), torch.tensor([[0.0, 0, 5, 2, 0.5 + math.pi / 2]])
+    )
     with pytest.raises(ValueError, match='angle_version'):
         regularize_rboxes(box, 'le180')
 
@@ -100,8 +106,11 @@ def test_rbox_qbox_rbox_round_trip(version, dtype, atol):
     boxes = regularize_rboxes(random_rboxes(np.random.default_rng(2), 2000), version)
     lo, hi = RANGES[version]
     # stay away from the two representation ambiguities: squares and range boundaries
-    clear = ((boxes[:, 2] - boxes[:, 3]).abs() > 1e-2) & (boxes[:, 4] - lo > 1e-3) & \
-        (hi - boxes[:, 4] > 1e-3)
+    clear = (
+        ((boxes[:, 2] - boxes[:, 3]).abs() > 1e-2)
+        & (boxes[:, 4] - lo > 1e-3)
+        & (hi - boxes[:, 4] > 1e-3)
+    )
     boxes = boxes[clear].to(dtype)
     back = qbox2rbox(rbox2qbox(boxes), version)
     assert back.dtype == dtype
@@ -111,8 +120,10 @@ def test_rbox_qbox_rbox_round_trip(version, dtype, atol):
 @pytest.mark.parametrize('version', ['le90', 'le135', 'oc'])
 def test_qbox2rbox_near_boundaries_and_squares_keep_geometry(version):
     lo, _ = RANGES[version]
-    boxes = torch.tensor([[5.0, 5, 10, 10, 0.3], [5, 5, 10, 4, lo], [5, 5, 10, 4, lo + math.pi],
-                          [0, 0, 3, 3, lo]], dtype=torch.float64)
+    boxes = torch.tensor(
+        [[5.0, 5, 10, 10, 0.3], [5, 5, 10, 4, lo], [5, 5, 10, 4, lo + math.pi], [0, 0, 3, 3, lo]],
+        dtype=torch.float64,
+    )
     back = qbox2rbox(rbox2qbox(boxes), version)
     assert same_geometry(back, boxes, atol=1e-9)
     reg_lo, reg_hi = RANGES[version]
@@ -125,13 +136,11 @@ def test_qbox2rbox_is_the_minimum_area_rectangle_of_any_quadrilateral():
     for _ in range(200):
         # convex and non-convex quads, random start vertex and orientation
         pts = rng.uniform(0, 100, (4, 2))
-        quads.append(pts[::rng.choice([-1, 1])])
+        quads.append(pts[:: rng.choice([-1, 1])])
     quads = np.stack(quads)
     out = qbox2rbox(torch.from_numpy(quads.reshape(-1, 8)))
-    expected_area = shapely.area(shapely.minimum_rotated_rectangle(
-        shapely.multipoints(quads)))
-    np.testing.assert_allclose((out[:, 2] * out[:, 3]).numpy(), expected_area, rtol=1e-9,
-                               atol=1e-9)
+    expected_area = shapely.area(shapely.minimum_rotated_rectangle(shapely.multipoints(quads)))
+    np.testing.assert_allclose((out[:, 2] * out[:, 3]).numpy(), expected_area, rtol=1e-9, atol=1e-9)
     # every input point lies in the rectangle
     rect = shapely.polygons(rbox2qbox(out).reshape(-1, 4, 2).numpy())
     grown = shapely.buffer(rect, 1e-7)
@@ -140,8 +149,7 @@ def test_qbox2rbox_is_the_minimum_area_rectangle_of_any_quadrilateral():
 
 
 def test_min_area_rect_degenerate_point_sets():
-    pts = torch.tensor([[[3.0, 4], [3, 4], [3, 4], [3, 4]],
-                        [[0.0, 0], [1, 1], [2, 2], [3, 3]]])
+    pts = torch.tensor([[[3.0, 4], [3, 4], [3, 4], [3, 4]], [[0.0, 0], [1, 1], [2, 2], [3, 3]]])
     out = min_area_rect(pts, 'le90')
     assert torch.isfinite(out).all()
     torch.testing.assert_close(out[0], torch.tensor([3.0, 4, 0, 0, out[0, 4]]))

@@ -2,6 +2,7 @@
 dir, vocabulary baked in) and a tiny rotated YOLOX: onnxruntime equals PyTorch within
 1e-4, the graph takes the image only, and the exported file used as the demo's
 CHECKPOINT gives the detections of the checkpoint."""
+
 import importlib.util
 import json
 import os.path as osp
@@ -13,8 +14,9 @@ import torch
 from tests.conftest import REPO_ROOT
 
 pytest.importorskip('onnx', reason='onnx is an optional extra (requirements/optional.txt)')
-ort = pytest.importorskip('onnxruntime',
-                          reason='onnxruntime is an optional extra (requirements/optional.txt)')
+ort = pytest.importorskip(
+    'onnxruntime', reason='onnxruntime is an optional extra (requirements/optional.txt)'
+)
 
 VOCAB = ['cat', 'dog', 'person']
 
@@ -29,6 +31,7 @@ def _load_script(*parts):
 def _check_graph_equals_pytorch(onnx_file, model, img, meta):
     """onnxruntime's outputs vs the PyTorch model's on the same preprocessed image."""
     from ai4rs.apis.deployment import DecodedDetector, Preprocessor
+
     session = ort.InferenceSession(onnx_file, providers=['CPUExecutionProvider'])
     assert [i.name for i in session.get_inputs()] == ['images']  # image only: no texts
     assert list(session.get_inputs()[0].shape) == [1, 3, *meta['img_size']]
@@ -56,12 +59,26 @@ def test_export_yolo_world_and_demo_on_onnx(tiny_clip_dir, tmp_path, capsys):
     from ai4rs.apis import inference_detector, init_detector
     from ai4rs.apis.deployment import OnnxDetector
     from tests.yolo_world_infer_helpers import save_model, world_config, write_scene
+
     config, ckpt = save_model(world_config(tiny_clip_dir), str(tmp_path), 'world')
     img = write_scene(tmp_path / 'scene.png')
     onnx_file = str(tmp_path / 'world.onnx')
     export = _load_script('tools', 'deployment', 'export_onnx.py')
-    meta = export.main([config, ckpt, '--texts', ','.join(VOCAB), '--img', img,
-                        '--out', onnx_file, '--img-size', '64', '64'])
+    meta = export.main(
+        [
+            config,
+            ckpt,
+            '--texts',
+            ','.join(VOCAB),
+            '--img',
+            img,
+            '--out',
+            onnx_file,
+            '--img-size',
+            '64',
+            '64',
+        ]
+    )
     out = capsys.readouterr().out
     assert 'max abs difference' in out and 'check passed' in out
     assert meta == dict(family='yolo_world', img_size=[64, 64], with_nms=False, texts=VOCAB)
@@ -77,8 +94,9 @@ def test_export_yolo_world_and_demo_on_onnx(tiny_clip_dir, tmp_path, capsys):
 
     demo = _load_script('demo', 'yolo_world_demo.py')
     common = ['--score-thr', '0.05', '--topk', '20']
-    demo.main([img, config, ckpt, '--texts', ','.join(VOCAB), '--out-dir',
-               str(tmp_path / 'pth'), *common])
+    demo.main(
+        [img, config, ckpt, '--texts', ','.join(VOCAB), '--out-dir', str(tmp_path / 'pth'), *common]
+    )
     demo.main([img, config, onnx_file, '--out-dir', str(tmp_path / 'onnx'), *common])
     a = json.load(open(tmp_path / 'pth' / 'scene.json'))
     b = json.load(open(tmp_path / 'onnx' / 'scene.json'))
@@ -91,13 +109,15 @@ def test_export_yolo_world_and_demo_on_onnx(tiny_clip_dir, tmp_path, capsys):
 
     # NMS in the graph (ONNX NonMaxSuppression): the same detections once rescaled
     nms_file = str(tmp_path / 'world_nms.onnx')
-    meta = export.main([config, ckpt, '--texts', ','.join(VOCAB), '--img', img,
-                        '--out', nms_file, '--with-nms'])
+    meta = export.main(
+        [config, ckpt, '--texts', ','.join(VOCAB), '--img', img, '--out', nms_file, '--with-nms']
+    )
     assert meta['with_nms'] is True
     session = ort.InferenceSession(nms_file, providers=['CPUExecutionProvider'])
     assert [o.name for o in session.get_outputs()] == ['dets', 'scores', 'labels']
-    assert any(node.op_type == 'NonMaxSuppression'
-               for node in __import__('onnx').load(nms_file).graph.node)
+    assert any(
+        node.op_type == 'NonMaxSuppression' for node in __import__('onnx').load(nms_file).graph.node
+    )
     _same_detections(OnnxDetector(nms_file, config)(img), ref)
 
 
@@ -105,6 +125,7 @@ def test_export_rotated_yolox(tmp_path, capsys, monkeypatch):
     from ai4rs.apis import inference_detector, init_detector
     from ai4rs.apis.deployment import OnnxDetector
     from tests.yolo_world_infer_helpers import save_model, write_scene, yolox_config
+
     config, ckpt = save_model(yolox_config(), str(tmp_path), 'yolox')
     img = write_scene(tmp_path / 'scene.png')
     export = _load_script('tools', 'deployment', 'export_onnx.py')

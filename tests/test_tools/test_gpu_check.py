@@ -1,6 +1,7 @@
 """tools/misc/gpu_check.py (the one prepared GPU run) and the quick starts' ``--amp``, as far
 as a machine without CUDA can check them: options, the no-CUDA exit, the step runner
 (statuses, time limits, budget, AP50), and the AMP quick starts on the CPU (bfloat16)."""
+
 import importlib.util
 import os.path as osp
 import re
@@ -23,24 +24,29 @@ def _load(path, name):
 
 def test_help_and_dry_run_list_the_steps_in_order(tmp_path):
     assert '--wheels' in run_cmd([sys.executable, GPU_CHECK, '--help'], cwd=tmp_path).stdout
-    out = run_cmd([sys.executable, GPU_CHECK, '--dry-run', '--epochs', '3',
-                   '--world-epochs', '2'], cwd=tmp_path).stdout
+    out = run_cmd(
+        [sys.executable, GPU_CHECK, '--dry-run', '--epochs', '3', '--world-epochs', '2'],
+        cwd=tmp_path,
+    ).stdout
     names = re.findall(r'^(\w+) \(limit \d+ s\):', out, re.M)
-    assert names == ['env', 'tests', 'benchmark_ops', 'quickstart_amp',
-                     'quickstart_yolo_world_amp']
+    assert names == ['env', 'tests', 'benchmark_ops', 'quickstart_amp', 'quickstart_yolo_world_amp']
     lines = {n: line for n, line in zip(names, re.split(r'^\w+ \(limit', out, flags=re.M)[1:])}
     assert 'AI4RS_TEST_DEVICES=cuda' in lines['tests'] and '-k cuda' in lines['tests']
     assert '--amp' in lines['quickstart_amp'] and '--epochs 3' in lines['quickstart_amp']
     assert '--epochs 2' in lines['quickstart_yolo_world_amp']
-    only = run_cmd([sys.executable, GPU_CHECK, '--dry-run', '--only', 'tests'],
-                   cwd=tmp_path).stdout
+    only = run_cmd([sys.executable, GPU_CHECK, '--dry-run', '--only', 'tests'], cwd=tmp_path).stdout
     assert re.findall(r'^(\w+) \(limit', only, re.M) == ['env', 'tests']
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='checks the exit without CUDA')
 def test_says_so_and_exits_2_without_a_gpu(tmp_path):
-    proc = run_cmd([sys.executable, GPU_CHECK], cwd=tmp_path, env={'OUT': str(tmp_path)},
-                   timeout=120, check=False)
+    proc = run_cmd(
+        [sys.executable, GPU_CHECK],
+        cwd=tmp_path,
+        env={'OUT': str(tmp_path)},
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 2
     assert 'no CUDA device' in proc.stdout and 'nothing run' in proc.stdout
     assert 'no CUDA device' in (tmp_path / 'gpu_check.log').read_text()
@@ -52,17 +58,28 @@ def test_step_runner_statuses_limits_budget_and_ap50(tmp_path):
     log = gc.Log(str(tmp_path / 'log' / 'gpu_check.log'))
     py = sys.executable
     # a step that leaves a child behind: the whole process group is killed at the limit
-    sleeper = ('import subprocess, sys, time; subprocess.Popen([sys.executable, "-c", '
-               '"import time; time.sleep(60)"]); print("started", flush=True); time.sleep(60)')
-    step_list = [('env', [py, '-c', 'print("env fine")'], {}),
-                 ('tests', [py, '-c', 'import sys; print("boom"); sys.exit(3)'], {}),
-                 ('benchmark_ops', [py, '-c', sleeper], {}),
-                 ('quickstart_amp', [py, '-c', 'import os; print("AP50: " + os.environ["X"])'],
-                  {'X': '0.8125'}),
-                 ('quickstart_yolo_world_amp',
-                  [py, '-c', 'print("==== 3 passed, 1 skipped in 0.50s ====")'], {})]
-    limits = dict(env=30, tests=30, benchmark_ops=2, quickstart_amp=30,
-                  quickstart_yolo_world_amp=30)
+    sleeper = (
+        'import subprocess, sys, time; subprocess.Popen([sys.executable, "-c", '
+        '"import time; time.sleep(60)"]); print("started", flush=True); time.sleep(60)'
+    )
+    step_list = [
+        ('env', [py, '-c', 'print("env fine")'], {}),
+        ('tests', [py, '-c', 'import sys; print("boom"); sys.exit(3)'], {}),
+        ('benchmark_ops', [py, '-c', sleeper], {}),
+        (
+            'quickstart_amp',
+            [py, '-c', 'import os; print("AP50: " + os.environ["X"])'],
+            {'X': '0.8125'},
+        ),
+        (
+            'quickstart_yolo_world_amp',
+            [py, '-c', 'print("==== 3 passed, 1 skipped in 0.50s ====")'],
+            {},
+        ),
+    ]
+    limits = dict(
+        env=30, tests=30, benchmark_ops=2, quickstart_amp=30, quickstart_yolo_world_amp=30
+    )
     results = gc.run_all(step_list, {}, budget=20, log=log, limits=limits)
     by_name = {r['name']: r for r in results}
     assert by_name['env']['status'] == 'ok' and by_name['env']['tail'] == ['env fine']
@@ -113,9 +130,24 @@ def _amp_logged(work_dir) -> bool:
 def test_rotated_quickstart_with_amp_on_cpu(tmp_path):
     """One epoch of the rotated quick start under bfloat16 autocast (ai4rs's CPU
     AmpOptimWrapper) on 8 images: trains, evaluates, prints AP50."""
-    proc = run_cmd([sys.executable, osp.join(REPO_ROOT, 'tools', 'quickstart.py'), '--amp',
-                    '--epochs', '1', '--num-train', '8', '--num-val', '4', '--work-dir',
-                    str(tmp_path / 'work'), '--data-root', str(tmp_path / 'data')], cwd=tmp_path)
+    proc = run_cmd(
+        [
+            sys.executable,
+            osp.join(REPO_ROOT, 'tools', 'quickstart.py'),
+            '--amp',
+            '--epochs',
+            '1',
+            '--num-train',
+            '8',
+            '--num-val',
+            '4',
+            '--work-dir',
+            str(tmp_path / 'work'),
+            '--data-root',
+            str(tmp_path / 'data'),
+        ],
+        cwd=tmp_path,
+    )
     assert re.search(r'^AP50: [0-9.]+$', proc.stdout, re.M)
     assert _amp_logged(tmp_path / 'work')
     assert osp.isfile(tmp_path / 'work' / 'epoch_1.pth')
@@ -126,9 +158,23 @@ def test_yolo_world_quickstart_with_amp_on_cpu(tmp_path):
     """The same for the open-vocabulary quick start; after one warm-up epoch the model finds
     nothing, which is AP50 0 (CocoMetric returns no metrics then)."""
     pytest.importorskip('transformers')
-    proc = run_cmd([sys.executable, osp.join(REPO_ROOT, 'tools', 'quickstart_yolo_world.py'),
-                    '--amp', '--epochs', '1', '--num-train', '8', '--num-val', '4',
-                    '--work-dir', str(tmp_path / 'work'), '--data-root',
-                    str(tmp_path / 'data')], cwd=tmp_path)
+    proc = run_cmd(
+        [
+            sys.executable,
+            osp.join(REPO_ROOT, 'tools', 'quickstart_yolo_world.py'),
+            '--amp',
+            '--epochs',
+            '1',
+            '--num-train',
+            '8',
+            '--num-val',
+            '4',
+            '--work-dir',
+            str(tmp_path / 'work'),
+            '--data-root',
+            str(tmp_path / 'data'),
+        ],
+        cwd=tmp_path,
+    )
     assert re.search(r'^AP50: [0-9.]+$', proc.stdout, re.M)
     assert _amp_logged(tmp_path / 'work')

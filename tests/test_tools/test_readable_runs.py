@@ -1,5 +1,6 @@
 """The terminal of train/test starts with a one-line summary; the environment, config and hook
 dumps (hundreds of lines) go to the log file only."""
+
 import glob
 import os.path as osp
 import sys
@@ -10,11 +11,25 @@ TRAIN = osp.join(REPO_ROOT, 'tools', 'train.py')
 
 
 def test_train_terminal_summary_and_full_log_file(toy_project):
-    proc = run_cmd([sys.executable, TRAIN, 'toy_config.py', '--work-dir', 'w',
-                    '--cfg-options', 'train_cfg.max_epochs=1'], cwd=toy_project)
+    proc = run_cmd(
+        [
+            sys.executable,
+            TRAIN,
+            'toy_config.py',
+            '--work-dir',
+            'w',
+            '--cfg-options',
+            'train_cfg.max_epochs=1',
+        ],
+        cwd=toy_project,
+    )
     terminal = proc.stdout + proc.stderr
-    for dump in ('System environment:', 'Runtime environment:', 'Config:\n',
-                 'Hooks will be executed in the following order'):
+    for dump in (
+        'System environment:',
+        'Runtime environment:',
+        'Config:\n',
+        'Hooks will be executed in the following order',
+    ):
         assert dump not in terminal, dump
     log_file = glob.glob(str(toy_project / 'w' / '*' / '*.log'))[0]
     summary = next(line for line in terminal.splitlines() if 'toy_config.py: work dir' in line)

@@ -5,6 +5,7 @@ repository), with PYTHONPATH unset. The toy project lives in that directory,
 not in ai4rs, and is loaded through ``custom_imports``: the tools must find
 ``projects.*`` by themselves.
 """
+
 import glob
 import json
 import os.path as osp
@@ -22,6 +23,7 @@ TEST = osp.join(REPO_ROOT, 'tools', 'test.py')
 
 def _load(path):
     from ai4rs.utils import load_checkpoint_safely
+
     return load_checkpoint_safely(path)
 
 
@@ -36,14 +38,35 @@ def _scalars(work_dir):
 
 def test_train_resume_equals_uninterrupted_training(toy_project):
     # 3 epochs in one go
-    run_cmd([sys.executable, TRAIN, 'toy_config.py', '--work-dir', 'straight',
-             '--cfg-options', 'train_cfg.max_epochs=3'], cwd=toy_project)
+    run_cmd(
+        [
+            sys.executable,
+            TRAIN,
+            'toy_config.py',
+            '--work-dir',
+            'straight',
+            '--cfg-options',
+            'train_cfg.max_epochs=3',
+        ],
+        cwd=toy_project,
+    )
     # 2 epochs, then --resume (latest checkpoint of the work dir) to 3
     run_cmd([sys.executable, TRAIN, 'toy_config.py', '--work-dir', 'resumed'], cwd=toy_project)
     assert osp.isfile(toy_project / 'resumed' / 'epoch_2.pth')
     assert not osp.exists(toy_project / 'resumed' / 'epoch_3.pth')
-    proc = run_cmd([sys.executable, TRAIN, 'toy_config.py', '--work-dir', 'resumed', '--resume',
-                    '--cfg-options', 'train_cfg.max_epochs=3'], cwd=toy_project)
+    proc = run_cmd(
+        [
+            sys.executable,
+            TRAIN,
+            'toy_config.py',
+            '--work-dir',
+            'resumed',
+            '--resume',
+            '--cfg-options',
+            'train_cfg.max_epochs=3',
+        ],
+        cwd=toy_project,
+    )
     log = proc.stdout + proc.stderr
     assert 'resumed epoch: 2' in log
     assert 'Epoch(train) [1]' not in log and 'Epoch(train) [3]' in log
@@ -63,18 +86,53 @@ def test_train_resume_equals_uninterrupted_training(toy_project):
 
 
 def test_resume_from_explicit_checkpoint_and_test_tool(toy_project):
-    run_cmd([sys.executable, TRAIN, 'toy_config.py', '--work-dir', 'w1',
-             '--cfg-options', 'train_cfg.max_epochs=1'], cwd=toy_project)
+    run_cmd(
+        [
+            sys.executable,
+            TRAIN,
+            'toy_config.py',
+            '--work-dir',
+            'w1',
+            '--cfg-options',
+            'train_cfg.max_epochs=1',
+        ],
+        cwd=toy_project,
+    )
     ckpt = str(toy_project / 'w1' / 'epoch_1.pth')
-    proc = run_cmd([sys.executable, TRAIN, 'toy_config.py', '--work-dir', 'w2', '--resume', ckpt,
-                    '--cfg-options', 'train_cfg.max_epochs=4'], cwd=toy_project)
+    proc = run_cmd(
+        [
+            sys.executable,
+            TRAIN,
+            'toy_config.py',
+            '--work-dir',
+            'w2',
+            '--resume',
+            ckpt,
+            '--cfg-options',
+            'train_cfg.max_epochs=4',
+        ],
+        cwd=toy_project,
+    )
     assert 'resumed epoch: 1' in proc.stdout + proc.stderr
     final = str(toy_project / 'w2' / 'epoch_4.pth')
     assert osp.isfile(final)
 
     # evaluate: the toy task is learnt, predictions dumped and drawn
-    proc = run_cmd([sys.executable, TEST, 'toy_config.py', final, '--work-dir', 'w_test',
-                    '--out', 'preds.pkl', '--show-dir', 'vis'], cwd=toy_project)
+    proc = run_cmd(
+        [
+            sys.executable,
+            TEST,
+            'toy_config.py',
+            final,
+            '--work-dir',
+            'w_test',
+            '--out',
+            'preds.pkl',
+            '--show-dir',
+            'vis',
+        ],
+        cwd=toy_project,
+    )
     log = proc.stdout + proc.stderr
     assert 'toy/accuracy: 1.0000' in log, log[-3000:]
     with open(toy_project / 'preds.pkl', 'rb') as f:
@@ -87,8 +145,19 @@ def test_resume_from_explicit_checkpoint_and_test_tool(toy_project):
 
 
 def test_amp_training_on_cpu(toy_project):
-    run_cmd([sys.executable, TRAIN, 'toy_config.py', '--work-dir', 'amp', '--amp',
-             '--cfg-options', 'train_cfg.max_epochs=1'], cwd=toy_project)
+    run_cmd(
+        [
+            sys.executable,
+            TRAIN,
+            'toy_config.py',
+            '--work-dir',
+            'amp',
+            '--amp',
+            '--cfg-options',
+            'train_cfg.max_epochs=1',
+        ],
+        cwd=toy_project,
+    )
     ckpt = _load(toy_project / 'amp' / 'epoch_1.pth')
     assert 'loss_scaler' in ckpt['optimizer']
     records = [r for r in _scalars(toy_project / 'amp') if 'loss' in r]
@@ -97,17 +166,39 @@ def test_amp_training_on_cpu(toy_project):
 
 def test_auto_scale_lr(toy_project):
     # base batch 4; batch 8 doubles the lr from 0.05 to 0.1
-    run_cmd([sys.executable, TRAIN, 'toy_config.py', '--work-dir', 'scaled', '--auto-scale-lr',
-             '--cfg-options', 'train_cfg.max_epochs=1', 'train_dataloader.batch_size=8',
-             'param_scheduler=[]'], cwd=toy_project)
+    run_cmd(
+        [
+            sys.executable,
+            TRAIN,
+            'toy_config.py',
+            '--work-dir',
+            'scaled',
+            '--auto-scale-lr',
+            '--cfg-options',
+            'train_cfg.max_epochs=1',
+            'train_dataloader.batch_size=8',
+            'param_scheduler=[]',
+        ],
+        cwd=toy_project,
+    )
     ckpt = _load(toy_project / 'scaled' / 'epoch_1.pth')
     assert ckpt['optimizer']['param_groups'][0]['lr'] == pytest.approx(0.1)
 
 
 @pytest.mark.slow
 def test_dist_train_two_cpu_processes(toy_project):
-    proc = run_cmd(['bash', osp.join(REPO_ROOT, 'tools', 'dist_train.sh'), 'toy_config.py', '2',
-                    '--work-dir', 'dist'], cwd=toy_project, env=dict(PORT=str(free_port())))
+    proc = run_cmd(
+        [
+            'bash',
+            osp.join(REPO_ROOT, 'tools', 'dist_train.sh'),
+            'toy_config.py',
+            '2',
+            '--work-dir',
+            'dist',
+        ],
+        cwd=toy_project,
+        env=dict(PORT=str(free_port())),
+    )
     log = proc.stdout + proc.stderr
     assert osp.isfile(toy_project / 'dist' / 'epoch_2.pth')
     assert 'Distributed training: True' in log
@@ -119,9 +210,16 @@ def test_dist_train_two_cpu_processes(toy_project):
 
 
 def test_print_config_resolves_base_and_options(toy_project):
-    proc = run_cmd([sys.executable, osp.join(REPO_ROOT, 'tools', 'misc', 'print_config.py'),
-                    'toy_config.py', '--cfg-options', 'train_cfg.max_epochs=7'], cwd=toy_project)
+    proc = run_cmd(
+        [
+            sys.executable,
+            osp.join(REPO_ROOT, 'tools', 'misc', 'print_config.py'),
+            'toy_config.py',
+            '--cfg-options',
+            'train_cfg.max_epochs=7',
+        ],
+        cwd=toy_project,
+    )
     assert "default_scope = 'ai4rs'" in proc.stdout
     assert 'max_epochs=7' in proc.stdout
     assert "type='RotLocalVisualizer'" in proc.stdout
-

@@ -10,6 +10,7 @@ batch 2 per process, no dataloader worker processes, and the recipe's schedule l
 threshold is 0 because an untrained YOLO-World head scores ~1e-4 (its prior bias), below the
 config's 0.01, and CocoMetric reports nothing without detections.
 """
+
 import os.path as osp
 import re
 
@@ -30,8 +31,10 @@ def quickstart_overrides(data_root: str, text_model: str) -> list[str]:
     val_ann = osp.join(data_root, 'annotations', 'instances_val.json')
     options = [f'model.backbone.text_model.model_name={text_model}']
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        options += [f'{key}.dataset.dataset.data_root={data_root}',
-                    f'{key}.dataset.class_text_path={texts}']
+        options += [
+            f'{key}.dataset.dataset.data_root={data_root}',
+            f'{key}.dataset.class_text_path={texts}',
+        ]
     options += [f'val_evaluator.ann_file={val_ann}', f'test_evaluator.ann_file={val_ann}']
     return options
 
@@ -44,13 +47,21 @@ def test_dist_train_quickstart_yolo_world_two_cpu_processes(tmp_path, tiny_clip_
     data = tmp_path / 'data'
     generate_dataset(str(data), num_train=8, num_val=4, img_size=256)
     options = quickstart_overrides(str(data), tiny_clip_dir) + [
-        'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
-        'default_hooks.param_scheduler.max_epochs=1', 'default_hooks.checkpoint.interval=1',
-        'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
-        'val_dataloader.batch_size=2', 'val_dataloader.num_workers=0',
-        'model.test_cfg.score_thr=0.0']
-    proc = run_cmd(['bash', DIST_TRAIN, CONFIG, '2', '--work-dir', 'dist',
-                    '--cfg-options', *options], cwd=tmp_path, env=dict(PORT=str(free_port())))
+        'train_cfg.max_epochs=1',
+        'train_cfg.val_interval=1',
+        'default_hooks.param_scheduler.max_epochs=1',
+        'default_hooks.checkpoint.interval=1',
+        'train_dataloader.batch_size=2',
+        'train_dataloader.num_workers=0',
+        'val_dataloader.batch_size=2',
+        'val_dataloader.num_workers=0',
+        'model.test_cfg.score_thr=0.0',
+    ]
+    proc = run_cmd(
+        ['bash', DIST_TRAIN, CONFIG, '2', '--work-dir', 'dist', '--cfg-options', *options],
+        cwd=tmp_path,
+        env=dict(PORT=str(free_port())),
+    )
     log = proc.stdout + proc.stderr
     # both processes ran (each logs its backend choice) as one gloo group of world size 2
     assert log.count('distributed backend: gloo') == 2, log[-3000:]
@@ -69,8 +80,13 @@ def test_dist_train_quickstart_yolo_world_two_cpu_processes(tmp_path, tiny_clip_
     assert ckpt['meta']['epoch'] == 1 and ckpt['meta']['iter'] == 2
     # DDP's 'module.' prefix is not saved; the checkpoint loads into the config's model
     from ai4rs.apis import init_detector
-    model = init_detector(CONFIG, str(ckpt_path), device='cpu', cfg_options={
-        'model.backbone.text_model.model_name': tiny_clip_dir})
+
+    model = init_detector(
+        CONFIG,
+        str(ckpt_path),
+        device='cpu',
+        cfg_options={'model.backbone.text_model.model_name': tiny_clip_dir},
+    )
     assert not any(k.startswith('module.') for k in ckpt['state_dict'])
     state = model.state_dict()
     assert set(state) == set(ckpt['state_dict'])

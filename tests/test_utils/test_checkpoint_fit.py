@@ -1,5 +1,6 @@
 """A checkpoint that does not fit the model is refused with a summary, unless partial loading
 is asked for; fine-tuning with another class count skips only the class layers."""
+
 import glob
 import importlib.util
 import os.path as osp
@@ -26,7 +27,7 @@ QUICKSTART = osp.join(CONFIGS, 'rotated_yolox_quickstart_synthetic.py')
 class _Net(nn.Module):
     def __init__(self, width=4, classes=3):
         super().__init__()
-        self.body = nn.Conv2d(3, width, 3)          # width*27 + width elements
+        self.body = nn.Conv2d(3, width, 3)  # width*27 + width elements
         self.conv_cls = nn.Conv2d(width, classes, 1)  # classes*width + classes
 
 
@@ -66,8 +67,9 @@ def test_missing_share_threshold():
 
 
 def _tool(name):
-    spec = importlib.util.spec_from_file_location(f'_tool_{name}',
-                                                  osp.join(REPO_ROOT, 'tools', f'{name}.py'))
+    spec = importlib.util.spec_from_file_location(
+        f'_tool_{name}', osp.join(REPO_ROOT, 'tools', f'{name}.py')
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -78,6 +80,7 @@ def _build(config, **head):
 
     from ai4rs.registry import MODELS
     from ai4rs.utils import register_all_modules
+
     register_all_modules(init_default_scope=False)
     cfg = Config.fromfile(config)
     cfg.model.bbox_head.update(head)
@@ -88,12 +91,16 @@ def test_tools_test_refuses_t_checkpoint_on_s_config(tmp_path, capsys):
     generate_dataset(str(tmp_path / 'data'), num_train=0, num_val=2)
     ckpt = tmp_path / 'yolox_t.pth'
     torch.save({'state_dict': _build(T_CONFIG).state_dict(), 'meta': {}}, ckpt)
-    opts = ['--cfg-options', f'test_dataloader.dataset.data_root={tmp_path}/data/',
-            'test_dataloader.dataset.data_prefix.img_path=val/images/',
-            'test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False',
-            'test_dataloader.dataset.pipeline.1.scale=(256,256)',
-            'test_dataloader.dataset.pipeline.2.size=(256,256)',
-            f'test_evaluator.outfile_prefix={tmp_path}/Task1']
+    opts = [
+        '--cfg-options',
+        f'test_dataloader.dataset.data_root={tmp_path}/data/',
+        'test_dataloader.dataset.data_prefix.img_path=val/images/',
+        'test_dataloader.num_workers=0',
+        'test_dataloader.persistent_workers=False',
+        'test_dataloader.dataset.pipeline.1.scale=(256,256)',
+        'test_dataloader.dataset.pipeline.2.size=(256,256)',
+        f'test_evaluator.outfile_prefix={tmp_path}/Task1',
+    ]
     test_tool = _tool('test')
     with pytest.raises(SystemExit) as exit_info:
         test_tool.main([S_CONFIG, str(ckpt), '--work-dir', str(tmp_path / 'w1'), *opts])
@@ -101,14 +108,16 @@ def test_tools_test_refuses_t_checkpoint_on_s_config(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f'checkpoint {ckpt} does not fit the model' in err
     assert '0 missing, 0 unexpected, 382 wrong shape' in err
-    assert ('backbone.stem.conv.conv.weight: checkpoint (24, 12, 3, 3) vs model (32, 12, 3, 3)'
-            in err)
+    assert (
+        'backbone.stem.conv.conv.weight: checkpoint (24, 12, 3, 3) vs model (32, 12, 3, 3)' in err
+    )
     assert 'different model size' in err and '--allow-partial-load' in err
     assert not glob.glob(str(tmp_path / 'Task1' / '*.zip'))
 
     # the explicit opt-in loads what fits and runs
-    test_tool.main([S_CONFIG, str(ckpt), '--work-dir', str(tmp_path / 'w2'),
-                    '--allow-partial-load', *opts])
+    test_tool.main(
+        [S_CONFIG, str(ckpt), '--work-dir', str(tmp_path / 'w2'), '--allow-partial-load', *opts]
+    )
     assert glob.glob(str(tmp_path / 'Task1' / '*.zip'))
 
 
@@ -117,6 +126,7 @@ def test_fine_tuning_with_another_class_count_skips_class_layers(tmp_path):
     from mmengine.runner import Runner
 
     from ai4rs.utils.config import add_checkpoint_fit_hook
+
     generate_dataset(str(tmp_path / 'data'), num_train=2, num_val=0)
     pretrained = _build(QUICKSTART, num_classes=15).state_dict()
     ckpt = tmp_path / 'pretrained_15cls.pth'
@@ -134,8 +144,10 @@ def test_fine_tuning_with_another_class_count_skips_class_layers(tmp_path):
     runner = Runner.from_cfg(cfg)
     runner.train()
     log = open(glob.glob(str(tmp_path / 'work' / '*' / '*.log'))[0]).read()
-    assert '15 classes in the checkpoint, 3 in the model; skipped the class layers ' \
-           'bbox_head.multi_level_conv_cls.0.weight' in log
+    assert (
+        '15 classes in the checkpoint, 3 in the model; skipped the class layers '
+        'bbox_head.multi_level_conv_cls.0.weight' in log
+    )
     trained = runner.model.state_dict()
     assert trained['bbox_head.multi_level_conv_cls.0.weight'].shape[0] == 3
     for key in ('backbone.stem.conv.conv.weight', 'bbox_head.multi_level_conv_reg.2.weight'):

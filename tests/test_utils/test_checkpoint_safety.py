@@ -1,4 +1,5 @@
 """Checkpoints load with weights_only=True; one that would run code is refused unexecuted."""
+
 import io
 import os
 import os.path as osp
@@ -42,8 +43,11 @@ def test_malicious_checkpoint_is_refused_without_running_payload(tmp_path):
 def test_legacy_malicious_checkpoint_message_names_the_global(tmp_path):
     marker = tmp_path / 'payload_ran'
     path = tmp_path / 'evil_legacy.pth'
-    torch.save({'state_dict': {'w': torch.ones(2)}, 'meta': _Payload(marker)}, path,
-               _use_new_zipfile_serialization=False)
+    torch.save(
+        {'state_dict': {'w': torch.ones(2)}, 'meta': _Payload(marker)},
+        path,
+        _use_new_zipfile_serialization=False,
+    )
     assert not zipfile.is_zipfile(path)
     with pytest.raises(CheckpointSecurityError) as err:
         load_checkpoint_safely(str(path))
@@ -55,6 +59,7 @@ def test_legacy_malicious_checkpoint_message_names_the_global(tmp_path):
 
 def test_malicious_checkpoint_refused_through_mmengine_loader(tmp_path):
     import ai4rs  # noqa: F401  (importing ai4rs routes mmengine's loader through the safe one)
+
     path, marker = _malicious_checkpoint(tmp_path)
     model = torch.nn.Linear(2, 1)
     with pytest.raises(CheckpointSecurityError):
@@ -65,6 +70,7 @@ def test_malicious_checkpoint_refused_through_mmengine_loader(tmp_path):
 def test_getattr_is_restricted_to_history_buffer_statistics(tmp_path):
     # getattr on an allowed class could reach methods that write files
     for owner, name in ((np.ndarray, 'tofile'), (HistoryBuffer, 'update')):
+
         class Sneaky:
             def __reduce__(self, owner=owner, name=name):
                 return (getattr, (owner, name))
@@ -85,10 +91,17 @@ def _runner_like_checkpoint():
     model(torch.randn(2, 3, 8, 8)).sum().backward()
     opt.step()
     return {
-        'meta': {'epoch': 2, 'iter': 3, 'seed': 0, 'mmengine_version': '0.10.7',
-                 'dataset_meta': {'classes': ('a', 'b'), 'palette': [(1, 2, 3), (4, 5, 6)]},
-                 'cfg': "model = dict(type='X')", 'time': '20250101_000000',
-                 'np_scalar': np.float32(0.5), 'np_array': np.arange(4, dtype=np.int64)},
+        'meta': {
+            'epoch': 2,
+            'iter': 3,
+            'seed': 0,
+            'mmengine_version': '0.10.7',
+            'dataset_meta': {'classes': ('a', 'b'), 'palette': [(1, 2, 3), (4, 5, 6)]},
+            'cfg': "model = dict(type='X')",
+            'time': '20250101_000000',
+            'np_scalar': np.float32(0.5),
+            'np_array': np.arange(4, dtype=np.int64),
+        },
         'state_dict': model.state_dict(),
         'ema_state_dict': {f'module.{k}': v.clone() for k, v in model.state_dict().items()},
         'message_hub': hub.state_dict(),
@@ -116,8 +129,9 @@ def test_genuine_checkpoint_round_trips_exactly(tmp_path):
     assert buf.current() == 0.25
     assert loaded['message_hub']['runtime_info']['iter'] == 3
     for k, state in ckpt['optimizer']['state'].items():
-        assert torch.equal(loaded['optimizer']['state'][k]['momentum_buffer'],
-                           state['momentum_buffer'])
+        assert torch.equal(
+            loaded['optimizer']['state'][k]['momentum_buffer'], state['momentum_buffer']
+        )
 
 
 def _rewrite_pickle(src, dst, old, new):

@@ -1,4 +1,5 @@
 """The tools share one parser piece (ai4rs.utils.cli) for config, --cfg-options and launcher."""
+
 import argparse
 import glob
 import os
@@ -16,8 +17,9 @@ from ai4rs.utils.cli import (
 )
 from tests.conftest import REPO_ROOT
 
-QUICKSTART = osp.join(REPO_ROOT, 'configs', 'rotated_yolox',
-                      'rotated_yolox_quickstart_synthetic.py')
+QUICKSTART = osp.join(
+    REPO_ROOT, 'configs', 'rotated_yolox', 'rotated_yolox_quickstart_synthetic.py'
+)
 
 
 def _tool_sources():
@@ -28,8 +30,13 @@ def _tool_sources():
 
 def test_no_tool_defines_the_shared_options_itself():
     for name, text in _tool_sources().items():
-        for option in ("'--cfg-options'", "'--launcher'", "'--local_rank'", 'DictAction',
-                       'Config.fromfile'):
+        for option in (
+            "'--cfg-options'",
+            "'--launcher'",
+            "'--local_rank'",
+            'DictAction',
+            'Config.fromfile',
+        ):
             assert option not in text, f'{name} defines {option} itself: use ai4rs.utils.cli'
 
 
@@ -39,10 +46,22 @@ def test_runner_arguments_and_config(monkeypatch, tmp_path):
     parser = argparse.ArgumentParser()
     add_config_arguments(parser)
     add_runner_arguments(parser)
-    args = parse_tool_args(parser, [
-        QUICKSTART, '--work-dir', str(tmp_path), '--allow-partial-load', '--launcher', 'pytorch',
-        '--local_rank', '3', '--cfg-options', 'train_cfg.max_epochs=7',
-        'train_dataloader.dataset.pipeline.3.scale=(64,64)'])
+    args = parse_tool_args(
+        parser,
+        [
+            QUICKSTART,
+            '--work-dir',
+            str(tmp_path),
+            '--allow-partial-load',
+            '--launcher',
+            'pytorch',
+            '--local_rank',
+            '3',
+            '--cfg-options',
+            'train_cfg.max_epochs=7',
+            'train_dataloader.dataset.pipeline.3.scale=(64,64)',
+        ],
+    )
     assert osp.basename(args.config) == osp.basename(QUICKSTART)
     assert os.environ['LOCAL_RANK'] == '3'
     cfg = runner_config_from_args(args)

@@ -1,4 +1,5 @@
 """A syntax error in a config or in one of its `_base_` files names that file and line."""
+
 import traceback
 
 import pytest

@@ -5,6 +5,7 @@ is an edge, at module level and inside functions alike. A function-body import t
 close a cycle at module level is exactly an import written inside a function to dodge the
 cycle, so the graph of all edges must be acyclic.
 """
+
 import ast
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def _edges(name: str, path: Path, modules: dict) -> list:
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = name.split('.') if is_pkg else name.split('.')[:-1]
-                base = base[:len(base) - (node.level - 1)]
+                base = base[: len(base) - (node.level - 1)]
                 source = '.'.join(base + ([node.module] if node.module else []))
             else:
                 source = node.module or ''
@@ -61,7 +62,7 @@ def _find_cycle(graph: dict):
         stack.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state:
                 found = visit(nxt)
                 if found:
@@ -82,8 +83,11 @@ def _graph(include_function_imports: bool) -> dict:
     modules = _modules()
     graph = {}
     for name, path in modules.items():
-        graph[name] = {t for t, _, inside in _edges(name, path, modules)
-                       if include_function_imports or not inside}
+        graph[name] = {
+            t
+            for t, _, inside in _edges(name, path, modules)
+            if include_function_imports or not inside
+        }
     return graph
 
 

@@ -1,4 +1,5 @@
 """Registries, default scope, version checks and the install-time mmcv decision."""
+
 import importlib
 import importlib.util
 import os.path as osp
@@ -19,6 +20,7 @@ from tests.conftest import REPO_ROOT
 
 def test_every_registry_is_a_child_of_mmengine_root_with_scope_ai4rs():
     import mmengine.registry as root
+
     assert len(registry.ALL_REGISTRIES) >= 20
     for name, reg in registry.ALL_REGISTRIES.items():
         assert reg.scope == 'ai4rs', name
@@ -34,12 +36,16 @@ def _is_empty_package(module_name: str) -> bool:
     """A package whose ``__init__`` has no statement and which holds no other module."""
     import ast
     import pkgutil
+
     spec = importlib.util.find_spec(module_name)
     if spec.submodule_search_locations is None:
         return False
     with open(spec.origin, encoding='utf-8') as f:
-        body = [n for n in ast.parse(f.read()).body
-                if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
+        body = [
+            n
+            for n in ast.parse(f.read()).body
+            if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))
+        ]
     return not body and not list(pkgutil.iter_modules(spec.submodule_search_locations))
 
 
@@ -59,6 +65,7 @@ def test_registered_ai4rs_classes_live_under_their_registry_locations():
     """Lazy lookup imports a registry's locations: every class ai4rs registers must be
     defined inside one of them, or a config naming it fails before anything imports it."""
     from ai4rs.utils import register_all_modules
+
     register_all_modules(init_default_scope=False)
     checked = 0
     for name, reg in registry.ALL_REGISTRIES.items():
@@ -67,40 +74,47 @@ def test_registered_ai4rs_classes_live_under_their_registry_locations():
             if not module.startswith('ai4rs'):
                 continue
             checked += 1
-            assert any(module == loc or module.startswith(loc + '.')
-                       for loc in reg._locations), \
+            assert any(module == loc or module.startswith(loc + '.') for loc in reg._locations), (
                 f'{name}: {type_name} is defined in {module}, outside {reg._locations}'
+            )
     assert checked >= 30
 
 
 def test_unscoped_names_resolve_through_parents():
     import mmcv.cnn  # noqa: F401  (registers ConvModule into mmengine's root)
+
     # torch's SGD is in mmengine's root OPTIMIZERS, mmcv's CenterCrop in root TRANSFORMS
     assert registry.OPTIMIZERS.get('SGD') is torch.optim.SGD
     assert registry.TRANSFORMS.get('CenterCrop').__module__.startswith('mmcv')
     # LoadImageFromFile is ai4rs' own (bit depth, named decode errors), a subclass of mmcv's
     from mmcv.transforms import LoadImageFromFile as MMCV_LoadImageFromFile
+
     ours = registry.TRANSFORMS.get('LoadImageFromFile')
     assert ours.__module__.startswith('ai4rs') and issubclass(ours, MMCV_LoadImageFromFile)
-    conv = registry.MODELS.build(dict(type='ConvModule', in_channels=3, out_channels=4,
-                                      kernel_size=3, padding=1))
+    conv = registry.MODELS.build(
+        dict(type='ConvModule', in_channels=3, out_channels=4, kernel_size=3, padding=1)
+    )
     assert conv(torch.zeros(1, 3, 8, 8)).shape == (1, 4, 8, 8)
 
 
 def test_build_through_root_registry_with_default_scope():
     from ai4rs.utils import register_all_modules
+
     register_all_modules(init_default_scope=True)
     assert DefaultScope.get_current_instance().scope_name == 'ai4rs'
     # mmengine's root registry switches to the ai4rs child under the default scope
-    wrapper = MMENGINE_MODELS.build(dict(type='ConvModule', in_channels=1, out_channels=1,
-                                         kernel_size=1))
+    wrapper = MMENGINE_MODELS.build(
+        dict(type='ConvModule', in_channels=1, out_channels=1, kernel_size=1)
+    )
     assert wrapper.conv.weight.shape == (1, 1, 1, 1)
     from mmengine.registry import OPTIM_WRAPPERS
     from mmengine.registry import VISUALIZERS as ROOT_VIS
 
     from ai4rs.engine.optimizers import AmpOptimWrapper
-    w = OPTIM_WRAPPERS.build(dict(type='AmpOptimWrapper',
-                                  optimizer=torch.optim.SGD(wrapper.parameters(), lr=0.1)))
+
+    w = OPTIM_WRAPPERS.build(
+        dict(type='AmpOptimWrapper', optimizer=torch.optim.SGD(wrapper.parameters(), lr=0.1))
+    )
     assert type(w) is AmpOptimWrapper
     vis = ROOT_VIS.build(dict(type='RotLocalVisualizer', name='reg_test_vis'))
     assert type(vis).__name__ == 'RotLocalVisualizer'
@@ -108,14 +122,21 @@ def test_build_through_root_registry_with_default_scope():
 
 def test_register_all_modules_registers_lazily_imported_classes():
     from ai4rs.utils import register_all_modules
+
     register_all_modules(init_default_scope=False)
     assert registry.HOOKS.get('DetVisualizationHook') is not None
     assert registry.METRICS.get('DumpDetResults') is not None
 
 
-@pytest.mark.parametrize('text,expected', [
-    ('2.14.1+cu130', (2, 14, 1)), ('0.10.7', (0, 10, 7)), ('2.0.0rc4', (2, 0, 0)),
-    ('1.0', (1, 0, 0))])
+@pytest.mark.parametrize(
+    'text,expected',
+    [
+        ('2.14.1+cu130', (2, 14, 1)),
+        ('0.10.7', (0, 10, 7)),
+        ('2.0.0rc4', (2, 0, 0)),
+        ('1.0', (1, 0, 0)),
+    ],
+)
 def test_parse_version(text, expected):
     assert parse_version(text) == expected
 
@@ -139,11 +160,16 @@ def _setup_module():
 def _venv_with_fake_mmcv(path, with_mmcv):
     venv.EnvBuilder(with_pip=False).create(path)
     python = osp.join(path, 'bin', 'python')
-    site = subprocess.run([python, '-c', 'import site; print(site.getsitepackages()[0])'],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    site = subprocess.run(
+        [python, '-c', 'import site; print(site.getsitepackages()[0])'],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     if with_mmcv:
         info = osp.join(site, 'mmcv-2.1.0.dist-info')
         import os
+
         os.makedirs(info)
         with open(osp.join(info, 'METADATA'), 'w') as f:
             f.write('Metadata-Version: 2.1\nName: mmcv\nVersion: 2.1.0\n')
@@ -166,9 +192,22 @@ def test_mmcv_lite_is_not_required_when_full_mmcv_is_installed(tmp_path):
 def test_built_wheel_metadata_follows_installed_mmcv(tmp_path):
     """pip's isolated build of ai4rs, for an environment that has a full mmcv."""
     python = _venv_with_fake_mmcv(str(tmp_path / 'env'), True)
-    proc = subprocess.run([sys.executable, '-m', 'pip', '--python', python, 'wheel',
-                           '--no-deps', '-w', str(tmp_path / 'whl'), REPO_ROOT],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            '-m',
+            'pip',
+            '--python',
+            python,
+            'wheel',
+            '--no-deps',
+            '-w',
+            str(tmp_path / 'whl'),
+            REPO_ROOT,
+        ],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0 and 'no such option: --python' in proc.stderr:
         pytest.skip('pip older than 22.3 has no --python option')
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -32,6 +32,7 @@ weights: memory does not depend on their values). ``--text-model DIR`` names a l
 directory; without it a randomly initialised CLIP ViT-B/32 text model is used (speed and
 memory depend on the architecture only).
 """
+
 import argparse
 import copy
 import json
@@ -62,9 +63,11 @@ from ai4rs.utils.text_model_args import (  # noqa: E402
 )
 
 WORLD_PATHS = ('rerun', 'cached', 'reparameterized')
-WORLD_LABELS = {'rerun': 'text model, CLIP re-run per batch (upstream)',
-                'cached': 'text model, cached embeddings (ai4rs)',
-                'reparameterized': 'reparameterized, no text model'}
+WORLD_LABELS = {
+    'rerun': 'text model, CLIP re-run per batch (upstream)',
+    'cached': 'text model, cached embeddings (ai4rs)',
+    'reparameterized': 'reparameterized, no text model',
+}
 
 
 def random_batch(shape, batch_size, texts=None) -> dict:
@@ -72,20 +75,29 @@ def random_batch(shape, batch_size, texts=None) -> dict:
     strings) are given to every sample (YOLO-World)."""
     h, w = shape
     gen = torch.Generator().manual_seed(0)
-    inputs = [torch.randint(0, 256, (3, h, w), generator=gen, dtype=torch.uint8)
-              for _ in range(batch_size)]
-    meta = dict(img_shape=(h, w), ori_shape=(h, w), scale_factor=(1.0, 1.0), pad_shape=(h, w),
-                batch_input_shape=(h, w))
+    inputs = [
+        torch.randint(0, 256, (3, h, w), generator=gen, dtype=torch.uint8)
+        for _ in range(batch_size)
+    ]
+    meta = dict(
+        img_shape=(h, w),
+        ori_shape=(h, w),
+        scale_factor=(1.0, 1.0),
+        pad_shape=(h, w),
+        batch_input_shape=(h, w),
+    )
     if texts is not None:
         meta['texts'] = list(texts)
-    return dict(inputs=inputs, data_samples=[DetDataSample(metainfo=meta)
-                                             for _ in range(batch_size)])
+    return dict(
+        inputs=inputs, data_samples=[DetDataSample(metainfo=meta) for _ in range(batch_size)]
+    )
 
 
 def benchmark_runs(runs: dict, batch_size, num_iters, warmup, device) -> dict[str, float]:
     """Images per second of each run ``name: (model, batch, before_batch)``: ``model.test_step``
     on the batch, ``before_batch()`` (if any) before it, timed together. The runs take
     turns batch by batch, so that a change of the machine's load affects them alike."""
+
     def sync():
         if device.startswith('cuda'):
             torch.cuda.synchronize()
@@ -113,8 +125,9 @@ def benchmark(model, shape, batch_size, num_iters, warmup, device):
 
 def tensor_bytes(module) -> int:
     """Bytes of the parameters and buffers of ``module``."""
-    return sum(t.numel() * t.element_size()
-               for t in list(module.parameters()) + list(module.buffers()))
+    return sum(
+        t.numel() * t.element_size() for t in list(module.parameters()) + list(module.buffers())
+    )
 
 
 def world_model_bytes(model) -> dict:
@@ -125,8 +138,9 @@ def world_model_bytes(model) -> dict:
     return dict(total=total, text_model=text_bytes, image_model=total - text_bytes)
 
 
-def benchmark_world(model, texts, shape, batch_size, num_iters, warmup, device,
-                    paths=WORLD_PATHS) -> dict:
+def benchmark_world(
+    model, texts, shape, batch_size, num_iters, warmup, device, paths=WORLD_PATHS
+) -> dict:
     """Images/s of the YOLO-World paths (see the module docstring), taking turns batch by
     batch. The reparameterized path runs on a copy of ``model`` without its text model (or
     on ``model`` itself when it is already reparameterized)."""
@@ -151,10 +165,25 @@ def benchmark_world(model, texts, shape, batch_size, num_iters, warmup, device,
 
 def peak_rss_child(args, path: str, feats_file: str) -> int:
     """Peak resident bytes of a fresh process running the benchmark along ``path``."""
-    cmd = [sys.executable, osp.abspath(__file__), args.config, '--shape', *map(str, args.shape),
-           '--batch-size', str(args.batch_size), '--num-iters', str(args.num_iters),
-           '--warmup', str(args.warmup), '--device', args.device, '--_rss-child', path,
-           '--_texts-file', feats_file]
+    cmd = [
+        sys.executable,
+        osp.abspath(__file__),
+        args.config,
+        '--shape',
+        *map(str, args.shape),
+        '--batch-size',
+        str(args.batch_size),
+        '--num-iters',
+        str(args.num_iters),
+        '--warmup',
+        str(args.warmup),
+        '--device',
+        args.device,
+        '--_rss-child',
+        path,
+        '--_texts-file',
+        feats_file,
+    ]
     if args.cfg_options:
         cmd += ['--cfg-options'] + [f'{k}={v}' for k, v in args.cfg_options.items()]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -166,6 +195,7 @@ def peak_rss_child(args, path: str, feats_file: str) -> int:
 def rss_child(args, cfg, shape):
     """Body of a ``--_rss-child`` process: run one path, print ``peak_rss <bytes>``."""
     import resource
+
     with open(args._texts_file, encoding='utf-8') as f:
         spec = json.load(f)
     texts = spec['texts']
@@ -179,8 +209,16 @@ def rss_child(args, cfg, shape):
     else:
         cfg.model.backbone.text_model.model_name = spec['text_model']
         model = init_detector(cfg, None, device=args.device)
-    benchmark_world(model, texts, shape, args.batch_size, args.num_iters, args.warmup,
-                    args.device, paths=(args._rss_child, ))
+    benchmark_world(
+        model,
+        texts,
+        shape,
+        args.batch_size,
+        args.num_iters,
+        args.warmup,
+        args.device,
+        paths=(args._rss_child,),
+    )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(f'peak_rss {peak * (1 if sys.platform == "darwin" else 1024)}')
 
@@ -206,26 +244,33 @@ def main_world(args, cfg, shape):
                 json.dump(dict(texts=texts, feats=feats_file, text_model=text_dir), f)
             for path in ('cached', 'reparameterized'):
                 rss[path] = peak_rss_child(args, path, spec_file)
-        fps = benchmark_world(model, texts, shape, args.batch_size, args.num_iters,
-                              args.warmup, args.device)
+        fps = benchmark_world(
+            model, texts, shape, args.batch_size, args.num_iters, args.warmup, args.device
+        )
     threads = torch.get_num_threads()
     source = 'random-weight CLIP ViT-B/32' if random_text else args.text_model
-    print(f'{osp.basename(args.config)}: {args.device}, input {shape[0]}x{shape[1]}, batch '
-          f'{args.batch_size}, {args.num_iters} iterations after {args.warmup} warm-up'
-          + (f', {threads} CPU threads' if args.device == 'cpu' else '')
-          + f', {num_texts} texts, text model: {source}')
+    print(
+        f'{osp.basename(args.config)}: {args.device}, input {shape[0]}x{shape[1]}, batch '
+        f'{args.batch_size}, {args.num_iters} iterations after {args.warmup} warm-up'
+        + (f', {threads} CPU threads' if args.device == 'cpu' else '')
+        + f', {num_texts} texts, text model: {source}'
+    )
     print('| path | images/s | vs CLIP re-run |\n|---|---:|---:|')
     for path, value in fps.items():
         print(f'| {WORLD_LABELS[path]} | {value:.3f} | {value / fps["rerun"]:.2f}x |')
-    mib = 1024 ** 2
-    print(f'model memory (parameters + buffers): with text model {nbytes["total"] / mib:.1f} '
-          f'MiB ({num_params:,} parameters), without {nbytes["image_model"] / mib:.1f} MiB '
-          f'({num_params - text_params:,} parameters), text model '
-          f'{nbytes["text_model"] / mib:.1f} MiB')
+    mib = 1024**2
+    print(
+        f'model memory (parameters + buffers): with text model {nbytes["total"] / mib:.1f} '
+        f'MiB ({num_params:,} parameters), without {nbytes["image_model"] / mib:.1f} MiB '
+        f'({num_params - text_params:,} parameters), text model '
+        f'{nbytes["text_model"] / mib:.1f} MiB'
+    )
     if rss:
-        print(f'peak RSS of a process: text-model path {rss["cached"] / mib:.0f} MiB, '
-              f'reparameterized path without text model {rss["reparameterized"] / mib:.0f} MiB '
-              f'(ratio {rss["reparameterized"] / rss["cached"]:.2f})')
+        print(
+            f'peak RSS of a process: text-model path {rss["cached"] / mib:.0f} MiB, '
+            f'reparameterized path without text model {rss["reparameterized"] / mib:.0f} MiB '
+            f'(ratio {rss["reparameterized"] / rss["cached"]:.2f})'
+        )
     return dict(fps=fps, bytes=nbytes, peak_rss=rss)
 
 
@@ -239,11 +284,18 @@ def parse_args(argv=None):
     parser.add_argument('--warmup', type=int, default=5)
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     add_text_model_argument(parser)
-    parser.add_argument('--num-texts', type=int, default=None,
-                        help='YOLO-World: vocabulary size (default: num_test_classes)')
-    parser.add_argument('--peak-rss', action='store_true',
-                        help='YOLO-World: also measure the peak RSS of a fresh process per '
-                        'path (text model / reparameterized without it)')
+    parser.add_argument(
+        '--num-texts',
+        type=int,
+        default=None,
+        help='YOLO-World: vocabulary size (default: num_test_classes)',
+    )
+    parser.add_argument(
+        '--peak-rss',
+        action='store_true',
+        help='YOLO-World: also measure the peak RSS of a fresh process per '
+        'path (text model / reparameterized without it)',
+    )
     parser.add_argument('--_rss-child', default=None, help=argparse.SUPPRESS)
     parser.add_argument('--_texts-file', default=None, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -258,9 +310,12 @@ def main(argv=None):
     model = init_detector(cfg, args.checkpoint, device=args.device)
     fps = benchmark(model, shape, args.batch_size, args.num_iters, args.warmup, args.device)
     threads = torch.get_num_threads()
-    print(f'{osp.basename(args.config)}: {fps:.2f} images/s on {args.device} '
-          f'(input {shape[0]}x{shape[1]}, batch {args.batch_size}, {args.num_iters} iterations'
-          + (f', {threads} CPU threads' if args.device == 'cpu' else '') + ')')
+    print(
+        f'{osp.basename(args.config)}: {fps:.2f} images/s on {args.device} '
+        f'(input {shape[0]}x{shape[1]}, batch {args.batch_size}, {args.num_iters} iterations'
+        + (f', {threads} CPU threads' if args.device == 'cpu' else '')
+        + ')'
+    )
     return fps
 
 

@@ -13,6 +13,7 @@ checks that the six APs are equal (within 1e-12) and prints the times and their 
 
     python tools/analysis_tools/benchmark_coco_eval.py [--num-images 5000] [--dets-per-image 100]
 """
+
 import argparse
 import contextlib
 import io
@@ -38,8 +39,9 @@ from ai4rs.structures.bbox import HorizontalBoxes  # noqa: E402
 ITEMS = ('mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l')
 
 
-def make_workload(num_images: int, dets_per_image: int, seed: int = 0,
-                  width: int = 640, height: int = 480):
+def make_workload(
+    num_images: int, dets_per_image: int, seed: int = 0, width: int = 640, height: int = 480
+):
     """(COCO gt dict, list of per-image predictions dicts with xyxy numpy arrays)."""
     rng = np.random.default_rng(seed)
     categories = [dict(id=i + 1 + (i // 10), name=n) for i, n in enumerate(COCO_CLASSES)]
@@ -54,10 +56,16 @@ def make_workload(num_images: int, dets_per_image: int, seed: int = 0,
         xy = rng.uniform(0, 1, (n, 2)) * ([width, height] - wh)
         labels = rng.integers(0, len(categories), n)
         for k in range(n):
-            annotations.append(dict(
-                id=len(annotations) + 1, image_id=img_id, category_id=int(cat_ids[labels[k]]),
-                bbox=[float(v) for v in (*xy[k], *wh[k])], area=float(wh[k, 0] * wh[k, 1]),
-                iscrowd=int(rng.random() < 0.02)))
+            annotations.append(
+                dict(
+                    id=len(annotations) + 1,
+                    image_id=img_id,
+                    category_id=int(cat_ids[labels[k]]),
+                    bbox=[float(v) for v in (*xy[k], *wh[k])],
+                    area=float(wh[k, 0] * wh[k, 1]),
+                    iscrowd=int(rng.random() < 0.02),
+                )
+            )
         # detections: 0-3 jittered copies of each object, then random clutter
         boxes, det_labels = [], []
         for k in range(n):
@@ -72,26 +80,40 @@ def make_workload(num_images: int, dets_per_image: int, seed: int = 0,
             p = rng.uniform(0, 1, 2) * ([width, height] - s)
             boxes.append(np.r_[p, p + s])
             det_labels.append(rng.integers(0, len(categories)))
-        boxes = np.clip(np.asarray(boxes[:dets_per_image], dtype=np.float64), 0,
-                        [width, height, width, height])
-        preds.append(dict(img_id=img_id, bboxes=boxes,
-                          labels=np.asarray(det_labels[:dets_per_image], dtype=np.int64),
-                          scores=rng.random(len(boxes))))
+        boxes = np.clip(
+            np.asarray(boxes[:dets_per_image], dtype=np.float64), 0, [width, height, width, height]
+        )
+        preds.append(
+            dict(
+                img_id=img_id,
+                bboxes=boxes,
+                labels=np.asarray(det_labels[:dets_per_image], dtype=np.int64),
+                scores=rng.random(len(boxes)),
+            )
+        )
     gt = dict(images=images, annotations=annotations, categories=categories)
     return gt, preds
 
 
 def run_metric(ann_file: str, preds: list, backend: str) -> tuple[dict, float]:
     """CocoMetric's process + compute_metrics time (data samples built before the clock)."""
-    samples = [dict(img_id=p['img_id'], ori_shape=(480, 640), pred_instances=dict(
-        bboxes=HorizontalBoxes(torch.from_numpy(p['bboxes']).float()),
-        scores=torch.from_numpy(p['scores']).float(),
-        labels=torch.from_numpy(p['labels']))) for p in preds]
+    samples = [
+        dict(
+            img_id=p['img_id'],
+            ori_shape=(480, 640),
+            pred_instances=dict(
+                bboxes=HorizontalBoxes(torch.from_numpy(p['bboxes']).float()),
+                scores=torch.from_numpy(p['scores']).float(),
+                labels=torch.from_numpy(p['labels']),
+            ),
+        )
+        for p in preds
+    ]
     start = time.perf_counter()
     metric = CocoMetric(ann_file=ann_file, backend=backend)
     metric.dataset_meta = dict(classes=COCO_CLASSES)
     for i in range(0, len(samples), 32):
-        metric.process({}, samples[i:i + 32])
+        metric.process({}, samples[i : i + 32])
     results = metric.compute_metrics(metric.results)
     return results, time.perf_counter() - start
 
@@ -100,14 +122,20 @@ def run_reference(ann_file: str, preds: list, cat_ids: list) -> tuple[np.ndarray
     """pycocotools on the same detections (float32-rounded as CocoMetric receives them)."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
+
     dets = []
     for p in preds:
         b = p['bboxes'].astype(np.float32).astype(np.float64)
         s = p['scores'].astype(np.float32).astype(np.float64)
         for box, score, label in zip(b, s, p['labels']):
-            dets.append(dict(image_id=p['img_id'], category_id=cat_ids[label],
-                             bbox=[box[0], box[1], box[2] - box[0], box[3] - box[1]],
-                             score=float(score)))
+            dets.append(
+                dict(
+                    image_id=p['img_id'],
+                    category_id=cat_ids[label],
+                    bbox=[box[0], box[1], box[2] - box[0], box[3] - box[1]],
+                    score=float(score),
+                )
+            )
     start = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
         coco = COCO(ann_file)
@@ -125,16 +153,21 @@ def main(argv=None):
     parser.add_argument('--num-images', type=int, default=5000)
     parser.add_argument('--dets-per-image', type=int, default=100)
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--all-backends', action='store_true',
-                        help='also time CocoMetric with each installed backend')
+    parser.add_argument(
+        '--all-backends',
+        action='store_true',
+        help='also time CocoMetric with each installed backend',
+    )
     args = parser.parse_args(argv)
 
     # the metric's summary table would be logged once per backend: keep the output short
     MMLogger.get_instance('benchmark_coco_eval', log_level='WARNING')
     gt, preds = make_workload(args.num_images, args.dets_per_image, args.seed)
     cat_ids = [c['id'] for c in gt['categories']]
-    print(f'{args.num_images} images, {len(gt["annotations"])} ground-truth boxes, '
-          f'{sum(len(p["bboxes"]) for p in preds)} detections, 80 classes')
+    print(
+        f'{args.num_images} images, {len(gt["annotations"])} ground-truth boxes, '
+        f'{sum(len(p["bboxes"]) for p in preds)} detections, 80 classes'
+    )
     with tempfile.TemporaryDirectory() as tmp:
         ann_file = osp.join(tmp, 'gt.json')
         with open(ann_file, 'w') as f:
@@ -153,12 +186,18 @@ def main(argv=None):
         diff = float(np.abs(got - ref_stats[:6]).max())
         ok &= diff <= 1e-12
         name = backend if backend != 'auto' else f'auto = {resolve_backend("auto")}'
-        print(f'CocoMetric ({name}): {timings[backend]:.2f} s, APs '
-              f'{" ".join(f"{v:.4f}" for v in got)}, max |diff| vs pycocotools {diff:.1e}')
-    print(f'pycocotools COCOeval:  {ref_time:.2f} s, APs '
-          f'{" ".join(f"{v:.4f}" for v in ref_stats[:6])}')
-    print(f'speed-up of CocoMetric (default backend) over pycocotools: '
-          f'{ref_time / timings["auto"]:.2f}x')
+        print(
+            f'CocoMetric ({name}): {timings[backend]:.2f} s, APs '
+            f'{" ".join(f"{v:.4f}" for v in got)}, max |diff| vs pycocotools {diff:.1e}'
+        )
+    print(
+        f'pycocotools COCOeval:  {ref_time:.2f} s, APs '
+        f'{" ".join(f"{v:.4f}" for v in ref_stats[:6])}'
+    )
+    print(
+        f'speed-up of CocoMetric (default backend) over pycocotools: '
+        f'{ref_time / timings["auto"]:.2f}x'
+    )
     print('numbers equal: ' + ('yes' if ok else 'NO'))
     return 0 if ok else 1
 

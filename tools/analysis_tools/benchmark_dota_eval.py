@@ -11,17 +11,18 @@ prints the times and their ratio::
 
     python tools/analysis_tools/benchmark_dota_eval.py [--num-dets 200000] [--no-reference]
 """
+
 import argparse
 import time
-from typing import Dict, List, Optional
 
 import numpy as np
 
 from ai4rs.evaluation.functional import boxes_to_polygons, eval_rbbox_map
 
 
-def make_workload(num_images: int = 458, num_classes: int = 15, num_dets: int = 200000,
-                  seed: int = 0) -> dict:
+def make_workload(
+    num_images: int = 458, num_classes: int = 15, num_dets: int = 200000, seed: int = 0
+) -> dict:
     """Synthetic ground truth and detections, as rboxes and as their corner polygons.
 
     Returns:
@@ -37,36 +38,70 @@ def make_workload(num_images: int = 458, num_classes: int = 15, num_dets: int = 
     for i in range(num_images):
         n = counts[i]
         size = 4000.0 if i % 4 == 0 else 1500.0
-        gt = np.stack([rng.uniform(0, size, n), rng.uniform(0, size, n),
-                       rng.uniform(12, 80, n), rng.uniform(6, 40, n),
-                       rng.uniform(-np.pi / 2, np.pi / 2, n)], axis=1)
+        gt = np.stack(
+            [
+                rng.uniform(0, size, n),
+                rng.uniform(0, size, n),
+                rng.uniform(12, 80, n),
+                rng.uniform(6, 40, n),
+                rng.uniform(-np.pi / 2, np.pi / 2, n),
+            ],
+            axis=1,
+        )
         gt_labels = rng.integers(0, num_classes, n)
         difficult = rng.uniform(size=n) < 0.05
         # detections: ~60% jittered copies of objects (several per object), ~40% clutter
         m = max(int(round(num_dets * det_share[i])), 1)
         m_hit = int(m * 0.6)
         src = rng.integers(0, n, m_hit)
-        hit = gt[src] + np.concatenate([rng.normal(0, 3, (m_hit, 2)),
-                                        rng.normal(0, 4, (m_hit, 2)),
-                                        rng.normal(0, 0.1, (m_hit, 1))], axis=1)
+        hit = gt[src] + np.concatenate(
+            [
+                rng.normal(0, 3, (m_hit, 2)),
+                rng.normal(0, 4, (m_hit, 2)),
+                rng.normal(0, 0.1, (m_hit, 1)),
+            ],
+            axis=1,
+        )
         hit[:, 2:4] = np.abs(hit[:, 2:4]) + 1
-        clutter = np.stack([rng.uniform(0, size, m - m_hit), rng.uniform(0, size, m - m_hit),
-                            rng.uniform(12, 80, m - m_hit), rng.uniform(6, 40, m - m_hit),
-                            rng.uniform(-np.pi / 2, np.pi / 2, m - m_hit)], axis=1)
+        clutter = np.stack(
+            [
+                rng.uniform(0, size, m - m_hit),
+                rng.uniform(0, size, m - m_hit),
+                rng.uniform(12, 80, m - m_hit),
+                rng.uniform(6, 40, m - m_hit),
+                rng.uniform(-np.pi / 2, np.pi / 2, m - m_hit),
+            ],
+            axis=1,
+        )
         det = np.concatenate([hit, clutter])
-        det_labels = np.concatenate([np.where(rng.uniform(size=m_hit) < 0.9, gt_labels[src],
-                                              rng.integers(0, num_classes, m_hit)),
-                                     rng.integers(0, num_classes, m - m_hit)])
+        det_labels = np.concatenate(
+            [
+                np.where(
+                    rng.uniform(size=m_hit) < 0.9,
+                    gt_labels[src],
+                    rng.integers(0, num_classes, m_hit),
+                ),
+                rng.integers(0, num_classes, m - m_hit),
+            ]
+        )
         scores = np.concatenate([rng.beta(5, 2, m_hit), rng.beta(1, 6, m - m_hit)])
         det_q = boxes_to_polygons(det, 'rbox')
         gt_q = boxes_to_polygons(gt, 'rbox')
         for key, boxes, gboxes in (('rbox', det, gt), ('qbox', det_q, gt_q)):
-            out[f'{key}_dets'].append([np.concatenate([boxes[det_labels == c],
-                                                       scores[det_labels == c, None]], axis=1)
-                                       for c in range(num_classes)])
-            out[f'{key}_anns'].append(dict(
-                bboxes=gboxes[~difficult], labels=gt_labels[~difficult],
-                bboxes_ignore=gboxes[difficult], labels_ignore=gt_labels[difficult]))
+            out[f'{key}_dets'].append(
+                [
+                    np.concatenate([boxes[det_labels == c], scores[det_labels == c, None]], axis=1)
+                    for c in range(num_classes)
+                ]
+            )
+            out[f'{key}_anns'].append(
+                dict(
+                    bboxes=gboxes[~difficult],
+                    labels=gt_labels[~difficult],
+                    bboxes_ignore=gboxes[difficult],
+                    labels_ignore=gt_labels[difficult],
+                )
+            )
     return out
 
 
@@ -77,8 +112,9 @@ def _voc07_ap(rec, prec):
     return ap
 
 
-def shapely_devkit_map(det_results, annotations, num_classes: int, iou_thr: float = 0.5
-                       ) -> List[float]:
+def shapely_devkit_map(
+    det_results, annotations, num_classes: int, iou_thr: float = 0.5
+) -> list[float]:
     """The devkit's ``voc_eval`` loop per class with shapely polygon IoU (the reference).
 
     Args:
@@ -89,17 +125,29 @@ def shapely_devkit_map(det_results, annotations, num_classes: int, iou_thr: floa
         list[float]: AP per class (VOC07 11 points; 0 for a class without ground truth).
     """
     import shapely
+
     aps = []
     for c in range(num_classes):
         recs, npos = [], 0
         for ann in annotations:
-            boxes = np.concatenate([ann['bboxes'][ann['labels'] == c],
-                                    ann['bboxes_ignore'][ann['labels_ignore'] == c]])
-            difficult = np.concatenate([np.zeros((ann['labels'] == c).sum(), bool),
-                                        np.ones((ann['labels_ignore'] == c).sum(), bool)])
+            boxes = np.concatenate(
+                [ann['bboxes'][ann['labels'] == c], ann['bboxes_ignore'][ann['labels_ignore'] == c]]
+            )
+            difficult = np.concatenate(
+                [
+                    np.zeros((ann['labels'] == c).sum(), bool),
+                    np.ones((ann['labels_ignore'] == c).sum(), bool),
+                ]
+            )
             npos += int((~difficult).sum())
-            recs.append(dict(bbox=boxes, difficult=difficult, det=np.zeros(len(boxes), bool),
-                             polys=shapely.polygons(boxes.reshape(-1, 4, 2))))
+            recs.append(
+                dict(
+                    bbox=boxes,
+                    difficult=difficult,
+                    det=np.zeros(len(boxes), bool),
+                    polys=shapely.polygons(boxes.reshape(-1, 4, 2)),
+                )
+            )
         rows = [(i, d) for i, per_cls in enumerate(det_results) for d in per_cls[c]]
         if not rows:
             aps.append(0.0)
@@ -142,8 +190,13 @@ def shapely_devkit_map(det_results, annotations, num_classes: int, iou_thr: floa
     return aps
 
 
-def benchmark_dota_eval(num_images: int = 458, num_classes: int = 15, num_dets: int = 200000,
-                        seed: int = 0, reference: bool = True) -> Dict[str, float]:
+def benchmark_dota_eval(
+    num_images: int = 458,
+    num_classes: int = 15,
+    num_dets: int = 200000,
+    seed: int = 0,
+    reference: bool = True,
+) -> dict[str, float]:
     """Time ai4rs's DOTA evaluation (and the shapely reference) on the synthetic workload.
 
     Returns:
@@ -152,17 +205,20 @@ def benchmark_dota_eval(num_images: int = 458, num_classes: int = 15, num_dets: 
         ``speedup`` (reference time / ai4rs devkit time) and ``max_ap_diff``.
     """
     w = make_workload(num_images, num_classes, num_dets, seed)
-    stats = dict(num_dets=float(sum(len(d) for img in w['qbox_dets'] for d in img)),
-                 num_gts=float(sum(len(a['labels']) + len(a['labels_ignore'])
-                                   for a in w['qbox_anns'])))
+    stats = dict(
+        num_dets=float(sum(len(d) for img in w['qbox_dets'] for d in img)),
+        num_gts=float(sum(len(a['labels']) + len(a['labels_ignore']) for a in w['qbox_anns'])),
+    )
     t = time.perf_counter()
-    map_dk, res_dk = eval_rbbox_map(w['qbox_dets'], w['qbox_anns'], box_type='qbox',
-                                    mode='devkit', logger='silent')
+    map_dk, res_dk = eval_rbbox_map(
+        w['qbox_dets'], w['qbox_anns'], box_type='qbox', mode='devkit', logger='silent'
+    )
     stats['ai4rs_devkit_s'] = time.perf_counter() - t
     stats['map_devkit'] = map_dk
     t = time.perf_counter()
-    map_mm, _ = eval_rbbox_map(w['rbox_dets'], w['rbox_anns'], box_type='rbox',
-                               mode='mmrotate', logger='silent')
+    map_mm, _ = eval_rbbox_map(
+        w['rbox_dets'], w['rbox_anns'], box_type='rbox', mode='mmrotate', logger='silent'
+    )
     stats['ai4rs_mmrotate_s'] = time.perf_counter() - t
     stats['map_mmrotate'] = map_mm
     if reference:
@@ -170,32 +226,43 @@ def benchmark_dota_eval(num_images: int = 458, num_classes: int = 15, num_dets: 
         ref = shapely_devkit_map(w['qbox_dets'], w['qbox_anns'], num_classes)
         stats['shapely_devkit_s'] = time.perf_counter() - t
         stats['speedup'] = stats['shapely_devkit_s'] / stats['ai4rs_devkit_s']
-        stats['max_ap_diff'] = float(np.max(np.abs(np.array(ref) -
-                                                   np.array([r['ap'] for r in res_dk]))))
+        stats['max_ap_diff'] = float(
+            np.max(np.abs(np.array(ref) - np.array([r['ap'] for r in res_dk])))
+        )
     return stats
 
 
-def main(argv: Optional[List[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--num-images', type=int, default=458)
     parser.add_argument('--num-classes', type=int, default=15)
     parser.add_argument('--num-dets', type=int, default=200000)
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--no-reference', action='store_true',
-                        help='skip the (slow) shapely reference')
+    parser.add_argument(
+        '--no-reference', action='store_true', help='skip the (slow) shapely reference'
+    )
     args = parser.parse_args(argv)
-    s = benchmark_dota_eval(args.num_images, args.num_classes, args.num_dets, args.seed,
-                            not args.no_reference)
-    print(f'workload: {args.num_images} images, {args.num_classes} classes, '
-          f'{int(s["num_gts"])} objects, {int(s["num_dets"])} detections')
-    print(f'ai4rs eval_rbbox_map devkit mode  : {s["ai4rs_devkit_s"]:8.2f} s  '
-          f'(mAP {s["map_devkit"]:.4f})')
-    print(f'ai4rs eval_rbbox_map mmrotate mode: {s["ai4rs_mmrotate_s"]:8.2f} s  '
-          f'(mAP {s["map_mmrotate"]:.4f})')
+    s = benchmark_dota_eval(
+        args.num_images, args.num_classes, args.num_dets, args.seed, not args.no_reference
+    )
+    print(
+        f'workload: {args.num_images} images, {args.num_classes} classes, '
+        f'{int(s["num_gts"])} objects, {int(s["num_dets"])} detections'
+    )
+    print(
+        f'ai4rs eval_rbbox_map devkit mode  : {s["ai4rs_devkit_s"]:8.2f} s  '
+        f'(mAP {s["map_devkit"]:.4f})'
+    )
+    print(
+        f'ai4rs eval_rbbox_map mmrotate mode: {s["ai4rs_mmrotate_s"]:8.2f} s  '
+        f'(mAP {s["map_mmrotate"]:.4f})'
+    )
     if 'shapely_devkit_s' in s:
         print(f'shapely devkit loop (reference)   : {s["shapely_devkit_s"]:8.2f} s')
-        print(f'speedup (reference / ai4rs devkit): {s["speedup"]:8.1f}x  '
-              f'(max per-class AP difference {s["max_ap_diff"]:.2e})')
+        print(
+            f'speedup (reference / ai4rs devkit): {s["speedup"]:8.1f}x  '
+            f'(max per-class AP difference {s["max_ap_diff"]:.2e})'
+        )
 
 
 if __name__ == '__main__':

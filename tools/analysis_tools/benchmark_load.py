@@ -24,6 +24,7 @@ Example (the figures in docs/model_zoo.md)::
 Timings are the best of ``--repeat`` runs after one warm-up run; a figure is one run of this
 script on one machine, to be compared within that run.
 """
+
 import argparse
 import json
 import multiprocessing as mp
@@ -75,6 +76,7 @@ def _iou_workload(threads: int):
     import torch
 
     from ai4rs.ops import box_iou_rotated
+
     torch.set_num_threads(threads)
     gen = torch.Generator().manual_seed(0)
     n = 1500
@@ -122,6 +124,7 @@ def _train_step_workload(config: str, batch_size: int, img_size: int, num_gts: i
 
 def run_child(args) -> None:
     import torch
+
     cores = os.cpu_count() or 1
     if args.child == 'iou1':
         func = _iou_workload(1)
@@ -131,12 +134,20 @@ def run_child(args) -> None:
         torch.set_num_threads(cores)
         func = _train_step_workload(
             osp.join(REPO_ROOT, 'configs', 'rotated_yolox', 'rotated_yolox_s_300e_dota_le90.py'),
-            2, args.img_size, 50)
+            2,
+            args.img_size,
+            50,
+        )
     else:
         torch.set_num_threads(cores)
         func = _train_step_workload(
-            osp.join(REPO_ROOT, 'configs', 'rotated_yolox',
-                     'rotated_yolox_quickstart_synthetic.py'), 8, 256, 6)
+            osp.join(
+                REPO_ROOT, 'configs', 'rotated_yolox', 'rotated_yolox_quickstart_synthetic.py'
+            ),
+            8,
+            256,
+            6,
+        )
     print(json.dumps(dict(seconds=_time_best(func, args.repeat))))
 
 
@@ -147,8 +158,16 @@ def measure(workload: str, policy: str, args) -> float:
     env['AI4RS_OMP_WAIT_POLICY'] = 'passive' if policy == 'passive' else 'unset'
     if policy == 'passive':
         env['OMP_WAIT_POLICY'] = 'PASSIVE'
-    cmd = [sys.executable, osp.abspath(__file__), '--child', workload, '--repeat',
-           str(args.repeat), '--img-size', str(args.img_size)]
+    cmd = [
+        sys.executable,
+        osp.abspath(__file__),
+        '--child',
+        workload,
+        '--repeat',
+        str(args.repeat),
+        '--img-size',
+        str(args.img_size),
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=REPO_ROOT)
     if proc.returncode != 0:
         raise RuntimeError(f'{workload} ({policy}) failed:\n{proc.stderr[-3000:]}')
@@ -159,8 +178,12 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--workloads', nargs='+', choices=WORKLOADS, default=list(WORKLOADS))
     parser.add_argument('--policies', nargs='+', choices=POLICIES, default=list(POLICIES))
-    parser.add_argument('--load', type=int, default=os.cpu_count() or 1,
-                        help='busy processes beside the loaded runs (default: one per core)')
+    parser.add_argument(
+        '--load',
+        type=int,
+        default=os.cpu_count() or 1,
+        help='busy processes beside the loaded runs (default: one per core)',
+    )
     parser.add_argument('--repeat', type=int, default=3, help='timed runs per measurement')
     parser.add_argument('--img-size', type=int, default=1024, help='train_step image size')
     parser.add_argument('--child', choices=WORKLOADS, help=argparse.SUPPRESS)
@@ -182,8 +205,10 @@ def main(argv=None) -> None:
                 loaded = measure(workload, policy, args)
             finally:
                 stop_load(procs)
-            print(f'{workload:<16} {policy:<8} {idle:>10.3f} {loaded:>11.3f} '
-                  f'{loaded / idle:>7.2f}', flush=True)
+            print(
+                f'{workload:<16} {policy:<8} {idle:>10.3f} {loaded:>11.3f} {loaded / idle:>7.2f}',
+                flush=True,
+            )
 
 
 if __name__ == '__main__':

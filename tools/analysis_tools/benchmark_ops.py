@@ -28,6 +28,7 @@ Example::
     python tools/analysis_tools/benchmark_ops.py --threads 1 2
     python tools/analysis_tools/benchmark_ops.py --only nms_rotated --repeat 10
 """
+
 import argparse
 import json
 import os
@@ -35,7 +36,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Callable, Dict, List, Optional
+from collections.abc import Callable
 
 import ai4rs  # noqa: F401  (first: sets the OpenMP wait policy before torch loads)
 
@@ -45,11 +46,11 @@ import torch
 
 from ai4rs.ops import box_iou_rotated, nms_rotated, set_cpu_threads
 
-BENCHMARKS: Dict[str, Callable] = {}
-_EXTRA_ARGUMENTS: List[Callable] = []
+BENCHMARKS: dict[str, Callable] = {}
+_EXTRA_ARGUMENTS: list[Callable] = []
 
 
-def register_benchmark(name: str, arguments: Optional[Callable] = None) -> Callable:
+def register_benchmark(name: str, arguments: Callable | None = None) -> Callable:
     """Decorator adding ``func(args)`` to :data:`BENCHMARKS` under ``name``; ``arguments``
     (optional) is called with the argparse parser to add the section's options."""
 
@@ -67,7 +68,7 @@ def report(section: str, what: str, value) -> None:
     print(f'[{section}] {what}: {value}', flush=True)
 
 
-def devices() -> List[str]:
+def devices() -> list[str]:
     return ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
 
 
@@ -77,7 +78,7 @@ def use_threads(threads: int) -> None:
     set_cpu_threads(threads)
 
 
-def configurations(args) -> List[tuple]:
+def configurations(args) -> list[tuple]:
     """(label, device, cpu threads) for every timing of the ai4rs ops."""
     confs = [(f'cpu, {t} thread{"s" if t > 1 else ""}', 'cpu', t) for t in args.threads]
     if torch.cuda.is_available():
@@ -85,7 +86,7 @@ def configurations(args) -> List[tuple]:
     return confs
 
 
-def timeit(func: Callable, repeat: int, device: str = 'cpu') -> Dict[str, float]:
+def timeit(func: Callable, repeat: int, device: str = 'cpu') -> dict[str, float]:
     """Best and median wall time in seconds of ``func()`` over ``repeat`` runs (+1 warm-up)."""
 
     def sync():
@@ -103,8 +104,8 @@ def timeit(func: Callable, repeat: int, device: str = 'cpu') -> Dict[str, float]
     return {'best': min(times), 'median': statistics.median(times)}
 
 
-def fmt(t: Dict[str, float]) -> str:
-    return f"best {t['best'] * 1e3:.1f} ms, median {t['median'] * 1e3:.1f} ms"
+def fmt(t: dict[str, float]) -> str:
+    return f'best {t["best"] * 1e3:.1f} ms, median {t["median"] * 1e3:.1f} ms'
 
 
 def random_rboxes(n: int, patch: float = 1024, sides=(6, 160), seed: int = 0) -> torch.Tensor:
@@ -130,6 +131,7 @@ def clustered_rboxes(n: int = 5000, clusters: int = 250, patch: float = 1024, se
 
 def shapely_polygons(boxes: torch.Tensor):
     import shapely
+
     b = boxes.double().numpy()
     cos, sin = np.cos(b[:, 4]), np.sin(b[:, 4])
     v1 = np.stack([b[:, 2] / 2 * cos, b[:, 2] / 2 * sin], -1)
@@ -141,16 +143,18 @@ def shapely_polygons(boxes: torch.Tensor):
 def shapely_iou_matrix(boxes1: torch.Tensor, boxes2: torch.Tensor) -> np.ndarray:
     """All-pairs IoU with one vectorised ``shapely.intersection`` call (GEOS)."""
     import shapely
+
     p1, p2 = shapely_polygons(boxes1), shapely_polygons(boxes2)
     inter = shapely.area(shapely.intersection(p1[:, None], p2[None]))
     a1, a2 = shapely.area(p1)[:, None], shapely.area(p2)[None]
     return inter / np.maximum(a1 + a2 - inter, 1e-12)
 
 
-def shapely_greedy_nms(boxes: torch.Tensor, scores: torch.Tensor, thr: float) -> List[int]:
+def shapely_greedy_nms(boxes: torch.Tensor, scores: torch.Tensor, thr: float) -> list[int]:
     """Greedy NMS where each kept box is compared with the remaining boxes in one vectorised
     shapely call (the same work pattern as mmcv's CPU kernel)."""
     import shapely
+
     polys = shapely_polygons(boxes)
     areas = shapely.area(polys)
     order = torch.argsort(scores, descending=True, stable=True).numpy()
@@ -160,12 +164,12 @@ def shapely_greedy_nms(boxes: torch.Tensor, scores: torch.Tensor, thr: float) ->
         if not alive[pos]:
             continue
         keep.append(int(i))
-        rest = order[pos + 1:][alive[pos + 1:]]
+        rest = order[pos + 1 :][alive[pos + 1 :]]
         if rest.size == 0:
             break
         inter = shapely.area(shapely.intersection(polys[i], polys[rest]))
         iou = inter / np.maximum(areas[i] + areas[rest] - inter, 1e-12)
-        alive[pos + 1:][alive[pos + 1:]] = iou <= thr
+        alive[pos + 1 :][alive[pos + 1 :]] = iou <= thr
     return keep
 
 
@@ -174,6 +178,7 @@ def mmcv_ops():
     try:
         from mmcv.ops import box_iou_rotated as mmcv_iou
         from mmcv.ops import nms_rotated as mmcv_nms
+
         mmcv_iou(torch.zeros(1, 5), torch.zeros(1, 5))
     except Exception:  # mmcv-lite or a broken build: no compiled ops
         return None
@@ -200,7 +205,7 @@ def bench_box_iou_rotated(args) -> None:
         err = np.abs(result.double().numpy() - shapely_iou_matrix(b1, b2)).max()
         report(name, 'max |ai4rs - shapely|', f'{err:.2e}')
         for label, tt in ours.items():
-            report(name, f'speed-up vs shapely ({label})', f"{t['best'] / tt['best']:.1f}x")
+            report(name, f'speed-up vs shapely ({label})', f'{t["best"] / tt["best"]:.1f}x')
     mm = mmcv_ops()
     if mm is None:
         report(name, 'mmcv', 'not importable (mmcv.ops unavailable), skipped')
@@ -211,7 +216,7 @@ def bench_box_iou_rotated(args) -> None:
         report(name, f'mmcv {dev}', fmt(t))
         for label, tt in ours.items():
             if label.startswith(dev):
-                report(name, f'speed-up vs mmcv ({label})', f"{t['best'] / tt['best']:.1f}x")
+                report(name, f'speed-up vs mmcv ({label})', f'{t["best"] / tt["best"]:.1f}x')
 
 
 @register_benchmark('nms_rotated')
@@ -235,7 +240,7 @@ def bench_nms_rotated(args) -> None:
         same = shapely_greedy_nms(boxes, scores, thr) == keep.tolist()
         report(name, 'same keep list as shapely greedy', same)
         for label, tt in ours.items():
-            report(name, f'speed-up vs shapely ({label})', f"{t['best'] / tt['best']:.1f}x")
+            report(name, f'speed-up vs shapely ({label})', f'{t["best"] / tt["best"]:.1f}x')
     mm = mmcv_ops()
     if mm is None:
         report(name, 'mmcv', 'not importable (mmcv.ops unavailable), skipped')
@@ -246,10 +251,10 @@ def bench_nms_rotated(args) -> None:
         report(name, f'mmcv {dev}', fmt(t))
         for label, tt in ours.items():
             if label.startswith(dev):
-                report(name, f'speed-up vs mmcv ({label})', f"{t['best'] / tt['best']:.1f}x")
+                report(name, f'speed-up vs mmcv ({label})', f'{t["best"] / tt["best"]:.1f}x')
 
 
-_MEMORY_CHILD = r'''
+_MEMORY_CHILD = r"""
 import json, resource, sys, threading, time
 import torch
 sys.path.insert(0, {tools!r})
@@ -289,7 +294,7 @@ sampler.join()
 peak[0] = max(peak[0], rss_kib())
 print(json.dumps(dict(peak_kib=peak[0] - base, seconds=seconds,
                       output_mib=out.numel() * out.element_size() / 2**20)))
-'''
+"""
 
 
 @register_benchmark('iou_memory')
@@ -297,16 +302,20 @@ def bench_iou_memory(args) -> None:
     name = 'iou_memory'
     n = args.mem_boxes
     report(name, 'problem', f'{n} x {n} IoU matrix, 1024 px patch, float32')
-    code = _MEMORY_CHILD.format(tools=os.path.dirname(os.path.abspath(__file__)), n=n,
-                                threads=args.threads[0])
+    code = _MEMORY_CHILD.format(
+        tools=os.path.dirname(os.path.abspath(__file__)), n=n, threads=args.threads[0]
+    )
     proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
     if proc.returncode != 0:
         report(name, 'cpu', f'child process failed: {proc.stderr.strip()[-500:]}')
     else:
         res = json.loads(proc.stdout.strip().splitlines()[-1])
-        report(name, 'cpu peak extra memory',
-               f"{res['peak_kib'] / 2**20:.2f} GiB (output alone {res['output_mib']:.0f} MiB), "
-               f"time {res['seconds']:.2f} s")
+        report(
+            name,
+            'cpu peak extra memory',
+            f'{res["peak_kib"] / 2**20:.2f} GiB (output alone {res["output_mib"]:.0f} MiB), '
+            f'time {res["seconds"]:.2f} s',
+        )
     if torch.cuda.is_available():
         b1, b2 = random_rboxes(n, seed=0).cuda(), random_rboxes(n, seed=1).cuda()
         torch.cuda.synchronize()
@@ -321,34 +330,52 @@ def bench_iou_memory(args) -> None:
 
 
 def dota_eval_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--eval-dets', type=int, default=200000,
-                        help='detections in the dota_eval workload')
+    parser.add_argument(
+        '--eval-dets', type=int, default=200000, help='detections in the dota_eval workload'
+    )
 
 
 @register_benchmark('dota_eval', dota_eval_arguments)
 def bench_dota_eval(args) -> None:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from benchmark_dota_eval import benchmark_dota_eval
+
     name = 'dota_eval'
     s = benchmark_dota_eval(num_dets=args.eval_dets, reference=not args.skip_shapely)
-    report(name, 'workload', f'458 images, 15 classes, {int(s["num_gts"])} objects, '
-           f'{int(s["num_dets"])} detections')
+    report(
+        name,
+        'workload',
+        f'458 images, 15 classes, {int(s["num_gts"])} objects, {int(s["num_dets"])} detections',
+    )
     report(name, 'ai4rs devkit mode', f'{s["ai4rs_devkit_s"]:.2f} s (mAP {s["map_devkit"]:.4f})')
-    report(name, 'ai4rs mmrotate mode',
-           f'{s["ai4rs_mmrotate_s"]:.2f} s (mAP {s["map_mmrotate"]:.4f})')
+    report(
+        name, 'ai4rs mmrotate mode', f'{s["ai4rs_mmrotate_s"]:.2f} s (mAP {s["map_mmrotate"]:.4f})'
+    )
     if 'shapely_devkit_s' in s:
         report(name, 'shapely devkit loop', f'{s["shapely_devkit_s"]:.2f} s')
-        report(name, 'ratio shapely / ai4rs devkit',
-               f'{s["speedup"]:.1f}x (max per-class AP difference {s["max_ap_diff"]:.1e})')
+        report(
+            name,
+            'ratio shapely / ai4rs devkit',
+            f'{s["speedup"]:.1f}x (max per-class AP difference {s["max_ap_diff"]:.1e})',
+        )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--only', choices=sorted(BENCHMARKS), action='append',
-                        help='run only this section (repeatable)')
+    parser.add_argument(
+        '--only',
+        choices=sorted(BENCHMARKS),
+        action='append',
+        help='run only this section (repeatable)',
+    )
     parser.add_argument('--repeat', type=int, default=5, help='timed runs per measurement')
-    parser.add_argument('--threads', type=int, nargs='+', default=None,
-                        help='CPU thread counts to time the ai4rs ops with (default: 1 and all '
-                        'cores; see ai4rs.ops.set_cpu_threads)')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        nargs='+',
+        default=None,
+        help='CPU thread counts to time the ai4rs ops with (default: 1 and all '
+        'cores; see ai4rs.ops.set_cpu_threads)',
+    )
     parser.add_argument('--skip-shapely', action='store_true', help='skip shapely references')
     parser.add_argument('--iou-boxes', type=int, default=1500)
     parser.add_argument('--nms-boxes', type=int, default=5000)
@@ -368,8 +395,10 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     if not args.threads:
         args.threads = sorted({1, torch.get_num_threads()})
-    print(f'torch {torch.__version__}, {os.cpu_count()} CPU cores, CUDA: '
-          f'{torch.cuda.get_device_name() if torch.cuda.is_available() else "none"}')
+    print(
+        f'torch {torch.__version__}, {os.cpu_count()} CPU cores, CUDA: '
+        f'{torch.cuda.get_device_name() if torch.cuda.is_available() else "none"}'
+    )
     default_threads = torch.get_num_threads()
     for name in args.only or list(BENCHMARKS):
         BENCHMARKS[name](args)

@@ -20,6 +20,7 @@ from the pipeline (with a printed note), as the recipe itself must be edited to 
 it. ``--profile N`` runs the timed loop once more under cProfile and prints the N functions
 with the largest cumulative time.
 """
+
 import argparse
 import copy
 import cProfile
@@ -75,14 +76,19 @@ def point_to_synthetic(dataset_cfg: dict, data_root: str, split: str = 'train') 
     node = cfg
     while 'ann_file' not in node:
         if 'dataset' not in node:
-            raise KeyError('benchmark_pipeline: no dataset with an ann_file in the config\'s '
-                           'train_dataloader.dataset')
+            raise KeyError(
+                "benchmark_pipeline: no dataset with an ann_file in the config's "
+                'train_dataloader.dataset'
+            )
         if 'class_text_path' in node:
             node['class_text_path'] = osp.join(data_root, 'texts', 'class_texts.json')
         node = node['dataset']
-    node.update(data_root=data_root, ann_file=f'annotations/instances_{split}.json',
-                data_prefix=dict(img=f'{split}/'),
-                metainfo=dict(classes=CLASSES, palette=PALETTE))
+    node.update(
+        data_root=data_root,
+        ann_file=f'annotations/instances_{split}.json',
+        data_prefix=dict(img=f'{split}/'),
+        metainfo=dict(classes=CLASSES, palette=PALETTE),
+    )
     return cfg
 
 
@@ -120,16 +126,24 @@ def profile_samples(dataset, num_iters: int, top: int, seed: int = 0) -> str:
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_config_arguments(parser)
-    parser.add_argument('--data-root', default=None,
-                        help='a folder made by the synthetic COCO generator (default: generate '
-                        'one in a temporary folder)')
+    parser.add_argument(
+        '--data-root',
+        default=None,
+        help='a folder made by the synthetic COCO generator (default: generate '
+        'one in a temporary folder)',
+    )
     parser.add_argument('--num-images', type=int, default=48, help='images to generate')
     parser.add_argument('--img-size', type=int, default=640, help='side of generated images')
     parser.add_argument('--num-iters', type=int, default=100, help='timed samples')
     parser.add_argument('--warmup', type=int, default=10, help='untimed samples first')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--profile', type=int, default=0, metavar='N',
-                        help='also profile the loop and print the top N functions')
+    parser.add_argument(
+        '--profile',
+        type=int,
+        default=0,
+        metavar='N',
+        help='also profile the loop and print the top N functions',
+    )
     return parser.parse_args(argv)
 
 
@@ -141,8 +155,10 @@ def train_dataset_cfg(cfg) -> dict:
     if not albumentations_installed():
         dataset_cfg['pipeline'], dropped = drop_transforms(dataset_cfg['pipeline'], 'Albu')
         if dropped:
-            print(f'note: albumentations is not installed; {dropped} Albu step(s) dropped from '
-                  'the pipeline (the recipe applies Blur/MedianBlur/ToGray/CLAHE at p=0.01)')
+            print(
+                f'note: albumentations is not installed; {dropped} Albu step(s) dropped from '
+                'the pipeline (the recipe applies Blur/MedianBlur/ToGray/CLAHE at p=0.01)'
+            )
     return dataset_cfg
 
 
@@ -162,15 +178,22 @@ def main(argv=None) -> float:
             source = f'images from {data_root}'
             if data_root is None:
                 data_root = osp.join(tmp, 'synthetic_coco')
-                generate_dataset(data_root, num_train=args.num_images, num_val=1,
-                                 img_size=args.img_size, seed=args.seed)
+                generate_dataset(
+                    data_root,
+                    num_train=args.num_images,
+                    num_val=1,
+                    img_size=args.img_size,
+                    seed=args.seed,
+                )
                 source = f'generated images of {args.img_size} px'
             dataset = DATASETS.build(point_to_synthetic(dataset_cfg, data_root))
             fps, cpu_fps = time_samples(dataset, args.num_iters, args.warmup, args.seed)
-            print(f'{osp.basename(args.config)}: train pipeline {fps:.2f} images/s per worker '
-                  f'(wall clock), {cpu_fps:.2f} images per CPU second (1 worker = this process, '
-                  f'cv2.setNumThreads({opencv_threads}), 1 torch thread; {len(dataset)} '
-                  f'{source}, {args.num_iters} samples after {args.warmup} warm-up)')
+            print(
+                f'{osp.basename(args.config)}: train pipeline {fps:.2f} images/s per worker '
+                f'(wall clock), {cpu_fps:.2f} images per CPU second (1 worker = this process, '
+                f'cv2.setNumThreads({opencv_threads}), 1 torch thread; {len(dataset)} '
+                f'{source}, {args.num_iters} samples after {args.warmup} warm-up)'
+            )
             if args.profile:
                 print(profile_samples(dataset, args.num_iters, args.profile, args.seed))
     finally:

@@ -12,6 +12,7 @@ A test pipeline that loads the annotations after resizing (they stay in the orig
 pixels, for the metric) gets its boxes mapped onto the resized image with the sample's
 ``scale_factor`` and ``pad_param``.
 """
+
 import argparse
 import os.path as osp
 import sys
@@ -27,8 +28,7 @@ from ai4rs.structures.mask import PolygonMasks  # noqa: E402
 from ai4rs.utils.cli import add_config_arguments, config_from_args  # noqa: E402
 
 #: transforms that resize (and letterbox) the image
-RESIZE_TYPES = ('Resize', 'RandomResize', 'YOLOv5KeepRatioResize', 'LetterResize',
-                'FixShapeResize')
+RESIZE_TYPES = ('Resize', 'RandomResize', 'YOLOv5KeepRatioResize', 'LetterResize', 'FixShapeResize')
 
 
 def _type_name(step) -> str:
@@ -42,7 +42,7 @@ def annotations_follow_resize(pipeline) -> bool:
     names = [_type_name(step) for step in pipeline]
     if 'LoadAnnotations' not in names:
         return False
-    return any(n in RESIZE_TYPES for n in names[:names.index('LoadAnnotations')])
+    return any(n in RESIZE_TYPES for n in names[: names.index('LoadAnnotations')])
 
 
 def map_gt_to_image(data_sample):
@@ -51,9 +51,11 @@ def map_gt_to_image(data_sample):
     (left, top)`` with ``scale_factor`` (sx, sy) and ``pad_param`` (top, bottom, left, right;
     zero padding when absent)."""
     if 'scale_factor' not in data_sample:
-        raise KeyError('browse_dataset: the pipeline loads annotations after resizing, so '
-                       'the boxes need the sample\'s scale_factor to be drawn; add '
-                       "'scale_factor' to PackDetInputs' meta_keys")
+        raise KeyError(
+            'browse_dataset: the pipeline loads annotations after resizing, so '
+            "the boxes need the sample's scale_factor to be drawn; add "
+            "'scale_factor' to PackDetInputs' meta_keys"
+        )
     sx, sy = (float(v) for v in data_sample.scale_factor)
     top, _, left, _ = (float(v) for v in data_sample.get('pad_param', (0, 0, 0, 0)))
     data_sample = data_sample.clone()
@@ -74,14 +76,21 @@ def map_gt_to_image(data_sample):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Browse a dataset through its pipeline')
     add_config_arguments(parser)
-    parser.add_argument('--phase', '--split', dest='phase', choices=['train', 'val', 'test'],
-                        default='train', help='which dataloader\'s dataset (and pipeline) to '
-                        'browse')
+    parser.add_argument(
+        '--phase',
+        '--split',
+        dest='phase',
+        choices=['train', 'val', 'test'],
+        default='train',
+        help="which dataloader's dataset (and pipeline) to browse",
+    )
     parser.add_argument('--output-dir', default=None, help='write the drawings to this directory')
-    parser.add_argument('--not-show', default=False, action='store_true',
-                        help='do not open a window')
-    parser.add_argument('--show-interval', type=float, default=2,
-                        help='seconds each image is shown')
+    parser.add_argument(
+        '--not-show', default=False, action='store_true', help='do not open a window'
+    )
+    parser.add_argument(
+        '--show-interval', type=float, default=2, help='seconds each image is shown'
+    )
     parser.add_argument('--max-images', type=int, default=None, help='stop after N images')
     return parser.parse_args(argv)
 
@@ -98,8 +107,10 @@ def main(argv=None):
     visualizer.dataset_meta = dataset.metainfo
     to_image = annotations_follow_resize(dataset_cfg.get('pipeline', []))
     if to_image:
-        print(f'browse_dataset: the {args.phase} pipeline loads annotations after resizing; '
-              'they are drawn mapped onto the image with scale_factor and pad_param')
+        print(
+            f'browse_dataset: the {args.phase} pipeline loads annotations after resizing; '
+            'they are drawn mapped onto the image with scale_factor and pad_param'
+        )
 
     total = len(dataset) if args.max_images is None else min(args.max_images, len(dataset))
     progress = ProgressBar(total)
@@ -110,11 +121,20 @@ def main(argv=None):
         if to_image:
             sample = map_gt_to_image(sample)
         name = osp.basename(sample.get('img_path', f'{i:06d}.png'))
-        out_file = osp.join(args.output_dir, f'{i:06d}_{osp.splitext(name)[0]}.png') \
-            if args.output_dir is not None else None
-        visualizer.add_datasample(name, img, data_sample=sample, draw_pred=False,
-                                  show=not args.not_show, wait_time=args.show_interval,
-                                  out_file=out_file)
+        out_file = (
+            osp.join(args.output_dir, f'{i:06d}_{osp.splitext(name)[0]}.png')
+            if args.output_dir is not None
+            else None
+        )
+        visualizer.add_datasample(
+            name,
+            img,
+            data_sample=sample,
+            draw_pred=False,
+            show=not args.not_show,
+            wait_time=args.show_interval,
+            out_file=out_file,
+        )
         progress.update()
 
 

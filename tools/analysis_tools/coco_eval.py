@@ -16,6 +16,7 @@ as fractions (-1 where pycocotools reports -1: no ground truth in that area rang
 A malformed file, or a detection naming an unknown image or category, is an error naming the
 file and the detection's index.
 """
+
 import argparse
 import json
 import math
@@ -49,9 +50,11 @@ def load_detections(path: str, img_ids: set, cat_ids: set) -> list[dict]:
     except json.JSONDecodeError as e:
         raise ValueError(f'{path}: not a valid json file ({e})') from None
     if not isinstance(dets, list):
-        raise ValueError(f'{path}: a COCO results file holds a json list of detections '
-                         f'{{"image_id", "category_id", "bbox", "score"}}; got a '
-                         f'{type(dets).__name__}')
+        raise ValueError(
+            f'{path}: a COCO results file holds a json list of detections '
+            f'{{"image_id", "category_id", "bbox", "score"}}; got a '
+            f'{type(dets).__name__}'
+        )
     if not dets:
         raise ValueError(f'{path}: the results list is empty; there is nothing to evaluate')
     for i, det in enumerate(dets):
@@ -61,29 +64,38 @@ def load_detections(path: str, img_ids: set, cat_ids: set) -> list[dict]:
         if missing:
             raise ValueError(f'{path}: detection {i} has no {missing}')
         if det['image_id'] not in img_ids:
-            raise ValueError(f'{path}: detection {i} names image_id {det["image_id"]!r}, '
-                             'which is not an image of the ground truth')
+            raise ValueError(
+                f'{path}: detection {i} names image_id {det["image_id"]!r}, '
+                'which is not an image of the ground truth'
+            )
         if det['category_id'] not in cat_ids:
-            raise ValueError(f'{path}: detection {i} names category_id '
-                             f'{det["category_id"]!r}, which is not a ground-truth category')
+            raise ValueError(
+                f'{path}: detection {i} names category_id '
+                f'{det["category_id"]!r}, which is not a ground-truth category'
+            )
         bbox, score = det['bbox'], det['score']
-        if (not isinstance(bbox, list) or len(bbox) != 4
-                or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in bbox)):
-            raise ValueError(f'{path}: detection {i}: bbox must be 4 finite numbers '
-                             f'[x, y, w, h], got {bbox!r}')
+        if (
+            not isinstance(bbox, list)
+            or len(bbox) != 4
+            or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in bbox)
+        ):
+            raise ValueError(
+                f'{path}: detection {i}: bbox must be 4 finite numbers [x, y, w, h], got {bbox!r}'
+            )
         if not isinstance(score, (int, float)) or not math.isfinite(score):
-            raise ValueError(f'{path}: detection {i}: score must be a finite number, '
-                             f'got {score!r}')
+            raise ValueError(f'{path}: detection {i}: score must be a finite number, got {score!r}')
     return dets
 
 
-def evaluate_files(gt_json: str, det_json: str, classwise: bool = False,
-                   backend: str = 'auto') -> tuple[dict, str]:
+def evaluate_files(
+    gt_json: str, det_json: str, classwise: bool = False, backend: str = 'auto'
+) -> tuple[dict, str]:
     """Evaluate the two files; return (``{'bbox_mAP': ...}``, printable report)."""
     backend = resolve_backend(backend)
     gt = load_coco_json(gt_json)
-    dets = load_detections(det_json, {img['id'] for img in gt['images']},
-                           {c['id'] for c in gt['categories']})
+    dets = load_detections(
+        det_json, {img['id'] for img in gt['images']}, {c['id'] for c in gt['categories']}
+    )
     coco_gt = build_coco(gt, backend)
     cat_ids = [c['id'] for c in gt['categories']]
     res = evaluate_bbox(coco_gt, load_results(coco_gt, dets), cat_ids=cat_ids)
@@ -102,12 +114,12 @@ def main(argv=None):
     parser.add_argument('det_json', help='COCO results json (list of detections)')
     parser.add_argument('--out-json', help='write the six APs (fractions) here')
     parser.add_argument('--classwise', action='store_true', help='print per-category AP')
-    parser.add_argument('--backend', default='auto',
-                        choices=['auto', 'faster_coco_eval', 'pycocotools'])
+    parser.add_argument(
+        '--backend', default='auto', choices=['auto', 'faster_coco_eval', 'pycocotools']
+    )
     args = parser.parse_args(argv)
     try:
-        metrics, report = evaluate_files(args.gt_json, args.det_json, args.classwise,
-                                         args.backend)
+        metrics, report = evaluate_files(args.gt_json, args.det_json, args.classwise, args.backend)
     except (FileNotFoundError, ValueError, ImportError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1

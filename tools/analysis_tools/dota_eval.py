@@ -18,12 +18,13 @@ Every label file of ``--ann-dir`` is an image of the evaluation (an image withou
 only adds ground truth). A detection naming an image without label file, a malformed line or an
 unknown class name is an error naming the file and the line.
 """
+
 import argparse
 import glob
 import json
 import os.path as osp
 import sys
-from typing import Dict, List, Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -45,7 +46,7 @@ DATASET_CLASSES = {
 DEFAULT_DIFF_THR = {'devkit': 0, 'mmrotate': 100}
 
 
-def load_label_dir(ann_dir: str, classes: Sequence[str]) -> Dict[str, dict]:
+def load_label_dir(ann_dir: str, classes: Sequence[str]) -> dict[str, dict]:
     """Read every ``*.txt`` DOTA label file of ``ann_dir``.
 
     Returns:
@@ -67,12 +68,15 @@ def load_label_dir(ann_dir: str, classes: Sequence[str]) -> Dict[str, dict]:
         labels = load_dota_labels(path, strict=True)
         for name, lineno in zip(labels.names, labels.line_numbers):
             if name not in cls_map:
-                raise ValueError(f'{path}, line {lineno}: unknown class {name!r}; the classes '
-                                 f'are {list(classes)} (see --classes / --dataset-version)')
+                raise ValueError(
+                    f'{path}, line {lineno}: unknown class {name!r}; the classes '
+                    f'are {list(classes)} (see --classes / --dataset-version)'
+                )
         out[osp.splitext(osp.basename(path))[0]] = dict(
             polygons=labels.polygons.reshape(-1, 8),
             labels=np.asarray([cls_map[n] for n in labels.names], np.int64),
-            difficulties=labels.difficulties.reshape(-1))
+            difficulties=labels.difficulties.reshape(-1),
+        )
     return out
 
 
@@ -80,15 +84,23 @@ def _to_rbox(polys: np.ndarray) -> np.ndarray:
     import torch
 
     from ai4rs.structures.bbox import qbox2rbox
+
     polys = np.asarray(polys, np.float64).reshape(-1, 8)
     if not len(polys):
         return np.zeros((0, 5))
     return qbox2rbox(torch.from_numpy(polys)).numpy().astype(np.float64).reshape(-1, 5)
 
 
-def evaluate_task1(det_dir: str, ann_dir: str, classes: Sequence[str] = DATASET_CLASSES['1.0'],
-                   mode: str = 'devkit', iou_thr: float = 0.5, use_07_metric: bool = True,
-                   diff_thr: Optional[int] = None, logger=None) -> dict:
+def evaluate_task1(
+    det_dir: str,
+    ann_dir: str,
+    classes: Sequence[str] = DATASET_CLASSES['1.0'],
+    mode: str = 'devkit',
+    iou_thr: float = 0.5,
+    use_07_metric: bool = True,
+    diff_thr: int | None = None,
+    logger=None,
+) -> dict:
     """Evaluate the Task1 files of ``det_dir`` against the label files of ``ann_dir``.
 
     Args:
@@ -113,12 +125,16 @@ def evaluate_task1(det_dir: str, ann_dir: str, classes: Sequence[str] = DATASET_
     gts = load_label_dir(ann_dir, classes)
     dets, missing, first_seen = load_task1_dir(det_dir, classes)
     if missing:
-        print(f'warning: no Task1 file in {det_dir} for {len(missing)} class(es), counted as '
-              f'without detections: {missing}', file=sys.stderr)
+        print(
+            f'warning: no Task1 file in {det_dir} for {len(missing)} class(es), counted as '
+            f'without detections: {missing}',
+            file=sys.stderr,
+        )
     for name, (path, lineno) in first_seen.items():
         if name not in gts:
-            raise ValueError(f'{path}, line {lineno}: image {name!r} has no label file in '
-                             f'{ann_dir}')
+            raise ValueError(
+                f'{path}, line {lineno}: image {name!r} has no label file in {ann_dir}'
+            )
     box_type = 'qbox' if mode == 'devkit' else 'rbox'
     empty = np.zeros((0, 9))
     det_results, annotations = [], []
@@ -129,45 +145,74 @@ def evaluate_task1(det_dir: str, ann_dir: str, classes: Sequence[str] = DATASET_
         det_results.append(per_cls)
         boxes = gt['polygons'] if box_type == 'qbox' else _to_rbox(gt['polygons'])
         ignore = gt['difficulties'] > diff_thr
-        annotations.append(dict(bboxes=boxes[~ignore], labels=gt['labels'][~ignore],
-                                bboxes_ignore=boxes[ignore], labels_ignore=gt['labels'][ignore]))
-    matches = match_detections(det_results, annotations, box_type, mode,
-                               num_classes=len(classes))
+        annotations.append(
+            dict(
+                bboxes=boxes[~ignore],
+                labels=gt['labels'][~ignore],
+                bboxes_ignore=boxes[ignore],
+                labels_ignore=gt['labels'][ignore],
+            )
+        )
+    matches = match_detections(det_results, annotations, box_type, mode, num_classes=len(classes))
     mean_ap, per_class = eval_matches(matches, iou_thr, use_07_metric)
     print_map_summary(mean_ap, per_class, classes, logger=logger)
     return dict(mAP=float(mean_ap), AP={c: float(r['ap']) for c, r in zip(classes, per_class)})
 
 
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description='Evaluate DOTA Task1 result files against DOTA label files')
+        description='Evaluate DOTA Task1 result files against DOTA label files'
+    )
     parser.add_argument('--det-dir', required=True, help='folder of Task1_{class}.txt files')
     parser.add_argument('--ann-dir', required=True, help='folder of DOTA label .txt files')
-    parser.add_argument('--mode', choices=['devkit', 'mmrotate'], default='devkit',
-                        help='matching semantics (default: devkit)')
+    parser.add_argument(
+        '--mode',
+        choices=['devkit', 'mmrotate'],
+        default='devkit',
+        help='matching semantics (default: devkit)',
+    )
     parser.add_argument('--iou-thr', type=float, default=0.5, help='IoU threshold')
-    parser.add_argument('--eval-mode', choices=['11points', 'area'], default='11points',
-                        help='AP computation (default: 11points, VOC07)')
-    parser.add_argument('--diff-thr', type=int, default=None,
-                        help='ignore objects whose difficulty exceeds it (default: 0 for '
-                        'devkit, 100 for mmrotate)')
+    parser.add_argument(
+        '--eval-mode',
+        choices=['11points', 'area'],
+        default='11points',
+        help='AP computation (default: 11points, VOC07)',
+    )
+    parser.add_argument(
+        '--diff-thr',
+        type=int,
+        default=None,
+        help='ignore objects whose difficulty exceeds it (default: 0 for devkit, 100 for mmrotate)',
+    )
     group = parser.add_mutually_exclusive_group()
-    group.add_argument('--dataset-version', choices=sorted(DATASET_CLASSES), default='1.0',
-                       help='DOTA version whose classes to use (default: 1.0)')
+    group.add_argument(
+        '--dataset-version',
+        choices=sorted(DATASET_CLASSES),
+        default='1.0',
+        help='DOTA version whose classes to use (default: 1.0)',
+    )
     group.add_argument('--classes', nargs='+', default=None, help='explicit class names')
-    parser.add_argument('--out-json', default=None,
-                        help='write {"mAP": float, "AP": {class: float}} to this file')
+    parser.add_argument(
+        '--out-json', default=None, help='write {"mAP": float, "AP": {class: float}} to this file'
+    )
     return parser.parse_args(argv)
 
 
-def main(argv: Optional[List[str]] = None) -> dict:
+def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     classes = args.classes if args.classes else DATASET_CLASSES[args.dataset_version]
     if not 0 < args.iou_thr <= 1:
         raise SystemExit(f'--iou-thr must be in (0, 1], got {args.iou_thr}')
     try:
-        result = evaluate_task1(args.det_dir, args.ann_dir, classes, args.mode, args.iou_thr,
-                                args.eval_mode == '11points', args.diff_thr)
+        result = evaluate_task1(
+            args.det_dir,
+            args.ann_dir,
+            classes,
+            args.mode,
+            args.iou_thr,
+            args.eval_mode == '11points',
+            args.diff_thr,
+        )
     except (ValueError, FileNotFoundError) as e:
         raise SystemExit(f'error: {e}') from None
     print(f'mAP: {result["mAP"]:.4f}')

@@ -17,6 +17,7 @@ text model, and of both. ``--text-feats FILE`` (a saved embedding file, see
 ``PseudoLanguageBackbone``) bakes those embeddings in instead and counts the image model
 only, without building a text model.
 """
+
 import argparse
 import os.path as osp
 import sys
@@ -58,14 +59,16 @@ class _TensorForward(torch.nn.Module):
 def model_complexity(cfg, shape=(1024, 1024)):
     """``dict(params=int, flops=int)`` of ``cfg.model`` on a (1, 3, H, W) input."""
     from mmengine.analysis import get_model_complexity_info
+
     register_all_modules(init_default_scope=False)
     init_default_scope(cfg.get('default_scope', 'ai4rs'))
     model = MODELS.build(cfg.model)
     model.eval()
     x = torch.zeros(1, 3, *shape)
     with torch.no_grad():
-        info = get_model_complexity_info(_TensorForward(model), inputs=(x, ), show_table=False,
-                                         show_arch=False)
+        info = get_model_complexity_info(
+            _TensorForward(model), inputs=(x,), show_table=False, show_arch=False
+        )
     params = sum(p.numel() for p in model.parameters())
     return dict(params=params, flops=int(info['flops']))
 
@@ -90,6 +93,7 @@ def text_model_flops(text_backbone, num_texts: int, num_tokens: int | None = Non
     sequences of ``num_tokens`` tokens (default: its context, 77 for CLIP), counted with
     eager attention (linear layers, the two attention products, layer norms)."""
     from mmengine.analysis import FlopAnalyzer
+
     clip = text_backbone.model
     num_tokens = num_tokens or clip.config.max_position_embeddings
     ids = torch.full((num_texts, num_tokens), clip.config.eos_token_id, dtype=torch.long)
@@ -107,8 +111,13 @@ def text_model_flops(text_backbone, num_texts: int, num_tokens: int | None = Non
     return flops
 
 
-def world_complexity(cfg, shape=(640, 640), text_model: str | None = None,
-                     num_texts: int | None = None, text_feats: str | None = None) -> dict:
+def world_complexity(
+    cfg,
+    shape=(640, 640),
+    text_model: str | None = None,
+    num_texts: int | None = None,
+    text_feats: str | None = None,
+) -> dict:
     """Params and FLOPs of a YOLO-World config on a (1, 3, H, W) input.
 
     Returns:
@@ -119,6 +128,7 @@ def world_complexity(cfg, shape=(640, 640), text_model: str | None = None,
     from mmengine.analysis import FlopAnalyzer
 
     from ai4rs.models.backbones.clip_text import load_text_embeddings
+
     register_all_modules(init_default_scope=False)
     init_default_scope(cfg.get('default_scope', 'ai4rs'))
     num_texts = num_texts or cfg.model.get('num_test_classes', 80)
@@ -142,28 +152,43 @@ def world_complexity(cfg, shape=(640, 640), text_model: str | None = None,
     image_params = num_params(model) - text_params
     x = torch.zeros(1, 3, *shape)
     with torch.no_grad():
-        analyzer = FlopAnalyzer(_TensorForward(model), (x, ))
+        analyzer = FlopAnalyzer(_TensorForward(model), (x,))
         analyzer.unsupported_ops_warnings(False)
         analyzer.uncalled_modules_warnings(False)
         image_flops = int(analyzer.total())
     text_flops = text_model_flops(text, num_texts) if text is not None else None
-    return dict(image_params=image_params, image_flops=image_flops, text_params=text_params,
-                text_flops=text_flops, params=image_params + text_params,
-                flops=image_flops + (text_flops or 0), num_texts=num_texts)
+    return dict(
+        image_params=image_params,
+        image_flops=image_flops,
+        text_params=text_params,
+        text_flops=text_flops,
+        params=image_params + text_params,
+        flops=image_flops + (text_flops or 0),
+        num_texts=num_texts,
+    )
 
 
 def world_table(info: dict, shape) -> str:
     """A markdown table of :func:`world_complexity`'s result."""
+
     def row(name, params, flops):
         flops_text = 'n/a' if flops is None else f'{flops / 1e9:.2f} G'
         return f'| {name} | {params:,} ({params / 1e6:.2f} M) | {flops_text} |'
+
     k = info['num_texts']
-    lines = ['| part | params | FLOPs |', '|---|---:|---:|',
-             row(f'image model ({shape[0]}x{shape[1]}, {k} texts baked in)',
-                 info['image_params'], info['image_flops'])]
+    lines = [
+        '| part | params | FLOPs |',
+        '|---|---:|---:|',
+        row(
+            f'image model ({shape[0]}x{shape[1]}, {k} texts baked in)',
+            info['image_params'],
+            info['image_flops'],
+        ),
+    ]
     if info['text_flops'] is not None:
-        lines.append(row(f'text model ({k} texts x 77 tokens)', info['text_params'],
-                         info['text_flops']))
+        lines.append(
+            row(f'text model ({k} texts x 77 tokens)', info['text_params'], info['text_flops'])
+        )
         lines.append(row('image + text model', info['params'], info['flops']))
     return '\n'.join(lines)
 
@@ -173,10 +198,18 @@ def parse_args(argv=None):
     add_config_arguments(parser)
     add_shape_argument(parser)
     add_text_model_argument(parser)
-    parser.add_argument('--num-texts', type=int, default=None,
-                        help='YOLO-World: vocabulary size (default: num_test_classes)')
-    parser.add_argument('--text-feats', default=None, metavar='FILE',
-                        help='YOLO-World: bake these saved text embeddings in (no text model)')
+    parser.add_argument(
+        '--num-texts',
+        type=int,
+        default=None,
+        help='YOLO-World: vocabulary size (default: num_test_classes)',
+    )
+    parser.add_argument(
+        '--text-feats',
+        default=None,
+        metavar='FILE',
+        help='YOLO-World: bake these saved text embeddings in (no text model)',
+    )
     return parser.parse_args(argv)
 
 
@@ -187,13 +220,17 @@ def main(argv=None):
     split = '=' * 40
     if is_yolo_world(cfg):
         info = world_complexity(cfg, shape, args.text_model, args.num_texts, args.text_feats)
-        print(f'{split}\n{osp.basename(args.config)}: input shape (1, 3, {shape[0]}, '
-              f'{shape[1]})\n{world_table(info, shape)}\n{split}')
+        print(
+            f'{split}\n{osp.basename(args.config)}: input shape (1, 3, {shape[0]}, '
+            f'{shape[1]})\n{world_table(info, shape)}\n{split}'
+        )
         return info
     info = model_complexity(cfg, shape)
-    print(f'{split}\nInput shape: (1, 3, {shape[0]}, {shape[1]})\n'
-          f'Flops: {info["flops"] / 1e9:.2f} G\nParams: {info["params"]:,} '
-          f'({info["params"] / 1e6:.2f} M)\n{split}')
+    print(
+        f'{split}\nInput shape: (1, 3, {shape[0]}, {shape[1]})\n'
+        f'Flops: {info["flops"] / 1e9:.2f} G\nParams: {info["params"]:,} '
+        f'({info["params"] / 1e6:.2f} M)\n{split}'
+    )
     return info
 
 

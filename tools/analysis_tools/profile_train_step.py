@@ -29,6 +29,7 @@ the phases:
 experiment to measure; the training tools do not apply it). The table printed at the end
 is markdown.
 """
+
 import argparse
 import os.path as osp
 import sys
@@ -94,8 +95,9 @@ class PhaseTimer:
                 delattr(obj, attr)
 
 
-def random_boxes(gen: torch.Generator, num: int, h: int, w: int, min_size: float,
-                 max_size: float) -> tuple[torch.Tensor, ...]:
+def random_boxes(
+    gen: torch.Generator, num: int, h: int, w: int, min_size: float, max_size: float
+) -> tuple[torch.Tensor, ...]:
     """``num`` random box centres (cx, cy) in the image and sizes (bw, bh) in pixels."""
     cx = torch.rand(num, generator=gen) * w
     cy = torch.rand(num, generator=gen) * h
@@ -110,7 +112,7 @@ class RotatedYOLOXFamily:
     name = 'rotated YOLOX'
     default_shape = (1024, 1024)
     default_num_gts = 50
-    variants = ('default', )
+    variants = ('default',)
 
     def __init__(self, cfg, args, tmpdir: str) -> None:
         cfg.model.data_preprocessor.batch_augments = None
@@ -122,8 +124,9 @@ class RotatedYOLOXFamily:
         return model
 
     @staticmethod
-    def make_batch(model, batch_size: int, shape: tuple[int, int], num_gts: int,
-                   seed: int = 0) -> dict:
+    def make_batch(
+        model, batch_size: int, shape: tuple[int, int], num_gts: int, seed: int = 0
+    ) -> dict:
         """Random uint8 images (3, H, W) with ``num_gts`` random rotated boxes each."""
         gen = torch.Generator().manual_seed(seed)
         h, w = shape
@@ -132,13 +135,16 @@ class RotatedYOLOXFamily:
             inputs.append(torch.randint(0, 256, (3, h, w), generator=gen, dtype=torch.uint8))
             cx, cy, bw, bh = random_boxes(gen, num_gts, h, w, 8, 128)
             t = (torch.rand(num_gts, generator=gen) - 0.5) * torch.pi
-            sample = DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w),
-                                                 scale_factor=(1.0, 1.0)))
+            sample = DetDataSample(
+                metainfo=dict(img_shape=(h, w), ori_shape=(h, w), scale_factor=(1.0, 1.0))
+            )
             sample.gt_instances = InstanceData(
                 bboxes=RotatedBoxes(torch.stack([cx, cy, bw, bh, t], 1)),
-                labels=torch.randint(0, model.bbox_head.num_classes, (num_gts, ), generator=gen))
-            sample.ignored_instances = InstanceData(bboxes=RotatedBoxes(torch.zeros(0, 5)),
-                                                    labels=torch.zeros(0, dtype=torch.long))
+                labels=torch.randint(0, model.bbox_head.num_classes, (num_gts,), generator=gen),
+            )
+            sample.ignored_instances = InstanceData(
+                bboxes=RotatedBoxes(torch.zeros(0, 5)), labels=torch.zeros(0, dtype=torch.long)
+            )
             samples.append(sample)
         return dict(inputs=inputs, data_samples=samples)
 
@@ -171,22 +177,26 @@ class YOLOWorldFamily:
     name = 'YOLO-World'
     default_shape = (640, 640)
     default_num_gts = 20
-    VARIANT_LABELS = {'rerun': 'CLIP re-run every iteration (upstream)',
-                      'cached': 'text embeddings cached (ai4rs)'}
+    VARIANT_LABELS = {
+        'rerun': 'CLIP re-run every iteration (upstream)',
+        'cached': 'text embeddings cached (ai4rs)',
+    }
 
     def __init__(self, cfg, args, tmpdir: str) -> None:
         self.num_texts = cfg.model.get('num_train_classes', 80)
         self.texts = vocabulary(cfg, self.num_texts)
-        self.text_dir, self.random_text = set_text_model(cfg, args.text_model, tmpdir,
-                                                         words=self.texts)
-        self.variants = ('rerun', 'cached') if args.text_mode == 'both' else (args.text_mode, )
+        self.text_dir, self.random_text = set_text_model(
+            cfg, args.text_model, tmpdir, words=self.texts
+        )
+        self.variants = ('rerun', 'cached') if args.text_mode == 'both' else (args.text_mode,)
         self.cfg = cfg
 
     def build(self, device: str):
         return MODELS.build(self.cfg.model).to(device)
 
-    def make_batch(self, model, batch_size: int, shape: tuple[int, int], num_gts: int,
-                   seed: int = 0) -> dict:
+    def make_batch(
+        self, model, batch_size: int, shape: tuple[int, int], num_gts: int, seed: int = 0
+    ) -> dict:
         """The YOLO-World collate's training batch: ``inputs`` (B, 3, H, W) uint8 and
         ``data_samples = dict(bboxes_labels=(B * num_gts, 6), texts=B lists of K)``."""
         gen = torch.Generator().manual_seed(seed)
@@ -198,14 +208,15 @@ class YOLOWorldFamily:
             x1, y1 = (cx - bw / 2).clamp(0, w - 2), (cy - bh / 2).clamp(0, h - 2)
             x2 = torch.maximum((cx + bw / 2).clamp(0, w), x1 + 2)
             y2 = torch.maximum((cy + bh / 2).clamp(0, h), y1 + 2)
-            labels = torch.randint(0, self.num_texts, (num_gts, ), generator=gen).float()
+            labels = torch.randint(0, self.num_texts, (num_gts,), generator=gen).float()
             rows.append(torch.stack([torch.full_like(x1, i), labels, x1, y1, x2, y2], 1))
         texts = [list(self.texts) for _ in range(batch_size)]
         return dict(inputs=inputs, data_samples=dict(bboxes_labels=torch.cat(rows), texts=texts))
 
     def optimizer(self, model):
-        return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-4,
-                                 weight_decay=0.05)
+        return torch.optim.AdamW(
+            [p for p in model.parameters() if p.requires_grad], lr=2e-4, weight_decay=0.05
+        )
 
     def assigner(self, model) -> tuple[object, str]:
         return model.bbox_head.assigner, 'forward'
@@ -231,15 +242,17 @@ class YOLOWorldFamily:
             txt_feats = self.text_feats(model, samples['texts'], variant)
         with timer('forward'):
             img_feats = model.backbone.forward_image(data['inputs'])
-            img_feats = model.neck(img_feats, txt_feats) if model.mm_neck else \
-                model.neck(img_feats)
+            img_feats = model.neck(img_feats, txt_feats) if model.mm_neck else model.neck(img_feats)
             outs = head(img_feats, txt_feats, None)
         with timer('loss_by_feat'):
             return head.loss_by_feat(*outs, samples['bboxes_labels'], samples['img_metas'])
 
     def describe(self, args) -> str:
-        source = ('random-weight CLIP ViT-B/32 text model' if self.random_text
-                  else f'text model {args.text_model}')
+        source = (
+            'random-weight CLIP ViT-B/32 text model'
+            if self.random_text
+            else f'text model {args.text_model}'
+        )
         return f'{self.num_texts} texts and {args.num_gts} GT boxes per image, {source}'
 
 
@@ -247,8 +260,15 @@ def family_of(cfg):
     return YOLOWorldFamily if is_yolo_world(cfg) else RotatedYOLOXFamily
 
 
-def profile(family, model, batch: dict, iters: int, device: str, variants: tuple[str, ...],
-            channels_last: bool = False) -> dict[str, dict[str, float]]:
+def profile(
+    family,
+    model,
+    batch: dict,
+    iters: int,
+    device: str,
+    variants: tuple[str, ...],
+    channels_last: bool = False,
+) -> dict[str, dict[str, float]]:
     """Mean seconds per phase of each variant over ``iters`` iterations, after one warm-up
     iteration of each. The variants share the model and optimizer and take turns, one
     iteration each, so that a change of the machine's load affects them alike.
@@ -280,9 +300,12 @@ def profile(family, model, batch: dict, iters: int, device: str, variants: tuple
     for variant, timer in timers.items():
         totals = timer.totals
         result = {'text': totals['text']} if 'text' in totals else {}
-        result.update(forward=totals['forward'], assignment=totals['assignment'],
-                      loss=totals['loss_by_feat'] - totals['assignment'],
-                      backward=totals['backward'])
+        result.update(
+            forward=totals['forward'],
+            assignment=totals['assignment'],
+            loss=totals['loss_by_feat'] - totals['assignment'],
+            backward=totals['backward'],
+        )
         results[variant] = {k: v / iters for k, v in result.items()}
     return results
 
@@ -295,14 +318,20 @@ def markdown_table(results: dict[str, dict[str, float]], labels: dict[str, str])
     phases = list(results[variants[0]])
     totals = {v: sum(results[v].values()) for v in variants}
     for phase in phases:
-        cells = ' | '.join(f'{results[v][phase]:.3f} | {100 * results[v][phase] / totals[v]:.1f} %'
-                           for v in variants)
+        cells = ' | '.join(
+            f'{results[v][phase]:.3f} | {100 * results[v][phase] / totals[v]:.1f} %'
+            for v in variants
+        )
         lines.append(f'| {phase} | {cells} |')
-    lines.append('| **total** | ' + ' | '.join(f'**{totals[v]:.3f}** | 100 %' for v in variants)
-                 + ' |')
+    lines.append(
+        '| **total** | ' + ' | '.join(f'**{totals[v]:.3f}** | 100 %' for v in variants) + ' |'
+    )
     if 'text' in phases:
-        lines.append('| image side (total - text) | ' + ' | '.join(
-            f'{totals[v] - results[v]["text"]:.3f} | ' for v in variants) + ' |')
+        lines.append(
+            '| image side (total - text) | '
+            + ' | '.join(f'{totals[v] - results[v]["text"]:.3f} | ' for v in variants)
+            + ' |'
+        )
     return '\n'.join(lines)
 
 
@@ -310,20 +339,36 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_config_arguments(parser)
     parser.add_argument('--batch-size', type=int, default=2)
-    parser.add_argument('--shape', type=int, nargs='+', default=None,
-                        help='input height and width (one value: square); default 1024 for '
-                        'rotated YOLOX, 640 for YOLO-World')
-    parser.add_argument('--num-gts', type=int, default=None,
-                        help='GT boxes per image (default 50 rotated YOLOX, 20 YOLO-World)')
+    parser.add_argument(
+        '--shape',
+        type=int,
+        nargs='+',
+        default=None,
+        help='input height and width (one value: square); default 1024 for '
+        'rotated YOLOX, 640 for YOLO-World',
+    )
+    parser.add_argument(
+        '--num-gts',
+        type=int,
+        default=None,
+        help='GT boxes per image (default 50 rotated YOLOX, 20 YOLO-World)',
+    )
     parser.add_argument('--iters', type=int, default=3)
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     add_text_model_argument(parser)
-    parser.add_argument('--text-mode', choices=('both', 'rerun', 'cached'), default='both',
-                        help='YOLO-World: run CLIP every iteration (rerun, upstream), use the '
-                        'frozen text model\'s embedding cache (cached, ai4rs), or both')
-    parser.add_argument('--channels-last', action='store_true',
-                        help='experiment: model and images in channels-last memory format '
-                        '(tools/train.py does not apply it)')
+    parser.add_argument(
+        '--text-mode',
+        choices=('both', 'rerun', 'cached'),
+        default='both',
+        help='YOLO-World: run CLIP every iteration (rerun, upstream), use the '
+        "frozen text model's embedding cache (cached, ai4rs), or both",
+    )
+    parser.add_argument(
+        '--channels-last',
+        action='store_true',
+        help='experiment: model and images in channels-last memory format '
+        '(tools/train.py does not apply it)',
+    )
     return parser.parse_args(argv)
 
 
@@ -338,13 +383,16 @@ def main(argv=None):
         torch.manual_seed(0)
         model = family.build(args.device)
         batch = family.make_batch(model, args.batch_size, shape, args.num_gts)
-        results = profile(family, model, batch, args.iters, args.device, family.variants,
-                          args.channels_last)
-    print(f'{osp.basename(args.config)}: batch {args.batch_size}, {shape[0]}x{shape[1]}, '
-          f'{family.describe(args)}, {args.device}, {torch.get_num_threads()} threads, '
-          f'mean of {args.iters} iterations after 1 warm-up'
-          + (' (variants taking turns)' if len(results) > 1 else '')
-          + (', channels-last' if args.channels_last else ''))
+        results = profile(
+            family, model, batch, args.iters, args.device, family.variants, args.channels_last
+        )
+    print(
+        f'{osp.basename(args.config)}: batch {args.batch_size}, {shape[0]}x{shape[1]}, '
+        f'{family.describe(args)}, {args.device}, {torch.get_num_threads()} threads, '
+        f'mean of {args.iters} iterations after 1 warm-up'
+        + (' (variants taking turns)' if len(results) > 1 else '')
+        + (', channels-last' if args.channels_last else '')
+    )
     print(markdown_table(results, getattr(family, 'VARIANT_LABELS', {})))
     if len(results) == 2:
         (a, ra), (b, rb) = results.items()

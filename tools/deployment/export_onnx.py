@@ -17,6 +17,7 @@ The command then runs the ONNX model with onnxruntime and PyTorch on a real imag
 (``--img``, or a generated one), prints the maximum absolute difference of each output
 and fails when it exceeds ``--tolerance`` x max(1, largest |value|).
 """
+
 import argparse
 import os.path as osp
 import sys
@@ -44,20 +45,35 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--texts', default=None,
-                        help='YOLO-World vocabulary: "a,b,c", or a .txt (one per line) or '
-                             '.json (class-text list) file')
-    parser.add_argument('--img-size', type=int, nargs=2, default=None, metavar=('H', 'W'),
-                        help="input size; default: the test pipeline's resize scale")
+    parser.add_argument(
+        '--texts',
+        default=None,
+        help='YOLO-World vocabulary: "a,b,c", or a .txt (one per line) or '
+        '.json (class-text list) file',
+    )
+    parser.add_argument(
+        '--img-size',
+        type=int,
+        nargs=2,
+        default=None,
+        metavar=('H', 'W'),
+        help="input size; default: the test pipeline's resize scale",
+    )
     parser.add_argument('--opset', type=int, default=17, help='ONNX opset version')
     parser.add_argument('--simplify', action='store_true', help='simplify with onnxsim')
-    parser.add_argument('--with-nms', action='store_true',
-                        help='NMS in the graph (YOLO-World only)')
+    parser.add_argument(
+        '--with-nms', action='store_true', help='NMS in the graph (YOLO-World only)'
+    )
     parser.add_argument('--img', default=None, help='image for the onnxruntime check')
-    parser.add_argument('--tolerance', type=float, default=1e-4,
-                        help='allowed max |onnx - torch| relative to max(1, max |torch|)')
-    parser.add_argument('--out', default=None, help='output .onnx (default: next to the '
-                        'checkpoint, same name)')
+    parser.add_argument(
+        '--tolerance',
+        type=float,
+        default=1e-4,
+        help='allowed max |onnx - torch| relative to max(1, max |torch|)',
+    )
+    parser.add_argument(
+        '--out', default=None, help='output .onnx (default: next to the checkpoint, same name)'
+    )
     parser.add_argument('--device', default='cpu', help='device of the PyTorch model')
     return parser.parse_args(argv)
 
@@ -65,12 +81,14 @@ def parse_args(argv=None):
 def read_texts(arg: str) -> list[str]:
     """``--texts``: see :func:`ai4rs.datasets.class_texts.read_vocabulary`."""
     from ai4rs.datasets.class_texts import read_vocabulary
+
     return read_vocabulary(arg)
 
 
 def generated_image(path: str, h: int = 480, w: int = 640) -> str:
     """A textured BGR image with shapes, for the check when no --img is given."""
     import cv2
+
     rng = np.random.default_rng(0)
     img = (rng.random((h, w, 3)) * 80 + 90).astype(np.uint8)
     cv2.rectangle(img, (w // 10, h // 8), (w // 2, h // 2), (40, 40, 220), -1)
@@ -83,10 +101,13 @@ def simplify(out_file: str) -> None:
     try:
         import onnxsim
     except ImportError:
-        print('--simplify: onnxsim is not installed (pip install onnxsim); the model is '
-              'written unsimplified')
+        print(
+            '--simplify: onnxsim is not installed (pip install onnxsim); the model is '
+            'written unsimplified'
+        )
         return
     import onnx
+
     model, ok = onnxsim.simplify(onnx.load(out_file))
     if not ok:
         print('--simplify: onnxsim could not validate the simplified model; kept the original')
@@ -100,19 +121,25 @@ def main(argv=None):
     try:
         import onnx  # noqa: F401
     except ImportError:
-        sys.exit('export_onnx.py needs onnx and onnxruntime: pip install onnx onnxruntime '
-                 '(requirements/optional.txt)')
+        sys.exit(
+            'export_onnx.py needs onnx and onnxruntime: pip install onnx onnxruntime '
+            '(requirements/optional.txt)'
+        )
     model = init_detector(args.config, args.checkpoint, device=args.device)
     family = model_family(model)
     if args.with_nms and family != 'yolo_world':
-        sys.exit('--with-nms: ONNX has no rotated NMS operator; export rotated YOLOX without '
-                 'it: ai4rs.apis.deployment.postprocess_decoded (what demo/yolo_world_demo.py '
-                 'does with an .onnx file) runs the rotated NMS after the model.')
+        sys.exit(
+            '--with-nms: ONNX has no rotated NMS operator; export rotated YOLOX without '
+            'it: ai4rs.apis.deployment.postprocess_decoded (what demo/yolo_world_demo.py '
+            'does with an .onnx file) runs the rotated NMS after the model.'
+        )
     if family == 'yolo_world':
         vocab = model_vocabulary(model, read_texts(args.texts) if args.texts else None)
         model.reparameterize(vocab, drop_text_model=True)
-        print(f'vocabulary baked in ({len(vocab)} texts): {vocab[:10]}'
-              + (' ...' if len(vocab) > 10 else ''))
+        print(
+            f'vocabulary baked in ({len(vocab)} texts): {vocab[:10]}'
+            + (' ...' if len(vocab) > 10 else '')
+        )
     elif args.texts:
         sys.exit(f'--texts is for YOLO-World; {type(model).__name__} has fixed classes')
     img_size = tuple(args.img_size) if args.img_size else default_img_size(model.cfg)
@@ -126,8 +153,7 @@ def main(argv=None):
     meta = export_onnx(model, inputs, out_file, opset=args.opset, with_nms=args.with_nms)
     if args.simplify:
         simplify(out_file)
-    print(f'wrote {out_file} ({family}, input 1x3x{img_size[0]}x{img_size[1]}, '
-          f'opset {args.opset})')
+    print(f'wrote {out_file} ({family}, input 1x3x{img_size[0]}x{img_size[1]}, opset {args.opset})')
 
     with torch.no_grad():
         ref = [t.cpu().numpy() for t in DecodedDetector(model, args.with_nms).eval()(inputs)]
@@ -139,8 +165,10 @@ def main(argv=None):
             sys.exit(f'onnxruntime {name} shape {a.shape} != PyTorch {b.shape}')
         diff = float(np.abs(a.astype(np.float64) - b).max()) if a.size else 0.0
         bound = args.tolerance * max(1.0, float(np.abs(b).max()) if b.size else 0.0)
-        print(f'max abs difference onnxruntime vs PyTorch, {name} {tuple(a.shape)}: '
-              f'{diff:.3g} (allowed {bound:.3g})')
+        print(
+            f'max abs difference onnxruntime vs PyTorch, {name} {tuple(a.shape)}: '
+            f'{diff:.3g} (allowed {bound:.3g})'
+        )
         if not diff <= bound:
             sys.exit(f'{name}: onnxruntime differs from PyTorch by {diff:.3g} > {bound:.3g}')
         worst = max(worst, diff)

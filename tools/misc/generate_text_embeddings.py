@@ -17,6 +17,7 @@ Output: ``.pt``/``.pth`` = a dict ``{text: (D,) tensor}`` (upstream's
 PseudoLanguageBackbone format); ``.npy`` = a (K, D) float32 array in text order
 (upstream's ``generate_text_prompts.py`` format).
 """
+
 import argparse
 import os.path as osp
 import sys
@@ -33,8 +34,9 @@ from ai4rs.models.backbones.clip_text import HuggingCLIPLanguageBackbone  # noqa
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Save CLIP text embeddings of a vocabulary')
     parser.add_argument('model', help='config file, CLIP model directory or hub id')
-    parser.add_argument('--texts', nargs='+', required=True,
-                        help='texts, or one .json / .txt file of texts')
+    parser.add_argument(
+        '--texts', nargs='+', required=True, help='texts, or one .json / .txt file of texts'
+    )
     parser.add_argument('--out', required=True, help='output file (.pt, .pth or .npy)')
     parser.add_argument('--device', default='cpu', help='e.g. cpu or cuda:0')
     return parser.parse_args(argv)
@@ -44,6 +46,7 @@ def read_texts(items: list[str]) -> list[str]:
     """Strings as given, or the texts of one .json / .txt file (see
     :func:`ai4rs.datasets.class_texts.read_vocabulary`)."""
     from ai4rs.datasets.class_texts import read_vocabulary
+
     return read_vocabulary(items)
 
 
@@ -51,6 +54,7 @@ def model_name_of(arg: str) -> str:
     """The CLIP model of a config file, or ``arg`` itself."""
     if arg.endswith('.py') and osp.isfile(arg):
         from ai4rs.utils.config import load_config
+
         cfg = load_config(arg)
         try:
             return cfg.model.backbone.text_model.model_name

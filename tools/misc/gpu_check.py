@@ -28,6 +28,7 @@ CPython 3.12 on manylinux x86-64, the versions installed here where there are an
 folder along, and run ``python tools/misc/gpu_check.py --wheels .whl`` there: they are
 installed into a temporary folder that every step uses.
 """
+
 import argparse
 import json
 import os
@@ -44,16 +45,37 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 #: distributions ai4rs needs beyond a PyTorch image with torchvision, numpy, OpenCV,
 #: matplotlib, transformers, PyYAML, rich, packaging and Pillow
-WHEELS = ('mmengine', 'mmcv-lite', 'addict', 'yapf', 'platformdirs', 'termcolor',
-          'terminaltables', 'shapely', 'pycocotools', 'faster-coco-eval')
-WHEEL_PLATFORMS = ('manylinux_2_28_x86_64', 'manylinux_2_27_x86_64', 'manylinux_2_24_x86_64',
-                   'manylinux_2_17_x86_64', 'manylinux2014_x86_64', 'manylinux1_x86_64')
+WHEELS = (
+    'mmengine',
+    'mmcv-lite',
+    'addict',
+    'yapf',
+    'platformdirs',
+    'termcolor',
+    'terminaltables',
+    'shapely',
+    'pycocotools',
+    'faster-coco-eval',
+)
+WHEEL_PLATFORMS = (
+    'manylinux_2_28_x86_64',
+    'manylinux_2_27_x86_64',
+    'manylinux_2_24_x86_64',
+    'manylinux_2_17_x86_64',
+    'manylinux2014_x86_64',
+    'manylinux1_x86_64',
+)
 
 #: each step's own time limit in seconds (the budget may cut it shorter)
-STEP_LIMITS = {'env': 120, 'tests': 240, 'benchmark_ops': 150, 'quickstart_amp': 200,
-               'quickstart_yolo_world_amp': 200}
+STEP_LIMITS = {
+    'env': 120,
+    'tests': 240,
+    'benchmark_ops': 150,
+    'quickstart_amp': 200,
+    'quickstart_yolo_world_amp': 200,
+}
 
-ENV_CODE = r'''
+ENV_CODE = r"""
 import importlib.metadata as md, platform, torch
 print('python', platform.python_version(), '|', platform.platform())
 print('torch', torch.__version__, '| CUDA', torch.version.cuda, '| cuDNN',
@@ -70,61 +92,124 @@ for dist in ('torchvision', 'mmengine', 'mmcv', 'mmcv-lite', 'transformers', 'nu
         print(dist, '-')
 import ai4rs, ai4rs.models  # noqa: E401  (the dependency checks run on import)
 print('ai4rs', ai4rs.__version__, 'from', ai4rs.__file__)
-'''
+"""
 
-CUDA_CODE = ('import json, torch; print(json.dumps(dict(torch=torch.__version__, '
-             'cuda=torch.version.cuda, available=torch.cuda.is_available())))')
+CUDA_CODE = (
+    'import json, torch; print(json.dumps(dict(torch=torch.__version__, '
+    'cuda=torch.version.cuda, available=torch.cuda.is_available())))'
+)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--out', default=None,
-                        help='folder of the log (default: $OUT if set, else work_dirs/gpu_check)')
-    parser.add_argument('--work-dir', default=osp.join('work_dirs', 'gpu_check'),
-                        help='where the quick starts write their data and checkpoints')
-    parser.add_argument('--budget', type=float, default=540,
-                        help='seconds for all steps together (default 540)')
-    parser.add_argument('--epochs', type=int, default=None,
-                        help="epochs of the rotated quick start (default: the config's, 20)")
-    parser.add_argument('--world-epochs', type=int, default=None,
-                        help="epochs of the YOLO-World quick start (default: the config's, 15)")
-    parser.add_argument('--only', action='append', choices=sorted(STEP_LIMITS),
-                        help='run only this step (repeatable; env always runs)')
-    parser.add_argument('--wheels', default=None,
-                        help='install the wheels in this folder (see --download-wheels) into a '
-                        'temporary folder used by every step')
-    parser.add_argument('--download-wheels', metavar='DIR', default=None,
-                        help='download the wheels a bare PyTorch machine needs into DIR and exit')
-    parser.add_argument('--dry-run', action='store_true',
-                        help='print the steps and their commands, run nothing')
+    parser.add_argument(
+        '--out',
+        default=None,
+        help='folder of the log (default: $OUT if set, else work_dirs/gpu_check)',
+    )
+    parser.add_argument(
+        '--work-dir',
+        default=osp.join('work_dirs', 'gpu_check'),
+        help='where the quick starts write their data and checkpoints',
+    )
+    parser.add_argument(
+        '--budget', type=float, default=540, help='seconds for all steps together (default 540)'
+    )
+    parser.add_argument(
+        '--epochs',
+        type=int,
+        default=None,
+        help="epochs of the rotated quick start (default: the config's, 20)",
+    )
+    parser.add_argument(
+        '--world-epochs',
+        type=int,
+        default=None,
+        help="epochs of the YOLO-World quick start (default: the config's, 15)",
+    )
+    parser.add_argument(
+        '--only',
+        action='append',
+        choices=sorted(STEP_LIMITS),
+        help='run only this step (repeatable; env always runs)',
+    )
+    parser.add_argument(
+        '--wheels',
+        default=None,
+        help='install the wheels in this folder (see --download-wheels) into a '
+        'temporary folder used by every step',
+    )
+    parser.add_argument(
+        '--download-wheels',
+        metavar='DIR',
+        default=None,
+        help='download the wheels a bare PyTorch machine needs into DIR and exit',
+    )
+    parser.add_argument(
+        '--dry-run', action='store_true', help='print the steps and their commands, run nothing'
+    )
     return parser.parse_args(argv)
 
 
 def steps(args) -> list[tuple[str, list[str], dict]]:
     """(name, command, extra environment) of every step, in order."""
     py, work = sys.executable, osp.abspath(args.work_dir)
-    rotated = [py, osp.join(REPO_ROOT, 'tools', 'quickstart.py'), '--amp',
-               '--work-dir', osp.join(work, 'quickstart'),
-               '--data-root', osp.join(work, 'data', 'synthetic_dota')]
+    rotated = [
+        py,
+        osp.join(REPO_ROOT, 'tools', 'quickstart.py'),
+        '--amp',
+        '--work-dir',
+        osp.join(work, 'quickstart'),
+        '--data-root',
+        osp.join(work, 'data', 'synthetic_dota'),
+    ]
     if args.epochs is not None:
         rotated += ['--epochs', str(args.epochs)]
-    world = [py, osp.join(REPO_ROOT, 'tools', 'quickstart_yolo_world.py'), '--amp',
-             '--work-dir', osp.join(work, 'quickstart_yolo_world'),
-             '--data-root', osp.join(work, 'data', 'synthetic_coco')]
+    world = [
+        py,
+        osp.join(REPO_ROOT, 'tools', 'quickstart_yolo_world.py'),
+        '--amp',
+        '--work-dir',
+        osp.join(work, 'quickstart_yolo_world'),
+        '--data-root',
+        osp.join(work, 'data', 'synthetic_coco'),
+    ]
     if args.world_epochs is not None:
         world += ['--epochs', str(args.world_epochs)]
-    bench = [py, osp.join(REPO_ROOT, 'tools', 'analysis_tools', 'benchmark_ops.py'),
-             '--only', 'box_iou_rotated', '--only', 'nms_rotated', '--only', 'iou_memory',
-             '--repeat', '5']
+    bench = [
+        py,
+        osp.join(REPO_ROOT, 'tools', 'analysis_tools', 'benchmark_ops.py'),
+        '--only',
+        'box_iou_rotated',
+        '--only',
+        'nms_rotated',
+        '--only',
+        'iou_memory',
+        '--repeat',
+        '5',
+    ]
     # a test module that cannot be imported there (an optional package missing) must not
     # stop the others from running
-    tests = [py, '-m', 'pytest', osp.join(REPO_ROOT, 'tests'), '-k', 'cuda', '-q', '-ra',
-             '-p', 'no:cacheprovider', '--continue-on-collection-errors']
-    return [('env', [py, '-c', ENV_CODE], {}),
-            ('tests', tests, {'AI4RS_TEST_DEVICES': 'cuda'}),
-            ('benchmark_ops', bench, {}),
-            ('quickstart_amp', rotated, {}),
-            ('quickstart_yolo_world_amp', world, {})]
+    tests = [
+        py,
+        '-m',
+        'pytest',
+        osp.join(REPO_ROOT, 'tests'),
+        '-k',
+        'cuda',
+        '-q',
+        '-ra',
+        '-p',
+        'no:cacheprovider',
+        '--continue-on-collection-errors',
+    ]
+    return [
+        ('env', [py, '-c', ENV_CODE], {}),
+        ('tests', tests, {'AI4RS_TEST_DEVICES': 'cuda'}),
+        ('benchmark_ops', bench, {}),
+        ('quickstart_amp', rotated, {}),
+        ('quickstart_yolo_world_amp', world, {}),
+    ]
 
 
 class Log:
@@ -154,9 +239,16 @@ def run_step(name: str, cmd: list[str], env: dict, timeout: float, log: Log) -> 
     """
     log(f'\n===== {name}: {" ".join(cmd)}  (limit {timeout:.0f} s)')
     start = time.time()
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, errors='replace',
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors='replace',
+        start_new_session=True,
+    )
     timed_out = threading.Event()
 
     def kill():
@@ -188,8 +280,9 @@ def run_step(name: str, cmd: list[str], env: dict, timeout: float, log: Log) -> 
     else:
         status = 'ok' if rc == 0 else f'failed (rc {rc})'
     log(f'----- {name}: {status}, {seconds:.1f} s')
-    return dict(name=name, status=status, seconds=round(seconds, 1), ap50=ap50,
-                counts=counts, tail=tail)
+    return dict(
+        name=name, status=status, seconds=round(seconds, 1), ap50=ap50, counts=counts, tail=tail
+    )
 
 
 def run_all(step_list, env: dict, budget: float, log: Log, limits=None) -> list[dict]:
@@ -200,11 +293,18 @@ def run_all(step_list, env: dict, budget: float, log: Log, limits=None) -> list[
     results = []
     for name, cmd, extra in step_list:
         left = deadline - time.time()
-        if left < 5 or (results and results[0]['name'] == 'env' and
-                        results[0]['status'] != 'ok'):
+        if left < 5 or (results and results[0]['name'] == 'env' and results[0]['status'] != 'ok'):
             why = 'no time left' if left < 5 else 'env failed'
-            results.append(dict(name=name, status=f'not run ({why})', seconds=0.0, ap50=None,
-                                counts=None, tail=[]))
+            results.append(
+                dict(
+                    name=name,
+                    status=f'not run ({why})',
+                    seconds=0.0,
+                    ap50=None,
+                    counts=None,
+                    tail=[],
+                )
+            )
             continue
         results.append(run_step(name, cmd, dict(env, **extra), min(limits[name], left), log))
     return results
@@ -215,33 +315,53 @@ def summary_lines(results: list[dict]) -> list[str]:
     lines = ['', '===== summary', f'{"step":<28}{"status":<24}{"seconds":>9}  AP50 / tests']
     for r in results:
         ap = '' if r['ap50'] is None else f'{r["ap50"]:.4f}'
-        lines.append(f'{r["name"]:<28}{r["status"]:<24}{r["seconds"]:>9.1f}  '
-                     f'{ap or r.get("counts") or ""}'.rstrip())
+        lines.append(
+            f'{r["name"]:<28}{r["status"]:<24}{r["seconds"]:>9.1f}  '
+            f'{ap or r.get("counts") or ""}'.rstrip()
+        )
     return lines
 
 
 def cuda_status(env: dict) -> dict:
     """torch's version and whether it sees CUDA, from a child process (this one never
     imports torch)."""
-    proc = subprocess.run([sys.executable, '-c', CUDA_CODE], env=env, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, '-c', CUDA_CODE], env=env, capture_output=True, text=True, timeout=300
+    )
     if proc.returncode != 0:
-        return dict(torch=None, cuda=None, available=False,
-                    error=proc.stderr.strip().splitlines()[-1:] or ['?'])
+        return dict(
+            torch=None,
+            cuda=None,
+            available=False,
+            error=proc.stderr.strip().splitlines()[-1:] or ['?'],
+        )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def download_wheels(folder: str) -> int:
     """pip download the :data:`WHEELS` for CPython 3.12 manylinux x86-64 into ``folder``."""
     import importlib.metadata as md
+
     specs = []
     for dist in WHEELS:
         try:
             specs.append(f'{dist}=={md.version(dist)}')
         except md.PackageNotFoundError:
             specs.append(dist)
-    cmd = [sys.executable, '-m', 'pip', 'download', '--no-deps', '--only-binary=:all:',
-           '--python-version', '3.12', '--implementation', 'cp', '-d', folder]
+    cmd = [
+        sys.executable,
+        '-m',
+        'pip',
+        'download',
+        '--no-deps',
+        '--only-binary=:all:',
+        '--python-version',
+        '3.12',
+        '--implementation',
+        'cp',
+        '-d',
+        folder,
+    ]
     for platform in WHEEL_PLATFORMS:
         cmd += ['--platform', platform]
     print(' '.join(cmd + specs), flush=True)
@@ -254,8 +374,20 @@ def install_wheels(folder: str, log: Log) -> str:
     if not wheels:
         raise SystemExit(f'--wheels {folder}: no .whl files there')
     target = tempfile.mkdtemp(prefix='ai4rs_wheels_')
-    cmd = [sys.executable, '-m', 'pip', 'install', '-q', '--no-index', '--no-deps',
-           '--no-compile', '--no-cache-dir', '--upgrade', '--target', target] + wheels
+    cmd = [
+        sys.executable,
+        '-m',
+        'pip',
+        'install',
+        '-q',
+        '--no-index',
+        '--no-deps',
+        '--no-compile',
+        '--no-cache-dir',
+        '--upgrade',
+        '--target',
+        target,
+    ] + wheels
     log(f'installing {len(wheels)} wheels into {target}')
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -284,14 +416,19 @@ def main(argv=None) -> int:
         if status['torch'] is None:
             log(f'gpu_check: torch cannot be imported here ({status["error"][-1]}): nothing run')
         else:
-            build = ('a CPU-only build' if status['cuda'] is None
-                     else f'built for CUDA {status["cuda"]}')
-            log(f'gpu_check: no CUDA device (torch {status["torch"]}, {build}, sees none): '
-                'nothing run')
+            build = (
+                'a CPU-only build' if status['cuda'] is None else f'built for CUDA {status["cuda"]}'
+            )
+            log(
+                f'gpu_check: no CUDA device (torch {status["torch"]}, {build}, sees none): '
+                'nothing run'
+            )
         log.close()
         return 2
-    log(f'gpu_check: torch {status["torch"]}, CUDA {status["cuda"]}; log {log.path}; '
-        f'budget {args.budget:.0f} s')
+    log(
+        f'gpu_check: torch {status["torch"]}, CUDA {status["cuda"]}; log {log.path}; '
+        f'budget {args.budget:.0f} s'
+    )
     try:
         nvsmi = subprocess.run(['nvidia-smi'], capture_output=True, text=True, timeout=60)
         log(nvsmi.stdout + nvsmi.stderr)
@@ -304,8 +441,15 @@ def main(argv=None) -> int:
     for line in summary_lines(results):
         log(line)
     with open(osp.join(out, 'gpu_check_summary.json'), 'w') as f:
-        json.dump(dict(torch=status['torch'], cuda=status['cuda'], steps=[
-            {k: v for k, v in r.items() if k != 'tail'} for r in results]), f, indent=1)
+        json.dump(
+            dict(
+                torch=status['torch'],
+                cuda=status['cuda'],
+                steps=[{k: v for k, v in r.items() if k != 'tail'} for r in results],
+            ),
+            f,
+            indent=1,
+        )
     log.close()
     return 0 if all(r['status'] == 'ok' for r in results) else 1
 

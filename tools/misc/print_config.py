@@ -1,4 +1,5 @@
 """Print the whole config, after ``_base_`` inheritance and ``--cfg-options``."""
+
 import argparse
 import os.path as osp
 import sys

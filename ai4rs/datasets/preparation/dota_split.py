@@ -21,12 +21,13 @@ same options and output), as importable functions:
 Rates do not resize images: with ``rates`` the window is ``int(size / rate)``
 and the gap ``int(gap / rate)`` pixels of the original image.
 """
+
 import datetime
 import logging
 import os
 import os.path as osp
+from collections.abc import Sequence
 from functools import partial
-from typing import List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -44,8 +45,9 @@ SAVE_EXTENSIONS = ('.png', '.jpg', '.bmp', '.tif')
 # ------------------------------------------------------------------------- windows
 
 
-def scaled_sizes_and_gaps(sizes: Sequence[int], gaps: Sequence[int],
-                          rates: Sequence[float]) -> Tuple[List[int], List[int]]:
+def scaled_sizes_and_gaps(
+    sizes: Sequence[int], gaps: Sequence[int], rates: Sequence[float]
+) -> tuple[list[int], list[int]]:
     """Windows and gaps in original pixels: ``int(size / rate)``, ``int(gap / rate)``.
 
     Rates loop outside sizes, as upstream (``len(sizes) == 1 or len(rates) == 1``).
@@ -85,11 +87,13 @@ def polygon_window_iofs(polygons: np.ndarray, windows: np.ndarray) -> np.ndarray
     pts = polygons.reshape(-1, 4, 2)
     lo, hi = pts.min(axis=1), pts.max(axis=1)  # (N, 2)
     # bounding-box overlap with positive area, and containment
-    inter_wh = (np.minimum(hi[:, None, :], windows[None, :, 2:])
-                - np.maximum(lo[:, None, :], windows[None, :, :2]))  # (N, K, 2)
+    inter_wh = np.minimum(hi[:, None, :], windows[None, :, 2:]) - np.maximum(
+        lo[:, None, :], windows[None, :, :2]
+    )  # (N, K, 2)
     overlap = np.all(inter_wh > 0, axis=-1)
-    contained = (np.all(lo[:, None, :] >= windows[None, :, :2], axis=-1)
-                 & np.all(hi[:, None, :] <= windows[None, :, 2:], axis=-1))
+    contained = np.all(lo[:, None, :] >= windows[None, :, :2], axis=-1) & np.all(
+        hi[:, None, :] <= windows[None, :, 2:], axis=-1
+    )
 
     shapes = shapely.polygons(pts)
     invalid = ~shapely.is_valid(shapes)
@@ -107,8 +111,9 @@ def polygon_window_iofs(polygons: np.ndarray, windows: np.ndarray) -> np.ndarray
     return iofs
 
 
-def assign_objects(polygons: np.ndarray, windows: np.ndarray,
-                   iof_thr: float) -> List[Tuple[np.ndarray, np.ndarray]]:
+def assign_objects(
+    polygons: np.ndarray, windows: np.ndarray, iof_thr: float
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """The objects of each window: ``(indices (M,) int64, truncated (M,) bool)``.
 
     An object belongs to a window if its iof there is ``>= iof_thr``; it is
@@ -136,8 +141,9 @@ def format_object_line(polygon: Sequence[float], name: str, difficulty: int) -> 
     return ' '.join([repr(float(v)) for v in polygon] + [name, str(int(difficulty))])
 
 
-def window_lines(labels: DOTALabels, inds: np.ndarray, truncated: np.ndarray,
-                 window: Sequence[int]) -> List[str]:
+def window_lines(
+    labels: DOTALabels, inds: np.ndarray, truncated: np.ndarray, window: Sequence[int]
+) -> list[str]:
     """Label lines of the objects ``inds`` translated into ``window``'s patch."""
     x1, y1 = float(window[0]), float(window[1])
     offset = np.array([x1, y1] * 4)
@@ -155,9 +161,20 @@ class ImageReadError(OSError):
     """An image file that cannot be decoded."""
 
 
-def split_image(img_path: str, ann_path: Optional[str], *, sizes: Sequence[int],
-                gaps: Sequence[int], img_rate_thr: float, iof_thr: float, no_padding: bool,
-                padding_value, img_out_dir: str, ann_out_dir: str, save_ext: str) -> dict:
+def split_image(
+    img_path: str,
+    ann_path: str | None,
+    *,
+    sizes: Sequence[int],
+    gaps: Sequence[int],
+    img_rate_thr: float,
+    iof_thr: float,
+    no_padding: bool,
+    padding_value,
+    img_out_dir: str,
+    ann_out_dir: str,
+    save_ext: str,
+) -> dict:
     """Split one image and its label file (``ann_path`` may be None: no labels).
 
     Returns:
@@ -170,7 +187,7 @@ def split_image(img_path: str, ann_path: Optional[str], *, sizes: Sequence[int],
         ImageReadError: the image cannot be read, or its depth does not fit ``save_ext``.
         OSError: a patch cannot be written.
     """
-    warnings: List[str] = []
+    warnings: list[str] = []
     img_id = osp.splitext(osp.basename(img_path))[0]
     if ann_path is None:
         labels = load_dota_labels_or_empty(None)
@@ -186,13 +203,16 @@ def split_image(img_path: str, ann_path: Optional[str], *, sizes: Sequence[int],
     if img is None:
         raise ImageReadError(f'cannot read image {img_path}')
     if img.dtype != np.uint8 and save_ext not in ('.png', '.tif'):
-        raise ImageReadError(f'{img_path} is a {img.dtype} image; {save_ext} patches cannot '
-                             'hold its depth: use --save-ext .png or .tif')
+        raise ImageReadError(
+            f'{img_path} is a {img.dtype} image; {save_ext} patches cannot '
+            'hold its depth: use --save-ext .png or .tif'
+        )
     height, width = img.shape[:2]
     windows = get_sliding_windows(width, height, sizes, gaps, img_rate_thr)
     patches = []
-    for window, (inds, truncated) in zip(windows, assign_objects(labels.polygons, windows,
-                                                                 iof_thr)):
+    for window, (inds, truncated) in zip(
+        windows, assign_objects(labels.polygons, windows, iof_thr)
+    ):
         pid = patch_id(img_id, window)
         patch = crop_patch(img, window, no_padding, padding_value)
         out_img = osp.join(img_out_dir, pid + save_ext)
@@ -202,36 +222,40 @@ def split_image(img_path: str, ann_path: Optional[str], *, sizes: Sequence[int],
         with open(osp.join(ann_out_dir, pid + '.txt'), 'w', encoding='utf-8') as f:
             f.writelines(line + '\n' for line in lines)
         patches.append(pid)
-    return dict(img_path=img_path, width=width, height=height, objects=len(labels),
-                patches=patches, warnings=warnings)
+    return dict(
+        img_path=img_path,
+        width=width,
+        height=height,
+        objects=len(labels),
+        patches=patches,
+        warnings=warnings,
+    )
 
 
-def load_dota_labels_or_empty(path: Optional[str]) -> DOTALabels:
+def load_dota_labels_or_empty(path: str | None) -> DOTALabels:
     """``load_dota_labels(path, strict=False)``, or no objects for None."""
     if path is None:
         return DOTALabels(np.zeros((0, 8)), [], np.zeros(0, dtype=np.int64))
     return load_dota_labels(path, strict=False)
 
 
-def _split_task(task: Tuple[str, Optional[str]], **kwargs) -> dict:
+def _split_task(task: tuple[str, str | None], **kwargs) -> dict:
     """Worker: ``split_image`` that reports an error instead of raising it."""
     img_path, ann_path = task
     try:
         return split_image(img_path, ann_path, **kwargs)
     except Exception as e:  # noqa: BLE001 - one bad image must not stop the others
-        return dict(img_path=img_path, error=f'{type(e).__name__}: {e}', patches=[],
-                    warnings=[])
+        return dict(img_path=img_path, error=f'{type(e).__name__}: {e}', patches=[], warnings=[])
 
 
 # ------------------------------------------------------------------------- a dataset
 
 
-def list_images(img_dir: str) -> List[str]:
+def list_images(img_dir: str) -> list[str]:
     """Image files of a folder (by extension, any case), sorted."""
     if not osp.isdir(img_dir):
         raise FileNotFoundError(f'image folder {img_dir!r} does not exist')
-    names = sorted(n for n in os.listdir(img_dir)
-                   if osp.splitext(n)[1].lower() in IMAGE_EXTENSIONS)
+    names = sorted(n for n in os.listdir(img_dir) if osp.splitext(n)[1].lower() in IMAGE_EXTENSIONS)
     return [osp.join(img_dir, n) for n in names]
 
 
@@ -255,13 +279,22 @@ def setup_split_logger(save_dir: str) -> logging.Logger:
     return logger
 
 
-def split_dataset(img_dirs: Sequence[str], ann_dirs: Optional[Sequence[Optional[str]]],
-                  save_dir: str, sizes: Sequence[int] = (1024, ), gaps: Sequence[int] = (512, ),
-                  rates: Sequence[float] = (1.0, ), img_rate_thr: float = 0.6,
-                  iof_thr: float = 0.7, no_padding: bool = False,
-                  padding_value: Union[float, Sequence[float]] = 0, save_ext: str = '.png',
-                  nproc: int = 1, logger: Optional[logging.Logger] = None,
-                  progress: bool = True) -> dict:
+def split_dataset(
+    img_dirs: Sequence[str],
+    ann_dirs: Sequence[str | None] | None,
+    save_dir: str,
+    sizes: Sequence[int] = (1024,),
+    gaps: Sequence[int] = (512,),
+    rates: Sequence[float] = (1.0,),
+    img_rate_thr: float = 0.6,
+    iof_thr: float = 0.7,
+    no_padding: bool = False,
+    padding_value: float | Sequence[float] = 0,
+    save_ext: str = '.png',
+    nproc: int = 1,
+    logger: logging.Logger | None = None,
+    progress: bool = True,
+) -> dict:
     """Split every image of ``img_dirs`` into ``save_dir/images`` and ``save_dir/annfiles``.
 
     Args:
@@ -289,14 +322,17 @@ def split_dataset(img_dirs: Sequence[str], ann_dirs: Optional[Sequence[Optional[
         ValueError: an argument is out of range.
     """
     if osp.exists(save_dir):
-        raise FileExistsError(f'save dir {save_dir!r} already exists; remove it or choose '
-                              f'another one (outputs of two runs are never mixed)')
+        raise FileExistsError(
+            f'save dir {save_dir!r} already exists; remove it or choose '
+            f'another one (outputs of two runs are never mixed)'
+        )
     img_dirs = list(img_dirs)
     if ann_dirs is None:
         ann_dirs = [None] * len(img_dirs)
     if len(ann_dirs) != len(img_dirs):
-        raise ValueError(f'ann_dirs must be one per img_dir, got {len(ann_dirs)} for '
-                         f'{len(img_dirs)}')
+        raise ValueError(
+            f'ann_dirs must be one per img_dir, got {len(ann_dirs)} for {len(img_dirs)}'
+        )
     if not (len(sizes) == 1 or len(rates) == 1):
         raise ValueError('either sizes or rates must have a single value')
     if save_ext not in SAVE_EXTENSIONS:
@@ -311,8 +347,9 @@ def split_dataset(img_dirs: Sequence[str], ann_dirs: Optional[Sequence[Optional[
     all_sizes, all_gaps = scaled_sizes_and_gaps(sizes, gaps, rates)
     for size, gap in zip(all_sizes, all_gaps):
         if not size > gap >= 0:
-            raise ValueError(f'each window size must be larger than its gap, got size {size}, '
-                             f'gap {gap}')
+            raise ValueError(
+                f'each window size must be larger than its gap, got size {size}, gap {gap}'
+            )
     tasks = []
     for img_dir, ann_dir in zip(img_dirs, ann_dirs):
         if ann_dir is not None and not osp.isdir(ann_dir):
@@ -330,13 +367,24 @@ def split_dataset(img_dirs: Sequence[str], ann_dirs: Optional[Sequence[Optional[
     os.makedirs(ann_out_dir)
     if logger is None:
         logger = setup_split_logger(save_dir)
-    logger.info(f'splitting {len(tasks)} images: sizes {all_sizes}, gaps {all_gaps}, '
-                f'img_rate_thr {img_rate_thr}, iof_thr {iof_thr}, padding '
-                f'{"off" if no_padding else padding_value}, into {save_dir}')
+    logger.info(
+        f'splitting {len(tasks)} images: sizes {all_sizes}, gaps {all_gaps}, '
+        f'img_rate_thr {img_rate_thr}, iof_thr {iof_thr}, padding '
+        f'{"off" if no_padding else padding_value}, into {save_dir}'
+    )
 
-    worker = partial(_split_task, sizes=all_sizes, gaps=all_gaps, img_rate_thr=img_rate_thr,
-                     iof_thr=iof_thr, no_padding=no_padding, padding_value=padding_value,
-                     img_out_dir=img_out_dir, ann_out_dir=ann_out_dir, save_ext=save_ext)
+    worker = partial(
+        _split_task,
+        sizes=all_sizes,
+        gaps=all_gaps,
+        img_rate_thr=img_rate_thr,
+        iof_thr=iof_thr,
+        no_padding=no_padding,
+        padding_value=padding_value,
+        img_out_dir=img_out_dir,
+        ann_out_dir=ann_out_dir,
+        save_ext=save_ext,
+    )
     results = _run_tasks(worker, tasks, nproc, progress)
 
     failed, num_patches, num_images = [], 0, 0
@@ -345,29 +393,35 @@ def split_dataset(img_dirs: Sequence[str], ann_dirs: Optional[Sequence[Optional[
             logger.warning(msg)
         if 'error' in res:
             failed.append((res['img_path'], res['error']))
-            logger.error(f"skipped {res['img_path']}: {res['error']}")
+            logger.error(f'skipped {res["img_path"]}: {res["error"]}')
             continue
         num_images += 1
         num_patches += len(res['patches'])
-        logger.info(f"{osp.basename(res['img_path'])}: {res['width']}x{res['height']}, "
-                    f"{res['objects']} objects, {len(res['patches'])} patches")
-    logger.info(f'split {num_images} images into {num_patches} patches; '
-                f'{len(failed)} images failed')
+        logger.info(
+            f'{osp.basename(res["img_path"])}: {res["width"]}x{res["height"]}, '
+            f'{res["objects"]} objects, {len(res["patches"])} patches'
+        )
+    logger.info(
+        f'split {num_images} images into {num_patches} patches; {len(failed)} images failed'
+    )
     return dict(images=num_images, patches=num_patches, failed=failed)
 
 
-def _run_tasks(worker, tasks: list, nproc: int, progress: bool) -> List[dict]:
+def _run_tasks(worker, tasks: list, nproc: int, progress: bool) -> list[dict]:
     """Run ``worker`` on every task, in ``nproc`` processes, with a progress bar."""
     if not tasks:
         return []
     if nproc > 1:
         if progress:
             from mmengine.utils import track_parallel_progress
+
             return track_parallel_progress(worker, tasks, nproc, keep_order=True)
         from multiprocessing import Pool
+
         with Pool(nproc) as pool:
             return pool.map(worker, tasks)
     if progress:
         from mmengine.utils import track_progress
+
         return track_progress(worker, tasks)
     return [worker(task) for task in tasks]

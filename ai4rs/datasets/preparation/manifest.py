@@ -5,6 +5,7 @@ manifest dict. :func:`existing_dataset` says whether ``out_dir`` already holds t
 (so nothing is rewritten), and refuses a directory holding anything else rather than mixing
 two datasets; :func:`write_manifest` marks the dataset complete.
 """
+
 import json
 import os
 import os.path as osp
@@ -24,8 +25,10 @@ def existing_dataset(out_dir: str, manifest: dict) -> bool:
             existing = json.load(f)
         if existing == manifest:
             return True
-        raise FileExistsError(f'{out_dir} holds a synthetic dataset made with other settings '
-                              f'({existing}); choose another directory or remove it')
+        raise FileExistsError(
+            f'{out_dir} holds a synthetic dataset made with other settings '
+            f'({existing}); choose another directory or remove it'
+        )
     if osp.isdir(out_dir) and os.listdir(out_dir):
         raise FileExistsError(f'{out_dir} exists and is not a synthetic dataset directory')
     return False

@@ -17,6 +17,7 @@ Each annotation has a polygon ``segmentation`` (one ring, 2 decimals), ``bbox`` 
 ``[x, y, w, h]`` box of that polygon, ``area`` = the polygon's area (shoelace), ``iscrowd``
 0. Category ids are 1..4; image and annotation ids count from 1.
 """
+
 import json
 import math
 import os
@@ -94,8 +95,12 @@ def _sample_objects(rng, width, height, num_objects, margin=2):
     return objects
 
 
-def make_image(rng: np.random.Generator, width: int = 320, height: int | None = None,
-               num_objects: tuple[int, int] = (1, 6)):
+def make_image(
+    rng: np.random.Generator,
+    width: int = 320,
+    height: int | None = None,
+    num_objects: tuple[int, int] = (1, 6),
+):
     """One image (H, W, 3) BGR uint8 and its objects as (class name, polygon (P, 2)).
 
     Polygons are rounded to 2 decimals (as written to the json) before drawing.
@@ -108,29 +113,44 @@ def make_image(rng: np.random.Generator, width: int = 320, height: int | None = 
         polygon = np.round(shape_polygon(name, cx, cy, radius, theta), 2)
         jitter = rng.uniform(-20, 20, size=3)
         color = np.clip(np.array(_BGR[name], dtype=np.float64) + jitter, 0, 255)
-        cv2.fillPoly(img, [np.round(polygon * 16).astype(np.int32)], color.tolist(),
-                     cv2.LINE_AA, shift=4)
+        cv2.fillPoly(
+            img, [np.round(polygon * 16).astype(np.int32)], color.tolist(), cv2.LINE_AA, shift=4
+        )
         objects.append((name, polygon))
     img = cv2.GaussianBlur(img, (3, 3), 0.6)
     return np.clip(img, 0, 255).astype(np.uint8), objects
 
 
-def annotation_record(ann_id: int, image_id: int, category_id: int,
-                      polygon: np.ndarray) -> dict:
+def annotation_record(ann_id: int, image_id: int, category_id: int, polygon: np.ndarray) -> dict:
     """COCO annotation of one polygon: tight bbox, shoelace area, one-ring segmentation."""
     flat = [round(float(v), 2) for v in polygon.reshape(-1)]
     pts = np.asarray(flat, dtype=np.float64).reshape(-1, 2)
     x1, y1 = pts.min(axis=0)
     x2, y2 = pts.max(axis=0)
-    return dict(id=ann_id, image_id=image_id, category_id=category_id, segmentation=[flat],
-                area=round(polygon_area(pts), 4),
-                bbox=[round(float(x1), 2), round(float(y1), 2), round(float(x2 - x1), 2),
-                      round(float(y2 - y1), 2)], iscrowd=0)
+    return dict(
+        id=ann_id,
+        image_id=image_id,
+        category_id=category_id,
+        segmentation=[flat],
+        area=round(polygon_area(pts), 4),
+        bbox=[
+            round(float(x1), 2),
+            round(float(y1), 2),
+            round(float(x2 - x1), 2),
+            round(float(y2 - y1), 2),
+        ],
+        iscrowd=0,
+    )
 
 
-def generate_dataset(out_dir: str, num_train: int = 160, num_val: int = 40,
-                     img_size: int | tuple[int, int] = 320, seed: int = 0,
-                     img_suffix: str = 'jpg') -> dict:
+def generate_dataset(
+    out_dir: str,
+    num_train: int = 160,
+    num_val: int = 40,
+    img_size: int | tuple[int, int] = 320,
+    seed: int = 0,
+    img_suffix: str = 'jpg',
+) -> dict:
     """Write the dataset described in the module docstring; return the manifest dict.
 
     Deterministic for given arguments. If ``out_dir`` already holds a dataset written with
@@ -148,13 +168,21 @@ def generate_dataset(out_dir: str, num_train: int = 160, num_val: int = 40,
     img_suffix = img_suffix.lstrip('.').lower()
     if img_suffix not in ('jpg', 'png'):
         raise ValueError(f"img_suffix must be 'jpg' or 'png', got {img_suffix!r}")
-    manifest = dict(generator='ai4rs.datasets.synthetic_coco', version=1,
-                    num_train=num_train, num_val=num_val, img_size=[width, height], seed=seed,
-                    img_suffix=img_suffix, classes=list(CLASSES))
+    manifest = dict(
+        generator='ai4rs.datasets.synthetic_coco',
+        version=1,
+        num_train=num_train,
+        num_val=num_val,
+        img_size=[width, height],
+        seed=seed,
+        img_suffix=img_suffix,
+        classes=list(CLASSES),
+    )
     if existing_dataset(out_dir, manifest):
         return manifest
-    categories = [dict(id=i + 1, name=name, supercategory='shape')
-                  for i, name in enumerate(CLASSES)]
+    categories = [
+        dict(id=i + 1, name=name, supercategory='shape') for i, name in enumerate(CLASSES)
+    ]
     cat_id = {c['name']: c['id'] for c in categories}
     rng = np.random.default_rng(seed)
     os.makedirs(osp.join(out_dir, 'annotations'), exist_ok=True)
@@ -170,10 +198,15 @@ def generate_dataset(out_dir: str, num_train: int = 160, num_val: int = 40,
                 raise OSError(f'could not write {path}')
             images.append(dict(id=i + 1, file_name=file_name, width=width, height=height))
             for name, polygon in objects:
-                annotations.append(annotation_record(len(annotations) + 1, i + 1,
-                                                     cat_id[name], polygon))
-        coco = dict(info=dict(description=f'ai4rs synthetic shapes, {split}', version='1'),
-                    images=images, annotations=annotations, categories=categories)
+                annotations.append(
+                    annotation_record(len(annotations) + 1, i + 1, cat_id[name], polygon)
+                )
+        coco = dict(
+            info=dict(description=f'ai4rs synthetic shapes, {split}', version='1'),
+            images=images,
+            annotations=annotations,
+            categories=categories,
+        )
         with open(osp.join(out_dir, 'annotations', f'instances_{split}.json'), 'w') as f:
             json.dump(coco, f)
     os.makedirs(osp.join(out_dir, 'texts'), exist_ok=True)

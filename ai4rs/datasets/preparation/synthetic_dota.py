@@ -13,6 +13,7 @@ Each class has its own look, so a small detector can learn it in minutes:
 
 Objects never overlap; sizes, angles (any direction) and positions are random.
 """
+
 import math
 import os
 import os.path as osp
@@ -120,8 +121,15 @@ def generate_dataset(out_dir, num_train=160, num_val=40, img_size=256, seed=0):
     A different dataset there is an error rather than a silent mix.
     """
     # the generator's id, kept from its first location so existing datasets stay valid
-    manifest = dict(generator='ai4rs.datasets.synthetic_dota', version=1, num_train=num_train,
-                    num_val=num_val, img_size=img_size, seed=seed, classes=list(CLASSES))
+    manifest = dict(
+        generator='ai4rs.datasets.synthetic_dota',
+        version=1,
+        num_train=num_train,
+        num_val=num_val,
+        img_size=img_size,
+        seed=seed,
+        classes=list(CLASSES),
+    )
     if existing_dataset(out_dir, manifest):
         return manifest
     rng = np.random.default_rng(seed)

@@ -10,6 +10,7 @@ that sample under exactly that seed (:func:`sample_rng`). The augmentation of
 a sample then depends neither on the worker that runs it, nor on the number
 of workers, nor on whether the workers are persistent, nor on the rank.
 """
+
 import random
 from contextlib import contextmanager
 
@@ -79,7 +80,7 @@ class DefaultSampler(MMEngineDefaultSampler):
         else:
             indices = torch.arange(len(self.dataset)).tolist()
         if self.round_up:
-            indices = (indices * int(self.total_size / len(indices) + 1))[:self.total_size]
+            indices = (indices * int(self.total_size / len(indices) + 1))[: self.total_size]
         positions = range(self.rank, self.total_size, self.world_size)
         for position in positions:
             if position >= len(indices):

@@ -3,6 +3,7 @@
 mmcv's own transforms (``LoadImageFromFile``...) are registered too, so configs can
 name them without a scope.
 """
+
 import mmcv.transforms  # noqa: F401  (registers LoadImageFromFile etc.)
 
 from .box_type import ConvertBoxType
@@ -24,9 +25,21 @@ from .transforms import (
 )
 
 __all__ = [
-    'LoadAnnotations', 'LoadImageFromNDArray', 'ConvertBoxType', 'Resize', 'RandomResize',
-    'RandomFlip', 'Rotate', 'RandomRotate', 'RandomCrop', 'Pad', 'YOLOXHSVRandomAug',
-    'CachedMosaic', 'CachedMixUp', 'FilterAnnotations', 'PackDetInputs'
+    'LoadAnnotations',
+    'LoadImageFromNDArray',
+    'ConvertBoxType',
+    'Resize',
+    'RandomResize',
+    'RandomFlip',
+    'Rotate',
+    'RandomRotate',
+    'RandomCrop',
+    'Pad',
+    'YOLOXHSVRandomAug',
+    'CachedMosaic',
+    'CachedMixUp',
+    'FilterAnnotations',
+    'PackDetInputs',
 ]
 
 from .mix_img_transforms import (  # noqa: E402
@@ -47,8 +60,18 @@ from .yolo_transforms import (  # noqa: E402
 )
 
 __all__ += [
-    'Mosaic', 'MultiModalMosaic', 'YOLOv5MixUp', 'YOLOv5MultiModalMixUp', 'LoadText',
-    'RandomLoadText', 'Albu', 'LetterResize', 'RemoveDataElement', 'YOLOv5CopyPaste',
-    'YOLOv5HSVRandomAug', 'YOLOv5KeepRatioResize', 'YOLOv5RandomAffine'
+    'Mosaic',
+    'MultiModalMosaic',
+    'YOLOv5MixUp',
+    'YOLOv5MultiModalMixUp',
+    'LoadText',
+    'RandomLoadText',
+    'Albu',
+    'LetterResize',
+    'RemoveDataElement',
+    'YOLOv5CopyPaste',
+    'YOLOv5HSVRandomAug',
+    'YOLOv5KeepRatioResize',
+    'YOLOv5RandomAffine',
 ]
 __all__ += ['LoadImageFromFile']

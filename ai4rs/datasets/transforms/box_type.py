@@ -1,4 +1,5 @@
 """ConvertBoxType: change the box type of box fields of a results dict."""
+
 from mmcv.transforms import BaseTransform
 
 from ai4rs.registry import TRANSFORMS
@@ -22,7 +23,8 @@ class ConvertBoxType(BaseTransform):
     def __init__(self, box_type_mapping: dict) -> None:
         if not isinstance(box_type_mapping, dict):
             raise TypeError(
-                f'box_type_mapping must be a dict, got {type(box_type_mapping).__name__}')
+                f'box_type_mapping must be a dict, got {type(box_type_mapping).__name__}'
+            )
         self.box_type_mapping = box_type_mapping
 
     def transform(self, results: dict) -> dict:
@@ -33,7 +35,8 @@ class ConvertBoxType(BaseTransform):
             if not isinstance(boxes, BaseBoxes):
                 raise TypeError(
                     f"ConvertBoxType: results['{key}'] is a {type(boxes).__name__}, "
-                    f'not a box object (load it with LoadAnnotations(box_type=...))')
+                    f'not a box object (load it with LoadAnnotations(box_type=...))'
+                )
             results[key] = boxes.convert_to(dst_type)
         return results
 

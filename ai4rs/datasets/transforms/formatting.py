@@ -1,4 +1,5 @@
 """PackDetInputs: a results dict -> ``dict(inputs=Tensor, data_samples=DetDataSample)``."""
+
 import numpy as np
 from mmcv.transforms import BaseTransform, to_tensor
 from mmengine.structures import InstanceData, PixelData
@@ -33,9 +34,18 @@ class PackDetInputs(BaseTransform):
         'gt_masks': 'masks',
     }
 
-    def __init__(self,
-                 meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor',
-                            'flip', 'flip_direction')) -> None:
+    def __init__(
+        self,
+        meta_keys=(
+            'img_id',
+            'img_path',
+            'ori_shape',
+            'img_shape',
+            'scale_factor',
+            'flip',
+            'flip_direction',
+        ),
+    ) -> None:
         self.meta_keys = meta_keys
 
     def transform(self, results: dict) -> dict:
@@ -61,7 +71,8 @@ class PackDetInputs(BaseTransform):
                 if len(value) != len(flags):
                     raise ValueError(
                         f'PackDetInputs: results[{key!r}] has {len(value)} entries but '
-                        f'gt_ignore_flags has {len(flags)}')
+                        f'gt_ignore_flags has {len(flags)}'
+                    )
                 valid, ignored = value[valid_idx], value[ignore_idx]
             else:
                 valid, ignored = value, None
@@ -78,14 +89,16 @@ class PackDetInputs(BaseTransform):
             data_sample.proposals = InstanceData(bboxes=results['proposals'])
         if 'gt_seg_map' in results:
             data_sample.gt_sem_seg = PixelData(
-                sem_seg=to_tensor(results['gt_seg_map'][None, ...].copy()))
+                sem_seg=to_tensor(results['gt_seg_map'][None, ...].copy())
+            )
 
         img_meta = {}
         for key in self.meta_keys:
             if key not in results:
                 raise KeyError(
                     f'PackDetInputs: meta key {key!r} is not in the results dict '
-                    f'(available: {sorted(results)}); pass meta_keys=... without it')
+                    f'(available: {sorted(results)}); pass meta_keys=... without it'
+                )
             img_meta[key] = results[key]
         data_sample.set_metainfo(img_meta)
         packed['data_samples'] = data_sample

@@ -1,4 +1,5 @@
 """LoadImageFromFile: mmcv's transform, keeping the bit depth and naming undecodable files."""
+
 import numpy as np
 from mmcv.transforms import LoadImageFromFile as MMCV_LoadImageFromFile
 from mmengine import fileio
@@ -34,13 +35,25 @@ class LoadImageFromFile(MMCV_LoadImageFromFile):
             ``ignore_empty``, ``backend_args``).
     """
 
-    def __init__(self, to_float32: bool = False, color_type: str = 'color',
-                 imdecode_backend: str = 'cv2', file_client_args: dict | None = None,
-                 ignore_empty: bool = False, *, backend_args: dict | None = None,
-                 to_uint8='bit_depth') -> None:
-        super().__init__(to_float32=to_float32, color_type=color_type,
-                         imdecode_backend=imdecode_backend, file_client_args=file_client_args,
-                         ignore_empty=ignore_empty, backend_args=backend_args)
+    def __init__(
+        self,
+        to_float32: bool = False,
+        color_type: str = 'color',
+        imdecode_backend: str = 'cv2',
+        file_client_args: dict | None = None,
+        ignore_empty: bool = False,
+        *,
+        backend_args: dict | None = None,
+        to_uint8='bit_depth',
+    ) -> None:
+        super().__init__(
+            to_float32=to_float32,
+            color_type=color_type,
+            imdecode_backend=imdecode_backend,
+            file_client_args=file_client_args,
+            ignore_empty=ignore_empty,
+            backend_args=backend_args,
+        )
         normalize_to_uint8_rule(to_uint8)  # a wrong rule fails when the pipeline is built
         self.to_uint8 = to_uint8
 
@@ -53,8 +66,9 @@ class LoadImageFromFile(MMCV_LoadImageFromFile):
     def transform(self, results: dict) -> dict | None:
         filename = results['img_path']
         try:
-            img = decode_image(self._read_bytes(filename), filename, self.color_type,
-                               self.imdecode_backend)
+            img = decode_image(
+                self._read_bytes(filename), filename, self.color_type, self.imdecode_backend
+            )
         except (OSError, ImageDecodeError):
             if self.ignore_empty:
                 return None

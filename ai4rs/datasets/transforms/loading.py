@@ -1,5 +1,4 @@
 """LoadAnnotations: the ``instances`` of a data dict as box objects and arrays."""
-from typing import Optional
 
 import numpy as np
 import torch
@@ -51,22 +50,27 @@ class LoadAnnotations(MMCV_LoadAnnotations):
             ``backend_args`` as in ``mmcv.transforms.LoadAnnotations``.
     """
 
-    def __init__(self,
-                 with_mask: bool = False,
-                 poly2mask: bool = False,
-                 box_type: Optional[str] = 'hbox',
-                 mask2bbox: bool = False,
-                 merge_polygons: bool = True,
-                 **kwargs) -> None:
+    def __init__(
+        self,
+        with_mask: bool = False,
+        poly2mask: bool = False,
+        box_type: str | None = 'hbox',
+        mask2bbox: bool = False,
+        merge_polygons: bool = True,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         if with_mask and poly2mask:
-            raise ValueError('LoadAnnotations: poly2mask=True (bitmap masks) is not supported; '
-                             'use with_mask=True, poly2mask=False (polygon masks)')
+            raise ValueError(
+                'LoadAnnotations: poly2mask=True (bitmap masks) is not supported; '
+                'use with_mask=True, poly2mask=False (polygon masks)'
+            )
         if mask2bbox and not with_mask:
             raise ValueError('LoadAnnotations: mask2bbox=True needs with_mask=True')
         if with_mask and box_type != 'hbox':
-            raise ValueError(f'LoadAnnotations: with_mask=True needs box_type="hbox", got '
-                             f'{box_type!r}')
+            raise ValueError(
+                f'LoadAnnotations: with_mask=True needs box_type="hbox", got {box_type!r}'
+            )
         self.with_mask = with_mask
         self.poly2mask = poly2mask
         self.mask2bbox = mask2bbox
@@ -87,9 +91,10 @@ class LoadAnnotations(MMCV_LoadAnnotations):
             bbox = instance['bbox']
             if len(bbox) != self._box_dim:
                 raise ValueError(
-                    f"LoadAnnotations(box_type={self.box_type!r}): instance {i} of "
-                    f"{results.get('img_path', results.get('img_id', '?'))} has a bbox of "
-                    f'{len(bbox)} numbers, expected {self._box_dim}')
+                    f'LoadAnnotations(box_type={self.box_type!r}): instance {i} of '
+                    f'{results.get("img_path", results.get("img_id", "?"))} has a bbox of '
+                    f'{len(bbox)} numbers, expected {self._box_dim}'
+                )
             boxes[i] = bbox
             ignore_flags[i] = bool(instance.get('ignore_flag', 0))
         if self._box_cls is None:
@@ -109,12 +114,12 @@ class LoadAnnotations(MMCV_LoadAnnotations):
             return []
         if not isinstance(mask, (list, tuple)):
             raise ValueError(
-                f"LoadAnnotations(with_mask=True): instance {i} of "
-                f"{results.get('img_path', results.get('img_id', '?'))} has a "
+                f'LoadAnnotations(with_mask=True): instance {i} of '
+                f'{results.get("img_path", results.get("img_id", "?"))} has a '
                 f'{type(mask).__name__} mask (RLE?); only polygon masks are supported for '
-                'non-ignored instances (as mmyolo)')
-        polys = [np.asarray(p, dtype=np.float64) for p in mask
-                 if len(p) % 2 == 0 and len(p) >= 6]
+                'non-ignored instances (as mmyolo)'
+            )
+        polys = [np.asarray(p, dtype=np.float64) for p in mask if len(p) % 2 == 0 and len(p) >= 6]
         if len(polys) > 1 and self.merge_polygons:
             polys = [merge_polygon_segments(polys)]
         return polys
@@ -143,8 +148,9 @@ class LoadAnnotations(MMCV_LoadAnnotations):
         if self.mask2bbox:
             results['gt_bboxes'] = gt_masks.get_bboxes('hbox')
         elif self.with_bbox:
-            boxes = np.asarray([instance['bbox'] for instance in kept],
-                               dtype=np.float32).reshape(-1, 4)
+            boxes = np.asarray([instance['bbox'] for instance in kept], dtype=np.float32).reshape(
+                -1, 4
+            )
             results['gt_bboxes'] = self._box_cls(torch.from_numpy(boxes))
 
     def transform(self, results: dict) -> dict:
@@ -160,11 +166,13 @@ class LoadAnnotations(MMCV_LoadAnnotations):
         return results
 
     def __repr__(self) -> str:
-        return (f'{self.__class__.__name__}(with_bbox={self.with_bbox}, '
-                f'with_label={self.with_label}, with_mask={self.with_mask}, '
-                f'with_seg={self.with_seg}, mask2bbox={self.mask2bbox}, '
-                f'box_type={self.box_type!r}, imdecode_backend={self.imdecode_backend!r}, '
-                f'backend_args={self.backend_args})')
+        return (
+            f'{self.__class__.__name__}(with_bbox={self.with_bbox}, '
+            f'with_label={self.with_label}, with_mask={self.with_mask}, '
+            f'with_seg={self.with_seg}, mask2bbox={self.mask2bbox}, '
+            f'box_type={self.box_type!r}, imdecode_backend={self.imdecode_backend!r}, '
+            f'backend_args={self.backend_args})'
+        )
 
 
 @TRANSFORMS.register_module()
@@ -181,8 +189,10 @@ class LoadImageFromNDArray(LoadImageFromFile):
     def transform(self, results: dict) -> dict:
         img = results['img']
         if not isinstance(img, np.ndarray) or img.ndim not in (2, 3):
-            raise TypeError('LoadImageFromNDArray needs results["img"] as an (H, W[, C]) '
-                            f'ndarray, got {type(img).__name__}')
+            raise TypeError(
+                'LoadImageFromNDArray needs results["img"] as an (H, W[, C]) '
+                f'ndarray, got {type(img).__name__}'
+            )
         img = to_uint8(img, self.to_uint8)
         if self.to_float32:
             img = img.astype(np.float32)

@@ -9,6 +9,7 @@ and remap every image's labels into the merged list, so a label keeps naming its
 
 Results keys as in :mod:`.yolo_transforms`; boxes are ``HorizontalBoxes``.
 """
+
 from __future__ import annotations
 
 import collections.abc
@@ -28,8 +29,9 @@ from ai4rs.structures.mask import PolygonMasks
 from .transforms import get_gt_boxes
 
 
-def mosaic_combine(loc: str, center_xy: tuple[int, int], img_wh: tuple[int, int],
-                   out_wh: tuple[int, int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def mosaic_combine(
+    loc: str, center_xy: tuple[int, int], img_wh: tuple[int, int], out_wh: tuple[int, int]
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Where one image of size ``img_wh`` goes in a mosaic canvas of size ``out_wh`` whose
     four images meet at ``center_xy`` (mmyolo's ``_mosaic_combine``).
 
@@ -69,21 +71,26 @@ class BaseMixImageTransform(BaseTransform, metaclass=ABCMeta):
         max_refetch (int): attempts when ``pre_transform`` returns None. Defaults to 15.
     """
 
-    def __init__(self,
-                 pre_transform: Sequence[dict] | None = None,
-                 prob: float = 1.0,
-                 use_cached: bool = False,
-                 max_cached_images: int = 40,
-                 random_pop: bool = True,
-                 max_refetch: int = 15) -> None:
+    def __init__(
+        self,
+        pre_transform: Sequence[dict] | None = None,
+        prob: float = 1.0,
+        use_cached: bool = False,
+        max_cached_images: int = 40,
+        random_pop: bool = True,
+        max_refetch: int = 15,
+    ) -> None:
         self.max_refetch = max_refetch
         self.prob = prob
         self.use_cached = use_cached
         self.max_cached_images = max_cached_images
         self.random_pop = random_pop
         self.results_cache: list = []
-        self.pre_transform = None if pre_transform is None else Compose(
-            [TRANSFORMS.build(t) if isinstance(t, dict) else t for t in pre_transform])
+        self.pre_transform = (
+            None
+            if pre_transform is None
+            else Compose([TRANSFORMS.build(t) if isinstance(t, dict) else t for t in pre_transform])
+        )
 
     @abstractmethod
     def get_indexes(self, dataset) -> list | int:
@@ -118,7 +125,8 @@ class BaseMixImageTransform(BaseTransform, metaclass=ABCMeta):
                 return mix_results
         raise RuntimeError(
             f'{type(self).__name__}: the pre_transform pipeline returned None '
-            f'{self.max_refetch} times; check the dataset and its pipeline')
+            f'{self.max_refetch} times; check the dataset and its pipeline'
+        )
 
     def transform(self, results: dict) -> dict:
         if random.uniform(0, 1) > self.prob:
@@ -127,8 +135,7 @@ class BaseMixImageTransform(BaseTransform, metaclass=ABCMeta):
             dataset = results.pop('dataset', None)
             self.results_cache.append(copy.deepcopy(results))
             if len(self.results_cache) > self.max_cached_images:
-                index = (random.randint(0, len(self.results_cache) - 1)
-                         if self.random_pop else 0)
+                index = random.randint(0, len(self.results_cache) - 1) if self.random_pop else 0
                 self.results_cache.pop(index)
             if len(self.results_cache) <= 4:
                 results['dataset'] = dataset
@@ -137,8 +144,9 @@ class BaseMixImageTransform(BaseTransform, metaclass=ABCMeta):
             if results.get('dataset', None) is None:
                 raise KeyError(
                     f"{type(self).__name__} needs results['dataset'] (set by the dataset in "
-                    "training mode, test_mode=False) to fetch other images; "
-                    f"image: {results.get('img_path', '?')}")
+                    'training mode, test_mode=False) to fetch other images; '
+                    f'image: {results.get("img_path", "?")}'
+                )
             dataset = results.pop('dataset')
         results['mix_results'] = self._fetch(results, dataset)
         results = self._update_label_text(results)
@@ -162,15 +170,17 @@ class MultiModalMixin:
         images = [results] + results['mix_results']
         for i, res in enumerate(images):
             if 'texts' not in res:
-                raise KeyError(f'{type(self).__name__}: image {i} of the mix has no "texts"; '
-                               'wrap the dataset in MultiModalDataset')
+                raise KeyError(
+                    f'{type(self).__name__}: image {i} of the mix has no "texts"; '
+                    'wrap the dataset in MultiModalDataset'
+                )
         merged = list(dict.fromkeys(tuple(t) for res in images for t in res['texts']))
         text2id = {text: i for i, text in enumerate(merged)}
         for res in images:
             labels = np.asarray(res['gt_bboxes_labels'], dtype=np.int64)
             res['gt_bboxes_labels'] = np.asarray(
-                [text2id[tuple(res['texts'][int(label)])] for label in labels],
-                dtype=np.int64).reshape(-1)
+                [text2id[tuple(res['texts'][int(label)])] for label in labels], dtype=np.int64
+            ).reshape(-1)
             res['texts'] = [list(t) for t in merged]
         return results
 
@@ -197,27 +207,35 @@ class Mosaic(BaseMixImageTransform):
             :class:`BaseMixImageTransform`.
     """
 
-    def __init__(self,
-                 img_scale: tuple[int, int] = (640, 640),
-                 center_ratio_range: tuple[float, float] = (0.5, 1.5),
-                 bbox_clip_border: bool = True,
-                 pad_val: float = 114.0,
-                 pre_transform: Sequence[dict] | None = None,
-                 prob: float = 1.0,
-                 use_cached: bool = False,
-                 max_cached_images: int = 40,
-                 random_pop: bool = True,
-                 max_refetch: int = 15) -> None:
+    def __init__(
+        self,
+        img_scale: tuple[int, int] = (640, 640),
+        center_ratio_range: tuple[float, float] = (0.5, 1.5),
+        bbox_clip_border: bool = True,
+        pad_val: float = 114.0,
+        pre_transform: Sequence[dict] | None = None,
+        prob: float = 1.0,
+        use_cached: bool = False,
+        max_cached_images: int = 40,
+        random_pop: bool = True,
+        max_refetch: int = 15,
+    ) -> None:
         if not isinstance(img_scale, tuple):
-            raise TypeError(f'{type(self).__name__}: img_scale must be a (w, h) tuple, got '
-                            f'{img_scale!r}')
+            raise TypeError(
+                f'{type(self).__name__}: img_scale must be a (w, h) tuple, got {img_scale!r}'
+            )
         if not 0 <= prob <= 1.0:
             raise ValueError(f'The probability should be in range [0, 1], got {prob}')
         if use_cached and max_cached_images < 4:
             raise ValueError(f'The length of cache must be >= 4, got {max_cached_images}')
-        super().__init__(pre_transform=pre_transform, prob=prob, use_cached=use_cached,
-                         max_cached_images=max_cached_images, random_pop=random_pop,
-                         max_refetch=max_refetch)
+        super().__init__(
+            pre_transform=pre_transform,
+            prob=prob,
+            use_cached=use_cached,
+            max_cached_images=max_cached_images,
+            random_pop=random_pop,
+            max_refetch=max_refetch,
+        )
         self.img_scale = img_scale
         self.center_ratio_range = center_ratio_range
         self.bbox_clip_border = bbox_clip_border
@@ -242,14 +260,14 @@ class Mosaic(BaseMixImageTransform):
         with_mask = results.get('gt_masks', None) is not None
         boxes, labels, flags, masks = [], [], [], []
         patches = [results] + results['mix_results']
-        for loc, patch in zip(('top_left', 'top_right', 'bottom_left', 'bottom_right'),
-                              patches):
+        for loc, patch in zip(('top_left', 'top_right', 'bottom_left', 'bottom_right'), patches):
             img = patch['img']
             hi, wi = img.shape[:2]
             ratio = min(h / hi, w / wi)
             img = mmcv.imresize(img, (int(wi * ratio), int(hi * ratio)))
             (x1p, y1p, x2p, y2p), (x1c, y1c, x2c, y2c) = mosaic_combine(
-                loc, center, img.shape[:2][::-1], (out_w, out_h))
+                loc, center, img.shape[:2][::-1], (out_w, out_h)
+            )
             canvas[y1p:y2p, x1p:x2p] = img[y1c:y2c, x1c:x2c]
             padw, padh = x1p - x1c, y1p - y1c
             b = get_gt_boxes(patch, type(self).__name__)
@@ -261,8 +279,10 @@ class Mosaic(BaseMixImageTransform):
             if with_mask:
                 m = patch.get('gt_masks', None)
                 if m is None:
-                    raise KeyError(f'{type(self).__name__}: the first image has gt_masks but '
-                                   f'a mixed one ({patch.get("img_path", "?")}) has none')
+                    raise KeyError(
+                        f'{type(self).__name__}: the first image has gt_masks but '
+                        f'a mixed one ({patch.get("img_path", "?")}) has none'
+                    )
                 m = m.rescale(ratio)  # exactly as the boxes
                 m = m.translate((out_h, out_w), padw, 'horizontal')
                 m = m.translate((out_h, out_w), padh, 'vertical')
@@ -288,9 +308,11 @@ class Mosaic(BaseMixImageTransform):
         return results
 
     def __repr__(self) -> str:
-        return (f'{self.__class__.__name__}(img_scale={self.img_scale}, '
-                f'center_ratio_range={self.center_ratio_range}, pad_val={self.pad_val}, '
-                f'prob={self.prob})')
+        return (
+            f'{self.__class__.__name__}(img_scale={self.img_scale}, '
+            f'center_ratio_range={self.center_ratio_range}, pad_val={self.pad_val}, '
+            f'prob={self.prob})'
+        )
 
 
 @TRANSFORMS.register_module()
@@ -308,20 +330,27 @@ class YOLOv5MixUp(BaseMixImageTransform):
             max_refetch: see :class:`BaseMixImageTransform`.
     """
 
-    def __init__(self,
-                 alpha: float = 32.0,
-                 beta: float = 32.0,
-                 pre_transform: Sequence[dict] | None = None,
-                 prob: float = 1.0,
-                 use_cached: bool = False,
-                 max_cached_images: int = 20,
-                 random_pop: bool = True,
-                 max_refetch: int = 15) -> None:
+    def __init__(
+        self,
+        alpha: float = 32.0,
+        beta: float = 32.0,
+        pre_transform: Sequence[dict] | None = None,
+        prob: float = 1.0,
+        use_cached: bool = False,
+        max_cached_images: int = 20,
+        random_pop: bool = True,
+        max_refetch: int = 15,
+    ) -> None:
         if use_cached and max_cached_images < 2:
             raise ValueError(f'The length of cache must be >= 2, got {max_cached_images}')
-        super().__init__(pre_transform=pre_transform, prob=prob, use_cached=use_cached,
-                         max_cached_images=max_cached_images, random_pop=random_pop,
-                         max_refetch=max_refetch)
+        super().__init__(
+            pre_transform=pre_transform,
+            prob=prob,
+            use_cached=use_cached,
+            max_cached_images=max_cached_images,
+            random_pop=random_pop,
+            max_refetch=max_refetch,
+        )
         self.alpha = alpha
         self.beta = beta
 
@@ -335,16 +364,19 @@ class YOLOv5MixUp(BaseMixImageTransform):
             raise ValueError(
                 f'{type(self).__name__}: images of shapes {ori_img.shape} and '
                 f'{other_img.shape} cannot be mixed; give pre_transform the same '
-                'mosaic/affine steps as the main pipeline')
+                'mosaic/affine steps as the main pipeline'
+            )
         ratio = np.random.beta(self.alpha, self.beta)
         mixed = ori_img * ratio + other_img * (1 - ratio)
         boxes = get_gt_boxes(results, type(self).__name__)
         other_boxes = get_gt_boxes(other, type(self).__name__)
         results['gt_bboxes'] = boxes.cat([boxes, other_boxes], dim=0)
         results['gt_bboxes_labels'] = np.concatenate(
-            (results['gt_bboxes_labels'], other['gt_bboxes_labels']), axis=0)
+            (results['gt_bboxes_labels'], other['gt_bboxes_labels']), axis=0
+        )
         results['gt_ignore_flags'] = np.concatenate(
-            (results['gt_ignore_flags'], other['gt_ignore_flags']), axis=0)
+            (results['gt_ignore_flags'], other['gt_ignore_flags']), axis=0
+        )
         if results.get('gt_masks', None) is not None:
             if other.get('gt_masks', None) is None:
                 raise KeyError(f'{type(self).__name__}: the mixed image has no gt_masks')
@@ -354,8 +386,7 @@ class YOLOv5MixUp(BaseMixImageTransform):
         return results
 
     def __repr__(self) -> str:
-        return (f'{self.__class__.__name__}(alpha={self.alpha}, beta={self.beta}, '
-                f'prob={self.prob})')
+        return f'{self.__class__.__name__}(alpha={self.alpha}, beta={self.beta}, prob={self.prob})'
 
 
 @TRANSFORMS.register_module()

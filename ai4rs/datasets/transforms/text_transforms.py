@@ -4,6 +4,7 @@
 list of caption strings per class, e.g. ``[['person'], ['bicycle'], ...]``. After these
 transforms ``results['texts']`` is a flat list of strings, one prompt per label index.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,17 +26,22 @@ def load_class_texts(text_path: str) -> list:
     except json.JSONDecodeError as exc:
         raise ValueError(f'class text file {text_path} is not valid json: {exc}') from exc
     if not isinstance(texts, list) or not all(
-            isinstance(t, (list, tuple)) and len(t) > 0 for t in texts):
-        raise ValueError(f'class text file {text_path} must hold a list of non-empty lists of '
-                         'strings, e.g. [["person"], ["bicycle"]]')
+        isinstance(t, (list, tuple)) and len(t) > 0 for t in texts
+    ):
+        raise ValueError(
+            f'class text file {text_path} must hold a list of non-empty lists of '
+            'strings, e.g. [["person"], ["bicycle"]]'
+        )
     return texts
 
 
 def _class_texts(transform, results: dict) -> list:
     texts = results.get('texts', getattr(transform, 'class_texts', None))
     if texts is None:
-        raise KeyError(f'{type(transform).__name__}: no "texts" in the results (wrap the '
-                       'dataset in MultiModalDataset) and no text_path given')
+        raise KeyError(
+            f'{type(transform).__name__}: no "texts" in the results (wrap the '
+            'dataset in MultiModalDataset) and no text_path given'
+        )
     return texts
 
 
@@ -61,13 +67,15 @@ class RandomLoadText(BaseTransform):
         padding_value (str): Defaults to ''.
     """
 
-    def __init__(self,
-                 text_path: str | None = None,
-                 prompt_format: str = '{}',
-                 num_neg_samples: tuple[int, int] = (80, 80),
-                 max_num_samples: int = 80,
-                 padding_to_max: bool = False,
-                 padding_value: str = '') -> None:
+    def __init__(
+        self,
+        text_path: str | None = None,
+        prompt_format: str = '{}',
+        num_neg_samples: tuple[int, int] = (80, 80),
+        max_num_samples: int = 80,
+        padding_to_max: bool = False,
+        padding_value: str = '',
+    ) -> None:
         self.prompt_format = prompt_format
         self.num_neg_samples = num_neg_samples
         self.max_num_samples = max_num_samples
@@ -87,14 +95,18 @@ class RandomLoadText(BaseTransform):
             raise KeyError('RandomLoadText: no gt_bboxes_labels in the results')
         labels = np.asarray(results[label_key], dtype=np.int64).reshape(-1)
         if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
-            raise ValueError(f'RandomLoadText: label {int(labels.max())} of '
-                             f"{results.get('img_path', '?')} has no text ({num_classes} "
-                             'class texts)')
+            raise ValueError(
+                f'RandomLoadText: label {int(labels.max())} of '
+                f'{results.get("img_path", "?")} has no text ({num_classes} '
+                'class texts)'
+            )
         positives = set(labels.tolist())
         if len(positives) > self.max_num_samples:
             positives = set(random.sample(sorted(positives), k=self.max_num_samples))
-        num_neg = min(min(num_classes, self.max_num_samples) - len(positives),
-                      random.randint(*self.num_neg_samples))
+        num_neg = min(
+            min(num_classes, self.max_num_samples) - len(positives),
+            random.randint(*self.num_neg_samples),
+        )
         candidates = [i for i in range(num_classes) if i not in positives]
         negatives = random.sample(candidates, k=max(num_neg, 0))
         sampled = list(positives) + list(negatives)
@@ -125,10 +137,12 @@ class RandomLoadText(BaseTransform):
         return results
 
     def __repr__(self) -> str:
-        return (f'{self.__class__.__name__}(prompt_format={self.prompt_format!r}, '
-                f'num_neg_samples={self.num_neg_samples}, '
-                f'max_num_samples={self.max_num_samples}, padding_to_max={self.padding_to_max}, '
-                f'padding_value={self.padding_value!r})')
+        return (
+            f'{self.__class__.__name__}(prompt_format={self.prompt_format!r}, '
+            f'num_neg_samples={self.num_neg_samples}, '
+            f'max_num_samples={self.max_num_samples}, padding_to_max={self.padding_to_max}, '
+            f'padding_value={self.padding_value!r})'
+        )
 
 
 @TRANSFORMS.register_module()
@@ -142,8 +156,9 @@ class LoadText(BaseTransform):
         multi_prompt_flag (str): kept for config compatibility (unused upstream too).
     """
 
-    def __init__(self, text_path: str | None = None, prompt_format: str = '{}',
-                 multi_prompt_flag: str = '/') -> None:
+    def __init__(
+        self, text_path: str | None = None, prompt_format: str = '{}', multi_prompt_flag: str = '/'
+    ) -> None:
         self.prompt_format = prompt_format
         self.multi_prompt_flag = multi_prompt_flag
         if text_path is not None:

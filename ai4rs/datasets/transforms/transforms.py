@@ -12,8 +12,9 @@ object), ``gt_bboxes_labels`` np.int64 (N,), ``gt_ignore_flags`` np.bool_ (N,),
 ``scale_factor`` (w_scale, h_scale), ``flip``, ``flip_direction``,
 ``homography_matrix`` (3, 3) float32 mapping input to output pixel coordinates.
 """
+
 import copy
-from typing import List, Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
 
 import cv2
 import mmcv
@@ -29,14 +30,14 @@ from numpy import random
 from ai4rs.registry import TRANSFORMS
 from ai4rs.structures.bbox import BaseBoxes
 
-Number = Union[int, float]
+Number = int | float
 
 # Keys that hold one entry per ground-truth object, filtered together.
 INSTANCE_KEYS = ('gt_bboxes', 'gt_bboxes_labels', 'gt_ignore_flags')
 
 
 # ----------------------------------------------------------------------------- helpers
-def get_gt_boxes(results: dict, transform: str) -> Optional[BaseBoxes]:
+def get_gt_boxes(results: dict, transform: str) -> BaseBoxes | None:
     """``results['gt_bboxes']`` as a box object, or None if absent.
 
     Raises:
@@ -50,7 +51,8 @@ def get_gt_boxes(results: dict, transform: str) -> Optional[BaseBoxes]:
         raise TypeError(
             f"{transform}: results['gt_bboxes'] must be a box object (HorizontalBoxes, "
             f'RotatedBoxes, QuadriBoxes), got {type(boxes).__name__}; load it with '
-            f"LoadAnnotations(box_type='hbox'|'rbox'|'qbox')")
+            f"LoadAnnotations(box_type='hbox'|'rbox'|'qbox')"
+        )
     return boxes
 
 
@@ -69,7 +71,7 @@ def record_homography(results: dict, matrix: np.ndarray) -> None:
     results['homography_matrix'] = matrix if previous is None else matrix @ previous
 
 
-def scale_size(size_wh: Tuple[int, int], scale: Union[float, Tuple[float, float]]):
+def scale_size(size_wh: tuple[int, int], scale: float | tuple[float, float]):
     """``(w, h)`` multiplied by ``scale`` (a number or ``(sx, sy)``) and rounded."""
     if isinstance(scale, (int, float)):
         scale = (scale, scale)
@@ -110,7 +112,8 @@ class Resize(MMCV_Resize):
             return
         h, w = results['img_shape'][:2]
         results['gt_seg_map'] = mmcv.imresize(
-            results['gt_seg_map'], (w, h), interpolation='nearest', backend=self.backend)
+            results['gt_seg_map'], (w, h), interpolation='nearest', backend=self.backend
+        )
 
     def transform(self, results: dict) -> dict:
         if self.scale:
@@ -138,11 +141,13 @@ class RandomResize(MMCV_RandomResize):
         **resize_kwargs: passed to it (``keep_ratio``, ``interpolation``...).
     """
 
-    def __init__(self,
-                 scale: Union[Tuple[int, int], Sequence[Tuple[int, int]]],
-                 ratio_range: Optional[Tuple[float, float]] = None,
-                 resize_type: str = 'Resize',
-                 **resize_kwargs) -> None:
+    def __init__(
+        self,
+        scale: tuple[int, int] | Sequence[tuple[int, int]],
+        ratio_range: tuple[float, float] | None = None,
+        resize_type: str = 'Resize',
+        **resize_kwargs,
+    ) -> None:
         self.scale = scale
         self.ratio_range = ratio_range
         self.resize_cfg = dict(type=resize_type, **resize_kwargs)
@@ -173,9 +178,9 @@ class RandomFlip(MMCV_RandomFlip):
             results['gt_masks'] = results['gt_masks'].flip(direction)
         sx = -1.0 if direction in ('horizontal', 'diagonal') else 1.0
         sy = -1.0 if direction in ('vertical', 'diagonal') else 1.0
-        record_homography(results, [[sx, 0, w if sx < 0 else 0],
-                                    [0, sy, h if sy < 0 else 0],
-                                    [0, 0, 1]])
+        record_homography(
+            results, [[sx, 0, w if sx < 0 else 0], [0, sy, h if sy < 0 else 0], [0, 0, 1]]
+        )
 
 
 # ----------------------------------------------------------------------------- rotate
@@ -196,19 +201,22 @@ class Rotate(BaseTransform):
         interpolation (str): image interpolation. Defaults to 'bilinear'.
     """
 
-    def __init__(self,
-                 rotate_angle: float,
-                 img_border_value: Union[int, float, tuple] = 0,
-                 mask_border_value: int = 0,
-                 seg_ignore_label: int = 255,
-                 interpolation: str = 'bilinear') -> None:
+    def __init__(
+        self,
+        rotate_angle: float,
+        img_border_value: int | float | tuple = 0,
+        mask_border_value: int = 0,
+        seg_ignore_label: int = 255,
+        interpolation: str = 'bilinear',
+    ) -> None:
         if isinstance(img_border_value, (int, float)):
-            img_border_value = (float(img_border_value), ) * 3
+            img_border_value = (float(img_border_value),) * 3
         elif isinstance(img_border_value, (tuple, list)) and len(img_border_value) == 3:
             img_border_value = tuple(float(v) for v in img_border_value)
         else:
             raise ValueError(
-                f'Rotate: img_border_value must be a number or 3 numbers, got {img_border_value!r}')
+                f'Rotate: img_border_value must be a number or 3 numbers, got {img_border_value!r}'
+            )
         self.rotate_angle = rotate_angle
         self.img_border_value = img_border_value
         self.mask_border_value = mask_border_value
@@ -225,12 +233,18 @@ class Rotate(BaseTransform):
         img_shape = results['img'].shape[:2]
         record_homography(results, self._homography(img_shape))
         results['img'] = mmcv.imrotate(
-            results['img'], self.rotate_angle, border_value=self.img_border_value,
-            interpolation=self.interpolation)
+            results['img'],
+            self.rotate_angle,
+            border_value=self.img_border_value,
+            interpolation=self.interpolation,
+        )
         if results.get('gt_seg_map', None) is not None:
             results['gt_seg_map'] = mmcv.imrotate(
-                results['gt_seg_map'], self.rotate_angle, border_value=self.seg_ignore_label,
-                interpolation='nearest')
+                results['gt_seg_map'],
+                self.rotate_angle,
+                border_value=self.seg_ignore_label,
+                interpolation='nearest',
+            )
         boxes = get_gt_boxes(results, 'Rotate')
         if boxes is not None and len(boxes) > 0:
             h, w = img_shape
@@ -240,10 +254,12 @@ class Rotate(BaseTransform):
         return results
 
     def __repr__(self) -> str:
-        return (f'{self.__class__.__name__}(rotate_angle={self.rotate_angle}, '
-                f'img_border_value={self.img_border_value}, '
-                f'seg_ignore_label={self.seg_ignore_label}, '
-                f'interpolation={self.interpolation})')
+        return (
+            f'{self.__class__.__name__}(rotate_angle={self.rotate_angle}, '
+            f'img_border_value={self.img_border_value}, '
+            f'seg_ignore_label={self.seg_ignore_label}, '
+            f'interpolation={self.interpolation})'
+        )
 
 
 @TRANSFORMS.register_module()
@@ -262,12 +278,14 @@ class RandomRotate(BaseTransform):
         **rotate_kwargs: passed to it (``img_border_value``...).
     """
 
-    def __init__(self,
-                 prob: float = 0.5,
-                 angle_range: float = 180,
-                 rect_obj_labels: Optional[List[int]] = None,
-                 rotate_type: str = 'Rotate',
-                 **rotate_kwargs) -> None:
+    def __init__(
+        self,
+        prob: float = 0.5,
+        angle_range: float = 180,
+        rect_obj_labels: list[int] | None = None,
+        rotate_type: str = 'Rotate',
+        **rotate_kwargs,
+    ) -> None:
         if not 0 < angle_range <= 180:
             raise ValueError(f'RandomRotate: angle_range must be in (0, 180], got {angle_range}')
         if not 0 <= prob <= 1:
@@ -303,8 +321,10 @@ class RandomRotate(BaseTransform):
         return self.rotate(results)
 
     def __repr__(self) -> str:
-        return (f'{self.__class__.__name__}(prob={self.prob}, angle_range={self.angle_range}, '
-                f'rect_obj_labels={self.rect_obj_labels}, rotate_cfg={self.rotate_cfg})')
+        return (
+            f'{self.__class__.__name__}(prob={self.prob}, angle_range={self.angle_range}, '
+            f'rect_obj_labels={self.rect_obj_labels}, rotate_cfg={self.rotate_cfg})'
+        )
 
 
 # ------------------------------------------------------------------------------- crop
@@ -330,26 +350,34 @@ class RandomCrop(BaseTransform):
         bbox_clip_border (bool): clip boxes to the crop. Defaults to True.
     """
 
-    def __init__(self,
-                 crop_size: tuple,
-                 crop_type: str = 'absolute',
-                 allow_negative_crop: bool = False,
-                 recompute_bbox: bool = False,
-                 bbox_clip_border: bool = True) -> None:
+    def __init__(
+        self,
+        crop_size: tuple,
+        crop_type: str = 'absolute',
+        allow_negative_crop: bool = False,
+        recompute_bbox: bool = False,
+        bbox_clip_border: bool = True,
+    ) -> None:
         if crop_type not in ('relative_range', 'relative', 'absolute', 'absolute_range'):
             raise ValueError(f'RandomCrop: invalid crop_type {crop_type!r}')
         if crop_type in ('absolute', 'absolute_range'):
-            if not (crop_size[0] > 0 and crop_size[1] > 0
-                    and isinstance(crop_size[0], int) and isinstance(crop_size[1], int)):
+            if not (
+                crop_size[0] > 0
+                and crop_size[1] > 0
+                and isinstance(crop_size[0], int)
+                and isinstance(crop_size[1], int)
+            ):
                 raise ValueError(
                     f'RandomCrop: crop_size must be 2 positive ints for {crop_type!r}, '
-                    f'got {crop_size!r}')
+                    f'got {crop_size!r}'
+                )
             if crop_type == 'absolute_range' and crop_size[0] > crop_size[1]:
                 raise ValueError('RandomCrop: absolute_range needs crop_size[0] <= crop_size[1]')
         elif not (0 < crop_size[0] <= 1 and 0 < crop_size[1] <= 1):
             raise ValueError(
                 f'RandomCrop: crop_size must be ratios in (0, 1] for {crop_type!r}, '
-                f'got {crop_size!r}')
+                f'got {crop_size!r}'
+            )
         self.crop_size = crop_size
         self.crop_type = crop_type
         self.allow_negative_crop = allow_negative_crop
@@ -357,12 +385,12 @@ class RandomCrop(BaseTransform):
         self.bbox_clip_border = bbox_clip_border
 
     @cache_randomness
-    def _rand_offset(self, margin: Tuple[int, int]) -> Tuple[int, int]:
+    def _rand_offset(self, margin: tuple[int, int]) -> tuple[int, int]:
         margin_h, margin_w = margin
         return np.random.randint(0, margin_h + 1), np.random.randint(0, margin_w + 1)
 
     @cache_randomness
-    def _get_crop_size(self, image_size: Tuple[int, int]) -> Tuple[int, int]:
+    def _get_crop_size(self, image_size: tuple[int, int]) -> tuple[int, int]:
         h, w = image_size
         if self.crop_type == 'absolute':
             return min(self.crop_size[1], h), min(self.crop_size[0], w)
@@ -377,8 +405,9 @@ class RandomCrop(BaseTransform):
             crop_h, crop_w = ratio + np.random.rand(2) * (1 - ratio)
         return int(h * crop_h + 0.5), int(w * crop_w + 0.5)
 
-    def _crop_data(self, results: dict, crop_size: Tuple[int, int],
-                   allow_negative_crop: bool) -> Optional[dict]:
+    def _crop_data(
+        self, results: dict, crop_size: tuple[int, int], allow_negative_crop: bool
+    ) -> dict | None:
         img = results['img']
         margin_h = max(img.shape[0] - crop_size[0], 0)
         margin_w = max(img.shape[1] - crop_size[1], 0)
@@ -405,15 +434,17 @@ class RandomCrop(BaseTransform):
             results['gt_seg_map'] = results['gt_seg_map'][y1:y2, x1:x2]
         return results
 
-    def transform(self, results: dict) -> Optional[dict]:
+    def transform(self, results: dict) -> dict | None:
         crop_size = self._get_crop_size(results['img'].shape[:2])
         return self._crop_data(results, crop_size, self.allow_negative_crop)
 
     def __repr__(self) -> str:
-        return (f'{self.__class__.__name__}(crop_size={self.crop_size}, '
-                f'crop_type={self.crop_type}, allow_negative_crop={self.allow_negative_crop}, '
-                f'recompute_bbox={self.recompute_bbox}, '
-                f'bbox_clip_border={self.bbox_clip_border})')
+        return (
+            f'{self.__class__.__name__}(crop_size={self.crop_size}, '
+            f'crop_type={self.crop_type}, allow_negative_crop={self.allow_negative_crop}, '
+            f'recompute_bbox={self.recompute_bbox}, '
+            f'bbox_clip_border={self.bbox_clip_border})'
+        )
 
 
 # -------------------------------------------------------------------------------- pad
@@ -430,22 +461,30 @@ class Pad(MMCV_Pad):
         padding_mode (str): 'constant', 'edge', 'reflect' or 'symmetric'.
     """
 
-    def __init__(self,
-                 size: Optional[Tuple[int, int]] = None,
-                 size_divisor: Optional[int] = None,
-                 pad_to_square: bool = False,
-                 pad_val: Union[Number, dict] = dict(img=0, seg=255),  # noqa: B006
-                 padding_mode: str = 'constant') -> None:
+    def __init__(
+        self,
+        size: tuple[int, int] | None = None,
+        size_divisor: int | None = None,
+        pad_to_square: bool = False,
+        pad_val: Number | dict = dict(img=0, seg=255),  # noqa: B006
+        padding_mode: str = 'constant',
+    ) -> None:
         if isinstance(pad_val, (int, float)):
             pad_val = dict(img=pad_val, seg=255)
-        super().__init__(size=size, size_divisor=size_divisor, pad_to_square=pad_to_square,
-                         pad_val=pad_val, padding_mode=padding_mode)
+        super().__init__(
+            size=size,
+            size_divisor=size_divisor,
+            pad_to_square=pad_to_square,
+            pad_val=pad_val,
+            padding_mode=padding_mode,
+        )
 
     def transform(self, results: dict) -> dict:
         h, w = results['img'].shape[:2]
         if self.size is not None and (self.size[0] < w or self.size[1] < h):
             raise ValueError(
-                f'Pad: the image (w={w}, h={h}) is larger than size={tuple(self.size)} (w, h)')
+                f'Pad: the image (w={w}, h={h}) is larger than size={tuple(self.size)} (w, h)'
+            )
         self._pad_img(results)
         self._pad_seg(results)
         return results
@@ -466,16 +505,20 @@ class YOLOXHSVRandomAug(BaseTransform):
         value_delta (int): Defaults to 30.
     """
 
-    def __init__(self, hue_delta: int = 5, saturation_delta: int = 30,
-                 value_delta: int = 30) -> None:
+    def __init__(
+        self, hue_delta: int = 5, saturation_delta: int = 30, value_delta: int = 30
+    ) -> None:
         self.hue_delta = hue_delta
         self.saturation_delta = saturation_delta
         self.value_delta = value_delta
 
     @cache_randomness
     def _get_hsv_gains(self) -> np.ndarray:
-        gains = np.random.uniform(-1, 1, 3) * [self.hue_delta, self.saturation_delta,
-                                                self.value_delta]
+        gains = np.random.uniform(-1, 1, 3) * [
+            self.hue_delta,
+            self.saturation_delta,
+            self.value_delta,
+        ]
         gains *= np.random.randint(0, 2, 3)
         return gains.astype(np.int16)
 
@@ -483,8 +526,8 @@ class YOLOXHSVRandomAug(BaseTransform):
         img = results['img']
         if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
             raise ValueError(
-                f'YOLOXHSVRandomAug needs a uint8 (H, W, 3) BGR image, got {img.dtype} '
-                f'{img.shape}')
+                f'YOLOXHSVRandomAug needs a uint8 (H, W, 3) BGR image, got {img.dtype} {img.shape}'
+            )
         gains = self._get_hsv_gains()
         hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV).astype(np.int16)
         hsv[..., 0] = (hsv[..., 0] + gains[0]) % 180
@@ -494,16 +537,19 @@ class YOLOXHSVRandomAug(BaseTransform):
         return results
 
     def __repr__(self) -> str:
-        return (f'{self.__class__.__name__}(hue_delta={self.hue_delta}, '
-                f'saturation_delta={self.saturation_delta}, value_delta={self.value_delta})')
+        return (
+            f'{self.__class__.__name__}(hue_delta={self.hue_delta}, '
+            f'saturation_delta={self.saturation_delta}, value_delta={self.value_delta})'
+        )
 
 
 # ---------------------------------------------------------------------------- mixing
 MOSAIC_LOCATIONS = ('top_left', 'top_right', 'bottom_left', 'bottom_right')
 
 
-def mosaic_paste_coords(loc: str, center_xy: Tuple[int, int], img_wh: Tuple[int, int],
-                        canvas_wh: Tuple[int, int]):
+def mosaic_paste_coords(
+    loc: str, center_xy: tuple[int, int], img_wh: tuple[int, int], canvas_wh: tuple[int, int]
+):
     """Where a sub-image goes on a mosaic canvas, and which part of it is used.
 
     The four sub-images meet at ``center_xy``: the top-left one has its
@@ -561,16 +607,19 @@ class CachedMixTransform(BaseTransform):
     min_cached_images = 1
     needed_entries = 1
 
-    def __init__(self, img_scale: Tuple[int, int], prob: float, max_cached_images: int,
-                 random_pop: bool) -> None:
+    def __init__(
+        self, img_scale: tuple[int, int], prob: float, max_cached_images: int, random_pop: bool
+    ) -> None:
         name = type(self).__name__
         if not isinstance(img_scale, tuple):
             raise TypeError(f'{name}: img_scale must be a tuple (w, h), got {img_scale!r}')
         if not 0 <= prob <= 1:
             raise ValueError(f'{name}: prob must be in [0, 1], got {prob}')
         if max_cached_images < self.min_cached_images:
-            raise ValueError(f'{name}: max_cached_images must be >= {self.min_cached_images}, '
-                             f'got {max_cached_images}')
+            raise ValueError(
+                f'{name}: max_cached_images must be >= {self.min_cached_images}, '
+                f'got {max_cached_images}'
+            )
         self.prob = prob
         self.max_cached_images = max_cached_images
         self.random_pop = random_pop
@@ -624,14 +673,16 @@ class CachedMosaic(CachedMixTransform):
     min_cached_images = 4
     needed_entries = 5  # the current image and at least 4 cached ones
 
-    def __init__(self,
-                 img_scale: Tuple[int, int] = (640, 640),
-                 center_ratio_range: Tuple[float, float] = (0.5, 1.5),
-                 bbox_clip_border: bool = True,
-                 pad_val: float = 114.0,
-                 prob: float = 1.0,
-                 max_cached_images: int = 40,
-                 random_pop: bool = True) -> None:
+    def __init__(
+        self,
+        img_scale: tuple[int, int] = (640, 640),
+        center_ratio_range: tuple[float, float] = (0.5, 1.5),
+        bbox_clip_border: bool = True,
+        pad_val: float = 114.0,
+        prob: float = 1.0,
+        max_cached_images: int = 40,
+        random_pop: bool = True,
+    ) -> None:
         super().__init__(img_scale, prob, max_cached_images, random_pop)
         self.img_scale = img_scale
         self.center_ratio_range = center_ratio_range
@@ -644,16 +695,19 @@ class CachedMosaic(CachedMixTransform):
         return [random.randint(0, len(cache) - 1) for _ in range(3)]
 
     def mix(self, results: dict) -> dict:
-        mix_results = [copy.deepcopy(self.results_cache[i])
-                       for i in self.get_indexes(self.results_cache)]
+        mix_results = [
+            copy.deepcopy(self.results_cache[i]) for i in self.get_indexes(self.results_cache)
+        ]
 
         scale_w, scale_h = self.img_scale
         canvas_h, canvas_w = int(scale_h * 2), int(scale_w * 2)
         img0 = results['img']
         canvas_shape = (canvas_h, canvas_w) + tuple(img0.shape[2:])
         mosaic_img = np.full(canvas_shape, self.pad_val, dtype=img0.dtype)
-        center = (int(random.uniform(*self.center_ratio_range) * scale_w),
-                  int(random.uniform(*self.center_ratio_range) * scale_h))
+        center = (
+            int(random.uniform(*self.center_ratio_range) * scale_w),
+            int(random.uniform(*self.center_ratio_range) * scale_h),
+        )
 
         boxes, labels, flags = [], [], []
         for i, loc in enumerate(MOSAIC_LOCATIONS):
@@ -663,7 +717,8 @@ class CachedMosaic(CachedMixTransform):
             ratio = min(scale_h / h_i, scale_w / w_i)
             img_i = mmcv.imresize(img_i, (int(w_i * ratio), int(h_i * ratio)))
             (px1, py1, px2, py2), (cx1, cy1, cx2, cy2) = mosaic_paste_coords(
-                loc, center, img_i.shape[1::-1], (canvas_w, canvas_h))
+                loc, center, img_i.shape[1::-1], (canvas_w, canvas_h)
+            )
             mosaic_img[py1:py2, px1:px2] = img_i[cy1:cy2, cx1:cx2]
 
             boxes_i = patch['gt_bboxes']
@@ -685,10 +740,12 @@ class CachedMosaic(CachedMixTransform):
         return results
 
     def __repr__(self) -> str:
-        return (f'{self.__class__.__name__}(img_scale={self.img_scale}, '
-                f'center_ratio_range={self.center_ratio_range}, pad_val={self.pad_val}, '
-                f'prob={self.prob}, max_cached_images={self.max_cached_images}, '
-                f'random_pop={self.random_pop})')
+        return (
+            f'{self.__class__.__name__}(img_scale={self.img_scale}, '
+            f'center_ratio_range={self.center_ratio_range}, pad_val={self.pad_val}, '
+            f'prob={self.prob}, max_cached_images={self.max_cached_images}, '
+            f'random_pop={self.random_pop})'
+        )
 
 
 @TRANSFORMS.register_module()
@@ -718,16 +775,18 @@ class CachedMixUp(CachedMixTransform):
     min_cached_images = 2
     needed_entries = 2  # the current image and at least one cached one
 
-    def __init__(self,
-                 img_scale: Tuple[int, int] = (640, 640),
-                 ratio_range: Tuple[float, float] = (0.5, 1.5),
-                 flip_ratio: float = 0.5,
-                 pad_val: Union[float, tuple] = 114.0,
-                 max_iters: int = 15,
-                 bbox_clip_border: bool = True,
-                 max_cached_images: int = 20,
-                 random_pop: bool = True,
-                 prob: float = 1.0) -> None:
+    def __init__(
+        self,
+        img_scale: tuple[int, int] = (640, 640),
+        ratio_range: tuple[float, float] = (0.5, 1.5),
+        flip_ratio: float = 0.5,
+        pad_val: float | tuple = 114.0,
+        max_iters: int = 15,
+        bbox_clip_border: bool = True,
+        max_cached_images: int = 20,
+        random_pop: bool = True,
+        prob: float = 1.0,
+    ) -> None:
         super().__init__(img_scale, prob, max_cached_images, random_pop)
         self.dynamic_scale = img_scale
         self.ratio_range = ratio_range
@@ -755,18 +814,22 @@ class CachedMixUp(CachedMixTransform):
         is_flip = random.uniform(0, 1) > self.flip_ratio
 
         dyn_w, dyn_h = self.dynamic_scale
-        out_img = np.ones((dyn_h, dyn_w) + tuple(retrieve_img.shape[2:]),
-                          dtype=retrieve_img.dtype) * np.asarray(self.pad_val)
+        out_img = np.ones(
+            (dyn_h, dyn_w) + tuple(retrieve_img.shape[2:]), dtype=retrieve_img.dtype
+        ) * np.asarray(self.pad_val)
         out_img = out_img.astype(retrieve_img.dtype)
         # 1. fit into img_scale, keeping the aspect ratio, and paste top-left
         scale_ratio = min(dyn_h / retrieve_img.shape[0], dyn_w / retrieve_img.shape[1])
-        retrieve_img = mmcv.imresize(retrieve_img, (int(retrieve_img.shape[1] * scale_ratio),
-                                                    int(retrieve_img.shape[0] * scale_ratio)))
-        out_img[:retrieve_img.shape[0], :retrieve_img.shape[1]] = retrieve_img
+        retrieve_img = mmcv.imresize(
+            retrieve_img,
+            (int(retrieve_img.shape[1] * scale_ratio), int(retrieve_img.shape[0] * scale_ratio)),
+        )
+        out_img[: retrieve_img.shape[0], : retrieve_img.shape[1]] = retrieve_img
         # 2. scale jitter
         scale_ratio *= jit_factor
-        out_img = mmcv.imresize(out_img, (int(out_img.shape[1] * jit_factor),
-                                          int(out_img.shape[0] * jit_factor)))
+        out_img = mmcv.imresize(
+            out_img, (int(out_img.shape[1] * jit_factor), int(out_img.shape[0] * jit_factor))
+        )
         # 3. flip
         if is_flip:
             out_img = out_img[:, ::-1]
@@ -774,15 +837,17 @@ class CachedMixUp(CachedMixTransform):
         ori_img = results['img']
         origin_h, origin_w = out_img.shape[:2]
         target_h, target_w = ori_img.shape[:2]
-        padded = np.zeros((max(origin_h, target_h), max(origin_w, target_w))
-                          + tuple(ori_img.shape[2:]), dtype=np.uint8)
+        padded = np.zeros(
+            (max(origin_h, target_h), max(origin_w, target_w)) + tuple(ori_img.shape[2:]),
+            dtype=np.uint8,
+        )
         padded[:origin_h, :origin_w] = out_img
         x_offset = y_offset = 0
         if padded.shape[0] > target_h:
             y_offset = random.randint(0, padded.shape[0] - target_h)
         if padded.shape[1] > target_w:
             x_offset = random.randint(0, padded.shape[1] - target_w)
-        padded_cropped = padded[y_offset:y_offset + target_h, x_offset:x_offset + target_w]
+        padded_cropped = padded[y_offset : y_offset + target_h, x_offset : x_offset + target_w]
 
         # 5. boxes follow the same steps
         boxes = retrieve['gt_bboxes']
@@ -799,9 +864,11 @@ class CachedMixUp(CachedMixTransform):
         mixup_img = 0.5 * ori_img.astype(np.float32) + 0.5 * padded_cropped.astype(np.float32)
         merged = boxes.cat((results['gt_bboxes'], boxes), dim=0)
         results['gt_bboxes_labels'] = np.concatenate(
-            (results['gt_bboxes_labels'], retrieve['gt_bboxes_labels']), axis=0)
+            (results['gt_bboxes_labels'], retrieve['gt_bboxes_labels']), axis=0
+        )
         results['gt_ignore_flags'] = np.concatenate(
-            (results['gt_ignore_flags'], retrieve['gt_ignore_flags']), axis=0)
+            (results['gt_ignore_flags'], retrieve['gt_ignore_flags']), axis=0
+        )
         results['gt_bboxes'] = merged
         keep_instances(results, merged.is_inside((target_h, target_w)).numpy())
         results['img'] = mixup_img.astype(np.uint8)
@@ -809,12 +876,14 @@ class CachedMixUp(CachedMixTransform):
         return results
 
     def __repr__(self) -> str:
-        return (f'{self.__class__.__name__}(dynamic_scale={self.dynamic_scale}, '
-                f'ratio_range={self.ratio_range}, flip_ratio={self.flip_ratio}, '
-                f'pad_val={self.pad_val}, max_iters={self.max_iters}, '
-                f'bbox_clip_border={self.bbox_clip_border}, '
-                f'max_cached_images={self.max_cached_images}, random_pop={self.random_pop}, '
-                f'prob={self.prob})')
+        return (
+            f'{self.__class__.__name__}(dynamic_scale={self.dynamic_scale}, '
+            f'ratio_range={self.ratio_range}, flip_ratio={self.flip_ratio}, '
+            f'pad_val={self.pad_val}, max_iters={self.max_iters}, '
+            f'bbox_clip_border={self.bbox_clip_border}, '
+            f'max_cached_images={self.max_cached_images}, random_pop={self.random_pop}, '
+            f'prob={self.prob})'
+        )
 
 
 # ---------------------------------------------------------------------------- filter
@@ -834,15 +903,18 @@ class FilterAnnotations(BaseTransform):
         keep_empty (bool): see above. Defaults to True.
     """
 
-    def __init__(self,
-                 min_gt_bbox_wh: Tuple[float, float] = (1, 1),
-                 min_gt_mask_area: int = 1,
-                 by_box: bool = True,
-                 by_mask: bool = False,
-                 keep_empty: bool = True) -> None:
+    def __init__(
+        self,
+        min_gt_bbox_wh: tuple[float, float] = (1, 1),
+        min_gt_mask_area: int = 1,
+        by_box: bool = True,
+        by_mask: bool = False,
+        keep_empty: bool = True,
+    ) -> None:
         if by_mask:
-            raise NotImplementedError('FilterAnnotations: by_mask=True needs masks, '
-                                      'which ai4rs does not support')
+            raise NotImplementedError(
+                'FilterAnnotations: by_mask=True needs masks, which ai4rs does not support'
+            )
         if not by_box:
             raise ValueError('FilterAnnotations: by_box must be True')
         self.min_gt_bbox_wh = min_gt_bbox_wh
@@ -851,19 +923,22 @@ class FilterAnnotations(BaseTransform):
         self.by_mask = by_mask
         self.keep_empty = keep_empty
 
-    def transform(self, results: dict) -> Optional[dict]:
+    def transform(self, results: dict) -> dict | None:
         if 'gt_bboxes' not in results:
             raise KeyError("FilterAnnotations needs results['gt_bboxes']")
         boxes = get_gt_boxes(results, 'FilterAnnotations')
         if len(boxes) == 0:
             return results
-        keep = ((boxes.widths > self.min_gt_bbox_wh[0])
-                & (boxes.heights > self.min_gt_bbox_wh[1])).numpy()
+        keep = (
+            (boxes.widths > self.min_gt_bbox_wh[0]) & (boxes.heights > self.min_gt_bbox_wh[1])
+        ).numpy()
         if not keep.any() and self.keep_empty:
             return None
         keep_instances(results, keep)
         return results
 
     def __repr__(self) -> str:
-        return (f'{self.__class__.__name__}(min_gt_bbox_wh={self.min_gt_bbox_wh}, '
-                f'keep_empty={self.keep_empty})')
+        return (
+            f'{self.__class__.__name__}(min_gt_bbox_wh={self.min_gt_bbox_wh}, '
+            f'keep_empty={self.keep_empty})'
+        )

@@ -10,6 +10,7 @@ Results keys: ``img`` (H, W, 3) uint8 BGR, ``img_shape`` (h, w), ``gt_bboxes``
 ``scale_factor`` (w_scale, h_scale) from the original image, ``pad_param`` np.float32
 (top, bottom, left, right) padding in pixels.
 """
+
 from __future__ import annotations
 
 import copy
@@ -88,9 +89,12 @@ class YOLOv5KeepRatioResize(Resize):
         h, w = img.shape[:2]
         ratio = self._get_rescale_ratio((h, w), self.scale)
         if ratio != 1:
-            img = mmcv.imresize(img, (int(w * ratio), int(h * ratio)),
-                                interpolation='area' if ratio < 1 else 'bilinear',
-                                backend=self.backend)
+            img = mmcv.imresize(
+                img,
+                (int(w * ratio), int(h * ratio)),
+                interpolation='area' if ratio < 1 else 'bilinear',
+                backend=self.backend,
+            )
         new_h, new_w = img.shape[:2]
         results['img'] = img
         results['img_shape'] = img.shape[:2]
@@ -130,14 +134,16 @@ class LetterResize(Resize):
         **kwargs: ``clip_object_border``, ``backend``, ``interpolation`` as :class:`Resize`.
     """
 
-    def __init__(self,
-                 scale: int | tuple[int, int],
-                 pad_val: dict | int | float = dict(img=0, mask=0, seg=255),  # noqa: B006
-                 use_mini_pad: bool = False,
-                 stretch_only: bool = False,
-                 allow_scale_up: bool = True,
-                 half_pad_param: bool = False,
-                 **kwargs) -> None:
+    def __init__(
+        self,
+        scale: int | tuple[int, int],
+        pad_val: dict | int | float = dict(img=0, mask=0, seg=255),  # noqa: B006
+        use_mini_pad: bool = False,
+        stretch_only: bool = False,
+        allow_scale_up: bool = True,
+        half_pad_param: bool = False,
+        **kwargs,
+    ) -> None:
         super().__init__(scale=scale, keep_ratio=True, **kwargs)
         if isinstance(pad_val, (int, float)):
             pad_val = dict(img=pad_val, seg=255)
@@ -151,8 +157,9 @@ class LetterResize(Resize):
 
     def _letterbox(self, results: dict) -> None:
         image = results['img']
-        target_hw = (tuple(results['batch_shape']) if 'batch_shape' in results
-                     else tuple(self.scale[::-1]))
+        target_hw = (
+            tuple(results['batch_shape']) if 'batch_shape' in results else tuple(self.scale[::-1])
+        )
         h, w = image.shape[:2]
         ratio = min(target_hw[0] / h, target_hw[1] / w)
         if not self.allow_scale_up:
@@ -167,15 +174,22 @@ class LetterResize(Resize):
             new_hw = (target_hw[0], target_hw[1])
             ratio_hw = [target_hw[0] / h, target_hw[1] / w]
         if (h, w) != new_hw:
-            image = mmcv.imresize(image, (new_hw[1], new_hw[0]),
-                                  interpolation=self.interpolation, backend=self.backend)
+            image = mmcv.imresize(
+                image,
+                (new_hw[1], new_hw[0]),
+                interpolation=self.interpolation,
+                backend=self.backend,
+            )
         scale_factor = (new_hw[1] / w, new_hw[0] / h)
         top, left = int(round(pad_h // 2 - 0.1)), int(round(pad_w // 2 - 0.1))
         bottom, right = pad_h - top, pad_w - left
         if top or bottom or left or right:
-            image = mmcv.impad(image, padding=(left, top, right, bottom),
-                               pad_val=_pad_value(self.pad_val.get('img', 0), image),
-                               padding_mode='constant')
+            image = mmcv.impad(
+                image,
+                padding=(left, top, right, bottom),
+                pad_val=_pad_value(self.pad_val.get('img', 0), image),
+                padding_mode='constant',
+            )
         results['img'] = image
         results['img_shape'] = image.shape[:2]
         if self.half_pad_param:
@@ -191,8 +205,12 @@ class LetterResize(Resize):
                 boxes.clip_(results['img_shape'])
         if results.get('gt_masks', None) is not None:
             masks = results['gt_masks']
-            masks = masks.resize((int(round(masks.height * scale_factor[1])),
-                                  int(round(masks.width * scale_factor[0]))))
+            masks = masks.resize(
+                (
+                    int(round(masks.height * scale_factor[1])),
+                    int(round(masks.width * scale_factor[0])),
+                )
+            )
             if int(pad_param[2]) != 0:
                 masks = masks.translate(results['img_shape'], int(pad_param[2]), 'horizontal')
             if int(pad_param[0]) != 0:
@@ -215,9 +233,11 @@ class LetterResize(Resize):
         return results
 
     def __repr__(self) -> str:
-        return (f'{self.__class__.__name__}(scale={self.scale}, pad_val={self.pad_val}, '
-                f'use_mini_pad={self.use_mini_pad}, stretch_only={self.stretch_only}, '
-                f'allow_scale_up={self.allow_scale_up}, half_pad_param={self.half_pad_param})')
+        return (
+            f'{self.__class__.__name__}(scale={self.scale}, pad_val={self.pad_val}, '
+            f'use_mini_pad={self.use_mini_pad}, stretch_only={self.stretch_only}, '
+            f'allow_scale_up={self.allow_scale_up}, half_pad_param={self.half_pad_param})'
+        )
 
 
 # ---------------------------------------------------------------------------- colour
@@ -233,21 +253,25 @@ class YOLOv5HSVRandomAug(BaseTransform):
         value_delta (float): Defaults to 0.4.
     """
 
-    def __init__(self, hue_delta: float = 0.015, saturation_delta: float = 0.7,
-                 value_delta: float = 0.4) -> None:
+    def __init__(
+        self, hue_delta: float = 0.015, saturation_delta: float = 0.7, value_delta: float = 0.4
+    ) -> None:
         self.hue_delta = hue_delta
         self.saturation_delta = saturation_delta
         self.value_delta = value_delta
 
     def transform(self, results: dict) -> dict:
-        gains = random.uniform(-1, 1, 3) * [self.hue_delta, self.saturation_delta,
-                                            self.value_delta] + 1
+        gains = (
+            random.uniform(-1, 1, 3) * [self.hue_delta, self.saturation_delta, self.value_delta] + 1
+        )
         results['img'] = apply_hsv_gains(results['img'], gains)
         return results
 
     def __repr__(self) -> str:
-        return (f'{self.__class__.__name__}(hue_delta={self.hue_delta}, '
-                f'saturation_delta={self.saturation_delta}, value_delta={self.value_delta})')
+        return (
+            f'{self.__class__.__name__}(hue_delta={self.hue_delta}, '
+            f'saturation_delta={self.saturation_delta}, value_delta={self.value_delta})'
+        )
 
 
 def apply_hsv_gains(img: np.ndarray, gains: Sequence[float]) -> np.ndarray:
@@ -262,20 +286,33 @@ def apply_hsv_gains(img: np.ndarray, gains: Sequence[float]) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- affine
-def affine_components(rotate_degree: float = 0.0, scale: float = 1.0, shear_x: float = 0.0,
-                      shear_y: float = 0.0, translate: tuple[float, float] = (0.0, 0.0)
-                      ) -> np.ndarray:
+def affine_components(
+    rotate_degree: float = 0.0,
+    scale: float = 1.0,
+    shear_x: float = 0.0,
+    shear_y: float = 0.0,
+    translate: tuple[float, float] = (0.0, 0.0),
+) -> np.ndarray:
     """The (3, 3) float32 matrix ``T @ Sh @ R @ S`` of YOLOv5's random perspective:
     scale, rotation (degrees, counter-clockwise in maths axes), shear (degrees, x then y)
     and translation, in that order."""
     r = math.radians(rotate_degree)
-    rot = np.array([[np.cos(r), -np.sin(r), 0.], [np.sin(r), np.cos(r), 0.], [0., 0., 1.]],
-                   dtype=np.float32)
-    scl = np.array([[scale, 0., 0.], [0., scale, 0.], [0., 0., 1.]], dtype=np.float32)
-    shear = np.array([[1, np.tan(math.radians(shear_x)), 0.],
-                      [np.tan(math.radians(shear_y)), 1, 0.], [0., 0., 1.]], dtype=np.float32)
-    trans = np.array([[1, 0., translate[0]], [0., 1, translate[1]], [0., 0., 1.]],
-                     dtype=np.float32)
+    rot = np.array(
+        [[np.cos(r), -np.sin(r), 0.0], [np.sin(r), np.cos(r), 0.0], [0.0, 0.0, 1.0]],
+        dtype=np.float32,
+    )
+    scl = np.array([[scale, 0.0, 0.0], [0.0, scale, 0.0], [0.0, 0.0, 1.0]], dtype=np.float32)
+    shear = np.array(
+        [
+            [1, np.tan(math.radians(shear_x)), 0.0],
+            [np.tan(math.radians(shear_y)), 1, 0.0],
+            [0.0, 0.0, 1.0],
+        ],
+        dtype=np.float32,
+    )
+    trans = np.array(
+        [[1, 0.0, translate[0]], [0.0, 1, translate[1]], [0.0, 0.0, 1.0]], dtype=np.float32
+    )
     return trans @ shear @ rot @ scl
 
 
@@ -313,19 +350,21 @@ class YOLOv5RandomAffine(BaseTransform):
         resample_num (int): Defaults to 1000.
     """
 
-    def __init__(self,
-                 max_rotate_degree: float = 10.0,
-                 max_translate_ratio: float = 0.1,
-                 scaling_ratio_range: tuple[float, float] = (0.5, 1.5),
-                 max_shear_degree: float = 2.0,
-                 border: tuple[int, int] = (0, 0),
-                 border_val: tuple[int, int, int] = (114, 114, 114),
-                 bbox_clip_border: bool = True,
-                 min_bbox_size: int = 2,
-                 min_area_ratio: float = 0.1,
-                 use_mask_refine: bool = False,
-                 max_aspect_ratio: float = 20.,
-                 resample_num: int = 1000) -> None:
+    def __init__(
+        self,
+        max_rotate_degree: float = 10.0,
+        max_translate_ratio: float = 0.1,
+        scaling_ratio_range: tuple[float, float] = (0.5, 1.5),
+        max_shear_degree: float = 2.0,
+        border: tuple[int, int] = (0, 0),
+        border_val: tuple[int, int, int] = (114, 114, 114),
+        bbox_clip_border: bool = True,
+        min_bbox_size: int = 2,
+        min_area_ratio: float = 0.1,
+        use_mask_refine: bool = False,
+        max_aspect_ratio: float = 20.0,
+        resample_num: int = 1000,
+    ) -> None:
         if not 0 <= max_translate_ratio <= 1:
             raise ValueError(f'max_translate_ratio must be in [0, 1], got {max_translate_ratio}')
         if not 0 < scaling_ratio_range[0] <= scaling_ratio_range[1]:
@@ -344,27 +383,29 @@ class YOLOv5RandomAffine(BaseTransform):
         self.resample_num = resample_num
 
     @cache_randomness
-    def _get_random_homography_matrix(self, height: int, width: int
-                                      ) -> tuple[np.ndarray, float]:
+    def _get_random_homography_matrix(self, height: int, width: int) -> tuple[np.ndarray, float]:
         """A random (3, 3) warp for an output of (height, width), and its scale."""
         rotate = random.uniform(-self.max_rotate_degree, self.max_rotate_degree)
         scale = random.uniform(self.scaling_ratio_range[0], self.scaling_ratio_range[1])
         shear_x = random.uniform(-self.max_shear_degree, self.max_shear_degree)
         shear_y = random.uniform(-self.max_shear_degree, self.max_shear_degree)
         tx = random.uniform(0.5 - self.max_translate_ratio, 0.5 + self.max_translate_ratio) * width
-        ty = random.uniform(0.5 - self.max_translate_ratio,
-                            0.5 + self.max_translate_ratio) * height
+        ty = random.uniform(0.5 - self.max_translate_ratio, 0.5 + self.max_translate_ratio) * height
         return affine_components(rotate, scale, shear_x, shear_y, (tx, ty)), scale
 
-    def filter_gt_bboxes(self, origin_bboxes: HorizontalBoxes,
-                         wrapped_bboxes: HorizontalBoxes) -> torch.Tensor:
+    def filter_gt_bboxes(
+        self, origin_bboxes: HorizontalBoxes, wrapped_bboxes: HorizontalBoxes
+    ) -> torch.Tensor:
         """(N,) bool: which warped boxes are kept (size, area ratio, aspect ratio)."""
         ow, oh = origin_bboxes.widths, origin_bboxes.heights
         ww, wh = wrapped_bboxes.widths, wrapped_bboxes.heights
         aspect = torch.maximum(ww / (wh + 1e-16), wh / (ww + 1e-16))
-        return ((ww > self.min_bbox_size) & (wh > self.min_bbox_size)
-                & (ww * wh / (ow * oh + 1e-16) > self.min_area_ratio)
-                & (aspect < self.max_aspect_ratio))
+        return (
+            (ww > self.min_bbox_size)
+            & (wh > self.min_bbox_size)
+            & (ww * wh / (ow * oh + 1e-16) > self.min_area_ratio)
+            & (aspect < self.max_aspect_ratio)
+        )
 
     def transform(self, results: dict) -> dict:
         img = results['img']
@@ -405,20 +446,26 @@ class YOLOv5RandomAffine(BaseTransform):
         return results
 
     def __repr__(self) -> str:
-        return (f'{self.__class__.__name__}(max_rotate_degree={self.max_rotate_degree}, '
-                f'max_translate_ratio={self.max_translate_ratio}, '
-                f'scaling_ratio_range={self.scaling_ratio_range}, '
-                f'max_shear_degree={self.max_shear_degree}, border={self.border}, '
-                f'border_val={self.border_val}, bbox_clip_border={self.bbox_clip_border})')
+        return (
+            f'{self.__class__.__name__}(max_rotate_degree={self.max_rotate_degree}, '
+            f'max_translate_ratio={self.max_translate_ratio}, '
+            f'scaling_ratio_range={self.scaling_ratio_range}, '
+            f'max_shear_degree={self.max_shear_degree}, border={self.border}, '
+            f'border_val={self.border_val}, bbox_clip_border={self.bbox_clip_border})'
+        )
 
 
 # ------------------------------------------------------------------------ copy-paste
 def bbox_ioa(boxes1: torch.Tensor, boxes2: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
     """(N, M) intersection over the area of ``boxes2`` of (N, 4) and (M, 4) xyxy boxes."""
-    iw = (torch.minimum(boxes1[:, None, 2], boxes2[:, 2])
-          - torch.maximum(boxes1[:, None, 0], boxes2[:, 0])).clip(0)
-    ih = (torch.minimum(boxes1[:, None, 3], boxes2[:, 3])
-          - torch.maximum(boxes1[:, None, 1], boxes2[:, 1])).clip(0)
+    iw = (
+        torch.minimum(boxes1[:, None, 2], boxes2[:, 2])
+        - torch.maximum(boxes1[:, None, 0], boxes2[:, 0])
+    ).clip(0)
+    ih = (
+        torch.minimum(boxes1[:, None, 3], boxes2[:, 3])
+        - torch.maximum(boxes1[:, None, 1], boxes2[:, 1])
+    ).clip(0)
     area2 = (boxes2[:, 2] - boxes2[:, 0]) * (boxes2[:, 3] - boxes2[:, 1]) + eps
     return iw * ih / area2
 
@@ -447,9 +494,9 @@ def paste_mirrored(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
     if w == 0 or h == 0:
         return img
     width = img.shape[1]
-    source = cv2.flip(img[y:y + h, x:x + w], 1)  # a copy: the regions may overlap
-    target = img[y:y + h, width - x - w:width - x]
-    pasted = cv2.copyTo(source, cv2.flip(mask[y:y + h, x:x + w], 1), target)
+    source = cv2.flip(img[y : y + h, x : x + w], 1)  # a copy: the regions may overlap
+    target = img[y : y + h, width - x - w : width - x]
+    pasted = cv2.copyTo(source, cv2.flip(mask[y : y + h, x : x + w], 1), target)
     if not np.shares_memory(pasted, target):  # OpenCV wrote into a copy of the view
         target[...] = pasted.reshape(target.shape)
     return img
@@ -487,15 +534,14 @@ class YOLOv5CopyPaste(BaseTransform):
         flipped.flip_((img_h, img_w))
         ioa = bbox_ioa(flipped.tensor, boxes.tensor)
         candidates = torch.nonzero((ioa < self.ioa_thresh).all(1))[:, 0].numpy()
-        chosen = random.choice(candidates, size=round(self.prob * len(candidates)),
-                               replace=False)
+        chosen = random.choice(candidates, size=round(self.prob * len(candidates)), replace=False)
         if len(chosen) == 0:
             return results
         copied = masks[chosen]
         paste_mask = np.zeros((img_h, img_w), dtype=np.uint8)
         for polys in copied.masks:
             contours = [p.reshape((-1, 1, 2)).astype(np.int32) for p in polys]
-            cv2.drawContours(paste_mask, contours, -1, (1, ), cv2.FILLED)
+            cv2.drawContours(paste_mask, contours, -1, (1,), cv2.FILLED)
         results['img'] = paste_mirrored(img, paste_mask)
         results['gt_bboxes'] = boxes.cat([boxes, flipped[chosen]])
         for key in ('gt_bboxes_labels', 'gt_ignore_flags'):
@@ -536,7 +582,8 @@ def _import_albumentations():
         raise ImportError(
             'Albu needs the optional package "albumentations" (pip install albumentations, '
             'or pip install ai4rs[optional]); drop the Albu step from the pipeline to train '
-            'without it') from exc
+            'without it'
+        ) from exc
     return albumentations
 
 
@@ -558,27 +605,36 @@ class Albu(BaseTransform):
             every box. Defaults to False.
     """
 
-    def __init__(self,
-                 transforms: list[dict],
-                 bbox_params: dict | None = None,
-                 keymap: dict | None = None,
-                 skip_img_without_anno: bool = False) -> None:
+    def __init__(
+        self,
+        transforms: list[dict],
+        bbox_params: dict | None = None,
+        keymap: dict | None = None,
+        skip_img_without_anno: bool = False,
+    ) -> None:
         albu = _import_albumentations()
         self.transforms = copy.deepcopy(transforms)
         bbox_params = copy.deepcopy(bbox_params)
         self.filter_lost_elements = False
         self.skip_img_without_anno = skip_img_without_anno
-        if (isinstance(bbox_params, dict) and 'label_fields' in bbox_params
-                and 'filter_lost_elements' in bbox_params):
+        if (
+            isinstance(bbox_params, dict)
+            and 'label_fields' in bbox_params
+            and 'filter_lost_elements' in bbox_params
+        ):
             self.filter_lost_elements = True
             self.origin_label_fields = bbox_params['label_fields']
             bbox_params['label_fields'] = ['idx_mapper']
             del bbox_params['filter_lost_elements']
         self.bbox_params = self.albu_builder(bbox_params) if bbox_params else None
-        self.aug = albu.Compose([self.albu_builder(t) for t in self.transforms],
-                                bbox_params=self.bbox_params)
-        self.keymap_to_albu = copy.deepcopy(keymap) if keymap else {
-            'img': 'image', 'gt_masks': 'masks', 'gt_bboxes': 'bboxes'}
+        self.aug = albu.Compose(
+            [self.albu_builder(t) for t in self.transforms], bbox_params=self.bbox_params
+        )
+        self.keymap_to_albu = (
+            copy.deepcopy(keymap)
+            if keymap
+            else {'img': 'image', 'gt_masks': 'masks', 'gt_bboxes': 'bboxes'}
+        )
         self.keymap_back = {v: k for k, v in self.keymap_to_albu.items()}
 
     @staticmethod
@@ -611,7 +667,8 @@ class Albu(BaseTransform):
         if 'masks' in results and results['masks'] is not None:
             raise NotImplementedError(
                 'Albu: polygon masks are not supported (remove gt_masks first, e.g. with '
-                "RemoveDataElement(keys=['gt_masks']), as the YOLO recipes do)")
+                "RemoveDataElement(keys=['gt_masks']), as the YOLO recipes do)"
+            )
         if 'bboxes' in results:
             if not isinstance(results['bboxes'], HorizontalBoxes):
                 raise NotImplementedError('Albu only supports horizontal boxes')
@@ -620,11 +677,13 @@ class Albu(BaseTransform):
                 results['idx_mapper'] = np.arange(len(results['bboxes']))
         results = self.aug(**results)
         if 'gt_bboxes_labels' in results:
-            results['gt_bboxes_labels'] = np.asarray(results['gt_bboxes_labels'],
-                                                     dtype=np.int64).reshape(-1)
+            results['gt_bboxes_labels'] = np.asarray(
+                results['gt_bboxes_labels'], dtype=np.int64
+            ).reshape(-1)
         if 'gt_ignore_flags' in results:
-            results['gt_ignore_flags'] = np.asarray(results['gt_ignore_flags'],
-                                                    dtype=bool).reshape(-1)
+            results['gt_ignore_flags'] = np.asarray(results['gt_ignore_flags'], dtype=bool).reshape(
+                -1
+            )
         if 'bboxes' in results:
             boxes = np.asarray(results['bboxes'], dtype=np.float32).reshape(-1, 4)
             results['bboxes'] = HorizontalBoxes(boxes)

@@ -6,8 +6,11 @@ from .visualization_hook import DetVisualizationHook
 from .yolox_mode_switch_hook import YOLOXModeSwitchHook
 
 __all__ = [
-    'YOLOXModeSwitchHook', 'SyncNormHook', 'PipelineSwitchHook', 'get_norm_states',
-    'DetVisualizationHook'
+    'YOLOXModeSwitchHook',
+    'SyncNormHook',
+    'PipelineSwitchHook',
+    'get_norm_states',
+    'DetVisualizationHook',
 ]
 from .yolov5_param_scheduler_hook import (  # noqa: E402
     YOLOv5ParamSchedulerHook,

@@ -1,4 +1,5 @@
 """Refusing checkpoints that do not fit the model, in every Runner load and resume."""
+
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.runner import BaseLoop
@@ -31,10 +32,15 @@ class CheckpointFitHook(Hook):
         max_missing_share (float): refuse when the weights the checkpoint
             does not provide hold more than this share of the model's elements.
     """
+
     priority = 'VERY_HIGH'
 
-    def __init__(self, allow_partial_load: bool | None = None,
-                 allow_class_change: bool | None = None, max_missing_share: float = 0.1):
+    def __init__(
+        self,
+        allow_partial_load: bool | None = None,
+        allow_class_change: bool | None = None,
+        max_missing_share: float = 0.1,
+    ):
         self.allow_partial_load = allow_partial_load
         self.allow_class_change = allow_class_change
         self.max_missing_share = max_missing_share
@@ -49,6 +55,11 @@ class CheckpointFitHook(Hook):
             training = isinstance(getattr(runner, '_train_loop', None), BaseLoop)
             class_change = training and not runner._resume
         source = f'checkpoint {runner._load_from}' if runner._load_from else 'the checkpoint'
-        fit_checkpoint_to_model(model, checkpoint, allow_partial_load=partial,
-                                allow_class_change=class_change,
-                                max_missing_share=self.max_missing_share, source=source)
+        fit_checkpoint_to_model(
+            model,
+            checkpoint,
+            allow_partial_load=partial,
+            allow_class_change=class_change,
+            max_missing_share=self.max_missing_share,
+            source=source,
+        )

@@ -1,4 +1,5 @@
 """Replace the training pipeline from a given epoch on."""
+
 from mmcv.transforms import Compose
 from mmengine.hooks import Hook
 

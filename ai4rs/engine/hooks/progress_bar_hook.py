@@ -1,4 +1,5 @@
 """A progress bar with ETA for training epochs, validation and testing, on a terminal only."""
+
 import sys
 
 from mmengine.dist import is_main_process
@@ -25,6 +26,7 @@ class ProgressBarHook(Hook):
         enabled (bool, optional): force it on or off; ``None`` (default):
             on when stdout is a terminal.
     """
+
     priority = 'LOW'
 
     def __init__(self, enabled: bool | None = None):

@@ -1,4 +1,5 @@
 """Average BatchNorm statistics over processes before validation."""
+
 from collections import OrderedDict
 
 from mmengine import dist

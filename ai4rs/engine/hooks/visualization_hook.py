@@ -1,4 +1,5 @@
 """Drawing predictions during validation and testing (``tools/test.py --show-dir``)."""
+
 import os.path as osp
 
 import numpy as np
@@ -25,8 +26,16 @@ class DetVisualizationHook(Hook):
         backend_args (dict, optional): file client arguments for reading images.
     """
 
-    def __init__(self, draw=False, interval=50, score_thr=0.3, show=False, wait_time=0.,
-                 test_out_dir=None, backend_args=None):
+    def __init__(
+        self,
+        draw=False,
+        interval=50,
+        score_thr=0.3,
+        show=False,
+        wait_time=0.0,
+        test_out_dir=None,
+        backend_args=None,
+    ):
         self._visualizer = Visualizer.get_current_instance()
         self.interval = interval
         self.score_thr = score_thr
@@ -41,11 +50,13 @@ class DetVisualizationHook(Hook):
 
     def before_run(self, runner) -> None:
         from ai4rs.datasets.image_io import config_to_uint8_rule
+
         # draw the pixels the model sees: deep images through the pipeline's rule
         self._to_uint8_rule = config_to_uint8_rule(runner.cfg)
 
     def _read(self, img_path):
         from ai4rs.datasets.image_io import decode_image, to_uint8
+
         img = decode_image(get(img_path, backend_args=self.backend_args), img_path)
         img = to_uint8(img, getattr(self, '_to_uint8_rule', 'bit_depth'))
         return np.ascontiguousarray(img[..., ::-1])  # BGR -> RGB
@@ -58,9 +69,14 @@ class DetVisualizationHook(Hook):
             return
         img_path = outputs[0].img_path
         self._visualizer.add_datasample(
-            osp.basename(img_path) if self.show else 'val_img', self._read(img_path),
-            data_sample=outputs[0], show=self.show, wait_time=self.wait_time,
-            pred_score_thr=self.score_thr, step=total_curr_iter)
+            osp.basename(img_path) if self.show else 'val_img',
+            self._read(img_path),
+            data_sample=outputs[0],
+            show=self.show,
+            wait_time=self.wait_time,
+            pred_score_thr=self.score_thr,
+            step=total_curr_iter,
+        )
 
     def after_test_iter(self, runner, batch_idx, data_batch, outputs):
         if not self.draw:
@@ -74,6 +90,12 @@ class DetVisualizationHook(Hook):
             img_path = data_sample.img_path
             out_file = osp.join(out_dir, osp.basename(img_path)) if out_dir else None
             self._visualizer.add_datasample(
-                osp.basename(img_path) if self.show else 'test_img', self._read(img_path),
-                data_sample=data_sample, show=self.show, wait_time=self.wait_time,
-                pred_score_thr=self.score_thr, out_file=out_file, step=self._test_index)
+                osp.basename(img_path) if self.show else 'test_img',
+                self._read(img_path),
+                data_sample=data_sample,
+                show=self.show,
+                wait_time=self.wait_time,
+                pred_score_thr=self.score_thr,
+                out_file=out_file,
+                step=self._test_index,
+            )

@@ -1,4 +1,5 @@
 """YOLOv5's learning-rate / momentum schedule: per-iteration warm-up, then per-epoch decay."""
+
 import math
 from collections.abc import Callable
 
@@ -63,6 +64,7 @@ class YOLOv5ParamSchedulerHook(ParamSchedulerHook):
         warmup_mim_iter (int): minimum warm-up iterations (upstream's
             spelling). Defaults to 1000.
     """
+
     priority = 9
 
     scheduler_maps: dict[str, Callable[[float, float, int], float]] = {
@@ -70,13 +72,21 @@ class YOLOv5ParamSchedulerHook(ParamSchedulerHook):
         'cosine': cosine_lr_factor,
     }
 
-    def __init__(self, scheduler_type: str = 'linear', lr_factor: float = 0.01,
-                 max_epochs: int = 300, warmup_epochs: int | float = 3,
-                 warmup_bias_lr: float = 0.1, warmup_momentum: float = 0.8,
-                 warmup_mim_iter: int = 1000) -> None:
+    def __init__(
+        self,
+        scheduler_type: str = 'linear',
+        lr_factor: float = 0.01,
+        max_epochs: int = 300,
+        warmup_epochs: int | float = 3,
+        warmup_bias_lr: float = 0.1,
+        warmup_momentum: float = 0.8,
+        warmup_mim_iter: int = 1000,
+    ) -> None:
         if scheduler_type not in self.scheduler_maps:
-            raise ValueError(f'scheduler_type must be one of {sorted(self.scheduler_maps)}, '
-                             f'got {scheduler_type!r}')
+            raise ValueError(
+                f'scheduler_type must be one of {sorted(self.scheduler_maps)}, '
+                f'got {scheduler_type!r}'
+            )
         if max_epochs <= 0:
             raise ValueError(f'max_epochs must be positive, got {max_epochs}')
         self.scheduler_type = scheduler_type
@@ -115,11 +125,13 @@ class YOLOv5ParamSchedulerHook(ParamSchedulerHook):
         factor = self.scheduler_fn(runner.epoch)
         for idx, group in enumerate(runner.optim_wrapper.optimizer.param_groups):
             start_lr = self.warmup_bias_lr if idx == 2 else 0.0
-            group['lr'] = warmup_interp(cur_iter, warmup_iters, start_lr,
-                                        self._base_lr[idx] * factor)
+            group['lr'] = warmup_interp(
+                cur_iter, warmup_iters, start_lr, self._base_lr[idx] * factor
+            )
             if 'momentum' in group:
-                group['momentum'] = warmup_interp(cur_iter, warmup_iters, self.warmup_momentum,
-                                                  self._base_momentum[idx])
+                group['momentum'] = warmup_interp(
+                    cur_iter, warmup_iters, self.warmup_momentum, self._base_momentum[idx]
+                )
 
     def after_train_epoch(self, runner) -> None:
         if not self._warmup_end:

@@ -1,4 +1,5 @@
 """Switch YOLOX to its last-epochs mode: no strong augmentation, L1 loss on."""
+
 from collections.abc import Sequence
 
 from mmengine.hooks import Hook
@@ -45,8 +46,11 @@ class YOLOXModeSwitchHook(Hook):
             Defaults to ('Mosaic', 'RandomAffine', 'MixUp').
     """
 
-    def __init__(self, num_last_epochs: int = 15,
-                 skip_type_keys: Sequence[str] = ('Mosaic', 'RandomAffine', 'MixUp')) -> None:
+    def __init__(
+        self,
+        num_last_epochs: int = 15,
+        skip_type_keys: Sequence[str] = ('Mosaic', 'RandomAffine', 'MixUp'),
+    ) -> None:
         self.num_last_epochs = num_last_epochs
         self.skip_type_keys = skip_type_keys
         self._restart_dataloader = False

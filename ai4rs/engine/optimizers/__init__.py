@@ -10,6 +10,9 @@ from .yolov5_optim_constructor import (  # noqa: E402
 from .yolow_v5_optim_constructor import YOLOWv5OptimizerConstructor  # noqa: E402
 
 __all__ += [
-    'YOLOv5OptimizerConstructor', 'YOLOWv5OptimizerConstructor', 'yolov5_param_groups',
-    'yolov5_weight_decay_scale', 'scale_weight_decay'
+    'YOLOv5OptimizerConstructor',
+    'YOLOWv5OptimizerConstructor',
+    'yolov5_param_groups',
+    'yolov5_weight_decay_scale',
+    'scale_weight_decay',
 ]

@@ -8,6 +8,7 @@ accelerator it behaves exactly like mmengine's; on CPU it autocasts to
 loss scaling is needed) or, when ``dtype='float16'`` is asked for, to float16
 with a CPU gradient scaler.
 """
+
 from contextlib import contextmanager
 
 import torch
@@ -19,8 +20,7 @@ from ai4rs.registry import OPTIM_WRAPPERS
 
 
 def _accelerator_available():
-    return (is_cuda_available() or is_npu_available() or is_mlu_available()
-            or is_musa_available())
+    return is_cuda_available() or is_npu_available() or is_mlu_available() or is_musa_available()
 
 
 @OPTIM_WRAPPERS.register_module()
@@ -65,6 +65,8 @@ class AmpOptimWrapper(MMEngineAmpOptimWrapper):
             with super().optim_context(model):
                 yield
             return
-        with OptimWrapper.optim_context(self, model), torch.autocast(
-                device_type='cpu', dtype=self.cast_dtype):
+        with (
+            OptimWrapper.optim_context(self, model),
+            torch.autocast(device_type='cpu', dtype=self.cast_dtype),
+        ):
             yield

@@ -1,4 +1,5 @@
 """YOLOv5's optimizer constructor: three parameter groups and batch-scaled weight decay."""
+
 from mmengine.dist import get_world_size
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
@@ -8,8 +9,9 @@ from torch import nn
 from ai4rs.registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS, OPTIMIZERS
 
 
-def yolov5_weight_decay_scale(batch_size_per_gpu: int, world_size: int,
-                              base_total_batch_size: int = 64) -> float:
+def yolov5_weight_decay_scale(
+    batch_size_per_gpu: int, world_size: int, base_total_batch_size: int = 64
+) -> float:
     """The factor YOLOv5 multiplies the weight decay by.
 
     The total batch ``T = world_size * batch_size_per_gpu`` is thought of as
@@ -30,7 +32,8 @@ def yolov5_weight_decay_scale(batch_size_per_gpu: int, world_size: int,
     if batch_size_per_gpu <= 0 or world_size <= 0 or base_total_batch_size <= 0:
         raise ValueError(
             'batch_size_per_gpu, world_size and base_total_batch_size must be positive, got '
-            f'{batch_size_per_gpu}, {world_size} and {base_total_batch_size}')
+            f'{batch_size_per_gpu}, {world_size} and {base_total_batch_size}'
+        )
     total_batch_size = world_size * batch_size_per_gpu
     accumulate = max(round(base_total_batch_size / total_batch_size), 1)
     return total_batch_size * accumulate / base_total_batch_size
@@ -47,8 +50,7 @@ def scale_weight_decay(optimizer_cfg: dict, base_total_batch_size: int) -> dict:
     if 'batch_size_per_gpu' not in optimizer_cfg:
         return optimizer_cfg
     batch_size_per_gpu = optimizer_cfg.pop('batch_size_per_gpu')
-    factor = yolov5_weight_decay_scale(batch_size_per_gpu, get_world_size(),
-                                       base_total_batch_size)
+    factor = yolov5_weight_decay_scale(batch_size_per_gpu, get_world_size(), base_total_batch_size)
     if factor != 1:
         optimizer_cfg['weight_decay'] = optimizer_cfg.get('weight_decay', 0) * factor
         print_log(f'Scaled weight_decay to {optimizer_cfg["weight_decay"]}', 'current')
@@ -121,11 +123,14 @@ class YOLOv5OptimizerConstructor:
         if paramwise_cfg is None:
             paramwise_cfg = {'base_total_batch_size': 64}
         if 'base_total_batch_size' not in paramwise_cfg:
-            raise KeyError('YOLOv5OptimizerConstructor: paramwise_cfg must contain '
-                           f'"base_total_batch_size", got {dict(paramwise_cfg)}')
+            raise KeyError(
+                'YOLOv5OptimizerConstructor: paramwise_cfg must contain '
+                f'"base_total_batch_size", got {dict(paramwise_cfg)}'
+            )
         if not isinstance(optim_wrapper_cfg, dict):
             raise TypeError(
-                f'optim_wrapper_cfg should be a dict, but got {type(optim_wrapper_cfg)}')
+                f'optim_wrapper_cfg should be a dict, but got {type(optim_wrapper_cfg)}'
+            )
         if 'optimizer' not in optim_wrapper_cfg:
             raise KeyError('optim_wrapper_cfg must contain an "optimizer" config')
         self.optim_wrapper_cfg = dict(optim_wrapper_cfg)

@@ -1,5 +1,6 @@
 """YOLO-World's optimizer constructor: mmengine-style ``paramwise_cfg`` plus
 YOLOv5's batch-scaled weight decay."""
+
 import logging
 
 from mmengine.logging import print_log
@@ -76,15 +77,16 @@ class YOLOWv5OptimizerConstructor(DefaultOptimWrapperConstructor):
         for key in sorted(sorted(custom_keys), key=len, reverse=True):
             if key in full_name:
                 settings = custom_keys[key]
-                options = {'lr': self.base_lr * settings.get('lr_mult', 1.)}
+                options = {'lr': self.base_lr * settings.get('lr_mult', 1.0)}
                 if self.base_wd is not None:
-                    options['weight_decay'] = self.base_wd * settings.get('decay_mult', 1.)
+                    options['weight_decay'] = self.base_wd * settings.get('decay_mult', 1.0)
                 options.update(settings)
                 return options
         return {}
 
-    def _param_options(self, module: nn.Module, name: str, param: nn.Parameter,
-                       full_name: str) -> dict:
+    def _param_options(
+        self, module: nn.Module, name: str, param: nn.Parameter, full_name: str
+    ) -> dict:
         """lr / weight-decay options of the trainable parameter ``name`` of ``module``."""
         cfg = self.paramwise_cfg
         is_norm = isinstance(module, NORM_TYPES)
@@ -106,8 +108,13 @@ class YOLOWv5OptimizerConstructor(DefaultOptimWrapperConstructor):
                 break
         return options
 
-    def add_params(self, params: list[dict], module: nn.Module, prefix: str = '',
-                   is_dcn_module: int | float | None = None) -> None:
+    def add_params(
+        self,
+        params: list[dict],
+        module: nn.Module,
+        prefix: str = '',
+        is_dcn_module: int | float | None = None,
+    ) -> None:
         """Append one group per parameter of ``module`` (recursively) to ``params``.
 
         Args:
@@ -121,17 +128,21 @@ class YOLOWv5OptimizerConstructor(DefaultOptimWrapperConstructor):
         for name, param in module.named_parameters(recurse=False):
             group = {'params': [param]}
             if bypass_duplicate and self._is_in(group, params):
-                print_log(f'{prefix} is duplicate. It is skipped since '
-                          f'bypass_duplicate={bypass_duplicate}',
-                          logger='current', level=logging.WARNING)
+                print_log(
+                    f'{prefix} is duplicate. It is skipped since '
+                    f'bypass_duplicate={bypass_duplicate}',
+                    logger='current',
+                    level=logging.WARNING,
+                )
                 continue
             if param.requires_grad:
                 group.update(self._param_options(module, name, param, f'{prefix}.{name}'))
                 full_name = f'{prefix}.{name}' if prefix else name
                 for key, value in group.items():
                     if key != 'params':
-                        print_log(f'paramwise_options -- {full_name}:{key}={value}',
-                                  logger='current')
+                        print_log(
+                            f'paramwise_options -- {full_name}:{key}={value}', logger='current'
+                        )
             params.append(group)
         for child_name, child in module.named_children():
             child_prefix = f'{prefix}.{child_name}' if prefix else child_name

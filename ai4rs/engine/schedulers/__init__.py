@@ -1,7 +1,7 @@
 from .quadratic_warmup import (
-                               QuadraticWarmupLR,
-                               QuadraticWarmupMomentum,
-                               QuadraticWarmupParamScheduler,
+    QuadraticWarmupLR,
+    QuadraticWarmupMomentum,
+    QuadraticWarmupParamScheduler,
 )
 
 __all__ = ['QuadraticWarmupParamScheduler', 'QuadraticWarmupLR', 'QuadraticWarmupMomentum']

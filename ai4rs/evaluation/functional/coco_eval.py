@@ -16,11 +16,12 @@ Array conventions (as pycocotools): ``precision`` is (T, R, K, A, M) and ``recal
 (T, K, A, M) for T IoU thresholds, R=101 recall points, K categories, A area ranges
 (all, small, medium, large) and M ``maxDets`` values; -1 marks "no ground truth".
 """
+
 import contextlib
 import importlib.util
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -31,15 +32,24 @@ AREA_LABELS = ('all', 'small', 'medium', 'large')
 
 #: mmdet's names of the 12 summary numbers, index into :func:`summarize_coco_stats`
 COCO_METRIC_NAMES = {
-    'mAP': 0, 'mAP_50': 1, 'mAP_75': 2, 'mAP_s': 3, 'mAP_m': 4, 'mAP_l': 5,
-    'AR@100': 6, 'AR@300': 7, 'AR@1000': 8, 'AR_s@1000': 9, 'AR_m@1000': 10,
+    'mAP': 0,
+    'mAP_50': 1,
+    'mAP_75': 2,
+    'mAP_s': 3,
+    'mAP_m': 4,
+    'mAP_l': 5,
+    'AR@100': 6,
+    'AR@300': 7,
+    'AR@1000': 8,
+    'AR_s@1000': 9,
+    'AR_m@1000': 10,
     'AR_l@1000': 11,
 }
 
 
 def default_iou_thrs() -> np.ndarray:
     """The COCO IoU thresholds 0.50:0.05:0.95 (10,), built exactly as pycocotools does."""
-    return np.linspace(.5, 0.95, int(np.round((0.95 - .5) / .05)) + 1, endpoint=True)
+    return np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)
 
 
 def resolve_backend(backend: str = 'auto') -> str:
@@ -58,12 +68,12 @@ def resolve_backend(backend: str = 'auto') -> str:
             return 'faster_coco_eval'
         return 'pycocotools'
     if backend not in COCO_BACKENDS:
-        raise ValueError(f"COCO eval backend must be 'auto' or one of {COCO_BACKENDS}, "
-                         f'got {backend!r}')
+        raise ValueError(
+            f"COCO eval backend must be 'auto' or one of {COCO_BACKENDS}, got {backend!r}"
+        )
     if importlib.util.find_spec(backend) is None:
         pip = 'faster-coco-eval' if backend == 'faster_coco_eval' else backend
-        raise ImportError(f'the COCO eval backend {backend!r} is not installed '
-                          f'(pip install {pip})')
+        raise ImportError(f'the COCO eval backend {backend!r} is not installed (pip install {pip})')
     return backend
 
 
@@ -71,9 +81,11 @@ def _api(backend: str):
     """(COCO class, COCOeval class) of a backend."""
     if backend == 'faster_coco_eval':
         from faster_coco_eval import COCO, COCOeval_faster
+
         return COCO, COCOeval_faster
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
+
     return COCO, COCOeval
 
 
@@ -122,6 +134,7 @@ class CocoEvalResult:
         stats (np.ndarray): (12,) pycocotools' summary numbers (see
             :func:`summarize_coco_stats`).
     """
+
     precision: np.ndarray
     recall: np.ndarray
     iou_thrs: np.ndarray
@@ -130,10 +143,14 @@ class CocoEvalResult:
     stats: np.ndarray
 
 
-def evaluate_bbox(coco_gt, coco_dt, cat_ids: Sequence[int] | None = None,
-                  img_ids: Sequence[int] | None = None,
-                  max_dets: Sequence[int] = (100, 300, 1000),
-                  iou_thrs: Sequence[float] | None = None) -> CocoEvalResult:
+def evaluate_bbox(
+    coco_gt,
+    coco_dt,
+    cat_ids: Sequence[int] | None = None,
+    img_ids: Sequence[int] | None = None,
+    max_dets: Sequence[int] = (100, 300, 1000),
+    iou_thrs: Sequence[float] | None = None,
+) -> CocoEvalResult:
     """Run COCOeval (evaluate + accumulate) for boxes with the backend of ``coco_gt``.
 
     Args:
@@ -166,9 +183,14 @@ def evaluate_bbox(coco_gt, coco_dt, cat_ids: Sequence[int] | None = None,
     precision = np.asarray(coco_eval.eval['precision'])
     recall = np.asarray(coco_eval.eval['recall'])
     stats = summarize_coco_stats(precision, recall, iou_thrs, params.maxDets)
-    return CocoEvalResult(precision=precision, recall=recall, iou_thrs=np.asarray(iou_thrs),
-                          max_dets=list(params.maxDets), cat_ids=list(params.catIds),
-                          stats=stats)
+    return CocoEvalResult(
+        precision=precision,
+        recall=recall,
+        iou_thrs=np.asarray(iou_thrs),
+        max_dets=list(params.maxDets),
+        cat_ids=list(params.catIds),
+        stats=stats,
+    )
 
 
 def _mean_valid(values: np.ndarray) -> float:
@@ -177,9 +199,16 @@ def _mean_valid(values: np.ndarray) -> float:
     return float(np.mean(valid)) if valid.size else -1.0
 
 
-def summarize_one(precision: np.ndarray, recall: np.ndarray, iou_thrs: Sequence[float],
-                  max_dets: Sequence[int], ap: bool = True, iou_thr: float | None = None,
-                  area: str = 'all', max_det: int = 100) -> float:
+def summarize_one(
+    precision: np.ndarray,
+    recall: np.ndarray,
+    iou_thrs: Sequence[float],
+    max_dets: Sequence[int],
+    ap: bool = True,
+    iou_thr: float | None = None,
+    area: str = 'all',
+    max_det: int = 100,
+) -> float:
     """One summary number, as pycocotools' ``COCOeval._summarize``.
 
     The IoU threshold and ``max_det`` are looked up by exact equality in ``iou_thrs`` /
@@ -195,8 +224,9 @@ def summarize_one(precision: np.ndarray, recall: np.ndarray, iou_thrs: Sequence[
     return _mean_valid(values)
 
 
-def summarize_coco_stats(precision: np.ndarray, recall: np.ndarray,
-                         iou_thrs: Sequence[float], max_dets: Sequence[int]) -> np.ndarray:
+def summarize_coco_stats(
+    precision: np.ndarray, recall: np.ndarray, iou_thrs: Sequence[float], max_dets: Sequence[int]
+) -> np.ndarray:
     """pycocotools' 12 box summary numbers (``COCOeval.stats``), in its order.
 
     AP@[.5:.95] at 100 detections; AP50, AP75, AP small/medium/large at ``max_dets[2]``;
@@ -210,37 +240,53 @@ def summarize_coco_stats(precision: np.ndarray, recall: np.ndarray,
     def s(ap, **kw):
         return summarize_one(precision, recall, iou_thrs, md, ap=ap, **kw)
 
-    return np.array([
-        s(True),
-        s(True, iou_thr=.5, max_det=md[2]),
-        s(True, iou_thr=.75, max_det=md[2]),
-        s(True, area='small', max_det=md[2]),
-        s(True, area='medium', max_det=md[2]),
-        s(True, area='large', max_det=md[2]),
-        s(False, max_det=md[0]),
-        s(False, max_det=md[1]),
-        s(False, max_det=md[2]),
-        s(False, area='small', max_det=md[2]),
-        s(False, area='medium', max_det=md[2]),
-        s(False, area='large', max_det=md[2]),
-    ], dtype=np.float64)
+    return np.array(
+        [
+            s(True),
+            s(True, iou_thr=0.5, max_det=md[2]),
+            s(True, iou_thr=0.75, max_det=md[2]),
+            s(True, area='small', max_det=md[2]),
+            s(True, area='medium', max_det=md[2]),
+            s(True, area='large', max_det=md[2]),
+            s(False, max_det=md[0]),
+            s(False, max_det=md[1]),
+            s(False, max_det=md[2]),
+            s(False, area='small', max_det=md[2]),
+            s(False, area='medium', max_det=md[2]),
+            s(False, area='large', max_det=md[2]),
+        ],
+        dtype=np.float64,
+    )
 
 
-def format_coco_summary(stats: np.ndarray, iou_thrs: Sequence[float],
-                        max_dets: Sequence[int]) -> str:
+def format_coco_summary(
+    stats: np.ndarray, iou_thrs: Sequence[float], max_dets: Sequence[int]
+) -> str:
     """The 12 summary lines in pycocotools' printed layout."""
     md = list(max_dets)
-    rows = [(1, None, 'all', 100), (1, .5, 'all', md[2]), (1, .75, 'all', md[2]),
-            (1, None, 'small', md[2]), (1, None, 'medium', md[2]), (1, None, 'large', md[2]),
-            (0, None, 'all', md[0]), (0, None, 'all', md[1]), (0, None, 'all', md[2]),
-            (0, None, 'small', md[2]), (0, None, 'medium', md[2]), (0, None, 'large', md[2])]
+    rows = [
+        (1, None, 'all', 100),
+        (1, 0.5, 'all', md[2]),
+        (1, 0.75, 'all', md[2]),
+        (1, None, 'small', md[2]),
+        (1, None, 'medium', md[2]),
+        (1, None, 'large', md[2]),
+        (0, None, 'all', md[0]),
+        (0, None, 'all', md[1]),
+        (0, None, 'all', md[2]),
+        (0, None, 'small', md[2]),
+        (0, None, 'medium', md[2]),
+        (0, None, 'large', md[2]),
+    ]
     lines = []
     for value, (ap, iou, area, det) in zip(stats, rows):
         title = 'Average Precision' if ap else 'Average Recall'
         kind = '(AP)' if ap else '(AR)'
-        iou_str = (f'{iou_thrs[0]:0.2f}:{iou_thrs[-1]:0.2f}' if iou is None else f'{iou:0.2f}')
-        lines.append(f' {title:<18} {kind} @[ IoU={iou_str:<9} | area={area:>6s} | '
-                     f'maxDets={det:>3d} ] = {value:0.3f}')
+        iou_str = f'{iou_thrs[0]:0.2f}:{iou_thrs[-1]:0.2f}' if iou is None else f'{iou:0.2f}'
+        lines.append(
+            f' {title:<18} {kind} @[ IoU={iou_str:<9} | area={area:>6s} | '
+            f'maxDets={det:>3d} ] = {value:0.3f}'
+        )
     return '\n'.join(lines)
 
 
@@ -267,9 +313,11 @@ def classwise_ap(precision: np.ndarray, iou_thrs: Sequence[float]) -> np.ndarray
 def classwise_table(names: Sequence[str], values: np.ndarray) -> str:
     """mmdet's classwise AsciiTable text: ``category`` then the 6 APs (3 decimals)."""
     from terminaltables import AsciiTable
+
     headers = ['category', 'mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l']
-    rows = [[str(name)] + [f'{round(float(v), 3)}' for v in vals]
-            for name, vals in zip(names, values)]
+    rows = [
+        [str(name)] + [f'{round(float(v), 3)}' for v in vals] for name, vals in zip(names, values)
+    ]
     table = AsciiTable([headers] + rows)
     table.inner_footing_row_border = False
     return table.table
@@ -281,9 +329,13 @@ def xyxy_to_coco_bbox(bboxes: np.ndarray) -> np.ndarray:
     return np.concatenate([bboxes[:, :2], bboxes[:, 2:] - bboxes[:, :2]], axis=1)
 
 
-def detections_to_coco(img_ids: Sequence, bboxes: Sequence[np.ndarray],
-                       scores: Sequence[np.ndarray], labels: Sequence[np.ndarray],
-                       cat_ids: Sequence[int]) -> list[dict]:
+def detections_to_coco(
+    img_ids: Sequence,
+    bboxes: Sequence[np.ndarray],
+    scores: Sequence[np.ndarray],
+    labels: Sequence[np.ndarray],
+    cat_ids: Sequence[int],
+) -> list[dict]:
     """COCO results list from per-image arrays.
 
     Args:
@@ -303,18 +355,33 @@ def detections_to_coco(img_ids: Sequence, bboxes: Sequence[np.ndarray],
     for img_id, box, score, label in zip(img_ids, bboxes, scores, labels):
         label = np.asarray(label, dtype=np.int64).reshape(-1)
         if label.size and (label.min() < 0 or label.max() >= len(cat_ids)):
-            raise ValueError(f'image {img_id!r}: predicted label {int(label.max())} is outside '
-                             f'the {len(cat_ids)} classes')
+            raise ValueError(
+                f'image {img_id!r}: predicted label {int(label.max())} is outside '
+                f'the {len(cat_ids)} classes'
+            )
         xywh = xyxy_to_coco_bbox(box).tolist()
-        for b, s, lab in zip(xywh, np.asarray(score, dtype=np.float64).reshape(-1).tolist(),
-                             label.tolist()):
+        for b, s, lab in zip(
+            xywh, np.asarray(score, dtype=np.float64).reshape(-1).tolist(), label.tolist()
+        ):
             out.append(dict(image_id=img_id, bbox=b, score=s, category_id=cat_ids[lab]))
     return out
 
 
 __all__ = [
-    'COCO_BACKENDS', 'AREA_LABELS', 'COCO_METRIC_NAMES', 'CocoEvalResult', 'default_iou_thrs',
-    'resolve_backend', 'build_coco', 'load_results', 'evaluate_bbox', 'summarize_one',
-    'summarize_coco_stats', 'format_coco_summary', 'classwise_ap', 'classwise_table',
-    'xyxy_to_coco_bbox', 'detections_to_coco',
+    'COCO_BACKENDS',
+    'AREA_LABELS',
+    'COCO_METRIC_NAMES',
+    'CocoEvalResult',
+    'default_iou_thrs',
+    'resolve_backend',
+    'build_coco',
+    'load_results',
+    'evaluate_bbox',
+    'summarize_one',
+    'summarize_coco_stats',
+    'format_coco_summary',
+    'classwise_ap',
+    'classwise_table',
+    'xyxy_to_coco_bbox',
+    'detections_to_coco',
 ]

@@ -13,12 +13,13 @@ detection::
 
 corners as ``%.2f``, in :func:`ai4rs.structures.bbox.rbox2qbox` order for rboxes.
 """
+
 import os
 import os.path as osp
 import re
 import zipfile
 from collections import OrderedDict
-from typing import Dict, List, Mapping, Sequence, Tuple
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -39,7 +40,7 @@ from .polygon_iou import polygon_nms
 _PATCH_RE = re.compile(r'__(\d+)___(\d+)')
 
 
-def parse_patch_name(img_id: str) -> Tuple[str, int, int]:
+def parse_patch_name(img_id: str) -> tuple[str, int, int]:
     """Split a patch id ``{image}__{window}__{x}___{y}`` into ``(image, x, y)``.
 
     The image name is the text before the first ``__`` and ``(x, y)`` the first
@@ -54,12 +55,12 @@ def parse_patch_name(img_id: str) -> Tuple[str, int, int]:
         raise ValueError(
             f'merge_patches: img_id {img_id!r} is not a patch name '
             f'"{{image}}__{{window}}__{{x}}___{{y}}" as written by '
-            f'tools/data/dota/split/img_split.py; use merge_patches=False for unsplit images')
+            f'tools/data/dota/split/img_split.py; use merge_patches=False for unsplit images'
+        )
     return img_id.split('__')[0], int(found.group(1)), int(found.group(2))
 
 
-def merge_patch_boxes(boxes: BaseBoxes, scores: Tensor, labels: Tensor,
-                      iou_thr: float) -> Tensor:
+def merge_patch_boxes(boxes: BaseBoxes, scores: Tensor, labels: Tensor, iou_thr: float) -> Tensor:
     """The one patch-merging NMS: class-aware, chosen by the box type.
 
     Used by :func:`merge_patch_results` (DOTA result merging) and by
@@ -86,24 +87,27 @@ def merge_patch_boxes(boxes: BaseBoxes, scores: Tensor, labels: Tensor,
         return torch.zeros(0, dtype=torch.long)
     with torch.no_grad():
         if isinstance(boxes, RotatedBoxes):
-            _, keep = nms_rotated(boxes.tensor.float(), scores.float(), iou_thr,
-                                  labels=labels)
+            _, keep = nms_rotated(boxes.tensor.float(), scores.float(), iou_thr, labels=labels)
             return keep.long().reshape(-1)
         if isinstance(boxes, HorizontalBoxes):
-            _, keep = batched_nms(boxes.tensor, scores, labels,
-                                  dict(type='nms', iou_threshold=iou_thr))
+            _, keep = batched_nms(
+                boxes.tensor, scores, labels, dict(type='nms', iou_threshold=iou_thr)
+            )
             return keep
     if isinstance(boxes, QuadriBoxes):
         polys = boxes.tensor.detach().cpu().double().numpy()
         sc, lab = scores.detach().cpu().double().numpy(), labels.detach().cpu().numpy()
-        keep = [idx[polygon_nms(polys[idx], sc[idx], iou_thr)]
-                for idx in (np.nonzero(lab == c)[0] for c in np.unique(lab))]
+        keep = [
+            idx[polygon_nms(polys[idx], sc[idx], iou_thr)]
+            for idx in (np.nonzero(lab == c)[0] for c in np.unique(lab))
+        ]
         return torch.from_numpy(np.concatenate(keep).astype(np.int64))
     raise TypeError(f'merge_patch_boxes: no merging rule for {type(boxes).__name__}')
 
 
-def merge_patch_results(results: Sequence[dict], num_classes: int, iou_thr: float = 0.1,
-                        box_type: str = 'rbox') -> 'OrderedDict[str, List[np.ndarray]]':
+def merge_patch_results(
+    results: Sequence[dict], num_classes: int, iou_thr: float = 0.1, box_type: str = 'rbox'
+) -> 'OrderedDict[str, list[np.ndarray]]':
     """Map patch detections onto their full images and merge them per image and class.
 
     Args:
@@ -122,19 +126,24 @@ def merge_patch_results(results: Sequence[dict], num_classes: int, iou_thr: floa
     for res in results:
         name, x, y = parse_patch_name(res['img_id'])
         boxes = boxes_from_tensor(
-            torch.from_numpy(np.array(res['bboxes'], dtype=np.float64).reshape(-1, dim)),
-            box_type)
+            torch.from_numpy(np.array(res['bboxes'], dtype=np.float64).reshape(-1, dim)), box_type
+        )
         boxes.translate_([float(x), float(y)])
         collected.setdefault(name, []).append(
-            (boxes, np.asarray(res['scores'], np.float64).reshape(-1),
-             np.asarray(res['labels'], np.int64).reshape(-1)))
-    merged: 'OrderedDict[str, List[np.ndarray]]' = OrderedDict()
+            (
+                boxes,
+                np.asarray(res['scores'], np.float64).reshape(-1),
+                np.asarray(res['labels'], np.int64).reshape(-1),
+            )
+        )
+    merged: 'OrderedDict[str, list[np.ndarray]]' = OrderedDict()
     for name, parts in collected.items():
         boxes = type(parts[0][0]).cat([p[0] for p in parts])
         scores = np.concatenate([p[1] for p in parts])
         labels = np.concatenate([p[2] for p in parts])
-        keep = merge_patch_boxes(boxes, torch.from_numpy(scores), torch.from_numpy(labels),
-                                 iou_thr).numpy()
+        keep = merge_patch_boxes(
+            boxes, torch.from_numpy(scores), torch.from_numpy(labels), iou_thr
+        ).numpy()
         dets = np.concatenate([boxes.tensor.numpy()[keep], scores[keep, None]], axis=1)
         kept_labels = labels[keep]
         merged[name] = [dets[kept_labels == c] for c in range(num_classes)]
@@ -144,13 +153,18 @@ def merge_patch_results(results: Sequence[dict], num_classes: int, iou_thr: floa
 def check_outfile_prefix(outfile_prefix: str) -> None:
     """Refuse an existing ``outfile_prefix`` (results must not mix with older ones)."""
     if osp.exists(outfile_prefix):
-        raise ValueError(f'outfile_prefix {outfile_prefix!r} already exists; it must be a new '
-                         f'path (delete it or choose another) so results do not mix')
+        raise ValueError(
+            f'outfile_prefix {outfile_prefix!r} already exists; it must be a new '
+            f'path (delete it or choose another) so results do not mix'
+        )
 
 
-def write_task1_files(out_dir: str, classes: Sequence[str],
-                      image_dets: Mapping[str, Sequence[np.ndarray]],
-                      box_type: str = 'rbox') -> List[str]:
+def write_task1_files(
+    out_dir: str,
+    classes: Sequence[str],
+    image_dets: Mapping[str, Sequence[np.ndarray]],
+    box_type: str = 'rbox',
+) -> list[str]:
     """Write one ``Task1_{class}.txt`` per class (empty ones too) into ``out_dir``.
 
     Args:
@@ -165,11 +179,12 @@ def write_task1_files(out_dir: str, classes: Sequence[str],
     """
     dim = BOX_DIMS[box_type]
     paths = [osp.join(out_dir, f'Task1_{c}.txt') for c in classes]
-    lines: List[List[str]] = [[] for _ in classes]
+    lines: list[list[str]] = [[] for _ in classes]
     for name, per_cls in image_dets.items():
         if len(per_cls) != len(classes):
-            raise ValueError(f'image {name!r} has detections for {len(per_cls)} classes, '
-                             f'expected {len(classes)}')
+            raise ValueError(
+                f'image {name!r} has detections for {len(per_cls)} classes, expected {len(classes)}'
+            )
         for c, dets in enumerate(per_cls):
             dets = np.asarray(dets, dtype=np.float64).reshape(-1, dim + 1)
             if not len(dets):
@@ -192,9 +207,12 @@ def zip_files(paths: Sequence[str], zip_path: str) -> str:
     return zip_path
 
 
-def write_submission(outfile_prefix: str, classes: Sequence[str],
-                     image_dets: Mapping[str, Sequence[np.ndarray]],
-                     box_type: str = 'rbox') -> str:
+def write_submission(
+    outfile_prefix: str,
+    classes: Sequence[str],
+    image_dets: Mapping[str, Sequence[np.ndarray]],
+    box_type: str = 'rbox',
+) -> str:
     """Create ``outfile_prefix/``, its Task1 files and ``outfile_prefix/{basename}.zip``.
 
     Raises:
@@ -210,7 +228,7 @@ def write_submission(outfile_prefix: str, classes: Sequence[str],
     return zip_files(paths, osp.join(outfile_prefix, f'{name}.zip'))
 
 
-def load_task1_file(path: str) -> Tuple[List[str], np.ndarray, np.ndarray, List[int]]:
+def load_task1_file(path: str) -> tuple[list[str], np.ndarray, np.ndarray, list[int]]:
     """Read one Task1 file (blank lines are skipped).
 
     Returns:
@@ -227,27 +245,36 @@ def load_task1_file(path: str) -> Tuple[List[str], np.ndarray, np.ndarray, List[
             if not tokens:
                 continue
             if len(tokens) != 10:
-                raise ValueError(f'{path}, line {lineno}: expected "image score x1 y1 x2 y2 '
-                                 f'x3 y3 x4 y4" (10 fields), got {len(tokens)}: '
-                                 f'{line.strip()!r}')
+                raise ValueError(
+                    f'{path}, line {lineno}: expected "image score x1 y1 x2 y2 '
+                    f'x3 y3 x4 y4" (10 fields), got {len(tokens)}: '
+                    f'{line.strip()!r}'
+                )
             try:
                 values = [float(t) for t in tokens[1:]]
             except ValueError:
-                raise ValueError(f'{path}, line {lineno}: score and corners must be numbers: '
-                                 f'{line.strip()!r}') from None
+                raise ValueError(
+                    f'{path}, line {lineno}: score and corners must be numbers: {line.strip()!r}'
+                ) from None
             if not np.all(np.isfinite(values)):
-                raise ValueError(f'{path}, line {lineno}: score and corners must be finite: '
-                                 f'{line.strip()!r}')
+                raise ValueError(
+                    f'{path}, line {lineno}: score and corners must be finite: {line.strip()!r}'
+                )
             names.append(tokens[0])
             scores.append(values[0])
             polys.append(values[1:])
             line_numbers.append(lineno)
-    return (names, np.asarray(scores, np.float64).reshape(-1),
-            np.asarray(polys, np.float64).reshape(-1, 8), line_numbers)
+    return (
+        names,
+        np.asarray(scores, np.float64).reshape(-1),
+        np.asarray(polys, np.float64).reshape(-1, 8),
+        line_numbers,
+    )
 
 
-def load_task1_dir(det_dir: str, classes: Sequence[str]
-                   ) -> Tuple[Dict[str, List[np.ndarray]], List[str], Dict[str, Tuple]]:
+def load_task1_dir(
+    det_dir: str, classes: Sequence[str]
+) -> tuple[dict[str, list[np.ndarray]], list[str], dict[str, tuple]]:
     """Read the ``Task1_{class}.txt`` files of a folder.
 
     Args:
@@ -260,8 +287,8 @@ def load_task1_dir(det_dir: str, classes: Sequence[str]
     """
     if not osp.isdir(det_dir):
         raise FileNotFoundError(f'det_dir {det_dir!r} is not a folder')
-    per_image: Dict[str, List[list]] = {}
-    first_seen: Dict[str, Tuple[str, int]] = {}
+    per_image: dict[str, list[list]] = {}
+    first_seen: dict[str, tuple[str, int]] = {}
     missing = []
     for c, cls in enumerate(classes):
         path = osp.join(det_dir, f'Task1_{cls}.txt')
@@ -275,7 +302,8 @@ def load_task1_dir(det_dir: str, classes: Sequence[str]
                 per_image[name] = [[] for _ in classes]
                 first_seen[name] = (path, line_numbers[k])
             per_image[name][c].append(dets[k])
-    out = {name: [np.asarray(d, np.float64).reshape(-1, 9) for d in per_cls]
-           for name, per_cls in per_image.items()}
+    out = {
+        name: [np.asarray(d, np.float64).reshape(-1, 9) for d in per_cls]
+        for name, per_cls in per_image.items()
+    }
     return out, missing, first_seen
-

@@ -22,8 +22,9 @@ truth is the first matched detection (in score order) assigned to it.
 Only the pairs whose axis-aligned boxes overlap get an exact IoU (the others have IoU 0), as
 the devkit does, so evaluating DOTA-val-sized results takes seconds.
 """
+
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -60,8 +61,9 @@ def _check_iou_thr(iou_thr: float) -> None:
         raise ValueError(f'iou_thr must be in (0, 1], got {iou_thr!r}')
 
 
-def average_precision(recalls: np.ndarray, precisions: np.ndarray,
-                      mode: str = 'area') -> Union[float, np.ndarray]:
+def average_precision(
+    recalls: np.ndarray, precisions: np.ndarray, mode: str = 'area'
+) -> float | np.ndarray:
     """Average precision from a precision-recall curve (mmdet's ``average_precision``).
 
     Args:
@@ -80,8 +82,9 @@ def average_precision(recalls: np.ndarray, precisions: np.ndarray,
     recalls = np.asarray(recalls, dtype=np.float64)
     precisions = np.asarray(precisions, dtype=np.float64)
     if recalls.shape != precisions.shape:
-        raise ValueError(f'recalls and precisions differ in shape: {recalls.shape} vs '
-                         f'{precisions.shape}')
+        raise ValueError(
+            f'recalls and precisions differ in shape: {recalls.shape} vs {precisions.shape}'
+        )
     single = recalls.ndim == 1
     if single:
         recalls = recalls[None]
@@ -130,8 +133,9 @@ def boxes_to_polygons(boxes: np.ndarray, box_type: str) -> np.ndarray:
     return qboxes.tensor.numpy().astype(np.float64).reshape(-1, 8)
 
 
-def pair_ious(boxes1: np.ndarray, boxes2: np.ndarray, box_type: str = 'rbox',
-              mode: str = 'mmrotate') -> np.ndarray:
+def pair_ious(
+    boxes1: np.ndarray, boxes2: np.ndarray, box_type: str = 'rbox', mode: str = 'mmrotate'
+) -> np.ndarray:
     """IoU of aligned pairs of boxes with the semantics of ``mode``.
 
     Args:
@@ -150,19 +154,21 @@ def pair_ious(boxes1: np.ndarray, boxes2: np.ndarray, box_type: str = 'rbox',
     boxes1 = np.asarray(boxes1, dtype=np.float64).reshape(-1, dim)
     boxes2 = np.asarray(boxes2, dtype=np.float64).reshape(-1, dim)
     if len(boxes1) != len(boxes2):
-        raise ValueError(f'boxes1 and boxes2 must be aligned, got {len(boxes1)} and '
-                         f'{len(boxes2)} boxes')
+        raise ValueError(
+            f'boxes1 and boxes2 must be aligned, got {len(boxes1)} and {len(boxes2)} boxes'
+        )
     if mode == 'mmrotate' and box_type == 'rbox':
         out = np.zeros(len(boxes1), dtype=np.float64)
         b1 = torch.from_numpy(boxes1).float()
         b2 = torch.from_numpy(boxes2).float()
         with torch.no_grad():
             for s in range(0, len(boxes1), _IOU_CHUNK):
-                ious = box_iou_rotated(b1[s:s + _IOU_CHUNK], b2[s:s + _IOU_CHUNK], aligned=True)
-                out[s:s + _IOU_CHUNK] = ious.float().cpu().numpy()
+                ious = box_iou_rotated(b1[s : s + _IOU_CHUNK], b2[s : s + _IOU_CHUNK], aligned=True)
+                out[s : s + _IOU_CHUNK] = ious.float().cpu().numpy()
         return out
-    return polygon_iou_aligned(boxes_to_polygons(boxes1, box_type),
-                               boxes_to_polygons(boxes2, box_type))
+    return polygon_iou_aligned(
+        boxes_to_polygons(boxes1, box_type), boxes_to_polygons(boxes2, box_type)
+    )
 
 
 @dataclass
@@ -187,6 +193,7 @@ class DetectionMatches:
         gt_ignore (np.ndarray): (G,) bool, True for ignored (difficult) ground truths.
         gt_areas (np.ndarray): (G,) float64 areas.
     """
+
     num_classes: int
     mode: str
     det_scores: np.ndarray
@@ -212,8 +219,9 @@ def _flatten_dets(det_results, num_classes: int, dim: int):
     boxes, scores, labels, imgs = [], [], [], []
     for i, per_img in enumerate(det_results):
         if len(per_img) != num_classes:
-            raise ValueError(f'det_results[{i}] has {len(per_img)} classes, det_results[0] '
-                             f'has {num_classes}')
+            raise ValueError(
+                f'det_results[{i}] has {len(per_img)} classes, det_results[0] has {num_classes}'
+            )
         for c, dets in enumerate(per_img):
             dets = _as_boxes(dets, dim + 1, f'det_results[{i}][{c}] (boxes + score)')
             if len(dets):
@@ -223,15 +231,21 @@ def _flatten_dets(det_results, num_classes: int, dim: int):
                 imgs.append(np.full(len(dets), i, dtype=np.int64))
     if not boxes:
         return (np.zeros((0, dim)), np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64))
-    return (np.concatenate(boxes), np.concatenate(scores), np.concatenate(labels),
-            np.concatenate(imgs))
+    return (
+        np.concatenate(boxes),
+        np.concatenate(scores),
+        np.concatenate(labels),
+        np.concatenate(imgs),
+    )
 
 
 def _flatten_gts(annotations, dim: int):
     boxes, labels, imgs, ignore = [], [], [], []
     for i, ann in enumerate(annotations):
-        for key_b, key_l, flag in (('bboxes', 'labels', False),
-                                   ('bboxes_ignore', 'labels_ignore', True)):
+        for key_b, key_l, flag in (
+            ('bboxes', 'labels', False),
+            ('bboxes_ignore', 'labels_ignore', True),
+        ):
             if key_b not in ann or ann[key_b] is None:
                 continue
             b = _as_boxes(ann[key_b], dim, f'annotations[{i}][{key_b!r}]')
@@ -245,11 +259,15 @@ def _flatten_gts(annotations, dim: int):
                 ignore.append(np.full(len(b), flag))
     if not boxes:
         return np.zeros((0, dim)), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, bool)
-    return (np.concatenate(boxes), np.concatenate(labels), np.concatenate(imgs),
-            np.concatenate(ignore))
+    return (
+        np.concatenate(boxes),
+        np.concatenate(labels),
+        np.concatenate(imgs),
+        np.concatenate(ignore),
+    )
 
 
-def _candidate_pairs(det_key, det_aabb, gt_key, gt_aabb) -> Tuple[np.ndarray, np.ndarray]:
+def _candidate_pairs(det_key, det_aabb, gt_key, gt_aabb) -> tuple[np.ndarray, np.ndarray]:
     """Pairs (det, gt) of the same group key whose bounding boxes overlap."""
     d_order = np.argsort(det_key, kind='stable')
     g_order = np.argsort(gt_key, kind='stable')
@@ -272,8 +290,9 @@ def _candidate_pairs(det_key, det_aabb, gt_key, gt_aabb) -> Tuple[np.ndarray, np
     return np.concatenate(di_all), np.concatenate(gj_all)
 
 
-def best_ground_truths(num_dets: int, det_idx: np.ndarray, gt_idx: np.ndarray,
-                       ious: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def best_ground_truths(
+    num_dets: int, det_idx: np.ndarray, gt_idx: np.ndarray, ious: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """For each detection, the candidate ground truth of highest IoU (ties: lowest index).
 
     Args:
@@ -297,11 +316,13 @@ def best_ground_truths(num_dets: int, det_idx: np.ndarray, gt_idx: np.ndarray,
     return best_gt, best_iou
 
 
-def match_detections(det_results: Sequence[Sequence[np.ndarray]],
-                     annotations: Sequence[dict],
-                     box_type: str = 'rbox',
-                     mode: str = 'mmrotate',
-                     num_classes: Optional[int] = None) -> DetectionMatches:
+def match_detections(
+    det_results: Sequence[Sequence[np.ndarray]],
+    annotations: Sequence[dict],
+    box_type: str = 'rbox',
+    mode: str = 'mmrotate',
+    num_classes: int | None = None,
+) -> DetectionMatches:
     """Assign every detection to its ground truth of highest IoU (independent of thresholds).
 
     Args:
@@ -319,39 +340,63 @@ def match_detections(det_results: Sequence[Sequence[np.ndarray]],
     dim = _check_box_type(box_type)
     _check_mode(mode)
     if len(det_results) != len(annotations):
-        raise ValueError(f'det_results has {len(det_results)} images but annotations has '
-                         f'{len(annotations)}')
+        raise ValueError(
+            f'det_results has {len(det_results)} images but annotations has {len(annotations)}'
+        )
     if num_classes is None:
         num_classes = len(det_results[0]) if len(det_results) else 0
     d_boxes, d_scores, d_labels, d_imgs = _flatten_dets(det_results, num_classes, dim)
     g_boxes, g_labels, g_imgs, g_ignore = _flatten_gts(annotations, dim)
     if len(g_labels) and (g_labels.min() < 0 or g_labels.max() >= num_classes):
-        raise ValueError(f'annotation labels must be in [0, {num_classes}), got '
-                         f'{g_labels.min()}..{g_labels.max()}')
+        raise ValueError(
+            f'annotation labels must be in [0, {num_classes}), got '
+            f'{g_labels.min()}..{g_labels.max()}'
+        )
     # ground truths grouped by (image, class), valid before ignored within a group
     g_sort = np.lexsort((g_labels, g_imgs))
-    g_boxes, g_labels, g_imgs, g_ignore = (g_boxes[g_sort], g_labels[g_sort], g_imgs[g_sort],
-                                           g_ignore[g_sort])
+    g_boxes, g_labels, g_imgs, g_ignore = (
+        g_boxes[g_sort],
+        g_labels[g_sort],
+        g_imgs[g_sort],
+        g_ignore[g_sort],
+    )
     d_polys = boxes_to_polygons(d_boxes, box_type)
     g_polys = boxes_to_polygons(g_boxes, box_type)
-    di, gj = _candidate_pairs(d_imgs * num_classes + d_labels, quad_aabbs(d_polys),
-                              g_imgs * num_classes + g_labels, quad_aabbs(g_polys))
+    di, gj = _candidate_pairs(
+        d_imgs * num_classes + d_labels,
+        quad_aabbs(d_polys),
+        g_imgs * num_classes + g_labels,
+        quad_aabbs(g_polys),
+    )
     if mode == 'devkit' or box_type == 'qbox':
         ious = polygon_iou_aligned(d_polys[di], g_polys[gj])
     else:
         ious = pair_ious(d_boxes[di], g_boxes[gj], box_type, mode)
     best_gt, best_iou = best_ground_truths(len(d_scores), di, gj, ious)
     return DetectionMatches(
-        num_classes=num_classes, mode=mode, det_scores=d_scores, det_labels=d_labels,
-        det_areas=box_areas(d_boxes, box_type), best_gt=best_gt, best_iou=best_iou,
-        gt_labels=g_labels, gt_ignore=g_ignore, gt_areas=box_areas(g_boxes, box_type))
+        num_classes=num_classes,
+        mode=mode,
+        det_scores=d_scores,
+        det_labels=d_labels,
+        det_areas=box_areas(d_boxes, box_type),
+        best_gt=best_gt,
+        best_iou=best_iou,
+        gt_labels=g_labels,
+        gt_ignore=g_ignore,
+        gt_areas=box_areas(g_boxes, box_type),
+    )
 
 
-def tpfp_from_matches(order: np.ndarray, best_gt: np.ndarray, best_iou: np.ndarray,
-                      gt_ignore: np.ndarray, iou_thr: float, mode: str = 'mmrotate',
-                      gt_area_ignore: Optional[np.ndarray] = None,
-                      det_in_range: Optional[np.ndarray] = None
-                      ) -> Tuple[np.ndarray, np.ndarray]:
+def tpfp_from_matches(
+    order: np.ndarray,
+    best_gt: np.ndarray,
+    best_iou: np.ndarray,
+    gt_ignore: np.ndarray,
+    iou_thr: float,
+    mode: str = 'mmrotate',
+    gt_area_ignore: np.ndarray | None = None,
+    det_in_range: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """True and false positives of detections already assigned to ground truths.
 
     Args:
@@ -406,9 +451,12 @@ def _area_ranges(scale_ranges):
     return [(lo**2, hi**2) for lo, hi in scale_ranges]
 
 
-def eval_matches(matches: DetectionMatches, iou_thr: float = 0.5,
-                 use_07_metric: bool = True,
-                 scale_ranges: Optional[List[tuple]] = None) -> Tuple[object, List[dict]]:
+def eval_matches(
+    matches: DetectionMatches,
+    iou_thr: float = 0.5,
+    use_07_metric: bool = True,
+    scale_ranges: list[tuple] | None = None,
+) -> tuple[object, list[dict]]:
     """Per-class AP and mAP at one IoU threshold from :func:`match_detections`.
 
     Args:
@@ -448,8 +496,16 @@ def eval_matches(matches: DetectionMatches, iou_thr: float = 0.5,
         else:
             gt_area_ignore = np.stack([(gt_areas < lo) | (gt_areas >= hi) for lo, hi in ranges])
             det_in_range = np.stack([(det_areas >= lo) & (det_areas < hi) for lo, hi in ranges])
-        tp, fp = tpfp_from_matches(order, best_gt, matches.best_iou[det_sel], gt_ignore,
-                                   iou_thr, matches.mode, gt_area_ignore, det_in_range)
+        tp, fp = tpfp_from_matches(
+            order,
+            best_gt,
+            matches.best_iou[det_sel],
+            gt_ignore,
+            iou_thr,
+            matches.mode,
+            gt_area_ignore,
+            det_in_range,
+        )
         num_gts = (~gt_ignore[None] & ~gt_area_ignore).sum(axis=1).astype(np.int64)
         # float64 like the devkit (mmrotate accumulates in float32: differences ~1e-8)
         tp = np.cumsum(tp[:, order].astype(np.float64), axis=1)
@@ -461,10 +517,12 @@ def eval_matches(matches: DetectionMatches, iou_thr: float = 0.5,
             recalls, precisions = recalls[0], precisions[0]
             num_gts = int(num_gts[0])
         ap = average_precision(recalls, precisions, mode)
-        eval_results.append(dict(num_gts=num_gts, num_dets=len(det_sel), recall=recalls,
-                                 precision=precisions, ap=ap))
-    return _mean_ap(eval_results, matches.mode, area_ranges is not None, len(ranges)), \
-        eval_results
+        eval_results.append(
+            dict(
+                num_gts=num_gts, num_dets=len(det_sel), recall=recalls, precision=precisions, ap=ap
+            )
+        )
+    return _mean_ap(eval_results, matches.mode, area_ranges is not None, len(ranges)), eval_results
 
 
 def _mean_ap(eval_results, mode, multi_scale, num_scales):
@@ -479,13 +537,15 @@ def _mean_ap(eval_results, mode, multi_scale, num_scales):
     return mean if multi_scale else mean[0]
 
 
-def tpfp_default(det_bboxes: np.ndarray,
-                 gt_bboxes: np.ndarray,
-                 gt_bboxes_ignore: Optional[np.ndarray] = None,
-                 iou_thr: float = 0.5,
-                 box_type: str = 'rbox',
-                 area_ranges: Optional[List[tuple]] = None,
-                 mode: str = 'mmrotate') -> Tuple[np.ndarray, np.ndarray]:
+def tpfp_default(
+    det_bboxes: np.ndarray,
+    gt_bboxes: np.ndarray,
+    gt_bboxes_ignore: np.ndarray | None = None,
+    iou_thr: float = 0.5,
+    box_type: str = 'rbox',
+    area_ranges: list[tuple] | None = None,
+    mode: str = 'mmrotate',
+) -> tuple[np.ndarray, np.ndarray]:
     """TP/FP of the detections of one image and one class (mmrotate's ``tpfp_default``).
 
     Args:
@@ -504,33 +564,53 @@ def tpfp_default(det_bboxes: np.ndarray,
     dim = _check_box_type(box_type)
     det_bboxes = _as_boxes(det_bboxes, dim + 1, 'det_bboxes')
     gt_bboxes = _as_boxes(gt_bboxes, dim, 'gt_bboxes')
-    ignore = _as_boxes(gt_bboxes_ignore if gt_bboxes_ignore is not None else np.zeros((0, dim)),
-                       dim, 'gt_bboxes_ignore')
-    ann = dict(bboxes=gt_bboxes, labels=np.zeros(len(gt_bboxes), np.int64),
-               bboxes_ignore=ignore, labels_ignore=np.zeros(len(ignore), np.int64))
+    ignore = _as_boxes(
+        gt_bboxes_ignore if gt_bboxes_ignore is not None else np.zeros((0, dim)),
+        dim,
+        'gt_bboxes_ignore',
+    )
+    ann = dict(
+        bboxes=gt_bboxes,
+        labels=np.zeros(len(gt_bboxes), np.int64),
+        bboxes_ignore=ignore,
+        labels_ignore=np.zeros(len(ignore), np.int64),
+    )
     matches = match_detections([[det_bboxes]], [ann], box_type, mode, num_classes=1)
     order = np.argsort(-matches.det_scores, kind='stable')
     if area_ranges is None:
-        return tpfp_from_matches(order, matches.best_gt, matches.best_iou, matches.gt_ignore,
-                                 iou_thr, mode)
-    gt_area_ignore = np.stack([(matches.gt_areas < lo) | (matches.gt_areas >= hi)
-                               for lo, hi in area_ranges])
-    det_in_range = np.stack([(matches.det_areas >= lo) & (matches.det_areas < hi)
-                             for lo, hi in area_ranges])
-    return tpfp_from_matches(order, matches.best_gt, matches.best_iou, matches.gt_ignore,
-                             iou_thr, mode, gt_area_ignore, det_in_range)
+        return tpfp_from_matches(
+            order, matches.best_gt, matches.best_iou, matches.gt_ignore, iou_thr, mode
+        )
+    gt_area_ignore = np.stack(
+        [(matches.gt_areas < lo) | (matches.gt_areas >= hi) for lo, hi in area_ranges]
+    )
+    det_in_range = np.stack(
+        [(matches.det_areas >= lo) & (matches.det_areas < hi) for lo, hi in area_ranges]
+    )
+    return tpfp_from_matches(
+        order,
+        matches.best_gt,
+        matches.best_iou,
+        matches.gt_ignore,
+        iou_thr,
+        mode,
+        gt_area_ignore,
+        det_in_range,
+    )
 
 
-def eval_rbbox_map(det_results: Sequence[Sequence[np.ndarray]],
-                   annotations: Sequence[dict],
-                   scale_ranges: Optional[List[tuple]] = None,
-                   iou_thr: float = 0.5,
-                   use_07_metric: bool = True,
-                   box_type: str = 'rbox',
-                   dataset: Optional[Union[Sequence[str], str]] = None,
-                   logger=None,
-                   nproc: int = 4,
-                   mode: str = 'mmrotate') -> Tuple[object, List[dict]]:
+def eval_rbbox_map(
+    det_results: Sequence[Sequence[np.ndarray]],
+    annotations: Sequence[dict],
+    scale_ranges: list[tuple] | None = None,
+    iou_thr: float = 0.5,
+    use_07_metric: bool = True,
+    box_type: str = 'rbox',
+    dataset: Sequence[str] | str | None = None,
+    logger=None,
+    nproc: int = 4,
+    mode: str = 'mmrotate',
+) -> tuple[object, list[dict]]:
     """Evaluate the mAP of oriented detections (mmrotate's ``eval_rbbox_map``).
 
     Args:
@@ -560,8 +640,9 @@ def eval_rbbox_map(det_results: Sequence[Sequence[np.ndarray]],
     return mean_ap, eval_results
 
 
-def print_map_summary(mean_ap, results: List[dict], dataset=None, scale_ranges=None,
-                      logger=None) -> None:
+def print_map_summary(
+    mean_ap, results: list[dict], dataset=None, scale_ranges=None, logger=None
+) -> None:
     """Log a table of ground truths, detections, recall and AP per class, and the mAP.
 
     Args:
@@ -583,8 +664,7 @@ def print_map_summary(mean_ap, results: List[dict], dataset=None, scale_ranges=N
     else:
         label_names = list(dataset)
     if len(label_names) != num_classes:
-        raise ValueError(f'dataset names {num_classes} classes expected, got '
-                         f'{len(label_names)}')
+        raise ValueError(f'dataset names {num_classes} classes expected, got {len(label_names)}')
     mean_ap = list(np.atleast_1d(mean_ap))
     for s in range(num_scales):
         if scale_ranges is not None:
@@ -593,9 +673,15 @@ def print_map_summary(mean_ap, results: List[dict], dataset=None, scale_ranges=N
         for j, res in enumerate(results):
             recall = np.array(res['recall'], ndmin=2)
             rec = recall[s, -1] if recall.size > 0 else 0.0
-            table_data.append([label_names[j], int(np.atleast_1d(res['num_gts'])[s]),
-                               res['num_dets'], f'{rec:.3f}',
-                               f'{float(np.atleast_1d(res["ap"])[s]):.3f}'])
+            table_data.append(
+                [
+                    label_names[j],
+                    int(np.atleast_1d(res['num_gts'])[s]),
+                    res['num_dets'],
+                    f'{rec:.3f}',
+                    f'{float(np.atleast_1d(res["ap"])[s]):.3f}',
+                ]
+            )
         table_data.append(['mAP', '', '', '', f'{mean_ap[s]:.3f}'])
         table = AsciiTable(table_data)
         table.inner_footing_row_border = True

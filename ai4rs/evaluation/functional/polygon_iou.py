@@ -14,7 +14,6 @@ computes the exact polygon IoU of those pairs. Here the same prefilter selects c
   2's vectorised ``intersection``; self-intersecting rings are first repaired with
   ``shapely.make_valid``.
 """
-from typing import Tuple
 
 import numpy as np
 import torch
@@ -62,7 +61,7 @@ def quad_aabbs(polys: np.ndarray) -> np.ndarray:
     return np.concatenate([pts.min(axis=1), pts.max(axis=1)], axis=1)
 
 
-def aabb_overlap_pairs(aabbs1: np.ndarray, aabbs2: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def aabb_overlap_pairs(aabbs1: np.ndarray, aabbs2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Index pairs of axis-aligned boxes whose intersection has positive area.
 
     Two shapes whose bounding boxes do not overlap with positive area have IoU 0, so these
@@ -167,6 +166,7 @@ def _convex_intersection_areas(p: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 def _shapely_polygons(polys: np.ndarray):
     import shapely
+
     geoms = shapely.polygons(polys.reshape(-1, 4, 2))
     bad = ~shapely.is_valid(geoms)
     if bad.any():
@@ -189,21 +189,24 @@ def polygon_iou_aligned(polys1: np.ndarray, polys2: np.ndarray) -> np.ndarray:
     polys1 = _as_quads(polys1, 'polys1')
     polys2 = _as_quads(polys2, 'polys2')
     if polys1.shape != polys2.shape:
-        raise ValueError(f'polys1 and polys2 must be aligned, got {polys1.shape} and '
-                         f'{polys2.shape}')
+        raise ValueError(
+            f'polys1 and polys2 must be aligned, got {polys1.shape} and {polys2.shape}'
+        )
     k = len(polys1)
     inter = np.zeros(k, dtype=np.float64)
     convex = is_convex_quad(polys1) & is_convex_quad(polys2)
     idx = np.nonzero(convex)[0]
     for s in range(0, len(idx), _CHUNK):
-        sel = idx[s:s + _CHUNK]
+        sel = idx[s : s + _CHUNK]
         inter[sel] = _convex_intersection_areas(
-            polys1[sel].reshape(-1, 4, 2), polys2[sel].reshape(-1, 4, 2))
+            polys1[sel].reshape(-1, 4, 2), polys2[sel].reshape(-1, 4, 2)
+        )
     other = np.nonzero(~convex)[0]
     area1 = polygon_areas(polys1)
     area2 = polygon_areas(polys2)
     if len(other):
         import shapely
+
         g1 = _shapely_polygons(polys1[other])
         g2 = _shapely_polygons(polys2[other])
         inter[other] = shapely.area(shapely.intersection(g1, g2))

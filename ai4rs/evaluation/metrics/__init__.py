@@ -1,4 +1,5 @@
 """Evaluation metrics registered in ``ai4rs.registry.METRICS``."""
+
 from .dota_metric import DOTAMetric
 from .dump_det_results import DumpDetResults
 

@@ -3,6 +3,7 @@
 The numbers equal pycocotools' ``COCOeval`` on the same detections (see
 ``ai4rs.evaluation.functional.coco_eval`` for the backends).
 """
+
 import json
 import os
 import os.path as osp
@@ -28,7 +29,7 @@ from ..functional.coco_eval import (
     resolve_backend,
 )
 
-_ALLOWED_METRICS = ('bbox', )
+_ALLOWED_METRICS = ('bbox',)
 _DEFAULT_ITEMS = ('mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l')
 
 
@@ -57,16 +58,20 @@ def _hbox_array(bboxes, img_id) -> np.ndarray:
     box_dim = getattr(bboxes, 'box_dim', None)
     if box_dim is not None:
         if box_dim != 4:
-            raise ValueError(f'CocoMetric: image {img_id!r}: predicted boxes are '
-                             f'{type(bboxes).__name__} (box_dim={box_dim}); COCO bbox '
-                             'evaluation needs HorizontalBoxes (x1, y1, x2, y2)')
+            raise ValueError(
+                f'CocoMetric: image {img_id!r}: predicted boxes are '
+                f'{type(bboxes).__name__} (box_dim={box_dim}); COCO bbox '
+                'evaluation needs HorizontalBoxes (x1, y1, x2, y2)'
+            )
         bboxes = bboxes.tensor
     arr = _to_numpy(bboxes).astype(np.float64)
     if arr.size == 0:
         return arr.reshape(0, 4)
     if arr.ndim != 2 or arr.shape[1] != 4:
-        raise ValueError(f'CocoMetric: image {img_id!r}: predicted bboxes must be (n, 4) '
-                         f'(x1, y1, x2, y2), got shape {arr.shape}')
+        raise ValueError(
+            f'CocoMetric: image {img_id!r}: predicted bboxes must be (n, 4) '
+            f'(x1, y1, x2, y2), got shape {arr.shape}'
+        )
     return arr
 
 
@@ -124,27 +129,31 @@ class CocoMetric(BaseMetric):
 
     default_prefix: str | None = 'coco'
 
-    def __init__(self,
-                 ann_file: str | None = None,
-                 metric: str | list[str] = 'bbox',
-                 classwise: bool = False,
-                 proposal_nums: Sequence[int] = (100, 300, 1000),
-                 iou_thrs: float | Sequence[float] | None = None,
-                 metric_items: Sequence[str] | None = None,
-                 format_only: bool = False,
-                 outfile_prefix: str | None = None,
-                 backend_args: dict | None = None,
-                 collect_device: str = 'cpu',
-                 prefix: str | None = None,
-                 sort_categories: bool = False,
-                 use_mp_eval: bool = False,
-                 backend: str = 'auto') -> None:
+    def __init__(
+        self,
+        ann_file: str | None = None,
+        metric: str | list[str] = 'bbox',
+        classwise: bool = False,
+        proposal_nums: Sequence[int] = (100, 300, 1000),
+        iou_thrs: float | Sequence[float] | None = None,
+        metric_items: Sequence[str] | None = None,
+        format_only: bool = False,
+        outfile_prefix: str | None = None,
+        backend_args: dict | None = None,
+        collect_device: str = 'cpu',
+        prefix: str | None = None,
+        sort_categories: bool = False,
+        use_mp_eval: bool = False,
+        backend: str = 'auto',
+    ) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         metrics = [metric] if isinstance(metric, str) else list(metric)
         for m in metrics:
             if m not in _ALLOWED_METRICS:
-                raise KeyError(f"CocoMetric: metric should be 'bbox' (the only COCO metric "
-                               f'ai4rs evaluates), but got {m!r}')
+                raise KeyError(
+                    f"CocoMetric: metric should be 'bbox' (the only COCO metric "
+                    f'ai4rs evaluates), but got {m!r}'
+                )
         self.metrics = metrics
         self.classwise = classwise
         self.use_mp_eval = use_mp_eval
@@ -160,14 +169,18 @@ class CocoMetric(BaseMetric):
             metric_items = [metric_items] if isinstance(metric_items, str) else list(metric_items)
             for item in metric_items:
                 if item not in COCO_METRIC_NAMES:
-                    raise KeyError(f'CocoMetric: metric item {item!r} is not supported; '
-                                   f'choose from {list(COCO_METRIC_NAMES)}')
+                    raise KeyError(
+                        f'CocoMetric: metric item {item!r} is not supported; '
+                        f'choose from {list(COCO_METRIC_NAMES)}'
+                    )
         self.metric_items = metric_items
         self.format_only = format_only
         if format_only and outfile_prefix is None:
-            raise ValueError('CocoMetric: outfile_prefix must be set when format_only=True, '
-                             'otherwise the results json would go to a temporary folder '
-                             'that is deleted')
+            raise ValueError(
+                'CocoMetric: outfile_prefix must be set when format_only=True, '
+                'otherwise the results json would go to a temporary folder '
+                'that is deleted'
+            )
         self.outfile_prefix = outfile_prefix
         self.backend_args = backend_args
         self.backend = resolve_backend(backend)
@@ -180,6 +193,7 @@ class CocoMetric(BaseMetric):
             # checked like the dataset's json (errors name the file and annotation id); a
             # test-set json without annotations is fine for format_only
             from ai4rs.datasets.coco import load_coco_json
+
             gt = load_coco_json(ann_file, backend_args, require_annotations=not format_only)
             self._coco_api = build_coco(gt, self.backend)
             if sort_categories:
@@ -209,25 +223,32 @@ class CocoMetric(BaseMetric):
                 img_id = img_id.item()  # numpy / tensor scalar -> int (json-serialisable)
             pred = _get(sample, 'pred_instances')
             if pred is None:
-                raise KeyError(f'CocoMetric: data sample of image {img_id!r} has no '
-                               'pred_instances')
+                raise KeyError(f'CocoMetric: data sample of image {img_id!r} has no pred_instances')
             bboxes = _hbox_array(_get(pred, 'bboxes'), img_id)
             scores = _to_numpy(_get(pred, 'scores')).astype(np.float64).reshape(-1)
             labels = _to_numpy(_get(pred, 'labels')).astype(np.int64).reshape(-1)
             if not len(bboxes) == len(scores) == len(labels):
-                raise ValueError(f'CocoMetric: image {img_id!r}: {len(bboxes)} boxes, '
-                                 f'{len(scores)} scores and {len(labels)} labels')
+                raise ValueError(
+                    f'CocoMetric: image {img_id!r}: {len(bboxes)} boxes, '
+                    f'{len(scores)} scores and {len(labels)} labels'
+                )
             result = dict(img_id=img_id, bboxes=bboxes, scores=scores, labels=labels)
             gt = None
             if self._coco_api is None:
                 ori_shape = _get(sample, 'ori_shape')
                 instances = _get(sample, 'instances')
                 if ori_shape is None or instances is None:
-                    raise KeyError(f'CocoMetric without ann_file needs ori_shape and '
-                                   f'instances in each data sample (image {img_id!r}); '
-                                   "add 'instances' to PackDetInputs' meta_keys or set ann_file")
-                gt = dict(img_id=img_id, width=int(ori_shape[1]), height=int(ori_shape[0]),
-                          anns=list(instances))
+                    raise KeyError(
+                        f'CocoMetric without ann_file needs ori_shape and '
+                        f'instances in each data sample (image {img_id!r}); '
+                        "add 'instances' to PackDetInputs' meta_keys or set ann_file"
+                    )
+                gt = dict(
+                    img_id=img_id,
+                    width=int(ori_shape[1]),
+                    height=int(ori_shape[0]),
+                    anns=list(instances),
+                )
             self.results.append((gt, result))
 
     # ----------------------------------------------------------------- compute
@@ -242,26 +263,38 @@ class CocoMetric(BaseMetric):
         categories = [dict(id=i, name=str(name)) for i, name in enumerate(classes)]
         images, annotations = [], []
         for gt in gt_dicts:
-            images.append(dict(id=gt['img_id'], width=gt['width'], height=gt['height'],
-                               file_name=''))
+            images.append(
+                dict(id=gt['img_id'], width=gt['width'], height=gt['height'], file_name='')
+            )
             for ann in gt['anns']:
                 x1, y1, x2, y2 = (float(v) for v in ann['bbox'])
                 w, h = x2 - x1, y2 - y1
-                record = dict(id=len(annotations) + 1, image_id=gt['img_id'],
-                              bbox=[x1, y1, w, h], iscrowd=int(ann.get('ignore_flag', 0)),
-                              category_id=int(ann['bbox_label']), area=w * h)
+                record = dict(
+                    id=len(annotations) + 1,
+                    image_id=gt['img_id'],
+                    bbox=[x1, y1, w, h],
+                    iscrowd=int(ann.get('ignore_flag', 0)),
+                    category_id=int(ann['bbox_label']),
+                    area=w * h,
+                )
                 if ann.get('mask') is not None:
                     record['segmentation'] = ann['mask']
                 annotations.append(record)
-        return dict(info=dict(description='ground truth built by ai4rs CocoMetric'),
-                    images=images, categories=categories, annotations=annotations)
+        return dict(
+            info=dict(description='ground truth built by ai4rs CocoMetric'),
+            images=images,
+            categories=categories,
+            annotations=annotations,
+        )
 
     def _classes(self) -> list[str]:
         meta = self.dataset_meta or {}
         classes = meta.get('classes')
         if classes is None:
-            raise ValueError("CocoMetric needs dataset_meta['classes'] (set by the Runner from "
-                             'the dataset, or assign metric.dataset_meta)')
+            raise ValueError(
+                "CocoMetric needs dataset_meta['classes'] (set by the Runner from "
+                'the dataset, or assign metric.dataset_meta)'
+            )
         return list(classes)
 
     def _category_ids(self, coco) -> list[int]:
@@ -272,12 +305,15 @@ class CocoMetric(BaseMetric):
         classes = self._classes()
         missing = [c for c in classes if c not in name_to_id]
         if missing:
-            raise ValueError(f'CocoMetric: classes {missing} of dataset_meta are not '
-                             f'categories of {self.ann_file!r}')
+            raise ValueError(
+                f'CocoMetric: classes {missing} of dataset_meta are not '
+                f'categories of {self.ann_file!r}'
+            )
         return [name_to_id[c] for c in classes]
 
-    def results2json(self, results: Sequence[dict],
-                     outfile_prefix: str | None) -> tuple[dict, list]:
+    def results2json(
+        self, results: Sequence[dict], outfile_prefix: str | None
+    ) -> tuple[dict, list]:
         """COCO result dicts of ``results``, written to ``{outfile_prefix}.bbox.json``.
 
         Args:
@@ -289,8 +325,12 @@ class CocoMetric(BaseMetric):
             result dicts.
         """
         detections = detections_to_coco(
-            [r['img_id'] for r in results], [r['bboxes'] for r in results],
-            [r['scores'] for r in results], [r['labels'] for r in results], self.cat_ids)
+            [r['img_id'] for r in results],
+            [r['bboxes'] for r in results],
+            [r['scores'] for r in results],
+            [r['labels'] for r in results],
+            self.cat_ids,
+        )
         if outfile_prefix is None:
             return {}, detections
         path = f'{outfile_prefix}.bbox.json'
@@ -322,34 +362,43 @@ class CocoMetric(BaseMetric):
         img_ids = self.img_ids if self.img_ids is not None else list(coco.getImgIds())
         unknown = sorted({p['img_id'] for p in preds} - set(coco.imgs), key=str)
         if unknown:
-            raise ValueError(f'CocoMetric: predictions for {len(unknown)} image ids that are '
-                             f'not images of {self.ann_file or "the ground truth"}: '
-                             f'{unknown[:10]}')
+            raise ValueError(
+                f'CocoMetric: predictions for {len(unknown)} image ids that are '
+                f'not images of {self.ann_file or "the ground truth"}: '
+                f'{unknown[:10]}'
+            )
         result_files, detections = self.results2json(preds, prefix)
         eval_results: 'OrderedDict[str, float]' = OrderedDict()
         if self.format_only:
             logger.info(f'results are saved in {result_files["bbox"]}')
             return eval_results
         if self.use_mp_eval:
-            logger.info('CocoMetric: use_mp_eval is ignored; ai4rs evaluates in one '
-                        f'process with the {self.backend!r} backend')
+            logger.info(
+                'CocoMetric: use_mp_eval is ignored; ai4rs evaluates in one '
+                f'process with the {self.backend!r} backend'
+            )
         for metric in self.metrics:
             logger.info(f'Evaluating {metric} ({self.backend})...')
             if not detections:
                 logger.error('The testing results of the whole dataset is empty.')
                 break
             coco_dt = load_results(coco, detections)
-            res = evaluate_bbox(coco, coco_dt, cat_ids=self.cat_ids, img_ids=img_ids,
-                                max_dets=self.proposal_nums, iou_thrs=self.iou_thrs)
-            logger.info('\n' + format_coco_summary(res.stats, self.iou_thrs,
-                                                   self.proposal_nums))
+            res = evaluate_bbox(
+                coco,
+                coco_dt,
+                cat_ids=self.cat_ids,
+                img_ids=img_ids,
+                max_dets=self.proposal_nums,
+                iou_thrs=self.iou_thrs,
+            )
+            logger.info('\n' + format_coco_summary(res.stats, self.iou_thrs, self.proposal_nums))
             if self.classwise:
                 names = [coco.loadCats(c)[0]['name'] for c in self.cat_ids]
                 per_class = classwise_ap(res.precision, self.iou_thrs)
                 logger.info('\n' + classwise_table(names, per_class))
                 for name, vals in zip(names, per_class):
                     eval_results[f'{name}_precision'] = float(vals[0])
-            for item in (self.metric_items or _DEFAULT_ITEMS):
+            for item in self.metric_items or _DEFAULT_ITEMS:
                 eval_results[f'{metric}_{item}'] = float(res.stats[COCO_METRIC_NAMES[item]])
             ap = res.stats[:6]
             logger.info(f'{metric}_mAP_copypaste: ' + ' '.join(f'{v:.3f}' for v in ap))

@@ -1,4 +1,5 @@
 """Dumping predictions to a pickle file (``tools/test.py --out``)."""
+
 from mmengine.evaluator import DumpResults
 from mmengine.evaluator.metric import _to_cpu
 

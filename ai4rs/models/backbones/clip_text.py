@@ -10,6 +10,7 @@ directory, then in the local Hugging Face cache. Set the environment variable
 ``AI4RS_ALLOW_DOWNLOAD=1`` to let a hub id be downloaded into that cache
 (``HF_HUB_OFFLINE=1`` still wins and keeps everything offline).
 """
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,10 @@ ALLOW_DOWNLOAD_ENV = 'AI4RS_ALLOW_DOWNLOAD'
 def download_allowed() -> bool:
     """Whether hub ids may be downloaded: ``AI4RS_ALLOW_DOWNLOAD`` is set to
     1/true/yes and ``HF_HUB_OFFLINE`` is not set to 1/true/yes."""
+
     def on(name):
         return os.environ.get(name, '').strip().lower() in ('1', 'true', 'yes', 'on')
+
     return on(ALLOW_DOWNLOAD_ENV) and not on('HF_HUB_OFFLINE')
 
 
@@ -41,13 +44,15 @@ def _import_transformers():
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError(
             'The CLIP text encoder of YOLO-World needs the optional package `transformers`: '
-            'pip install "ai4rs[multimodal]" (or pip install transformers)') from err
+            'pip install "ai4rs[multimodal]" (or pip install transformers)'
+        ) from err
     return transformers
 
 
 def _hf_cache_dir() -> str:
     try:
         from huggingface_hub import constants
+
         return str(constants.HF_HUB_CACHE)
     except ImportError:  # pragma: no cover
         return osp.join(osp.expanduser('~'), '.cache', 'huggingface', 'hub')
@@ -58,40 +63,56 @@ def clip_not_found_message(model_name: str, reason: str = '') -> str:
     was looked for and how to get it."""
     local = osp.abspath(osp.expanduser(model_name))
     if osp.isdir(local):
-        where = (f'  - the local directory {local} exists but holds no complete CLIP text '
-                 f'model + tokenizer (it contains: {sorted(os.listdir(local))})\n')
+        where = (
+            f'  - the local directory {local} exists but holds no complete CLIP text '
+            f'model + tokenizer (it contains: {sorted(os.listdir(local))})\n'
+        )
     else:
         where = f'  - the local directory {local} (does not exist)\n'
     where += f'  - the Hugging Face cache {_hf_cache_dir()} (as hub id {model_name!r})\n'
-    hub_id = model_name if model_name.count('/') == 1 and not osp.isdir(local) \
+    hub_id = (
+        model_name
+        if model_name.count('/') == 1 and not osp.isdir(local)
         else 'openai/clip-vit-base-patch32'
-    msg = (f'HuggingCLIPLanguageBackbone: cannot load the CLIP text model {model_name!r}.\n'
-           f'Looked in:\n{where}'
-           f'Downloads are {"allowed" if download_allowed() else "off"} '
-           f'(ai4rs loads offline unless {ALLOW_DOWNLOAD_ENV}=1).\n'
-           'To get the model, either\n'
-           f'  hf download {hub_id} --local-dir <DIR>   (then model_name=<DIR>; with an older\n'
-           f'  huggingface_hub: huggingface-cli download {hub_id} --local-dir <DIR>), or\n'
-           '  python -c "from transformers import AutoTokenizer, CLIPTextModelWithProjection as M; '
-           f"M.from_pretrained('{hub_id}').save_pretrained('<DIR>'); "
-           f"AutoTokenizer.from_pretrained('{hub_id}').save_pretrained('<DIR>')\", or\n"
-           f'  run once with {ALLOW_DOWNLOAD_ENV}=1 to download {hub_id!r} into the cache.')
+    )
+    msg = (
+        f'HuggingCLIPLanguageBackbone: cannot load the CLIP text model {model_name!r}.\n'
+        f'Looked in:\n{where}'
+        f'Downloads are {"allowed" if download_allowed() else "off"} '
+        f'(ai4rs loads offline unless {ALLOW_DOWNLOAD_ENV}=1).\n'
+        'To get the model, either\n'
+        f'  hf download {hub_id} --local-dir <DIR>   (then model_name=<DIR>; with an older\n'
+        f'  huggingface_hub: huggingface-cli download {hub_id} --local-dir <DIR>), or\n'
+        '  python -c "from transformers import AutoTokenizer, CLIPTextModelWithProjection as M; '
+        f"M.from_pretrained('{hub_id}').save_pretrained('<DIR>'); "
+        f"AutoTokenizer.from_pretrained('{hub_id}').save_pretrained('<DIR>')\", or\n"
+        f'  run once with {ALLOW_DOWNLOAD_ENV}=1 to download {hub_id!r} into the cache.'
+    )
     if reason:
-        msg += (f'\nUnderlying error (transformers, local_files_only='
-                f'{not download_allowed()}): {reason}')
+        msg += (
+            f'\nUnderlying error (transformers, local_files_only='
+            f'{not download_allowed()}): {reason}'
+        )
     return msg
 
 
-WEIGHT_FILES = ('model.safetensors', 'model.safetensors.index.json', 'pytorch_model.bin',
-                'pytorch_model.bin.index.json')
+WEIGHT_FILES = (
+    'model.safetensors',
+    'model.safetensors.index.json',
+    'pytorch_model.bin',
+    'pytorch_model.bin.index.json',
+)
 
 
 def is_config_only_dir(path: str) -> bool:
     """A local directory with ``config.json`` but no weight file: the text model
     is then built from the config and its weights must come from a checkpoint."""
     path = osp.expanduser(path)
-    return (osp.isdir(path) and osp.isfile(osp.join(path, 'config.json'))
-            and not any(osp.isfile(osp.join(path, f)) for f in WEIGHT_FILES))
+    return (
+        osp.isdir(path)
+        and osp.isfile(osp.join(path, 'config.json'))
+        and not any(osp.isfile(osp.join(path, f)) for f in WEIGHT_FILES)
+    )
 
 
 def load_clip_text(model_name: str, dropout: float = 0.0):
@@ -121,7 +142,8 @@ def load_clip_text(model_name: str, dropout: float = 0.0):
         try:
             tokenizer = transformers.AutoTokenizer.from_pretrained(source, local_files_only=True)
             config = transformers.CLIPTextConfig.from_pretrained(
-                source, attention_dropout=dropout, local_files_only=True)
+                source, attention_dropout=dropout, local_files_only=True
+            )
         except (OSError, ValueError, KeyError) as err:
             raise FileNotFoundError(clip_not_found_message(model_name, str(err))) from None
         return tokenizer, transformers.CLIPTextModelWithProjection(config), False
@@ -130,12 +152,13 @@ def load_clip_text(model_name: str, dropout: float = 0.0):
     # model does not use; transformers would print them all as unexpected keys
     transformers.logging.set_verbosity_error()
     try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(
-            source, local_files_only=local_only)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(source, local_files_only=local_only)
         config = transformers.CLIPTextConfig.from_pretrained(
-            source, attention_dropout=dropout, local_files_only=local_only)
+            source, attention_dropout=dropout, local_files_only=local_only
+        )
         model, info = transformers.CLIPTextModelWithProjection.from_pretrained(
-            source, config=config, local_files_only=local_only, output_loading_info=True)
+            source, config=config, local_files_only=local_only, output_loading_info=True
+        )
     except (OSError, ValueError, KeyError) as err:
         raise FileNotFoundError(clip_not_found_message(model_name, str(err))) from None
     finally:
@@ -147,19 +170,23 @@ def load_clip_text(model_name: str, dropout: float = 0.0):
             f'HuggingCLIPLanguageBackbone: {model_name!r} is not a complete CLIP text model with '
             f'projection: no weights for {missing[:5]}, shape mismatch for {mismatched[:5]}. '
             'Use a CLIPModel or CLIPTextModelWithProjection checkpoint such as '
-            'openai/clip-vit-base-patch32 (a CLIPTextModel has no text_projection).')
+            'openai/clip-vit-base-patch32 (a CLIPTextModel has no text_projection).'
+        )
     return tokenizer, model, True
 
 
 def _flatten_texts(text: Sequence[Sequence[str]]) -> tuple[list[str], int]:
     """B lists of K strings -> (B*K strings, K); all lists must have the same K."""
     if isinstance(text, str) or not all(isinstance(t, (list, tuple)) for t in text):
-        raise TypeError('text must be a list (batch) of lists of strings, got '
-                        f'{type(text).__name__} of {[type(t).__name__ for t in text][:3]}')
+        raise TypeError(
+            'text must be a list (batch) of lists of strings, got '
+            f'{type(text).__name__} of {[type(t).__name__ for t in text][:3]}'
+        )
     num_per_batch = [len(t) for t in text]
     if len(set(num_per_batch)) != 1:
-        raise ValueError('every image of a batch needs the same number of texts, got '
-                         f'{num_per_batch}')
+        raise ValueError(
+            f'every image of a batch needs the same number of texts, got {num_per_batch}'
+        )
     flat = [s for t in text for s in t]
     bad = [s for s in flat if not isinstance(s, str)]
     if bad:
@@ -207,9 +234,14 @@ class HuggingCLIPLanguageBackbone(BaseModule):
     instead of returning embeddings of random weights.
     """
 
-    def __init__(self, model_name: str, frozen_modules: Sequence[str] = ('all',),
-                 dropout: float = 0.0, training_use_cache: bool = False,
-                 init_cfg=None) -> None:
+    def __init__(
+        self,
+        model_name: str,
+        frozen_modules: Sequence[str] = ('all',),
+        dropout: float = 0.0,
+        training_use_cache: bool = False,
+        init_cfg=None,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         self.model_name = model_name
         self.frozen_modules = tuple(frozen_modules)
@@ -249,8 +281,7 @@ class HuggingCLIPLanguageBackbone(BaseModule):
     def is_frozen(self) -> bool:
         """True when the text model cannot change: every parameter has
         ``requires_grad=False`` and the model is in eval mode."""
-        return not self.model.training and not any(
-            p.requires_grad for p in self.model.parameters())
+        return not self.model.training and not any(p.requires_grad for p in self.model.parameters())
 
     def clear_cache(self) -> None:
         """Forget every cached embedding."""
@@ -274,8 +305,9 @@ class HuggingCLIPLanguageBackbone(BaseModule):
         truncated to the model's ``max_position_embeddings`` tokens).
         """
         max_len = self.model.config.max_position_embeddings
-        tokens = self.tokenizer(text=list(texts), return_tensors='pt', padding=True,
-                                truncation=True, max_length=max_len)
+        tokens = self.tokenizer(
+            text=list(texts), return_tensors='pt', padding=True, truncation=True, max_length=max_len
+        )
         tokens = tokens.to(device=self.model.device)
         txt_feats = self.model(**tokens).text_embeds
         return txt_feats / txt_feats.norm(p=2, dim=-1, keepdim=True)
@@ -293,7 +325,8 @@ class HuggingCLIPLanguageBackbone(BaseModule):
                 f'HuggingCLIPLanguageBackbone: {self.model_name} holds no text-model weights '
                 '(config and tokenizer only) and no checkpoint has supplied them yet; load a '
                 'YOLO-World checkpoint (load_from / load_checkpoint) or point model_name at a '
-                'full CLIP model')
+                'full CLIP model'
+            )
         if not self.is_frozen:
             self._cache.clear()
             return self.encode(flat).reshape(-1, num_per_image, self.model.config.projection_dim)
@@ -337,8 +370,10 @@ def load_text_embeddings(path: str, texts: Sequence[str] | str | None = None) ->
         array = np.load(path, allow_pickle=False)
         embeds = torch.from_numpy(np.asarray(array, dtype=np.float32))
         if texts is None:
-            raise ValueError(f'{path}: a .npy embedding file holds no texts; pass texts '
-                             '(a list or a class-text JSON file) giving its rows in order')
+            raise ValueError(
+                f'{path}: a .npy embedding file holds no texts; pass texts '
+                '(a list or a class-text JSON file) giving its rows in order'
+            )
     else:
         data = torch.load(path, map_location='cpu', weights_only=True)
         if isinstance(data, dict) and 'embeddings' in data and 'texts' in data:
@@ -359,8 +394,10 @@ def load_text_embeddings(path: str, texts: Sequence[str] | str | None = None) ->
             if texts is None:
                 raise ValueError(f'{path}: a bare (K, D) tensor holds no texts; pass texts')
     if embeds.dim() != 2 or embeds.shape[0] != len(texts):
-        raise ValueError(f'{path}: expected ({len(texts)}, D) embeddings for {len(texts)} '
-                         f'texts, got {tuple(embeds.shape)}')
+        raise ValueError(
+            f'{path}: expected ({len(texts)}, D) embeddings for {len(texts)} '
+            f'texts, got {tuple(embeds.shape)}'
+        )
     return {t: e for t, e in zip(texts, embeds)}
 
 
@@ -380,14 +417,22 @@ class PseudoLanguageBackbone(BaseModule):
         init_cfg (dict, optional): unused.
     """
 
-    def __init__(self, text_embed_path: str = '', test_embed_path: str | None = None,
-                 texts: Sequence[str] | str | None = None, init_cfg=None) -> None:
+    def __init__(
+        self,
+        text_embed_path: str = '',
+        test_embed_path: str | None = None,
+        texts: Sequence[str] | str | None = None,
+        init_cfg=None,
+    ) -> None:
         super().__init__(init_cfg)
         self.text_embed_path = text_embed_path
         self.test_embed_path = test_embed_path or text_embed_path
         self.text_embed = load_text_embeddings(text_embed_path, texts)
-        self.test_embed = (self.text_embed if test_embed_path is None
-                           else load_text_embeddings(test_embed_path, texts))
+        self.test_embed = (
+            self.text_embed
+            if test_embed_path is None
+            else load_text_embeddings(test_embed_path, texts)
+        )
         # upstream's device anchor (a buffer named ``buff`` is in its state dict)
         self.register_buffer('buff', torch.zeros([1]))
 
@@ -401,11 +446,16 @@ class PseudoLanguageBackbone(BaseModule):
             else:
                 unknown.append(text)
         if unknown:
-            hint = (" ('' is the padding text of RandomLoadText(padding_to_max=True): write its "
-                    "embedding too, e.g. generate_text_embeddings.py ... --texts ... '')"
-                    if '' in unknown else '')
-            raise KeyError(f'PseudoLanguageBackbone: no embedding for {unknown[:10]} in {path} '
-                           f'({len(table)} texts, e.g. {list(table)[:5]}){hint}')
+            hint = (
+                " ('' is the padding text of RandomLoadText(padding_to_max=True): write its "
+                "embedding too, e.g. generate_text_embeddings.py ... --texts ... '')"
+                if '' in unknown
+                else ''
+            )
+            raise KeyError(
+                f'PseudoLanguageBackbone: no embedding for {unknown[:10]} in {path} '
+                f'({len(table)} texts, e.g. {list(table)[:5]}){hint}'
+            )
         return torch.stack(rows)
 
     def forward(self, text: Sequence[Sequence[str]]) -> Tensor:
@@ -416,7 +466,10 @@ class PseudoLanguageBackbone(BaseModule):
             Tensor: (B, K, D) float embeddings on the module's device, no grad.
         """
         flat, num_per_image = _flatten_texts(text)
-        table, path = ((self.text_embed, self.text_embed_path) if self.training
-                       else (self.test_embed, self.test_embed_path))
+        table, path = (
+            (self.text_embed, self.text_embed_path)
+            if self.training
+            else (self.test_embed, self.test_embed_path)
+        )
         feats = self.lookup(flat, table, path).to(self.buff.device).float()
         return feats.reshape(-1, num_per_image, feats.shape[-1])

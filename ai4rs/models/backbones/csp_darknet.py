@@ -1,4 +1,5 @@
 """CSPDarknet backbone (YOLOv5 / YOLOX) with a Focus stem."""
+
 from collections.abc import Sequence
 
 import torch
@@ -24,13 +25,27 @@ class Focus(nn.Module):
     giving 4 * C channels, then ``conv`` (a ConvModule) is applied.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1,
-                 stride: int = 1, conv_cfg=None, norm_cfg=DEFAULT_NORM_CFG,
-                 act_cfg=DEFAULT_ACT_CFG) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 1,
+        stride: int = 1,
+        conv_cfg=None,
+        norm_cfg=DEFAULT_NORM_CFG,
+        act_cfg=DEFAULT_ACT_CFG,
+    ) -> None:
         super().__init__()
-        self.conv = ConvModule(in_channels * 4, out_channels, kernel_size, stride,
-                               padding=(kernel_size - 1) // 2, conv_cfg=conv_cfg,
-                               norm_cfg=norm_cfg, act_cfg=act_cfg)
+        self.conv = ConvModule(
+            in_channels * 4,
+            out_channels,
+            kernel_size,
+            stride,
+            padding=(kernel_size - 1) // 2,
+            conv_cfg=conv_cfg,
+            norm_cfg=norm_cfg,
+            act_cfg=act_cfg,
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         top_left = x[..., ::2, ::2]
@@ -70,31 +85,52 @@ class CSPDarknet(BaseModule):
     """
 
     arch_settings = {
-        'P5': [[64, 128, 3, True, False], [128, 256, 9, True, False],
-               [256, 512, 9, True, False], [512, 1024, 3, False, True]],
-        'P6': [[64, 128, 3, True, False], [128, 256, 9, True, False],
-               [256, 512, 9, True, False], [512, 768, 3, True, False],
-               [768, 1024, 3, False, True]],
+        'P5': [
+            [64, 128, 3, True, False],
+            [128, 256, 9, True, False],
+            [256, 512, 9, True, False],
+            [512, 1024, 3, False, True],
+        ],
+        'P6': [
+            [64, 128, 3, True, False],
+            [128, 256, 9, True, False],
+            [256, 512, 9, True, False],
+            [512, 768, 3, True, False],
+            [768, 1024, 3, False, True],
+        ],
     }
 
-    def __init__(self, arch: str = 'P5', deepen_factor: float = 1.0, widen_factor: float = 1.0,
-                 out_indices: Sequence[int] = (2, 3, 4), frozen_stages: int = -1,
-                 use_depthwise: bool = False, arch_ovewrite: list | None = None,
-                 spp_kernal_sizes: Sequence[int] = (5, 9, 13), conv_cfg=None,
-                 norm_cfg=DEFAULT_NORM_CFG, act_cfg=DEFAULT_ACT_CFG, norm_eval: bool = False,
-                 init_cfg=YOLOX_CONV_INIT) -> None:
+    def __init__(
+        self,
+        arch: str = 'P5',
+        deepen_factor: float = 1.0,
+        widen_factor: float = 1.0,
+        out_indices: Sequence[int] = (2, 3, 4),
+        frozen_stages: int = -1,
+        use_depthwise: bool = False,
+        arch_ovewrite: list | None = None,
+        spp_kernal_sizes: Sequence[int] = (5, 9, 13),
+        conv_cfg=None,
+        norm_cfg=DEFAULT_NORM_CFG,
+        act_cfg=DEFAULT_ACT_CFG,
+        norm_eval: bool = False,
+        init_cfg=YOLOX_CONV_INIT,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         if arch not in self.arch_settings:
-            raise ValueError(f'CSPDarknet: arch must be one of {sorted(self.arch_settings)}, '
-                             f'got {arch!r}')
+            raise ValueError(
+                f'CSPDarknet: arch must be one of {sorted(self.arch_settings)}, got {arch!r}'
+            )
         arch_setting = arch_ovewrite if arch_ovewrite else self.arch_settings[arch]
         num_layers = len(arch_setting) + 1
         if not set(out_indices).issubset(range(num_layers)):
-            raise ValueError(f'CSPDarknet: out_indices {tuple(out_indices)} must lie in '
-                             f'[0, {num_layers - 1}]')
+            raise ValueError(
+                f'CSPDarknet: out_indices {tuple(out_indices)} must lie in [0, {num_layers - 1}]'
+            )
         if frozen_stages not in range(-1, num_layers):
-            raise ValueError(f'CSPDarknet: frozen_stages must be in [-1, {num_layers - 1}], '
-                             f'got {frozen_stages}')
+            raise ValueError(
+                f'CSPDarknet: frozen_stages must be in [-1, {num_layers - 1}], got {frozen_stages}'
+            )
         self.out_indices = out_indices
         self.frozen_stages = frozen_stages
         self.use_depthwise = use_depthwise
@@ -110,16 +146,22 @@ class CSPDarknet(BaseModule):
             num_blocks = max(round(num_blocks * deepen_factor), 1)
             stage = [conv(in_ch, out_ch, 3, stride=2, padding=1, **common)]
             if use_spp:
-                stage.append(SPPBottleneck(out_ch, out_ch, kernel_sizes=spp_kernal_sizes,
-                                           **common))
-            stage.append(CSPLayer(out_ch, out_ch, num_blocks=num_blocks,
-                                  add_identity=add_identity, use_depthwise=use_depthwise,
-                                  **common))
+                stage.append(SPPBottleneck(out_ch, out_ch, kernel_sizes=spp_kernal_sizes, **common))
+            stage.append(
+                CSPLayer(
+                    out_ch,
+                    out_ch,
+                    num_blocks=num_blocks,
+                    add_identity=add_identity,
+                    use_depthwise=use_depthwise,
+                    **common,
+                )
+            )
             self.add_module(f'stage{i + 1}', nn.Sequential(*stage))
             self.layers.append(f'stage{i + 1}')
 
     def _freeze_stages(self) -> None:
-        for name in self.layers[:self.frozen_stages + 1]:
+        for name in self.layers[: self.frozen_stages + 1]:
             layer = getattr(self, name)
             layer.eval()
             for param in layer.parameters():

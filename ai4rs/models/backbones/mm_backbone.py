@@ -1,4 +1,5 @@
 """Multi-modal backbone of YOLO-World: an image model and a text model side by side."""
+
 from collections.abc import Sequence
 
 from mmengine.model import BaseModule
@@ -31,26 +32,33 @@ class MultiModalYOLOBackbone(BaseModule):
         init_cfg (dict, optional): initialization config.
     """
 
-    def __init__(self, image_model: dict | nn.Module, text_model: dict | nn.Module | None,
-                 frozen_stages: int = -1, with_text_model: bool = True,
-                 init_cfg: dict | None = None) -> None:
+    def __init__(
+        self,
+        image_model: dict | nn.Module,
+        text_model: dict | nn.Module | None,
+        frozen_stages: int = -1,
+        with_text_model: bool = True,
+        init_cfg: dict | None = None,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         self.with_text_model = with_text_model and text_model is not None
         self.image_model = _build(image_model)
         self.text_model = _build(text_model) if self.with_text_model else None
         layers = getattr(self.image_model, 'layers', None)
         if frozen_stages >= 0 and (layers is None or frozen_stages >= len(layers)):
-            raise ValueError(f'MultiModalYOLOBackbone: frozen_stages={frozen_stages} needs an '
-                             f'image model with more than {frozen_stages} entries in '
-                             f'`layers`; {type(self.image_model).__name__} has '
-                             f'{None if layers is None else list(layers)}')
+            raise ValueError(
+                f'MultiModalYOLOBackbone: frozen_stages={frozen_stages} needs an '
+                f'image model with more than {frozen_stages} entries in '
+                f'`layers`; {type(self.image_model).__name__} has '
+                f'{None if layers is None else list(layers)}'
+            )
         self.frozen_stages = frozen_stages
         self._freeze_stages()
 
     def _freeze_stages(self) -> None:
         if self.frozen_stages < 0:
             return
-        for name in self.image_model.layers[:self.frozen_stages + 1]:
+        for name in self.image_model.layers[: self.frozen_stages + 1]:
             layer = getattr(self.image_model, name)
             layer.eval()
             for param in layer.parameters():
@@ -62,8 +70,9 @@ class MultiModalYOLOBackbone(BaseModule):
         self._freeze_stages()
         return self
 
-    def forward(self, image: Tensor,
-                text: Sequence[Sequence[str]] | None) -> tuple[tuple[Tensor, ...], Tensor | None]:
+    def forward(
+        self, image: Tensor, text: Sequence[Sequence[str]] | None
+    ) -> tuple[tuple[Tensor, ...], Tensor | None]:
         """Image features and text embeddings.
 
         Args:
@@ -83,8 +92,10 @@ class MultiModalYOLOBackbone(BaseModule):
     def forward_text(self, text: Sequence[Sequence[str]]) -> Tensor:
         """Text embeddings (B, K, C) of B lists of K texts."""
         if not self.with_text_model:
-            raise RuntimeError('MultiModalYOLOBackbone.forward_text() needs a text model, '
-                               'but this backbone was built without one')
+            raise RuntimeError(
+                'MultiModalYOLOBackbone.forward_text() needs a text model, '
+                'but this backbone was built without one'
+            )
         return self.text_model(text)
 
     def forward_image(self, image: Tensor) -> tuple[Tensor, ...]:

@@ -1,5 +1,6 @@
 """YOLOv8 CSPDarknet backbone (mmyolo 0.6.0 ``YOLOv8CSPDarknet``): the image side of
 YOLO-World."""
+
 import copy
 from collections.abc import Sequence
 
@@ -54,30 +55,48 @@ class YOLOv8CSPDarknet(BaseModule):
     # in_channels, out_channels (None: last_stage_out_channels), num_blocks,
     # add_identity, use_spp
     arch_settings = {
-        'P5': [[64, 128, 3, True, False], [128, 256, 6, True, False],
-               [256, 512, 6, True, False], [512, None, 3, True, True]],
+        'P5': [
+            [64, 128, 3, True, False],
+            [128, 256, 6, True, False],
+            [256, 512, 6, True, False],
+            [512, None, 3, True, True],
+        ],
     }
 
-    def __init__(self, arch: str = 'P5', last_stage_out_channels: int = 1024,
-                 plugins: dict | list[dict] | None = None, deepen_factor: float = 1.0,
-                 widen_factor: float = 1.0, input_channels: int = 3,
-                 out_indices: Sequence[int] = (2, 3, 4), frozen_stages: int = -1,
-                 norm_cfg: dict = YOLO_NORM_CFG, act_cfg: dict = YOLO_ACT_CFG,
-                 norm_eval: bool = False, init_cfg: dict | None = None) -> None:
+    def __init__(
+        self,
+        arch: str = 'P5',
+        last_stage_out_channels: int = 1024,
+        plugins: dict | list[dict] | None = None,
+        deepen_factor: float = 1.0,
+        widen_factor: float = 1.0,
+        input_channels: int = 3,
+        out_indices: Sequence[int] = (2, 3, 4),
+        frozen_stages: int = -1,
+        norm_cfg: dict = YOLO_NORM_CFG,
+        act_cfg: dict = YOLO_ACT_CFG,
+        norm_eval: bool = False,
+        init_cfg: dict | None = None,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         if arch not in self.arch_settings:
-            raise ValueError(f'YOLOv8CSPDarknet: arch must be one of '
-                             f'{sorted(self.arch_settings)}, got {arch!r}')
+            raise ValueError(
+                f'YOLOv8CSPDarknet: arch must be one of {sorted(self.arch_settings)}, got {arch!r}'
+            )
         # a copy: upstream writes last_stage_out_channels into the class attribute
         arch_setting = copy.deepcopy(self.arch_settings[arch])
         arch_setting[-1][1] = last_stage_out_channels
         num_layers = len(arch_setting) + 1
         if not set(out_indices).issubset(range(num_layers)):
-            raise ValueError(f'YOLOv8CSPDarknet: out_indices {tuple(out_indices)} must lie in '
-                             f'[0, {num_layers - 1}]')
+            raise ValueError(
+                f'YOLOv8CSPDarknet: out_indices {tuple(out_indices)} must lie in '
+                f'[0, {num_layers - 1}]'
+            )
         if frozen_stages not in range(-1, num_layers):
-            raise ValueError(f'YOLOv8CSPDarknet: frozen_stages must be in '
-                             f'[-1, {num_layers - 1}], got {frozen_stages}')
+            raise ValueError(
+                f'YOLOv8CSPDarknet: frozen_stages must be in '
+                f'[-1, {num_layers - 1}], got {frozen_stages}'
+            )
         if isinstance(plugins, dict):
             plugins = [plugins]
         self.arch_setting = arch_setting
@@ -92,9 +111,15 @@ class YOLOv8CSPDarknet(BaseModule):
         self.act_cfg = act_cfg
         self.plugins = plugins
 
-        self.stem = ConvModule(input_channels, make_divisible(arch_setting[0][0], widen_factor),
-                               kernel_size=3, stride=2, padding=1, norm_cfg=norm_cfg,
-                               act_cfg=act_cfg)
+        self.stem = ConvModule(
+            input_channels,
+            make_divisible(arch_setting[0][0], widen_factor),
+            kernel_size=3,
+            stride=2,
+            padding=1,
+            norm_cfg=norm_cfg,
+            act_cfg=act_cfg,
+        )
         self.layers = ['stem']
         for idx, setting in enumerate(arch_setting):
             stage = self._build_stage(setting)
@@ -111,15 +136,21 @@ class YOLOv8CSPDarknet(BaseModule):
         common = dict(norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
         stage = [
             ConvModule(in_channels, out_channels, kernel_size=3, stride=2, padding=1, **common),
-            CSPLayerWithTwoConv(out_channels, out_channels, num_blocks=num_blocks,
-                                add_identity=add_identity, **common),
+            CSPLayerWithTwoConv(
+                out_channels,
+                out_channels,
+                num_blocks=num_blocks,
+                add_identity=add_identity,
+                **common,
+            ),
         ]
         if use_spp:
             stage.append(SPPFBottleneck(out_channels, out_channels, kernel_sizes=5, **common))
         return stage
 
-    def _build_stage_plugins(self, plugins: list[dict], stage_idx: int,
-                             setting: list) -> list[nn.Module]:
+    def _build_stage_plugins(
+        self, plugins: list[dict], stage_idx: int, setting: list
+    ) -> list[nn.Module]:
         """mmcv plugin layers for one stage; their input width is
         ``int(out_channels * widen_factor)`` (upstream's rule)."""
         in_channels = int(setting[1] * self.widen_factor)
@@ -128,8 +159,9 @@ class YOLOv8CSPDarknet(BaseModule):
             plugin = dict(plugin)
             stages = plugin.pop('stages', None)
             if stages is not None and len(stages) != self.num_stages:
-                raise ValueError(f'YOLOv8CSPDarknet: plugin stages {stages} must have '
-                                 f'{self.num_stages} entries')
+                raise ValueError(
+                    f'YOLOv8CSPDarknet: plugin stages {stages} must have {self.num_stages} entries'
+                )
             if stages is None or stages[stage_idx]:
                 _, layer = build_plugin_layer(plugin['cfg'], in_channels=in_channels)
                 layers.append(layer)
@@ -145,7 +177,7 @@ class YOLOv8CSPDarknet(BaseModule):
             super().init_weights()
 
     def _freeze_stages(self) -> None:
-        for name in self.layers[:self.frozen_stages + 1]:
+        for name in self.layers[: self.frozen_stages + 1]:
             layer = getattr(self, name)
             layer.eval()
             for param in layer.parameters():

@@ -1,4 +1,5 @@
 """Batching, padding and batch-level augmentation of detection inputs."""
+
 import math
 import random
 from collections.abc import Sequence
@@ -43,19 +44,39 @@ class DetDataPreprocessor(ImgDataPreprocessor):
         pad_mask, pad_seg: not supported (raise if True).
     """
 
-    def __init__(self, mean: Sequence[Number] | None = None, std: Sequence[Number] | None = None,
-                 pad_size_divisor: int = 1, pad_value: float | int = 0, pad_mask: bool = False,
-                 mask_pad_value: int = 0, pad_seg: bool = False, seg_pad_value: int = 255,
-                 bgr_to_rgb: bool = False, rgb_to_bgr: bool = False, boxtype2tensor: bool = True,
-                 non_blocking: bool = False, batch_augments: list[dict] | None = None) -> None:
-        super().__init__(mean=mean, std=std, pad_size_divisor=pad_size_divisor,
-                         pad_value=pad_value, bgr_to_rgb=bgr_to_rgb, rgb_to_bgr=rgb_to_bgr,
-                         non_blocking=non_blocking)
+    def __init__(
+        self,
+        mean: Sequence[Number] | None = None,
+        std: Sequence[Number] | None = None,
+        pad_size_divisor: int = 1,
+        pad_value: float | int = 0,
+        pad_mask: bool = False,
+        mask_pad_value: int = 0,
+        pad_seg: bool = False,
+        seg_pad_value: int = 255,
+        bgr_to_rgb: bool = False,
+        rgb_to_bgr: bool = False,
+        boxtype2tensor: bool = True,
+        non_blocking: bool = False,
+        batch_augments: list[dict] | None = None,
+    ) -> None:
+        super().__init__(
+            mean=mean,
+            std=std,
+            pad_size_divisor=pad_size_divisor,
+            pad_value=pad_value,
+            bgr_to_rgb=bgr_to_rgb,
+            rgb_to_bgr=rgb_to_bgr,
+            non_blocking=non_blocking,
+        )
         if pad_mask or pad_seg:
-            raise NotImplementedError('DetDataPreprocessor: pad_mask / pad_seg are not supported '
-                                      'in ai4rs (no masks or semantic maps)')
-        self.batch_augments = (nn.ModuleList([MODELS.build(aug) for aug in batch_augments])
-                               if batch_augments else None)
+            raise NotImplementedError(
+                'DetDataPreprocessor: pad_mask / pad_seg are not supported '
+                'in ai4rs (no masks or semantic maps)'
+            )
+        self.batch_augments = (
+            nn.ModuleList([MODELS.build(aug) for aug in batch_augments]) if batch_augments else None
+        )
         self.pad_mask = pad_mask
         self.mask_pad_value = mask_pad_value
         self.pad_seg = pad_seg
@@ -69,8 +90,9 @@ class DetDataPreprocessor(ImgDataPreprocessor):
         if data_samples is not None:
             batch_input_shape = tuple(inputs[0].size()[-2:])
             for data_sample, pad_shape in zip(data_samples, batch_pad_shape):
-                data_sample.set_metainfo({'batch_input_shape': batch_input_shape,
-                                          'pad_shape': pad_shape})
+                data_sample.set_metainfo(
+                    {'batch_input_shape': batch_input_shape, 'pad_shape': pad_shape}
+                )
         if training and self.batch_augments is not None:
             # batch augments work on box objects, which know their own format
             for batch_aug in self.batch_augments:
@@ -91,11 +113,15 @@ class DetDataPreprocessor(ImgDataPreprocessor):
             return [padded(img.shape[1], img.shape[2]) for img in inputs]
         if isinstance(inputs, torch.Tensor):
             if inputs.dim() != 4:
-                raise ValueError('DetDataPreprocessor: a batched input must be (N, C, H, W), '
-                                 f'got {tuple(inputs.shape)}')
+                raise ValueError(
+                    'DetDataPreprocessor: a batched input must be (N, C, H, W), '
+                    f'got {tuple(inputs.shape)}'
+                )
             return [padded(inputs.shape[2], inputs.shape[3])] * inputs.shape[0]
-        raise TypeError('DetDataPreprocessor: data["inputs"] must be a Tensor or a list of '
-                        f'Tensors, got {type(inputs)}')
+        raise TypeError(
+            'DetDataPreprocessor: data["inputs"] must be a Tensor or a list of '
+            f'Tensors, got {type(inputs)}'
+        )
 
 
 @MODELS.register_module()
@@ -120,15 +146,20 @@ class BatchSyncRandomResize(nn.Module):
         size_divisor (int): sizes are multiples of it. Defaults to 32.
     """
 
-    def __init__(self, random_size_range: tuple[int, int], interval: int = 10,
-                 size_divisor: int = 32) -> None:
+    def __init__(
+        self, random_size_range: tuple[int, int], interval: int = 10, size_divisor: int = 32
+    ) -> None:
         super().__init__()
         if len(random_size_range) != 2 or random_size_range[0] > random_size_range[1]:
-            raise ValueError('BatchSyncRandomResize: random_size_range must be (min, max), '
-                             f'got {random_size_range}')
+            raise ValueError(
+                'BatchSyncRandomResize: random_size_range must be (min, max), '
+                f'got {random_size_range}'
+            )
         self._input_size = None
-        self._random_size_range = (round(random_size_range[0] / size_divisor),
-                                   round(random_size_range[1] / size_divisor))
+        self._random_size_range = (
+            round(random_size_range[0] / size_divisor),
+            round(random_size_range[1] / size_divisor),
+        )
         self._interval = interval
         self._size_divisor = size_divisor
 
@@ -139,23 +170,34 @@ class BatchSyncRandomResize(nn.Module):
         scale_y = self._input_size[0] / h
         scale_x = self._input_size[1] / w
         if scale_x != 1 or scale_y != 1:
-            inputs = F.interpolate(inputs, size=self._input_size, mode='bilinear',
-                                   align_corners=False)
+            inputs = F.interpolate(
+                inputs, size=self._input_size, mode='bilinear', align_corners=False
+            )
             for data_sample in data_samples:
-                img_shape = (int(data_sample.img_shape[0] * scale_y),
-                             int(data_sample.img_shape[1] * scale_x))
-                pad_shape = (int(data_sample.pad_shape[0] * scale_y),
-                             int(data_sample.pad_shape[1] * scale_x))
-                data_sample.set_metainfo({'img_shape': img_shape, 'pad_shape': pad_shape,
-                                          'batch_input_shape': self._input_size})
+                img_shape = (
+                    int(data_sample.img_shape[0] * scale_y),
+                    int(data_sample.img_shape[1] * scale_x),
+                )
+                pad_shape = (
+                    int(data_sample.pad_shape[0] * scale_y),
+                    int(data_sample.pad_shape[1] * scale_x),
+                )
+                data_sample.set_metainfo(
+                    {
+                        'img_shape': img_shape,
+                        'pad_shape': pad_shape,
+                        'batch_input_shape': self._input_size,
+                    }
+                )
                 for key in ('gt_instances', 'ignored_instances'):
                     instances = data_sample.get(key, None)
                     if instances is not None and 'bboxes' in instances:
                         instances.bboxes = scale_boxes(instances.bboxes, (scale_x, scale_y))
         iteration = MessageHub.get_current_instance().get_info('iter')
         if ((iteration or 0) + 1) % self._interval == 0:
-            self._input_size = self._get_random_size(aspect_ratio=float(w / h),
-                                                     device=inputs.device)
+            self._input_size = self._get_random_size(
+                aspect_ratio=float(w / h), device=inputs.device
+            )
         return inputs, data_samples
 
     def _get_random_size(self, aspect_ratio: float, device: torch.device) -> tuple[int, int]:

@@ -1,4 +1,5 @@
 """Data preprocessor of YOLO-World: YOLO fast-collate batches with texts."""
+
 import torch
 
 from ai4rs.registry import MODELS
@@ -40,21 +41,29 @@ class YOLOWDetDataPreprocessor(DetDataPreprocessor):
         data = self.cast_data(data)
         inputs, data_samples = data['inputs'], data['data_samples']
         if not isinstance(inputs, torch.Tensor) or inputs.dim() != 4:
-            raise TypeError('YOLOWDetDataPreprocessor: a YOLO-collated training batch needs '
-                            'inputs stacked as one (B, C, H, W) tensor, got '
-                            f'{type(inputs).__name__}')
+            raise TypeError(
+                'YOLOWDetDataPreprocessor: a YOLO-collated training batch needs '
+                'inputs stacked as one (B, C, H, W) tensor, got '
+                f'{type(inputs).__name__}'
+            )
         for key in ('bboxes_labels', 'texts'):
             if key not in data_samples:
-                raise KeyError(f'YOLOWDetDataPreprocessor: the collated data_samples dict has '
-                               f'no {key!r} (keys: {sorted(data_samples)})')
+                raise KeyError(
+                    f'YOLOWDetDataPreprocessor: the collated data_samples dict has '
+                    f'no {key!r} (keys: {sorted(data_samples)})'
+                )
         bboxes_labels = data_samples['bboxes_labels']
         if bboxes_labels.dim() != 2 or bboxes_labels.shape[1] != 6:
-            raise ValueError('YOLOWDetDataPreprocessor: bboxes_labels must be (N, 6) '
-                             '[img_idx, label, x1, y1, x2, y2], got '
-                             f'{tuple(bboxes_labels.shape)}')
+            raise ValueError(
+                'YOLOWDetDataPreprocessor: bboxes_labels must be (N, 6) '
+                '[img_idx, label, x1, y1, x2, y2], got '
+                f'{tuple(bboxes_labels.shape)}'
+            )
         if len(data_samples['texts']) != inputs.shape[0]:
-            raise ValueError(f'YOLOWDetDataPreprocessor: {len(data_samples["texts"])} text '
-                             f'lists for {inputs.shape[0]} images')
+            raise ValueError(
+                f'YOLOWDetDataPreprocessor: {len(data_samples["texts"])} text '
+                f'lists for {inputs.shape[0]} images'
+            )
         if self._channel_conversion and inputs.shape[1] == 3:
             inputs = inputs[:, [2, 1, 0], ...]
         inputs = inputs.float()
@@ -64,8 +73,11 @@ class YOLOWDetDataPreprocessor(DetDataPreprocessor):
             for batch_aug in self.batch_augments:
                 inputs, data_samples = batch_aug(inputs, data_samples)
         img_metas = [{'batch_input_shape': tuple(inputs.shape[2:])}] * len(inputs)
-        out = {'bboxes_labels': data_samples['bboxes_labels'],
-               'texts': data_samples['texts'], 'img_metas': img_metas}
+        out = {
+            'bboxes_labels': data_samples['bboxes_labels'],
+            'texts': data_samples['texts'],
+            'img_metas': img_metas,
+        }
         for key in ('masks', 'is_detection'):
             if key in data_samples:
                 out[key] = data_samples[key]

@@ -17,6 +17,7 @@ Heads whose ``forward`` takes more than the image features (YOLO-World's takes t
 features) call :meth:`loss_from_outputs` / :meth:`predict_from_outputs` with their own
 forward outputs.
 """
+
 from abc import ABCMeta, abstractmethod
 from collections.abc import Sequence
 
@@ -46,23 +47,27 @@ class BaseDenseHead(BaseModule, metaclass=ABCMeta):
     def loss_from_outputs(self, outs: tuple, batch_data_samples: list) -> dict:
         """``loss_by_feat(*outs, batch_gt_instances, batch_img_metas, batch_gt_instances_ignore)``
         with the ground truth unpacked from the data samples."""
-        batch_gt_instances, batch_gt_instances_ignore, batch_img_metas = \
-            unpack_gt_instances(batch_data_samples)
-        return self.loss_by_feat(*outs, batch_gt_instances, batch_img_metas,
-                                 batch_gt_instances_ignore)
+        batch_gt_instances, batch_gt_instances_ignore, batch_img_metas = unpack_gt_instances(
+            batch_data_samples
+        )
+        return self.loss_by_feat(
+            *outs, batch_gt_instances, batch_img_metas, batch_gt_instances_ignore
+        )
 
     @abstractmethod
     def loss_by_feat(self, *args, **kwargs) -> dict:
         """Losses from the per-level outputs of ``forward`` and the ground truth."""
 
     # ----------------------------------------------------------- inference
-    def predict(self, x: Sequence[Tensor], batch_data_samples: list,
-                rescale: bool = False) -> list[InstanceData]:
+    def predict(
+        self, x: Sequence[Tensor], batch_data_samples: list, rescale: bool = False
+    ) -> list[InstanceData]:
         """Detections per image (``InstanceData`` with ``bboxes``, ``scores``, ``labels``)."""
         return self.predict_from_outputs(self(x), batch_data_samples, rescale=rescale)
 
-    def predict_from_outputs(self, outs: tuple, batch_data_samples: list,
-                             rescale: bool = False) -> list[InstanceData]:
+    def predict_from_outputs(
+        self, outs: tuple, batch_data_samples: list, rescale: bool = False
+    ) -> list[InstanceData]:
         batch_img_metas = [data_sample.metainfo for data_sample in batch_data_samples]
         return self.predict_by_feat(*outs, batch_img_metas=batch_img_metas, rescale=rescale)
 
@@ -77,7 +82,8 @@ class BaseDenseHead(BaseModule, metaclass=ABCMeta):
         levels in order and positions row-major within a level (the prior order)."""
         num_imgs = maps[0].size(0)
         return torch.cat(
-            [m.permute(0, 2, 3, 1).reshape(num_imgs, -1, channels) for m in maps], dim=1)
+            [m.permute(0, 2, 3, 1).reshape(num_imgs, -1, channels) for m in maps], dim=1
+        )
 
     def flat_priors(self, featmaps: Sequence[Tensor], with_stride: bool = True) -> Tensor:
         """Priors of all levels for feature maps of these sizes, concatenated: (P, 4) as
@@ -89,12 +95,21 @@ class BaseDenseHead(BaseModule, metaclass=ABCMeta):
         if dtype in (torch.float16, torch.bfloat16):
             dtype = torch.float32
         featmap_sizes = [featmap.shape[2:] for featmap in featmaps]
-        return torch.cat(self.prior_generator.grid_priors(
-            featmap_sizes, dtype=dtype, device=featmaps[0].device, with_stride=with_stride))
+        return torch.cat(
+            self.prior_generator.grid_priors(
+                featmap_sizes, dtype=dtype, device=featmaps[0].device, with_stride=with_stride
+            )
+        )
 
     # ------------------------------------------------------ post-processing
-    def _bbox_post_process(self, results: InstanceData, cfg, rescale: bool = False,
-                           with_nms: bool = True, img_meta: dict | None = None) -> InstanceData:
+    def _bbox_post_process(
+        self,
+        results: InstanceData,
+        cfg,
+        rescale: bool = False,
+        with_nms: bool = True,
+        img_meta: dict | None = None,
+    ) -> InstanceData:
         """Rescale, filter, NMS and cap the detections of one image.
 
         Args:
@@ -114,14 +129,17 @@ class BaseDenseHead(BaseModule, metaclass=ABCMeta):
             InstanceData: the kept detections, highest score first when NMS ran.
         """
         if not isinstance(results.bboxes, BaseBoxes):
-            raise TypeError(f'{type(self).__name__}: _bbox_post_process needs box objects '
-                            f'(RotatedBoxes, HorizontalBoxes, ...), got {type(results.bboxes)}')
+            raise TypeError(
+                f'{type(self).__name__}: _bbox_post_process needs box objects '
+                f'(RotatedBoxes, HorizontalBoxes, ...), got {type(results.bboxes)}'
+            )
         img_meta = img_meta or {}
         if rescale:
             scale_factor = img_meta.get('scale_factor')
             if scale_factor is None:
-                raise ValueError(f'{type(self).__name__}: rescale=True needs '
-                                 f'img_meta["scale_factor"]')
+                raise ValueError(
+                    f'{type(self).__name__}: rescale=True needs img_meta["scale_factor"]'
+                )
             bboxes = results.bboxes.clone()
             pad_param = img_meta.get('pad_param')
             if pad_param is not None:
@@ -133,8 +151,9 @@ class BaseDenseHead(BaseModule, metaclass=ABCMeta):
 
         min_bbox_size = cfg.get('min_bbox_size', -1)
         if min_bbox_size >= 0 and len(results) > 0:
-            valid = (results.bboxes.widths > min_bbox_size) & \
-                (results.bboxes.heights > min_bbox_size)
+            valid = (results.bboxes.widths > min_bbox_size) & (
+                results.bboxes.heights > min_bbox_size
+            )
             if not bool(valid.all()):
                 results = results[valid]
 
@@ -142,8 +161,9 @@ class BaseDenseHead(BaseModule, metaclass=ABCMeta):
             nms_cfg = cfg.get('nms')
             if nms_cfg is None:
                 raise ValueError(f'{type(self).__name__}: test_cfg.nms is required when with_nms')
-            det_bboxes, keep = batched_nms(results.bboxes.tensor, results.scores,
-                                           results.labels, dict(nms_cfg))
+            det_bboxes, keep = batched_nms(
+                results.bboxes.tensor, results.scores, results.labels, dict(nms_cfg)
+            )
             results = results[keep]
             results.scores = det_bboxes[:, -1]
         max_per_img = cfg.get('max_per_img')

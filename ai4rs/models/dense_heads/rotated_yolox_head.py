@@ -1,4 +1,5 @@
 """Rotated YOLOX head: YOLOX's decoupled head plus an angle branch."""
+
 import math
 from collections.abc import Sequence
 
@@ -76,36 +77,71 @@ class RotatedYOLOXHead(BaseDenseHead):
     (B, encode_size, H, W) and (B, 1, H, W) raw outputs.
     """
 
-    def __init__(self, num_classes: int, in_channels: int, feat_channels: int = 256,
-                 stacked_convs: int = 2, strides: Sequence[int] = (8, 16, 32),
-                 use_depthwise: bool = False, dcn_on_last_conv: bool = False,
-                 conv_bias: bool | str = 'auto', conv_cfg=None, norm_cfg=DEFAULT_NORM_CFG,
-                 act_cfg=DEFAULT_ACT_CFG,
-                 loss_cls: dict = dict(type='CrossEntropyLoss', use_sigmoid=True,  # noqa: B006
-                                       reduction='sum', loss_weight=1.0),
-                 loss_bbox: dict = dict(type='RotatedIoULoss', mode='square',  # noqa: B006
-                                        eps=1e-16, reduction='sum', loss_weight=5.0),
-                 loss_obj: dict = dict(type='CrossEntropyLoss', use_sigmoid=True,  # noqa: B006
-                                       reduction='sum', loss_weight=1.0),
-                 loss_l1: dict = dict(type='L1Loss', reduction='sum',  # noqa: B006
-                                      loss_weight=1.0),
-                 train_cfg=None, test_cfg=None, init_cfg=YOLOX_CONV_INIT,
-                 angle_version: str = 'le90',
-                 angle_coder: dict = dict(type='PseudoAngleCoder'),  # noqa: B006
-                 separate_angle: bool = False, with_angle_l1: bool = True,
-                 angle_norm_factor: float = math.pi, loss_angle: dict | None = None) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int,
+        feat_channels: int = 256,
+        stacked_convs: int = 2,
+        strides: Sequence[int] = (8, 16, 32),
+        use_depthwise: bool = False,
+        dcn_on_last_conv: bool = False,
+        conv_bias: bool | str = 'auto',
+        conv_cfg=None,
+        norm_cfg=DEFAULT_NORM_CFG,
+        act_cfg=DEFAULT_ACT_CFG,
+        loss_cls: dict = dict(  # noqa: B006
+            type='CrossEntropyLoss',
+            use_sigmoid=True,
+            reduction='sum',
+            loss_weight=1.0,
+        ),
+        loss_bbox: dict = dict(  # noqa: B006
+            type='RotatedIoULoss',
+            mode='square',
+            eps=1e-16,
+            reduction='sum',
+            loss_weight=5.0,
+        ),
+        loss_obj: dict = dict(  # noqa: B006
+            type='CrossEntropyLoss',
+            use_sigmoid=True,
+            reduction='sum',
+            loss_weight=1.0,
+        ),
+        loss_l1: dict = dict(  # noqa: B006
+            type='L1Loss',
+            reduction='sum',
+            loss_weight=1.0,
+        ),
+        train_cfg=None,
+        test_cfg=None,
+        init_cfg=YOLOX_CONV_INIT,
+        angle_version: str = 'le90',
+        angle_coder: dict = dict(type='PseudoAngleCoder'),  # noqa: B006
+        separate_angle: bool = False,
+        with_angle_l1: bool = True,
+        angle_norm_factor: float = math.pi,
+        loss_angle: dict | None = None,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         if angle_version not in ANGLE_VERSIONS:
-            raise ValueError(f'RotatedYOLOXHead: angle_version must be one of {ANGLE_VERSIONS}, '
-                             f'got {angle_version!r}')
+            raise ValueError(
+                f'RotatedYOLOXHead: angle_version must be one of {ANGLE_VERSIONS}, '
+                f'got {angle_version!r}'
+            )
         if dcn_on_last_conv:
-            raise NotImplementedError('RotatedYOLOXHead: dcn_on_last_conv=True needs a '
-                                      'deformable conv, which ai4rs does not provide')
+            raise NotImplementedError(
+                'RotatedYOLOXHead: dcn_on_last_conv=True needs a '
+                'deformable conv, which ai4rs does not provide'
+            )
         if separate_angle and not loss_angle:
             raise ValueError('RotatedYOLOXHead: separate_angle=True needs loss_angle')
         if separate_angle and loss_bbox.get('type', '').endswith('RotatedIoULoss'):
-            raise ValueError('RotatedYOLOXHead: with separate_angle=True, loss_bbox is applied '
-                             'to horizontal (x1, y1, x2, y2) boxes; RotatedIoULoss cannot be used')
+            raise ValueError(
+                'RotatedYOLOXHead: with separate_angle=True, loss_bbox is applied '
+                'to horizontal (x1, y1, x2, y2) boxes; RotatedIoULoss cannot be used'
+            )
         self.num_classes = num_classes
         self.cls_out_channels = num_classes
         self.in_channels = in_channels
@@ -115,8 +151,9 @@ class RotatedYOLOXHead(BaseDenseHead):
         self.use_depthwise = use_depthwise
         self.dcn_on_last_conv = dcn_on_last_conv
         if not (conv_bias == 'auto' or isinstance(conv_bias, bool)):
-            raise ValueError(f"RotatedYOLOXHead: conv_bias must be 'auto' or a bool, "
-                             f'got {conv_bias!r}')
+            raise ValueError(
+                f"RotatedYOLOXHead: conv_bias must be 'auto' or a bool, got {conv_bias!r}"
+            )
         self.conv_bias = conv_bias
         self.use_sigmoid_cls = True
         self.conv_cfg = conv_cfg
@@ -163,11 +200,22 @@ class RotatedYOLOXHead(BaseDenseHead):
 
     def _build_stacked_convs(self) -> nn.Sequential:
         conv = DepthwiseSeparableConvModule if self.use_depthwise else ConvModule
-        return nn.Sequential(*[
-            conv(self.in_channels if i == 0 else self.feat_channels, self.feat_channels, 3,
-                 stride=1, padding=1, conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg,
-                 act_cfg=self.act_cfg, bias=self.conv_bias) for i in range(self.stacked_convs)
-        ])
+        return nn.Sequential(
+            *[
+                conv(
+                    self.in_channels if i == 0 else self.feat_channels,
+                    self.feat_channels,
+                    3,
+                    stride=1,
+                    padding=1,
+                    conv_cfg=self.conv_cfg,
+                    norm_cfg=self.norm_cfg,
+                    act_cfg=self.act_cfg,
+                    bias=self.conv_bias,
+                )
+                for i in range(self.stacked_convs)
+            ]
+        )
 
     def _build_predictor(self) -> tuple[nn.Module, nn.Module, nn.Module, nn.Module]:
         conv_cls = nn.Conv2d(self.feat_channels, self.cls_out_channels, 1)
@@ -181,27 +229,44 @@ class RotatedYOLOXHead(BaseDenseHead):
         # initial probability 0.01 for classes and objectness; upstream also
         # sets the angle bias to the same value
         bias_init = bias_init_with_prob(0.01)
-        for convs in (self.multi_level_conv_cls, self.multi_level_conv_obj,
-                      self.multi_level_conv_ang):
+        for convs in (
+            self.multi_level_conv_cls,
+            self.multi_level_conv_obj,
+            self.multi_level_conv_ang,
+        ):
             for conv in convs:
                 conv.bias.data.fill_(bias_init)
 
     # ----------------------------------------------------------------- forward
-    def forward_single(self, x: Tensor, cls_convs: nn.Module, reg_convs: nn.Module,
-                       conv_cls: nn.Module, conv_reg: nn.Module, conv_obj: nn.Module,
-                       conv_ang: nn.Module) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def forward_single(
+        self,
+        x: Tensor,
+        cls_convs: nn.Module,
+        reg_convs: nn.Module,
+        conv_cls: nn.Module,
+        conv_reg: nn.Module,
+        conv_obj: nn.Module,
+        conv_ang: nn.Module,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         cls_feat = cls_convs(x)
         reg_feat = reg_convs(x)
         return conv_cls(cls_feat), conv_reg(reg_feat), conv_ang(reg_feat), conv_obj(reg_feat)
 
     def forward(self, x: Sequence[Tensor]) -> tuple[list, list, list, list]:
         if len(x) != len(self.strides):
-            raise ValueError(f'RotatedYOLOXHead: expected {len(self.strides)} feature maps, '
-                             f'got {len(x)}')
-        return multi_apply(self.forward_single, x, self.multi_level_cls_convs,
-                           self.multi_level_reg_convs, self.multi_level_conv_cls,
-                           self.multi_level_conv_reg, self.multi_level_conv_obj,
-                           self.multi_level_conv_ang)
+            raise ValueError(
+                f'RotatedYOLOXHead: expected {len(self.strides)} feature maps, got {len(x)}'
+            )
+        return multi_apply(
+            self.forward_single,
+            x,
+            self.multi_level_cls_convs,
+            self.multi_level_reg_convs,
+            self.multi_level_conv_cls,
+            self.multi_level_conv_reg,
+            self.multi_level_conv_obj,
+            self.multi_level_conv_ang,
+        )
 
     # ---------------------------------------------------------------- decoding
     def _bbox_decode(self, priors: Tensor, bbox_preds: Tensor, angle_preds: Tensor) -> Tensor:
@@ -217,16 +282,20 @@ class RotatedYOLOXHead(BaseDenseHead):
         """
         xys = bbox_preds[..., :2] * priors[:, 2:] + priors[:, :2]
         whs = bbox_preds[..., 2:].exp() * priors[:, 2:]
-        angles = norm_angle(self.angle_coder.decode(angle_preds).unsqueeze(-1),
-                            self.angle_version)
+        angles = norm_angle(self.angle_coder.decode(angle_preds).unsqueeze(-1), self.angle_version)
         return torch.cat([xys, whs, angles], dim=-1)
 
     # -------------------------------------------------------------------- loss
-    def loss_by_feat(self, cls_scores: Sequence[Tensor], bbox_preds: Sequence[Tensor],
-                     angle_preds: Sequence[Tensor], objectnesses: Sequence[Tensor],
-                     batch_gt_instances: Sequence[InstanceData], batch_img_metas: Sequence[dict],
-                     batch_gt_instances_ignore: Sequence[InstanceData | None] | None = None
-                     ) -> dict:
+    def loss_by_feat(
+        self,
+        cls_scores: Sequence[Tensor],
+        bbox_preds: Sequence[Tensor],
+        angle_preds: Sequence[Tensor],
+        objectnesses: Sequence[Tensor],
+        batch_gt_instances: Sequence[InstanceData],
+        batch_img_metas: Sequence[dict],
+        batch_gt_instances_ignore: Sequence[InstanceData | None] | None = None,
+    ) -> dict:
         """Losses of a batch.
 
         Args:
@@ -252,12 +321,16 @@ class RotatedYOLOXHead(BaseDenseHead):
         flat_obj = self.flatten_levels(objectnesses, 1).squeeze(-1).float()
         flat_rbboxes = self._bbox_decode(priors, flat_bbox, flat_angle)
 
-        (pos_masks, cls_targets, obj_targets, bbox_targets, l1_targets,
-         num_fg_imgs) = multi_apply(self._get_targets_single,
-                                    priors.unsqueeze(0).repeat(num_imgs, 1, 1),
-                                    flat_cls.detach(), flat_rbboxes.detach(), flat_obj.detach(),
-                                    batch_gt_instances, batch_img_metas,
-                                    batch_gt_instances_ignore)
+        (pos_masks, cls_targets, obj_targets, bbox_targets, l1_targets, num_fg_imgs) = multi_apply(
+            self._get_targets_single,
+            priors.unsqueeze(0).repeat(num_imgs, 1, 1),
+            flat_cls.detach(),
+            flat_rbboxes.detach(),
+            flat_obj.detach(),
+            batch_gt_instances,
+            batch_img_metas,
+            batch_gt_instances_ignore,
+        )
         num_pos = torch.tensor(sum(num_fg_imgs), dtype=torch.float, device=flat_cls.device)
         num_total_samples = max(reduce_mean(num_pos), 1.0)
 
@@ -269,19 +342,30 @@ class RotatedYOLOXHead(BaseDenseHead):
         loss_obj = self.loss_obj(flat_obj.view(-1, 1), obj_targets) / num_total_samples
         losses = dict()
         if num_pos > 0:
-            loss_cls = self.loss_cls(flat_cls.view(-1, self.num_classes)[pos_masks],
-                                     cls_targets) / num_total_samples
+            loss_cls = (
+                self.loss_cls(flat_cls.view(-1, self.num_classes)[pos_masks], cls_targets)
+                / num_total_samples
+            )
             if self.separate_angle:
-                loss_bbox = self.loss_bbox(
-                    bbox_cxcywh_to_xyxy(flat_rbboxes.view(-1, 5)[pos_masks, :4]),
-                    bbox_cxcywh_to_xyxy(bbox_targets[:, :4])) / num_total_samples
+                loss_bbox = (
+                    self.loss_bbox(
+                        bbox_cxcywh_to_xyxy(flat_rbboxes.view(-1, 5)[pos_masks, :4]),
+                        bbox_cxcywh_to_xyxy(bbox_targets[:, :4]),
+                    )
+                    / num_total_samples
+                )
                 angle_targets = self.angle_coder.encode(bbox_targets[:, 4:5])
-                loss_angle = self.loss_angle(
-                    flat_angle.view(-1, self.angle_coder.encode_size)[pos_masks],
-                    angle_targets) / num_total_samples
+                loss_angle = (
+                    self.loss_angle(
+                        flat_angle.view(-1, self.angle_coder.encode_size)[pos_masks], angle_targets
+                    )
+                    / num_total_samples
+                )
             else:
-                loss_bbox = self.loss_bbox(flat_rbboxes.view(-1, 5)[pos_masks],
-                                           bbox_targets) / num_total_samples
+                loss_bbox = (
+                    self.loss_bbox(flat_rbboxes.view(-1, 5)[pos_masks], bbox_targets)
+                    / num_total_samples
+                )
         else:
             # keep every branch in the graph when no image has an object; the raw
             # outputs, not the decoded boxes (exp(d) may be inf, and inf * 0 is NaN)
@@ -296,10 +380,14 @@ class RotatedYOLOXHead(BaseDenseHead):
             if num_pos > 0:
                 l1_targets = torch.cat(l1_targets, 0)
                 if self.with_angle_l1:
-                    l1_preds = torch.cat([
-                        flat_bbox, self.angle_coder.decode(flat_angle).unsqueeze(-1) /
-                        self.angle_norm_factor
-                    ], dim=-1).view(-1, 5)
+                    l1_preds = torch.cat(
+                        [
+                            flat_bbox,
+                            self.angle_coder.decode(flat_angle).unsqueeze(-1)
+                            / self.angle_norm_factor,
+                        ],
+                        dim=-1,
+                    ).view(-1, 5)
                 else:
                     l1_preds = flat_bbox.view(-1, 4)
                 loss_l1 = self.loss_l1(l1_preds[pos_masks], l1_targets) / num_total_samples
@@ -309,9 +397,16 @@ class RotatedYOLOXHead(BaseDenseHead):
         return losses
 
     @torch.no_grad()
-    def _get_targets_single(self, priors: Tensor, cls_preds: Tensor, decoded_bboxes: Tensor,
-                            objectness: Tensor, gt_instances: InstanceData, img_meta: dict,
-                            gt_instances_ignore: InstanceData | None = None) -> tuple:
+    def _get_targets_single(
+        self,
+        priors: Tensor,
+        cls_preds: Tensor,
+        decoded_bboxes: Tensor,
+        objectness: Tensor,
+        gt_instances: InstanceData,
+        img_meta: dict,
+        gt_instances_ignore: InstanceData | None = None,
+    ) -> tuple:
         """Targets of one image.
 
         Args:
@@ -331,25 +426,31 @@ class RotatedYOLOXHead(BaseDenseHead):
         gt_bboxes = get_box_tensor(gt_instances.bboxes)
         num_gts = gt_bboxes.size(0)
         if num_gts == 0:
-            return (cls_preds.new_zeros(num_priors).bool(),
-                    cls_preds.new_zeros((0, self.num_classes)), cls_preds.new_zeros(
-                        (num_priors, 1)), cls_preds.new_zeros((0, 5)),
-                    cls_preds.new_zeros((0, l1_dim)), 0)
+            return (
+                cls_preds.new_zeros(num_priors).bool(),
+                cls_preds.new_zeros((0, self.num_classes)),
+                cls_preds.new_zeros((num_priors, 1)),
+                cls_preds.new_zeros((0, 5)),
+                cls_preds.new_zeros((0, l1_dim)),
+                0,
+            )
         gt_bboxes = gt_bboxes.to(decoded_bboxes.dtype)
         gt_for_assign = InstanceData(bboxes=gt_bboxes, labels=gt_instances.labels)
         # the assigner sees cell-centre priors
         offset_priors = torch.cat([priors[:, :2] + priors[:, 2:] * 0.5, priors[:, 2:]], dim=-1)
         scores = cls_preds.sigmoid() * objectness.unsqueeze(1).sigmoid()
-        pred_instances = InstanceData(bboxes=decoded_bboxes, scores=scores.sqrt_(),
-                                      priors=offset_priors)
+        pred_instances = InstanceData(
+            bboxes=decoded_bboxes, scores=scores.sqrt_(), priors=offset_priors
+        )
         assign_result = self.assigner.assign(pred_instances, gt_for_assign, gt_instances_ignore)
         sampling_result = self.sampler.sample(assign_result, pred_instances, gt_for_assign)
         pos_inds = sampling_result.pos_inds
         num_pos_per_img = pos_inds.size(0)
 
         pos_ious = assign_result.max_overlaps[pos_inds].to(cls_preds.dtype)
-        cls_target = F.one_hot(sampling_result.pos_gt_labels.long(),
-                               self.num_classes).to(cls_preds.dtype) * pos_ious.unsqueeze(-1)
+        cls_target = F.one_hot(sampling_result.pos_gt_labels.long(), self.num_classes).to(
+            cls_preds.dtype
+        ) * pos_ious.unsqueeze(-1)
         obj_target = torch.zeros_like(objectness).unsqueeze(-1)
         obj_target[pos_inds] = 1
         bbox_target = sampling_result.pos_gt_bboxes
@@ -358,8 +459,7 @@ class RotatedYOLOXHead(BaseDenseHead):
             l1_target = self._get_l1_target(bbox_target, priors[pos_inds])
         foreground_mask = torch.zeros_like(objectness).to(torch.bool)
         foreground_mask[pos_inds] = True
-        return (foreground_mask, cls_target, obj_target, bbox_target, l1_target,
-                num_pos_per_img)
+        return (foreground_mask, cls_target, obj_target, bbox_target, l1_target, num_pos_per_img)
 
     def _get_l1_target(self, gt_bboxes: Tensor, priors: Tensor, eps: float = 1e-8) -> Tensor:
         """(num_pos, 5) GT rboxes, (num_pos, 4) corner priors ->
@@ -373,10 +473,17 @@ class RotatedYOLOXHead(BaseDenseHead):
         return torch.cat(columns, dim=-1)
 
     # ------------------------------------------------------------- prediction
-    def predict_by_feat(self, cls_scores: Sequence[Tensor], bbox_preds: Sequence[Tensor],
-                        angle_preds: Sequence[Tensor], objectnesses: Sequence[Tensor],
-                        batch_img_metas: Sequence[dict] | None = None, cfg=None,
-                        rescale: bool = False, with_nms: bool = True) -> list[InstanceData]:
+    def predict_by_feat(
+        self,
+        cls_scores: Sequence[Tensor],
+        bbox_preds: Sequence[Tensor],
+        angle_preds: Sequence[Tensor],
+        objectnesses: Sequence[Tensor],
+        batch_img_metas: Sequence[dict] | None = None,
+        cfg=None,
+        rescale: bool = False,
+        with_nms: bool = True,
+    ) -> list[InstanceData]:
         """Detections per image.
 
         score = max_c sigmoid(cls) * sigmoid(obj), one label per prior, kept if
@@ -390,8 +497,10 @@ class RotatedYOLOXHead(BaseDenseHead):
             (K,), ``labels`` (K,), sorted by score when NMS runs.
         """
         if not len(cls_scores) == len(bbox_preds) == len(angle_preds) == len(objectnesses):
-            raise ValueError('RotatedYOLOXHead.predict_by_feat: the four output lists must '
-                             'have one entry per level')
+            raise ValueError(
+                'RotatedYOLOXHead.predict_by_feat: the four output lists must '
+                'have one entry per level'
+            )
         cfg = self.test_cfg if cfg is None else cfg
         if cfg is None:
             raise ValueError('RotatedYOLOXHead.predict_by_feat: no test_cfg given')
@@ -411,9 +520,10 @@ class RotatedYOLOXHead(BaseDenseHead):
             max_scores, labels = torch.max(flat_cls[img_id], 1)
             scores = max_scores * flat_obj[img_id]
             valid = scores >= score_thr
-            results = InstanceData(bboxes=RotatedBoxes(flat_rbboxes[img_id][valid]),
-                                   scores=scores[valid],
-                                   labels=labels[valid])
-            result_list.append(self._bbox_post_process(results, cfg, rescale, with_nms,
-                                                       img_meta))
+            results = InstanceData(
+                bboxes=RotatedBoxes(flat_rbboxes[img_id][valid]),
+                scores=scores[valid],
+                labels=labels[valid],
+            )
+            result_list.append(self._bbox_post_process(results, cfg, rescale, with_nms, img_meta))
         return result_list

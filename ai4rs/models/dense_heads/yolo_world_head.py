@@ -14,6 +14,7 @@ Per level ``i`` (upstream YOLO-World b1b09f2 + mmyolo 0.6.0, same names, keys an
 :class:`YOLOWorldHead` adds YOLOv8's training (task-aligned assignment, BCE + CIoU + DFL) and
 inference (multi-label score filtering, class-aware NMS, letterbox undo).
 """
+
 import copy
 import math
 from collections.abc import Sequence
@@ -42,8 +43,9 @@ def make_divisible(x: float, widen_factor: float = 1.0, divisor: int = 8) -> int
     return math.ceil(x * widen_factor / divisor) * divisor
 
 
-def region_text_similarity(img_embeds: Tensor, txt_embeds: Tensor,
-                           use_einsum: bool = True) -> Tensor:
+def region_text_similarity(
+    img_embeds: Tensor, txt_embeds: Tensor, use_einsum: bool = True
+) -> Tensor:
     """Dot product of every cell's embedding with every text embedding of its image.
 
     Args:
@@ -75,8 +77,9 @@ class ContrastiveHead(BaseModule):
     Parameters: ``bias`` (scalar, 0) and ``logit_scale`` (scalar, ``log(1 / 0.07)``).
     """
 
-    def __init__(self, embed_dims: int, init_cfg: dict | None = None,
-                 use_einsum: bool = True) -> None:
+    def __init__(
+        self, embed_dims: int, init_cfg: dict | None = None, use_einsum: bool = True
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         self.bias = nn.Parameter(torch.zeros([]))
         self.logit_scale = nn.Parameter(torch.ones([]) * math.log(1 / 0.07))
@@ -103,8 +106,9 @@ class BNContrastiveHead(BaseModule):
     Parameters: ``norm``, ``bias`` (scalar, 0) and ``logit_scale`` (scalar, -1.0).
     """
 
-    def __init__(self, embed_dims: int, norm_cfg: dict, init_cfg: dict | None = None,
-                 use_einsum: bool = True) -> None:
+    def __init__(
+        self, embed_dims: int, norm_cfg: dict, init_cfg: dict | None = None, use_einsum: bool = True
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         self.norm = build_norm_layer(norm_cfg, embed_dims)[1]
         self.bias = nn.Parameter(torch.zeros([]))
@@ -147,20 +151,22 @@ class YOLOWorldHeadModule(BaseModule):
     ``bbox_dist_preds`` (B, H * W, 4, reg_max) distribution logits.
     """
 
-    def __init__(self,
-                 num_classes: int,
-                 in_channels: int | Sequence[int],
-                 embed_dims: int,
-                 widen_factor: float = 1.0,
-                 num_base_priors: int = 1,
-                 featmap_strides: Sequence[int] = (8, 16, 32),
-                 reg_max: int = 16,
-                 norm_cfg: dict = dict(type='BN', momentum=0.03, eps=0.001),  # noqa: B006
-                 act_cfg: dict = dict(type='SiLU', inplace=True),  # noqa: B006
-                 use_bn_head: bool = False,
-                 use_einsum: bool = True,
-                 freeze_all: bool = False,
-                 init_cfg: dict | None = None) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int | Sequence[int],
+        embed_dims: int,
+        widen_factor: float = 1.0,
+        num_base_priors: int = 1,
+        featmap_strides: Sequence[int] = (8, 16, 32),
+        reg_max: int = 16,
+        norm_cfg: dict = dict(type='BN', momentum=0.03, eps=0.001),  # noqa: B006
+        act_cfg: dict = dict(type='SiLU', inplace=True),  # noqa: B006
+        use_bn_head: bool = False,
+        use_einsum: bool = True,
+        freeze_all: bool = False,
+        init_cfg: dict | None = None,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         self.num_classes = num_classes
         self.featmap_strides = featmap_strides
@@ -176,14 +182,23 @@ class YOLOWorldHeadModule(BaseModule):
         if isinstance(in_channels, int):
             in_channels = [in_channels] * self.num_levels
         if len(in_channels) != self.num_levels:
-            raise ValueError(f'YOLOWorldHeadModule: {len(in_channels)} in_channels for '
-                             f'{self.num_levels} featmap_strides')
+            raise ValueError(
+                f'YOLOWorldHeadModule: {len(in_channels)} in_channels for '
+                f'{self.num_levels} featmap_strides'
+            )
         self.in_channels = [make_divisible(c, widen_factor) for c in in_channels]
         self._init_layers()
 
     def _conv(self, in_ch: int, out_ch: int) -> ConvModule:
-        return ConvModule(in_ch, out_ch, kernel_size=3, stride=1, padding=1,
-                          norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
+        return ConvModule(
+            in_ch,
+            out_ch,
+            kernel_size=3,
+            stride=1,
+            padding=1,
+            norm_cfg=self.norm_cfg,
+            act_cfg=self.act_cfg,
+        )
 
     def _init_layers(self) -> None:
         self.cls_preds = nn.ModuleList()
@@ -192,22 +207,31 @@ class YOLOWorldHeadModule(BaseModule):
         reg_out_channels = max((16, self.in_channels[0] // 4, self.reg_max * 4))
         cls_out_channels = max(self.in_channels[0], self.num_classes)
         for in_ch in self.in_channels:
-            self.reg_preds.append(nn.Sequential(
-                self._conv(in_ch, reg_out_channels),
-                self._conv(reg_out_channels, reg_out_channels),
-                nn.Conv2d(reg_out_channels, 4 * self.reg_max, kernel_size=1)))
-            self.cls_preds.append(nn.Sequential(
-                self._conv(in_ch, cls_out_channels),
-                self._conv(cls_out_channels, cls_out_channels),
-                nn.Conv2d(cls_out_channels, self.embed_dims, kernel_size=1)))
+            self.reg_preds.append(
+                nn.Sequential(
+                    self._conv(in_ch, reg_out_channels),
+                    self._conv(reg_out_channels, reg_out_channels),
+                    nn.Conv2d(reg_out_channels, 4 * self.reg_max, kernel_size=1),
+                )
+            )
+            self.cls_preds.append(
+                nn.Sequential(
+                    self._conv(in_ch, cls_out_channels),
+                    self._conv(cls_out_channels, cls_out_channels),
+                    nn.Conv2d(cls_out_channels, self.embed_dims, kernel_size=1),
+                )
+            )
             if self.use_bn_head:
                 self.cls_contrasts.append(
-                    BNContrastiveHead(self.embed_dims, self.norm_cfg, use_einsum=self.use_einsum))
+                    BNContrastiveHead(self.embed_dims, self.norm_cfg, use_einsum=self.use_einsum)
+                )
             else:
                 self.cls_contrasts.append(
-                    ContrastiveHead(self.embed_dims, use_einsum=self.use_einsum))
-        self.register_buffer('proj', torch.arange(self.reg_max, dtype=torch.float),
-                             persistent=False)
+                    ContrastiveHead(self.embed_dims, use_einsum=self.use_einsum)
+                )
+        self.register_buffer(
+            'proj', torch.arange(self.reg_max, dtype=torch.float), persistent=False
+        )
         if self.freeze_all:
             self._freeze_all()
 
@@ -217,12 +241,14 @@ class YOLOWorldHeadModule(BaseModule):
         ``log(5 / num_classes / (640 / stride)^2)``. ``prior_prob`` is unused, as upstream."""
         super().init_weights()
         for reg_pred, cls_pred, cls_contrast, stride in zip(
-                self.reg_preds, self.cls_preds, self.cls_contrasts, self.featmap_strides):
+            self.reg_preds, self.cls_preds, self.cls_contrasts, self.featmap_strides
+        ):
             reg_pred[-1].bias.data[:] = 1.0
             cls_pred[-1].bias.data[:] = 0.0
             if hasattr(cls_contrast, 'bias'):
-                nn.init.constant_(cls_contrast.bias.data,
-                                  math.log(5 / self.num_classes / (640 / stride)**2))
+                nn.init.constant_(
+                    cls_contrast.bias.data, math.log(5 / self.num_classes / (640 / stride) ** 2)
+                )
 
     def _freeze_all(self) -> None:
         for m in self.modules():
@@ -237,18 +263,34 @@ class YOLOWorldHeadModule(BaseModule):
             self._freeze_all()
         return self
 
-    def forward(self, img_feats: Sequence[Tensor], txt_feats: Tensor,
-                txt_masks: Tensor | None = None) -> tuple[list, ...]:
+    def forward(
+        self, img_feats: Sequence[Tensor], txt_feats: Tensor, txt_masks: Tensor | None = None
+    ) -> tuple[list, ...]:
         if len(img_feats) != self.num_levels:
-            raise ValueError(f'YOLOWorldHeadModule: got {len(img_feats)} feature maps for '
-                             f'{self.num_levels} levels')
+            raise ValueError(
+                f'YOLOWorldHeadModule: got {len(img_feats)} feature maps for '
+                f'{self.num_levels} levels'
+            )
         n = self.num_levels
-        return multi_apply(self.forward_single, img_feats, [txt_feats] * n, [txt_masks] * n,
-                           self.cls_preds, self.reg_preds, self.cls_contrasts)
+        return multi_apply(
+            self.forward_single,
+            img_feats,
+            [txt_feats] * n,
+            [txt_masks] * n,
+            self.cls_preds,
+            self.reg_preds,
+            self.cls_contrasts,
+        )
 
-    def forward_single(self, img_feat: Tensor, txt_feat: Tensor, txt_masks: Tensor | None,
-                       cls_pred: nn.Module, reg_pred: nn.Module,
-                       cls_contrast: nn.Module) -> tuple:
+    def forward_single(
+        self,
+        img_feat: Tensor,
+        txt_feat: Tensor,
+        txt_masks: Tensor | None,
+        cls_pred: nn.Module,
+        reg_pred: nn.Module,
+        cls_contrast: nn.Module,
+    ) -> tuple:
         """One level: (B, in, H, W) -> logits (B, K, H, W), distances (B, 4, H, W)
         [, distribution logits (B, H * W, 4, reg_max) in training]."""
         b, _, h, w = img_feat.shape
@@ -262,10 +304,14 @@ class YOLOWorldHeadModule(BaseModule):
             cls_logit = torch.where(keep == 0, cls_logit.new_tensor(masked), cls_logit)
         bbox_dist_preds = reg_pred(img_feat)
         if self.reg_max > 1:
-            bbox_dist_preds = bbox_dist_preds.reshape(
-                [-1, 4, self.reg_max, h * w]).permute(0, 3, 1, 2)
-            bbox_preds = bbox_dist_preds.softmax(3).matmul(
-                self.proj.view([-1, 1]).to(bbox_dist_preds.dtype)).squeeze(-1)
+            bbox_dist_preds = bbox_dist_preds.reshape([-1, 4, self.reg_max, h * w]).permute(
+                0, 3, 1, 2
+            )
+            bbox_preds = (
+                bbox_dist_preds.softmax(3)
+                .matmul(self.proj.view([-1, 1]).to(bbox_dist_preds.dtype))
+                .squeeze(-1)
+            )
             bbox_preds = bbox_preds.transpose(1, 2).reshape(b, -1, h, w)
         else:
             bbox_preds = bbox_dist_preds
@@ -311,23 +357,32 @@ class YOLOWorldHead(BaseDenseHead):
         world_size (int): processes the losses are scaled by; -1 = the current world size.
     """
 
-    def __init__(self,
-                 head_module: dict,
-                 prior_generator: dict = dict(  # noqa: B006
-                     type='MlvlPointGenerator', offset=0.5, strides=[8, 16, 32]),
-                 bbox_coder: dict = dict(type='DistancePointBBoxCoder'),  # noqa: B006
-                 loss_cls: dict = dict(  # noqa: B006
-                     type='CrossEntropyLoss', use_sigmoid=True, reduction='none',
-                     loss_weight=0.5),
-                 loss_bbox: dict = dict(  # noqa: B006
-                     type='IoULoss', iou_mode='ciou', bbox_format='xyxy', reduction='sum',
-                     loss_weight=7.5, return_iou=False),
-                 loss_dfl: dict = dict(  # noqa: B006
-                     type='DistributionFocalLoss', reduction='mean', loss_weight=1.5 / 4),
-                 train_cfg: dict | None = None,
-                 test_cfg: dict | None = None,
-                 init_cfg: dict | None = None,
-                 world_size: int = -1) -> None:
+    def __init__(
+        self,
+        head_module: dict,
+        prior_generator: dict = dict(  # noqa: B006
+            type='MlvlPointGenerator', offset=0.5, strides=[8, 16, 32]
+        ),
+        bbox_coder: dict = dict(type='DistancePointBBoxCoder'),  # noqa: B006
+        loss_cls: dict = dict(  # noqa: B006
+            type='CrossEntropyLoss', use_sigmoid=True, reduction='none', loss_weight=0.5
+        ),
+        loss_bbox: dict = dict(  # noqa: B006
+            type='IoULoss',
+            iou_mode='ciou',
+            bbox_format='xyxy',
+            reduction='sum',
+            loss_weight=7.5,
+            return_iou=False,
+        ),
+        loss_dfl: dict = dict(  # noqa: B006
+            type='DistributionFocalLoss', reduction='mean', loss_weight=1.5 / 4
+        ),
+        train_cfg: dict | None = None,
+        test_cfg: dict | None = None,
+        init_cfg: dict | None = None,
+        world_size: int = -1,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         self.head_module = MODELS.build(head_module)
         self.num_classes = self.head_module.num_classes
@@ -347,13 +402,19 @@ class YOLOWorldHead(BaseDenseHead):
             self.assigner = TASK_UTILS.build(self.train_cfg['assigner'])
 
     # --------------------------------------------------------------- forward
-    def forward(self, img_feats: Sequence[Tensor], txt_feats: Tensor,
-                txt_masks: Tensor | None = None) -> tuple[list, ...]:
+    def forward(
+        self, img_feats: Sequence[Tensor], txt_feats: Tensor, txt_masks: Tensor | None = None
+    ) -> tuple[list, ...]:
         """See :class:`YOLOWorldHeadModule`."""
         return self.head_module(img_feats, txt_feats, txt_masks)
 
-    def loss(self, img_feats: Sequence[Tensor], txt_feats: Tensor, txt_masks: Tensor | None,
-             batch_data_samples: dict | list) -> dict:
+    def loss(
+        self,
+        img_feats: Sequence[Tensor],
+        txt_feats: Tensor,
+        txt_masks: Tensor | None,
+        batch_data_samples: dict | list,
+    ) -> dict:
         """Losses of a batch.
 
         Args:
@@ -366,35 +427,47 @@ class YOLOWorldHead(BaseDenseHead):
         """
         outs = self(img_feats, txt_feats, txt_masks)
         if isinstance(batch_data_samples, dict):
-            return self.loss_by_feat(*outs, batch_data_samples['bboxes_labels'],
-                                     batch_data_samples['img_metas'],
-                                     batch_text_masks=txt_masks)
+            return self.loss_by_feat(
+                *outs,
+                batch_data_samples['bboxes_labels'],
+                batch_data_samples['img_metas'],
+                batch_text_masks=txt_masks,
+            )
         return self.loss_from_outputs(outs, batch_data_samples, batch_text_masks=txt_masks)
 
-    def loss_from_outputs(self, outs: tuple, batch_data_samples: list,
-                          batch_text_masks: Tensor | None = None) -> dict:
+    def loss_from_outputs(
+        self, outs: tuple, batch_data_samples: list, batch_text_masks: Tensor | None = None
+    ) -> dict:
         batch_gt_instances = [data_sample.gt_instances for data_sample in batch_data_samples]
         batch_img_metas = [data_sample.metainfo for data_sample in batch_data_samples]
-        return self.loss_by_feat(*outs, batch_gt_instances, batch_img_metas,
-                                 batch_text_masks=batch_text_masks)
+        return self.loss_by_feat(
+            *outs, batch_gt_instances, batch_img_metas, batch_text_masks=batch_text_masks
+        )
 
-    def predict(self, img_feats: Sequence[Tensor], txt_feats: Tensor,
-                txt_masks: Tensor | None, batch_data_samples: list,
-                rescale: bool = False) -> list[InstanceData]:
+    def predict(
+        self,
+        img_feats: Sequence[Tensor],
+        txt_feats: Tensor,
+        txt_masks: Tensor | None,
+        batch_data_samples: list,
+        rescale: bool = False,
+    ) -> list[InstanceData]:
         """Detections per image (``bboxes`` HorizontalBoxes, ``scores``, ``labels`` = text
         indices)."""
         outs = self(img_feats, txt_feats, txt_masks)
         return self.predict_from_outputs(outs, batch_data_samples, rescale=rescale)
 
     # -------------------------------------------------------------- training
-    def loss_by_feat(self,
-                     cls_scores: Sequence[Tensor],
-                     bbox_preds: Sequence[Tensor],
-                     bbox_dist_preds: Sequence[Tensor],
-                     batch_gt_instances: Tensor | Sequence[InstanceData],
-                     batch_img_metas: Sequence[dict],
-                     batch_gt_instances_ignore: list | None = None,
-                     batch_text_masks: Tensor | None = None) -> dict:
+    def loss_by_feat(
+        self,
+        cls_scores: Sequence[Tensor],
+        bbox_preds: Sequence[Tensor],
+        bbox_dist_preds: Sequence[Tensor],
+        batch_gt_instances: Tensor | Sequence[InstanceData],
+        batch_img_metas: Sequence[dict],
+        batch_gt_instances_ignore: list | None = None,
+        batch_text_masks: Tensor | None = None,
+    ) -> dict:
         """Losses from the training-mode outputs.
 
         Args:
@@ -417,8 +490,10 @@ class YOLOWorldHead(BaseDenseHead):
         reg_max = self.head_module.reg_max
         num_classes = cls_scores[0].size(1)
         if num_classes != self.assigner.num_classes:
-            raise ValueError(f'YOLOWorldHead: {num_classes} texts per image but the assigner '
-                             f'was built for num_classes={self.assigner.num_classes}')
+            raise ValueError(
+                f'YOLOWorldHead: {num_classes} texts per image but the assigner '
+                f'was built for num_classes={self.assigner.num_classes}'
+            )
         # (P, 4) priors (x, y, stride, stride); stride_tensor (P, 1)
         priors = self.flat_priors(cls_scores, with_stride=True)
         stride_tensor = priors[:, 2:3]
@@ -433,13 +508,20 @@ class YOLOWorldHead(BaseDenseHead):
         flatten_cls_preds = self.flatten_levels(cls_scores, num_classes).float()
         flatten_pred_bboxes = self.flatten_levels(bbox_preds, 4).float()
         flatten_dist_preds = torch.cat(
-            [d.reshape(num_imgs, -1, reg_max * 4) for d in bbox_dist_preds], dim=1).float()
-        flatten_pred_bboxes = self.bbox_coder.decode(priors[:, :2], flatten_pred_bboxes,
-                                                     stride_tensor[:, 0])
+            [d.reshape(num_imgs, -1, reg_max * 4) for d in bbox_dist_preds], dim=1
+        ).float()
+        flatten_pred_bboxes = self.bbox_coder.decode(
+            priors[:, :2], flatten_pred_bboxes, stride_tensor[:, 0]
+        )
 
         assigned_result = self.assigner(
             flatten_pred_bboxes.detach().type(gt_bboxes.dtype),
-            flatten_cls_preds.detach().sigmoid(), priors, gt_labels, gt_bboxes, pad_bbox_flag)
+            flatten_cls_preds.detach().sigmoid(),
+            priors,
+            gt_labels,
+            gt_bboxes,
+            pad_bbox_flag,
+        )
         assigned_bboxes = assigned_result['assigned_bboxes']
         assigned_scores = assigned_result['assigned_scores']
         fg_mask_pre_prior = assigned_result['fg_mask_pre_prior']
@@ -458,32 +540,41 @@ class YOLOWorldHead(BaseDenseHead):
             pred_bboxes_pos = flatten_pred_bboxes[fg_mask_pre_prior]
             assigned_bboxes_pos = assigned_bboxes[fg_mask_pre_prior]
             bbox_weight = assigned_scores.sum(-1)[fg_mask_pre_prior].unsqueeze(-1)
-            loss_bbox = self.loss_bbox(pred_bboxes_pos, assigned_bboxes_pos,
-                                       weight=bbox_weight) / assigned_scores_sum
+            loss_bbox = (
+                self.loss_bbox(pred_bboxes_pos, assigned_bboxes_pos, weight=bbox_weight)
+                / assigned_scores_sum
+            )
             pred_dist_pos = flatten_dist_preds[fg_mask_pre_prior]
             assigned_ltrb = self.bbox_coder.encode(
-                priors[:, :2] / stride_tensor, assigned_bboxes, max_dis=reg_max - 1, eps=0.01)
+                priors[:, :2] / stride_tensor, assigned_bboxes, max_dis=reg_max - 1, eps=0.01
+            )
             assigned_ltrb_pos = assigned_ltrb[fg_mask_pre_prior]
             loss_dfl = self.loss_dfl(
-                pred_dist_pos.reshape(-1, reg_max), assigned_ltrb_pos.reshape(-1),
-                weight=bbox_weight.expand(-1, 4).reshape(-1), avg_factor=assigned_scores_sum)
+                pred_dist_pos.reshape(-1, reg_max),
+                assigned_ltrb_pos.reshape(-1),
+                weight=bbox_weight.expand(-1, 4).reshape(-1),
+                avg_factor=assigned_scores_sum,
+            )
         else:
             loss_bbox = flatten_pred_bboxes.sum() * 0
             loss_dfl = flatten_pred_bboxes.sum() * 0
         world_size = get_dist_info()[1] if self.world_size == -1 else self.world_size
         scale = num_imgs * world_size
-        return dict(loss_cls=loss_cls * scale, loss_bbox=loss_bbox * scale,
-                    loss_dfl=loss_dfl * scale)
+        return dict(
+            loss_cls=loss_cls * scale, loss_bbox=loss_bbox * scale, loss_dfl=loss_dfl * scale
+        )
 
     # ------------------------------------------------------------- inference
-    def predict_by_feat(self,
-                        cls_scores: Sequence[Tensor],
-                        bbox_preds: Sequence[Tensor],
-                        objectnesses: Sequence[Tensor] | None = None,
-                        batch_img_metas: Sequence[dict] | None = None,
-                        cfg: dict | None = None,
-                        rescale: bool = True,
-                        with_nms: bool = True) -> list[InstanceData]:
+    def predict_by_feat(
+        self,
+        cls_scores: Sequence[Tensor],
+        bbox_preds: Sequence[Tensor],
+        objectnesses: Sequence[Tensor] | None = None,
+        batch_img_metas: Sequence[dict] | None = None,
+        cfg: dict | None = None,
+        rescale: bool = True,
+        with_nms: bool = True,
+    ) -> list[InstanceData]:
         """Detections per image from the eval-mode outputs.
 
         Args:
@@ -502,7 +593,8 @@ class YOLOWorldHead(BaseDenseHead):
             ``scores`` (n,), ``labels`` (n,) text indices; best first when NMS ran.
         """
         if len(cls_scores) != len(bbox_preds) or (
-                objectnesses is not None and len(objectnesses) != len(cls_scores)):
+            objectnesses is not None and len(objectnesses) != len(cls_scores)
+        ):
             raise ValueError('YOLOWorldHead.predict_by_feat: one output of each kind per level')
         cfg = copy.deepcopy(self.test_cfg if cfg is None else cfg)
         if cfg is None:
@@ -519,32 +611,35 @@ class YOLOWorldHead(BaseDenseHead):
         flatten_cls_scores = self.flatten_levels(cls_scores, num_classes).sigmoid()
         flatten_bbox_preds = self.flatten_levels(bbox_preds, 4)
         flatten_decoded_bboxes = self.bbox_coder.decode(
-            priors[None, :, :2], flatten_bbox_preds.to(priors.dtype), priors[:, 2])
+            priors[None, :, :2], flatten_bbox_preds.to(priors.dtype), priors[:, 2]
+        )
         flatten_objectness = [None] * num_imgs
         if objectnesses is not None:
             flatten_objectness = self.flatten_levels(objectnesses, 1)[..., 0].sigmoid()
 
         results_list = []
         for bboxes, scores, objectness, img_meta in zip(
-                flatten_decoded_bboxes, flatten_cls_scores, flatten_objectness,
-                batch_img_metas):
+            flatten_decoded_bboxes, flatten_cls_scores, flatten_objectness, batch_img_metas
+        ):
             if objectness is not None:
                 if score_thr > 0:
                     conf = objectness > score_thr
                     bboxes, scores, objectness = bboxes[conf], scores[conf], objectness[conf]
                 scores = scores * objectness[:, None]
             if multi_label:
-                scores, labels, keep_idxs, _ = filter_scores_and_topk(scores, score_thr,
-                                                                      nms_pre)
+                scores, labels, keep_idxs, _ = filter_scores_and_topk(scores, score_thr, nms_pre)
             else:
                 scores, labels = scores.max(1, keepdim=True)
                 scores, _, keep_idxs, kept = filter_scores_and_topk(
-                    scores, score_thr, nms_pre, results=dict(labels=labels[:, 0]))
+                    scores, score_thr, nms_pre, results=dict(labels=labels[:, 0])
+                )
                 labels = kept['labels']
-            results = InstanceData(scores=scores, labels=labels,
-                                   bboxes=HorizontalBoxes(bboxes[keep_idxs]))
-            results = self._bbox_post_process(results, cfg, rescale=rescale,
-                                              with_nms=with_nms, img_meta=img_meta)
+            results = InstanceData(
+                scores=scores, labels=labels, bboxes=HorizontalBoxes(bboxes[keep_idxs])
+            )
+            results = self._bbox_post_process(
+                results, cfg, rescale=rescale, with_nms=with_nms, img_meta=img_meta
+            )
             clip_shape = img_meta.get('ori_shape') if rescale else img_meta.get('img_shape')
             if clip_shape is not None:
                 results.bboxes.clip_(clip_shape[:2])

@@ -1,4 +1,5 @@
 """Base class of detectors: the ``forward(inputs, data_samples, mode)`` dispatch."""
+
 from mmengine.model import BaseModel
 from mmengine.structures import InstanceData
 from torch import Tensor
@@ -32,9 +33,9 @@ class BaseDetector(BaseModel):
 
     def forward(self, inputs: Tensor, data_samples: list | None = None, mode: str = 'tensor'):
         """Args:
-            inputs (Tensor): (B, C, H, W) preprocessed images.
-            data_samples (list[DetDataSample], optional): needed for 'loss' and 'predict'.
-            mode (str): 'tensor', 'loss' or 'predict'.
+        inputs (Tensor): (B, C, H, W) preprocessed images.
+        data_samples (list[DetDataSample], optional): needed for 'loss' and 'predict'.
+        mode (str): 'tensor', 'loss' or 'predict'.
         """
         if mode == 'loss':
             return self.loss(inputs, data_samples)

@@ -1,4 +1,5 @@
 """Single-stage detector: backbone -> (neck) -> dense head."""
+
 from torch import Tensor
 
 from ai4rs.registry import MODELS
@@ -20,9 +21,16 @@ class SingleStageDetector(BaseDetector):
         init_cfg (dict, optional): initialization config.
     """
 
-    def __init__(self, backbone: dict, neck: dict | None = None, bbox_head: dict | None = None,
-                 train_cfg: dict | None = None, test_cfg: dict | None = None,
-                 data_preprocessor: dict | None = None, init_cfg=None) -> None:
+    def __init__(
+        self,
+        backbone: dict,
+        neck: dict | None = None,
+        bbox_head: dict | None = None,
+        train_cfg: dict | None = None,
+        test_cfg: dict | None = None,
+        data_preprocessor: dict | None = None,
+        init_cfg=None,
+    ) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if bbox_head is None:
             raise ValueError(f'{type(self).__name__}: bbox_head is required')
@@ -45,12 +53,12 @@ class SingleStageDetector(BaseDetector):
     def loss(self, batch_inputs: Tensor, batch_data_samples: list) -> dict:
         return self.bbox_head.loss(self.extract_feat(batch_inputs), batch_data_samples)
 
-    def predict(self, batch_inputs: Tensor, batch_data_samples: list,
-                rescale: bool = True) -> list:
+    def predict(self, batch_inputs: Tensor, batch_data_samples: list, rescale: bool = True) -> list:
         """Data samples with ``pred_instances`` (boxes in the original image
         when ``rescale``)."""
-        results_list = self.bbox_head.predict(self.extract_feat(batch_inputs),
-                                              batch_data_samples, rescale=rescale)
+        results_list = self.bbox_head.predict(
+            self.extract_feat(batch_inputs), batch_data_samples, rescale=rescale
+        )
         return self.add_pred_to_datasample(batch_data_samples, results_list)
 
     def _forward(self, batch_inputs: Tensor, batch_data_samples: list | None = None) -> tuple:

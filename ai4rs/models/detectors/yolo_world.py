@@ -1,4 +1,5 @@
 """YOLO-World detector: open-vocabulary YOLO with text embeddings as classifiers."""
+
 from collections.abc import Sequence
 
 import torch
@@ -24,8 +25,10 @@ def as_vocabulary(texts: Sequence) -> list[str]:
     elif texts and all(isinstance(t, (list, tuple)) and len(t) == 1 for t in texts):
         vocab = [t[0] for t in texts]
     else:
-        raise ValueError('texts must be a list of strings, a list holding one list of strings, '
-                         f'or a list of one-string lists; got {texts[:3]}')
+        raise ValueError(
+            'texts must be a list of strings, a list holding one list of strings, '
+            f'or a list of one-string lists; got {texts[:3]}'
+        )
     if not all(isinstance(t, str) for t in vocab):
         raise ValueError(f'texts must be strings, got {vocab[:3]}')
     return vocab
@@ -67,8 +70,15 @@ class YOLOWorldDetector(SingleStageDetector):
             Defaults to True.
     """
 
-    def __init__(self, *args, mm_neck: bool = False, num_train_classes: int = 80,
-                 num_test_classes: int = 80, use_syncbn: bool = True, **kwargs) -> None:
+    def __init__(
+        self,
+        *args,
+        mm_neck: bool = False,
+        num_train_classes: int = 80,
+        num_test_classes: int = 80,
+        use_syncbn: bool = True,
+        **kwargs,
+    ) -> None:
         self.mm_neck = mm_neck
         self.num_train_classes = num_train_classes
         self.num_test_classes = num_test_classes
@@ -79,8 +89,11 @@ class YOLOWorldDetector(SingleStageDetector):
         self.register_buffer('text_feats', None, persistent=False)
         if use_syncbn and get_world_size() > 1:
             if get_device() == 'cpu':
-                print_log('SyncBatchNorm needs an accelerator; training on CPU keeps '
-                          'per-process BatchNorm', 'current')
+                print_log(
+                    'SyncBatchNorm needs an accelerator; training on CPU keeps '
+                    'per-process BatchNorm',
+                    'current',
+                )
             else:
                 torch.nn.SyncBatchNorm.convert_sync_batchnorm(self)
                 print_log('Using SyncBatchNorm()', 'current')
@@ -88,8 +101,10 @@ class YOLOWorldDetector(SingleStageDetector):
     # ------------------------------------------------------------------ texts
     @property
     def has_text_model(self) -> bool:
-        return (getattr(self.backbone, 'with_text_model', True)
-                and getattr(self.backbone, 'text_model', None) is not None)
+        return (
+            getattr(self.backbone, 'with_text_model', True)
+            and getattr(self.backbone, 'text_model', None) is not None
+        )
 
     @property
     def is_reparameterized(self) -> bool:
@@ -109,8 +124,10 @@ class YOLOWorldDetector(SingleStageDetector):
         """
         vocab = as_vocabulary(texts)
         if not self.has_text_model:
-            raise RuntimeError('YOLOWorldDetector.reparameterize: the backbone has no text '
-                               'model to encode the texts with')
+            raise RuntimeError(
+                'YOLOWorldDetector.reparameterize: the backbone has no text '
+                'model to encode the texts with'
+            )
         self.texts = [vocab]
         self.text_feats = self.backbone.forward_text([vocab]).detach()
         if drop_text_model:
@@ -121,13 +138,17 @@ class YOLOWorldDetector(SingleStageDetector):
         """B lists of K strings from the batch, or None when it carries none."""
         if isinstance(batch_data_samples, dict):
             return batch_data_samples.get('texts')
-        if isinstance(batch_data_samples, (list, tuple)) and batch_data_samples and all(
-                'texts' in sample for sample in batch_data_samples):
+        if (
+            isinstance(batch_data_samples, (list, tuple))
+            and batch_data_samples
+            and all('texts' in sample for sample in batch_data_samples)
+        ):
             return [list(sample.texts) for sample in batch_data_samples]
         return None
 
-    def extract_feat(self, batch_inputs: Tensor,
-                     batch_data_samples=None) -> tuple[tuple[Tensor, ...], Tensor, None]:
+    def extract_feat(
+        self, batch_inputs: Tensor, batch_data_samples=None
+    ) -> tuple[tuple[Tensor, ...], Tensor, None]:
         """Image and text features of a batch.
 
         Args:
@@ -144,15 +165,19 @@ class YOLOWorldDetector(SingleStageDetector):
         use_baked = False
         if texts is None:
             if not self.is_reparameterized:
-                raise TypeError('YOLOWorldDetector: the batch carries no texts (data_sample.texts '
-                                "or data_samples['texts']) and no vocabulary was baked in with "
-                                'reparameterize(texts)')
+                raise TypeError(
+                    'YOLOWorldDetector: the batch carries no texts (data_sample.texts '
+                    "or data_samples['texts']) and no vocabulary was baked in with "
+                    'reparameterize(texts)'
+                )
             use_baked = True
         elif not self.has_text_model:
             if not (self.is_reparameterized and all(t == self.texts[0] for t in texts)):
-                raise RuntimeError('YOLOWorldDetector: the backbone has no text model and the '
-                                   'batch texts differ from the reparameterized vocabulary '
-                                   f'{self.texts[0][:5] if self.texts else None}...')
+                raise RuntimeError(
+                    'YOLOWorldDetector: the backbone has no text model and the '
+                    'batch texts differ from the reparameterized vocabulary '
+                    f'{self.texts[0][:5] if self.texts else None}...'
+                )
             use_baked = True
         if use_baked:
             img_feats = self.backbone.forward_image(batch_inputs)
@@ -170,13 +195,13 @@ class YOLOWorldDetector(SingleStageDetector):
         img_feats, txt_feats, txt_masks = self.extract_feat(batch_inputs, batch_data_samples)
         return self.bbox_head.loss(img_feats, txt_feats, txt_masks, batch_data_samples)
 
-    def predict(self, batch_inputs: Tensor, batch_data_samples: list,
-                rescale: bool = True) -> list:
+    def predict(self, batch_inputs: Tensor, batch_data_samples: list, rescale: bool = True) -> list:
         """Data samples with ``pred_instances`` (labels index the K prompts)."""
         img_feats, txt_feats, txt_masks = self.extract_feat(batch_inputs, batch_data_samples)
         self.bbox_head.num_classes = txt_feats[0].shape[0]
-        results_list = self.bbox_head.predict(img_feats, txt_feats, txt_masks,
-                                              batch_data_samples, rescale=rescale)
+        results_list = self.bbox_head.predict(
+            img_feats, txt_feats, txt_masks, batch_data_samples, rescale=rescale
+        )
         return self.add_pred_to_datasample(batch_data_samples, results_list)
 
     def _forward(self, batch_inputs: Tensor, batch_data_samples=None) -> tuple:

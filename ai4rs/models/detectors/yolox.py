@@ -1,4 +1,5 @@
 """YOLOX detector."""
+
 from ai4rs.registry import MODELS
 
 from .single_stage import SingleStageDetector

@@ -18,10 +18,17 @@ from .yolo_bricks import (  # noqa: E402
 )
 
 __all__ += [
-    'CSPLayerWithTwoConv', 'EfficientCSPLayerWithTwoConv', 'ImagePoolingAttentionModule',
-    'MaxSigmoidAttnBlock', 'MaxSigmoidCSPLayerWithTwoConv', 'RepConvMaxSigmoidAttnBlock',
-    'RepConvMaxSigmoidCSPLayerWithTwoConv', 'SPPFBottleneck', 'VanillaSigmoidBlock',
-    'YOLOv8DarknetBottleneck', 'max_sigmoid_attention'
+    'CSPLayerWithTwoConv',
+    'EfficientCSPLayerWithTwoConv',
+    'ImagePoolingAttentionModule',
+    'MaxSigmoidAttnBlock',
+    'MaxSigmoidCSPLayerWithTwoConv',
+    'RepConvMaxSigmoidAttnBlock',
+    'RepConvMaxSigmoidCSPLayerWithTwoConv',
+    'SPPFBottleneck',
+    'VanillaSigmoidBlock',
+    'YOLOv8DarknetBottleneck',
+    'max_sigmoid_attention',
 ]
 from .init_cfg import YOLOX_CONV_INIT  # noqa: E402
 

@@ -1,4 +1,5 @@
 """Cross Stage Partial (CSP) layer and the Darknet bottleneck it stacks (YOLOv5 / YOLOX)."""
+
 import torch
 from mmcv.cnn import ConvModule, DepthwiseSeparableConvModule
 from mmengine.model import BaseModule
@@ -29,16 +30,34 @@ class DarknetBottleneck(BaseModule):
     Shapes: (B, in_channels, H, W) -> (B, out_channels, H, W).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, expansion: float = 0.5,
-                 add_identity: bool = True, use_depthwise: bool = False, conv_cfg=None,
-                 norm_cfg=DEFAULT_NORM_CFG, act_cfg=DEFAULT_ACT_CFG, init_cfg=None) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        expansion: float = 0.5,
+        add_identity: bool = True,
+        use_depthwise: bool = False,
+        conv_cfg=None,
+        norm_cfg=DEFAULT_NORM_CFG,
+        act_cfg=DEFAULT_ACT_CFG,
+        init_cfg=None,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         hidden_channels = int(out_channels * expansion)
         conv = DepthwiseSeparableConvModule if use_depthwise else ConvModule
-        self.conv1 = ConvModule(in_channels, hidden_channels, 1, conv_cfg=conv_cfg,
-                                norm_cfg=norm_cfg, act_cfg=act_cfg)
-        self.conv2 = conv(hidden_channels, out_channels, 3, stride=1, padding=1,
-                          conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
+        self.conv1 = ConvModule(
+            in_channels, hidden_channels, 1, conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg
+        )
+        self.conv2 = conv(
+            hidden_channels,
+            out_channels,
+            3,
+            stride=1,
+            padding=1,
+            conv_cfg=conv_cfg,
+            norm_cfg=norm_cfg,
+            act_cfg=act_cfg,
+        )
         self.add_identity = add_identity and in_channels == out_channels
 
     def forward(self, x: Tensor) -> Tensor:
@@ -68,20 +87,33 @@ class CSPLayer(BaseModule):
     Shapes: (B, in_channels, H, W) -> (B, out_channels, H, W).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, expand_ratio: float = 0.5,
-                 num_blocks: int = 1, add_identity: bool = True, use_depthwise: bool = False,
-                 conv_cfg=None, norm_cfg=DEFAULT_NORM_CFG, act_cfg=DEFAULT_ACT_CFG,
-                 init_cfg=None) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        expand_ratio: float = 0.5,
+        num_blocks: int = 1,
+        add_identity: bool = True,
+        use_depthwise: bool = False,
+        conv_cfg=None,
+        norm_cfg=DEFAULT_NORM_CFG,
+        act_cfg=DEFAULT_ACT_CFG,
+        init_cfg=None,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         mid_channels = int(out_channels * expand_ratio)
         common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
         self.main_conv = ConvModule(in_channels, mid_channels, 1, **common)
         self.short_conv = ConvModule(in_channels, mid_channels, 1, **common)
         self.final_conv = ConvModule(2 * mid_channels, out_channels, 1, **common)
-        self.blocks = nn.Sequential(*[
-            DarknetBottleneck(mid_channels, mid_channels, 1.0, add_identity, use_depthwise,
-                              **common) for _ in range(num_blocks)
-        ])
+        self.blocks = nn.Sequential(
+            *[
+                DarknetBottleneck(
+                    mid_channels, mid_channels, 1.0, add_identity, use_depthwise, **common
+                )
+                for _ in range(num_blocks)
+            ]
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         x_short = self.short_conv(x)

@@ -1,4 +1,5 @@
 """EMA with an exponentially decaying momentum (YOLOX), for mmengine's ``EMAHook``."""
+
 import math
 
 import torch
@@ -29,11 +30,22 @@ class ExpMomentumEMA(ExponentialMovingAverage):
         update_buffers (bool): also average buffers (BN statistics). Defaults to False.
     """
 
-    def __init__(self, model: nn.Module, momentum: float = 0.0002, gamma: int = 2000,
-                 interval: int = 1, device: torch.device | None = None,
-                 update_buffers: bool = False) -> None:
-        super().__init__(model=model, momentum=momentum, interval=interval, device=device,
-                         update_buffers=update_buffers)
+    def __init__(
+        self,
+        model: nn.Module,
+        momentum: float = 0.0002,
+        gamma: int = 2000,
+        interval: int = 1,
+        device: torch.device | None = None,
+        update_buffers: bool = False,
+    ) -> None:
+        super().__init__(
+            model=model,
+            momentum=momentum,
+            interval=interval,
+            device=device,
+            update_buffers=update_buffers,
+        )
         if gamma <= 0:
             raise ValueError(f'gamma must be greater than 0, but got {gamma}')
         self.gamma = gamma

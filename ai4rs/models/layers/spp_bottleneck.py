@@ -1,4 +1,5 @@
 """Spatial pyramid pooling bottleneck (SPP) used at the end of CSPDarknet."""
+
 from collections.abc import Sequence
 
 import torch
@@ -27,17 +28,24 @@ class SPPBottleneck(BaseModule):
     Shapes: (B, in_channels, H, W) -> (B, out_channels, H, W).
     """
 
-    def __init__(self, in_channels: int, out_channels: int,
-                 kernel_sizes: Sequence[int] = (5, 9, 13), conv_cfg=None,
-                 norm_cfg=DEFAULT_NORM_CFG, act_cfg=DEFAULT_ACT_CFG, init_cfg=None) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_sizes: Sequence[int] = (5, 9, 13),
+        conv_cfg=None,
+        norm_cfg=DEFAULT_NORM_CFG,
+        act_cfg=DEFAULT_ACT_CFG,
+        init_cfg=None,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         mid_channels = in_channels // 2
         common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
         self.conv1 = ConvModule(in_channels, mid_channels, 1, stride=1, **common)
         self.poolings = nn.ModuleList(
-            [nn.MaxPool2d(kernel_size=k, stride=1, padding=k // 2) for k in kernel_sizes])
-        self.conv2 = ConvModule(mid_channels * (len(kernel_sizes) + 1), out_channels, 1,
-                                **common)
+            [nn.MaxPool2d(kernel_size=k, stride=1, padding=k // 2) for k in kernel_sizes]
+        )
+        self.conv2 = ConvModule(mid_channels * (len(kernel_sizes) + 1), out_channels, 1, **common)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.conv1(x)

@@ -4,6 +4,7 @@ text-guided variants (mmyolo 0.6.0 and YOLO-World names, arguments and state_dic
 Text-guided layers take image features ``x`` (B, C, H, W) and text embeddings
 ``guide`` (B, K, guide_channels): K texts (class names) per image.
 """
+
 from collections.abc import Sequence
 
 import torch
@@ -41,11 +42,18 @@ class SPPFBottleneck(BaseModule):
     Shapes: (B, in_channels, H, W) -> (B, out_channels, H, W).
     """
 
-    def __init__(self, in_channels: int, out_channels: int,
-                 kernel_sizes: int | Sequence[int] = 5, use_conv_first: bool = True,
-                 mid_channels_scale: float = 0.5, conv_cfg: dict | None = None,
-                 norm_cfg: dict = YOLO_NORM_CFG, act_cfg: dict = YOLO_ACT_CFG,
-                 init_cfg: dict | None = None) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_sizes: int | Sequence[int] = 5,
+        use_conv_first: bool = True,
+        mid_channels_scale: float = 0.5,
+        conv_cfg: dict | None = None,
+        norm_cfg: dict = YOLO_NORM_CFG,
+        act_cfg: dict = YOLO_ACT_CFG,
+        init_cfg: dict | None = None,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
         if use_conv_first:
@@ -60,7 +68,8 @@ class SPPFBottleneck(BaseModule):
             num_maps = 4
         else:
             self.poolings = nn.ModuleList(
-                [nn.MaxPool2d(k, stride=1, padding=k // 2) for k in kernel_sizes])
+                [nn.MaxPool2d(k, stride=1, padding=k // 2) for k in kernel_sizes]
+            )
             num_maps = len(kernel_sizes) + 1
         self.conv2 = ConvModule(mid_channels * num_maps, out_channels, 1, **common)
 
@@ -100,22 +109,35 @@ class YOLOv8DarknetBottleneck(BaseModule):
     Shapes: (B, in_channels, H, W) -> (B, out_channels, H, W).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, expansion: float = 0.5,
-                 kernel_size: Sequence[int] = (1, 3), padding: Sequence[int] = (0, 1),
-                 add_identity: bool = True, use_depthwise: bool = False,
-                 conv_cfg: dict | None = None, norm_cfg: dict = YOLO_NORM_CFG,
-                 act_cfg: dict = YOLO_ACT_CFG, init_cfg: dict | None = None) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        expansion: float = 0.5,
+        kernel_size: Sequence[int] = (1, 3),
+        padding: Sequence[int] = (0, 1),
+        add_identity: bool = True,
+        use_depthwise: bool = False,
+        conv_cfg: dict | None = None,
+        norm_cfg: dict = YOLO_NORM_CFG,
+        act_cfg: dict = YOLO_ACT_CFG,
+        init_cfg: dict | None = None,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         if len(kernel_size) != 2 or len(padding) != 2:
-            raise ValueError('YOLOv8DarknetBottleneck: kernel_size and padding need two '
-                             f'entries (conv1, conv2), got {kernel_size} and {padding}')
+            raise ValueError(
+                'YOLOv8DarknetBottleneck: kernel_size and padding need two '
+                f'entries (conv1, conv2), got {kernel_size} and {padding}'
+            )
         hidden_channels = int(out_channels * expansion)
         common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
         conv = DepthwiseSeparableConvModule if use_depthwise else ConvModule
-        self.conv1 = ConvModule(in_channels, hidden_channels, kernel_size[0],
-                                padding=padding[0], **common)
-        self.conv2 = conv(hidden_channels, out_channels, kernel_size[1], stride=1,
-                          padding=padding[1], **common)
+        self.conv1 = ConvModule(
+            in_channels, hidden_channels, kernel_size[0], padding=padding[0], **common
+        )
+        self.conv2 = conv(
+            hidden_channels, out_channels, kernel_size[1], stride=1, padding=padding[1], **common
+        )
         self.add_identity = add_identity and in_channels == out_channels
 
     def forward(self, x: Tensor) -> Tensor:
@@ -145,21 +167,38 @@ class CSPLayerWithTwoConv(BaseModule):
     Shapes: (B, in_channels, H, W) -> (B, out_channels, H, W).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, expand_ratio: float = 0.5,
-                 num_blocks: int = 1, add_identity: bool = True, conv_cfg: dict | None = None,
-                 norm_cfg: dict = YOLO_NORM_CFG, act_cfg: dict = YOLO_ACT_CFG,
-                 init_cfg: dict | None = None) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        expand_ratio: float = 0.5,
+        num_blocks: int = 1,
+        add_identity: bool = True,
+        conv_cfg: dict | None = None,
+        norm_cfg: dict = YOLO_NORM_CFG,
+        act_cfg: dict = YOLO_ACT_CFG,
+        init_cfg: dict | None = None,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
         self.mid_channels = int(out_channels * expand_ratio)
         self.main_conv = ConvModule(in_channels, 2 * self.mid_channels, 1, **common)
-        self.final_conv = ConvModule((2 + num_blocks) * self.mid_channels, out_channels, 1,
-                                     **common)
+        self.final_conv = ConvModule(
+            (2 + num_blocks) * self.mid_channels, out_channels, 1, **common
+        )
         self.blocks = nn.ModuleList(
-            YOLOv8DarknetBottleneck(self.mid_channels, self.mid_channels, expansion=1,
-                                    kernel_size=(3, 3), padding=(1, 1),
-                                    add_identity=add_identity, use_depthwise=False, **common)
-            for _ in range(num_blocks))
+            YOLOv8DarknetBottleneck(
+                self.mid_channels,
+                self.mid_channels,
+                expansion=1,
+                kernel_size=(3, 3),
+                padding=(1, 1),
+                add_identity=add_identity,
+                use_depthwise=False,
+                **common,
+            )
+            for _ in range(num_blocks)
+        )
 
     def _chunks(self, x: Tensor) -> list[Tensor]:
         """The two halves of ``main_conv(x)`` followed by each block's output."""
@@ -172,8 +211,9 @@ class CSPLayerWithTwoConv(BaseModule):
         return self.final_conv(torch.cat(self._chunks(x), 1))
 
 
-def max_sigmoid_attention(embed: Tensor, guide: Tensor, bias: Tensor,
-                          use_einsum: bool = True) -> Tensor:
+def max_sigmoid_attention(
+    embed: Tensor, guide: Tensor, bias: Tensor, use_einsum: bool = True
+) -> Tensor:
     """Text-guided max-sigmoid attention weights of YOLO-World's T-CSPLayer.
 
     For every pixel and head m: ``sigmoid(max_k <embed[m, :, h, w], guide[k, m, :]>
@@ -230,37 +270,63 @@ class MaxSigmoidAttnBlock(BaseModule):
     -> (B, out_channels, H, W).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, guide_channels: int,
-                 embed_channels: int, kernel_size: int = 3, padding: int = 1,
-                 num_heads: int = 1, use_depthwise: bool = False, with_scale: bool = False,
-                 conv_cfg: dict | None = None, norm_cfg: dict = YOLO_NORM_CFG,
-                 init_cfg: dict | None = None, use_einsum: bool = True) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        guide_channels: int,
+        embed_channels: int,
+        kernel_size: int = 3,
+        padding: int = 1,
+        num_heads: int = 1,
+        use_depthwise: bool = False,
+        with_scale: bool = False,
+        conv_cfg: dict | None = None,
+        norm_cfg: dict = YOLO_NORM_CFG,
+        init_cfg: dict | None = None,
+        use_einsum: bool = True,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         if out_channels % num_heads or embed_channels % num_heads:
-            raise ValueError(f'MaxSigmoidAttnBlock: out_channels ({out_channels}) and '
-                             f'embed_channels ({embed_channels}) must be divisible by '
-                             f'num_heads ({num_heads})')
+            raise ValueError(
+                f'MaxSigmoidAttnBlock: out_channels ({out_channels}) and '
+                f'embed_channels ({embed_channels}) must be divisible by '
+                f'num_heads ({num_heads})'
+            )
         conv = DepthwiseSeparableConvModule if use_depthwise else ConvModule
         self.num_heads = num_heads
         self.head_channels = embed_channels // num_heads
         self.use_einsum = use_einsum
-        self.embed_conv = ConvModule(
-            in_channels, embed_channels, 1, conv_cfg=conv_cfg, norm_cfg=norm_cfg,
-            act_cfg=None) if embed_channels != in_channels else None
+        self.embed_conv = (
+            ConvModule(
+                in_channels, embed_channels, 1, conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=None
+            )
+            if embed_channels != in_channels
+            else None
+        )
         self.guide_fc = nn.Linear(guide_channels, embed_channels)
         self.bias = nn.Parameter(torch.zeros(num_heads))
         if with_scale:
             self.scale = nn.Parameter(torch.ones(1, num_heads, 1, 1))
         else:
             self.scale = 1.0
-        self.project_conv = conv(in_channels, out_channels, kernel_size, stride=1,
-                                 padding=padding, conv_cfg=conv_cfg, norm_cfg=norm_cfg,
-                                 act_cfg=None)
+        self.project_conv = conv(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=1,
+            padding=padding,
+            conv_cfg=conv_cfg,
+            norm_cfg=norm_cfg,
+            act_cfg=None,
+        )
 
     def forward(self, x: Tensor, guide: Tensor) -> Tensor:
         if guide is None:
-            raise ValueError('MaxSigmoidAttnBlock needs text features (B, K, C); got None '
-                             '(is the backbone built without a text model?)')
+            raise ValueError(
+                'MaxSigmoidAttnBlock needs text features (B, K, C); got None '
+                '(is the backbone built without a text model?)'
+            )
         batch, _, height, width = x.shape
         guide = self.guide_fc(guide).reshape(batch, -1, self.num_heads, self.head_channels)
         embed = self.embed_conv(x) if self.embed_conv is not None else x
@@ -295,22 +361,54 @@ class MaxSigmoidCSPLayerWithTwoConv(CSPLayerWithTwoConv):
     -> (B, out_channels, H, W).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, guide_channels: int,
-                 embed_channels: int, num_heads: int = 1, expand_ratio: float = 0.5,
-                 num_blocks: int = 1, with_scale: bool = False, add_identity: bool = True,
-                 conv_cfg: dict | None = None, norm_cfg: dict = YOLO_NORM_CFG,
-                 act_cfg: dict = YOLO_ACT_CFG, init_cfg: dict | None = None,
-                 use_einsum: bool = True) -> None:
-        super().__init__(in_channels, out_channels, expand_ratio=expand_ratio,
-                         num_blocks=num_blocks, add_identity=add_identity, conv_cfg=conv_cfg,
-                         norm_cfg=norm_cfg, act_cfg=act_cfg, init_cfg=init_cfg)
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        guide_channels: int,
+        embed_channels: int,
+        num_heads: int = 1,
+        expand_ratio: float = 0.5,
+        num_blocks: int = 1,
+        with_scale: bool = False,
+        add_identity: bool = True,
+        conv_cfg: dict | None = None,
+        norm_cfg: dict = YOLO_NORM_CFG,
+        act_cfg: dict = YOLO_ACT_CFG,
+        init_cfg: dict | None = None,
+        use_einsum: bool = True,
+    ) -> None:
+        super().__init__(
+            in_channels,
+            out_channels,
+            expand_ratio=expand_ratio,
+            num_blocks=num_blocks,
+            add_identity=add_identity,
+            conv_cfg=conv_cfg,
+            norm_cfg=norm_cfg,
+            act_cfg=act_cfg,
+            init_cfg=init_cfg,
+        )
         # one more chunk to fuse; replacing the attribute keeps its state_dict position
-        self.final_conv = ConvModule((3 + num_blocks) * self.mid_channels, out_channels, 1,
-                                     conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
+        self.final_conv = ConvModule(
+            (3 + num_blocks) * self.mid_channels,
+            out_channels,
+            1,
+            conv_cfg=conv_cfg,
+            norm_cfg=norm_cfg,
+            act_cfg=act_cfg,
+        )
         self.attn_block = MaxSigmoidAttnBlock(
-            self.mid_channels, self.mid_channels, guide_channels=guide_channels,
-            embed_channels=embed_channels, num_heads=num_heads, with_scale=with_scale,
-            conv_cfg=conv_cfg, norm_cfg=norm_cfg, use_einsum=use_einsum)
+            self.mid_channels,
+            self.mid_channels,
+            guide_channels=guide_channels,
+            embed_channels=embed_channels,
+            num_heads=num_heads,
+            with_scale=with_scale,
+            conv_cfg=conv_cfg,
+            norm_cfg=norm_cfg,
+            use_einsum=use_einsum,
+        )
 
     def forward(self, x: Tensor, guide: Tensor) -> Tensor:
         chunks = self._chunks(x)
@@ -335,31 +433,55 @@ class RepConvMaxSigmoidAttnBlock(BaseModule):
     Shapes: x (B, in_channels, H, W) -> (B, out_channels, H, W).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, embed_channels: int,
-                 guide_channels: int, kernel_size: int = 3, padding: int = 1,
-                 num_heads: int = 1, use_depthwise: bool = False, with_scale: bool = False,
-                 conv_cfg: dict | None = None, norm_cfg: dict = YOLO_NORM_CFG,
-                 init_cfg: dict | None = None, use_einsum: bool = True) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        embed_channels: int,
+        guide_channels: int,
+        kernel_size: int = 3,
+        padding: int = 1,
+        num_heads: int = 1,
+        use_depthwise: bool = False,
+        with_scale: bool = False,
+        conv_cfg: dict | None = None,
+        norm_cfg: dict = YOLO_NORM_CFG,
+        init_cfg: dict | None = None,
+        use_einsum: bool = True,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         if out_channels % num_heads or embed_channels % num_heads:
-            raise ValueError(f'RepConvMaxSigmoidAttnBlock: out_channels ({out_channels}) and '
-                             f'embed_channels ({embed_channels}) must be divisible by '
-                             f'num_heads ({num_heads})')
+            raise ValueError(
+                f'RepConvMaxSigmoidAttnBlock: out_channels ({out_channels}) and '
+                f'embed_channels ({embed_channels}) must be divisible by '
+                f'num_heads ({num_heads})'
+            )
         conv = DepthwiseSeparableConvModule if use_depthwise else ConvModule
         self.num_heads = num_heads
         self.head_channels = out_channels // num_heads
         self.use_einsum = use_einsum
-        self.embed_conv = ConvModule(
-            in_channels, embed_channels, 1, conv_cfg=conv_cfg, norm_cfg=norm_cfg,
-            act_cfg=None) if embed_channels != in_channels else None
+        self.embed_conv = (
+            ConvModule(
+                in_channels, embed_channels, 1, conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=None
+            )
+            if embed_channels != in_channels
+            else None
+        )
         self.bias = nn.Parameter(torch.zeros(num_heads))
         self.split_channels = embed_channels // num_heads
         self.guide_convs = nn.ModuleList(
-            nn.Conv2d(self.split_channels, guide_channels, 1, bias=False)
-            for _ in range(num_heads))
-        self.project_conv = conv(in_channels, out_channels, kernel_size, stride=1,
-                                 padding=padding, conv_cfg=conv_cfg, norm_cfg=norm_cfg,
-                                 act_cfg=None)
+            nn.Conv2d(self.split_channels, guide_channels, 1, bias=False) for _ in range(num_heads)
+        )
+        self.project_conv = conv(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=1,
+            padding=padding,
+            conv_cfg=conv_cfg,
+            norm_cfg=norm_cfg,
+            act_cfg=None,
+        )
 
     def forward(self, x: Tensor, txt_feats: Tensor | None = None) -> Tensor:
         batch, _, height, width = x.shape
@@ -383,21 +505,53 @@ class RepConvMaxSigmoidCSPLayerWithTwoConv(CSPLayerWithTwoConv):
     Shapes: x (B, in_channels, H, W) -> (B, out_channels, H, W).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, guide_channels: int,
-                 embed_channels: int, num_heads: int = 1, expand_ratio: float = 0.5,
-                 num_blocks: int = 1, with_scale: bool = False, add_identity: bool = True,
-                 conv_cfg: dict | None = None, norm_cfg: dict = YOLO_NORM_CFG,
-                 act_cfg: dict = YOLO_ACT_CFG, init_cfg: dict | None = None,
-                 use_einsum: bool = True) -> None:
-        super().__init__(in_channels, out_channels, expand_ratio=expand_ratio,
-                         num_blocks=num_blocks, add_identity=add_identity, conv_cfg=conv_cfg,
-                         norm_cfg=norm_cfg, act_cfg=act_cfg, init_cfg=init_cfg)
-        self.final_conv = ConvModule((3 + num_blocks) * self.mid_channels, out_channels, 1,
-                                     conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        guide_channels: int,
+        embed_channels: int,
+        num_heads: int = 1,
+        expand_ratio: float = 0.5,
+        num_blocks: int = 1,
+        with_scale: bool = False,
+        add_identity: bool = True,
+        conv_cfg: dict | None = None,
+        norm_cfg: dict = YOLO_NORM_CFG,
+        act_cfg: dict = YOLO_ACT_CFG,
+        init_cfg: dict | None = None,
+        use_einsum: bool = True,
+    ) -> None:
+        super().__init__(
+            in_channels,
+            out_channels,
+            expand_ratio=expand_ratio,
+            num_blocks=num_blocks,
+            add_identity=add_identity,
+            conv_cfg=conv_cfg,
+            norm_cfg=norm_cfg,
+            act_cfg=act_cfg,
+            init_cfg=init_cfg,
+        )
+        self.final_conv = ConvModule(
+            (3 + num_blocks) * self.mid_channels,
+            out_channels,
+            1,
+            conv_cfg=conv_cfg,
+            norm_cfg=norm_cfg,
+            act_cfg=act_cfg,
+        )
         self.attn_block = RepConvMaxSigmoidAttnBlock(
-            self.mid_channels, self.mid_channels, embed_channels=embed_channels,
-            guide_channels=guide_channels, num_heads=num_heads, with_scale=with_scale,
-            conv_cfg=conv_cfg, norm_cfg=norm_cfg, use_einsum=use_einsum)
+            self.mid_channels,
+            self.mid_channels,
+            embed_channels=embed_channels,
+            guide_channels=guide_channels,
+            num_heads=num_heads,
+            with_scale=with_scale,
+            conv_cfg=conv_cfg,
+            norm_cfg=norm_cfg,
+            use_einsum=use_einsum,
+        )
 
     def forward(self, x: Tensor, guide: Tensor | None = None) -> Tensor:
         chunks = self._chunks(x)
@@ -416,22 +570,41 @@ class VanillaSigmoidBlock(BaseModule):
     Shapes: x (B, in_channels, H, W), guide (ignored) -> (B, out_channels, H, W).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, guide_channels: int,
-                 embed_channels: int, kernel_size: int = 3, padding: int = 1,
-                 num_heads: int = 1, use_depthwise: bool = False, with_scale: bool = False,
-                 conv_cfg: dict | None = None, norm_cfg: dict = YOLO_NORM_CFG,
-                 init_cfg: dict | None = None) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        guide_channels: int,
+        embed_channels: int,
+        kernel_size: int = 3,
+        padding: int = 1,
+        num_heads: int = 1,
+        use_depthwise: bool = False,
+        with_scale: bool = False,
+        conv_cfg: dict | None = None,
+        norm_cfg: dict = YOLO_NORM_CFG,
+        init_cfg: dict | None = None,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         if out_channels % num_heads or embed_channels % num_heads:
-            raise ValueError(f'VanillaSigmoidBlock: out_channels ({out_channels}) and '
-                             f'embed_channels ({embed_channels}) must be divisible by '
-                             f'num_heads ({num_heads})')
+            raise ValueError(
+                f'VanillaSigmoidBlock: out_channels ({out_channels}) and '
+                f'embed_channels ({embed_channels}) must be divisible by '
+                f'num_heads ({num_heads})'
+            )
         conv = DepthwiseSeparableConvModule if use_depthwise else ConvModule
         self.num_heads = num_heads
         self.head_channels = out_channels // num_heads
-        self.project_conv = conv(in_channels, out_channels, kernel_size, stride=1,
-                                 padding=padding, conv_cfg=conv_cfg, norm_cfg=norm_cfg,
-                                 act_cfg=None)
+        self.project_conv = conv(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=1,
+            padding=padding,
+            conv_cfg=conv_cfg,
+            norm_cfg=norm_cfg,
+            act_cfg=None,
+        )
 
     def forward(self, x: Tensor, guide: Tensor | None = None) -> Tensor:
         return self.project_conv(x)
@@ -447,20 +620,51 @@ class EfficientCSPLayerWithTwoConv(CSPLayerWithTwoConv):
     Shapes: x (B, in_channels, H, W), guide (ignored) -> (B, out_channels, H, W).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, guide_channels: int,
-                 embed_channels: int, num_heads: int = 1, expand_ratio: float = 0.5,
-                 num_blocks: int = 1, with_scale: bool = False, add_identity: bool = True,
-                 conv_cfg: dict | None = None, norm_cfg: dict = YOLO_NORM_CFG,
-                 act_cfg: dict = YOLO_ACT_CFG, init_cfg: dict | None = None) -> None:
-        super().__init__(in_channels, out_channels, expand_ratio=expand_ratio,
-                         num_blocks=num_blocks, add_identity=add_identity, conv_cfg=conv_cfg,
-                         norm_cfg=norm_cfg, act_cfg=act_cfg, init_cfg=init_cfg)
-        self.final_conv = ConvModule((3 + num_blocks) * self.mid_channels, out_channels, 1,
-                                     conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        guide_channels: int,
+        embed_channels: int,
+        num_heads: int = 1,
+        expand_ratio: float = 0.5,
+        num_blocks: int = 1,
+        with_scale: bool = False,
+        add_identity: bool = True,
+        conv_cfg: dict | None = None,
+        norm_cfg: dict = YOLO_NORM_CFG,
+        act_cfg: dict = YOLO_ACT_CFG,
+        init_cfg: dict | None = None,
+    ) -> None:
+        super().__init__(
+            in_channels,
+            out_channels,
+            expand_ratio=expand_ratio,
+            num_blocks=num_blocks,
+            add_identity=add_identity,
+            conv_cfg=conv_cfg,
+            norm_cfg=norm_cfg,
+            act_cfg=act_cfg,
+            init_cfg=init_cfg,
+        )
+        self.final_conv = ConvModule(
+            (3 + num_blocks) * self.mid_channels,
+            out_channels,
+            1,
+            conv_cfg=conv_cfg,
+            norm_cfg=norm_cfg,
+            act_cfg=act_cfg,
+        )
         self.attn_block = VanillaSigmoidBlock(
-            self.mid_channels, self.mid_channels, guide_channels=guide_channels,
-            embed_channels=embed_channels, num_heads=num_heads, with_scale=with_scale,
-            conv_cfg=conv_cfg, norm_cfg=norm_cfg)
+            self.mid_channels,
+            self.mid_channels,
+            guide_channels=guide_channels,
+            embed_channels=embed_channels,
+            num_heads=num_heads,
+            with_scale=with_scale,
+            conv_cfg=conv_cfg,
+            norm_cfg=norm_cfg,
+        )
 
     def forward(self, x: Tensor, guide: Tensor | None = None) -> Tensor:
         chunks = self._chunks(x)
@@ -495,13 +699,23 @@ class ImagePoolingAttentionModule(nn.Module):
     (B, image_channels[i], H_i, W_i) -> (B, K, text_channels).
     """
 
-    def __init__(self, image_channels: list[int], text_channels: int, embed_channels: int,
-                 with_scale: bool = False, num_feats: int = 3, num_heads: int = 8,
-                 pool_size: int = 3, use_einsum: bool = True) -> None:
+    def __init__(
+        self,
+        image_channels: list[int],
+        text_channels: int,
+        embed_channels: int,
+        with_scale: bool = False,
+        num_feats: int = 3,
+        num_heads: int = 8,
+        pool_size: int = 3,
+        use_einsum: bool = True,
+    ) -> None:
         super().__init__()
         if embed_channels % num_heads:
-            raise ValueError(f'ImagePoolingAttentionModule: embed_channels ({embed_channels}) '
-                             f'must be divisible by num_heads ({num_heads})')
+            raise ValueError(
+                f'ImagePoolingAttentionModule: embed_channels ({embed_channels}) '
+                f'must be divisible by num_heads ({num_heads})'
+            )
         self.text_channels = text_channels
         self.embed_channels = embed_channels
         self.num_heads = num_heads
@@ -510,30 +724,40 @@ class ImagePoolingAttentionModule(nn.Module):
         self.pool_size = pool_size
         self.use_einsum = use_einsum
         if with_scale:
-            self.scale = nn.Parameter(torch.tensor([0.]), requires_grad=True)
+            self.scale = nn.Parameter(torch.tensor([0.0]), requires_grad=True)
         else:
             self.scale = 1.0
         self.projections = nn.ModuleList(
-            [ConvModule(ch, embed_channels, 1, act_cfg=None) for ch in image_channels])
-        self.query = nn.Sequential(nn.LayerNorm(text_channels),
-                                   nn.Linear(text_channels, embed_channels))
-        self.key = nn.Sequential(nn.LayerNorm(embed_channels),
-                                 nn.Linear(embed_channels, embed_channels))
-        self.value = nn.Sequential(nn.LayerNorm(embed_channels),
-                                   nn.Linear(embed_channels, embed_channels))
+            [ConvModule(ch, embed_channels, 1, act_cfg=None) for ch in image_channels]
+        )
+        self.query = nn.Sequential(
+            nn.LayerNorm(text_channels), nn.Linear(text_channels, embed_channels)
+        )
+        self.key = nn.Sequential(
+            nn.LayerNorm(embed_channels), nn.Linear(embed_channels, embed_channels)
+        )
+        self.value = nn.Sequential(
+            nn.LayerNorm(embed_channels), nn.Linear(embed_channels, embed_channels)
+        )
         self.proj = nn.Linear(embed_channels, text_channels)
         self.image_pools = nn.ModuleList(
-            [nn.AdaptiveMaxPool2d((pool_size, pool_size)) for _ in range(num_feats)])
+            [nn.AdaptiveMaxPool2d((pool_size, pool_size)) for _ in range(num_feats)]
+        )
 
     def forward(self, text_features: Tensor, image_features: Sequence[Tensor]) -> Tensor:
         if len(image_features) != self.num_feats:
-            raise ValueError(f'ImagePoolingAttentionModule: expected {self.num_feats} image '
-                             f'levels, got {len(image_features)}')
+            raise ValueError(
+                f'ImagePoolingAttentionModule: expected {self.num_feats} image '
+                f'levels, got {len(image_features)}'
+            )
         batch = image_features[0].shape[0]
-        patches = torch.cat([
-            pool(proj(x)).view(batch, -1, self.pool_size**2)
-            for x, proj, pool in zip(image_features, self.projections, self.image_pools)
-        ], dim=-1).transpose(1, 2)  # (B, P, embed)
+        patches = torch.cat(
+            [
+                pool(proj(x)).view(batch, -1, self.pool_size**2)
+                for x, proj, pool in zip(image_features, self.projections, self.image_pools)
+            ],
+            dim=-1,
+        ).transpose(1, 2)  # (B, P, embed)
         shape = (batch, -1, self.num_heads, self.head_channels)
         q = self.query(text_features).reshape(shape)
         k = self.key(patches).reshape(shape)

@@ -1,4 +1,5 @@
 """Cross-entropy losses: softmax over classes, or per-class sigmoid (soft targets allowed)."""
+
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -7,10 +8,16 @@ from ai4rs.registry import MODELS
 from .utils import check_reduction, weight_reduce_loss
 
 
-def cross_entropy(pred: Tensor, label: Tensor, weight: Tensor | None = None,
-                  reduction: str = 'mean', avg_factor: float | None = None,
-                  class_weight: list | None = None, ignore_index: int = -100,
-                  avg_non_ignore: bool = False) -> Tensor:
+def cross_entropy(
+    pred: Tensor,
+    label: Tensor,
+    weight: Tensor | None = None,
+    reduction: str = 'mean',
+    avg_factor: float | None = None,
+    class_weight: list | None = None,
+    ignore_index: int = -100,
+    avg_non_ignore: bool = False,
+) -> Tensor:
     """Softmax cross entropy.
 
     Args:
@@ -27,10 +34,16 @@ def cross_entropy(pred: Tensor, label: Tensor, weight: Tensor | None = None,
     return weight_reduce_loss(loss, weight=weight, reduction=reduction, avg_factor=avg_factor)
 
 
-def binary_cross_entropy(pred: Tensor, label: Tensor, weight: Tensor | None = None,
-                         reduction: str = 'mean', avg_factor: float | None = None,
-                         class_weight: list | None = None, ignore_index: int = -100,
-                         avg_non_ignore: bool = False) -> Tensor:
+def binary_cross_entropy(
+    pred: Tensor,
+    label: Tensor,
+    weight: Tensor | None = None,
+    reduction: str = 'mean',
+    avg_factor: float | None = None,
+    class_weight: list | None = None,
+    ignore_index: int = -100,
+    avg_non_ignore: bool = False,
+) -> Tensor:
     """Sigmoid binary cross entropy per element.
 
     Args:
@@ -50,13 +63,15 @@ def binary_cross_entropy(pred: Tensor, label: Tensor, weight: Tensor | None = No
     if weight is not None:
         weight = weight.float()
     pos_weight = None if class_weight is None else pred.new_tensor(class_weight)
-    loss = F.binary_cross_entropy_with_logits(pred, label.float(), pos_weight=pos_weight,
-                                              reduction='none')
+    loss = F.binary_cross_entropy_with_logits(
+        pred, label.float(), pos_weight=pos_weight, reduction='none'
+    )
     return weight_reduce_loss(loss, weight, reduction=reduction, avg_factor=avg_factor)
 
 
-def _expand_onehot_labels(labels: Tensor, label_weights: Tensor | None, num_classes: int,
-                          ignore_index: int):
+def _expand_onehot_labels(
+    labels: Tensor, label_weights: Tensor | None, num_classes: int, ignore_index: int
+):
     bin_labels = labels.new_zeros((labels.size(0), num_classes))
     valid = (labels >= 0) & (labels != ignore_index)
     inds = valid & (labels < num_classes)
@@ -86,10 +101,16 @@ class CrossEntropyLoss(nn.Module):
     reduction_override=None)`` returns a scalar (or element-wise for 'none').
     """
 
-    def __init__(self, use_sigmoid: bool = False, use_mask: bool = False,
-                 reduction: str = 'mean', class_weight: list | None = None,
-                 ignore_index: int | None = None, loss_weight: float = 1.0,
-                 avg_non_ignore: bool = False) -> None:
+    def __init__(
+        self,
+        use_sigmoid: bool = False,
+        use_mask: bool = False,
+        reduction: str = 'mean',
+        class_weight: list | None = None,
+        ignore_index: int | None = None,
+        loss_weight: float = 1.0,
+        avg_non_ignore: bool = False,
+    ) -> None:
         super().__init__()
         if use_mask:
             raise NotImplementedError('CrossEntropyLoss: use_mask=True is not supported in ai4rs')
@@ -105,14 +126,28 @@ class CrossEntropyLoss(nn.Module):
     def extra_repr(self) -> str:
         return f'use_sigmoid={self.use_sigmoid}, avg_non_ignore={self.avg_non_ignore}'
 
-    def forward(self, cls_score: Tensor, label: Tensor, weight: Tensor | None = None,
-                avg_factor: float | None = None, reduction_override: str | None = None,
-                ignore_index: int | None = None, **kwargs) -> Tensor:
+    def forward(
+        self,
+        cls_score: Tensor,
+        label: Tensor,
+        weight: Tensor | None = None,
+        avg_factor: float | None = None,
+        reduction_override: str | None = None,
+        ignore_index: int | None = None,
+        **kwargs,
+    ) -> Tensor:
         reduction = check_reduction(reduction_override or self.reduction, 'CrossEntropyLoss')
         if ignore_index is None:
             ignore_index = self.ignore_index if self.ignore_index is not None else -100
-        loss = self.cls_criterion(cls_score, label, weight, reduction=reduction,
-                                  avg_factor=avg_factor, class_weight=self.class_weight,
-                                  ignore_index=ignore_index, avg_non_ignore=self.avg_non_ignore,
-                                  **kwargs)
+        loss = self.cls_criterion(
+            cls_score,
+            label,
+            weight,
+            reduction=reduction,
+            avg_factor=avg_factor,
+            class_weight=self.class_weight,
+            ignore_index=ignore_index,
+            avg_non_ignore=self.avg_non_ignore,
+            **kwargs,
+        )
         return self.loss_weight * loss

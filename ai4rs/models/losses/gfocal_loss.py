@@ -1,4 +1,5 @@
 """Distribution Focal Loss (Generalized Focal Loss, https://arxiv.org/abs/2006.04388; mmdet's)."""
+
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -25,8 +26,10 @@ def distribution_focal_loss(pred: Tensor, label: Tensor) -> Tensor:
     dis_right = dis_left + 1
     weight_left = dis_right.float() - label
     weight_right = label - dis_left.float()
-    return (F.cross_entropy(pred, dis_left, reduction='none') * weight_left +
-            F.cross_entropy(pred, dis_right, reduction='none') * weight_right)
+    return (
+        F.cross_entropy(pred, dis_left, reduction='none') * weight_left
+        + F.cross_entropy(pred, dis_right, reduction='none') * weight_right
+    )
 
 
 @MODELS.register_module()
@@ -46,10 +49,15 @@ class DistributionFocalLoss(nn.Module):
         self.reduction = check_reduction(reduction, 'DistributionFocalLoss')
         self.loss_weight = loss_weight
 
-    def forward(self, pred: Tensor, target: Tensor, weight: Tensor | None = None,
-                avg_factor: float | None = None,
-                reduction_override: str | None = None) -> Tensor:
-        reduction = check_reduction(reduction_override or self.reduction,
-                                    'DistributionFocalLoss')
+    def forward(
+        self,
+        pred: Tensor,
+        target: Tensor,
+        weight: Tensor | None = None,
+        avg_factor: float | None = None,
+        reduction_override: str | None = None,
+    ) -> Tensor:
+        reduction = check_reduction(reduction_override or self.reduction, 'DistributionFocalLoss')
         return self.loss_weight * distribution_focal_loss(
-            pred, target, weight, reduction=reduction, avg_factor=avg_factor)
+            pred, target, weight, reduction=reduction, avg_factor=avg_factor
+        )

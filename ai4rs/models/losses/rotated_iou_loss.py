@@ -1,4 +1,5 @@
 """IoU loss for rotated boxes on the differentiable rotated IoU (always fp32)."""
+
 import warnings
 
 import torch
@@ -13,8 +14,7 @@ IOU_LOSS_MODES = ('linear', 'square', 'log')
 
 
 @weighted_loss
-def rotated_iou_loss(pred: Tensor, target: Tensor, mode: str = 'log',
-                     eps: float = 1e-6) -> Tensor:
+def rotated_iou_loss(pred: Tensor, target: Tensor, mode: str = 'log', eps: float = 1e-6) -> Tensor:
     """Element-wise IoU loss of aligned rotated boxes.
 
     The IoU is computed in float32 with autocast disabled (half precision
@@ -54,12 +54,17 @@ class RotatedIoULoss(nn.Module):
     avg_factor=None, reduction_override=None)``.
     """
 
-    def __init__(self, linear: bool = False, eps: float = 1e-6, reduction: str = 'mean',
-                 loss_weight: float = 1.0, mode: str = 'log') -> None:
+    def __init__(
+        self,
+        linear: bool = False,
+        eps: float = 1e-6,
+        reduction: str = 'mean',
+        loss_weight: float = 1.0,
+        mode: str = 'log',
+    ) -> None:
         super().__init__()
         if mode not in IOU_LOSS_MODES:
-            raise ValueError(f'RotatedIoULoss: mode must be one of {IOU_LOSS_MODES}, '
-                             f'got {mode!r}')
+            raise ValueError(f'RotatedIoULoss: mode must be one of {IOU_LOSS_MODES}, got {mode!r}')
         if linear:
             warnings.warn('RotatedIoULoss: linear=True is deprecated, use mode="linear"')
             mode = 'linear'
@@ -69,9 +74,15 @@ class RotatedIoULoss(nn.Module):
         self.reduction = check_reduction(reduction, 'RotatedIoULoss')
         self.loss_weight = loss_weight
 
-    def forward(self, pred: Tensor, target: Tensor, weight: Tensor | None = None,
-                avg_factor: float | None = None, reduction_override: str | None = None,
-                **kwargs) -> Tensor:
+    def forward(
+        self,
+        pred: Tensor,
+        target: Tensor,
+        weight: Tensor | None = None,
+        avg_factor: float | None = None,
+        reduction_override: str | None = None,
+        **kwargs,
+    ) -> Tensor:
         reduction = check_reduction(reduction_override or self.reduction, 'RotatedIoULoss')
         if weight is not None and not torch.any(weight > 0) and reduction != 'none':
             if pred.dim() == weight.dim() + 1:
@@ -79,11 +90,19 @@ class RotatedIoULoss(nn.Module):
             return (pred * weight).sum()
         if weight is not None and weight.dim() > 1:
             if weight.shape != pred.shape:
-                raise ValueError(f'RotatedIoULoss: weight {tuple(weight.shape)} must be (N,) '
-                                 f'or match pred {tuple(pred.shape)}')
+                raise ValueError(
+                    f'RotatedIoULoss: weight {tuple(weight.shape)} must be (N,) '
+                    f'or match pred {tuple(pred.shape)}'
+                )
             weight = weight.mean(-1)
         if pred.numel() == 0:
             return pred.sum() * 0
-        return self.loss_weight * rotated_iou_loss(pred, target, weight, mode=self.mode,
-                                                   eps=self.eps, reduction=reduction,
-                                                   avg_factor=avg_factor)
+        return self.loss_weight * rotated_iou_loss(
+            pred,
+            target,
+            weight,
+            mode=self.mode,
+            eps=self.eps,
+            reduction=reduction,
+            avg_factor=avg_factor,
+        )

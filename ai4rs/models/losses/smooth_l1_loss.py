@@ -1,4 +1,5 @@
 """L1 loss (mmdet's ``L1Loss``)."""
+
 from torch import Tensor, nn
 
 from ai4rs.registry import MODELS
@@ -12,8 +13,9 @@ def l1_loss(pred: Tensor, target: Tensor) -> Tensor:
     if target.numel() == 0:
         return pred.sum() * 0
     if pred.size() != target.size():
-        raise ValueError(f'l1_loss: pred {tuple(pred.shape)} and target '
-                         f'{tuple(target.shape)} differ in shape')
+        raise ValueError(
+            f'l1_loss: pred {tuple(pred.shape)} and target {tuple(target.shape)} differ in shape'
+        )
     return (pred - target).abs()
 
 
@@ -34,11 +36,17 @@ class L1Loss(nn.Module):
         self.reduction = check_reduction(reduction, 'L1Loss')
         self.loss_weight = loss_weight
 
-    def forward(self, pred: Tensor, target: Tensor, weight: Tensor | None = None,
-                avg_factor: float | None = None,
-                reduction_override: str | None = None) -> Tensor:
+    def forward(
+        self,
+        pred: Tensor,
+        target: Tensor,
+        weight: Tensor | None = None,
+        avg_factor: float | None = None,
+        reduction_override: str | None = None,
+    ) -> Tensor:
         reduction = check_reduction(reduction_override or self.reduction, 'L1Loss')
         if target.numel() == 0:
             return pred.sum() * 0
-        return self.loss_weight * l1_loss(pred, target, weight, reduction=reduction,
-                                          avg_factor=avg_factor)
+        return self.loss_weight * l1_loss(
+            pred, target, weight, reduction=reduction, avg_factor=avg_factor
+        )

@@ -1,4 +1,5 @@
 """Loss reduction with element weights and an averaging factor (mmdet semantics)."""
+
 import functools
 
 import torch
@@ -9,7 +10,7 @@ REDUCTIONS = ('none', 'mean', 'sum')
 
 def check_reduction(reduction: str, owner: str = 'loss') -> str:
     if reduction not in REDUCTIONS:
-        raise ValueError(f"{owner}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        raise ValueError(f'{owner}: reduction must be one of {REDUCTIONS}, got {reduction!r}')
     return reduction
 
 
@@ -23,8 +24,12 @@ def reduce_loss(loss: Tensor, reduction: str) -> Tensor:
     return loss
 
 
-def weight_reduce_loss(loss: Tensor, weight: Tensor | None = None, reduction: str = 'mean',
-                       avg_factor: float | None = None) -> Tensor:
+def weight_reduce_loss(
+    loss: Tensor,
+    weight: Tensor | None = None,
+    reduction: str = 'mean',
+    avg_factor: float | None = None,
+) -> Tensor:
     """Multiply by ``weight`` (broadcast), then reduce.
 
     With ``avg_factor`` and reduction 'mean' the result is
@@ -48,8 +53,14 @@ def weighted_loss(loss_func):
     ``f(pred, target, weight=None, reduction='mean', avg_factor=None, **kw)``."""
 
     @functools.wraps(loss_func)
-    def wrapper(pred: Tensor, target: Tensor, weight: Tensor | None = None,
-                reduction: str = 'mean', avg_factor: float | None = None, **kwargs) -> Tensor:
+    def wrapper(
+        pred: Tensor,
+        target: Tensor,
+        weight: Tensor | None = None,
+        reduction: str = 'mean',
+        avg_factor: float | None = None,
+        **kwargs,
+    ) -> Tensor:
         loss = loss_func(pred, target, **kwargs)
         return weight_reduce_loss(loss, weight, reduction, avg_factor)
 

@@ -1,5 +1,6 @@
 """The path-aggregation skeleton shared by the YOLOv5/v8/YOLO-World necks (mmyolo's
 ``BaseYOLONeck``)."""
+
 from abc import ABCMeta, abstractmethod
 from collections.abc import Sequence
 
@@ -33,11 +34,19 @@ class BaseYOLONeck(BaseModule, metaclass=ABCMeta):
         init_cfg (dict, optional): initialization config.
     """
 
-    def __init__(self, in_channels: list[int], out_channels: int | list[int],
-                 deepen_factor: float = 1.0, widen_factor: float = 1.0,
-                 upsample_feats_cat_first: bool = True, freeze_all: bool = False,
-                 norm_cfg: dict | None = None, act_cfg: dict | None = None,
-                 init_cfg: dict | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        in_channels: list[int],
+        out_channels: int | list[int],
+        deepen_factor: float = 1.0,
+        widen_factor: float = 1.0,
+        upsample_feats_cat_first: bool = True,
+        freeze_all: bool = False,
+        norm_cfg: dict | None = None,
+        act_cfg: dict | None = None,
+        init_cfg: dict | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -50,7 +59,8 @@ class BaseYOLONeck(BaseModule, metaclass=ABCMeta):
         num_levels = len(in_channels)
 
         self.reduce_layers = nn.ModuleList(
-            self.build_reduce_layer(idx) for idx in range(num_levels))
+            self.build_reduce_layer(idx) for idx in range(num_levels)
+        )
         self.upsample_layers = nn.ModuleList()
         self.top_down_layers = nn.ModuleList()
         for idx in range(num_levels - 1, 0, -1):
@@ -105,8 +115,10 @@ class BaseYOLONeck(BaseModule, metaclass=ABCMeta):
     # to the fusion layers (``*guide``) and change them between the two paths
     def _reduce(self, inputs: Sequence[Tensor]) -> list[Tensor]:
         if len(inputs) != len(self.in_channels):
-            raise ValueError(f'{type(self).__name__}: expected {len(self.in_channels)} '
-                             f'feature maps, got {len(inputs)}')
+            raise ValueError(
+                f'{type(self).__name__}: expected {len(self.in_channels)} '
+                f'feature maps, got {len(inputs)}'
+            )
         return [layer(x) for layer, x in zip(self.reduce_layers, inputs)]
 
     def _top_down(self, reduce_outs: list[Tensor], *guide) -> list[Tensor]:
@@ -127,8 +139,9 @@ class BaseYOLONeck(BaseModule, metaclass=ABCMeta):
         outs = [inner_outs[0]]
         for idx in range(len(self.in_channels) - 1):
             downsampled = self.downsample_layers[idx](outs[-1])
-            outs.append(self.bottom_up_layers[idx](
-                torch.cat([downsampled, inner_outs[idx + 1]], 1), *guide))
+            outs.append(
+                self.bottom_up_layers[idx](torch.cat([downsampled, inner_outs[idx + 1]], 1), *guide)
+            )
         return outs
 
     def _out(self, outs: list[Tensor]) -> tuple[Tensor, ...]:

@@ -1,5 +1,6 @@
 """YOLO-World's vision-language PAN (VL-PAN): the YOLOv8 PAFPN with text-guided fusion
 layers (YOLO-World b1b09f2 ``YOLOWorldPAFPN`` and v1's ``YOLOWorldDualPAFPN``)."""
+
 import copy
 from collections.abc import Sequence
 
@@ -45,29 +46,51 @@ class YOLOWorldPAFPN(YOLOv8PAFPN):
     H_i, W_i).
     """
 
-    def __init__(self, in_channels: list[int], out_channels: list[int], guide_channels: int,
-                 embed_channels: list[int], num_heads: list[int], deepen_factor: float = 1.0,
-                 widen_factor: float = 1.0, num_csp_blocks: int = 3, freeze_all: bool = False,
-                 block_cfg: dict = dict(type='MaxSigmoidCSPLayerWithTwoConv'),  # noqa: B006
-                 norm_cfg: dict = YOLO_NORM_CFG, act_cfg: dict = YOLO_ACT_CFG,
-                 init_cfg: dict | None = None) -> None:
+    def __init__(
+        self,
+        in_channels: list[int],
+        out_channels: list[int],
+        guide_channels: int,
+        embed_channels: list[int],
+        num_heads: list[int],
+        deepen_factor: float = 1.0,
+        widen_factor: float = 1.0,
+        num_csp_blocks: int = 3,
+        freeze_all: bool = False,
+        block_cfg: dict = dict(type='MaxSigmoidCSPLayerWithTwoConv'),  # noqa: B006
+        norm_cfg: dict = YOLO_NORM_CFG,
+        act_cfg: dict = YOLO_ACT_CFG,
+        init_cfg: dict | None = None,
+    ) -> None:
         self.guide_channels = guide_channels
         self.embed_channels = embed_channels
         self.num_heads = num_heads
         self.block_cfg = block_cfg
-        super().__init__(in_channels=in_channels, out_channels=out_channels,
-                         deepen_factor=deepen_factor, widen_factor=widen_factor,
-                         num_csp_blocks=num_csp_blocks, freeze_all=freeze_all,
-                         norm_cfg=norm_cfg, act_cfg=act_cfg, init_cfg=init_cfg)
+        super().__init__(
+            in_channels=in_channels,
+            out_channels=out_channels,
+            deepen_factor=deepen_factor,
+            widen_factor=widen_factor,
+            num_csp_blocks=num_csp_blocks,
+            freeze_all=freeze_all,
+            norm_cfg=norm_cfg,
+            act_cfg=act_cfg,
+            init_cfg=init_cfg,
+        )
 
     def _build_block(self, channels: tuple[int, int], level: int) -> nn.Module:
         cfg = copy.deepcopy(self.block_cfg)
-        cfg.update(in_channels=channels[0], out_channels=channels[1],
-                   guide_channels=self.guide_channels,
-                   embed_channels=make_round(self.embed_channels[level], self.widen_factor),
-                   num_heads=make_round(self.num_heads[level], self.widen_factor),
-                   num_blocks=self._num_blocks(), add_identity=False,
-                   norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
+        cfg.update(
+            in_channels=channels[0],
+            out_channels=channels[1],
+            guide_channels=self.guide_channels,
+            embed_channels=make_round(self.embed_channels[level], self.widen_factor),
+            num_heads=make_round(self.num_heads[level], self.widen_factor),
+            num_blocks=self._num_blocks(),
+            add_identity=False,
+            norm_cfg=self.norm_cfg,
+            act_cfg=self.act_cfg,
+        )
         return MODELS.build(cfg)
 
     def build_top_down_layer(self, idx: int) -> nn.Module:
@@ -76,8 +99,9 @@ class YOLOWorldPAFPN(YOLOv8PAFPN):
     def build_bottom_up_layer(self, idx: int) -> nn.Module:
         return self._build_block(self._bottom_up_channels(idx), idx + 1)
 
-    def forward(self, img_feats: Sequence[Tensor],
-                txt_feats: Tensor | None = None) -> tuple[Tensor, ...]:
+    def forward(
+        self, img_feats: Sequence[Tensor], txt_feats: Tensor | None = None
+    ) -> tuple[Tensor, ...]:
         """Fuse image features (tuple of L maps, fine to coarse) guided by text
         features (B, K, guide_channels) into L maps."""
         inner_outs = self._top_down(self._reduce(img_feats), txt_feats)
@@ -101,24 +125,46 @@ class YOLOWorldDualPAFPN(YOLOWorldPAFPN):
     Shapes: as :class:`YOLOWorldPAFPN`.
     """
 
-    def __init__(self, in_channels: list[int], out_channels: list[int], guide_channels: int,
-                 embed_channels: list[int], num_heads: list[int], deepen_factor: float = 1.0,
-                 widen_factor: float = 1.0, num_csp_blocks: int = 3, freeze_all: bool = False,
-                 text_enhancder: dict = dict(  # noqa: B006
-                     type='ImagePoolingAttentionModule', embed_channels=256, num_heads=8,
-                     pool_size=3),
-                 block_cfg: dict = dict(type='MaxSigmoidCSPLayerWithTwoConv'),  # noqa: B006
-                 norm_cfg: dict = YOLO_NORM_CFG, act_cfg: dict = YOLO_ACT_CFG,
-                 init_cfg: dict | None = None) -> None:
-        super().__init__(in_channels=in_channels, out_channels=out_channels,
-                         guide_channels=guide_channels, embed_channels=embed_channels,
-                         num_heads=num_heads, deepen_factor=deepen_factor,
-                         widen_factor=widen_factor, num_csp_blocks=num_csp_blocks,
-                         freeze_all=freeze_all, block_cfg=block_cfg, norm_cfg=norm_cfg,
-                         act_cfg=act_cfg, init_cfg=init_cfg)
+    def __init__(
+        self,
+        in_channels: list[int],
+        out_channels: list[int],
+        guide_channels: int,
+        embed_channels: list[int],
+        num_heads: list[int],
+        deepen_factor: float = 1.0,
+        widen_factor: float = 1.0,
+        num_csp_blocks: int = 3,
+        freeze_all: bool = False,
+        text_enhancder: dict = dict(  # noqa: B006
+            type='ImagePoolingAttentionModule', embed_channels=256, num_heads=8, pool_size=3
+        ),
+        block_cfg: dict = dict(type='MaxSigmoidCSPLayerWithTwoConv'),  # noqa: B006
+        norm_cfg: dict = YOLO_NORM_CFG,
+        act_cfg: dict = YOLO_ACT_CFG,
+        init_cfg: dict | None = None,
+    ) -> None:
+        super().__init__(
+            in_channels=in_channels,
+            out_channels=out_channels,
+            guide_channels=guide_channels,
+            embed_channels=embed_channels,
+            num_heads=num_heads,
+            deepen_factor=deepen_factor,
+            widen_factor=widen_factor,
+            num_csp_blocks=num_csp_blocks,
+            freeze_all=freeze_all,
+            block_cfg=block_cfg,
+            norm_cfg=norm_cfg,
+            act_cfg=act_cfg,
+            init_cfg=init_cfg,
+        )
         enhancer_cfg = copy.deepcopy(text_enhancder)
-        enhancer_cfg.update(image_channels=[int(c * widen_factor) for c in out_channels],
-                            text_channels=guide_channels, num_feats=len(out_channels))
+        enhancer_cfg.update(
+            image_channels=[int(c * widen_factor) for c in out_channels],
+            text_channels=guide_channels,
+            num_feats=len(out_channels),
+        )
         self.text_enhancer = MODELS.build(enhancer_cfg)
 
     def forward(self, img_feats: Sequence[Tensor], txt_feats: Tensor) -> tuple[Tensor, ...]:

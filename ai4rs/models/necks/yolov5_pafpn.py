@@ -1,4 +1,5 @@
 """YOLOv5 path-aggregation FPN (mmyolo 0.6.0 ``YOLOv5PAFPN``), the base of YOLOv8's."""
+
 import torch
 from mmcv.cnn import ConvModule
 from torch import nn
@@ -38,16 +39,29 @@ class YOLOv5PAFPN(BaseYOLONeck):
     number of maps, at the same resolutions.
     """
 
-    def __init__(self, in_channels: list[int], out_channels: int | list[int],
-                 deepen_factor: float = 1.0, widen_factor: float = 1.0,
-                 num_csp_blocks: int = 1, freeze_all: bool = False,
-                 norm_cfg: dict = YOLO_NORM_CFG, act_cfg: dict = YOLO_ACT_CFG,
-                 init_cfg: dict | None = None) -> None:
+    def __init__(
+        self,
+        in_channels: list[int],
+        out_channels: int | list[int],
+        deepen_factor: float = 1.0,
+        widen_factor: float = 1.0,
+        num_csp_blocks: int = 1,
+        freeze_all: bool = False,
+        norm_cfg: dict = YOLO_NORM_CFG,
+        act_cfg: dict = YOLO_ACT_CFG,
+        init_cfg: dict | None = None,
+    ) -> None:
         self.num_csp_blocks = num_csp_blocks
-        super().__init__(in_channels=in_channels, out_channels=out_channels,
-                         deepen_factor=deepen_factor, widen_factor=widen_factor,
-                         freeze_all=freeze_all, norm_cfg=norm_cfg, act_cfg=act_cfg,
-                         init_cfg=init_cfg)
+        super().__init__(
+            in_channels=in_channels,
+            out_channels=out_channels,
+            deepen_factor=deepen_factor,
+            widen_factor=widen_factor,
+            freeze_all=freeze_all,
+            norm_cfg=norm_cfg,
+            act_cfg=act_cfg,
+            init_cfg=init_cfg,
+        )
 
     def init_weights(self) -> None:
         """With ``init_cfg`` None, reset every Conv2d to PyTorch's default init."""
@@ -66,35 +80,61 @@ class YOLOv5PAFPN(BaseYOLONeck):
 
     def build_reduce_layer(self, idx: int) -> nn.Module:
         if idx == len(self.in_channels) - 1:
-            return ConvModule(self._width(self.in_channels[idx]),
-                              self._width(self.in_channels[idx - 1]), 1,
-                              norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
+            return ConvModule(
+                self._width(self.in_channels[idx]),
+                self._width(self.in_channels[idx - 1]),
+                1,
+                norm_cfg=self.norm_cfg,
+                act_cfg=self.act_cfg,
+            )
         return nn.Identity()
 
     def build_upsample_layer(self, idx: int) -> nn.Module:
         return nn.Upsample(scale_factor=2, mode='nearest')
 
     def build_top_down_layer(self, idx: int) -> nn.Module:
-        csp = CSPLayer(self._width(self.in_channels[idx - 1] * 2),
-                       self._width(self.in_channels[idx - 1]), num_blocks=self._num_blocks(),
-                       add_identity=False, norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
+        csp = CSPLayer(
+            self._width(self.in_channels[idx - 1] * 2),
+            self._width(self.in_channels[idx - 1]),
+            num_blocks=self._num_blocks(),
+            add_identity=False,
+            norm_cfg=self.norm_cfg,
+            act_cfg=self.act_cfg,
+        )
         if idx == 1:
             return csp
         return nn.Sequential(
             csp,
-            ConvModule(self._width(self.in_channels[idx - 1]),
-                       self._width(self.in_channels[idx - 2]), kernel_size=1,
-                       norm_cfg=self.norm_cfg, act_cfg=self.act_cfg))
+            ConvModule(
+                self._width(self.in_channels[idx - 1]),
+                self._width(self.in_channels[idx - 2]),
+                kernel_size=1,
+                norm_cfg=self.norm_cfg,
+                act_cfg=self.act_cfg,
+            ),
+        )
 
     def build_downsample_layer(self, idx: int) -> nn.Module:
         width = self._width(self.in_channels[idx])
-        return ConvModule(width, width, kernel_size=3, stride=2, padding=1,
-                          norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
+        return ConvModule(
+            width,
+            width,
+            kernel_size=3,
+            stride=2,
+            padding=1,
+            norm_cfg=self.norm_cfg,
+            act_cfg=self.act_cfg,
+        )
 
     def build_bottom_up_layer(self, idx: int) -> nn.Module:
-        return CSPLayer(self._width(self.in_channels[idx] * 2),
-                        self._width(self.in_channels[idx + 1]), num_blocks=self._num_blocks(),
-                        add_identity=False, norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
+        return CSPLayer(
+            self._width(self.in_channels[idx] * 2),
+            self._width(self.in_channels[idx + 1]),
+            num_blocks=self._num_blocks(),
+            add_identity=False,
+            norm_cfg=self.norm_cfg,
+            act_cfg=self.act_cfg,
+        )
 
     def build_out_layer(self, idx: int) -> nn.Module:
         return nn.Identity()

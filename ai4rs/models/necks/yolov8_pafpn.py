@@ -1,4 +1,5 @@
 """YOLOv8 path-aggregation FPN (mmyolo 0.6.0 ``YOLOv8PAFPN``)."""
+
 from torch import nn
 
 from ai4rs.registry import MODELS
@@ -32,35 +33,61 @@ class YOLOv8PAFPN(YOLOv5PAFPN):
     (B, make_divisible(out_channels[i]), H_i, W_i).
     """
 
-    def __init__(self, in_channels: list[int], out_channels: list[int],
-                 deepen_factor: float = 1.0, widen_factor: float = 1.0,
-                 num_csp_blocks: int = 3, freeze_all: bool = False,
-                 norm_cfg: dict = YOLO_NORM_CFG, act_cfg: dict = YOLO_ACT_CFG,
-                 init_cfg: dict | None = None) -> None:
-        super().__init__(in_channels=in_channels, out_channels=out_channels,
-                         deepen_factor=deepen_factor, widen_factor=widen_factor,
-                         num_csp_blocks=num_csp_blocks, freeze_all=freeze_all,
-                         norm_cfg=norm_cfg, act_cfg=act_cfg, init_cfg=init_cfg)
+    def __init__(
+        self,
+        in_channels: list[int],
+        out_channels: list[int],
+        deepen_factor: float = 1.0,
+        widen_factor: float = 1.0,
+        num_csp_blocks: int = 3,
+        freeze_all: bool = False,
+        norm_cfg: dict = YOLO_NORM_CFG,
+        act_cfg: dict = YOLO_ACT_CFG,
+        init_cfg: dict | None = None,
+    ) -> None:
+        super().__init__(
+            in_channels=in_channels,
+            out_channels=out_channels,
+            deepen_factor=deepen_factor,
+            widen_factor=widen_factor,
+            num_csp_blocks=num_csp_blocks,
+            freeze_all=freeze_all,
+            norm_cfg=norm_cfg,
+            act_cfg=act_cfg,
+            init_cfg=init_cfg,
+        )
 
     def build_reduce_layer(self, idx: int) -> nn.Module:
         return nn.Identity()
 
     def _top_down_channels(self, idx: int) -> tuple[int, int]:
         """(in, out) widths of the top-down layer fusing level ``idx`` into ``idx - 1``."""
-        return (self._width(self.in_channels[idx - 1] + self.in_channels[idx]),
-                self._width(self.out_channels[idx - 1]))
+        return (
+            self._width(self.in_channels[idx - 1] + self.in_channels[idx]),
+            self._width(self.out_channels[idx - 1]),
+        )
 
     def _bottom_up_channels(self, idx: int) -> tuple[int, int]:
         """(in, out) widths of the bottom-up layer fusing level ``idx`` into ``idx + 1``."""
-        return (self._width(self.out_channels[idx] + self.out_channels[idx + 1]),
-                self._width(self.out_channels[idx + 1]))
+        return (
+            self._width(self.out_channels[idx] + self.out_channels[idx + 1]),
+            self._width(self.out_channels[idx + 1]),
+        )
 
     def build_top_down_layer(self, idx: int) -> nn.Module:
-        return CSPLayerWithTwoConv(*self._top_down_channels(idx), num_blocks=self._num_blocks(),
-                                   add_identity=False, norm_cfg=self.norm_cfg,
-                                   act_cfg=self.act_cfg)
+        return CSPLayerWithTwoConv(
+            *self._top_down_channels(idx),
+            num_blocks=self._num_blocks(),
+            add_identity=False,
+            norm_cfg=self.norm_cfg,
+            act_cfg=self.act_cfg,
+        )
 
     def build_bottom_up_layer(self, idx: int) -> nn.Module:
-        return CSPLayerWithTwoConv(*self._bottom_up_channels(idx),
-                                   num_blocks=self._num_blocks(), add_identity=False,
-                                   norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
+        return CSPLayerWithTwoConv(
+            *self._bottom_up_channels(idx),
+            num_blocks=self._num_blocks(),
+            add_identity=False,
+            norm_cfg=self.norm_cfg,
+            act_cfg=self.act_cfg,
+        )

@@ -1,4 +1,5 @@
 """Path aggregation FPN of YOLOX (top-down then bottom-up CSP fusion)."""
+
 from collections.abc import Sequence
 
 import torch
@@ -36,11 +37,18 @@ class YOLOXPAFPN(BaseModule):
     Shapes: tuple of (B, in_channels[i], H_i, W_i) -> tuple of (B, out_channels, H_i, W_i).
     """
 
-    def __init__(self, in_channels: Sequence[int], out_channels: int, num_csp_blocks: int = 3,
-                 use_depthwise: bool = False,
-                 upsample_cfg: dict = dict(scale_factor=2, mode='nearest'),  # noqa: B006
-                 conv_cfg=None, norm_cfg=DEFAULT_NORM_CFG, act_cfg=DEFAULT_ACT_CFG,
-                 init_cfg=YOLOX_CONV_INIT) -> None:
+    def __init__(
+        self,
+        in_channels: Sequence[int],
+        out_channels: int,
+        num_csp_blocks: int = 3,
+        use_depthwise: bool = False,
+        upsample_cfg: dict = dict(scale_factor=2, mode='nearest'),  # noqa: B006
+        conv_cfg=None,
+        norm_cfg=DEFAULT_NORM_CFG,
+        act_cfg=DEFAULT_ACT_CFG,
+        init_cfg=YOLOX_CONV_INIT,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         self.in_channels = list(in_channels)
         self.out_channels = out_channels
@@ -53,30 +61,45 @@ class YOLOXPAFPN(BaseModule):
         self.top_down_blocks = nn.ModuleList()
         for idx in range(num_levels - 1, 0, -1):
             self.reduce_layers.append(
-                ConvModule(self.in_channels[idx], self.in_channels[idx - 1], 1, **common))
+                ConvModule(self.in_channels[idx], self.in_channels[idx - 1], 1, **common)
+            )
             self.top_down_blocks.append(
-                CSPLayer(self.in_channels[idx - 1] * 2, self.in_channels[idx - 1],
-                         num_blocks=num_csp_blocks, add_identity=False,
-                         use_depthwise=use_depthwise, **common))
+                CSPLayer(
+                    self.in_channels[idx - 1] * 2,
+                    self.in_channels[idx - 1],
+                    num_blocks=num_csp_blocks,
+                    add_identity=False,
+                    use_depthwise=use_depthwise,
+                    **common,
+                )
+            )
 
         self.downsamples = nn.ModuleList()
         self.bottom_up_blocks = nn.ModuleList()
         for idx in range(num_levels - 1):
             self.downsamples.append(
-                conv(self.in_channels[idx], self.in_channels[idx], 3, stride=2, padding=1,
-                     **common))
+                conv(self.in_channels[idx], self.in_channels[idx], 3, stride=2, padding=1, **common)
+            )
             self.bottom_up_blocks.append(
-                CSPLayer(self.in_channels[idx] * 2, self.in_channels[idx + 1],
-                         num_blocks=num_csp_blocks, add_identity=False,
-                         use_depthwise=use_depthwise, **common))
+                CSPLayer(
+                    self.in_channels[idx] * 2,
+                    self.in_channels[idx + 1],
+                    num_blocks=num_csp_blocks,
+                    add_identity=False,
+                    use_depthwise=use_depthwise,
+                    **common,
+                )
+            )
 
         self.out_convs = nn.ModuleList(
-            [ConvModule(ch, out_channels, 1, **common) for ch in self.in_channels])
+            [ConvModule(ch, out_channels, 1, **common) for ch in self.in_channels]
+        )
 
     def forward(self, inputs: Sequence[Tensor]) -> tuple[Tensor, ...]:
         if len(inputs) != len(self.in_channels):
-            raise ValueError(f'YOLOXPAFPN: expected {len(self.in_channels)} feature maps, '
-                             f'got {len(inputs)}')
+            raise ValueError(
+                f'YOLOXPAFPN: expected {len(self.in_channels)} feature maps, got {len(inputs)}'
+            )
         num_levels = len(self.in_channels)
         # top-down path: inner_outs[0] is always the finest level processed so far
         inner_outs = [inputs[-1]]
@@ -85,7 +108,8 @@ class YOLOXPAFPN(BaseModule):
             feat_high = self.reduce_layers[j](inner_outs[0])
             inner_outs[0] = feat_high
             fused = self.top_down_blocks[j](
-                torch.cat([self.upsample(feat_high), inputs[idx - 1]], dim=1))
+                torch.cat([self.upsample(feat_high), inputs[idx - 1]], dim=1)
+            )
             inner_outs.insert(0, fused)
         # bottom-up path
         outs = [inner_outs[0]]

@@ -1,4 +1,5 @@
 """Ground-truth batching and score filtering shared by YOLO-style dense heads."""
+
 from collections.abc import Sequence
 
 import torch
@@ -25,22 +26,29 @@ def gt_instances_preprocess(batch_gt_instances: Tensor | Sequence, batch_size: i
     if isinstance(batch_gt_instances, Tensor):
         return _pad_batched_rows(batch_gt_instances, batch_size)
     if len(batch_gt_instances) != batch_size:
-        raise ValueError(f'gt_instances_preprocess: {len(batch_gt_instances)} gt_instances for '
-                         f'a batch of {batch_size} images')
+        raise ValueError(
+            f'gt_instances_preprocess: {len(batch_gt_instances)} gt_instances for '
+            f'a batch of {batch_size} images'
+        )
     rows = []
     for img_idx, gt_instances in enumerate(batch_gt_instances):
         bboxes = get_box_tensor(gt_instances.bboxes)
         labels = gt_instances.labels
         if bboxes.dim() != 2 or labels.shape != (bboxes.size(0),):
-            raise ValueError(f'gt_instances_preprocess: image {img_idx} has bboxes of shape '
-                             f'{tuple(bboxes.shape)} and labels of shape {tuple(labels.shape)}')
+            raise ValueError(
+                f'gt_instances_preprocess: image {img_idx} has bboxes of shape '
+                f'{tuple(bboxes.shape)} and labels of shape {tuple(labels.shape)}'
+            )
         rows.append(torch.cat([labels[:, None].to(bboxes.dtype), bboxes], dim=-1))
     max_len = max((len(r) for r in rows), default=0)
     box_dim = rows[0].size(-1) - 1 if rows else 4
-    out = rows[0].new_zeros((batch_size, max_len, box_dim + 1)) if rows else \
-        torch.zeros((batch_size, 0, box_dim + 1))
+    out = (
+        rows[0].new_zeros((batch_size, max_len, box_dim + 1))
+        if rows
+        else torch.zeros((batch_size, 0, box_dim + 1))
+    )
     for img_idx, r in enumerate(rows):
-        out[img_idx, :len(r)] = r
+        out[img_idx, : len(r)] = r
     _check_finite(out, 'gt_instances_preprocess')
     return out
 
@@ -48,15 +56,19 @@ def gt_instances_preprocess(batch_gt_instances: Tensor | Sequence, batch_size: i
 def _pad_batched_rows(rows: Tensor, batch_size: int) -> Tensor:
     """(N, 2 + box_dim) ``[img_idx, label, box...]`` -> (B, G, 1 + box_dim), vectorised."""
     if rows.dim() != 2 or rows.size(-1) < 3:
-        raise ValueError(f'gt_instances_preprocess: batched ground truth must be (N, 2 + '
-                         f'box_dim) rows [img_idx, label, box...], got {tuple(rows.shape)}')
+        raise ValueError(
+            f'gt_instances_preprocess: batched ground truth must be (N, 2 + '
+            f'box_dim) rows [img_idx, label, box...], got {tuple(rows.shape)}'
+        )
     box_dim = rows.size(-1) - 2
     if rows.size(0) == 0:
         return rows.new_zeros((batch_size, 0, box_dim + 1))
     img_idx = rows[:, 0].long()
     if bool((img_idx < 0).any()) or bool((img_idx >= batch_size).any()):
-        raise ValueError(f'gt_instances_preprocess: image indices must be in [0, {batch_size}), '
-                         f'got {sorted(set(img_idx.tolist()))}')
+        raise ValueError(
+            f'gt_instances_preprocess: image indices must be in [0, {batch_size}), '
+            f'got {sorted(set(img_idx.tolist()))}'
+        )
     counts = torch.bincount(img_idx, minlength=batch_size)
     order = torch.argsort(img_idx, stable=True)
     sorted_idx = img_idx[order]
@@ -74,9 +86,9 @@ def _check_finite(values: Tensor, owner: str) -> None:
         raise ValueError(f'{owner}: non-finite ground truth at (image, index) {bad[:10]}')
 
 
-def filter_scores_and_topk(scores: Tensor, score_thr: float, topk: int,
-                           results: dict | None = None
-                           ) -> tuple[Tensor, Tensor, Tensor, dict | None]:
+def filter_scores_and_topk(
+    scores: Tensor, score_thr: float, topk: int, results: dict | None = None
+) -> tuple[Tensor, Tensor, Tensor, dict | None]:
     """Keep scores above a threshold, then the ``topk`` largest (mmdet's function).
 
     Args:

@@ -1,4 +1,5 @@
 """Small helpers shared by heads, detectors and data preprocessors."""
+
 from functools import partial
 
 from mmengine import dist
@@ -46,4 +47,3 @@ def samplelist_boxtype2tensor(batch_data_samples: list) -> None:
                 continue
             if isinstance(instances.bboxes, BaseBoxes):
                 instances.bboxes = instances.bboxes.tensor
-

@@ -4,6 +4,7 @@ A model size (S/M/L/X) is one architecture scaled by a ``widen_factor`` (channel
 and a ``deepen_factor`` (blocks per CSP layer). Checkpoints depend on the exact
 rounding, so these two functions are the single place it is written down.
 """
+
 import math
 
 

@@ -4,15 +4,17 @@ A box object wraps a tensor ``.tensor`` of shape ``(..., box_dim)`` and behaves 
 indexing, concatenation, device and dtype moves, while protecting the last dimension.
 Geometric methods ending in ``_`` modify the boxes in place.
 """
+
 from abc import ABCMeta, abstractmethod
-from typing import Callable, List, Optional, Sequence, Tuple, Type, TypeVar, Union
+from collections.abc import Callable, Sequence
+from typing import TypeVar, Union
 
 import numpy as np
 import torch
 from torch import BoolTensor, Tensor
 
 T = TypeVar('T', bound='BaseBoxes')
-DeviceType = Union[str, torch.device]
+DeviceType = str | torch.device
 
 
 class BaseBoxes(metaclass=ABCMeta):
@@ -28,14 +30,15 @@ class BaseBoxes(metaclass=ABCMeta):
 
     box_dim: int = 0
 
-    def __init__(self,
-                 data: Union[Tensor, np.ndarray, Sequence],
-                 dtype: Optional[torch.dtype] = None,
-                 device: Optional[DeviceType] = None,
-                 clone: bool = True) -> None:
+    def __init__(
+        self,
+        data: Tensor | np.ndarray | Sequence,
+        dtype: torch.dtype | None = None,
+        device: DeviceType | None = None,
+        clone: bool = True,
+    ) -> None:
         if not isinstance(data, (np.ndarray, Tensor, Sequence)):
-            raise TypeError('boxes should be a Tensor, ndarray or Sequence, but got '
-                            f'{type(data)}')
+            raise TypeError(f'boxes should be a Tensor, ndarray or Sequence, but got {type(data)}')
         data = torch.as_tensor(data)
         if device is not None or dtype is not None:
             data = data.to(dtype=dtype, device=device)
@@ -44,28 +47,37 @@ class BaseBoxes(metaclass=ABCMeta):
         if data.numel() == 0:
             data = data.reshape((-1, self.box_dim))
         if data.dim() < 2 or data.size(-1) != self.box_dim:
-            raise ValueError(f'{type(self).__name__} needs data with at least 2 dimensions and '
-                             f'a last dimension of {self.box_dim}, but got shape '
-                             f'{tuple(data.shape)}.')
+            raise ValueError(
+                f'{type(self).__name__} needs data with at least 2 dimensions and '
+                f'a last dimension of {self.box_dim}, but got shape '
+                f'{tuple(data.shape)}.'
+            )
         self.tensor = data
 
     # ------------------------------------------------------------------ conversions
-    def convert_to(self, dst_type: Union[str, type]) -> 'BaseBoxes':
+    def convert_to(self, dst_type: str | type) -> 'BaseBoxes':
         """Convert to another registered box type ('hbox', 'rbox', 'qbox' or a class)."""
         return convert_box_type(self, dst_type=dst_type)
 
-    def empty_boxes(self: T, dtype: Optional[torch.dtype] = None,
-                    device: Optional[DeviceType] = None) -> T:
+    def empty_boxes(
+        self: T, dtype: torch.dtype | None = None, device: DeviceType | None = None
+    ) -> T:
         """Empty boxes of the same type: shape ``(0, box_dim)``."""
-        return type(self)(self.tensor.new_zeros(0, self.box_dim, dtype=dtype, device=device),
-                          clone=False)
+        return type(self)(
+            self.tensor.new_zeros(0, self.box_dim, dtype=dtype, device=device), clone=False
+        )
 
-    def fake_boxes(self: T, sizes: Tuple[int], fill: float = 0,
-                   dtype: Optional[torch.dtype] = None,
-                   device: Optional[DeviceType] = None) -> T:
+    def fake_boxes(
+        self: T,
+        sizes: tuple[int],
+        fill: float = 0,
+        dtype: torch.dtype | None = None,
+        device: DeviceType | None = None,
+    ) -> T:
         """Boxes of shape ``sizes`` (last entry = ``box_dim``) filled with ``fill``."""
-        return type(self)(self.tensor.new_full(sizes, fill, dtype=dtype, device=device),
-                          clone=False)
+        return type(self)(
+            self.tensor.new_full(sizes, fill, dtype=dtype, device=device), clone=False
+        )
 
     # ------------------------------------------------------------------ tensor-like API
     def _check_index(self, index) -> object:
@@ -119,7 +131,7 @@ class BaseBoxes(metaclass=ABCMeta):
     def new_zeros(self, *args, **kwargs) -> Tensor:
         return self.tensor.new_zeros(*args, **kwargs)
 
-    def size(self, dim: Optional[int] = None) -> Union[int, torch.Size]:
+    def size(self, dim: int | None = None) -> int | torch.Size:
         return self.tensor.size() if dim is None else self.tensor.size(dim)
 
     def dim(self) -> int:
@@ -171,7 +183,7 @@ class BaseBoxes(metaclass=ABCMeta):
     def repeat(self: T, *sizes) -> T:
         return type(self)(self.tensor.repeat(sizes), clone=False)
 
-    def _check_dim(self, dim: int, ndim: Optional[int] = None) -> None:
+    def _check_dim(self, dim: int, ndim: int | None = None) -> None:
         ndim = self.tensor.dim() if ndim is None else ndim
         if dim == -1 or dim == ndim - 1:
             raise ValueError('the box dimension (the last one) cannot be used here')
@@ -186,16 +198,17 @@ class BaseBoxes(metaclass=ABCMeta):
             raise ValueError('permute must keep the box dimension last')
         return type(self)(self.tensor.permute(dims), clone=False)
 
-    def split(self: T, split_size_or_sections, dim: int = 0) -> List[T]:
+    def split(self: T, split_size_or_sections, dim: int = 0) -> list[T]:
         self._check_dim(dim)
-        return [type(self)(b, clone=False)
-                for b in self.tensor.split(split_size_or_sections, dim=dim)]
+        return [
+            type(self)(b, clone=False) for b in self.tensor.split(split_size_or_sections, dim=dim)
+        ]
 
-    def chunk(self: T, chunks: int, dim: int = 0) -> List[T]:
+    def chunk(self: T, chunks: int, dim: int = 0) -> list[T]:
         self._check_dim(dim)
         return [type(self)(b, clone=False) for b in self.tensor.chunk(chunks, dim=dim)]
 
-    def unbind(self: T, dim: int = 0) -> List[T]:
+    def unbind(self: T, dim: int = 0) -> list[T]:
         self._check_dim(dim)
         return [type(self)(b, clone=False) for b in self.tensor.unbind(dim=dim)]
 
@@ -203,7 +216,7 @@ class BaseBoxes(metaclass=ABCMeta):
         self._check_dim(end_dim)
         return type(self)(self.tensor.flatten(start_dim, end_dim), clone=False)
 
-    def squeeze(self: T, dim: Optional[int] = None) -> T:
+    def squeeze(self: T, dim: int | None = None) -> T:
         boxes = self.tensor.squeeze() if dim is None else self.tensor.squeeze(dim)
         return type(self)(boxes, clone=False)
 
@@ -213,7 +226,7 @@ class BaseBoxes(metaclass=ABCMeta):
         return type(self)(self.tensor.unsqueeze(dim), clone=False)
 
     @classmethod
-    def cat(cls: Type[T], box_list: Sequence[T], dim: int = 0) -> T:
+    def cat(cls: type[T], box_list: Sequence[T], dim: int = 0) -> T:
         """Concatenate box objects of this type along ``dim`` (like ``torch.cat``)."""
         if not isinstance(box_list, Sequence) or len(box_list) == 0:
             raise ValueError('box_list should be a non-empty sequence of boxes.')
@@ -223,7 +236,7 @@ class BaseBoxes(metaclass=ABCMeta):
         return cls(torch.cat([b.tensor for b in box_list], dim=dim), clone=False)
 
     @classmethod
-    def stack(cls: Type[T], box_list: Sequence[T], dim: int = 0) -> T:
+    def stack(cls: type[T], box_list: Sequence[T], dim: int = 0) -> T:
         """Stack box objects of this type along a new ``dim`` (like ``torch.stack``)."""
         if not isinstance(box_list, Sequence) or len(box_list) == 0:
             raise ValueError('box_list should be a non-empty sequence of boxes.')
@@ -254,38 +267,39 @@ class BaseBoxes(metaclass=ABCMeta):
         """(...) box heights."""
 
     @abstractmethod
-    def flip_(self, img_shape: Tuple[int, int], direction: str = 'horizontal') -> None:
+    def flip_(self, img_shape: tuple[int, int], direction: str = 'horizontal') -> None:
         """Flip in place in an image of shape ``(h, w)``: 'horizontal', 'vertical' or
         'diagonal'."""
 
     @abstractmethod
-    def translate_(self, distances: Tuple[float, float]) -> None:
+    def translate_(self, distances: tuple[float, float]) -> None:
         """Translate in place by ``(dx, dy)``."""
 
     @abstractmethod
-    def clip_(self, img_shape: Tuple[int, int]) -> None:
+    def clip_(self, img_shape: tuple[int, int]) -> None:
         """Clip in place to an image of shape ``(h, w)``."""
 
     @abstractmethod
-    def rotate_(self, center: Tuple[float, float], angle: float) -> None:
+    def rotate_(self, center: tuple[float, float], angle: float) -> None:
         """Rotate in place about ``center`` by ``angle`` degrees (positive = clockwise on
         screen, i.e. in image coordinates with y down)."""
 
     @abstractmethod
-    def project_(self, homography_matrix: Union[Tensor, np.ndarray]) -> None:
+    def project_(self, homography_matrix: Tensor | np.ndarray) -> None:
         """Apply a (3, 3) homography in place."""
 
     @abstractmethod
-    def rescale_(self, scale_factor: Tuple[float, float]) -> None:
+    def rescale_(self, scale_factor: tuple[float, float]) -> None:
         """Scale coordinates (centres and sizes) in place by ``(sx, sy)``."""
 
     @abstractmethod
-    def resize_(self, scale_factor: Tuple[float, float]) -> None:
+    def resize_(self, scale_factor: tuple[float, float]) -> None:
         """Scale box sizes about their centres in place by ``(sx, sy)``."""
 
     @abstractmethod
-    def is_inside(self, img_shape: Tuple[int, int], all_inside: bool = False,
-                  allowed_border: int = 0) -> BoolTensor:
+    def is_inside(
+        self, img_shape: tuple[int, int], all_inside: bool = False, allowed_border: int = 0
+    ) -> BoolTensor:
         """(...) bool: boxes inside an image of shape ``(h, w)``."""
 
     @abstractmethod
@@ -294,8 +308,13 @@ class BaseBoxes(metaclass=ABCMeta):
 
     @staticmethod
     @abstractmethod
-    def overlaps(boxes1: 'BaseBoxes', boxes2: 'BaseBoxes', mode: str = 'iou',
-                 is_aligned: bool = False, eps: float = 1e-6) -> Tensor:
+    def overlaps(
+        boxes1: 'BaseBoxes',
+        boxes2: 'BaseBoxes',
+        mode: str = 'iou',
+        is_aligned: bool = False,
+        eps: float = 1e-6,
+    ) -> Tensor:
         """IoU / IoF of two box sets converted to this type: (N, M) or (N,)."""
 
     @staticmethod
@@ -304,7 +323,7 @@ class BaseBoxes(metaclass=ABCMeta):
         """Boxes enclosing instance masks."""
 
 
-def rotation_matrix(center: Tuple[float, float], angle: float, like: Tensor) -> Tensor:
+def rotation_matrix(center: tuple[float, float], angle: float, like: Tensor) -> Tensor:
     """(2, 3) affine matrix rotating by ``angle`` degrees clockwise on screen about ``center``.
 
     Equal to ``cv2.getRotationMatrix2D(center, -angle, 1)``: ``p' = R (p - c) + c`` with
@@ -313,8 +332,9 @@ def rotation_matrix(center: Tuple[float, float], angle: float, like: Tensor) -> 
     a = np.deg2rad(angle)
     cos, sin = np.cos(a), np.sin(a)
     cx, cy = center
-    return like.new_tensor([[cos, -sin, cx - cos * cx + sin * cy],
-                            [sin, cos, cy - sin * cx - cos * cy]])
+    return like.new_tensor(
+        [[cos, -sin, cx - cos * cx + sin * cy], [sin, cos, cy - sin * cx - cos * cy]]
+    )
 
 
 def apply_affine(points: Tensor, matrix: Tensor) -> Tensor:
@@ -328,11 +348,12 @@ def apply_affine(points: Tensor, matrix: Tensor) -> Tensor:
 
 def check_flip_direction(direction: str) -> None:
     if direction not in ('horizontal', 'vertical', 'diagonal'):
-        raise ValueError("direction must be 'horizontal', 'vertical' or 'diagonal', but got "
-                         f'{direction!r}')
+        raise ValueError(
+            f"direction must be 'horizontal', 'vertical' or 'diagonal', but got {direction!r}"
+        )
 
 
-def check_pair(value, name: str) -> Tuple[float, float]:
+def check_pair(value, name: str) -> tuple[float, float]:
     if len(value) != 2:
         raise ValueError(f'{name} must have 2 values, but got {value}')
     return float(value[0]), float(value[1])
@@ -346,7 +367,7 @@ _box_type_to_name: dict = {}
 box_converters: dict = {}
 
 
-def _register_box(name: str, box_type: Type, force: bool = False) -> None:
+def _register_box(name: str, box_type: type, force: bool = False) -> None:
     if not (isinstance(box_type, type) and issubclass(box_type, BaseBoxes)):
         raise TypeError(f'box_type must be a subclass of BaseBoxes, but got {box_type}')
     name = name.lower()
@@ -360,9 +381,7 @@ def _register_box(name: str, box_type: Type, force: bool = False) -> None:
     _box_type_to_name[box_type] = name
 
 
-def register_box(name: str,
-                 box_type: Optional[Type] = None,
-                 force: bool = False) -> Union[Type, Callable]:
+def register_box(name: str, box_type: type | None = None, force: bool = False) -> type | Callable:
     """Register a box type under ``name``; usable as a function or a class decorator.
 
     Args:
@@ -395,10 +414,12 @@ def _register_box_converter(src_type, dst_type, converter: Callable, force: bool
     box_converters[key] = converter
 
 
-def register_box_converter(src_type: Union[str, type],
-                           dst_type: Union[str, type],
-                           converter: Optional[Callable] = None,
-                           force: bool = False) -> Callable:
+def register_box_converter(
+    src_type: str | type,
+    dst_type: str | type,
+    converter: Callable | None = None,
+    force: bool = False,
+) -> Callable:
     """Register a ``Tensor -> Tensor`` converter between two registered box types.
 
     Usable as a function (``converter`` given) or as a decorator.
@@ -416,7 +437,7 @@ def register_box_converter(src_type: Union[str, type],
     return _register
 
 
-def get_box_type(box_type: Union[str, type]) -> Tuple[str, type]:
+def get_box_type(box_type: str | type) -> tuple[str, type]:
     """Return ``(name, class)`` of a registered box type given its name or class.
 
     Raises:
@@ -425,21 +446,22 @@ def get_box_type(box_type: Union[str, type]) -> Tuple[str, type]:
     if isinstance(box_type, str):
         name = box_type.lower()
         if name not in box_types:
-            raise KeyError(f'Box type {name!r} has not been registered; registered types: '
-                           f'{sorted(box_types)}')
+            raise KeyError(
+                f'Box type {name!r} has not been registered; registered types: {sorted(box_types)}'
+            )
         return name, box_types[name]
     if isinstance(box_type, type) and issubclass(box_type, BaseBoxes):
         if box_type not in _box_type_to_name:
             raise KeyError(f'Box type {box_type} has not been registered.')
         return _box_type_to_name[box_type], box_type
-    raise KeyError('box_type must be a str or a class inheriting from BaseBoxes, but got '
-                   f'{type(box_type)}.')
+    raise KeyError(
+        f'box_type must be a str or a class inheriting from BaseBoxes, but got {type(box_type)}.'
+    )
 
 
-def convert_box_type(boxes: BoxType,
-                     *,
-                     src_type: Union[str, type, None] = None,
-                     dst_type: Union[str, type, None] = None) -> BoxType:
+def convert_box_type(
+    boxes: BoxType, *, src_type: str | type | None = None, dst_type: str | type | None = None
+) -> BoxType:
     """Convert boxes to ``dst_type``; the output kind (box object, Tensor, ndarray) follows the
     input. ``src_type`` is needed for tensors and arrays and taken from box objects."""
     if dst_type is None:
@@ -452,8 +474,9 @@ def convert_box_type(boxes: BoxType,
             raise ValueError('src_type must be given when boxes is a Tensor or ndarray')
         src_name, _ = get_box_type(src_type)
     else:
-        raise TypeError('boxes must be an instance of BaseBoxes, Tensor or ndarray, but got '
-                        f'{type(boxes)}.')
+        raise TypeError(
+            f'boxes must be an instance of BaseBoxes, Tensor or ndarray, but got {type(boxes)}.'
+        )
     if src_name == dst_name:
         return boxes
     key = f'{src_name}2{dst_name}'

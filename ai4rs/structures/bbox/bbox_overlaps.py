@@ -1,4 +1,5 @@
 """Overlaps of horizontal boxes (mmdet's ``bbox_overlaps``) and of rotated boxes."""
+
 import torch
 from torch import Tensor
 
@@ -8,11 +9,9 @@ from .box_helpers import get_box_tensor
 from .geometry import hbox2rbox, rbox2hbox
 
 
-def bbox_overlaps(bboxes1: Tensor,
-                  bboxes2: Tensor,
-                  mode: str = 'iou',
-                  is_aligned: bool = False,
-                  eps: float = 1e-6) -> Tensor:
+def bbox_overlaps(
+    bboxes1: Tensor, bboxes2: Tensor, mode: str = 'iou', is_aligned: bool = False, eps: float = 1e-6
+) -> Tensor:
     """IoU, IoF or GIoU of horizontal boxes (mmdet semantics).
 
     Args:
@@ -54,16 +53,18 @@ def bbox_overlaps(bboxes1: Tensor,
     ious = overlap / torch.max(union, eps_t)
     if mode in ('iou', 'iof'):
         return ious
-    enclosed = (torch.maximum(b1[..., 2:], b2[..., 2:]) -
-                torch.minimum(b1[..., :2], b2[..., :2])).clamp(min=0).prod(dim=-1)
+    enclosed = (
+        (torch.maximum(b1[..., 2:], b2[..., 2:]) - torch.minimum(b1[..., :2], b2[..., :2]))
+        .clamp(min=0)
+        .prod(dim=-1)
+    )
     enclosed = torch.max(enclosed, eps_t)
     return ious - (enclosed - torch.max(union, eps_t)) / enclosed
 
 
-def rbbox_overlaps(bboxes1: Tensor,
-                   bboxes2: Tensor,
-                   mode: str = 'iou',
-                   is_aligned: bool = False) -> Tensor:
+def rbbox_overlaps(
+    bboxes1: Tensor, bboxes2: Tensor, mode: str = 'iou', is_aligned: bool = False
+) -> Tensor:
     """Exact IoU / IoF of rotated boxes (mmrotate's ``rbbox_overlaps``).
 
     Unlike mmrotate, no clamping of sizes (to 1e-3) or centres (to 1e7) is needed or done,

@@ -5,6 +5,7 @@ The conversions themselves are pure tensor functions in :mod:`.geometry` (format
 order documented there); this module ties them to the box classes, so that
 ``boxes.convert_to('qbox')`` and :func:`convert_box_type` find them.
 """
+
 from .base_boxes import register_box_converter
 from .geometry import hbox2qbox, hbox2rbox, qbox2hbox, qbox2rbox, rbox2hbox, rbox2qbox
 from .horizontal_boxes import HorizontalBoxes

@@ -1,5 +1,4 @@
 """Helpers that accept box objects (and, where stated, plain tensors)."""
-from typing import Tuple
 
 from torch import Tensor
 
@@ -18,14 +17,14 @@ def empty_box_as(boxes):
     return boxes.new_zeros(0, boxes.size(-1))
 
 
-def get_box_wh(boxes) -> Tuple[Tensor, Tensor]:
+def get_box_wh(boxes) -> tuple[Tensor, Tensor]:
     """Widths and heights of box objects or of (..., 4) xyxy tensors."""
     if isinstance(boxes, BaseBoxes):
         return boxes.widths, boxes.heights
     return boxes[..., 2] - boxes[..., 0], boxes[..., 3] - boxes[..., 1]
 
 
-def scale_boxes(boxes, scale_factor: Tuple[float, float]):
+def scale_boxes(boxes, scale_factor: tuple[float, float]):
     """Boxes of an image resized by ``(sx, sy)``, in their own format, in place.
 
     Box objects only (``rescale_``): a raw tensor does not say which format it holds; wrap
@@ -37,8 +36,10 @@ def scale_boxes(boxes, scale_factor: Tuple[float, float]):
         BaseBoxes: ``boxes`` itself, rescaled.
     """
     if not isinstance(boxes, BaseBoxes):
-        raise TypeError(f'scale_boxes needs a box object (HorizontalBoxes, RotatedBoxes, '
-                        f'QuadriBoxes), got {type(boxes).__name__}; wrap raw tensors with '
-                        f'boxes_from_tensor(tensor, box_type)')
+        raise TypeError(
+            f'scale_boxes needs a box object (HorizontalBoxes, RotatedBoxes, '
+            f'QuadriBoxes), got {type(boxes).__name__}; wrap raw tensors with '
+            f'boxes_from_tensor(tensor, box_type)'
+        )
     boxes.rescale_(scale_factor)
     return boxes

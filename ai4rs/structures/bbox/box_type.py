@@ -8,8 +8,9 @@ Box types are registered by name ('hbox', 'rbox', 'qbox'); converters by the pai
 under the key ``'{src}2{dst}'``. ``convert_box_type`` works on box objects, tensors and numpy
 arrays; ``autocast_box_type`` lets transforms accept ``results['gt_bboxes']`` as a numpy array.
 """
+
 import functools
-from typing import Callable, Union
+from collections.abc import Callable
 
 import numpy as np
 from torch import Tensor
@@ -25,11 +26,19 @@ from .base_boxes import (  # noqa: F401 (the registry's private index, used by t
     register_box_converter,
 )
 
-__all__ = ['box_types', 'box_converters', 'register_box', 'register_box_converter',
-           'get_box_type', 'convert_box_type', 'boxes_from_tensor', 'autocast_box_type']
+__all__ = [
+    'box_types',
+    'box_converters',
+    'register_box',
+    'register_box_converter',
+    'get_box_type',
+    'convert_box_type',
+    'boxes_from_tensor',
+    'autocast_box_type',
+]
 
 
-def boxes_from_tensor(data: Union[Tensor, np.ndarray], box_type: Union[str, type]) -> BaseBoxes:
+def boxes_from_tensor(data: Tensor | np.ndarray, box_type: str | type) -> BaseBoxes:
     """Wrap raw box data from outside the pipeline (offline files, user arrays) as box objects.
 
     This is the one place where a raw tensor becomes a typed box object; the type is always
@@ -62,8 +71,10 @@ def autocast_box_type(dst_box_type: str = 'hbox') -> Callable:
             if 'gt_bboxes' not in results or isinstance(results['gt_bboxes'], BaseBoxes):
                 return func(self, results, *args, **kwargs)
             if not isinstance(results['gt_bboxes'], np.ndarray):
-                raise TypeError("autocast_box_type requires results['gt_bboxes'] to be "
-                                f"BaseBoxes or np.ndarray, but got {type(results['gt_bboxes'])}")
+                raise TypeError(
+                    "autocast_box_type requires results['gt_bboxes'] to be "
+                    f'BaseBoxes or np.ndarray, but got {type(results["gt_bboxes"])}'
+                )
             results['gt_bboxes'] = box_cls(results['gt_bboxes'], clone=False)
             for res in results.get('mix_results', []):
                 if isinstance(res.get('gt_bboxes'), np.ndarray):

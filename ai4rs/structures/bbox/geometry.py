@@ -9,8 +9,8 @@ Rotated boxes are ``(cx, cy, w, h, t)``, ``t`` in radians, clockwise in image co
 - ``'le135'``: ``t`` in ``[-pi/4, 3pi/4)`` and ``w >= h``.
 - ``'oc'``: ``t`` in ``[-pi/2, 0)``, no constraint on ``w`` versus ``h``.
 """
+
 import math
-from typing import Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -27,7 +27,7 @@ def _check_angle_version(angle_version: str, allowed=ANGLE_VERSIONS) -> None:
         raise ValueError(f'angle_version must be one of {allowed}, but got {angle_version!r}')
 
 
-def norm_angle(angle: Union[Tensor, np.ndarray, float], angle_version: str):
+def norm_angle(angle: Tensor | np.ndarray | float, angle_version: str):
     """Wrap angles into the range of an angle version, without swapping w and h.
 
     ``'le90'``: ``(a + pi/2) % pi - pi/2``; ``'le135'``: ``(a + pi/4) % pi - pi/4``;
@@ -47,13 +47,14 @@ def norm_angle(angle: Union[Tensor, np.ndarray, float], angle_version: str):
     return (angle + np.pi) % (2 * np.pi) - np.pi
 
 
-def _version_params(angle_version: str) -> Tuple[bool, float]:
+def _version_params(angle_version: str) -> tuple[bool, float]:
     _check_angle_version(angle_version)
     return ANGLE_PRESETS[angle_version]
 
 
-def regularize_rboxes_by(rboxes: Tensor, width_longer: bool = True,
-                         start_angle: float = -90) -> Tensor:
+def regularize_rboxes_by(
+    rboxes: Tensor, width_longer: bool = True, start_angle: float = -90
+) -> Tensor:
     """Give each rotated box its unique representation (mmrotate's ``regularize_boxes``).
 
     - ``width_longer``: when not ``w > h`` swap w and h and add pi/2; then wrap ``t`` into
@@ -94,7 +95,7 @@ def regularize_rboxes(rboxes: Tensor, angle_version: str = 'le90') -> Tensor:
     return regularize_rboxes_by(rboxes, width_longer, start)
 
 
-def min_area_rect(points: Tensor, angle_version: Optional[str] = 'le90') -> Tensor:
+def min_area_rect(points: Tensor, angle_version: str | None = 'le90') -> Tensor:
     """Minimum-area enclosing rectangle of small point sets, vectorised.
 
     The minimum-area rectangle of a point set has a side on an edge of the convex hull
@@ -128,8 +129,9 @@ def min_area_rect(points: Tensor, angle_version: Optional[str] = 'le90') -> Tens
     length = torch.linalg.vector_norm(d, dim=-1)
     scale = pts.abs().amax(dim=(1, 2)).clamp(min=1)[:, None]
     ok = length > scale * torch.finfo(dtype).eps * 16
-    u = torch.where(ok[..., None], d / torch.where(ok, length, 1.0)[..., None],
-                    d.new_tensor([1.0, 0.0]))
+    u = torch.where(
+        ok[..., None], d / torch.where(ok, length, 1.0)[..., None], d.new_tensor([1.0, 0.0])
+    )
     v = torch.stack([-u[..., 1], u[..., 0]], dim=-1)
     pu = torch.einsum('bkc,bec->bek', pts, u)  # (B, E, K)
     pv = torch.einsum('bkc,bec->bek', pts, v)
@@ -150,8 +152,7 @@ def min_area_rect(points: Tensor, angle_version: Optional[str] = 'le90') -> Tens
     rboxes = torch.stack([ctr[:, 0], ctr[:, 1], w, h, t], dim=-1)
     if angle_version is not None:
         rboxes = regularize_rboxes(rboxes, angle_version)
-    return rboxes.reshape(*batch_shape, 5).to(points.dtype if points.is_floating_point()
-                                              else dtype)
+    return rboxes.reshape(*batch_shape, 5).to(points.dtype if points.is_floating_point() else dtype)
 
 
 def pick_vec(vecs: Tensor, best: Tensor) -> Tensor:
@@ -191,8 +192,9 @@ def distance2obb(points: Tensor, distance: Tensor, angle_version: str = 'oc') ->
     cos, sin = torch.cos(angle), torch.sin(angle)
     wh = dist[..., :2] + dist[..., 2:]
     off = (dist[..., 2:] - dist[..., :2]) / 2
-    off = torch.cat([cos * off[..., :1] - sin * off[..., 1:],
-                     sin * off[..., :1] + cos * off[..., 1:]], dim=-1)
+    off = torch.cat(
+        [cos * off[..., :1] - sin * off[..., 1:], sin * off[..., :1] + cos * off[..., 1:]], dim=-1
+    )
     return torch.cat([points[..., :2] + off, wh, norm_angle(angle, angle_version)], dim=-1)
 
 
@@ -231,8 +233,10 @@ def rbox2hbox(boxes: Tensor) -> Tensor:
     ``(|w/2 cos t| + |h/2 sin t|, |w/2 sin t| + |h/2 cos t|)``."""
     ctr, w, h, t = torch.split(boxes, (2, 1, 1, 1), dim=-1)
     cos, sin = torch.cos(t), torch.sin(t)
-    ext = torch.cat([(w / 2 * cos).abs() + (h / 2 * sin).abs(),
-                     (w / 2 * sin).abs() + (h / 2 * cos).abs()], dim=-1)
+    ext = torch.cat(
+        [(w / 2 * cos).abs() + (h / 2 * sin).abs(), (w / 2 * sin).abs() + (h / 2 * cos).abs()],
+        dim=-1,
+    )
     return torch.cat([ctr - ext, ctr + ext], dim=-1)
 
 

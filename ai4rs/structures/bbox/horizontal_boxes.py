@@ -1,5 +1,4 @@
 """Horizontal boxes (x1, y1, x2, y2): mmdet 3.x ``HorizontalBoxes``, registered as 'hbox'."""
-from typing import Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -33,12 +32,14 @@ class HorizontalBoxes(BaseBoxes):
 
     box_dim: int = 4
 
-    def __init__(self,
-    data,
-                 dtype: Optional[torch.dtype] = None,
-                 device: Optional[DeviceType] = None,
-                 clone: bool = True,
-                 in_mode: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        data,
+        dtype: torch.dtype | None = None,
+        device: DeviceType | None = None,
+        clone: bool = True,
+        in_mode: str | None = None,
+    ) -> None:
         super().__init__(data=data, dtype=dtype, device=device, clone=clone)
         if in_mode is not None:
             if in_mode not in ('xyxy', 'cxcywh'):
@@ -70,7 +71,7 @@ class HorizontalBoxes(BaseBoxes):
     def heights(self) -> Tensor:
         return self.tensor[..., 3] - self.tensor[..., 1]
 
-    def flip_(self, img_shape: Tuple[int, int], direction: str = 'horizontal') -> None:
+    def flip_(self, img_shape: tuple[int, int], direction: str = 'horizontal') -> None:
         """Flip in place: x -> W - x (horizontal), y -> H - y (vertical), or both."""
         check_flip_direction(direction)
         boxes = self.tensor
@@ -82,24 +83,25 @@ class HorizontalBoxes(BaseBoxes):
             boxes[..., 1] = img_shape[0] - old[..., 3]
             boxes[..., 3] = img_shape[0] - old[..., 1]
 
-    def translate_(self, distances: Tuple[float, float]) -> None:
+    def translate_(self, distances: tuple[float, float]) -> None:
         dx, dy = check_pair(distances, 'distances')
         self.tensor = self.tensor + self.tensor.new_tensor([dx, dy, dx, dy])
 
-    def clip_(self, img_shape: Tuple[int, int]) -> None:
+    def clip_(self, img_shape: tuple[int, int]) -> None:
         """Clamp x to [0, W] and y to [0, H] in place."""
         boxes = self.tensor
         boxes[..., 0::2] = boxes[..., 0::2].clamp(0, img_shape[1])
         boxes[..., 1::2] = boxes[..., 1::2].clamp(0, img_shape[0])
 
-    def rotate_(self, center: Tuple[float, float], angle: float) -> None:
+    def rotate_(self, center: tuple[float, float], angle: float) -> None:
         """Rotate the corners (``angle`` degrees, clockwise on screen) and take their
         enclosing axis-aligned box."""
-        corners = apply_affine(self.hbox2corner(self.tensor),
-                               rotation_matrix(center, angle, self.tensor))
+        corners = apply_affine(
+            self.hbox2corner(self.tensor), rotation_matrix(center, angle, self.tensor)
+        )
         self.tensor = self.corner2hbox(corners)
 
-    def project_(self, homography_matrix: Union[Tensor, np.ndarray]) -> None:
+    def project_(self, homography_matrix: Tensor | np.ndarray) -> None:
         """Project the corners with a (3, 3) homography and take their enclosing box."""
         matrix = torch.as_tensor(homography_matrix)
         if matrix.shape != (3, 3):
@@ -120,27 +122,36 @@ class HorizontalBoxes(BaseBoxes):
             return corners.new_zeros((*corners.shape[:-2], 4))
         return torch.cat([corners.amin(dim=-2), corners.amax(dim=-2)], dim=-1)
 
-    def rescale_(self, scale_factor: Tuple[float, float]) -> None:
+    def rescale_(self, scale_factor: tuple[float, float]) -> None:
         sx, sy = check_pair(scale_factor, 'scale_factor')
         self.tensor = self.tensor * self.tensor.new_tensor([sx, sy, sx, sy])
 
-    def resize_(self, scale_factor: Tuple[float, float]) -> None:
+    def resize_(self, scale_factor: tuple[float, float]) -> None:
         sx, sy = check_pair(scale_factor, 'scale_factor')
         ctr = self.centers
         wh = (self.tensor[..., 2:] - self.tensor[..., :2]) * self.tensor.new_tensor([sx, sy])
         self.tensor = torch.cat([ctr - wh / 2, ctr + wh / 2], dim=-1)
 
-    def is_inside(self, img_shape: Tuple[int, int], all_inside: bool = False,
-                  allowed_border: int = 0) -> BoolTensor:
+    def is_inside(
+        self, img_shape: tuple[int, int], all_inside: bool = False, allowed_border: int = 0
+    ) -> BoolTensor:
         """Boxes overlapping the image (or entirely inside it with ``all_inside``), with a
         tolerance of ``allowed_border`` pixels (mmdet's inequalities)."""
         img_h, img_w = img_shape
         b = self.tensor
         if all_inside:
-            return (b[..., 0] >= -allowed_border) & (b[..., 1] >= -allowed_border) & \
-                (b[..., 2] < img_w + allowed_border) & (b[..., 3] < img_h + allowed_border)
-        return (b[..., 0] < img_w + allowed_border) & (b[..., 1] < img_h + allowed_border) & \
-            (b[..., 2] > -allowed_border) & (b[..., 3] > -allowed_border)
+            return (
+                (b[..., 0] >= -allowed_border)
+                & (b[..., 1] >= -allowed_border)
+                & (b[..., 2] < img_w + allowed_border)
+                & (b[..., 3] < img_h + allowed_border)
+            )
+        return (
+            (b[..., 0] < img_w + allowed_border)
+            & (b[..., 1] < img_h + allowed_border)
+            & (b[..., 2] > -allowed_border)
+            & (b[..., 3] > -allowed_border)
+        )
 
     def find_inside_points(self, points: Tensor, is_aligned: bool = False) -> BoolTensor:
         """Points (P, 2) inside boxes (N, 4), borders included: (P, N), or (N,) when
@@ -153,16 +164,26 @@ class HorizontalBoxes(BaseBoxes):
         elif boxes.size(0) != points.size(0):
             raise ValueError('is_aligned=True needs as many points as boxes')
         x1, y1, x2, y2 = boxes.unbind(dim=-1)
-        return (points[..., 0] >= x1) & (points[..., 0] <= x2) & \
-            (points[..., 1] >= y1) & (points[..., 1] <= y2)
+        return (
+            (points[..., 0] >= x1)
+            & (points[..., 0] <= x2)
+            & (points[..., 1] >= y1)
+            & (points[..., 1] <= y2)
+        )
 
     @staticmethod
-    def overlaps(boxes1: BaseBoxes, boxes2: BaseBoxes, mode: str = 'iou',
-                 is_aligned: bool = False, eps: float = 1e-6) -> Tensor:
+    def overlaps(
+        boxes1: BaseBoxes,
+        boxes2: BaseBoxes,
+        mode: str = 'iou',
+        is_aligned: bool = False,
+        eps: float = 1e-6,
+    ) -> Tensor:
         """IoU / IoF / GIoU of the boxes converted to 'hbox' (mmdet's ``bbox_overlaps``)."""
         boxes1, boxes2 = boxes1.convert_to('hbox'), boxes2.convert_to('hbox')
-        return bbox_overlaps(boxes1.tensor, boxes2.tensor, mode=mode, is_aligned=is_aligned,
-                             eps=eps)
+        return bbox_overlaps(
+            boxes1.tensor, boxes2.tensor, mode=mode, is_aligned=is_aligned, eps=eps
+        )
 
     @staticmethod
     def from_instance_masks(masks) -> 'HorizontalBoxes':

@@ -8,12 +8,11 @@ Accepted inputs (duck-typed, so mmdet-style mask structures work too):
 - an object whose ``masks`` attribute is a list (per instance) of lists of flat polygon
   arrays ``[x0, y0, x1, y1, ...]`` (polygon masks), or such a list itself.
 """
-from typing import List
 
 import numpy as np
 
 
-def mask_point_sets(masks) -> List[np.ndarray]:
+def mask_point_sets(masks) -> list[np.ndarray]:
     """Return one (K_i, 2) float64 array of (x, y) points per instance (K_i may be 0)."""
     data = getattr(masks, 'masks', masks)
     if isinstance(data, np.ndarray):
@@ -35,8 +34,7 @@ def mask_point_sets(masks) -> List[np.ndarray]:
             pts = [np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in polys]
             out.append(np.concatenate(pts, axis=0) if pts else np.zeros((0, 2)))
         return out
-    raise TypeError('masks must be bitmap masks (N, H, W) or polygon masks, but got '
-                    f'{type(masks)}')
+    raise TypeError(f'masks must be bitmap masks (N, H, W) or polygon masks, but got {type(masks)}')
 
 
 def convex_hull(points: np.ndarray) -> np.ndarray:

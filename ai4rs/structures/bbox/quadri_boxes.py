@@ -1,6 +1,6 @@
 """Quadrilateral boxes (8 corner coordinates): mmrotate 1.x ``QuadriBoxes``, 'qbox'."""
+
 import warnings
-from typing import Tuple, Union
 
 import numpy as np
 import torch
@@ -53,18 +53,22 @@ class QuadriBoxes(BaseBoxes):
     @property
     def widths(self) -> Tensor:
         """``sqrt(areas)``: quadrilaterals have no width (as mmrotate, with a warning)."""
-        warnings.warn("Quadrilateral boxes don't have the width concept. We use "
-                      '``sqrt(areas)`` to replace the width.')
+        warnings.warn(
+            "Quadrilateral boxes don't have the width concept. We use "
+            '``sqrt(areas)`` to replace the width.'
+        )
         return torch.sqrt(self.areas)
 
     @property
     def heights(self) -> Tensor:
         """``sqrt(areas)``: quadrilaterals have no height (as mmrotate, with a warning)."""
-        warnings.warn("Quadrilateral boxes don't have the height concept. We use "
-                      '``sqrt(areas)`` to replace the height.')
+        warnings.warn(
+            "Quadrilateral boxes don't have the height concept. We use "
+            '``sqrt(areas)`` to replace the height.'
+        )
         return torch.sqrt(self.areas)
 
-    def flip_(self, img_shape: Tuple[int, int], direction: str = 'horizontal') -> None:
+    def flip_(self, img_shape: tuple[int, int], direction: str = 'horizontal') -> None:
         """Flip every vertex in place (x -> W - x, y -> H - y, or both)."""
         check_flip_direction(direction)
         b = self.tensor
@@ -73,51 +77,59 @@ class QuadriBoxes(BaseBoxes):
         if direction in ('vertical', 'diagonal'):
             b[..., 1::2] = img_shape[0] - b[..., 1::2]
 
-    def translate_(self, distances: Tuple[float, float]) -> None:
+    def translate_(self, distances: tuple[float, float]) -> None:
         dx, dy = check_pair(distances, 'distances')
         self.tensor = self.tensor + self.tensor.new_tensor([dx, dy]).repeat(4)
 
-    def clip_(self, img_shape: Tuple[int, int]) -> None:
+    def clip_(self, img_shape: tuple[int, int]) -> None:
         """Does nothing (as mmrotate)."""
         warnings.warn('The `clip` function does nothing in `QuadriBoxes`.')
 
-    def rotate_(self, center: Tuple[float, float], angle: float) -> None:
+    def rotate_(self, center: tuple[float, float], angle: float) -> None:
         """Rotate every vertex about ``center`` by ``angle`` degrees (clockwise on screen)."""
         pts = apply_affine(self.vertices, rotation_matrix(center, angle, self.tensor))
         self.tensor = pts.flatten(-2)
 
-    def project_(self, homography_matrix: Union[Tensor, np.ndarray]) -> None:
+    def project_(self, homography_matrix: Tensor | np.ndarray) -> None:
         """Apply a (3, 3) homography to every vertex."""
         matrix = torch.as_tensor(homography_matrix)
         if matrix.shape != (3, 3):
             raise ValueError(f'homography_matrix must be (3, 3), but got {tuple(matrix.shape)}')
         self.tensor = apply_affine(self.vertices, matrix).flatten(-2)
 
-    def rescale_(self, scale_factor: Tuple[float, float]) -> None:
+    def rescale_(self, scale_factor: tuple[float, float]) -> None:
         sx, sy = check_pair(scale_factor, 'scale_factor')
         self.tensor = self.tensor * self.tensor.new_tensor([sx, sy]).repeat(4)
 
-    def resize_(self, scale_factor: Tuple[float, float]) -> None:
+    def resize_(self, scale_factor: tuple[float, float]) -> None:
         """Scale about the vertex mean; only isotropic factors (as mmrotate)."""
         sx, sy = check_pair(scale_factor, 'scale_factor')
         if sx != sy:
-            raise ValueError('QuadriBoxes.resize_ only supports equal factors, to keep the '
-                             f'shape, but got {scale_factor}')
+            raise ValueError(
+                'QuadriBoxes.resize_ only supports equal factors, to keep the '
+                f'shape, but got {scale_factor}'
+            )
         pts = self.vertices
         ctr = pts.mean(dim=-2, keepdim=True)
         self.tensor = ((pts - ctr) * sx + ctr).flatten(-2)
 
-    def is_inside(self, img_shape: Tuple[int, int], all_inside: bool = False,
-                  allowed_border: int = 0) -> BoolTensor:
+    def is_inside(
+        self, img_shape: tuple[int, int], all_inside: bool = False, allowed_border: int = 0
+    ) -> BoolTensor:
         """Whether the vertex means lie in the image extended by ``allowed_border``
         (centres only, as mmrotate)."""
         img_h, img_w = img_shape
         c = self.centers
-        return (c[..., 0] <= img_w + allowed_border) & (c[..., 1] <= img_h + allowed_border) & \
-            (c[..., 0] >= -allowed_border) & (c[..., 1] >= -allowed_border)
+        return (
+            (c[..., 0] <= img_w + allowed_border)
+            & (c[..., 1] <= img_h + allowed_border)
+            & (c[..., 0] >= -allowed_border)
+            & (c[..., 1] >= -allowed_border)
+        )
 
-    def find_inside_points(self, points: Tensor, is_aligned: bool = False,
-                           eps: float = 0.01) -> BoolTensor:
+    def find_inside_points(
+        self, points: Tensor, is_aligned: bool = False, eps: float = 0.01
+    ) -> BoolTensor:
         """Points strictly on the same side of all 4 edges, with margin ``eps`` on the edge
         cross products (mmrotate's rule): (P, N), or (N,) when aligned."""
         boxes = self.tensor
@@ -137,11 +149,18 @@ class QuadriBoxes(BaseBoxes):
         return (values >= eps).all(dim=-1) | (values <= -eps).all(dim=-1)
 
     @staticmethod
-    def overlaps(boxes1: BaseBoxes, boxes2: BaseBoxes, mode: str = 'iou',
-                 is_aligned: bool = False, eps: float = 1e-6) -> Tensor:
+    def overlaps(
+        boxes1: BaseBoxes,
+        boxes2: BaseBoxes,
+        mode: str = 'iou',
+        is_aligned: bool = False,
+        eps: float = 1e-6,
+    ) -> Tensor:
         """Not implemented (as mmrotate): convert to 'rbox' and use its ``overlaps``."""
-        raise NotImplementedError('QuadriBoxes.overlaps is not implemented; use '
-                                  'RotatedBoxes.overlaps on boxes converted to rbox')
+        raise NotImplementedError(
+            'QuadriBoxes.overlaps is not implemented; use '
+            'RotatedBoxes.overlaps on boxes converted to rbox'
+        )
 
     @staticmethod
     def from_instance_masks(masks) -> 'QuadriBoxes':

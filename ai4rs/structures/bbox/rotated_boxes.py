@@ -1,7 +1,7 @@
 """Rotated boxes (cx, cy, w, h, t): mmrotate 1.x ``RotatedBoxes``, registered as 'rbox'."""
+
 import math
 import warnings
-from typing import Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -36,10 +36,9 @@ class RotatedBoxes(BaseBoxes):
 
     box_dim = 5
 
-    def regularize_boxes(self,
-                         pattern: Optional[str] = None,
-                         width_longer: bool = True,
-                         start_angle: float = -90) -> Tensor:
+    def regularize_boxes(
+        self, pattern: str | None = None, width_longer: bool = True, start_angle: float = -90
+    ) -> Tensor:
         """Give every box its unique representation, in place, and return the tensor.
 
         Args:
@@ -76,7 +75,7 @@ class RotatedBoxes(BaseBoxes):
     def heights(self) -> Tensor:
         return self.tensor[..., 3]
 
-    def flip_(self, img_shape: Tuple[int, int], direction: str = 'horizontal') -> None:
+    def flip_(self, img_shape: tuple[int, int], direction: str = 'horizontal') -> None:
         """Flip in place: horizontal ``cx -> W - cx, t -> -t``; vertical ``cy -> H - cy,
         t -> -t``; diagonal both centre flips with ``t`` unchanged."""
         check_flip_direction(direction)
@@ -88,15 +87,15 @@ class RotatedBoxes(BaseBoxes):
         if direction != 'diagonal':
             b[..., 4] = -b[..., 4]
 
-    def translate_(self, distances: Tuple[float, float]) -> None:
+    def translate_(self, distances: tuple[float, float]) -> None:
         dx, dy = check_pair(distances, 'distances')
         self.tensor = self.tensor + self.tensor.new_tensor([dx, dy, 0, 0, 0])
 
-    def clip_(self, img_shape: Tuple[int, int]) -> None:
+    def clip_(self, img_shape: tuple[int, int]) -> None:
         """Does nothing (as mmrotate): clipping a rotated box is not a rotated box."""
         warnings.warn('The `clip` function does nothing in `RotatedBoxes`.')
 
-    def rotate_(self, center: Tuple[float, float], angle: float) -> None:
+    def rotate_(self, center: tuple[float, float], angle: float) -> None:
         """Rotate about ``center`` by ``angle`` degrees (clockwise on screen): the centres
         rotate and ``t += angle`` (no angle wrapping, as mmrotate)."""
         b = self.tensor
@@ -104,7 +103,7 @@ class RotatedBoxes(BaseBoxes):
         t = b[..., 4:5] + math.radians(angle)
         self.tensor = torch.cat([ctr, b[..., 2:4], t], dim=-1)
 
-    def project_(self, homography_matrix: Union[Tensor, np.ndarray]) -> None:
+    def project_(self, homography_matrix: Tensor | np.ndarray) -> None:
         """Project the corners with a (3, 3) homography and take their minimum-area
         rectangle, regularised to 'le90' (mmrotate uses ``cv2.minAreaRect``'s angle
         range)."""
@@ -126,7 +125,7 @@ class RotatedBoxes(BaseBoxes):
             return corners.new_zeros((*corners.shape[:-2], 5))
         return min_area_rect(corners, angle_version)
 
-    def rescale_(self, scale_factor: Tuple[float, float]) -> None:
+    def rescale_(self, scale_factor: tuple[float, float]) -> None:
         """Scale coordinates by ``(sx, sy)`` in place (mmrotate's rule).
 
         An anisotropic scale turns a rotated rectangle into a parallelogram; the result is
@@ -139,27 +138,33 @@ class RotatedBoxes(BaseBoxes):
         b = self.tensor
         cos, sin = torch.cos(b[..., 4:5]), torch.sin(b[..., 4:5])
         ctr = b[..., :2] * b.new_tensor([sx, sy])
-        w = b[..., 2:3] * torch.sqrt((sx * cos)**2 + (sy * sin)**2)
-        h = b[..., 3:4] * torch.sqrt((sx * sin)**2 + (sy * cos)**2)
+        w = b[..., 2:3] * torch.sqrt((sx * cos) ** 2 + (sy * sin) ** 2)
+        h = b[..., 3:4] * torch.sqrt((sx * sin) ** 2 + (sy * cos) ** 2)
         t = torch.atan2(sx * sin, sy * cos)
         self.tensor = torch.cat([ctr, w, h, t], dim=-1)
 
-    def resize_(self, scale_factor: Tuple[float, float]) -> None:
+    def resize_(self, scale_factor: tuple[float, float]) -> None:
         """Scale ``w`` by ``sx`` and ``h`` by ``sy`` about the centres, in place."""
         sx, sy = check_pair(scale_factor, 'scale_factor')
         self.tensor = self.tensor * self.tensor.new_tensor([1, 1, sx, sy, 1])
 
-    def is_inside(self, img_shape: Tuple[int, int], all_inside: bool = False,
-                  allowed_border: int = 0) -> BoolTensor:
+    def is_inside(
+        self, img_shape: tuple[int, int], all_inside: bool = False, allowed_border: int = 0
+    ) -> BoolTensor:
         """Whether box centres lie in ``[-border, W + border] x [-border, H + border]``
         (mmrotate checks centres only; ``all_inside`` is ignored, as upstream)."""
         img_h, img_w = img_shape
         b = self.tensor
-        return (b[..., 0] <= img_w + allowed_border) & (b[..., 1] <= img_h + allowed_border) & \
-            (b[..., 0] >= -allowed_border) & (b[..., 1] >= -allowed_border)
+        return (
+            (b[..., 0] <= img_w + allowed_border)
+            & (b[..., 1] <= img_h + allowed_border)
+            & (b[..., 0] >= -allowed_border)
+            & (b[..., 1] >= -allowed_border)
+        )
 
-    def find_inside_points(self, points: Tensor, is_aligned: bool = False,
-                           eps: float = 0.01) -> BoolTensor:
+    def find_inside_points(
+        self, points: Tensor, is_aligned: bool = False, eps: float = 0.01
+    ) -> BoolTensor:
         """Points at least ``eps`` inside the boxes (mmrotate's rule): (P, N), or (N,) when
         aligned."""
         boxes = self.tensor
@@ -176,8 +181,13 @@ class RotatedBoxes(BaseBoxes):
         return (u.abs() <= boxes[..., 2] / 2 - eps) & (v.abs() <= boxes[..., 3] / 2 - eps)
 
     @staticmethod
-    def overlaps(boxes1: BaseBoxes, boxes2: BaseBoxes, mode: str = 'iou',
-                 is_aligned: bool = False, eps: float = 1e-6) -> Tensor:
+    def overlaps(
+        boxes1: BaseBoxes,
+        boxes2: BaseBoxes,
+        mode: str = 'iou',
+        is_aligned: bool = False,
+        eps: float = 1e-6,
+    ) -> Tensor:
         """Exact rotated IoU / IoF of the boxes converted to 'rbox'. ``eps`` is accepted
         for API compatibility and unused (the IoU is exact and never divides by zero)."""
         boxes1, boxes2 = boxes1.convert_to('rbox'), boxes2.convert_to('rbox')

@@ -1,4 +1,5 @@
 """Instance masks as polygons (mmdet's ``PolygonMasks``) and the polygon math behind them."""
+
 from .structures import (
     PolygonMasks,
     boxes_of_points_inside,
@@ -10,6 +11,11 @@ from .structures import (
 )
 
 __all__ = [
-    'PolygonMasks', 'boxes_of_points_inside', 'merge_polygon_segments', 'polygon_area',
-    'polygons_to_hboxes', 'resample_polygon', 'warp_polygon'
+    'PolygonMasks',
+    'boxes_of_points_inside',
+    'merge_polygon_segments',
+    'polygon_area',
+    'polygons_to_hboxes',
+    'resample_polygon',
+    'warp_polygon',
 ]

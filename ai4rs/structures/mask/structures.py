@@ -5,6 +5,7 @@ width ``W`` spans ``[0, W]``). One instance is a list of flat polygon arrays
 ``[x0, y0, x1, y1, ...]`` (COCO's ``segmentation`` lists), so an object split into several
 parts keeps all of them.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -35,7 +36,8 @@ class PolygonMasks:
             if not isinstance(polys, list) or not all(isinstance(p, np.ndarray) for p in polys):
                 raise TypeError(
                     f'PolygonMasks: instance {i} must be a list of flat np.ndarray polygons, '
-                    f'got {type(polys).__name__}')
+                    f'got {type(polys).__name__}'
+                )
         self.masks = masks
         self.height = height
         self.width = width
@@ -54,8 +56,10 @@ class PolygonMasks:
         if isinstance(index, np.ndarray):
             if index.dtype == bool:
                 if len(index) != len(self.masks):
-                    raise IndexError(f'PolygonMasks: boolean index of length {len(index)} for '
-                                     f'{len(self.masks)} instances')
+                    raise IndexError(
+                        f'PolygonMasks: boolean index of length {len(index)} for '
+                        f'{len(self.masks)} instances'
+                    )
                 index = np.flatnonzero(index)
             index = index.tolist()
         if isinstance(index, list):
@@ -69,8 +73,10 @@ class PolygonMasks:
         return PolygonMasks(masks, self.height, self.width)
 
     def __repr__(self) -> str:
-        return (f'{type(self).__name__}(num_masks={len(self.masks)}, height={self.height}, '
-                f'width={self.width})')
+        return (
+            f'{type(self).__name__}(num_masks={len(self.masks)}, height={self.height}, '
+            f'width={self.width})'
+        )
 
     @classmethod
     def cat(cls, masks: Sequence[PolygonMasks]) -> PolygonMasks:
@@ -79,16 +85,16 @@ class PolygonMasks:
             raise ValueError('PolygonMasks.cat needs a non-empty sequence of PolygonMasks')
         if not all(isinstance(m, cls) for m in masks):
             raise TypeError('PolygonMasks.cat: every element must be a PolygonMasks')
-        return cls(list(itertools.chain(*[m.masks for m in masks])),
-                   masks[0].height, masks[0].width)
+        return cls(
+            list(itertools.chain(*[m.masks for m in masks])), masks[0].height, masks[0].width
+        )
 
     def _map(self, fn, height: int, width: int) -> PolygonMasks:
         """Apply ``fn`` (a flat polygon -> a flat polygon) to every polygon."""
         return PolygonMasks([[fn(p) for p in polys] for polys in self.masks], height, width)
 
     # ------------------------------------------------------------------ geometry
-    def resize(self, out_shape: tuple[int, int], interpolation: str | None = None
-               ) -> PolygonMasks:
+    def resize(self, out_shape: tuple[int, int], interpolation: str | None = None) -> PolygonMasks:
         """Scale to an image of ``out_shape`` (h, w): x by ``w / width``, y by ``h / height``
         (``interpolation`` is accepted for mmdet compatibility; polygons need none)."""
         out_h, out_w = out_shape
@@ -118,15 +124,21 @@ class PolygonMasks:
 
         return self._map(flip_one, self.height, self.width)
 
-    def translate(self, out_shape: tuple[int, int], offset: float,
-                  direction: str = 'horizontal', border_value=None,
-                  interpolation: str | None = None) -> PolygonMasks:
+    def translate(
+        self,
+        out_shape: tuple[int, int],
+        offset: float,
+        direction: str = 'horizontal',
+        border_value=None,
+        interpolation: str | None = None,
+    ) -> PolygonMasks:
         """Shift x ('horizontal') or y ('vertical') by ``offset`` and clip that coordinate to
         the new image ``out_shape`` (h, w), as mmdet does (``border_value`` must be None or 0
         and ``interpolation`` is unused, as mmdet)."""
         if border_value not in (None, 0):
-            raise ValueError(f'PolygonMasks.translate: border_value must be None or 0, got '
-                             f'{border_value}')
+            raise ValueError(
+                f'PolygonMasks.translate: border_value must be None or 0, got {border_value}'
+            )
         out_h, out_w = out_shape
         if direction not in ('horizontal', 'vertical'):
             raise ValueError(f'PolygonMasks.translate: unknown direction {direction!r}')
@@ -155,6 +167,7 @@ class PolygonMasks:
 
     def clip(self, height: int, width: int) -> PolygonMasks:
         """Clamp x to [0, width] and y to [0, height]; the result has that size."""
+
         def clip_one(p: np.ndarray) -> np.ndarray:
             p = p.copy()
             p[0::2] = p[0::2].clip(0, width)
@@ -174,8 +187,9 @@ class PolygonMasks:
     @property
     def areas(self) -> np.ndarray:
         """(N,) float64: per instance the sum of its polygons' shoelace areas."""
-        return np.asarray([sum(polygon_area(p) for p in polys) for polys in self.masks],
-                          dtype=np.float64)
+        return np.asarray(
+            [sum(polygon_area(p) for p in polys) for polys in self.masks], dtype=np.float64
+        )
 
     def get_bboxes(self, dst_type: str = 'hbox') -> HorizontalBoxes:
         """The tight (N, 4) ``HorizontalBoxes`` [x1, y1, x2, y2] around each instance's
@@ -187,12 +201,14 @@ class PolygonMasks:
     def to_ndarray(self) -> np.ndarray:
         """(N, height, width) uint8 bitmaps rasterised with pycocotools (as mmdet)."""
         from pycocotools import mask as mask_utils
+
         if len(self.masks) == 0:
             return np.zeros((0, self.height, self.width), dtype=np.uint8)
         out = []
         for polys in self.masks:
-            rles = mask_utils.frPyObjects([p.astype(np.float64).tolist() for p in polys],
-                                          self.height, self.width)
+            rles = mask_utils.frPyObjects(
+                [p.astype(np.float64).tolist() for p in polys], self.height, self.width
+            )
             out.append(mask_utils.decode(mask_utils.merge(rles)).astype(np.uint8))
         return np.stack(out)
 
@@ -273,8 +289,9 @@ def boxes_of_points_inside(masks: list, height: float, width: float) -> np.ndarr
         hi = np.array([-np.inf, -np.inf], dtype=np.float32)
         for p in polys:
             pts = np.asarray(p, dtype=np.float32).reshape(-1, 2)
-            inside = ((pts[:, 0] >= 0) & (pts[:, 1] >= 0) & (pts[:, 0] <= width)
-                      & (pts[:, 1] <= height))
+            inside = (
+                (pts[:, 0] >= 0) & (pts[:, 1] >= 0) & (pts[:, 0] <= width) & (pts[:, 1] <= height)
+            )
             pts = pts[inside]
             if len(pts) == 0:
                 continue
@@ -319,7 +336,7 @@ def merge_polygon_segments(polys: list[np.ndarray]) -> np.ndarray:
         if i in (0, n - 1):
             path.append(segs[i])
         else:
-            path.append(segs[i][:idx[1] - idx[0] + 1])
+            path.append(segs[i][: idx[1] - idx[0] + 1])
     for i in range(n - 2, 0, -1):
-        path.append(segs[i][abs(links[i][1] - links[i][0]):])
+        path.append(segs[i][abs(links[i][1] - links[i][0]) :])
     return np.concatenate(path).reshape(-1)

@@ -11,7 +11,8 @@ param_scheduler = [
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='SGD', lr=0.0025, momentum=0.9, weight_decay=0.0001),
-    clip_grad=dict(max_norm=35, norm_type=2))
+    clip_grad=dict(max_norm=35, norm_type=2),
+)
 
 # lr above is for 8 images in total (mmrotate's 1x); `--auto-scale-lr` rescales it
 auto_scale_lr = dict(enable=False, base_batch_size=8)

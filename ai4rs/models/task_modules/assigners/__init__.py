@@ -5,10 +5,15 @@ from .rotated_sim_ota_assigner import RotatedSimOTAAssigner, onehot_bce_cost
 from .tal_utils import select_candidates_in_gts, select_highest_overlaps, yolov6_iou_calculator
 
 __all__ = [
-    'AssignResult', 'RBboxOverlaps2D', 'clamp_rboxes', 'RotatedSimOTAAssigner',
-    'onehot_bce_cost'
+    'AssignResult',
+    'RBboxOverlaps2D',
+    'clamp_rboxes',
+    'RotatedSimOTAAssigner',
+    'onehot_bce_cost',
 ]
 __all__ += [
-    'BatchTaskAlignedAssigner', 'select_candidates_in_gts', 'select_highest_overlaps',
-    'yolov6_iou_calculator'
+    'BatchTaskAlignedAssigner',
+    'select_candidates_in_gts',
+    'select_highest_overlaps',
+    'yolov6_iou_calculator',
 ]

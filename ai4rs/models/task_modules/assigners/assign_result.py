@@ -1,4 +1,5 @@
 """The result of assigning ground truths to predictions (mmdet's ``AssignResult``)."""
+
 import torch
 from torch import Tensor
 
@@ -16,8 +17,9 @@ class AssignResult:
             -1 for background.
     """
 
-    def __init__(self, num_gts: int, gt_inds: Tensor, max_overlaps: Tensor,
-                 labels: Tensor | None = None) -> None:
+    def __init__(
+        self, num_gts: int, gt_inds: Tensor, max_overlaps: Tensor, labels: Tensor | None = None
+    ) -> None:
         self.num_gts = num_gts
         self.gt_inds = gt_inds
         self.max_overlaps = max_overlaps
@@ -38,21 +40,28 @@ class AssignResult:
 
     @property
     def info(self) -> dict:
-        basic = dict(num_gts=self.num_gts, num_preds=self.num_preds, gt_inds=self.gt_inds,
-                     max_overlaps=self.max_overlaps, labels=self.labels)
+        basic = dict(
+            num_gts=self.num_gts,
+            num_preds=self.num_preds,
+            gt_inds=self.gt_inds,
+            max_overlaps=self.max_overlaps,
+            labels=self.labels,
+        )
         basic.update(self._extra_properties)
         return basic
 
     def add_gt_(self, gt_labels: Tensor) -> None:
         """Prepend the ground truths themselves as assigned predictions."""
-        self_inds = torch.arange(1, len(gt_labels) + 1, dtype=torch.long,
-                                 device=gt_labels.device)
+        self_inds = torch.arange(1, len(gt_labels) + 1, dtype=torch.long, device=gt_labels.device)
         self.gt_inds = torch.cat([self_inds, self.gt_inds])
-        self.max_overlaps = torch.cat([self.max_overlaps.new_ones(len(gt_labels)),
-                                       self.max_overlaps])
+        self.max_overlaps = torch.cat(
+            [self.max_overlaps.new_ones(len(gt_labels)), self.max_overlaps]
+        )
         if self.labels is not None:
             self.labels = torch.cat([gt_labels, self.labels])
 
     def __repr__(self) -> str:
-        return (f'{self.__class__.__name__}(num_gts={self.num_gts}, '
-                f'num_preds={self.num_preds}, num_pos={int((self.gt_inds > 0).sum())})')
+        return (
+            f'{self.__class__.__name__}(num_gts={self.num_gts}, '
+            f'num_preds={self.num_preds}, num_pos={int((self.gt_inds > 0).sum())})'
+        )

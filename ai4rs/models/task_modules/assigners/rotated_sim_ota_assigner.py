@@ -1,4 +1,5 @@
 """SimOTA assignment (YOLOX) for rotated boxes."""
+
 import torch
 from mmengine.structures import InstanceData
 from torch import Tensor
@@ -32,8 +33,7 @@ def onehot_bce_cost(scores: Tensor, labels: Tensor) -> Tensor:
     neg_log_p = -torch.log(scores).clamp(min=-100)
     neg_log_not_p = -torch.log(1 - scores).clamp(min=-100)
     labels = labels.long()
-    return (neg_log_not_p.sum(-1, keepdim=True) - neg_log_not_p[:, labels] +
-            neg_log_p[:, labels])
+    return neg_log_not_p.sum(-1, keepdim=True) - neg_log_not_p[:, labels] + neg_log_p[:, labels]
 
 
 @TASK_UTILS.register_module()
@@ -59,17 +59,27 @@ class RotatedSimOTAAssigner:
         iou_calculator (dict): Defaults to ``dict(type='RBboxOverlaps2D')``.
     """
 
-    def __init__(self, center_radius: float = 2.5, candidate_topk: int = 10,
-                 iou_weight: float = 3.0, cls_weight: float = 1.0,
-                 iou_calculator: dict = dict(type='RBboxOverlaps2D')) -> None:  # noqa: B006
+    def __init__(
+        self,
+        center_radius: float = 2.5,
+        candidate_topk: int = 10,
+        iou_weight: float = 3.0,
+        cls_weight: float = 1.0,
+        iou_calculator: dict = dict(type='RBboxOverlaps2D'),  # noqa: B006
+    ) -> None:
         self.center_radius = center_radius
         self.candidate_topk = candidate_topk
         self.iou_weight = iou_weight
         self.cls_weight = cls_weight
         self.iou_calculator = TASK_UTILS.build(iou_calculator)
 
-    def assign(self, pred_instances: InstanceData, gt_instances: InstanceData,
-               gt_instances_ignore: InstanceData | None = None, **kwargs) -> AssignResult:
+    def assign(
+        self,
+        pred_instances: InstanceData,
+        gt_instances: InstanceData,
+        gt_instances_ignore: InstanceData | None = None,
+        **kwargs,
+    ) -> AssignResult:
         """Assign GTs to priors.
 
         Args:
@@ -93,7 +103,7 @@ class RotatedSimOTAAssigner:
         priors = pred_instances.priors
         num_bboxes = decoded_bboxes.size(0)
 
-        assigned_gt_inds = decoded_bboxes.new_full((num_bboxes, ), 0, dtype=torch.long)
+        assigned_gt_inds = decoded_bboxes.new_full((num_bboxes,), 0, dtype=torch.long)
         if num_gt == 0 or num_bboxes == 0:
             return self._all_background(num_gt, assigned_gt_inds, decoded_bboxes)
 
@@ -109,26 +119,33 @@ class RotatedSimOTAAssigner:
         with torch.autocast(device_type=valid_scores.device.type, enabled=False):
             # BCE in fp32: half precision overflows here
             cls_cost = onehot_bce_cost(valid_scores.float(), gt_labels).to(valid_scores.dtype)
-        cost_matrix = (cls_cost * self.cls_weight + iou_cost * self.iou_weight +
-                       (~in_box_and_center) * INF)
+        cost_matrix = (
+            cls_cost * self.cls_weight + iou_cost * self.iou_weight + (~in_box_and_center) * INF
+        )
 
-        matched_ious, matched_gt_inds = self.dynamic_k_matching(cost_matrix, pairwise_ious,
-                                                                num_gt, valid_mask)
+        matched_ious, matched_gt_inds = self.dynamic_k_matching(
+            cost_matrix, pairwise_ious, num_gt, valid_mask
+        )
         assigned_gt_inds[valid_mask] = matched_gt_inds + 1
-        assigned_labels = assigned_gt_inds.new_full((num_bboxes, ), -1)
+        assigned_labels = assigned_gt_inds.new_full((num_bboxes,), -1)
         assigned_labels[valid_mask] = gt_labels[matched_gt_inds].long()
-        max_overlaps = assigned_gt_inds.new_full((num_bboxes, ), -INF, dtype=torch.float32)
+        max_overlaps = assigned_gt_inds.new_full((num_bboxes,), -INF, dtype=torch.float32)
         max_overlaps[valid_mask] = matched_ious.float()
         return AssignResult(num_gt, assigned_gt_inds, max_overlaps, labels=assigned_labels)
 
     @staticmethod
     def _all_background(num_gt: int, gt_inds: Tensor, decoded_bboxes: Tensor) -> AssignResult:
         num_bboxes = gt_inds.numel()
-        return AssignResult(num_gt, gt_inds, decoded_bboxes.new_zeros((num_bboxes, )),
-                            labels=gt_inds.new_full((num_bboxes, ), -1))
+        return AssignResult(
+            num_gt,
+            gt_inds,
+            decoded_bboxes.new_zeros((num_bboxes,)),
+            labels=gt_inds.new_full((num_bboxes,), -1),
+        )
 
-    def get_in_gt_and_in_center_info(self, priors: Tensor,
-                                     gt_bboxes: Tensor) -> tuple[Tensor, Tensor]:
+    def get_in_gt_and_in_center_info(
+        self, priors: Tensor, gt_bboxes: Tensor
+    ) -> tuple[Tensor, Tensor]:
         """Candidate mask and the in-box-and-in-centre matrix.
 
         Args:
@@ -147,12 +164,12 @@ class RotatedSimOTAAssigner:
         dy = (priors[:, 1:2] - gt_bboxes[None, :, 1]).abs()
         is_in_cts = (radius_x - dx > 0) & (radius_y - dy > 0)
         is_in_gts_or_centers = is_in_gts.any(dim=1) | is_in_cts.any(dim=1)
-        is_in_boxes_and_centers = (is_in_gts[is_in_gts_or_centers]
-                                   & is_in_cts[is_in_gts_or_centers])
+        is_in_boxes_and_centers = is_in_gts[is_in_gts_or_centers] & is_in_cts[is_in_gts_or_centers]
         return is_in_gts_or_centers, is_in_boxes_and_centers
 
-    def dynamic_k_matching(self, cost: Tensor, pairwise_ious: Tensor, num_gt: int,
-                           valid_mask: Tensor) -> tuple[Tensor, Tensor]:
+    def dynamic_k_matching(
+        self, cost: Tensor, pairwise_ious: Tensor, num_gt: int, valid_mask: Tensor
+    ) -> tuple[Tensor, Tensor]:
         """Dynamic-k matching on the candidates.
 
         Args:

@@ -3,13 +3,13 @@
 All work on padded per-image ground truth: (B, G, 4) boxes (x1, y1, x2, y2) against P priors,
 giving (B, G, P) masks or overlaps.
 """
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 
-def select_candidates_in_gts(priors_points: Tensor, gt_bboxes: Tensor,
-                             eps: float = 1e-9) -> Tensor:
+def select_candidates_in_gts(priors_points: Tensor, gt_bboxes: Tensor, eps: float = 1e-9) -> Tensor:
     """Whether each prior point lies strictly inside each ground-truth box.
 
     Args:
@@ -27,8 +27,9 @@ def select_candidates_in_gts(priors_points: Tensor, gt_bboxes: Tensor,
     return (nearest > eps).to(gt_bboxes.dtype)
 
 
-def select_highest_overlaps(pos_mask: Tensor, overlaps: Tensor,
-                            num_gt: int) -> tuple[Tensor, Tensor, Tensor]:
+def select_highest_overlaps(
+    pos_mask: Tensor, overlaps: Tensor, num_gt: int
+) -> tuple[Tensor, Tensor, Tensor]:
     """Resolve priors that are positive for several ground truths.
 
     Such a prior is given to the ground truth with the highest overlap with its prediction
@@ -68,8 +69,11 @@ def yolov6_iou_calculator(bbox1: Tensor, bbox2: Tensor, eps: float = 1e-9) -> Te
     """
     b1 = bbox1.unsqueeze(2)
     b2 = bbox2.unsqueeze(1)
-    overlap = (torch.minimum(b1[..., 2:], b2[..., 2:]) -
-               torch.maximum(b1[..., :2], b2[..., :2])).clip(0).prod(-1)
+    overlap = (
+        (torch.minimum(b1[..., 2:], b2[..., 2:]) - torch.maximum(b1[..., :2], b2[..., :2]))
+        .clip(0)
+        .prod(-1)
+    )
     area1 = (b1[..., 2:] - b1[..., :2]).clip(0).prod(-1)
     area2 = (b2[..., 2:] - b2[..., :2]).clip(0).prod(-1)
     return overlap / (area1 + area2 - overlap + eps)

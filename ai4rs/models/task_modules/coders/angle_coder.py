@@ -1,4 +1,5 @@
 """Angle coders: how a head's angle channels map to an angle in radians."""
+
 from torch import Tensor
 
 from ai4rs.registry import TASK_UTILS

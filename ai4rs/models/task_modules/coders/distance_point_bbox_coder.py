@@ -1,4 +1,5 @@
 """Point-to-edge distances <-> horizontal boxes (mmyolo's ``DistancePointBBoxCoder``)."""
+
 from collections.abc import Sequence
 
 import torch
@@ -7,9 +8,11 @@ from torch import Tensor
 from ai4rs.registry import TASK_UTILS
 
 
-def distance2bbox(points: Tensor, distance: Tensor,
-                  max_shape: Sequence[int] | Tensor | Sequence[Sequence[int]] | None = None
-                  ) -> Tensor:
+def distance2bbox(
+    points: Tensor,
+    distance: Tensor,
+    max_shape: Sequence[int] | Tensor | Sequence[Sequence[int]] | None = None,
+) -> Tensor:
     """Boxes from a point and its distances to the four edges.
 
     Args:
@@ -31,15 +34,17 @@ def distance2bbox(points: Tensor, distance: Tensor,
     shape = torch.as_tensor(max_shape, device=bboxes.device)[..., :2].to(bboxes.dtype)
     if shape.dim() == 2:
         if bboxes.dim() != 3 or shape.size(0) != bboxes.size(0):
-            raise ValueError('distance2bbox: a max_shape per image needs (B, N, 4) boxes with '
-                             'the same B')
+            raise ValueError(
+                'distance2bbox: a max_shape per image needs (B, N, 4) boxes with the same B'
+            )
     # (..., 4) upper bounds (W, H, W, H)
     upper = torch.cat([shape.flip(-1), shape.flip(-1)], dim=-1).unsqueeze(-2)
     return torch.minimum(bboxes.clamp(min=0), upper)
 
 
-def bbox2distance(points: Tensor, bbox: Tensor, max_dis: float | None = None,
-                  eps: float = 0.1) -> Tensor:
+def bbox2distance(
+    points: Tensor, bbox: Tensor, max_dis: float | None = None, eps: float = 0.1
+) -> Tensor:
     """Distances from a point to the four edges of a box (inverse of :func:`distance2bbox`).
 
     Args:
@@ -82,18 +87,24 @@ class DistancePointBBoxCoder:
         self.clip_border = clip_border
         self.use_box_type = use_box_type
 
-    def encode(self, points: Tensor, gt_bboxes: Tensor, max_dis: float = 16.,
-               eps: float = 0.01) -> Tensor:
+    def encode(
+        self, points: Tensor, gt_bboxes: Tensor, max_dis: float = 16.0, eps: float = 0.01
+    ) -> Tensor:
         """(N, 2)/(B, N, 2) points and (N, 4)/(B, N, 4) boxes -> (.., N, 4) distances."""
-        if points.size(-2) != gt_bboxes.size(-2) or points.size(-1) != 2 \
-                or gt_bboxes.size(-1) != 4:
-            raise ValueError(f'DistancePointBBoxCoder.encode: points {tuple(points.shape)} and '
-                             f'boxes {tuple(gt_bboxes.shape)} do not match')
+        if points.size(-2) != gt_bboxes.size(-2) or points.size(-1) != 2 or gt_bboxes.size(-1) != 4:
+            raise ValueError(
+                f'DistancePointBBoxCoder.encode: points {tuple(points.shape)} and '
+                f'boxes {tuple(gt_bboxes.shape)} do not match'
+            )
         return bbox2distance(points, gt_bboxes, max_dis, eps)
 
-    def decode(self, points: Tensor, pred_bboxes: Tensor, stride: Tensor,
-               max_shape: Sequence[int] | Tensor | Sequence[Sequence[int]] | None = None
-               ) -> Tensor:
+    def decode(
+        self,
+        points: Tensor,
+        pred_bboxes: Tensor,
+        stride: Tensor,
+        max_shape: Sequence[int] | Tensor | Sequence[Sequence[int]] | None = None,
+    ) -> Tensor:
         """Boxes from distances in stride units.
 
         Args:
@@ -106,10 +117,15 @@ class DistancePointBBoxCoder:
         Returns:
             Tensor: (N, 4) or (B, N, 4) boxes (x1, y1, x2, y2) in pixels.
         """
-        if points.size(-2) != pred_bboxes.size(-2) or points.size(-1) != 2 \
-                or pred_bboxes.size(-1) != 4:
-            raise ValueError(f'DistancePointBBoxCoder.decode: points {tuple(points.shape)} and '
-                             f'distances {tuple(pred_bboxes.shape)} do not match')
+        if (
+            points.size(-2) != pred_bboxes.size(-2)
+            or points.size(-1) != 2
+            or pred_bboxes.size(-1) != 4
+        ):
+            raise ValueError(
+                f'DistancePointBBoxCoder.decode: points {tuple(points.shape)} and '
+                f'distances {tuple(pred_bboxes.shape)} do not match'
+            )
         if not self.clip_border:
             max_shape = None
         pred_bboxes = pred_bboxes * stride[:, None]

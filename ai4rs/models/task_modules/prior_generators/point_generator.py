@@ -1,4 +1,5 @@
 """Point priors on the grid of every feature level (anchor-free heads)."""
+
 from collections.abc import Sequence
 
 import torch
@@ -37,23 +38,34 @@ class MlvlPointGenerator:
     def num_base_priors(self) -> list[int]:
         return [1 for _ in range(self.num_levels)]
 
-    def grid_priors(self, featmap_sizes: Sequence[tuple[int, int]],
-                    dtype: torch.dtype = torch.float32, device: DeviceType = 'cpu',
-                    with_stride: bool = False) -> list[Tensor]:
+    def grid_priors(
+        self,
+        featmap_sizes: Sequence[tuple[int, int]],
+        dtype: torch.dtype = torch.float32,
+        device: DeviceType = 'cpu',
+        with_stride: bool = False,
+    ) -> list[Tensor]:
         """Priors of all levels: a list of (H_i * W_i, 2) or (H_i * W_i, 4) tensors."""
         if len(featmap_sizes) != self.num_levels:
-            raise ValueError(f'MlvlPointGenerator: got {len(featmap_sizes)} feature map sizes '
-                             f'for {self.num_levels} strides')
+            raise ValueError(
+                f'MlvlPointGenerator: got {len(featmap_sizes)} feature map sizes '
+                f'for {self.num_levels} strides'
+            )
         return [
-            self.single_level_grid_priors(featmap_sizes[i], i, dtype=dtype, device=device,
-                                          with_stride=with_stride)
+            self.single_level_grid_priors(
+                featmap_sizes[i], i, dtype=dtype, device=device, with_stride=with_stride
+            )
             for i in range(self.num_levels)
         ]
 
-    def single_level_grid_priors(self, featmap_size: tuple[int, int], level_idx: int,
-                                 dtype: torch.dtype = torch.float32,
-                                 device: DeviceType = 'cpu',
-                                 with_stride: bool = False) -> Tensor:
+    def single_level_grid_priors(
+        self,
+        featmap_size: tuple[int, int],
+        level_idx: int,
+        dtype: torch.dtype = torch.float32,
+        device: DeviceType = 'cpu',
+        with_stride: bool = False,
+    ) -> Tensor:
         """Priors of one level: (H * W, 2) as (x, y), or (H * W, 4) as (x, y, sw, sh)."""
         feat_h, feat_w = int(featmap_size[0]), int(featmap_size[1])
         stride_w, stride_h = self.strides[level_idx]
@@ -62,12 +74,15 @@ class MlvlPointGenerator:
         yy, xx = torch.meshgrid(shift_y, shift_x, indexing='ij')
         columns = [xx.reshape(-1), yy.reshape(-1)]
         if with_stride:
-            columns += [xx.new_full((xx.numel(), ), stride_w),
-                        xx.new_full((xx.numel(), ), stride_h)]
+            columns += [xx.new_full((xx.numel(),), stride_w), xx.new_full((xx.numel(),), stride_h)]
         return torch.stack(columns, dim=-1)
 
-    def valid_flags(self, featmap_sizes: Sequence[tuple[int, int]],
-                    pad_shape: tuple[int, int], device: DeviceType = 'cpu') -> list[Tensor]:
+    def valid_flags(
+        self,
+        featmap_sizes: Sequence[tuple[int, int]],
+        pad_shape: tuple[int, int],
+        device: DeviceType = 'cpu',
+    ) -> list[Tensor]:
         """Per level, (H_i * W_i,) bool: whether the cell lies inside the unpadded image."""
         flags = []
         for i, (feat_h, feat_w) in enumerate(featmap_sizes):

@@ -1,4 +1,5 @@
 """Sampling that keeps every assigned prediction (no sampling), as YOLOX needs."""
+
 import torch
 from mmengine.structures import InstanceData
 from torch import Tensor
@@ -22,8 +23,14 @@ class SamplingResult:
         num_gts (int): number of ground truths.
     """
 
-    def __init__(self, pos_inds: Tensor, neg_inds: Tensor, priors: Tensor, gt_bboxes: Tensor,
-                 assign_result: AssignResult) -> None:
+    def __init__(
+        self,
+        pos_inds: Tensor,
+        neg_inds: Tensor,
+        priors: Tensor,
+        gt_bboxes: Tensor,
+        assign_result: AssignResult,
+    ) -> None:
         self.pos_inds = pos_inds
         self.neg_inds = neg_inds
         self.num_pos = max(pos_inds.numel(), 1)
@@ -35,8 +42,9 @@ class SamplingResult:
         if gt_bboxes.numel() == 0:
             if self.pos_assigned_gt_inds.numel() != 0:
                 raise ValueError('SamplingResult: positives assigned but there is no GT')
-            self.pos_gt_bboxes = gt_bboxes.view(-1, gt_bboxes.shape[-1] if gt_bboxes.dim() > 1
-                                                else 4)
+            self.pos_gt_bboxes = gt_bboxes.view(
+                -1, gt_bboxes.shape[-1] if gt_bboxes.dim() > 1 else 4
+            )
         else:
             self.pos_gt_bboxes = gt_bboxes[self.pos_assigned_gt_inds.long()]
         if assign_result.labels is not None:
@@ -45,8 +53,10 @@ class SamplingResult:
             self.pos_gt_labels = None
 
     def __repr__(self) -> str:
-        return (f'{self.__class__.__name__}(num_gts={self.num_gts}, '
-                f'num_pos={self.pos_inds.numel()}, num_neg={self.neg_inds.numel()})')
+        return (
+            f'{self.__class__.__name__}(num_gts={self.num_gts}, '
+            f'num_pos={self.pos_inds.numel()}, num_neg={self.neg_inds.numel()})'
+        )
 
 
 @TASK_UTILS.register_module()
@@ -56,8 +66,14 @@ class PseudoSampler:
     def __init__(self, **kwargs) -> None:
         pass
 
-    def sample(self, assign_result: AssignResult, pred_instances: InstanceData,
-               gt_instances: InstanceData, *args, **kwargs) -> SamplingResult:
+    def sample(
+        self,
+        assign_result: AssignResult,
+        pred_instances: InstanceData,
+        gt_instances: InstanceData,
+        *args,
+        **kwargs,
+    ) -> SamplingResult:
         gt_bboxes = get_box_tensor(gt_instances.bboxes)
         priors = pred_instances.priors
         pos_inds = torch.nonzero(assign_result.gt_inds > 0, as_tuple=False).squeeze(-1).unique()
