@@ -53,7 +53,7 @@ def test_runner_formats_its_config_once(tmp_path, monkeypatch):
     MODELS.register_module('ToyForFormatting', module=_Toy, force=True)
     (tmp_path / 'toy_cfg.py').write_text(
         f"work_dir = {str(tmp_path / 'work')!r}\nmodel = dict(type='ToyForFormatting')\n"
-        "default_scope = 'mmengine'\nenv_cfg = dict(dist_cfg=dict(backend='gloo'))\n"
+        "default_scope = 'ai4rs'\nenv_cfg = dict(dist_cfg=dict(backend='gloo'))\n"
     )
     cfg = Config.fromfile(str(tmp_path / 'toy_cfg.py'))
     expected = cfg.pretty_text

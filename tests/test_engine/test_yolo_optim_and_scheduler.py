@@ -26,6 +26,14 @@ from ai4rs.engine.optimizers import yolov5_optim_constructor as v5_module
 from ai4rs.models.layers import ExpMomentumEMA
 from ai4rs.registry import HOOKS, OPTIM_WRAPPER_CONSTRUCTORS
 
+
+@pytest.fixture(autouse=True)
+def ai4rs_scope():
+    """Registry builds resolve in ai4rs whatever scope an earlier test left current."""
+    with DefaultScope.overwrite_default_scope('ai4rs'):
+        yield
+
+
 # YOLO-World's fine-tuning recipe
 RECIPE_CUSTOM_KEYS = {
     'backbone.text_model': dict(lr_mult=0.01),

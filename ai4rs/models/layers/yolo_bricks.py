@@ -398,8 +398,7 @@ class MaxSigmoidCSPLayerWithTwoConv(CSPLayerWithTwoConv):
             norm_cfg=norm_cfg,
             act_cfg=act_cfg,
         )
-        self.attn_block = MaxSigmoidAttnBlock(
-            self.mid_channels,
+        self.attn_block = self.build_attn_block(
             self.mid_channels,
             guide_channels=guide_channels,
             embed_channels=embed_channels,
@@ -410,7 +409,12 @@ class MaxSigmoidCSPLayerWithTwoConv(CSPLayerWithTwoConv):
             use_einsum=use_einsum,
         )
 
-    def forward(self, x: Tensor, guide: Tensor) -> Tensor:
+    def build_attn_block(self, channels: int, **kwargs) -> nn.Module:
+        """The text-guided block on the last chunk (``channels`` -> ``channels``); the
+        subclasses below change only this."""
+        return MaxSigmoidAttnBlock(channels, channels, **kwargs)
+
+    def forward(self, x: Tensor, guide: Tensor | None = None) -> Tensor:
         chunks = self._chunks(x)
         chunks.append(self.attn_block(chunks[-1], guide))
         return self.final_conv(torch.cat(chunks, 1))
@@ -496,7 +500,7 @@ class RepConvMaxSigmoidAttnBlock(BaseModule):
 
 
 @MODELS.register_module()
-class RepConvMaxSigmoidCSPLayerWithTwoConv(CSPLayerWithTwoConv):
+class RepConvMaxSigmoidCSPLayerWithTwoConv(MaxSigmoidCSPLayerWithTwoConv):
     """:class:`MaxSigmoidCSPLayerWithTwoConv` whose ``attn_block`` is a
     :class:`RepConvMaxSigmoidAttnBlock` (vocabulary baked in; ``guide`` ignored).
 
@@ -505,58 +509,8 @@ class RepConvMaxSigmoidCSPLayerWithTwoConv(CSPLayerWithTwoConv):
     Shapes: x (B, in_channels, H, W) -> (B, out_channels, H, W).
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        guide_channels: int,
-        embed_channels: int,
-        num_heads: int = 1,
-        expand_ratio: float = 0.5,
-        num_blocks: int = 1,
-        with_scale: bool = False,
-        add_identity: bool = True,
-        conv_cfg: dict | None = None,
-        norm_cfg: dict = YOLO_NORM_CFG,
-        act_cfg: dict = YOLO_ACT_CFG,
-        init_cfg: dict | None = None,
-        use_einsum: bool = True,
-    ) -> None:
-        super().__init__(
-            in_channels,
-            out_channels,
-            expand_ratio=expand_ratio,
-            num_blocks=num_blocks,
-            add_identity=add_identity,
-            conv_cfg=conv_cfg,
-            norm_cfg=norm_cfg,
-            act_cfg=act_cfg,
-            init_cfg=init_cfg,
-        )
-        self.final_conv = ConvModule(
-            (3 + num_blocks) * self.mid_channels,
-            out_channels,
-            1,
-            conv_cfg=conv_cfg,
-            norm_cfg=norm_cfg,
-            act_cfg=act_cfg,
-        )
-        self.attn_block = RepConvMaxSigmoidAttnBlock(
-            self.mid_channels,
-            self.mid_channels,
-            embed_channels=embed_channels,
-            guide_channels=guide_channels,
-            num_heads=num_heads,
-            with_scale=with_scale,
-            conv_cfg=conv_cfg,
-            norm_cfg=norm_cfg,
-            use_einsum=use_einsum,
-        )
-
-    def forward(self, x: Tensor, guide: Tensor | None = None) -> Tensor:
-        chunks = self._chunks(x)
-        chunks.append(self.attn_block(chunks[-1], guide))
-        return self.final_conv(torch.cat(chunks, 1))
+    def build_attn_block(self, channels: int, **kwargs) -> nn.Module:
+        return RepConvMaxSigmoidAttnBlock(channels, channels, **kwargs)
 
 
 @MODELS.register_module()
@@ -611,65 +565,17 @@ class VanillaSigmoidBlock(BaseModule):
 
 
 @MODELS.register_module()
-class EfficientCSPLayerWithTwoConv(CSPLayerWithTwoConv):
+class EfficientCSPLayerWithTwoConv(MaxSigmoidCSPLayerWithTwoConv):
     """YOLO-World's efficient-neck CSP layer: the T-CSPLayer with a
     :class:`VanillaSigmoidBlock` as ``attn_block`` (the text is not used).
 
-    Same arguments as :class:`MaxSigmoidCSPLayerWithTwoConv` (without ``use_einsum``).
+    Same arguments as :class:`MaxSigmoidCSPLayerWithTwoConv` (``use_einsum`` has no effect).
 
     Shapes: x (B, in_channels, H, W), guide (ignored) -> (B, out_channels, H, W).
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        guide_channels: int,
-        embed_channels: int,
-        num_heads: int = 1,
-        expand_ratio: float = 0.5,
-        num_blocks: int = 1,
-        with_scale: bool = False,
-        add_identity: bool = True,
-        conv_cfg: dict | None = None,
-        norm_cfg: dict = YOLO_NORM_CFG,
-        act_cfg: dict = YOLO_ACT_CFG,
-        init_cfg: dict | None = None,
-    ) -> None:
-        super().__init__(
-            in_channels,
-            out_channels,
-            expand_ratio=expand_ratio,
-            num_blocks=num_blocks,
-            add_identity=add_identity,
-            conv_cfg=conv_cfg,
-            norm_cfg=norm_cfg,
-            act_cfg=act_cfg,
-            init_cfg=init_cfg,
-        )
-        self.final_conv = ConvModule(
-            (3 + num_blocks) * self.mid_channels,
-            out_channels,
-            1,
-            conv_cfg=conv_cfg,
-            norm_cfg=norm_cfg,
-            act_cfg=act_cfg,
-        )
-        self.attn_block = VanillaSigmoidBlock(
-            self.mid_channels,
-            self.mid_channels,
-            guide_channels=guide_channels,
-            embed_channels=embed_channels,
-            num_heads=num_heads,
-            with_scale=with_scale,
-            conv_cfg=conv_cfg,
-            norm_cfg=norm_cfg,
-        )
-
-    def forward(self, x: Tensor, guide: Tensor | None = None) -> Tensor:
-        chunks = self._chunks(x)
-        chunks.append(self.attn_block(chunks[-1], guide))
-        return self.final_conv(torch.cat(chunks, 1))
+    def build_attn_block(self, channels: int, use_einsum: bool = True, **kwargs) -> nn.Module:
+        return VanillaSigmoidBlock(channels, channels, **kwargs)
 
 
 @MODELS.register_module()
