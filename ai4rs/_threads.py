@@ -3,9 +3,11 @@
 PyTorch's CPU kernels run on an OpenMP thread pool whose idle threads, by default, spin for a
 while before sleeping. On a machine whose cores are shared (dataloader workers, other jobs,
 a CI runner) the spinning threads steal the cores the working ones need: measured on a 2-core
-machine under load, a 2-thread ``box_iou_rotated`` took 2-3x longer than the 1-thread one, and
-with ``OMP_WAIT_POLICY=PASSIVE`` (idle threads sleep) about as long as the 1-thread one (see
-``tools/analysis_tools/benchmark_load.py``). So ai4rs sets ``OMP_WAIT_POLICY=PASSIVE`` unless:
+machine beside two busy processes, a 2-thread ``box_iou_rotated`` took 57x its idle time and a
+YOLOX-s training iteration 3.3x, and with ``OMP_WAIT_POLICY=PASSIVE`` (idle threads sleep) 1.6x
+and 2.1x, with no measurable idle cost on the training iteration (see
+``tools/analysis_tools/benchmark_load.py`` and docs/model_zoo.md). So ai4rs sets
+``OMP_WAIT_POLICY=PASSIVE`` unless:
 
 - the user set ``OMP_WAIT_POLICY`` themselves (theirs wins), or
 - ``AI4RS_OMP_WAIT_POLICY=unset`` is in the environment (leave OpenMP's default), or

@@ -21,8 +21,10 @@ def set_cpu_threads(num: int | None) -> None:
     The ops are sequences of hundreds of medium-sized vectorised steps. With several
     threads every step ends at an OpenMP barrier; on a machine whose cores are shared with
     other busy processes a descheduled worker stalls each barrier, and a standalone call
-    measured 20-45x slower with 2 threads than with 1 in such conditions. A cap is applied
-    by switching torch's thread count around each call, a process-wide change: inside a
+    measured 20-57x slower with 2 threads than idle under OpenMP's default (spinning) wait
+    policy; with the ``OMP_WAIT_POLICY=PASSIVE`` that ``import ai4rs`` sets, 1.6x slower than
+    idle and 1.1-1.6x slower than 1 thread (tools/analysis_tools/benchmark_load.py). A cap
+    is applied by switching torch's thread count around each call, a process-wide change: inside a
     training loop with two processes on two cores that switching itself made training
     about 15x slower, so the ops do not cap by default. ``set_cpu_threads(1)`` suits a
     process that calls the ops alone on a loaded machine (e.g. offline evaluation).
