@@ -23,7 +23,7 @@ def set_cpu_threads(num: int | None) -> None:
     other busy processes a descheduled worker stalls each barrier, and a standalone call
     measured 20-57x slower with 2 threads than idle under OpenMP's default (spinning) wait
     policy; with the ``OMP_WAIT_POLICY=PASSIVE`` that ``import ai4rs`` sets, 1.6x slower than
-    idle and 1.1-1.6x slower than 1 thread (tools/analysis_tools/benchmark_load.py). A cap
+    idle and 0.7-2x the 1-thread time (tools/analysis_tools/benchmark_load.py, four runs). A cap
     is applied by switching torch's thread count around each call, a process-wide change: inside a
     training loop with two processes on two cores that switching itself made training
     about 15x slower, so the ops do not cap by default. ``set_cpu_threads(1)`` suits a
