@@ -24,7 +24,7 @@ sys.path.insert(0, REPO_ROOT)
 from ai4rs.datasets.preparation.synthetic_dota import generate_dataset  # noqa: E402
 from ai4rs.engine.runner import Runner  # noqa: E402
 from ai4rs.utils import register_all_modules  # noqa: E402
-from ai4rs.utils.cli import add_cfg_options_argument, enable_amp  # noqa: E402
+from ai4rs.utils.cli import add_quickstart_arguments, enable_amp  # noqa: E402
 from ai4rs.utils.config import load_config  # noqa: E402
 
 CONFIG = osp.join(REPO_ROOT, 'configs', 'rotated_yolox', 'rotated_yolox_quickstart_synthetic.py')
@@ -32,23 +32,7 @@ CONFIG = osp.join(REPO_ROOT, 'configs', 'rotated_yolox', 'rotated_yolox_quicksta
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--work-dir', default='work_dirs/quickstart')
-    parser.add_argument(
-        '--data-root',
-        default='data/synthetic_dota',
-        help='where the generated dataset is written (reused if present)',
-    )
-    parser.add_argument(
-        '--epochs', type=int, default=None, help="training epochs (default: the config's)"
-    )
-    parser.add_argument('--num-train', type=int, default=160)
-    parser.add_argument('--num-val', type=int, default=40)
-    parser.add_argument(
-        '--amp',
-        action='store_true',
-        help='mixed precision training (float16 on a GPU, bfloat16 on the CPU)',
-    )
-    add_cfg_options_argument(parser)
+    add_quickstart_arguments(parser, 'work_dirs/quickstart', 'data/synthetic_dota')
     return parser.parse_args(argv)
 
 

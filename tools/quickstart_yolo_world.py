@@ -25,10 +25,11 @@ import time
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
+from ai4rs.datasets.class_texts import read_vocabulary  # noqa: E402
 from ai4rs.datasets.preparation.synthetic_coco import CLASSES, generate_dataset  # noqa: E402
 from ai4rs.engine.runner import Runner  # noqa: E402
 from ai4rs.utils import register_all_modules  # noqa: E402
-from ai4rs.utils.cli import add_cfg_options_argument, enable_amp  # noqa: E402
+from ai4rs.utils.cli import add_quickstart_arguments, enable_amp  # noqa: E402
 from ai4rs.utils.config import load_config  # noqa: E402
 
 CONFIG = osp.join(REPO_ROOT, 'configs', 'yolo_world_v2', 'yolo_world_v2_quickstart_synthetic.py')
@@ -36,12 +37,7 @@ CONFIG = osp.join(REPO_ROOT, 'configs', 'yolo_world_v2', 'yolo_world_v2_quicksta
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--work-dir', default='work_dirs/quickstart_yolo_world')
-    parser.add_argument(
-        '--data-root',
-        default='data/synthetic_coco',
-        help='where the generated dataset is written (reused if present)',
-    )
+    add_quickstart_arguments(parser, 'work_dirs/quickstart_yolo_world', 'data/synthetic_coco')
     parser.add_argument(
         '--text-model',
         default=None,
@@ -54,20 +50,17 @@ def parse_args(argv=None):
         help='comma-separated vocabulary for the demo after training',
     )
     parser.add_argument(
-        '--epochs', type=int, default=None, help="training epochs (default: the config's)"
-    )
-    parser.add_argument(
         '--demo-image', default=None, help='image for the demo (default: the first held-out image)'
     )
-    parser.add_argument('--num-train', type=int, default=160)
-    parser.add_argument('--num-val', type=int, default=40)
-    parser.add_argument(
-        '--amp',
-        action='store_true',
-        help='mixed precision training (float16 on a GPU, bfloat16 on the CPU)',
-    )
-    add_cfg_options_argument(parser)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    # checked now, not after the training that precedes the demo
+    try:
+        read_vocabulary(args.texts)
+    except (ValueError, FileNotFoundError) as e:
+        parser.error(str(e))
+    if args.demo_image is not None and not osp.isfile(args.demo_image):
+        parser.error(f'--demo-image: image file not found: {args.demo_image}')
+    return args
 
 
 def build_config(args, text_model: str):
@@ -83,7 +76,6 @@ def build_config(args, text_model: str):
     cfg.work_dir = args.work_dir
     if args.epochs is not None:
         cfg.train_cfg.max_epochs = args.epochs
-        cfg.train_cfg.val_interval = args.epochs
         cfg.default_hooks.param_scheduler.max_epochs = args.epochs
         cfg.default_hooks.checkpoint.interval = args.epochs
     if args.amp:
@@ -129,8 +121,8 @@ def main(argv=None):
     metrics = runner.val()
     work_dir = osp.abspath(cfg.work_dir)
     checkpoint = osp.join(work_dir, f'epoch_{cfg.train_cfg.max_epochs}.pth')
+    # the Runner wrote the config as trained (data paths, text model) there: for test.py, the demo
     config = osp.join(work_dir, osp.basename(CONFIG))
-    cfg.dump(config)  # the config as trained (data paths, text model): for test.py and the demo
     minutes = (time.time() - start) / 60
 
     image = args.demo_image or _first_val_image(args.data_root)

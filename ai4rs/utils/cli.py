@@ -39,6 +39,30 @@ def add_cfg_options_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_quickstart_arguments(
+    parser: argparse.ArgumentParser, work_dir: str, data_root: str
+) -> None:
+    """The options both quick starts take: ``--work-dir``, ``--data-root`` (the generated
+    dataset), ``--epochs``, ``--num-train``, ``--num-val``, ``--amp`` and ``--cfg-options``."""
+    parser.add_argument('--work-dir', default=work_dir)
+    parser.add_argument(
+        '--data-root',
+        default=data_root,
+        help='where the generated dataset is written (reused if present)',
+    )
+    parser.add_argument(
+        '--epochs', type=int, default=None, help="training epochs (default: the config's)"
+    )
+    parser.add_argument('--num-train', type=int, default=160)
+    parser.add_argument('--num-val', type=int, default=40)
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='mixed precision training (float16 on a GPU, bfloat16 on the CPU)',
+    )
+    add_cfg_options_argument(parser)
+
+
 def add_config_arguments(
     parser: argparse.ArgumentParser, config_help: str = 'config file path'
 ) -> None:
