@@ -32,6 +32,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import ai4rs  # noqa: E402,F401,I001  (first: sets the OpenMP wait policy before torch loads)
 import numpy as np  # noqa: E402
 
+from ai4rs.datasets.class_texts import read_vocabulary  # noqa: E402
+
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 VIDEO_EXTS = ('.mp4', '.avi', '.mov', '.mkv', '.m4v', '.webm')
 
@@ -55,13 +57,6 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def read_texts(arg: str) -> list[str]:
-    """``--texts``: see :func:`ai4rs.datasets.class_texts.read_vocabulary`."""
-    from ai4rs.datasets.class_texts import read_vocabulary
-
-    return read_vocabulary(arg)
-
-
 class Predictor:
     """One image (BGR array or file) -> DetDataSample, with a checkpoint or an .onnx file.
 
@@ -70,7 +65,7 @@ class Predictor:
     """
 
     def __init__(self, args) -> None:
-        texts = read_texts(args.texts) if args.texts else None
+        texts = read_vocabulary(args.texts) if args.texts else None
         if args.checkpoint.endswith('.onnx'):
             from ai4rs.apis.deployment import OnnxDetector
 

@@ -39,6 +39,7 @@ from ai4rs.apis.deployment import (  # noqa: E402
     output_names,
 )
 from ai4rs.apis.inference import init_detector, model_vocabulary  # noqa: E402
+from ai4rs.datasets.class_texts import read_vocabulary  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -76,13 +77,6 @@ def parse_args(argv=None):
     )
     parser.add_argument('--device', default='cpu', help='device of the PyTorch model')
     return parser.parse_args(argv)
-
-
-def read_texts(arg: str) -> list[str]:
-    """``--texts``: see :func:`ai4rs.datasets.class_texts.read_vocabulary`."""
-    from ai4rs.datasets.class_texts import read_vocabulary
-
-    return read_vocabulary(arg)
 
 
 def generated_image(path: str, h: int = 480, w: int = 640) -> str:
@@ -134,7 +128,7 @@ def main(argv=None):
             'does with an .onnx file) runs the rotated NMS after the model.'
         )
     if family == 'yolo_world':
-        vocab = model_vocabulary(model, read_texts(args.texts) if args.texts else None)
+        vocab = model_vocabulary(model, read_vocabulary(args.texts) if args.texts else None)
         model.reparameterize(vocab, drop_text_model=True)
         print(
             f'vocabulary baked in ({len(vocab)} texts): {vocab[:10]}'

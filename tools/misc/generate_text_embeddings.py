@@ -28,6 +28,7 @@ import ai4rs  # noqa: E402,F401,I001  (first: sets the OpenMP wait policy before
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from ai4rs.datasets.class_texts import read_vocabulary  # noqa: E402
 from ai4rs.models.backbones.clip_text import HuggingCLIPLanguageBackbone  # noqa: E402
 
 
@@ -40,14 +41,6 @@ def parse_args(argv=None):
     parser.add_argument('--out', required=True, help='output file (.pt, .pth or .npy)')
     parser.add_argument('--device', default='cpu', help='e.g. cpu or cuda:0')
     return parser.parse_args(argv)
-
-
-def read_texts(items: list[str]) -> list[str]:
-    """Strings as given, or the texts of one .json / .txt file (see
-    :func:`ai4rs.datasets.class_texts.read_vocabulary`)."""
-    from ai4rs.datasets.class_texts import read_vocabulary
-
-    return read_vocabulary(items)
 
 
 def model_name_of(arg: str) -> str:
@@ -67,7 +60,7 @@ def main(argv=None):
     args = parse_args(argv)
     if not args.out.endswith(('.pt', '.pth', '.npy')):
         raise ValueError(f'--out must end with .pt, .pth or .npy, got {args.out}')
-    texts = read_texts(args.texts)
+    texts = read_vocabulary(args.texts)
     if len(set(texts)) != len(texts):
         raise ValueError('--texts holds duplicates')
     backbone = HuggingCLIPLanguageBackbone(model_name_of(args.model)).to(args.device).eval()
