@@ -26,27 +26,44 @@ moves a vertex along a piece that lies within rounding distance of that line, so
 error stays at rounding level (touching, collinear-edge, nested and identical boxes included).
 
 Speed and memory: pairs whose axis-aligned bounding boxes do not meet are never evaluated;
-the work is cut into chunks (rows of the candidate mask, then bounded batches of pairs), so
-an ``N x M`` matrix needs O(N*M) output memory plus bounded working memory.
+the work is cut into chunks (row blocks of the candidate mask, then bounded batches of pairs),
+so an ``N x M`` matrix needs O(N*M) output memory plus bounded working memory per thread. The
+kernel keeps boxes as rows ``(5, K)`` and x / y as a leading dimension, so each step is one
+elementwise op over all pairs. On the CPU the row blocks are independent tasks run by
+single-threaded workers (:mod:`ai4rs.ops.cpu_tasks`): no OpenMP barrier per step, which kept
+two threads from being slower than one on busy cores. A pair's value depends only on the pair
+(the cut depends only on the sizes, and the kernel sums each pair's terms on their own), so the
+result is bitwise the same for any thread count.
 """
 
 import torch
 from torch import Tensor
 
-from .rbox_geometry import (
-    aabb_overlap,
-    check_rboxes,
-    compute_dtype,
-    limited_cpu_threads,
-    rbox_aabbs,
-)
+from .cpu_tasks import limited_cpu_threads, run_tasks
+from .rbox_geometry import aabb_overlap, check_rboxes, compute_dtype, rbox_aabbs
 
 # pairs evaluated at once by the intersection kernel (about 1 KB of temporaries per pair)
-_KERNEL_CHUNK = 1 << 15
-# elements of the (rows x M) candidate mask built at once
-_MASK_CHUNK = 1 << 22
+_KERNEL_CHUNK = 1 << 13
+# elements of the (rows x M) candidate mask of one task of an all-pairs matrix
+_MASK_CHUNK = 1 << 17
 # boxes with an area below this give IoU 0 (the same rule as mmcv's kernel)
 _MIN_AREA = 1e-14
+
+_CONSTANTS: dict[tuple[torch.dtype, torch.device], tuple[Tensor, Tensor, Tensor]] = {}
+
+
+def _constants(dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    """Sign tables of the kernel, each (4, 1): A's corners are ``o + a_k v1 + b_k v2`` and the
+    edge leaving corner k is ``s_k`` times (v2, v1, v2, v1)[k]."""
+    key = (dtype, device)
+    if key not in _CONSTANTS:
+        signs = torch.tensor(
+            [[1.0, 1.0, -1.0, -1.0], [1.0, -1.0, -1.0, 1.0], [-2.0, -2.0, 2.0, 2.0]],
+            dtype=dtype,
+            device=device,
+        )
+        _CONSTANTS[key] = tuple(signs[:, :, None].unbind(0))
+    return _CONSTANTS[key]
 
 
 def rotated_box_intersection(boxes1: Tensor, boxes2: Tensor) -> Tensor:
@@ -60,86 +77,113 @@ def rotated_box_intersection(boxes1: Tensor, boxes2: Tensor) -> Tensor:
         Tensor: (K,) intersection areas, differentiable w.r.t. both inputs. Widths and
         heights are expected to be non-negative.
     """
-    dtype = boxes1.dtype
-    tiny = torch.finfo(dtype).eps ** 2
-    # B's frame: rotate A's centre offset by -t_B; A's orientation relative to B.
-    cb, sb = torch.cos(boxes2[:, 4]), torch.sin(boxes2[:, 4])
-    dx = boxes1[:, 0] - boxes2[:, 0]
-    dy = boxes1[:, 1] - boxes2[:, 1]
-    ox = cb * dx + sb * dy
-    oy = cb * dy - sb * dx
-    rel = boxes1[:, 4] - boxes2[:, 4]
+    return _intersection(boxes1.t().contiguous(), boxes2.t().contiguous())
+
+
+def _intersection(b1: Tensor, b2: Tensor) -> Tensor:
+    """The kernel on boxes stored as rows: (5, K), (5, K) -> (K,) intersection areas.
+
+    Every step is one elementwise op over all pairs, with x and y stacked as a leading
+    dimension of 2, so the pairs (the last, contiguous dimension) vectorise.
+    """
+    k = b1.size(1)
+    tiny = torch.finfo(b1.dtype).eps ** 2
+    corner_a, corner_b, edge_sign = _constants(b1.dtype, b1.device)
+    # B's frame: rotate A's centre offset by -t_B; A's orientation relative to B
+    cb, sb = torch.cos(b2[4]), torch.sin(b2[4])
+    dx, dy = b1[0] - b2[0], b1[1] - b2[1]
+    rel = b1[4] - b2[4]
     c, s = torch.cos(rel), torch.sin(rel)
-    hw1, hh1 = boxes1[:, 2] * 0.5, boxes1[:, 3] * 0.5
-    hw2, hh2 = (boxes2[:, 2] * 0.5)[:, None, None], (boxes2[:, 3] * 0.5)[:, None, None]
-    # half side vectors of A: v1 along its width, v2 along its height
-    v1x, v1y = hw1 * c, hw1 * s
-    v2x, v2y = -hh1 * s, hh1 * c
-    # corners c+v1+v2, c+v1-v2, c-v1-v2, c-v1+v2 and the edges leaving them: (K, 4)
-    px = torch.stack([ox + v1x + v2x, ox + v1x - v2x, ox - v1x - v2x, ox - v1x + v2x], 1)
-    py = torch.stack([oy + v1y + v2y, oy + v1y - v2y, oy - v1y - v2y, oy - v1y + v2y], 1)
-    ex = torch.stack([-2 * v2x, -2 * v1x, 2 * v2x, 2 * v1x], 1)
-    ey = torch.stack([-2 * v2y, -2 * v1y, 2 * v2y, 2 * v1y], 1)
-    lo_x, hi_x = _slab_params(px, ex, hw2[:, :, 0], tiny)
-    lo_y, hi_y = _slab_params(py, ey, hh2[:, :, 0], tiny)
-    # merge two sorted pairs into the four sorted breakpoints of each edge
-    mid_a = torch.maximum(lo_x, lo_y)
-    mid_b = torch.minimum(hi_x, hi_y)
+    hw1, hh1 = b1[2] * 0.5, b1[3] * 0.5
+    # (2, K): centre offset o and half side vectors v1 (along A's width), v2 (along its height)
+    o = torch.stack([cb * dx + sb * dy, cb * dy - sb * dx])
+    v1 = torch.stack([hw1 * c, hw1 * s])
+    v2 = torch.stack([-hh1 * s, hh1 * c])
+    half = (b2[2:4] * 0.5)[:, None]  # (2, 1, K): B's half width and half height
+    # (2, 4, K): corners o + v1 + v2, o + v1 - v2, o - v1 - v2, o - v1 + v2 and the edges
+    # leaving them: -2 v2, -2 v1, 2 v2, 2 v1
+    p = torch.addcmul(torch.addcmul(o[:, None], corner_a, v1[:, None]), corner_b, v2[:, None])
+    e = torch.stack([v2, v1, v2, v1], 1) * edge_sign
+    # edge parameters in [0, 1] where p + t e enters / leaves the slab [-half, half];
+    # edges (almost) parallel to the slab get (0, 0): no breakpoint is needed there
+    ok = e.abs() > tiny
+    inv = ok.to(e.dtype) / torch.where(ok, e, torch.ones_like(e))
+    t1 = (-half - p) * inv
+    t2 = (half - p) * inv
+    lo = torch.minimum(t1, t2).clamp_(0, 1)
+    hi = torch.maximum(t1, t2).clamp_(0, 1)
+    # merge the x pair and the y pair into the sorted breakpoints of each edge: (4, 5, K)
+    mid_a = torch.maximum(lo[0], lo[1])
+    mid_b = torch.minimum(hi[0], hi[1])
     params = torch.stack(
         [
-            torch.zeros_like(lo_x),
-            torch.minimum(lo_x, lo_y),
+            torch.zeros_like(mid_a),
+            torch.minimum(lo[0], lo[1]),
             torch.minimum(mid_a, mid_b),
             torch.maximum(mid_a, mid_b),
-            torch.maximum(hi_x, hi_y),
+            torch.maximum(hi[0], hi[1]),
         ],
-        dim=2,
-    )  # (K, 4, 5)
-    xs = px[:, :, None] + params * ex[:, :, None]
-    ys = py[:, :, None] + params * ey[:, :, None]
-    xs = torch.minimum(torch.maximum(xs, -hw2), hw2).flatten(1)  # (K, 20)
-    ys = torch.minimum(torch.maximum(ys, -hh2), hh2).flatten(1)
-    xn, yn = torch.roll(xs, -1, dims=1), torch.roll(ys, -1, dims=1)
-    # the corner order above runs clockwise on screen: the shoelace sum is -2 * area
-    area = (xn * ys - xs * yn).sum(dim=1) * 0.5
+        dim=1,
+    )
+    # the 20-vertex path clamped to B: (2, 20, K)
+    xy = torch.addcmul(p[:, :, None], params, e[:, :, None])
+    xy = torch.clamp(xy, min=-half[:, None], max=half[:, None]).reshape(2, 20, k)
+    nxt = torch.roll(xy, -1, dims=1)
+    # the corner order above runs clockwise on screen: this sum is +2 * area; summed along
+    # contiguous rows so that a pair's value never depends on the other pairs in the call
+    terms = nxt[0] * xy[1] - xy[0] * nxt[1]
+    area = terms.t().contiguous().sum(1) * 0.5
     return area.clamp(min=0)
 
 
-def _slab_params(p: Tensor, e: Tensor, half: Tensor, tiny: float) -> tuple[Tensor, Tensor]:
-    """Edge parameters (clamped to [0, 1]) where ``p + t e`` enters / leaves ``[-half, half]``.
-
-    Edges (almost) parallel to the slab get ``(0, 0)``: no breakpoint is needed there, and
-    any parameter in [0, 1] would be harmless. Division is guarded so that neither the
-    forward nor the backward pass can produce inf or NaN.
-    """
-    ok = e.abs() > tiny
-    inv = 1.0 / torch.where(ok, e, torch.ones_like(e))
-    t1 = (-half - p) * inv
-    t2 = (half - p) * inv
-    zero = torch.zeros_like(t1)
-    lo = torch.where(ok, torch.minimum(t1, t2).clamp(0, 1), zero)
-    hi = torch.where(ok, torch.maximum(t1, t2).clamp(0, 1), zero)
-    return lo, hi
+def _records_grad(*tensors: Tensor) -> bool:
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
 def _pair_overlaps(boxes1: Tensor, boxes2: Tensor, mode: str) -> Tensor:
     """IoU / IoF of paired boxes, evaluated in bounded chunks. (K, 5), (K, 5) -> (K,)."""
-    area1 = boxes1[:, 2] * boxes1[:, 3]
-    area2 = boxes2[:, 2] * boxes2[:, 3]
+    return _chunked_pair_overlaps(boxes1.t().contiguous(), boxes2.t().contiguous(), mode)
+
+
+def _chunked_pair_overlaps(b1: Tensor, b2: Tensor, mode: str, parallel: bool = False) -> Tensor:
+    """:func:`_pair_overlaps_t` in chunks of ``_KERNEL_CHUNK`` pairs, as tasks when
+    ``parallel`` (and no autograd history is recorded). (5, K), (5, K) -> (K,)."""
+    k = b1.size(1)
+    if k <= _KERNEL_CHUNK:
+        return _pair_overlaps_t(b1, b2, mode)
+    starts = range(0, k, _KERNEL_CHUNK)
+    if _records_grad(b1, b2):
+        parts = [
+            _pair_overlaps_t(b1[:, i : i + _KERNEL_CHUNK], b2[:, i : i + _KERNEL_CHUNK], mode)
+            for i in starts
+        ]
+        return torch.cat(parts)
+    out = b1.new_empty(k)
+
+    def task(t: int) -> None:
+        i = starts[t]
+        j = i + _KERNEL_CHUNK
+        out[i:j] = _pair_overlaps_t(b1[:, i:j], b2[:, i:j], mode)
+
+    run_tasks(task, len(starts), b1.device, parallel=parallel)
+    return out
+
+
+def _pair_overlaps_t(b1: Tensor, b2: Tensor, mode: str) -> Tensor:
+    """IoU / IoF of paired boxes stored as rows: (5, K), (5, K) -> (K,)."""
+    area1 = b1[2] * b1[3]
+    area2 = b2[2] * b2[3]
     valid = (area1 >= _MIN_AREA) & (area2 >= _MIN_AREA)
     # replace degenerate boxes by a unit box so that their (discarded) gradients stay finite
-    unit = boxes1.new_tensor([0.0, 0.0, 1.0, 1.0, 0.0])
-    b1 = torch.where(valid[:, None], boxes1, unit)
-    b2 = torch.where(valid[:, None], boxes2, unit)
-    parts = [
-        rotated_box_intersection(b1[i : i + _KERNEL_CHUNK], b2[i : i + _KERNEL_CHUNK])
-        for i in range(0, b1.size(0), _KERNEL_CHUNK)
-    ]
-    inter = torch.cat(parts) if len(parts) != 1 else parts[0]
-    a1 = torch.where(valid, area1, torch.ones_like(area1))
-    a2 = torch.where(valid, area2, torch.ones_like(area2))
-    inter = torch.minimum(inter, torch.minimum(a1, a2))
-    base = a1 + a2 - inter if mode == 'iou' else a1
+    # (always: a data-dependent branch would synchronise with a GPU)
+    unit = b1.new_tensor([0.0, 0.0, 1.0, 1.0, 0.0])[:, None]
+    b1 = torch.where(valid, b1, unit)
+    b2 = torch.where(valid, b2, unit)
+    area1 = torch.where(valid, area1, torch.ones_like(area1))
+    area2 = torch.where(valid, area2, torch.ones_like(area2))
+    inter = _intersection(b1, b2)
+    inter = torch.minimum(inter, torch.minimum(area1, area2))
+    base = area1 + area2 - inter if mode == 'iou' else area1
     return torch.where(valid, inter / base, torch.zeros_like(inter))
 
 
@@ -165,7 +209,8 @@ def box_iou_rotated(
         Tensor: (N, M), or (N,) when ``aligned``, in the promoted input dtype. Pairs where
         either box has an area below 1e-14 give 0 (never NaN); disjoint or touching boxes
         give 0. Gradients flow to both inputs. On the CPU the forward pass uses at most
-        :func:`ai4rs.ops.set_cpu_threads` threads (torch's setting by default).
+        :func:`ai4rs.ops.set_cpu_threads` threads (torch's setting by default), as tasks on
+        single-threaded workers when no autograd history is recorded.
     """
     if mode not in ('iou', 'iof'):
         raise ValueError(f"mode must be 'iou' or 'iof', but got {mode!r}")
@@ -199,31 +244,56 @@ def _aligned(b1: Tensor, b2: Tensor, mode: str) -> Tensor:
     lo1, hi1 = rbox_aabbs(b1.detach())
     lo2, hi2 = rbox_aabbs(b2.detach())
     idx = aabb_overlap(lo1, hi1, lo2, hi2).nonzero()[:, 0]
+    b1t, b2t = b1.t(), b2.t()
     if idx.numel() == b1.size(0):
-        return _pair_overlaps(b1, b2, mode)
+        return _chunked_pair_overlaps(b1t.contiguous(), b2t.contiguous(), mode, parallel=True)
     if idx.numel():
-        out = out.index_put((idx,), _pair_overlaps(b1[idx], b2[idx], mode))
+        vals = _chunked_pair_overlaps(b1t[:, idx], b2t[:, idx], mode, parallel=True)
+        out = out.index_put((idx,), vals)
     return out
 
 
 def _all_pairs(b1: Tensor, b2: Tensor, mode: str) -> Tensor:
+    """(N, 5), (M, 5) -> (N, M), in tasks of row blocks of about ``_MASK_CHUNK`` candidate
+    pairs; the cut depends only on N and M."""
     n, m = b1.size(0), b2.size(0)
-    out = b1.new_zeros(n * m)
     if n == 0 or m == 0:
-        return out.view(n, m)
+        return b1.new_zeros(n, m)
     lo1, hi1 = rbox_aabbs(b1.detach())
     lo2, hi2 = rbox_aabbs(b2.detach())
     lo2, hi2 = lo2[None], hi2[None]
-    rows_per_chunk = max(1, _MASK_CHUNK // m)
-    for r0 in range(0, n, rows_per_chunk):
-        r1 = min(n, r0 + rows_per_chunk)
+    b1t, b2t = b1.t().contiguous(), b2.t().contiguous()
+    rows = max(1, _MASK_CHUNK // m)
+    starts = range(0, n, rows)
+
+    def pairs(t: int) -> tuple[Tensor, Tensor, Tensor]:
+        r0 = starts[t]
+        r1 = min(n, r0 + rows)
         mask = aabb_overlap(lo1[r0:r1, None], hi1[r0:r1, None], lo2, hi2)
         ii, jj = mask.nonzero(as_tuple=True)
-        del mask
         if ii.numel() == 0:
-            continue
-        ii = ii + r0
-        for k in range(0, ii.numel(), _KERNEL_CHUNK):
-            i, j = ii[k : k + _KERNEL_CHUNK], jj[k : k + _KERNEL_CHUNK]
-            out.index_put_((i * m + j,), _pair_overlaps(b1[i], b2[j], mode))
-    return out.view(n, m)
+            return ii, jj, b1t.new_empty(0)
+        vals = _chunked_pair_overlaps(b1t[:, ii + r0], b2t[:, jj], mode)
+        return ii, jj, vals
+
+    if _records_grad(b1, b2):
+        out = b1.new_zeros(n * m)
+
+        def grad_task(t: int) -> None:
+            ii, jj, vals = pairs(t)
+            if vals.numel():
+                out.index_put_(((ii + starts[t]) * m + jj,), vals)
+
+        run_tasks(grad_task, len(starts), b1.device, parallel=False)
+        return out.view(n, m)
+    out = b1.new_empty(n, m)
+
+    def task(t: int) -> None:
+        block = out[starts[t] : starts[t] + rows]
+        block.zero_()
+        ii, jj, vals = pairs(t)
+        if vals.numel():
+            block.index_put_((ii, jj), vals)
+
+    run_tasks(task, len(starts), b1.device)
+    return out

@@ -21,11 +21,11 @@ import torch
 from torch import Tensor
 
 from .box_iou_rotated import _pair_overlaps
+from .cpu_tasks import limited_cpu_threads
 from .rbox_geometry import (
     SortedAABBs,
     check_rboxes,
     compute_dtype,
-    limited_cpu_threads,
     overlap_pairs,
     rbox_aabbs,
 )
@@ -141,7 +141,9 @@ def nms_rotated(
     iou_threshold = float(iou_threshold)
     if not iou_threshold >= 0:
         raise ValueError(f'iou_threshold must be >= 0, but got {iou_threshold}')
-    with limited_cpu_threads(dets.device):
+    # a sequence of small steps: one OpenMP thread on the CPU (2 threads measured up to 1.6x
+    # slower idle, tools/analysis_tools/benchmark_ops.py; and slower still on busy cores)
+    with limited_cpu_threads(dets.device, 1):
         keep = _nms_rotated_keep(dets, scores, iou_threshold, labels, clockwise)
     out = torch.cat([dets[keep], scores[keep].reshape(-1, 1).to(dets.dtype)], dim=1)
     return out, keep

@@ -3,7 +3,8 @@
 import torch
 from torch import Tensor
 
-from .rbox_geometry import check_rboxes, limited_cpu_threads
+from .cpu_tasks import limited_cpu_threads
+from .rbox_geometry import check_rboxes
 
 # elements of the (points x boxes) block evaluated at once
 _BLOCK = 1 << 22

@@ -4,50 +4,8 @@ Box format everywhere: ``(cx, cy, w, h, t)`` with ``t`` in radians, clockwise in
 coordinates (x right, y down), the convention of mmcv / mmrotate.
 """
 
-import contextlib
-from collections.abc import Iterator
-
 import torch
 from torch import Tensor
-
-# Intra-op CPU threads used inside the ops; None (default) leaves torch's setting alone.
-_CPU_THREADS: int | None = None
-_OPENMP = 'OpenMP' in torch.__config__.parallel_info()
-
-
-def set_cpu_threads(num: int | None) -> None:
-    """Set how many intra-op CPU threads ai4rs's ops may use (default None = torch's).
-
-    The ops are sequences of hundreds of medium-sized vectorised steps. With several
-    threads every step ends at an OpenMP barrier; on a machine whose cores are shared with
-    other busy processes a descheduled worker stalls each barrier, and a standalone call
-    measured 20-57x slower with 2 threads than idle under OpenMP's default (spinning) wait
-    policy; with the ``OMP_WAIT_POLICY=PASSIVE`` that ``import ai4rs`` sets, 1.6x slower than
-    idle and 0.7-2x the 1-thread time (tools/analysis_tools/benchmark_load.py, four runs). A cap
-    is applied by switching torch's thread count around each call, a process-wide change: inside a
-    training loop with two processes on two cores that switching itself made training
-    about 15x slower, so the ops do not cap by default. ``set_cpu_threads(1)`` suits a
-    process that calls the ops alone on a loaded machine (e.g. offline evaluation).
-    Results never depend on this setting.
-    """
-    if num is not None and (not isinstance(num, int) or num < 1):
-        raise ValueError(f'num must be None or a positive int, but got {num!r}')
-    global _CPU_THREADS
-    _CPU_THREADS = num
-
-
-@contextlib.contextmanager
-def limited_cpu_threads(device: torch.device) -> Iterator[None]:
-    """Run the body with at most :func:`set_cpu_threads` intra-op threads (CPU only)."""
-    prev = torch.get_num_threads()
-    if device.type != 'cpu' or not _OPENMP or _CPU_THREADS is None or prev <= _CPU_THREADS:
-        yield
-        return
-    torch.set_num_threads(_CPU_THREADS)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(prev)
 
 
 def check_rboxes(boxes: Tensor, name: str) -> Tensor:
