@@ -22,7 +22,7 @@ sys.path.insert(0, REPO_ROOT)
 
 
 from ai4rs.datasets.preparation.synthetic_dota import generate_dataset  # noqa: E402
-from ai4rs.engine.runner import Runner  # noqa: E402
+from ai4rs.engine.runner import Runner, load_trained_weights  # noqa: E402
 from ai4rs.utils import register_all_modules  # noqa: E402
 from ai4rs.utils.cli import add_quickstart_arguments, enable_amp  # noqa: E402
 from ai4rs.utils.config import load_config  # noqa: E402
@@ -91,6 +91,8 @@ def main(argv=None):
         shutil.rmtree(task1)
     runner = Runner.from_cfg(cfg)
     runner.train()
+    # evaluate the weights the checkpoint holds (EMA), as tools/test.py does
+    load_trained_weights(runner)
     metrics = runner.val()
     runner.test()
     minutes = (time.time() - start) / 60

@@ -27,7 +27,7 @@ sys.path.insert(0, REPO_ROOT)
 
 from ai4rs.datasets.class_texts import read_vocabulary  # noqa: E402
 from ai4rs.datasets.preparation.synthetic_coco import CLASSES, generate_dataset  # noqa: E402
-from ai4rs.engine.runner import Runner  # noqa: E402
+from ai4rs.engine.runner import Runner, load_trained_weights  # noqa: E402
 from ai4rs.utils import register_all_modules  # noqa: E402
 from ai4rs.utils.cli import add_quickstart_arguments, enable_amp  # noqa: E402
 from ai4rs.utils.config import load_config  # noqa: E402
@@ -118,9 +118,10 @@ def main(argv=None):
     cfg = build_config(args, osp.abspath(text_model))
     runner = Runner.from_cfg(cfg)
     runner.train()
+    # evaluate the weights the checkpoint holds (EMA), as tools/test.py does
+    checkpoint = osp.abspath(load_trained_weights(runner))
     metrics = runner.val()
     work_dir = osp.abspath(cfg.work_dir)
-    checkpoint = osp.join(work_dir, f'epoch_{cfg.train_cfg.max_epochs}.pth')
     # the Runner wrote the config as trained (data paths, text model) there: for test.py, the demo
     config = osp.join(work_dir, osp.basename(CONFIG))
     minutes = (time.time() - start) / 60

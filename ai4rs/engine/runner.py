@@ -95,3 +95,24 @@ def build_runner(cfg) -> MMEngineRunner:
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)
+
+
+def load_trained_weights(runner: MMEngineRunner) -> str:
+    """Load the last checkpoint that ``runner.train()`` wrote back into its model; returns its path.
+
+    Call it between ``runner.train()`` and a ``runner.val()`` / ``runner.test()`` on the same
+    runner: those start with the ``before_run`` hooks, where mmengine's ``EMAHook`` rebuilds its
+    averaged model from the model's current (raw) weights, so they would evaluate the raw weights
+    instead of the averaged ones that the checkpoint holds (and that ``tools/test.py`` and the
+    validation at the end of training evaluate). With the checkpoint loaded, both are the same.
+
+    Raises:
+        FileNotFoundError: when training wrote no checkpoint (no ``last_checkpoint`` file).
+    """
+    marker = osp.join(runner.work_dir, 'last_checkpoint')
+    if not osp.isfile(marker):
+        raise FileNotFoundError(f'no checkpoint was saved in {runner.work_dir} ({marker} missing)')
+    with open(marker) as f:
+        checkpoint = f.read().strip()
+    runner.load_checkpoint(checkpoint, map_location='cpu')
+    return checkpoint
