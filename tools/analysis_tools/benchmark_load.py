@@ -6,7 +6,10 @@ pure-Python spin loop each; default: one per core). It prints both times and the
 
 Workloads (``--workloads``):
 
-- ``iou1`` / ``iouN``: ``box_iou_rotated`` of 1500 x 1500 rotated boxes with 1 thread / all cores.
+- ``iou1`` / ``iouN``: ``box_iou_rotated`` of 1500 x 1500 rotated boxes with 1 thread / all cores
+  (time per call, over 10 calls per timed run).
+- ``nms1`` / ``nmsN``: ``nms_rotated`` of 5000 clustered detections (benchmark_ops.py's problem)
+  with 1 thread / all cores (time per call, over 10 calls per timed run).
 - ``train_step``: one training iteration (forward, assignment, loss, backward, SGD step) of the
   rotated YOLOX-s config, batch 2, ``--img-size`` px, 50 random rotated boxes per image.
 - ``quickstart_step``: one training iteration of the quick-start config (the model trained by
@@ -21,8 +24,10 @@ Example (the figures in docs/model_zoo.md)::
     python tools/analysis_tools/benchmark_load.py --workloads iou1 iouN train_step quickstart_step \
         --policies default passive --repeat 3
 
-Timings are the best of ``--repeat`` runs after one warm-up run; a figure is one run of this
-script on one machine, to be compared within that run.
+Timings are the median of ``--repeat`` runs after one warm-up run (under load the best run
+mostly measures a lucky time slice); a figure is one run of this script on one machine, to be
+compared within that run. When both the 1-thread and the all-cores variant of an op are run, a
+last line per policy gives their ratio on the loaded machine.
 """
 
 import argparse
@@ -30,12 +35,15 @@ import json
 import multiprocessing as mp
 import os
 import os.path as osp
+import statistics
 import subprocess
 import sys
 import time
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-WORKLOADS = ('iou1', 'iouN', 'train_step', 'quickstart_step')
+WORKLOADS = ('iou1', 'iouN', 'nms1', 'nmsN', 'train_step', 'quickstart_step')
+# calls of an op per timed run: a single call takes a few tens of milliseconds
+OP_CALLS_PER_RUN = 10
 POLICIES = ('default', 'passive')
 
 
@@ -62,14 +70,22 @@ def stop_load(procs: list) -> None:
 
 
 # ------------------------------------------------------------------ child side
-def _time_best(func, repeat: int) -> float:
+def _time_median(func, repeat: int) -> float:
     func()  # warm-up
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         func()
         times.append(time.perf_counter() - t0)
-    return min(times)
+    return statistics.median(times)
+
+
+def _repeated(call, times: int):
+    def run():
+        for _ in range(times):
+            call()
+
+    return run
 
 
 def _iou_workload(threads: int):
@@ -84,7 +100,20 @@ def _iou_workload(threads: int):
     wh = 6 + torch.rand(n, 2, generator=gen) * 154
     t = (torch.rand(n, 1, generator=gen) - 0.5) * torch.pi
     boxes = torch.cat([xy, wh, t], 1)
-    return lambda: box_iou_rotated(boxes, boxes)
+    return _repeated(lambda: box_iou_rotated(boxes, boxes), OP_CALLS_PER_RUN)
+
+
+def _nms_workload(threads: int):
+    import torch
+
+    sys.path.insert(0, osp.join(REPO_ROOT, 'tools', 'analysis_tools'))
+    from benchmark_ops import clustered_rboxes
+
+    from ai4rs.ops import nms_rotated
+
+    torch.set_num_threads(threads)
+    boxes, scores = clustered_rboxes()
+    return _repeated(lambda: nms_rotated(boxes, scores, 0.1), OP_CALLS_PER_RUN)
 
 
 def _train_step_workload(config: str, batch_size: int, img_size: int, num_gts: int):
@@ -130,6 +159,10 @@ def run_child(args) -> None:
         func = _iou_workload(1)
     elif args.child == 'iouN':
         func = _iou_workload(cores)
+    elif args.child == 'nms1':
+        func = _nms_workload(1)
+    elif args.child == 'nmsN':
+        func = _nms_workload(cores)
     elif args.child == 'train_step':
         torch.set_num_threads(cores)
         func = _train_step_workload(
@@ -148,7 +181,10 @@ def run_child(args) -> None:
             256,
             6,
         )
-    print(json.dumps(dict(seconds=_time_best(func, args.repeat))))
+    seconds = _time_median(func, args.repeat)
+    if args.child in ('iou1', 'iouN', 'nms1', 'nmsN'):
+        seconds /= OP_CALLS_PER_RUN
+    print(json.dumps(dict(seconds=seconds)))
 
 
 # ----------------------------------------------------------------- parent side
@@ -195,8 +231,9 @@ def main(argv=None) -> None:
     if args.child:
         run_child(args)
         return
-    print(f'cores: {os.cpu_count()}, load: {args.load} busy processes, best of {args.repeat}')
+    print(f'cores: {os.cpu_count()}, load: {args.load} busy processes, median of {args.repeat}')
     print(f'{"workload":<16} {"policy":<8} {"idle (s)":>10} {"loaded (s)":>11} {"ratio":>7}')
+    loaded_times = {}
     for workload in args.workloads:
         for policy in args.policies:
             idle = measure(workload, policy, args)
@@ -205,10 +242,16 @@ def main(argv=None) -> None:
                 loaded = measure(workload, policy, args)
             finally:
                 stop_load(procs)
+            loaded_times[workload, policy] = loaded
             print(
-                f'{workload:<16} {policy:<8} {idle:>10.3f} {loaded:>11.3f} {loaded / idle:>7.2f}',
+                f'{workload:<16} {policy:<8} {idle:>10.4f} {loaded:>11.4f} {loaded / idle:>7.2f}',
                 flush=True,
             )
+    for op in ('iou', 'nms'):
+        for policy in args.policies:
+            one, many = loaded_times.get((op + '1', policy)), loaded_times.get((op + 'N', policy))
+            if one and many:
+                print(f'loaded {op}N / {op}1 ({policy}): {many / one:.2f}')
 
 
 if __name__ == '__main__':
