@@ -49,12 +49,14 @@ _MASK_CHUNK = 1 << 17
 # boxes with an area below this give IoU 0 (the same rule as mmcv's kernel)
 _MIN_AREA = 1e-14
 
-_CONSTANTS: dict[tuple[torch.dtype, torch.device], tuple[Tensor, Tensor, Tensor]] = {}
+_CONSTANTS: dict[tuple[torch.dtype, torch.device], tuple[Tensor, ...]] = {}
 
 
-def _constants(dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
-    """Sign tables of the kernel, each (4, 1): A's corners are ``o + a_k v1 + b_k v2`` and the
-    edge leaving corner k is ``s_k`` times (v2, v1, v2, v1)[k]."""
+def _constants(dtype: torch.dtype, device: torch.device) -> tuple[Tensor, ...]:
+    """Made once per dtype and device (no host-to-device copy per call): the kernel's sign
+    tables, each (4, 1) (A's corners are ``o + a_k v1 + b_k v2``; the edge leaving corner k is
+    ``s_k`` times (v2, v1, v2, v1)[k]), and the (5, 1) unit box that stands in for degenerate
+    boxes."""
     key = (dtype, device)
     if key not in _CONSTANTS:
         signs = torch.tensor(
@@ -62,7 +64,8 @@ def _constants(dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor
             dtype=dtype,
             device=device,
         )
-        _CONSTANTS[key] = tuple(signs[:, :, None].unbind(0))
+        unit = torch.tensor([[0.0], [0.0], [1.0], [1.0], [0.0]], dtype=dtype, device=device)
+        _CONSTANTS[key] = (*signs[:, :, None].unbind(0), unit)
     return _CONSTANTS[key]
 
 
@@ -88,7 +91,7 @@ def _intersection(b1: Tensor, b2: Tensor) -> Tensor:
     """
     k = b1.size(1)
     tiny = torch.finfo(b1.dtype).eps ** 2
-    corner_a, corner_b, edge_sign = _constants(b1.dtype, b1.device)
+    corner_a, corner_b, edge_sign, _ = _constants(b1.dtype, b1.device)
     # B's frame: rotate A's centre offset by -t_B; A's orientation relative to B
     cb, sb = torch.cos(b2[4]), torch.sin(b2[4])
     dx, dy = b1[0] - b2[0], b1[1] - b2[1]
@@ -176,7 +179,7 @@ def _pair_overlaps_t(b1: Tensor, b2: Tensor, mode: str) -> Tensor:
     valid = (area1 >= _MIN_AREA) & (area2 >= _MIN_AREA)
     # replace degenerate boxes by a unit box so that their (discarded) gradients stay finite
     # (always: a data-dependent branch would synchronise with a GPU)
-    unit = b1.new_tensor([0.0, 0.0, 1.0, 1.0, 0.0])[:, None]
+    unit = _constants(b1.dtype, b1.device)[3]
     b1 = torch.where(valid, b1, unit)
     b2 = torch.where(valid, b2, unit)
     area1 = torch.where(valid, area1, torch.ones_like(area1))

@@ -141,8 +141,9 @@ def nms_rotated(
     iou_threshold = float(iou_threshold)
     if not iou_threshold >= 0:
         raise ValueError(f'iou_threshold must be >= 0, but got {iou_threshold}')
-    # a sequence of small steps: one OpenMP thread on the CPU (2 threads measured up to 1.6x
-    # slower idle, tools/analysis_tools/benchmark_ops.py; and slower still on busy cores)
+    # a sequence of small steps: one OpenMP thread on the CPU (in a 2-thread process on 2 cores,
+    # calls alternating with and without the cap: 26-28 vs 33-42 ms idle, 40 vs 53 ms beside two
+    # busy processes, on benchmark_ops.py's 5000 clustered boxes)
     with limited_cpu_threads(dets.device, 1):
         keep = _nms_rotated_keep(dets, scores, iou_threshold, labels, clockwise)
     out = torch.cat([dets[keep], scores[keep].reshape(-1, 1).to(dets.dtype)], dim=1)
