@@ -107,10 +107,15 @@ def _set_team(num: int, mkl_num: int | None = None) -> int:
 def limited_cpu_threads(device: torch.device, num: int | None = None) -> Iterator[None]:
     """Run the body with at most ``num`` (default: :func:`op_threads`) OpenMP threads in the
     calling thread (CPU only). Uses the calling thread's own setting where the OpenMP runtime
-    is found, else ``torch.set_num_threads`` (process-wide)."""
+    is found; without it only the user's :func:`set_cpu_threads` cap is applied, through
+    ``torch.set_num_threads`` (process-wide: switching it around every call of an op inside a
+    training loop made training about 15x slower)."""
     prev = torch.get_num_threads()
     cap = op_threads(device) if num is None else num
     if device.type != 'cpu' or not _OPENMP or prev <= cap:
+        yield
+        return
+    if _omp_set_num_threads is None and num is not None:
         yield
         return
     mkl_prev = _set_team(cap)

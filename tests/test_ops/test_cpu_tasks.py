@@ -159,3 +159,17 @@ def test_nms_is_the_same_at_any_thread_count(two_threads):
     set_cpu_threads(1)
     _, keep1 = nms_rotated(boxes, scores, 0.3)
     assert torch.equal(keep1, keep2)
+
+
+def test_without_a_per_thread_setting_only_the_user_cap_switches_torch(two_threads, monkeypatch):
+    # e.g. an OpenMP runtime that is not found: the ops' own one-thread cap (NMS) is skipped,
+    # the user's set_cpu_threads cap still applies through torch.set_num_threads
+    monkeypatch.setattr(cpu_tasks, '_omp_set_num_threads', None)
+    seen = []
+    with cpu_tasks.limited_cpu_threads(CPU, 1):
+        seen.append(torch.get_num_threads())
+    set_cpu_threads(1)
+    with cpu_tasks.limited_cpu_threads(CPU):
+        seen.append(torch.get_num_threads())
+    assert seen == [2, 1]
+    assert torch.get_num_threads() == 2
