@@ -6,7 +6,7 @@ shared with other busy processes one descheduled thread stalls every barrier: th
 rotated IoU measured slower than the 1-thread one under such a load. Here an op cuts its work
 into independent tasks (e.g. row blocks of an IoU matrix); each of ``n`` threads (the calling
 thread and ``n - 1`` pooled workers) takes the next task when it is done with its last one and
-runs it with a single OpenMP thread. There is no barrier inside a task, and a thread that gets
+runs it with a single OpenMP thread (and a single MKL thread, which torch's sin / cos use). There is no barrier inside a task, and a thread that gets
 descheduled only delays its own task while the others take the rest.
 
 Results never depend on the thread count: the cut into tasks depends only on the input sizes
@@ -32,9 +32,11 @@ _MKL_LIBS = ('libtorch_cpu', 'libmkl_rt', 'libmkl_core')
 def set_cpu_threads(num: int | None) -> None:
     """Set how many CPU threads ai4rs's ops may use (default None = ``torch.get_num_threads()``).
 
-    The cap applies to the calling thread only (it sets that thread's OpenMP team size around
-    each op call and the number of task threads), so changing it costs nothing and never
-    affects other threads' work. Results never depend on this setting.
+    The setting is process-wide; it is applied per op call to the calling thread only (its
+    OpenMP team size and MKL thread count during the call, and the number of task threads), so
+    it never changes torch's own setting or other threads' work. Where the OpenMP runtime's
+    per-thread setting is not found, ``torch.set_num_threads`` is switched around each call
+    instead. Results never depend on this setting.
 
     Raises:
         ValueError: if ``num`` is neither None nor a positive int.
