@@ -6,8 +6,9 @@ shared with other busy processes one descheduled thread stalls every barrier: th
 rotated IoU measured slower than the 1-thread one under such a load. Here an op cuts its work
 into independent tasks (e.g. row blocks of an IoU matrix); each of ``n`` threads (the calling
 thread and ``n - 1`` pooled workers) takes the next task when it is done with its last one and
-runs it with a single OpenMP thread (and a single MKL thread, which torch's sin / cos use). There is no barrier inside a task, and a thread that gets
-descheduled only delays its own task while the others take the rest.
+runs it with a single OpenMP thread (and a single MKL thread, which torch's sin / cos use).
+There is no barrier inside a task, and a thread that gets descheduled only delays its own task
+while the others take the rest.
 
 Results never depend on the thread count: the cut into tasks depends only on the input sizes
 and every task is computed the same way whichever thread runs it.
