@@ -155,12 +155,6 @@ def _chunked_pair_overlaps(b1: Tensor, b2: Tensor, mode: str, parallel: bool = F
     if k <= _KERNEL_CHUNK:
         return _pair_overlaps_t(b1, b2, mode)
     starts = range(0, k, _KERNEL_CHUNK)
-    if _records_grad(b1, b2):
-        parts = [
-            _pair_overlaps_t(b1[:, i : i + _KERNEL_CHUNK], b2[:, i : i + _KERNEL_CHUNK], mode)
-            for i in starts
-        ]
-        return torch.cat(parts)
     out = b1.new_empty(k)
 
     def task(t: int) -> None:
@@ -168,6 +162,7 @@ def _chunked_pair_overlaps(b1: Tensor, b2: Tensor, mode: str, parallel: bool = F
         j = i + _KERNEL_CHUNK
         out[i:j] = _pair_overlaps_t(b1[:, i:j], b2[:, i:j], mode)
 
+    parallel = parallel and not _records_grad(b1, b2)
     run_tasks(task, len(starts), b1.device, parallel=parallel)
     return out
 
@@ -268,35 +263,20 @@ def _all_pairs(b1: Tensor, b2: Tensor, mode: str) -> Tensor:
     b1t, b2t = b1.t().contiguous(), b2.t().contiguous()
     rows = max(1, _MASK_CHUNK // m)
     starts = range(0, n, rows)
-
-    def pairs(t: int) -> tuple[Tensor, Tensor, Tensor]:
-        r0 = starts[t]
-        r1 = min(n, r0 + rows)
-        mask = aabb_overlap(lo1[r0:r1, None], hi1[r0:r1, None], lo2, hi2)
-        ii, jj = mask.nonzero(as_tuple=True)
-        if ii.numel() == 0:
-            return ii, jj, b1t.new_empty(0)
-        vals = _chunked_pair_overlaps(b1t[:, ii + r0], b2t[:, jj], mode)
-        return ii, jj, vals
-
-    if _records_grad(b1, b2):
-        out = b1.new_zeros(n * m)
-
-        def grad_task(t: int) -> None:
-            ii, jj, vals = pairs(t)
-            if vals.numel():
-                out.index_put_(((ii + starts[t]) * m + jj,), vals)
-
-        run_tasks(grad_task, len(starts), b1.device, parallel=False)
-        return out.view(n, m)
-    out = b1.new_empty(n, m)
+    # with autograd history the same tasks run in order, writing into a zeroed matrix;
+    # otherwise each task zeroes its own rows
+    records_grad = _records_grad(b1, b2)
+    out = b1.new_zeros(n, m) if records_grad else b1.new_empty(n, m)
 
     def task(t: int) -> None:
-        block = out[starts[t] : starts[t] + rows]
-        block.zero_()
-        ii, jj, vals = pairs(t)
-        if vals.numel():
-            block.index_put_((ii, jj), vals)
+        r0 = starts[t]
+        block = out[r0 : r0 + rows]
+        if not records_grad:
+            block.zero_()
+        mask = aabb_overlap(lo1[r0 : r0 + rows, None], hi1[r0 : r0 + rows, None], lo2, hi2)
+        ii, jj = mask.nonzero(as_tuple=True)
+        if ii.numel():
+            block.index_put_((ii, jj), _chunked_pair_overlaps(b1t[:, ii + r0], b2t[:, jj], mode))
 
-    run_tasks(task, len(starts), b1.device)
+    run_tasks(task, len(starts), b1.device, parallel=not records_grad)
     return out

@@ -48,15 +48,21 @@ def set_cpu_threads(num: int | None) -> None:
     _CPU_THREADS = num
 
 
-def _find_function(lib_prefixes: tuple[str, ...], name: str, restype) -> Callable | None:
-    """``name`` from a shared library loaded in this process whose file name starts with one
-    of ``lib_prefixes``, or None if there is none."""
+def _loaded_libraries() -> list[str]:
+    """Paths of the shared libraries loaded in this process (empty where /proc is missing)."""
     try:
         with open('/proc/self/maps') as f:
-            paths = {line.split()[-1] for line in f if '/' in line}
+            return sorted({line.split()[-1] for line in f if '/' in line})
     except OSError:
-        return None
-    for path in sorted(paths):
+        return []
+
+
+def _find_function(
+    libraries: list[str], lib_prefixes: tuple[str, ...], name: str, restype
+) -> Callable | None:
+    """``name`` from one of ``libraries`` whose file name starts with one of ``lib_prefixes``,
+    taking one int, or None if there is none."""
+    for path in libraries:
         if os.path.basename(path).startswith(lib_prefixes):
             try:
                 func = getattr(ctypes.CDLL(path), name)
@@ -68,13 +74,16 @@ def _find_function(lib_prefixes: tuple[str, ...], name: str, restype) -> Callabl
     return None
 
 
+_libraries = _loaded_libraries() if _OPENMP or torch.backends.mkl.is_available() else []
 # The team size of the calling thread only (torch.set_num_threads also changes the default of
 # threads started later, and MKL's process-wide count).
-_omp_set_num_threads = _find_function(_OMP_LIBS, 'omp_set_num_threads', None) if _OPENMP else None
+_omp_set_num_threads = (
+    _find_function(_libraries, _OMP_LIBS, 'omp_set_num_threads', None) if _OPENMP else None
+)
 # MKL's vector math (torch's CPU sin / cos) keeps its own thread count; this one is per thread
 # (the C interface, taking an int; the lower-case names are the Fortran ones, taking a pointer).
 _mkl_set_num_threads_local = (
-    _find_function(_MKL_LIBS, 'MKL_Set_Num_Threads_Local', ctypes.c_int)
+    _find_function(_libraries, _MKL_LIBS, 'MKL_Set_Num_Threads_Local', ctypes.c_int)
     if torch.backends.mkl.is_available()
     else None
 )
