@@ -21,8 +21,8 @@ instead of spinning, which ai4rs sets by default on import, see :mod:`ai4rs._thr
 
 Example (the figures in docs/model_zoo.md)::
 
-    python tools/analysis_tools/benchmark_load.py --workloads iou1 iouN train_step quickstart_step \
-        --policies default passive --repeat 3
+    python tools/analysis_tools/benchmark_load.py --workloads iou1 iouN nms1 nmsN quickstart_step \
+        train_step --policies default passive --repeat 5
 
 Timings are the median of ``--repeat`` runs after one warm-up run (under load the best run
 mostly measures a lucky time slice); a figure is one run of this script on one machine, to be
