@@ -82,10 +82,11 @@ class Predictor:
             self.classes = self.onnx.dataset_meta['classes']
             return
         from ai4rs.apis import init_detector
-        from ai4rs.apis.inference import _load_config, model_vocabulary
+        from ai4rs.apis.inference import model_vocabulary
+        from ai4rs.apis.pipeline import load_model_config
 
         self.onnx = None
-        config = _load_config(args.config)
+        config = load_model_config(args.config)
         if args.text_embeddings:
             from ai4rs.models.backbones.clip_text import load_text_embeddings
 

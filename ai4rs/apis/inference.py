@@ -1,47 +1,19 @@
 """Building a detector from a config and running it on images (mmdet's API)."""
 
-import copy
-from pathlib import Path
-
 import numpy as np
 import torch
-from mmengine.config import Config
-from mmengine.dataset import Compose
 from mmengine.model.utils import revert_sync_batchnorm
 from mmengine.registry import init_default_scope
 
 from ai4rs.registry import MODELS
 from ai4rs.utils.checkpoint import PARTIAL_LOAD_KEY, load_checkpoint_checked
-from ai4rs.utils.config import load_config
 
-
-def _load_config(config, cfg_options=None):
-    if isinstance(config, (str, Path)):
-        return load_config(str(config), cfg_options)
-    if not isinstance(config, Config):
-        raise TypeError(f'config must be a filename or a Config, got {type(config).__name__}')
-    config = copy.deepcopy(config)
-    if cfg_options is not None:
-        config.merge_from_dict(cfg_options)
-    return config
-
-
-def _config_dataset_meta(config):
-    """The ``metainfo`` (classes, palette) of the config's test dataset class, if any."""
-    from ai4rs.registry import DATASETS
-
-    for key in ('test_dataloader', 'val_dataloader', 'train_dataloader'):
-        dataset = config.get(key, {}).get('dataset') if config.get(key) else None
-        while isinstance(dataset, dict) and 'dataset' in dataset:  # wrappers
-            dataset = dataset['dataset']
-        if not isinstance(dataset, dict) or 'type' not in dataset:
-            continue
-        if dataset.get('metainfo'):
-            return dict(dataset['metainfo'])
-        cls = DATASETS.get(dataset['type'])
-        if cls is not None and getattr(cls, 'METAINFO', None):
-            return dict(cls.METAINFO)
-    return None
+from .pipeline import (
+    build_inference_pipeline,
+    config_dataset_meta,
+    load_model_config,
+    pipeline_input,
+)
 
 
 def init_detector(
@@ -63,7 +35,10 @@ def init_detector(
     Args:
         config (str | Path | Config): config file or object.
         checkpoint (str, optional): checkpoint path; without one the weights
-            are the model's initialisation.
+            are the model's initialisation. An ``.onnx`` file (written by
+            ``tools/deployment/export_onnx.py``) gives an
+            :class:`ai4rs.apis.deployment.OnnxDetector` run by onnxruntime, which
+            :func:`inference_detector` and sliced inference use like the model.
         palette (str): kept for mmdet compatibility; the palette comes from
             the checkpoint's or the dataset's ``dataset_meta``.
         device (str): e.g. ``'cpu'`` or ``'cuda:0'``.
@@ -72,10 +47,14 @@ def init_detector(
             initialised (also set by the config's ``allow_partial_load``).
 
     Returns:
-        nn.Module: the model in eval mode, with ``model.cfg`` and
+        nn.Module | OnnxDetector: the model in eval mode, with ``model.cfg`` and
         ``model.dataset_meta`` (``classes``, ``palette``) set.
     """
-    config = _load_config(config, cfg_options)
+    config = load_model_config(config, cfg_options)
+    if checkpoint is not None and str(checkpoint).endswith('.onnx'):
+        from .deployment import OnnxDetector
+
+        return OnnxDetector(checkpoint, config, device=device)
     backbone = config.model.get('backbone')
     if isinstance(backbone, dict) and 'init_cfg' in backbone:
         backbone.init_cfg = None  # no pretrained download: the checkpoint holds the weights
@@ -96,7 +75,7 @@ def init_detector(
     else:
         model.init_weights()
     if dataset_meta is None:
-        dataset_meta = _config_dataset_meta(config)
+        dataset_meta = config_dataset_meta(config)
     model.dataset_meta = dataset_meta or {}
     model.cfg = config
     model.to(device)
@@ -104,34 +83,9 @@ def init_detector(
     return model
 
 
-def _test_pipeline_cfg(config, from_array):
-    for key in ('test_dataloader', 'val_dataloader'):
-        loader = config.get(key)
-        if loader:
-            dataset = loader['dataset']
-            while 'pipeline' not in dataset and 'dataset' in dataset:
-                dataset = dataset['dataset']
-            pipeline = copy.deepcopy(dataset['pipeline'])
-            break
-    else:
-        raise ValueError(
-            'the config has neither test_dataloader nor val_dataloader: no test pipeline to run'
-        )
-    # inference has no annotations to load
-    pipeline = [t for t in pipeline if 'LoadAnnotations' not in t['type']]
-    if from_array:
-        if 'LoadImageFromFile' not in pipeline[0]['type']:
-            raise ValueError('the test pipeline must start with LoadImageFromFile')
-        # arrays are converted to uint8 by the same rule as the files
-        pipeline[0] = dict(
-            type='LoadImageFromNDArray', to_uint8=pipeline[0].get('to_uint8', 'bit_depth')
-        )
-    return pipeline
-
-
 def is_open_vocabulary(model) -> bool:
-    """Whether ``model`` takes its vocabulary as texts (a YOLO-World detector)."""
-    return callable(getattr(model, 'reparameterize', None)) and hasattr(model, 'text_feats')
+    """Whether ``model``'s labels index a vocabulary of texts (its ``takes_texts``)."""
+    return bool(model.takes_texts)
 
 
 def model_vocabulary(model, texts=None) -> list[str] | None:
@@ -152,8 +106,8 @@ def model_vocabulary(model, texts=None) -> list[str] | None:
             )
         return None
     if texts is None:
-        if getattr(model, 'texts', None):
-            return list(model.texts[0])
+        if model.vocabulary:
+            return list(model.vocabulary)
         raise ValueError(
             f'{type(model).__name__} needs a vocabulary: pass texts=[...] '
             '(e.g. ["person", "dog"]) or bake one in with '
@@ -170,22 +124,6 @@ def model_vocabulary(model, texts=None) -> list[str] | None:
     if not vocab:
         raise ValueError('texts is empty: give at least one prompt')
     return vocab
-
-
-def _inference_pipeline(model, from_array: bool, open_vocabulary: bool) -> Compose:
-    pipeline = _test_pipeline_cfg(model.cfg, from_array)
-    if open_vocabulary:
-        # the prompts are set on the results below (LoadText keeps them); a pipeline without
-        # LoadText gets them packed all the same
-        if not any(t['type'] == 'LoadText' for t in pipeline):
-            pipeline.insert(len(pipeline) - 1, dict(type='LoadText'))
-        pack = pipeline[-1]
-        meta_keys = tuple(
-            pack.get('meta_keys', ('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'))
-        )
-        if 'texts' not in meta_keys:
-            pack['meta_keys'] = meta_keys + ('texts',)
-    return Compose(pipeline)
 
 
 def inference_detector(model, imgs, texts=None, test_pipeline=None):
@@ -219,21 +157,14 @@ def inference_detector(model, imgs, texts=None, test_pipeline=None):
         if test_pipeline is not None:
             return test_pipeline
         if from_array not in pipelines:
-            pipelines[from_array] = _inference_pipeline(model, from_array, vocab is not None)
+            pipelines[from_array] = build_inference_pipeline(
+                model.cfg, from_array, with_texts=vocab is not None
+            )
         return pipelines[from_array]
 
     results = []
     for i, img in enumerate(imgs):
-        if isinstance(img, np.ndarray):
-            data = dict(img=img, img_id=i)
-        elif isinstance(img, (str, Path)):
-            if not Path(img).is_file():
-                raise FileNotFoundError(f'image {img} does not exist')
-            data = dict(img_path=str(img), img_id=i)
-        else:
-            raise TypeError(f'images must be file names or ndarrays, got {type(img).__name__}')
-        if vocab is not None:
-            data['texts'] = [[t] for t in vocab]  # the class-text form LoadText reads
+        data = pipeline_input(img, i, vocab)
         data = pipeline_for(isinstance(img, np.ndarray))(data)
         if vocab is not None and 'texts' not in data['data_samples']:
             data['data_samples'].texts = list(vocab)

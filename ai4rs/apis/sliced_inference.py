@@ -7,7 +7,6 @@ import sys
 import cv2
 import numpy as np
 import torch
-from mmengine.dataset import Compose
 from mmengine.structures import InstanceData
 from mmengine.utils import ProgressBar
 
@@ -17,7 +16,8 @@ from ai4rs.evaluation.functional import merge_patch_boxes
 from ai4rs.structures import DetDataSample
 from ai4rs.structures.bbox import BaseBoxes
 
-from .inference import _test_pipeline_cfg
+from .inference import model_vocabulary
+from .pipeline import build_inference_pipeline, pipeline_input
 
 
 def patch_boxes_to_image(
@@ -52,6 +52,7 @@ def inference_detector_by_patches(
     batch_size=4,
     pad_value=114,
     progress=None,
+    texts=None,
 ):
     """Detect on a large image by running the model on overlapping patches.
 
@@ -75,6 +76,8 @@ def inference_detector_by_patches(
         pad_value (int | tuple): fill value of padded patch borders.
         progress (bool, optional): show a progress bar; ``None`` (default): when stdout
             is a terminal.
+        texts (list[str], optional): the vocabulary of an open-vocabulary model (as for
+            :func:`ai4rs.apis.inference_detector`); labels index these texts.
 
     Returns:
         DetDataSample: ``pred_instances`` (``bboxes`` in full-image
@@ -94,7 +97,8 @@ def inference_detector_by_patches(
     for size, step in zip(sizes, steps):
         if not 0 < step <= size:
             raise ValueError(f'each step must be in (0, size], got size {size}, step {step}')
-    pipeline = Compose(_test_pipeline_cfg(model.cfg, from_array=True))
+    vocab = model_vocabulary(model, texts)
+    pipeline = build_inference_pipeline(model.cfg, from_array=True, with_texts=vocab is not None)
     height, width = img.shape[:2]
 
     jobs = []  # (ratio, window, patch)
@@ -127,7 +131,7 @@ def inference_detector_by_patches(
         inputs, samples = [], []
         for i, (ratio, window, scaled) in enumerate(chunk):
             patch = crop_patch(scaled, window, padding_value=pad_value)
-            data = pipeline(dict(img=np.ascontiguousarray(patch), img_id=start + i))
+            data = pipeline(pipeline_input(np.ascontiguousarray(patch), start + i, vocab))
             inputs.append(data['inputs'])
             samples.append(data['data_samples'])
         with torch.no_grad():
@@ -145,6 +149,9 @@ def inference_detector_by_patches(
     bboxes = type(all_boxes[0]).cat(all_boxes)
     scores, labels = torch.cat(all_scores), torch.cat(all_labels)
     keep = merge_patch_boxes(bboxes, scores, labels, merge_iou_thr)
-    out = DetDataSample(metainfo=dict(ori_shape=(height, width), img_shape=(height, width)))
+    metainfo = dict(ori_shape=(height, width), img_shape=(height, width))
+    if vocab is not None:
+        metainfo['texts'] = list(vocab)
+    out = DetDataSample(metainfo=metainfo)
     out.pred_instances = InstanceData(bboxes=bboxes[keep], scores=scores[keep], labels=labels[keep])
     return out

@@ -10,9 +10,16 @@ from ai4rs.structures.bbox import HorizontalBoxes, RotatedBoxes
 
 
 class _Head(BaseDenseHead):
-    def __init__(self):
+    """A head whose one output level holds, per cell, a box (4 channels) and K scores:
+    decoding is a reshape, so the contract's flow can be checked by hand."""
+
+    box_type = HorizontalBoxes
+    clip_to_image = True
+
+    def __init__(self, test_cfg=None):
         super().__init__()
         self.prior_generator = MlvlPointGenerator([8, 16], offset=0.5)
+        self.test_cfg = test_cfg
 
     def forward(self, x):
         return (x,)
@@ -20,8 +27,16 @@ class _Head(BaseDenseHead):
     def loss_by_feat(self, maps, batch_gt_instances, batch_img_metas, ignores):
         return dict(n=torch.tensor(float(sum(len(g) for g in batch_gt_instances))))
 
-    def predict_by_feat(self, maps, batch_img_metas=None, rescale=False):
-        return [InstanceData(metainfo=m) for m in batch_img_metas]
+    def decode_by_feat(self, maps):
+        flat = self.flatten_levels(maps, maps[0].size(1))
+        return flat[..., :4], flat[..., 4:]
+
+    def select_candidates(self, boxes, scores, cfg):
+        best, labels = scores.max(1)
+        keep = best > cfg['score_thr']
+        return InstanceData(
+            bboxes=HorizontalBoxes(boxes[keep]), scores=best[keep], labels=labels[keep]
+        )
 
 
 def test_flatten_levels_is_level_then_row_major():
@@ -93,11 +108,53 @@ def test_post_process_min_bbox_size_and_type_checks():
         head._bbox_post_process(results, dict(), with_nms=True)
 
 
+def _cells(rows):
+    """(B, 2 cells, 6) rows of (x1, y1, x2, y2, score0, score1) -> one (B, 6, 1, 2) level."""
+    return [torch.tensor(rows, dtype=torch.float).permute(0, 2, 1).reshape(len(rows), 6, 1, 2)]
+
+
 def test_loss_and_predict_flow_unpack_samples():
     from ai4rs.structures import DetDataSample
 
-    head = _Head()
-    s = DetDataSample(metainfo=dict(img_shape=(8, 8)))
+    cfg = dict(score_thr=0.5, nms=dict(type='nms', iou_threshold=0.5))
+    head = _Head(test_cfg=cfg)
+    s = DetDataSample(metainfo=dict(img_shape=(8, 8), ori_shape=(20, 30), scale_factor=(2.0, 2.0)))
     s.gt_instances = InstanceData(bboxes=torch.zeros(3, 4), labels=torch.zeros(3).long())
     assert head.loss([torch.zeros(1, 1, 1, 1)], [s])['n'].item() == 3
-    assert head.predict([torch.zeros(1, 1, 1, 1)], [s])[0].img_shape == (8, 8)
+    maps = _cells([[[2, 4, 80, 10, 0.9, 0.1], [0, 0, 4, 4, 0.2, 0.3]]])
+    (pred,) = head.predict(maps, [s], rescale=True)
+    # cell 0: label 0, 0.9, box / 2 then clipped to 30 x 20; cell 1 under the threshold
+    assert pred.labels.tolist() == [0] and pred.scores.tolist() == pytest.approx([0.9])
+    assert pred.bboxes.tensor.tolist() == [[1.0, 2.0, 30.0, 5.0]]
+
+
+def test_predict_by_feat_is_decode_then_postprocess_per_image():
+    """The inference contract: predict_by_feat equals decode_by_feat followed by
+    postprocess_decoded on each image's rows (what an exported graph's outputs go through),
+    and finish_detections clips only when the head says so."""
+    cfg = dict(score_thr=0.05, nms=dict(type='nms', iou_threshold=0.5), max_per_img=5)
+    head = _Head(test_cfg=cfg)
+    maps = _cells(
+        [
+            [[0, 0, 10, 10, 0.9, 0.1], [1, 1, 11, 11, 0.8, 0.7]],
+            [[5, 5, 50, 50, 0.1, 0.6], [0, 0, 1, 1, 0.01, 0.02]],
+        ]
+    )
+    metas = [dict(scale_factor=(1.0, 1.0), ori_shape=(40, 40)) for _ in range(2)]
+    preds = head.predict_by_feat(*[maps], batch_img_metas=metas, rescale=True)
+    boxes, scores = head.decode_by_feat(maps)
+    assert boxes.shape == (2, 2, 4) and scores.shape == (2, 2, 2)
+    for i, pred in enumerate(preds):
+        again = head.postprocess_decoded(boxes[i], scores[i], metas[i])
+        assert pred.bboxes.tensor.tolist() == again.bboxes.tensor.tolist()
+        assert pred.scores.tolist() == again.scores.tolist()
+    # image 0: the two boxes overlap (IoU 81 / 119 > 0.5), same label 0: NMS keeps 0.9
+    assert preds[0].scores.tolist() == pytest.approx([0.9])
+    # image 1: the second cell is under the threshold; the first is clipped to 40 x 40
+    assert preds[1].labels.tolist() == [1]
+    assert preds[1].bboxes.tensor.tolist() == [[5.0, 5.0, 40.0, 40.0]]
+    head.clip_to_image = False
+    unclipped = head.predict_by_feat(maps, batch_img_metas=metas, rescale=True)
+    assert unclipped[1].bboxes.tensor.tolist() == [[5.0, 5.0, 50.0, 50.0]]
+    with pytest.raises(ValueError, match='batch_img_metas'):
+        head.predict_by_feat(maps, rescale=True)

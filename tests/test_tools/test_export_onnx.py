@@ -81,7 +81,7 @@ def test_export_yolo_world_and_demo_on_onnx(tiny_clip_dir, tmp_path, capsys):
     )
     out = capsys.readouterr().out
     assert 'max abs difference' in out and 'check passed' in out
-    assert meta == dict(family='yolo_world', img_size=[64, 64], with_nms=False, texts=VOCAB)
+    assert meta == dict(box_type='hbox', img_size=[64, 64], with_nms=False, texts=VOCAB)
 
     model = init_detector(config, ckpt)
     ref = inference_detector(model, img, texts=VOCAB)  # the text path, before baking
@@ -134,14 +134,14 @@ def test_export_rotated_yolox(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert 'onnxsim is not installed' in out and 'check passed' in out
     onnx_file = str(tmp_path / 'yolox.onnx')
-    assert meta['family'] == 'rotated_yolox' and meta['img_size'] == [64, 64]
+    assert meta['box_type'] == 'rbox' and meta['img_size'] == [64, 64]
 
     model = init_detector(config, ckpt)
     boxes, scores = _check_graph_equals_pytorch(onnx_file, model, img, meta)
     assert boxes.shape[-1] == 5 and scores.shape[-1] == 15
     _same_detections(OnnxDetector(onnx_file, config)(img), inference_detector(model, img))
 
-    with pytest.raises(SystemExit, match='rotated NMS'):
+    with pytest.raises(SystemExit, match='no NMS operator for RotatedBoxes'):
         export.main([config, ckpt, '--img', img, '--with-nms'])
-    with pytest.raises(SystemExit, match='--texts is for YOLO-World'):
+    with pytest.raises(SystemExit, match='--texts is for open-vocabulary models'):
         export.main([config, ckpt, '--img', img, '--texts', 'cat'])

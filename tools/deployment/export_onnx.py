@@ -7,9 +7,9 @@ YOLO-World is reparameterized: the vocabulary (``--texts``, else the one baked i
 checkpoint's model) is encoded once and baked into the graph, so the ONNX model needs
 no CLIP. The graph: ``images`` (1, 3, H, W) float32, the data preprocessor's output ->
 ``boxes`` (1, P, 4 | 5) decoded boxes in input pixels and ``scores`` (1, P, K); see
-ai4rs/apis/deployment.py. Score filtering, NMS and rescaling run after the graph
-(``ai4rs.apis.deployment.postprocess_decoded``, used by ``demo/yolo_world_demo.py``
-when given the .onnx file). ``--with-nms`` (YOLO-World only; ONNX has no rotated NMS)
+ai4rs/apis/deployment/export.py. Score filtering, NMS and rescaling run after the graph
+(the head's ``postprocess_decoded``, what ``init_detector(CONFIG, "F.onnx")`` and the
+demos use with an .onnx file). ``--with-nms`` (horizontal boxes only; ONNX has no rotated NMS)
 ends the graph with ONNX NonMaxSuppression: outputs ``dets`` (N, 4), ``scores`` (N,),
 ``labels`` (N,) in input pixels, best first.
 
@@ -34,7 +34,7 @@ from ai4rs.apis.deployment import (  # noqa: E402
     Preprocessor,
     default_img_size,
     export_onnx,
-    model_family,
+    graph_nms_supported,
     onnx_session,
     output_names,
 )
@@ -120,14 +120,13 @@ def main(argv=None):
             '(requirements/optional.txt)'
         )
     model = init_detector(args.config, args.checkpoint, device=args.device)
-    family = model_family(model)
-    if args.with_nms and family != 'yolo_world':
+    if args.with_nms and not graph_nms_supported(model.box_type):
         sys.exit(
-            '--with-nms: ONNX has no rotated NMS operator; export rotated YOLOX without '
-            'it: ai4rs.apis.deployment.postprocess_decoded (what demo/yolo_world_demo.py '
-            'does with an .onnx file) runs the rotated NMS after the model.'
+            f'--with-nms: ONNX has no NMS operator for {model.box_type.__name__}; export '
+            'without it: the head post-processes the outputs after the graph (what '
+            'init_detector / the demos do with an .onnx file), rotated NMS included.'
         )
-    if family == 'yolo_world':
+    if model.takes_texts:
         vocab = model_vocabulary(model, read_vocabulary(args.texts) if args.texts else None)
         model.reparameterize(vocab, drop_text_model=True)
         print(
@@ -135,7 +134,7 @@ def main(argv=None):
             + (' ...' if len(vocab) > 10 else '')
         )
     elif args.texts:
-        sys.exit(f'--texts is for YOLO-World; {type(model).__name__} has fixed classes')
+        sys.exit(f'--texts is for open-vocabulary models; {type(model).__name__} has fixed classes')
     img_size = tuple(args.img_size) if args.img_size else default_img_size(model.cfg)
     out_file = args.out or osp.splitext(args.checkpoint)[0] + '.onnx'
 
@@ -147,7 +146,10 @@ def main(argv=None):
     meta = export_onnx(model, inputs, out_file, opset=args.opset, with_nms=args.with_nms)
     if args.simplify:
         simplify(out_file)
-    print(f'wrote {out_file} ({family}, input 1x3x{img_size[0]}x{img_size[1]}, opset {args.opset})')
+    print(
+        f'wrote {out_file} ({meta["box_type"]} boxes, '
+        f'input 1x3x{img_size[0]}x{img_size[1]}, opset {args.opset})'
+    )
 
     with torch.no_grad():
         ref = [t.cpu().numpy() for t in DecodedDetector(model, args.with_nms).eval()(inputs)]

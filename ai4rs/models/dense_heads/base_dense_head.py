@@ -13,6 +13,20 @@ scores and a box. What differs between heads is the layers (``forward``), the lo
   padding (``pad_param``) and ``scale_factor``, on box *objects* (so a rotated box is rescaled
   as a rotated box), drop small boxes, class-aware NMS, keep ``max_per_img``.
 
+The inference contract (what ``ai4rs.apis`` -- inference, sliced inference, export and the
+ONNX runtime wrapper -- use, and all they use, of a head):
+
+- ``box_type``: the box class the head predicts (``HorizontalBoxes``, ``RotatedBoxes``...);
+- :meth:`decode_by_feat`: per-level ``forward`` outputs -> decoded boxes ``(B, P, box_dim)``
+  in network-input pixels and final per-class scores ``(B, P, K)`` of every prior (what an
+  exported graph returns);
+- :meth:`select_candidates`: one image's decoded rows -> the candidates that enter
+  post-processing (score threshold, ``nms_pre``, one or several labels per prior), as the
+  head's test config says;
+- :meth:`finish_detections`: rescale to the original image, NMS, ``max_per_img``, clipping;
+- :meth:`postprocess_decoded` = select + finish, and :meth:`predict_by_feat` = decode +
+  postprocess per image, so the PyTorch model and an exported graph share one code path.
+
 Heads whose ``forward`` takes more than the image features (YOLO-World's takes text
 features) call :meth:`loss_from_outputs` / :meth:`predict_from_outputs` with their own
 forward outputs.
@@ -35,9 +49,17 @@ from ..utils import unpack_gt_instances
 class BaseDenseHead(BaseModule, metaclass=ABCMeta):
     """Base class of dense heads (mmdet 3.x's ``BaseDenseHead`` flow).
 
-    Subclasses define ``forward``, :meth:`loss_by_feat` and :meth:`predict_by_feat`, and a
-    ``prior_generator`` when they use :meth:`flat_priors`.
+    Subclasses define ``forward``, :meth:`loss_by_feat`, ``box_type``, :meth:`decode_by_feat`
+    and :meth:`select_candidates`, and a ``prior_generator`` when they use :meth:`flat_priors`.
+
+    Attributes:
+        box_type (type[BaseBoxes]): the box class of the predictions.
+        clip_to_image (bool): :meth:`finish_detections` clips the boxes to the image
+            (``ori_shape`` when rescaled, else ``img_shape``). Defaults to False.
     """
+
+    box_type: type[BaseBoxes]
+    clip_to_image: bool = False
 
     # ------------------------------------------------------------ training
     def loss(self, x: Sequence[Tensor], batch_data_samples: list) -> dict:
@@ -71,9 +93,117 @@ class BaseDenseHead(BaseModule, metaclass=ABCMeta):
         batch_img_metas = [data_sample.metainfo for data_sample in batch_data_samples]
         return self.predict_by_feat(*outs, batch_img_metas=batch_img_metas, rescale=rescale)
 
+    def predict_by_feat(
+        self,
+        *outs: Sequence[Tensor],
+        batch_img_metas: Sequence[dict] | None = None,
+        cfg: dict | None = None,
+        rescale: bool = False,
+        with_nms: bool = True,
+    ) -> list[InstanceData]:
+        """Detections per image from the per-level outputs of ``forward``:
+        :meth:`decode_by_feat`, then :meth:`postprocess_decoded` for each image.
+
+        Args:
+            *outs: the per-level output lists of ``forward``, in its order.
+            batch_img_metas (Sequence[dict], optional): per image ``scale_factor``,
+                ``ori_shape``, optional ``pad_param``, ``img_shape``; needed with ``rescale``.
+            cfg (dict, optional): overrides ``self.test_cfg``.
+            rescale (bool): boxes in original-image pixels (else network-input pixels).
+            with_nms (bool): run class-aware NMS.
+
+        Returns:
+            list[InstanceData]: ``bboxes`` (``self.box_type``), ``scores`` (n,), ``labels``
+            (n,), best first when NMS ran.
+        """
+        cfg = self.test_cfg if cfg is None else cfg
+        if cfg is None:
+            raise ValueError(f'{type(self).__name__}.predict_by_feat: no test_cfg given')
+        boxes, scores = self.decode_by_feat(*outs)
+        if batch_img_metas is None:
+            if rescale:
+                raise ValueError(
+                    f'{type(self).__name__}.predict_by_feat: rescale needs batch_img_metas'
+                )
+            batch_img_metas = [{} for _ in range(boxes.size(0))]
+        return [
+            self.postprocess_decoded(boxes[i], scores[i], img_meta, cfg, rescale, with_nms)
+            for i, img_meta in enumerate(batch_img_metas)
+        ]
+
+    # ------------------------------------------------ the inference contract
     @abstractmethod
-    def predict_by_feat(self, *args, **kwargs) -> list[InstanceData]:
-        """Detections per image from the per-level outputs of ``forward``."""
+    def decode_by_feat(self, *outs: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+        """Decoded boxes and final scores of every prior, before any filtering.
+
+        Args:
+            *outs: the per-level output lists of ``forward`` (eval mode), in its order.
+
+        Returns:
+            tuple[Tensor, Tensor]: ``boxes`` (B, P, box_dim) of ``self.box_type`` in
+            network-input pixels, and ``scores`` (B, P, K) in [0, 1] (what the head ranks
+            and thresholds: e.g. class probability times objectness).
+        """
+
+    @abstractmethod
+    def select_candidates(self, boxes: Tensor, scores: Tensor, cfg: dict) -> InstanceData:
+        """One image's candidates for post-processing, as the test config says.
+
+        Args:
+            boxes (Tensor): (P, box_dim) decoded boxes of one image.
+            scores (Tensor): (P, K) their scores.
+            cfg (dict): the test config (``score_thr``, ``nms_pre``, ``multi_label``...).
+
+        Returns:
+            InstanceData: ``bboxes`` (``self.box_type``), ``scores`` (n,), ``labels`` (n,).
+        """
+
+    def finish_detections(
+        self,
+        results: InstanceData,
+        cfg: dict,
+        img_meta: dict | None = None,
+        rescale: bool = True,
+        with_nms: bool = True,
+    ) -> InstanceData:
+        """Candidates -> detections: :meth:`_bbox_post_process` (rescale, ``min_bbox_size``,
+        NMS, ``max_per_img``), then clipping when ``clip_to_image``. Also used for
+        detections that already went through NMS elsewhere (``with_nms=False``)."""
+        img_meta = img_meta or {}
+        results = self._bbox_post_process(results, cfg, rescale, with_nms, img_meta)
+        if self.clip_to_image:
+            clip_shape = img_meta.get('ori_shape') if rescale else img_meta.get('img_shape')
+            if clip_shape is not None:
+                results.bboxes.clip_(clip_shape[:2])
+        return results
+
+    def postprocess_decoded(
+        self,
+        boxes: Tensor,
+        scores: Tensor,
+        img_meta: dict | None = None,
+        cfg: dict | None = None,
+        rescale: bool = True,
+        with_nms: bool = True,
+    ) -> InstanceData:
+        """One image's detections from its decoded rows (one row of :meth:`decode_by_feat`'s
+        outputs, or of an exported graph's): :meth:`select_candidates` then
+        :meth:`finish_detections`.
+
+        Args:
+            boxes (Tensor): (P, box_dim) boxes in network-input pixels.
+            scores (Tensor): (P, K) scores.
+            img_meta (dict, optional): ``scale_factor``, ``ori_shape``, optional
+                ``pad_param``; needed with ``rescale``.
+            cfg (dict, optional): overrides ``self.test_cfg``.
+            rescale (bool): map the boxes to the original image.
+            with_nms (bool): run class-aware NMS.
+        """
+        cfg = self.test_cfg if cfg is None else cfg
+        if cfg is None:
+            raise ValueError(f'{type(self).__name__}: no test_cfg given')
+        results = self.select_candidates(boxes, scores, cfg)
+        return self.finish_detections(results, cfg, img_meta, rescale, with_nms)
 
     # ------------------------------------------------------ multi-level maps
     @staticmethod

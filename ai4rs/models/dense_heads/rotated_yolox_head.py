@@ -77,6 +77,8 @@ class RotatedYOLOXHead(BaseDenseHead):
     (B, encode_size, H, W) and (B, 1, H, W) raw outputs.
     """
 
+    box_type = RotatedBoxes
+
     def __init__(
         self,
         num_classes: int,
@@ -496,34 +498,47 @@ class RotatedYOLOXHead(BaseDenseHead):
             list[InstanceData]: ``bboxes`` (RotatedBoxes, (K, 5)), ``scores``
             (K,), ``labels`` (K,), sorted by score when NMS runs.
         """
+        return super().predict_by_feat(
+            cls_scores,
+            bbox_preds,
+            angle_preds,
+            objectnesses,
+            batch_img_metas=batch_img_metas,
+            cfg=cfg,
+            rescale=rescale,
+            with_nms=with_nms,
+        )
+
+    def decode_by_feat(
+        self,
+        cls_scores: Sequence[Tensor],
+        bbox_preds: Sequence[Tensor],
+        angle_preds: Sequence[Tensor],
+        objectnesses: Sequence[Tensor],
+    ) -> tuple[Tensor, Tensor]:
+        """Rotated boxes and scores of every prior.
+
+        Returns:
+            tuple[Tensor, Tensor]: ``boxes`` (B, P, 5) as (cx, cy, w, h, t), t in
+            ``angle_version``, network-input pixels; ``scores`` (B, P, num_classes) =
+            sigmoid(cls) * sigmoid(obj).
+        """
         if not len(cls_scores) == len(bbox_preds) == len(angle_preds) == len(objectnesses):
             raise ValueError(
-                'RotatedYOLOXHead.predict_by_feat: the four output lists must '
+                'RotatedYOLOXHead.decode_by_feat: the four output lists must '
                 'have one entry per level'
             )
-        cfg = self.test_cfg if cfg is None else cfg
-        if cfg is None:
-            raise ValueError('RotatedYOLOXHead.predict_by_feat: no test_cfg given')
-        num_imgs = cls_scores[0].size(0)
-        if batch_img_metas is None:
-            batch_img_metas = [{} for _ in range(num_imgs)]
         priors = self.flat_priors(cls_scores)
         flat_cls = self.flatten_levels(cls_scores, self.cls_out_channels).float().sigmoid()
         flat_bbox = self.flatten_levels(bbox_preds, 4).float()
         flat_angle = self.flatten_levels(angle_preds, self.angle_coder.encode_size).float()
-        flat_obj = self.flatten_levels(objectnesses, 1).squeeze(-1).float().sigmoid()
-        flat_rbboxes = self._bbox_decode(priors, flat_bbox, flat_angle)
+        flat_obj = self.flatten_levels(objectnesses, 1).float().sigmoid()
+        return self._bbox_decode(priors, flat_bbox, flat_angle), flat_cls * flat_obj
 
-        score_thr = cfg.get('score_thr', 0.0)
-        result_list = []
-        for img_id, img_meta in enumerate(batch_img_metas):
-            max_scores, labels = torch.max(flat_cls[img_id], 1)
-            scores = max_scores * flat_obj[img_id]
-            valid = scores >= score_thr
-            results = InstanceData(
-                bboxes=RotatedBoxes(flat_rbboxes[img_id][valid]),
-                scores=scores[valid],
-                labels=labels[valid],
-            )
-            result_list.append(self._bbox_post_process(results, cfg, rescale, with_nms, img_meta))
-        return result_list
+    def select_candidates(self, boxes: Tensor, scores: Tensor, cfg: dict) -> InstanceData:
+        """One label per prior (the best class), kept if its score >= ``cfg.score_thr``."""
+        max_scores, labels = scores.max(1)
+        valid = max_scores >= cfg.get('score_thr', 0.0)
+        return InstanceData(
+            bboxes=RotatedBoxes(boxes[valid]), scores=max_scores[valid], labels=labels[valid]
+        )

@@ -357,6 +357,9 @@ class YOLOWorldHead(BaseDenseHead):
         world_size (int): processes the losses are scaled by; -1 = the current world size.
     """
 
+    box_type = HorizontalBoxes
+    clip_to_image = True
+
     def __init__(
         self,
         head_module: dict,
@@ -592,56 +595,63 @@ class YOLOWorldHead(BaseDenseHead):
             list[InstanceData]: ``bboxes`` (HorizontalBoxes (n, 4) x1, y1, x2, y2),
             ``scores`` (n,), ``labels`` (n,) text indices; best first when NMS ran.
         """
+        if batch_img_metas is None:
+            raise ValueError('YOLOWorldHead.predict_by_feat: batch_img_metas is required')
+        outs = (
+            (cls_scores, bbox_preds)
+            if objectnesses is None
+            else (
+                cls_scores,
+                bbox_preds,
+                objectnesses,
+            )
+        )
+        return super().predict_by_feat(
+            *outs,
+            batch_img_metas=batch_img_metas,
+            cfg=copy.deepcopy(self.test_cfg if cfg is None else cfg),
+            rescale=rescale,
+            with_nms=with_nms,
+        )
+
+    def decode_by_feat(
+        self,
+        cls_scores: Sequence[Tensor],
+        bbox_preds: Sequence[Tensor],
+        objectnesses: Sequence[Tensor] | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Boxes and scores of every prior.
+
+        Returns:
+            tuple[Tensor, Tensor]: ``boxes`` (B, P, 4) x1, y1, x2, y2 in network-input
+            pixels; ``scores`` (B, P, K) sigmoid region-text scores (times the sigmoid
+            objectness when given).
+        """
         if len(cls_scores) != len(bbox_preds) or (
             objectnesses is not None and len(objectnesses) != len(cls_scores)
         ):
-            raise ValueError('YOLOWorldHead.predict_by_feat: one output of each kind per level')
-        cfg = copy.deepcopy(self.test_cfg if cfg is None else cfg)
-        if cfg is None:
-            raise ValueError('YOLOWorldHead.predict_by_feat: no test_cfg given')
-        num_imgs = cls_scores[0].size(0)
+            raise ValueError('YOLOWorldHead.decode_by_feat: one output of each kind per level')
         num_classes = cls_scores[0].size(1)
-        if batch_img_metas is None:
-            raise ValueError('YOLOWorldHead.predict_by_feat: batch_img_metas is required')
-        multi_label = bool(cfg.get('multi_label', False)) and num_classes > 1
+        priors = self.flat_priors(cls_scores, with_stride=True)
+        scores = self.flatten_levels(cls_scores, num_classes).sigmoid()
+        boxes = self.bbox_coder.decode(
+            priors[None, :, :2], self.flatten_levels(bbox_preds, 4).to(priors.dtype), priors[:, 2]
+        )
+        if objectnesses is not None:
+            scores = scores * self.flatten_levels(objectnesses, 1).sigmoid()
+        return boxes, scores
+
+    def select_candidates(self, boxes: Tensor, scores: Tensor, cfg: dict) -> InstanceData:
+        """(prior, text) pairs with score > ``score_thr``, the ``nms_pre`` best: one per
+        prior (its best text), or every pair above the threshold with ``multi_label``."""
         score_thr = cfg.get('score_thr', -1)
         nms_pre = cfg.get('nms_pre', 100000)
-
-        priors = self.flat_priors(cls_scores, with_stride=True)
-        flatten_cls_scores = self.flatten_levels(cls_scores, num_classes).sigmoid()
-        flatten_bbox_preds = self.flatten_levels(bbox_preds, 4)
-        flatten_decoded_bboxes = self.bbox_coder.decode(
-            priors[None, :, :2], flatten_bbox_preds.to(priors.dtype), priors[:, 2]
-        )
-        flatten_objectness = [None] * num_imgs
-        if objectnesses is not None:
-            flatten_objectness = self.flatten_levels(objectnesses, 1)[..., 0].sigmoid()
-
-        results_list = []
-        for bboxes, scores, objectness, img_meta in zip(
-            flatten_decoded_bboxes, flatten_cls_scores, flatten_objectness, batch_img_metas
-        ):
-            if objectness is not None:
-                if score_thr > 0:
-                    conf = objectness > score_thr
-                    bboxes, scores, objectness = bboxes[conf], scores[conf], objectness[conf]
-                scores = scores * objectness[:, None]
-            if multi_label:
-                scores, labels, keep_idxs, _ = filter_scores_and_topk(scores, score_thr, nms_pre)
-            else:
-                scores, labels = scores.max(1, keepdim=True)
-                scores, _, keep_idxs, kept = filter_scores_and_topk(
-                    scores, score_thr, nms_pre, results=dict(labels=labels[:, 0])
-                )
-                labels = kept['labels']
-            results = InstanceData(
-                scores=scores, labels=labels, bboxes=HorizontalBoxes(bboxes[keep_idxs])
+        if bool(cfg.get('multi_label', False)) and scores.size(1) > 1:
+            scores, labels, keep_idxs, _ = filter_scores_and_topk(scores, score_thr, nms_pre)
+        else:
+            scores, labels = scores.max(1, keepdim=True)
+            scores, _, keep_idxs, kept = filter_scores_and_topk(
+                scores, score_thr, nms_pre, results=dict(labels=labels[:, 0])
             )
-            results = self._bbox_post_process(
-                results, cfg, rescale=rescale, with_nms=with_nms, img_meta=img_meta
-            )
-            clip_shape = img_meta.get('ori_shape') if rescale else img_meta.get('img_shape')
-            if clip_shape is not None:
-                results.bboxes.clip_(clip_shape[:2])
-            results_list.append(results)
-        return results_list
+            labels = kept['labels']
+        return InstanceData(scores=scores, labels=labels, bboxes=HorizontalBoxes(boxes[keep_idxs]))

@@ -5,6 +5,7 @@ from mmengine.structures import InstanceData
 from torch import Tensor
 
 from ai4rs.registry import MODELS
+from ai4rs.structures.bbox import BaseBoxes
 
 
 class BaseDetector(BaseModel):
@@ -16,7 +17,19 @@ class BaseDetector(BaseModel):
 
     ``data_preprocessor`` may be a config dict; it is built from the ai4rs
     registry (so ``type='DetDataPreprocessor'`` works without a default scope).
+
+    The inference contract (all that ``ai4rs.apis`` uses of a detector, besides
+    ``test_step``, ``cfg`` and ``dataset_meta``):
+
+    - ``forward(inputs, data_samples, mode='tensor')``: the head's raw per-level outputs,
+      which ``bbox_head.decode_by_feat`` decodes (see :class:`BaseDenseHead`);
+    - :attr:`box_type`: the box class of the predictions;
+    - :attr:`takes_texts`: the labels index a vocabulary of texts given at run time
+      (open-vocabulary detectors) rather than a fixed class list;
+    - :attr:`vocabulary`: the texts baked into the model, if any.
     """
+
+    takes_texts: bool = False
 
     def __init__(self, data_preprocessor: dict | None = None, init_cfg=None) -> None:
         if isinstance(data_preprocessor, dict):
@@ -30,6 +43,16 @@ class BaseDetector(BaseModel):
     @property
     def with_bbox(self) -> bool:
         return getattr(self, 'bbox_head', None) is not None
+
+    @property
+    def box_type(self) -> type[BaseBoxes]:
+        """The box class of the predictions (the head's ``box_type``)."""
+        return self.bbox_head.box_type
+
+    @property
+    def vocabulary(self) -> list[str] | None:
+        """The texts baked into the model (labels index them), or None."""
+        return None
 
     def forward(self, inputs: Tensor, data_samples: list | None = None, mode: str = 'tensor'):
         """Args:

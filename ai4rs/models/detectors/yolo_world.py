@@ -98,7 +98,14 @@ class YOLOWorldDetector(SingleStageDetector):
                 torch.nn.SyncBatchNorm.convert_sync_batchnorm(self)
                 print_log('Using SyncBatchNorm()', 'current')
 
+    takes_texts = True
+
     # ------------------------------------------------------------------ texts
+    @property
+    def vocabulary(self) -> list[str] | None:
+        """The vocabulary baked in by :meth:`reparameterize`, or None."""
+        return list(self.texts[0]) if self.texts else None
+
     @property
     def has_text_model(self) -> bool:
         return (
