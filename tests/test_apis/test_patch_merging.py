@@ -98,9 +98,12 @@ def test_merge_patch_boxes_matches_greedy_reference(kind):
 
 class _FixedBoxModel:
     """Stands in for a detector: on every patch it predicts the same rotated box, scored by
-    the order in which it saw the patches (so each output names its patch)."""
+    the order in which it saw the patches (so each output names its patch). It has the
+    part of the model contract sliced inference uses (docs/model_contract.md)."""
 
     PATCH_BOX = [20.0, 12.0, 16.0, 6.0, 0.3]
+    takes_texts = False
+    vocabulary = None
 
     def __init__(self):
         from mmengine.config import Config
