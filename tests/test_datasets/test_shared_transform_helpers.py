@@ -39,6 +39,19 @@ def sample(h, w, boxes, labels, masks=True, colour=0):
     return res
 
 
+class ListOfInfos:
+    """A dataset for the mix transforms: ``get_data_info`` returns a copy."""
+
+    def __init__(self, infos):
+        self.infos = infos
+
+    def __len__(self):
+        return len(self.infos)
+
+    def get_data_info(self, i):
+        return copy.deepcopy(self.infos[i])
+
+
 # ----------------------------------------------------------------------- keep_instances
 def test_keep_instances_keeps_every_per_object_key_aligned():
     boxes = [[0, 0, 2, 2], [1, 1, 5, 4], [3, 0, 7, 7], [2, 2, 3, 8]]
@@ -123,6 +136,31 @@ def test_cached_mosaic_moves_masks_with_boxes(monkeypatch):
     assert (out['img'][8:16, 0:16] == 200).all() and (out['img'][0:8, 0:16] == 114).all()
 
 
+@pytest.mark.parametrize('cls', [CachedMosaic, Mosaic])
+def test_boxes_clipped_to_nothing_follow_each_upstream(cls, monkeypatch):
+    """mmdet's CachedMosaic drops a box that lies outside the canvas even after clipping it
+    (to an empty box); mmyolo's Mosaic keeps it."""
+    empty = [sample(16, 16, [], [], masks=False) for _ in range(4)]
+    res = sample(16, 16, [[0, 0, 4, 4], [10, 10, 14, 14]], [7, 8], masks=False)
+    # the images meet at (8, 8): the first one is shifted by (-8, -8)
+    if cls is CachedMosaic:
+        t = CachedMosaic(img_scale=(16, 16), center_ratio_range=(0.5, 0.5))
+        for r in empty:  # fill the cache
+            t(r)
+    else:
+        t = Mosaic(img_scale=(16, 16))
+        res['dataset'] = ListOfInfos(empty)
+        monkeypatch.setattr(t, '_get_center', lambda: (8, 8))
+    monkeypatch.setattr(t, 'get_indexes', lambda source: [1, 2, 3])
+    out = t(res)
+    if cls is CachedMosaic:
+        np.testing.assert_allclose(out['gt_bboxes'].tensor.numpy(), [[2, 2, 6, 6]])
+        np.testing.assert_array_equal(out['gt_bboxes_labels'], [8])
+    else:
+        np.testing.assert_allclose(out['gt_bboxes'].tensor.numpy(), [[0, 0, 0, 0], [2, 2, 6, 6]])
+        np.testing.assert_array_equal(out['gt_bboxes_labels'], [7, 8])
+
+
 def test_cached_mixup_refuses_masks_it_cannot_mix():
     t = CachedMixUp(img_scale=(8, 8))
     t(sample(8, 8, [[0, 0, 2, 2]], [0], colour=1))  # fills the cache
@@ -170,19 +208,9 @@ def test_mix_transforms_share_argument_checks(cls, minimum):
 def test_mosaic_dataset_mode_is_unchanged_by_the_shared_base(monkeypatch):
     """The non-cached (dataset) mode still fetches through pre_transform-less copies."""
 
-    class Infos:
-        def __init__(self, infos):
-            self.infos = infos
-
-        def __len__(self):
-            return len(self.infos)
-
-        def get_data_info(self, i):
-            return copy.deepcopy(self.infos[i])
-
     infos = [sample(16, 16, [[2, 2, 6, 8]], [i], colour=10 * i) for i in range(4)]
     res = copy.deepcopy(infos[0])
-    res['dataset'] = Infos(infos)
+    res['dataset'] = ListOfInfos(infos)
     t = Mosaic(img_scale=(16, 16))
     monkeypatch.setattr(t, 'get_indexes', lambda dataset: [1, 2, 3])
     monkeypatch.setattr(t, '_get_center', lambda: (16, 16))
