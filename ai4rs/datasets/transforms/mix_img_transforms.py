@@ -21,12 +21,7 @@ from ai4rs.registry import TRANSFORMS
 from ai4rs.structures.mask import PolygonMasks
 
 from .instances import get_gt_boxes
-from .mixing import (
-    BaseMixImageTransform,
-    check_img_scale,
-    mosaic_paste,
-    random_mosaic_center,
-)
+from .mixing import BaseMixImageTransform, MosaicMixin, check_img_scale
 
 __all__ = [
     'BaseMixImageTransform',
@@ -68,7 +63,7 @@ class MultiModalMixin:
 
 
 @TRANSFORMS.register_module()
-class Mosaic(BaseMixImageTransform):
+class Mosaic(MosaicMixin, BaseMixImageTransform):
     """Four-image mosaic (mmyolo / YOLOv5).
 
     The canvas is ``(2 * h, 2 * w)`` for ``img_scale = (w, h)``, filled with ``pad_val``;
@@ -90,6 +85,7 @@ class Mosaic(BaseMixImageTransform):
     """
 
     min_cached_images = 4
+    drop_outside_after_clip = False  # mmyolo keeps the boxes clipped to nothing
 
     def __init__(
         self,
@@ -115,22 +111,6 @@ class Mosaic(BaseMixImageTransform):
 
     def get_indexes(self, dataset) -> list:
         return [random.randint(0, len(dataset)) for _ in range(3)]
-
-    def _get_center(self) -> tuple[int, int]:
-        return random_mosaic_center(self.img_scale, self.center_ratio_range)
-
-    def mix_img_transform(self, results: dict) -> dict:
-        # mmyolo: clipped boxes are all kept; without clipping, those outside are dropped
-        mosaic_paste(
-            results,
-            self._get_center(),
-            self.img_scale,
-            self.pad_val,
-            type(self).__name__,
-            bbox_clip_border=self.bbox_clip_border,
-            drop_outside_after_clip=False,
-        )
-        return results
 
     def __repr__(self) -> str:
         return (

@@ -151,15 +151,37 @@ def mosaic_paste(
         keep_instances(results, results['gt_bboxes'].is_inside((canvas_h, canvas_w)).numpy())
 
 
-def random_mosaic_center(
-    img_scale: tuple[int, int], center_ratio_range: tuple[float, float]
-) -> tuple[int, int]:
-    """Where the four images of a mosaic meet: ``(int(U(*center_ratio_range) * w),
-    int(U(*center_ratio_range) * h))`` for ``img_scale = (w, h)``, x drawn first."""
-    w, h = img_scale
-    cx = int(random.uniform(*center_ratio_range) * w)
-    cy = int(random.uniform(*center_ratio_range) * h)
-    return cx, cy
+class MosaicMixin:
+    """The mosaic step of mmyolo's ``Mosaic`` and mmdet's ``CachedMosaic``: draw where the
+    images meet, then :func:`mosaic_paste` ``results`` and its three ``mix_results``.
+
+    The centre is ``(int(U(*center_ratio_range) * w), int(U(*center_ratio_range) * h))`` for
+    ``img_scale = (w, h)``, x drawn first. The host class sets ``img_scale``,
+    ``center_ratio_range``, ``pad_val`` and ``bbox_clip_border``, and
+    :attr:`drop_outside_after_clip`.
+    """
+
+    #: mmdet drops the boxes clipped to nothing at the canvas border; mmyolo keeps them
+    drop_outside_after_clip = False
+
+    def _get_center(self) -> tuple[int, int]:
+        w, h = self.img_scale
+        cx = int(random.uniform(*self.center_ratio_range) * w)
+        cy = int(random.uniform(*self.center_ratio_range) * h)
+        return cx, cy
+
+    def mix_img_transform(self, results: dict) -> dict:
+        """Replace ``results`` by the mosaic of it and ``results['mix_results']``."""
+        mosaic_paste(
+            results,
+            self._get_center(),
+            self.img_scale,
+            self.pad_val,
+            type(self).__name__,
+            bbox_clip_border=self.bbox_clip_border,
+            drop_outside_after_clip=self.drop_outside_after_clip,
+        )
+        return results
 
 
 def check_img_scale(transform: str, img_scale) -> None:

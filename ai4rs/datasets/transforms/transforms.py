@@ -29,12 +29,7 @@ from numpy import random
 from ai4rs.registry import TRANSFORMS
 
 from .instances import get_gt_boxes, keep_instances
-from .mixing import (
-    BaseMixImageTransform,
-    check_img_scale,
-    mosaic_paste,
-    random_mosaic_center,
-)
+from .mixing import BaseMixImageTransform, MosaicMixin, check_img_scale
 
 Number = int | float
 
@@ -551,7 +546,7 @@ class CachedMixTransform(BaseMixImageTransform):
 
 
 @TRANSFORMS.register_module()
-class CachedMosaic(CachedMixTransform):
+class CachedMosaic(MosaicMixin, CachedMixTransform):
     """Mosaic of the current image and three images from a cache of past results (mmdet).
 
     The current results are added to the cache (at most ``max_cached_images``;
@@ -576,6 +571,7 @@ class CachedMosaic(CachedMixTransform):
 
     min_cached_images = 4
     min_cache_to_mix = 5  # the current image and at least 4 cached ones
+    drop_outside_after_clip = True  # mmdet drops the boxes clipped to nothing
 
     def __init__(
         self,
@@ -597,19 +593,6 @@ class CachedMosaic(CachedMixTransform):
     def get_indexes(self, cache: list) -> list:
         """Three cache indices; as upstream, the newest entry (the current image) is not drawn."""
         return [random.randint(0, len(cache) - 1) for _ in range(3)]
-
-    def mix_img_transform(self, results: dict) -> dict:
-        # mmdet: boxes outside the canvas are dropped, also those clipped to nothing
-        mosaic_paste(
-            results,
-            random_mosaic_center(self.img_scale, self.center_ratio_range),
-            self.img_scale,
-            self.pad_val,
-            type(self).__name__,
-            bbox_clip_border=self.bbox_clip_border,
-            drop_outside_after_clip=True,
-        )
-        return results
 
     def __repr__(self) -> str:
         return (
