@@ -1,5 +1,5 @@
 """What the multi-image transforms share: the base class that fetches the other images (from
-the dataset or from a cache of earlier results) and the mosaic placement.
+the dataset or from a cache of earlier results), the mosaic placement and the mosaic step.
 
 Used by mmdet's ``CachedMosaic`` / ``CachedMixUp`` (rotated YOLOX) and mmyolo's ``Mosaic`` /
 ``YOLOv5MixUp`` (YOLO-World). Results keys as in :mod:`.transforms`.
