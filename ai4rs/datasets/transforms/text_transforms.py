@@ -7,7 +7,6 @@ transforms ``results['texts']`` is a flat list of strings, one prompt per label 
 
 from __future__ import annotations
 
-import json
 import random
 
 import numpy as np
@@ -15,24 +14,8 @@ from mmcv.transforms import BaseTransform
 
 from ai4rs.registry import TRANSFORMS
 
-
-def load_class_texts(text_path: str) -> list:
-    """Read a class-text json: a list with one non-empty list of strings per class."""
-    try:
-        with open(text_path, encoding='utf-8') as f:
-            texts = json.load(f)
-    except FileNotFoundError as exc:
-        raise FileNotFoundError(f'class text file not found: {text_path}') from exc
-    except json.JSONDecodeError as exc:
-        raise ValueError(f'class text file {text_path} is not valid json: {exc}') from exc
-    if not isinstance(texts, list) or not all(
-        isinstance(t, (list, tuple)) and len(t) > 0 for t in texts
-    ):
-        raise ValueError(
-            f'class text file {text_path} must hold a list of non-empty lists of '
-            'strings, e.g. [["person"], ["bicycle"]]'
-        )
-    return texts
+from ..class_texts import load_class_texts
+from .instances import keep_instances
 
 
 def _class_texts(transform, results: dict) -> list:
@@ -115,9 +98,7 @@ class RandomLoadText(BaseTransform):
 
         keep = np.asarray([int(lb) in label2id for lb in labels], dtype=bool)
         new_labels = np.asarray([label2id[int(lb)] for lb in labels[keep]], dtype=np.int64)
-        for key in ('gt_bboxes', 'gt_ignore_flags', 'gt_masks'):
-            if results.get(key, None) is not None:
-                results[key] = results[key][keep]
+        keep_instances(results, keep)
         results[label_key] = new_labels
         if 'instances' in results:
             kept = []

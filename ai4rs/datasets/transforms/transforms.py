@@ -13,7 +13,6 @@ object), ``gt_bboxes_labels`` np.int64 (N,), ``gt_ignore_flags`` np.bool_ (N,),
 ``homography_matrix`` (3, 3) float32 mapping input to output pixel coordinates.
 """
 
-import copy
 from collections.abc import Sequence
 
 import cv2
@@ -28,42 +27,14 @@ from mmcv.transforms.utils import cache_randomness
 from numpy import random
 
 from ai4rs.registry import TRANSFORMS
-from ai4rs.structures.bbox import BaseBoxes
+
+from .instances import get_gt_boxes, keep_instances
+from .mixing import BaseMixImageTransform, MosaicMixin, check_img_scale
 
 Number = int | float
 
-# Keys that hold one entry per ground-truth object, filtered together.
-INSTANCE_KEYS = ('gt_bboxes', 'gt_bboxes_labels', 'gt_ignore_flags')
-
 
 # ----------------------------------------------------------------------------- helpers
-def get_gt_boxes(results: dict, transform: str) -> BaseBoxes | None:
-    """``results['gt_bboxes']`` as a box object, or None if absent.
-
-    Raises:
-        TypeError: the boxes are a plain array (load them with
-            ``LoadAnnotations(box_type=...)``).
-    """
-    boxes = results.get('gt_bboxes', None)
-    if boxes is None:
-        return None
-    if not isinstance(boxes, BaseBoxes):
-        raise TypeError(
-            f"{transform}: results['gt_bboxes'] must be a box object (HorizontalBoxes, "
-            f'RotatedBoxes, QuadriBoxes), got {type(boxes).__name__}; load it with '
-            f"LoadAnnotations(box_type='hbox'|'rbox'|'qbox')"
-        )
-    return boxes
-
-
-def keep_instances(results: dict, keep: np.ndarray) -> None:
-    """Keep only the objects where the boolean array ``keep`` (N,) is True."""
-    keep = np.asarray(keep, dtype=bool)
-    for key in INSTANCE_KEYS:
-        if results.get(key, None) is not None:
-            results[key] = results[key][keep]
-
-
 def record_homography(results: dict, matrix: np.ndarray) -> None:
     """Left-multiply ``results['homography_matrix']`` by ``matrix`` (3, 3)."""
     matrix = np.asarray(matrix, dtype=np.float32)
@@ -544,58 +515,17 @@ class YOLOXHSVRandomAug(BaseTransform):
 
 
 # ---------------------------------------------------------------------------- mixing
-MOSAIC_LOCATIONS = ('top_left', 'top_right', 'bottom_left', 'bottom_right')
+class CachedMixTransform(BaseMixImageTransform):
+    """Base of mmdet's transforms that mix the current image with cached past results.
 
+    :class:`BaseMixImageTransform` in its cached mode, with mmdet's order: every call adds a
+    deep copy of the current results to the cache first (at most ``max_cached_images``
+    entries; when full, a random entry if ``random_pop``, else the oldest, is dropped); once
+    the cache holds :attr:`min_cache_to_mix` entries, the images are mixed with probability
+    ``prob``. Also checks ``img_scale``.
 
-def mosaic_paste_coords(
-    loc: str, center_xy: tuple[int, int], img_wh: tuple[int, int], canvas_wh: tuple[int, int]
-):
-    """Where a sub-image goes on a mosaic canvas, and which part of it is used.
-
-    The four sub-images meet at ``center_xy``: the top-left one has its
-    bottom-right corner there, the top-right one its bottom-left corner, etc.
-    The parts that fall outside the canvas are cut off.
-
-    Args:
-        loc (str): one of ``MOSAIC_LOCATIONS``.
-        center_xy (tuple[int, int]): meeting point on the canvas.
-        img_wh (tuple[int, int]): sub-image width and height.
-        canvas_wh (tuple[int, int]): canvas width and height.
-
-    Returns:
-        tuple: ``paste (x1, y1, x2, y2)`` on the canvas and ``crop (x1, y1, x2,
-        y2)`` in the sub-image, of equal sizes.
-    """
-    cx, cy = center_xy
-    w, h = img_wh
-    cw, ch = canvas_wh
-    if loc == 'top_left':
-        x1, y1, x2, y2 = max(cx - w, 0), max(cy - h, 0), cx, cy
-        crop = (w - (x2 - x1), h - (y2 - y1), w, h)
-    elif loc == 'top_right':
-        x1, y1, x2, y2 = cx, max(cy - h, 0), min(cx + w, cw), cy
-        crop = (0, h - (y2 - y1), min(w, x2 - x1), h)
-    elif loc == 'bottom_left':
-        x1, y1, x2, y2 = max(cx - w, 0), cy, cx, min(ch, cy + h)
-        crop = (w - (x2 - x1), 0, w, min(y2 - y1, h))
-    elif loc == 'bottom_right':
-        x1, y1, x2, y2 = cx, cy, min(cx + w, cw), min(ch, cy + h)
-        crop = (0, 0, min(w, x2 - x1), min(y2 - y1, h))
-    else:
-        raise ValueError(f'mosaic location must be one of {MOSAIC_LOCATIONS}, got {loc!r}')
-    return (x1, y1, x2, y2), crop
-
-
-class CachedMixTransform(BaseTransform):
-    """Base of the transforms that mix the current image with cached past results.
-
-    Holds the cache logic shared by :class:`CachedMosaic` and :class:`CachedMixUp`: every call
-    adds a deep copy of the current results to a cache of at most ``max_cached_images``
-    entries (when full, a random entry if ``random_pop``, else the oldest, is dropped); the
-    mixing happens once the cache holds at least ``needed_entries`` entries, with
-    probability ``prob``. Also checks the common arguments.
-
-    Subclasses set ``min_cached_images`` / ``needed_entries`` and implement :meth:`mix`.
+    Subclasses set ``min_cached_images`` / ``min_cache_to_mix`` and implement
+    :meth:`get_indexes` (into the cache) and :meth:`mix_img_transform`.
 
     Args:
         img_scale (tuple[int, int]): ``(w, h)``; only its type is checked here.
@@ -604,50 +534,19 @@ class CachedMixTransform(BaseTransform):
         random_pop (bool): drop a random (True) or the oldest cache entry.
     """
 
-    min_cached_images = 1
-    needed_entries = 1
+    draw_prob_first = False
 
     def __init__(
         self, img_scale: tuple[int, int], prob: float, max_cached_images: int, random_pop: bool
     ) -> None:
-        name = type(self).__name__
-        if not isinstance(img_scale, tuple):
-            raise TypeError(f'{name}: img_scale must be a tuple (w, h), got {img_scale!r}')
-        if not 0 <= prob <= 1:
-            raise ValueError(f'{name}: prob must be in [0, 1], got {prob}')
-        if max_cached_images < self.min_cached_images:
-            raise ValueError(
-                f'{name}: max_cached_images must be >= {self.min_cached_images}, '
-                f'got {max_cached_images}'
-            )
-        self.prob = prob
-        self.max_cached_images = max_cached_images
-        self.random_pop = random_pop
-        self.results_cache: list = []
-
-    def push(self, results: dict) -> None:
-        """Cache a deep copy of ``results``, dropping an entry when over the limit."""
-        self.results_cache.append(copy.deepcopy(results))
-        if len(self.results_cache) > self.max_cached_images:
-            index = random.randint(0, len(self.results_cache) - 1) if self.random_pop else 0
-            self.results_cache.pop(index)
-
-    def transform(self, results: dict) -> dict:
-        self.push(results)
-        if len(self.results_cache) < self.needed_entries:
-            return results
-        if random.uniform(0, 1) > self.prob:
-            return results
-        get_gt_boxes(results, type(self).__name__)
-        return self.mix(results)
-
-    def mix(self, results: dict) -> dict:
-        """Mix ``results`` with cached entries (the cache already holds enough of them)."""
-        raise NotImplementedError
+        check_img_scale(type(self).__name__, img_scale)
+        super().__init__(
+            prob=prob, use_cached=True, max_cached_images=max_cached_images, random_pop=random_pop
+        )
 
 
 @TRANSFORMS.register_module()
-class CachedMosaic(CachedMixTransform):
+class CachedMosaic(MosaicMixin, CachedMixTransform):
     """Mosaic of the current image and three images from a cache of past results (mmdet).
 
     The current results are added to the cache (at most ``max_cached_images``;
@@ -671,7 +570,8 @@ class CachedMosaic(CachedMixTransform):
     """
 
     min_cached_images = 4
-    needed_entries = 5  # the current image and at least 4 cached ones
+    min_cache_to_mix = 5  # the current image and at least 4 cached ones
+    drop_outside_after_clip = True  # mmdet drops the boxes clipped to nothing
 
     def __init__(
         self,
@@ -693,51 +593,6 @@ class CachedMosaic(CachedMixTransform):
     def get_indexes(self, cache: list) -> list:
         """Three cache indices; as upstream, the newest entry (the current image) is not drawn."""
         return [random.randint(0, len(cache) - 1) for _ in range(3)]
-
-    def mix(self, results: dict) -> dict:
-        mix_results = [
-            copy.deepcopy(self.results_cache[i]) for i in self.get_indexes(self.results_cache)
-        ]
-
-        scale_w, scale_h = self.img_scale
-        canvas_h, canvas_w = int(scale_h * 2), int(scale_w * 2)
-        img0 = results['img']
-        canvas_shape = (canvas_h, canvas_w) + tuple(img0.shape[2:])
-        mosaic_img = np.full(canvas_shape, self.pad_val, dtype=img0.dtype)
-        center = (
-            int(random.uniform(*self.center_ratio_range) * scale_w),
-            int(random.uniform(*self.center_ratio_range) * scale_h),
-        )
-
-        boxes, labels, flags = [], [], []
-        for i, loc in enumerate(MOSAIC_LOCATIONS):
-            patch = copy.deepcopy(results) if i == 0 else mix_results[i - 1]
-            img_i = patch['img']
-            h_i, w_i = img_i.shape[:2]
-            ratio = min(scale_h / h_i, scale_w / w_i)
-            img_i = mmcv.imresize(img_i, (int(w_i * ratio), int(h_i * ratio)))
-            (px1, py1, px2, py2), (cx1, cy1, cx2, cy2) = mosaic_paste_coords(
-                loc, center, img_i.shape[1::-1], (canvas_w, canvas_h)
-            )
-            mosaic_img[py1:py2, px1:px2] = img_i[cy1:cy2, cx1:cx2]
-
-            boxes_i = patch['gt_bboxes']
-            boxes_i.rescale_([ratio, ratio])
-            boxes_i.translate_([px1 - cx1, py1 - cy1])
-            boxes.append(boxes_i)
-            labels.append(patch['gt_bboxes_labels'])
-            flags.append(patch['gt_ignore_flags'])
-
-        mosaic_boxes = boxes[0].cat(boxes, 0)
-        results['gt_bboxes_labels'] = np.concatenate(labels, 0)
-        results['gt_ignore_flags'] = np.concatenate(flags, 0)
-        if self.bbox_clip_border:
-            mosaic_boxes.clip_((canvas_h, canvas_w))
-        results['gt_bboxes'] = mosaic_boxes
-        keep_instances(results, mosaic_boxes.is_inside((canvas_h, canvas_w)).numpy())
-        results['img'] = mosaic_img
-        results['img_shape'] = mosaic_img.shape[:2]
-        return results
 
     def __repr__(self) -> str:
         return (
@@ -773,7 +628,7 @@ class CachedMixUp(CachedMixTransform):
     """
 
     min_cached_images = 2
-    needed_entries = 2  # the current image and at least one cached one
+    min_cache_to_mix = 2  # the current image and at least one cached one
 
     def __init__(
         self,
@@ -804,8 +659,15 @@ class CachedMixUp(CachedMixTransform):
                 break
         return index
 
-    def mix(self, results: dict) -> dict:
-        retrieve = copy.deepcopy(self.results_cache[self.get_indexes(self.results_cache)])
+    def mix_img_transform(self, results: dict) -> dict:
+        get_gt_boxes(results, type(self).__name__)
+        if results.get('gt_masks', None) is not None:
+            raise ValueError(
+                f"{type(self).__name__} does not mix gt_masks (nor does mmdet's); remove them "
+                f"first, e.g. RemoveDataElement(keys=['gt_masks']) (image: "
+                f'{results.get("img_path", "?")})'
+            )
+        retrieve = results['mix_results'][0]
         if len(retrieve['gt_bboxes']) == 0:
             return results
 

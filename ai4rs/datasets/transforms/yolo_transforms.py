@@ -30,7 +30,8 @@ from ai4rs.registry import TRANSFORMS
 from ai4rs.structures.bbox import HorizontalBoxes
 from ai4rs.structures.mask import PolygonMasks, boxes_of_points_inside
 
-from .transforms import Resize, get_gt_boxes
+from .instances import get_gt_boxes, keep_instances
+from .transforms import Resize
 
 
 def _pad_value(value, img: np.ndarray):
@@ -39,14 +40,6 @@ def _pad_value(value, img: np.ndarray):
     if isinstance(value, (int, float)) and img.ndim == 3:
         return tuple(value for _ in range(img.shape[2]))
     return value
-
-
-def _keep(results: dict, keep: np.ndarray) -> None:
-    """Keep the objects where ``keep`` (N,) is True in every per-object key."""
-    keep = np.asarray(keep, dtype=bool)
-    for key in ('gt_bboxes', 'gt_bboxes_labels', 'gt_ignore_flags', 'gt_masks'):
-        if results.get(key, None) is not None:
-            results[key] = results[key][keep]
 
 
 # ------------------------------------------------------------------------------ resize
@@ -442,7 +435,7 @@ class YOLOv5RandomAffine(BaseTransform):
                 boxes.clip_([height, width])
             keep = self.filter_gt_bboxes(orig, boxes).numpy()
         results['gt_bboxes'] = boxes
-        _keep(results, keep)
+        keep_instances(results, keep)
         return results
 
     def __repr__(self) -> str:

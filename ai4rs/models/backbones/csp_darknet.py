@@ -4,15 +4,14 @@ from collections.abc import Sequence
 
 import torch
 from mmcv.cnn import ConvModule, DepthwiseSeparableConvModule
-from mmengine.model import BaseModule
 from torch import Tensor, nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from ai4rs.registry import MODELS
 
 from ..layers import CSPLayer, SPPBottleneck
 from ..layers.csp_layer import DEFAULT_ACT_CFG, DEFAULT_NORM_CFG
 from ..layers.init_cfg import YOLOX_CONV_INIT
+from .base_backbone import StagedBackbone
 
 __all__ = ['CSPDarknet', 'Focus']
 
@@ -56,14 +55,15 @@ class Focus(nn.Module):
 
 
 @MODELS.register_module()
-class CSPDarknet(BaseModule):
+class CSPDarknet(StagedBackbone):
     """CSPDarknet: Focus stem then stages of (stride-2 conv, [SPP], CSPLayer).
 
     Each row of an arch setting is ``[in_channels, out_channels, num_blocks,
     add_identity, use_spp]`` before scaling; channels are multiplied by
     ``widen_factor`` (and truncated) and ``num_blocks`` becomes
     ``max(round(num_blocks * deepen_factor), 1)``. Layer names are ``stem``,
-    ``stage1`` ... ``stageN``; output index 0 is the stem.
+    ``stage1`` ... ``stageN``; output index 0 is the stem. Freezing, ``norm_eval`` and the
+    forward pass: :class:`StagedBackbone`.
 
     Args:
         arch (str): 'P5' (4 stages, output stride 32) or 'P6' (5 stages).
@@ -116,30 +116,16 @@ class CSPDarknet(BaseModule):
         norm_eval: bool = False,
         init_cfg=YOLOX_CONV_INIT,
     ) -> None:
-        super().__init__(init_cfg=init_cfg)
-        if arch not in self.arch_settings:
-            raise ValueError(
-                f'CSPDarknet: arch must be one of {sorted(self.arch_settings)}, got {arch!r}'
-            )
-        arch_setting = arch_ovewrite if arch_ovewrite else self.arch_settings[arch]
-        num_layers = len(arch_setting) + 1
-        if not set(out_indices).issubset(range(num_layers)):
-            raise ValueError(
-                f'CSPDarknet: out_indices {tuple(out_indices)} must lie in [0, {num_layers - 1}]'
-            )
-        if frozen_stages not in range(-1, num_layers):
-            raise ValueError(
-                f'CSPDarknet: frozen_stages must be in [-1, {num_layers - 1}], got {frozen_stages}'
-            )
-        self.out_indices = out_indices
-        self.frozen_stages = frozen_stages
+        arch_setting = self.select_arch(arch)
+        if arch_ovewrite:
+            arch_setting = arch_ovewrite
+        super().__init__(len(arch_setting) + 1, out_indices, frozen_stages, norm_eval, init_cfg)
         self.use_depthwise = use_depthwise
-        self.norm_eval = norm_eval
         common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
         conv = DepthwiseSeparableConvModule if use_depthwise else ConvModule
 
         self.stem = Focus(3, int(arch_setting[0][0] * widen_factor), kernel_size=3, **common)
-        self.layers = ['stem']
+        self.layers.append('stem')
         for i, (in_ch, out_ch, num_blocks, add_identity, use_spp) in enumerate(arch_setting):
             in_ch = int(in_ch * widen_factor)
             out_ch = int(out_ch * widen_factor)
@@ -159,27 +145,3 @@ class CSPDarknet(BaseModule):
             )
             self.add_module(f'stage{i + 1}', nn.Sequential(*stage))
             self.layers.append(f'stage{i + 1}')
-
-    def _freeze_stages(self) -> None:
-        for name in self.layers[: self.frozen_stages + 1]:
-            layer = getattr(self, name)
-            layer.eval()
-            for param in layer.parameters():
-                param.requires_grad = False
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
-
-    def forward(self, x: Tensor) -> tuple[Tensor, ...]:
-        outs = []
-        for i, name in enumerate(self.layers):
-            x = getattr(self, name)(x)
-            if i in self.out_indices:
-                outs.append(x)
-        return tuple(outs)

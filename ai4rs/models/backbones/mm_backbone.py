@@ -7,6 +7,8 @@ from torch import Tensor, nn
 
 from ai4rs.registry import MODELS
 
+from ..utils.freeze import freeze_module
+
 
 def _build(cfg: dict | nn.Module) -> nn.Module:
     return cfg if isinstance(cfg, nn.Module) else MODELS.build(cfg)
@@ -59,10 +61,7 @@ class MultiModalYOLOBackbone(BaseModule):
         if self.frozen_stages < 0:
             return
         for name in self.image_model.layers[: self.frozen_stages + 1]:
-            layer = getattr(self.image_model, name)
-            layer.eval()
-            for param in layer.parameters():
-                param.requires_grad = False
+            freeze_module(getattr(self.image_model, name))
 
     def train(self, mode: bool = True):
         """Train mode, keeping the frozen image stages in eval mode."""

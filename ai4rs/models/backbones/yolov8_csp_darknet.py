@@ -1,22 +1,20 @@
 """YOLOv8 CSPDarknet backbone (mmyolo 0.6.0 ``YOLOv8CSPDarknet``): the image side of
 YOLO-World."""
 
-import copy
 from collections.abc import Sequence
 
 from mmcv.cnn import ConvModule, build_plugin_layer
-from mmengine.model import BaseModule
-from torch import Tensor, nn
-from torch.nn.modules.batchnorm import _BatchNorm
+from torch import nn
 
 from ai4rs.registry import MODELS
 
 from ..layers.yolo_bricks import YOLO_ACT_CFG, YOLO_NORM_CFG, CSPLayerWithTwoConv, SPPFBottleneck
 from ..utils.scaling import make_divisible, make_round
+from .base_backbone import StagedBackbone
 
 
 @MODELS.register_module()
-class YOLOv8CSPDarknet(BaseModule):
+class YOLOv8CSPDarknet(StagedBackbone):
     """CSPDarknet of YOLOv8: a 3x3 stride-2 stem, then four stages of
     (3x3 stride-2 conv, :class:`CSPLayerWithTwoConv` [, SPPF]).
 
@@ -27,7 +25,8 @@ class YOLOv8CSPDarknet(BaseModule):
     multiple of 8) and blocks with ``make_round(n, deepen_factor)``. Module names:
     ``stem``, ``stage1`` ... ``stage4``; each stage is an ``nn.Sequential`` of
     ``0`` (downsampling conv), ``1`` (CSP layer), ``2`` (SPPF with kernel 5, last
-    stage only), then any plugins. Output index 0 is the stem.
+    stage only), then any plugins. Output index 0 is the stem. Freezing, ``norm_eval`` and
+    the forward pass: :class:`StagedBackbone`.
 
     Args:
         arch (str): only 'P5'. Defaults to 'P5'.
@@ -78,35 +77,17 @@ class YOLOv8CSPDarknet(BaseModule):
         norm_eval: bool = False,
         init_cfg: dict | None = None,
     ) -> None:
-        super().__init__(init_cfg=init_cfg)
-        if arch not in self.arch_settings:
-            raise ValueError(
-                f'YOLOv8CSPDarknet: arch must be one of {sorted(self.arch_settings)}, got {arch!r}'
-            )
         # a copy: upstream writes last_stage_out_channels into the class attribute
-        arch_setting = copy.deepcopy(self.arch_settings[arch])
+        arch_setting = self.select_arch(arch)
         arch_setting[-1][1] = last_stage_out_channels
-        num_layers = len(arch_setting) + 1
-        if not set(out_indices).issubset(range(num_layers)):
-            raise ValueError(
-                f'YOLOv8CSPDarknet: out_indices {tuple(out_indices)} must lie in '
-                f'[0, {num_layers - 1}]'
-            )
-        if frozen_stages not in range(-1, num_layers):
-            raise ValueError(
-                f'YOLOv8CSPDarknet: frozen_stages must be in '
-                f'[-1, {num_layers - 1}], got {frozen_stages}'
-            )
+        super().__init__(len(arch_setting) + 1, out_indices, frozen_stages, norm_eval, init_cfg)
         if isinstance(plugins, dict):
             plugins = [plugins]
         self.arch_setting = arch_setting
         self.num_stages = len(arch_setting)
         self.input_channels = input_channels
-        self.out_indices = out_indices
-        self.frozen_stages = frozen_stages
         self.widen_factor = widen_factor
         self.deepen_factor = deepen_factor
-        self.norm_eval = norm_eval
         self.norm_cfg = norm_cfg
         self.act_cfg = act_cfg
         self.plugins = plugins
@@ -120,7 +101,7 @@ class YOLOv8CSPDarknet(BaseModule):
             norm_cfg=norm_cfg,
             act_cfg=act_cfg,
         )
-        self.layers = ['stem']
+        self.layers.append('stem')
         for idx, setting in enumerate(arch_setting):
             stage = self._build_stage(setting)
             if plugins is not None:
@@ -175,28 +156,3 @@ class YOLOv8CSPDarknet(BaseModule):
                     m.reset_parameters()
         else:
             super().init_weights()
-
-    def _freeze_stages(self) -> None:
-        for name in self.layers[: self.frozen_stages + 1]:
-            layer = getattr(self, name)
-            layer.eval()
-            for param in layer.parameters():
-                param.requires_grad = False
-
-    def train(self, mode: bool = True):
-        """Train mode, keeping frozen stages (and every BN with ``norm_eval``) in eval."""
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
-
-    def forward(self, x: Tensor) -> tuple[Tensor, ...]:
-        outs = []
-        for i, name in enumerate(self.layers):
-            x = getattr(self, name)(x)
-            if i in self.out_indices:
-                outs.append(x)
-        return tuple(outs)

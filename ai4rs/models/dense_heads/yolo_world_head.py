@@ -26,12 +26,12 @@ from mmengine.dist import get_dist_info
 from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from ai4rs.registry import MODELS, TASK_UTILS
 from ai4rs.structures.bbox import HorizontalBoxes
 
 from ..utils import filter_scores_and_topk, gt_instances_preprocess, multi_apply
+from ..utils.freeze import freeze_norms_and_params
 from .base_dense_head import BaseDenseHead
 
 # a masked-out text gets this logit (sigmoid = 0), as upstream
@@ -251,17 +251,11 @@ class YOLOWorldHeadModule(BaseModule):
                 )
 
     def _freeze_all(self) -> None:
-        for m in self.modules():
-            if isinstance(m, _BatchNorm):
-                m.eval()
-            for param in m.parameters():
-                param.requires_grad = False
+        freeze_norms_and_params(self)
 
     def train(self, mode: bool = True):
         super().train(mode)
-        if self.freeze_all:
-            self._freeze_all()
-        return self
+        return freeze_norms_and_params(self) if self.freeze_all else self
 
     def forward(
         self, img_feats: Sequence[Tensor], txt_feats: Tensor, txt_masks: Tensor | None = None

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import torch
 from mmengine.model import BaseModule
 from torch import Tensor, nn
-from torch.nn.modules.batchnorm import _BatchNorm
+
+from ..utils.freeze import freeze_norms_and_params
 
 
 class BaseYOLONeck(BaseModule, metaclass=ABCMeta):
@@ -98,18 +99,12 @@ class BaseYOLONeck(BaseModule, metaclass=ABCMeta):
         """The layer applied to output level ``idx`` last."""
 
     def _freeze_all(self) -> None:
-        for m in self.modules():
-            if isinstance(m, _BatchNorm):
-                m.eval()
-            for param in m.parameters():
-                param.requires_grad = False
+        freeze_norms_and_params(self)
 
     def train(self, mode: bool = True):
         """Train mode; with ``freeze_all`` BN stays in eval mode and nothing trains."""
         super().train(mode)
-        if self.freeze_all:
-            self._freeze_all()
-        return self
+        return freeze_norms_and_params(self) if self.freeze_all else self
 
     # the forward pass in three steps, so that text-guided necks can pass the texts
     # to the fusion layers (``*guide``) and change them between the two paths

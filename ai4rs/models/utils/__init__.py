@@ -6,3 +6,6 @@ from .scaling import make_divisible, make_round  # noqa: E402
 
 __all__ += ['make_divisible', 'make_round']
 __all__ += ['gt_instances_preprocess', 'filter_scores_and_topk']
+from .freeze import freeze_module, freeze_norms_and_params, set_norm_eval  # noqa: E402
+
+__all__ += ['freeze_module', 'freeze_norms_and_params', 'set_norm_eval']
