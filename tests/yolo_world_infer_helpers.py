@@ -23,7 +23,7 @@ WORLD_META_KEYS = (
 
 def world_config(clip_dir: str, size: int = WORLD_SIZE) -> Config:
     """A YOLO-World v2 config: tiny model, the upstream test pipeline at ``size``."""
-    from tests.test_models.test_yolo_world_integration import detector_cfg
+    from tests.yolo_world_builders import detector_cfg
 
     model = detector_cfg(0.33, 0.125, 256, str(clip_dir), num_train_classes=3)
     model['test_cfg'].update(score_thr=0.001, max_per_img=100)
