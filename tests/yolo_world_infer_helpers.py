@@ -23,7 +23,7 @@ WORLD_META_KEYS = (
 
 def world_config(clip_dir: str, size: int = WORLD_SIZE) -> Config:
     """A YOLO-World v2 config: tiny model, the upstream test pipeline at ``size``."""
-    from tests.test_models.test_yolo_world_integration import detector_cfg
+    from tests.yolo_world_builders import detector_cfg
 
     model = detector_cfg(0.33, 0.125, 256, str(clip_dir), num_train_classes=3)
     model['test_cfg'].update(score_thr=0.001, max_per_img=100)
@@ -83,9 +83,16 @@ def yolox_config(size: int = 64) -> Config:
     )
 
 
-def save_model(cfg: Config, dirpath, name: str, seed: int = 0) -> tuple[str, str]:
+def save_model(
+    cfg: Config, dirpath, name: str, seed: int = 0, box_bin: int | None = None
+) -> tuple[str, str]:
     """Build ``cfg.model`` (seeded init, BN statistics made non-trivial), write
-    ``name.py`` and ``name.pth`` to ``dirpath``; returns their paths."""
+    ``name.py`` and ``name.pth`` to ``dirpath``; returns their paths.
+
+    ``box_bin`` (YOLO-World): the box branch's distribution peaks at this bin on every side
+    (its last conv's bias 6 there, 0 elsewhere, weights x 0.1), so boxes are about
+    ``2 * box_bin`` strides wide; upstream's init (bias 1 on every bin) predicts the mean,
+    7.5 strides, and every box then covers a 64 px input whole."""
     from ai4rs.registry import MODELS
     from ai4rs.utils import register_all_modules
 
@@ -104,6 +111,13 @@ def save_model(cfg: Config, dirpath, name: str, seed: int = 0) -> tuple[str, str
                 param.fill_(-2.0)  # scores around 0.1 instead of the prior 0.01: more detections
             if ('conv_cls' in key or 'conv_obj' in key) and key.endswith('.bias'):
                 param.fill_(0.0)  # rotated YOLOX: scores around 0.25 instead of 1e-4
+        if box_bin is not None:
+            for reg in model.bbox_head.head_module.reg_preds:
+                reg_max = reg[-1].bias.numel() // 4
+                peak = torch.zeros(reg_max)
+                peak[box_bin] = 6.0
+                reg[-1].weight.mul_(0.1)
+                reg[-1].bias.copy_(peak.repeat(4))
     config_path, ckpt_path = osp.join(dirpath, f'{name}.py'), osp.join(dirpath, f'{name}.pth')
     cfg.dump(config_path)
     torch.save({'state_dict': model.state_dict(), 'meta': {}}, ckpt_path)

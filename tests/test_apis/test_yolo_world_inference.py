@@ -56,13 +56,80 @@ def test_path_and_ndarray_give_identical_results(world_model, world_files):
     assert len(by_path.pred_instances) > 5
     for a, b in zip(_arrays(by_path), _arrays(by_array)):
         assert torch.equal(a, b)
-    boxes = _arrays(by_path)[0]  # original-image pixels of the 96x128 image
-    assert boxes[:, 0::2].max() <= 128 and boxes[:, 1::2].max() <= 96 and boxes.min() >= 0
     # upstream's class-text form and a list of paths give the same detections
     batch = inference_detector(world_model, [world_files['img']] * 2, texts=[[t] for t in VOCAB])
     for sample in batch:
         for a, b in zip(_arrays(sample), _arrays(by_path)):
             assert torch.equal(a, b)
+
+
+@pytest.fixture(scope='module')
+def compact_world_model(tiny_clip_dir, tmp_path_factory):
+    """The tiny model with boxes of about 2 strides (``save_model(box_bin=1)``), so that
+    many lie inside the image instead of covering it."""
+    from ai4rs.apis import init_detector
+    from tests.yolo_world_infer_helpers import save_model, world_config
+
+    tmp = tmp_path_factory.mktemp('compact_world')
+    return init_detector(*save_model(world_config(tiny_clip_dir), str(tmp), 'world', box_bin=1))
+
+
+@pytest.mark.parametrize(
+    'shape, pad', [((96, 128), (8, 0)), ((128, 96), (0, 8))], ids=['landscape', 'portrait']
+)
+def test_boxes_are_network_boxes_mapped_back_through_the_letterbox(
+    compact_world_model, world_files, shape, pad
+):
+    """inference_detector's boxes equal the model's network-input boxes (``predict`` with
+    rescale=False on the test pipeline's 64 x 64 letterbox) mapped back by hand: a 96 x 128
+    (128 x 96) image is resized by 0.5 and padded by 8 rows above (8 columns left), so
+    x = (x_in - left) / 0.5 and y = (y_in - top) / 0.5, then clipped to the image. Boxes whose
+    mapping lies inside the image (not decided by the clip) must exist, and there a missing
+    rescale (boxes left in 64-px input pixels, which the clip alone keeps in bounds) differs.
+
+    Planted bugs this test was checked to fail on: ``BaseDenseHead._bbox_post_process``
+    without the rescale, and without the letterbox ``translate_``."""
+    from mmengine.dataset import Compose
+
+    from ai4rs.apis import inference_detector
+    from tests.yolo_world_infer_helpers import write_scene
+
+    model = compact_world_model
+    h, w = shape
+    top, left = pad
+    img = write_scene(world_files['tmp'] / f'scene_{h}x{w}.png', h=h, w=w)
+    result = inference_detector(model, img, texts=VOCAB)
+
+    # the network-input boxes of the same image, from the config's test pipeline
+    steps = model.cfg.test_dataloader.dataset.pipeline
+    pipeline = Compose([t for t in steps if t['type'] != 'LoadAnnotations'])
+    data = pipeline(dict(img_path=img, img_id=0, texts=[[t] for t in VOCAB]))
+    meta = data['data_samples'].metainfo
+    assert tuple(meta['scale_factor']) == (0.5, 0.5)
+    assert list(meta['pad_param']) == [top, top, left, left]
+    batch = model.data_preprocessor(
+        dict(inputs=[data['inputs']], data_samples=[data['data_samples']]), False
+    )
+    with torch.no_grad():
+        (raw,) = model.predict(batch['inputs'], batch['data_samples'], rescale=False)
+    raw = raw.pred_instances
+
+    boxes = result.pred_instances.bboxes.tensor
+    assert len(boxes) == len(raw) > 5
+    by_hand = raw.bboxes.tensor.clone()
+    by_hand[:, 0::2] = ((by_hand[:, 0::2] - left) / 0.5).clamp(0, w)
+    by_hand[:, 1::2] = ((by_hand[:, 1::2] - top) / 0.5).clamp(0, h)
+    order, raw_order = (
+        result.pred_instances.scores.argsort(descending=True),
+        raw.scores.argsort(descending=True),
+    )
+    torch.testing.assert_close(result.pred_instances.scores[order], raw.scores[raw_order])
+    torch.testing.assert_close(boxes[order], by_hand[raw_order], atol=1e-4, rtol=0)
+    interior = (by_hand[:, :2] > 1).all(1) & (by_hand[:, 2] < w - 1) & (by_hand[:, 3] < h - 1)
+    assert int(interior.sum()) >= 3
+    # there the box is not its network-input box: the rescale is what put it in place
+    shift = (by_hand[interior] - raw.bboxes.tensor[interior]).abs().amax(1)
+    assert bool((shift > 1).all())
 
 
 def _by_text(sample, vocab):

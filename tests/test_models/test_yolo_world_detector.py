@@ -1,189 +1,77 @@
-"""YOLOWorldDetector with small stand-ins for the backbone, neck and head that
-follow the YOLO-World interfaces, and the tiny CLIP text model: loss with the
-batch texts, predict with any vocabulary, tensor mode, reparameterize."""
+"""YOLOWorldDetector built from the real parts at tiny widths (YOLOv8CSPDarknet +
+MultiModalYOLOBackbone, YOLOWorldPAFPN, YOLOWorldHead, BatchTaskAlignedAssigner: upstream's
+v2 model config, tests/yolo_world_builders.py) and the tiny CLIP text model: loss with the
+batch texts, predict with any vocabulary, the rescale to original pixels through the
+letterbox, tensor mode, reparameterize, and import without transformers.
 
+Planted bugs these tests were checked to fail on (one at a time, then reverted):
+
+- ``BaseDenseHead._bbox_post_process`` without the rescale (boxes left in network-input
+  pixels), and without the letterbox ``translate_`` (padding not subtracted):
+  ``test_predict_rescale_maps_input_pixels_through_the_letterbox``;
+- ``HuggingCLIPLanguageBackbone.forward`` reshaping the flat (B * K) embeddings as (K, B)
+  then transposing (texts mixed across images):
+  ``test_extract_feat_text_features_are_each_images_own_texts``,
+  ``test_predict_any_vocabulary_labels_follow_texts``.
+"""
+
+import copy
 import subprocess
 import sys
 
 import pytest
 import torch
-import torch.nn.functional as F
-from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
-from torch import nn
 
-from ai4rs.registry import MODELS
 from ai4rs.structures import DetDataSample
 from tests.conftest import REPO_ROOT
 
 pytest.importorskip('transformers')
 
-STRIDES = (8, 16, 32)
 EMBED = 512
-
-
-@MODELS.register_module(name='_StandInMultiModalBackbone', force=True)
-class StandInMultiModalBackbone(BaseModule):
-    """MultiModalYOLOBackbone's interface: forward(image, texts) ->
-    (img_feats, txt_feats); forward_image; forward_text; with_text_model."""
-
-    def __init__(self, text_model: dict, with_text_model: bool = True) -> None:
-        super().__init__()
-        self.convs = nn.ModuleList(
-            [
-                nn.Conv2d(3 if i == 0 else 8, 8, 3, stride=2 if i == 0 else 2, padding=1)
-                for i in range(5)
-            ]
-        )
-        self.with_text_model = with_text_model
-        self.text_model = MODELS.build(text_model) if with_text_model else None
-
-    def forward_image(self, image):
-        feats, x = [], image
-        for i, conv in enumerate(self.convs):
-            x = F.relu(conv(x))
-            if i >= 2:
-                feats.append(x)
-        return tuple(feats)
-
-    def forward_text(self, texts):
-        return self.text_model(texts)
-
-    def forward(self, image, texts):
-        img_feats = self.forward_image(image)
-        if texts is not None and self.with_text_model:
-            return img_feats, self.text_model(texts)
-        return img_feats, None
-
-
-@MODELS.register_module(name='_StandInTextNeck', force=True)
-class StandInTextNeck(BaseModule):
-    """YOLOWorldPAFPN's interface: forward(img_feats, txt_feats) -> img_feats."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.guide = nn.Linear(EMBED, 8)
-
-    def forward(self, img_feats, txt_feats):
-        guide = self.guide(txt_feats).max(dim=1).values[..., None, None]  # (B, 8, 1, 1)
-        return tuple(f * torch.sigmoid(guide) for f in img_feats)
-
-
-@MODELS.register_module(name='_StandInWorldHead', force=True)
-class StandInWorldHead(BaseModule):
-    """YOLOWorldHead's interface: forward / loss / predict with (img_feats,
-    txt_feats, txt_masks); contrastive logits against the text embeddings and
-    distance boxes. It records ``num_classes`` as seen by each call."""
-
-    def __init__(self, num_classes: int = 80, train_cfg=None, test_cfg=None) -> None:
-        super().__init__()
-        self.num_classes = num_classes
-        self.embed = nn.ModuleList(nn.Conv2d(8, EMBED, 1) for _ in STRIDES)
-        self.reg = nn.ModuleList(nn.Conv2d(8, 4, 1) for _ in STRIDES)
-        self.logit_scale = nn.Parameter(torch.tensor(2.0))
-        self.test_cfg = test_cfg or {}
-        self.seen_num_classes = []
-
-    def forward(self, img_feats, txt_feats, txt_masks=None):
-        cls, reg = [], []
-        for feat, embed, regc in zip(img_feats, self.embed, self.reg):
-            region = F.normalize(embed(feat), dim=1)
-            logits = torch.einsum('bchw,bkc->bkhw', region, txt_feats) * self.logit_scale.exp()
-            cls.append(logits)
-            reg.append(F.softplus(regc(feat)))
-        return cls, reg
-
-    def loss(self, img_feats, txt_feats, txt_masks, batch_data_samples):
-        assert txt_feats.shape[1] == self.num_classes
-        self.seen_num_classes.append(self.num_classes)
-        cls, reg = self.forward(img_feats, txt_feats, txt_masks)
-        if isinstance(batch_data_samples, dict):
-            gt = batch_data_samples['bboxes_labels']
-        else:
-            rows = []
-            for i, sample in enumerate(batch_data_samples):
-                inst = sample.gt_instances
-                idx = torch.full((len(inst.labels), 1), float(i))
-                rows.append(torch.cat([idx, inst.labels[:, None].float(), inst.bboxes], 1))
-            gt = torch.cat(rows)
-        loss_cls, loss_bbox = 0.0, 0.0
-        for logits, dist, stride in zip(cls, reg, STRIDES):
-            target = torch.zeros_like(logits)
-            for b, label, x1, y1, x2, y2 in gt.tolist():
-                cx, cy = int((x1 + x2) / 2 // stride), int((y1 + y2) / 2 // stride)
-                target[int(b), int(label), cy, cx] = 1
-                px, py = (cx + 0.5) * stride, (cy + 0.5) * stride
-                want = torch.tensor([px - x1, py - y1, x2 - px, y2 - py]) / stride
-                loss_bbox = loss_bbox + (dist[int(b), :, cy, cx] - want).abs().sum()
-            loss_cls = loss_cls + F.binary_cross_entropy_with_logits(logits, target)
-        return {'loss_cls': loss_cls, 'loss_bbox': loss_bbox / max(len(gt), 1)}
-
-    def predict(self, img_feats, txt_feats, txt_masks, batch_data_samples, rescale=True):
-        assert txt_feats.shape[1] == self.num_classes
-        self.seen_num_classes.append(self.num_classes)
-        cls, reg = self.forward(img_feats, txt_feats, txt_masks)
-        results = []
-        for b, sample in enumerate(batch_data_samples):
-            boxes, scores = [], []
-            for logits, dist, stride in zip(cls, reg, STRIDES):
-                h, w = logits.shape[-2:]
-                ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing='ij')
-                pts = torch.stack([(xs + 0.5) * stride, (ys + 0.5) * stride], -1).reshape(-1, 2)
-                d = dist[b].permute(1, 2, 0).reshape(-1, 4) * stride
-                boxes.append(torch.cat([pts - d[:, :2], pts + d[:, 2:]], 1))
-                scores.append(logits[b].sigmoid().reshape(self.num_classes, -1).t())
-            boxes, scores = torch.cat(boxes), torch.cat(scores)
-            flat = scores.flatten()
-            top = flat.topk(min(20, flat.numel())).indices
-            inst = InstanceData(
-                bboxes=boxes[top // self.num_classes],
-                scores=flat[top],
-                labels=top % self.num_classes,
-            )
-            if rescale:
-                inst.bboxes = inst.bboxes / inst.bboxes.new_tensor(sample.scale_factor).repeat(2)
-            results.append(inst)
-        return results
-
-
-def build_detector(clip_dir, **text_kwargs):
-    text_model = dict(type='HuggingCLIPLanguageBackbone', model_name=clip_dir, **text_kwargs)
-    return MODELS.build(
-        dict(
-            type='YOLOWorldDetector',
-            mm_neck=True,
-            num_train_classes=3,
-            num_test_classes=3,
-            data_preprocessor=dict(
-                type='YOLOWDetDataPreprocessor',
-                mean=[0.0, 0.0, 0.0],
-                std=[255.0, 255.0, 255.0],
-                bgr_to_rgb=True,
-            ),
-            backbone=dict(type='_StandInMultiModalBackbone', text_model=text_model),
-            neck=dict(type='_StandInTextNeck'),
-            bbox_head=dict(type='_StandInWorldHead', num_classes=80),
-            train_cfg=dict(),
-            test_cfg=dict(score_thr=0.0),
-        )
-    )
-
-
 TRAIN_TEXTS = [['cat', 'dog', ''], ['dog', 'bird', 'cat']]
+# a 96 x 128 (H x W) image letterboxed to 64 x 64: resized by 0.5 to 48 x 64, 8 rows of
+# padding above and below
+LETTERBOX = dict(
+    img_shape=(64, 64),
+    ori_shape=(96, 128),
+    scale_factor=(0.5, 0.5),
+    pad_param=[8.0, 8.0, 0.0, 0.0],
+    batch_input_shape=(64, 64),
+)
 
 
-def list_batch(texts, with_gt=True):
-    torch.manual_seed(0)
+@pytest.fixture(scope='module')
+def built(tiny_clip_dir):
+    """One tiny detector, its BatchNorms calibrated on a random batch (score_thr 0 and no
+    cap: every (cell, text) pair NMS keeps is a detection); each test takes a deep copy."""
+    from tests.yolo_world_builders import build_tiny_detector, calibrate_batchnorm
+
+    det = build_tiny_detector(tiny_clip_dir, score_thr=0.0, max_per_img=500)
+    # upstream's init (box bias 1.0 on every bin) makes every distance the mean bin, 7.5
+    # strides, so every box covers the 64 px input and is decided by clipping; a peak at
+    # bin 1 makes boxes of a few strides, many of them inside the image. The contrast biases
+    # (upstream: larger for coarser levels) all -2: the best scores are not all stride 32's.
+    head = det.bbox_head.head_module
+    with torch.no_grad():
+        for reg, contrast in zip(head.reg_preds, head.cls_contrasts):
+            reg[-1].weight.mul_(0.1)
+            reg[-1].bias.copy_(torch.tensor([0.0, 6.0] + [0.0] * 14).repeat(4))
+            contrast.bias.fill_(-2.0)
+    calibrate_batchnorm(det)
+    return det
+
+
+@pytest.fixture
+def det(built):
+    return copy.deepcopy(built)
+
+
+def list_batch(texts, with_gt=True, meta=LETTERBOX):
+    g = torch.Generator().manual_seed(0)
     samples = []
     for i, t in enumerate(texts):
-        sample = DetDataSample(
-            metainfo=dict(
-                img_shape=(64, 64),
-                ori_shape=(128, 128),
-                scale_factor=(0.5, 0.5),
-                batch_input_shape=(64, 64),
-            )
-        )
+        sample = DetDataSample(metainfo=dict(meta))
         if t is not None:
             sample.texts = list(t)
         if with_gt:
@@ -191,84 +79,159 @@ def list_batch(texts, with_gt=True):
                 bboxes=torch.tensor([[8.0, 8.0, 40.0, 30.0]]) + i, labels=torch.tensor([i])
             )
         samples.append(sample)
-    return torch.rand(len(texts), 3, 64, 64), samples
+    return torch.rand(len(texts), 3, 64, 64, generator=g), samples
 
 
 def collated_batch():
-    imgs = (torch.rand(2, 3, 64, 64) * 255).to(torch.uint8)
+    g = torch.Generator().manual_seed(1)
+    imgs = (torch.rand(2, 3, 64, 64, generator=g) * 255).to(torch.uint8)
     bboxes_labels = torch.tensor(
         [[0.0, 1.0, 8.0, 8.0, 40.0, 30.0], [1.0, 2.0, 10.0, 20.0, 50.0, 60.0]]
     )
     return {'inputs': imgs, 'data_samples': {'bboxes_labels': bboxes_labels, 'texts': TRAIN_TEXTS}}
 
 
-def test_loss_with_collated_batch_texts(tiny_clip_dir):
-    det = build_detector(tiny_clip_dir)
+def reference_text_embeddings(clip_dir, texts):
+    """(B, K, 512) L2-normalised ``text_embeds`` of each image's texts, straight from
+    transformers (CLIP's EOS-pooled projection), one string at a time."""
+    from transformers import AutoTokenizer, CLIPTextModelWithProjection
+
+    tokenizer = AutoTokenizer.from_pretrained(clip_dir)
+    model = CLIPTextModelWithProjection.from_pretrained(clip_dir).eval()
+    out = []
+    with torch.no_grad():
+        for image_texts in texts:
+            rows = []
+            for text in image_texts:
+                emb = model(**tokenizer([text], return_tensors='pt')).text_embeds[0]
+                rows.append(emb / emb.norm())
+            out.append(torch.stack(rows))
+    return torch.stack(out)
+
+
+def test_loss_with_collated_batch_texts(det):
     det.train()
     calls = []
     det.backbone.text_model.model.register_forward_pre_hook(lambda m, a: calls.append(1))
     data = det.data_preprocessor(collated_batch(), training=True)
     losses = det(**data, mode='loss')
-    assert det.bbox_head.num_classes == 3 and det.bbox_head.seen_num_classes == [3]
+    assert set(losses) == {'loss_cls', 'loss_bbox', 'loss_dfl'}
+    assert det.bbox_head.num_classes == 3  # num_train_classes
     total = sum(losses.values())
-    assert torch.isfinite(total)
+    assert torch.isfinite(total) and all(v.item() > 0 for v in losses.values())
     total.backward()
-    # gradients reach the image side; the frozen text model gets none
-    assert det.backbone.convs[0].weight.grad.abs().sum() > 0
-    assert det.neck.guide.weight.grad.abs().sum() > 0
+    # gradients reach the image side (backbone stem, the neck's text guide, the head); the
+    # frozen text model gets none
+    grads = {n: p.grad for n, p in det.named_parameters()}
+    assert grads['backbone.image_model.stem.conv.weight'].abs().sum() > 0
+    guide = [n for n in grads if n.startswith('neck.') and 'guide_fc.weight' in n]
+    assert guide and all(grads[n].abs().sum() > 0 for n in guide)
+    assert grads['bbox_head.head_module.reg_preds.0.2.weight'].abs().sum() > 0
     assert all(p.grad is None for p in det.backbone.text_model.parameters())
     # a second step with the same vocabulary does not re-run CLIP (per-string cache)
     det(**det.data_preprocessor(collated_batch(), training=True), mode='loss')
     assert len(calls) == 1
+    # the loss is the one of the texts given: other texts, other class loss
+    other = collated_batch()
+    other['data_samples']['texts'] = [['bird', 'cat', 'dog'], ['cat', '', 'dog']]
+    other_losses = det(**det.data_preprocessor(other, training=True), mode='loss')
+    assert other_losses['loss_cls'].item() != pytest.approx(losses['loss_cls'].item(), rel=1e-6)
 
 
-def test_extract_feat_and_loss_with_list_samples(tiny_clip_dir):
-    det = build_detector(tiny_clip_dir)
+def test_extract_feat_text_features_are_each_images_own_texts(det, tiny_clip_dir):
+    det.train()
     inputs, samples = list_batch(TRAIN_TEXTS)
     img_feats, txt_feats, txt_masks = det.extract_feat(inputs, samples)
-    assert [tuple(f.shape) for f in img_feats] == [(2, 8, 8, 8), (2, 8, 4, 4), (2, 8, 2, 2)]
+    channels = [32, 64, 32]  # make_divisible((256, 512, 256) * 0.125)
+    assert [tuple(f.shape) for f in img_feats] == [
+        (2, c, 64 // s, 64 // s) for c, s in zip(channels, (8, 16, 32))
+    ]
     assert txt_feats.shape == (2, 3, EMBED) and txt_masks is None
-    # the text features are the text model's embeddings of each image's own texts
-    torch.testing.assert_close(txt_feats, det.backbone.text_model(TRAIN_TEXTS))
-    torch.testing.assert_close(txt_feats[0, 1], txt_feats[1, 0])  # 'dog' in both
-    losses = det.loss(inputs, samples)
+    expected = reference_text_embeddings(tiny_clip_dir, TRAIN_TEXTS)
+    torch.testing.assert_close(txt_feats, expected, atol=1e-5, rtol=0)
+    losses = det.loss(inputs, samples)  # the list-of-samples form of the ground truth
     assert torch.isfinite(sum(losses.values()))
 
 
-def test_predict_any_vocabulary_labels_follow_texts(tiny_clip_dir):
-    det = build_detector(tiny_clip_dir).eval()
+def assert_same_detections(a, texts_a, b, texts_b):
+    """The same detections, each attached to the same text (label indexes may differ):
+    per text, scores (best first) and their boxes equal within float tolerance."""
+    for text in texts_a:
+        sel_a = torch.tensor([texts_a[int(lb)] == text for lb in a.labels], dtype=torch.bool)
+        sel_b = torch.tensor([texts_b[int(lb)] == text for lb in b.labels], dtype=torch.bool)
+        scores_a, order_a = a.scores[sel_a].sort(descending=True)
+        scores_b, order_b = b.scores[sel_b].sort(descending=True)
+        torch.testing.assert_close(scores_a, scores_b, atol=1e-5, rtol=0)
+        torch.testing.assert_close(
+            a.bboxes.tensor[sel_a][order_a], b.bboxes.tensor[sel_b][order_b], atol=1e-3, rtol=0
+        )
+
+
+def test_predict_any_vocabulary_labels_follow_texts(det):
+    det.eval()
     vocab = ['person', 'cat', 'traffic light', 'dog', 'bird']
-    inputs, samples = list_batch([vocab, vocab], with_gt=False)
+    other = ['bird', 'horse', 'person', 'cat', 'fish']
+    inputs, samples = list_batch([vocab, other], with_gt=False)
     with torch.no_grad():
         out = det.predict(inputs, samples)
     assert det.bbox_head.num_classes == 5  # number of prompts, not num_train/test_classes
     pred = out[0].pred_instances
-    assert pred.labels.max() < 5 and len(pred.scores) == 20
-    # reversed vocabulary: same detections, labels mapped to the new text positions
-    _, rev_samples = list_batch([vocab[::-1]] * 2, with_gt=False)
+    assert len(pred) > 20 and int(pred.labels.max()) < 5
+    assert int(out[1].pred_instances.labels.max()) < 5
+    # reversed vocabulary: the same detections, each attached to the same text
+    _, rev_samples = list_batch([vocab[::-1], other[::-1]], with_gt=False)
     with torch.no_grad():
-        rev = det.predict(inputs, rev_samples)[0].pred_instances
-    order = pred.scores.argsort(descending=True)
-    rev_order = rev.scores.argsort(descending=True)
-    torch.testing.assert_close(rev.scores[rev_order], pred.scores[order])
-    assert torch.equal(rev.labels[rev_order], 4 - pred.labels[order])
-    # rescale: boxes divided by the scale factor 0.5
+        rev = det.predict(inputs, rev_samples)
+    for a, b, texts in zip(out, rev, (vocab, other)):
+        assert_same_detections(a.pred_instances, texts, b.pred_instances, texts[::-1])
+    # image 1 alone with its vocabulary: the same detections as in the mixed batch (its
+    # texts are its own, not image 0's)
     with torch.no_grad():
-        raw = det.predict(inputs, list_batch([vocab] * 2, with_gt=False)[1], rescale=False)
-    torch.testing.assert_close(raw[0].pred_instances.bboxes * 2, pred.bboxes)
+        alone = det.predict(inputs[1:], list_batch([other], with_gt=False)[1])
+    assert_same_detections(alone[0].pred_instances, other, out[1].pred_instances, other)
 
 
-def test_tensor_mode_raw_outputs_per_level(tiny_clip_dir):
-    det = build_detector(tiny_clip_dir).eval()
+def test_predict_rescale_maps_input_pixels_through_the_letterbox(det):
+    """rescale=True boxes equal rescale=False boxes (network-input pixels) mapped by hand:
+    x = (x_in - left) / 0.5, y = (y_in - top) / 0.5 with top = 8, left = 0, then clipped to
+    the 96 x 128 original; a missing rescale or a missing padding shift both differ."""
+    det.eval()
+    vocab = ['cat', 'dog', 'bird']
+    inputs, samples = list_batch([vocab, vocab], with_gt=False)
+    with torch.no_grad():
+        rescaled = det.predict(inputs, copy.deepcopy(samples), rescale=True)
+        raw = det.predict(inputs, copy.deepcopy(samples), rescale=False)
+    moved = 0
+    for r, n in zip(rescaled, raw):
+        r, n = r.pred_instances, n.pred_instances
+        assert len(r) == len(n) > 0
+        by_hand = n.bboxes.tensor.clone()
+        by_hand[:, 1::2] -= 8.0
+        by_hand /= 0.5
+        by_hand[:, 0::2] = by_hand[:, 0::2].clamp(0, 128)
+        by_hand[:, 1::2] = by_hand[:, 1::2].clamp(0, 96)
+        order_r, order_n = r.scores.argsort(descending=True), n.scores.argsort(descending=True)
+        torch.testing.assert_close(r.scores[order_r], n.scores[order_n])
+        torch.testing.assert_close(r.bboxes.tensor[order_r], by_hand[order_n], atol=1e-4, rtol=0)
+        # boxes strictly inside the original image are not decided by clipping
+        inside = (by_hand[:, :2] > 0).all(1) & (by_hand[:, 2] < 128) & (by_hand[:, 3] < 96)
+        moved += int(inside.sum())
+    assert moved > 0
+
+
+def test_tensor_mode_raw_outputs_per_level(det):
+    det.eval()
     inputs, samples = list_batch([['cat', 'dog', 'bird', 'fish']] * 2, with_gt=False)
     with torch.no_grad():
         cls, reg = det(inputs, samples, mode='tensor')
     assert [tuple(c.shape) for c in cls] == [(2, 4, 8, 8), (2, 4, 4, 4), (2, 4, 2, 2)]
     assert [tuple(r.shape) for r in reg] == [(2, 4, 8, 8), (2, 4, 4, 4), (2, 4, 2, 2)]
+    # distances are expectations over {0, ..., 15} strides
+    assert all(((r >= 0) & (r <= 15)).all() for r in reg)
 
 
-def test_no_texts_and_no_vocabulary_is_an_error(tiny_clip_dir):
-    det = build_detector(tiny_clip_dir).eval()
+def test_no_texts_and_no_vocabulary_is_an_error(det):
+    det.eval()
     inputs, samples = list_batch([None, None], with_gt=False)
     with pytest.raises(TypeError, match='reparameterize'):
         det.predict(inputs, samples)
@@ -276,9 +239,9 @@ def test_no_texts_and_no_vocabulary_is_an_error(tiny_clip_dir):
         det(inputs, None, mode='tensor')
 
 
-def test_reparameterize_equals_text_model_path(tiny_clip_dir):
+def test_reparameterize_equals_text_model_path(det):
     vocab = ['person', 'cat', 'traffic light', 'dog']
-    det = build_detector(tiny_clip_dir).eval()
+    det.eval()
     inputs, with_texts = list_batch([vocab, vocab], with_gt=False)
     with torch.no_grad():
         ref = det.predict(inputs, with_texts)
@@ -294,19 +257,16 @@ def test_reparameterize_equals_text_model_path(tiny_clip_dir):
         cls, reg = det(inputs, None, mode='tensor')
     assert not calls  # image-only: the text model is not run
     for a, b in zip(out, ref):
-        torch.testing.assert_close(
-            a.pred_instances.scores, b.pred_instances.scores, atol=1e-4, rtol=0
-        )
-        torch.testing.assert_close(
-            a.pred_instances.bboxes, b.pred_instances.bboxes, atol=1e-4, rtol=0
-        )
-        assert torch.equal(a.pred_instances.labels, b.pred_instances.labels)
+        a, b = a.pred_instances, b.pred_instances
+        torch.testing.assert_close(a.scores, b.scores, atol=1e-4, rtol=0)
+        torch.testing.assert_close(a.bboxes.tensor, b.bboxes.tensor, atol=1e-4, rtol=0)
+        assert torch.equal(a.labels, b.labels)
     for a, b in zip(cls + reg, ref_cls + ref_reg):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
 
 
-def test_reparameterize_forms_and_drop_text_model(tiny_clip_dir):
-    det = build_detector(tiny_clip_dir).eval()
+def test_reparameterize_forms_and_drop_text_model(det, built):
+    det.eval()
     vocab = ['cat', 'dog']
     det.reparameterize([['cat'], ['dog']])  # upstream demo form
     assert det.texts == [vocab]
@@ -318,7 +278,7 @@ def test_reparameterize_forms_and_drop_text_model(tiny_clip_dir):
     inputs, samples = list_batch([None, None], with_gt=False)
     with torch.no_grad():
         out = det.predict(inputs, samples)
-    assert out[0].pred_instances.labels.max() < 2
+    assert len(out[0].pred_instances) > 0 and out[0].pred_instances.labels.max() < 2
     # texts equal to the baked vocabulary are fine without a text model ...
     _, same = list_batch([vocab, vocab], with_gt=False)
     with torch.no_grad():
@@ -330,7 +290,7 @@ def test_reparameterize_forms_and_drop_text_model(tiny_clip_dir):
     with pytest.raises(RuntimeError, match='no text'):
         det.reparameterize(['bird'])
     with pytest.raises(ValueError, match='texts must be'):
-        build_detector(tiny_clip_dir).reparameterize([['a', 'b'], ['c', 'd']])
+        copy.deepcopy(built).reparameterize([['a', 'b'], ['c', 'd']])
 
 
 def test_import_without_transformers():

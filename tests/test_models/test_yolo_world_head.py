@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from mmengine.structures import InstanceData
 
 from ai4rs.models.dense_heads import BNContrastiveHead, ContrastiveHead, YOLOWorldHead
@@ -211,6 +212,151 @@ def test_loss_finite_positive_both_gt_forms_and_zero_gt():
     assert empty['loss_cls'].item() > 0
     assert empty['loss_bbox'].item() == 0 and empty['loss_dfl'].item() == 0
     sum(empty.values()).backward()
+
+
+# ----------------------------------------------------------- hand-computed loss
+# Priors of a 64 x 64 input, levels in order, cells row-major: (level offset, width, stride)
+LEVELS = ((0, 8, 8), (64, 4, 16), (80, 2, 32))
+NUM_PRIORS = 84
+
+
+def prior_index(level: int, row: int, col: int) -> tuple[int, float, float, int]:
+    """Flat index, centre (x, y) and stride of a cell (offset 0.5, as MlvlPointGenerator)."""
+    offset, width, stride = LEVELS[level]
+    return offset + row * width + col, (col + 0.5) * stride, (row + 0.5) * stride, stride
+
+
+class FixedAssignment(torch.nn.Module):
+    """An assigner that returns a given assignment and records what it was called with."""
+
+    def __init__(self, num_classes: int, assigned_bboxes, assigned_scores, fg_mask) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.result = dict(
+            assigned_labels=assigned_scores.argmax(-1),
+            assigned_bboxes=assigned_bboxes,
+            assigned_scores=assigned_scores,
+            fg_mask_pre_prior=fg_mask,
+        )
+        self.calls = []
+
+    def forward(self, pred_bboxes, pred_scores, priors, gt_labels, gt_bboxes, pad_flag):
+        self.calls.append(dict(pred_bboxes=pred_bboxes, pred_scores=pred_scores, priors=priors))
+        return self.result
+
+
+def reference_ciou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """CIoU of (n, 4) x1y1x2y2 boxes, written from the paper's formula (no eps):
+    IoU - rho^2 / c^2 - alpha v, v = 4 / pi^2 (atan(w_b / h_b) - atan(w_a / h_a))^2,
+    alpha = v / (1 - IoU + v)."""
+    wa, ha = a[:, 2] - a[:, 0], a[:, 3] - a[:, 1]
+    wb, hb = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    iw = (torch.minimum(a[:, 2], b[:, 2]) - torch.maximum(a[:, 0], b[:, 0])).clamp(min=0)
+    ih = (torch.minimum(a[:, 3], b[:, 3]) - torch.maximum(a[:, 1], b[:, 1])).clamp(min=0)
+    inter = iw * ih
+    iou = inter / (wa * ha + wb * hb - inter)
+    cw = torch.maximum(a[:, 2], b[:, 2]) - torch.minimum(a[:, 0], b[:, 0])
+    ch = torch.maximum(a[:, 3], b[:, 3]) - torch.minimum(a[:, 1], b[:, 1])
+    rho2 = ((a[:, 0] + a[:, 2] - b[:, 0] - b[:, 2]) / 2) ** 2 + (
+        (a[:, 1] + a[:, 3] - b[:, 1] - b[:, 3]) / 2
+    ) ** 2
+    v = 4 / math.pi**2 * (torch.atan(wb / hb) - torch.atan(wa / ha)) ** 2
+    return iou - rho2 / (cw**2 + ch**2) - v**2 / (1 - iou + v)
+
+
+# positives: (image, level, row, col, target box x1 y1 x2 y2 in input pixels, soft scores)
+# the second target reaches 17 strides left of its prior (DFL target clamped to 14.99), the
+# third lies partly above its prior (top distance clamped to 0)
+POSITIVES = (
+    (0, 0, 3, 4, (20.0, 14.0, 50.0, 44.0), (0.0, 0.6, 0.0)),
+    (0, 1, 1, 2, (-232.0, 10.0, 60.0, 30.0), (0.7, 0.0, 0.0)),
+    (1, 0, 5, 1, (2.0, 48.0, 30.0, 60.0), (0.0, 0.0, 0.9)),
+)
+
+
+@pytest.mark.parametrize('score_scale', [1.0, 0.1], ids=['sum_2.2', 'sum_0.22_clamped_to_1'])
+def test_loss_equals_hand_computed_case(score_scale):
+    """``loss_by_feat`` on fixed outputs and a fixed assignment equals the losses computed
+    here with plain tensor math: with ``S = max(sum of assigned scores, 1)`` and ``w_i`` the
+    score sum of positive ``i``, ``loss_cls = 0.5 * sum BCE(logit, score) / S``,
+    ``loss_bbox = 7.5 * sum w_i (1 - CIoU_i) / S`` (boxes in stride units),
+    ``loss_dfl = 1.5 / 4 * sum_{i, side} w_i DFL_{i, side} / S`` (targets clamped to
+    ``[0, 14.99]``), each times ``num_imgs * world_size`` = 2. ``score_scale`` 0.1 makes the
+    scores sum to 0.22, so the normaliser is the clamp's 1.
+
+    Planted bugs this test was checked to fail on (each one at a time, in
+    ``YOLOWorldHead.loss_by_feat``): the normaliser without its ``clamp(min=1)``, and the
+    normaliser replaced by the number of positives; ``weight=`` dropped from the DFL call
+    (``w_i`` not applied); ``weight=`` dropped from the IoU loss; the DFL targets not
+    clamped (``max_dis=None``); the ``num_imgs`` factor dropped."""
+    num_classes, reg_max = 3, 16
+    head = tiny_head(num_classes=num_classes, world_size=1).train()
+    g = torch.Generator().manual_seed(3)
+    cls_scores, bbox_preds, dist_preds = [], [], []
+    for _, width, _ in LEVELS:
+        cls_scores.append(torch.randn(2, num_classes, width, width, generator=g))
+        bbox_preds.append(torch.rand(2, 4, width, width, generator=g) * 3 + 0.5)
+        dist_preds.append(torch.randn(2, width * width, 4, reg_max, generator=g))
+
+    assigned_bboxes = torch.zeros(2, NUM_PRIORS, 4)
+    assigned_scores = torch.zeros(2, NUM_PRIORS, num_classes)
+    fg_mask = torch.zeros(2, NUM_PRIORS, dtype=torch.bool)
+    gt_rows = []
+    for img, level, row, col, box, scores in POSITIVES:
+        idx, _, _, _ = prior_index(level, row, col)
+        assigned_bboxes[img, idx] = torch.tensor(box)
+        assigned_scores[img, idx] = torch.tensor(scores) * score_scale
+        fg_mask[img, idx] = True
+        gt_rows.append([img, int(torch.tensor(scores).argmax()), *box])
+    head.assigner = FixedAssignment(num_classes, assigned_bboxes, assigned_scores, fg_mask)
+    losses = head.loss_by_feat(cls_scores, bbox_preds, dist_preds, torch.tensor(gt_rows), [{}, {}])
+
+    # the assigner saw the decoded boxes in pixels and the sigmoid scores
+    (call,) = head.assigner.calls
+    idx, px, py, stride = prior_index(0, 3, 4)
+    d = bbox_preds[0][1, :, 3, 4]
+    expected_box = torch.stack([px - d[0] * 8, py - d[1] * 8, px + d[2] * 8, py + d[3] * 8])
+    torch.testing.assert_close(call['pred_bboxes'][1, idx], expected_box)
+    torch.testing.assert_close(call['pred_scores'][1, idx], cls_scores[0][1, :, 3, 4].sigmoid())
+
+    # ---- by hand
+    total = float(assigned_scores.sum())
+    norm = max(total, 1.0)
+    assert (norm == 1.0) == (score_scale == 0.1)
+    bce = 0.0
+    for level, (_, width, _) in enumerate(LEVELS):
+        x = cls_scores[level]  # (2, K, H, W) logits
+        t = torch.zeros_like(x)
+        for img, lv, row, col, _, scores in POSITIVES:
+            if lv == level:
+                t[img, :, row, col] = torch.tensor(scores) * score_scale
+        bce += float((-t * F.logsigmoid(x) - (1 - t) * F.logsigmoid(-x)).sum())
+    bbox, dfl, clamped = 0.0, 0.0, set()
+    for img, level, row, col, box, scores in POSITIVES:
+        _, px, py, stride = prior_index(level, row, col)
+        weight = sum(scores) * score_scale
+        d = bbox_preds[level][img, :, row, col]
+        cx, cy = px / stride, py / stride  # the prior in stride units
+        pred = torch.stack([cx - d[0], cy - d[1], cx + d[2], cy + d[3]])
+        target = torch.tensor(box) / stride
+        bbox += weight * float(1 - reference_ciou(pred[None], target[None])[0])
+        raw = torch.stack([cx - target[0], cy - target[1], target[2] - cx, target[3] - cy])
+        clamped.update({'high'} if raw.max() > 14.99 else set())
+        clamped.update({'low'} if raw.min() < 0 else set())
+        ltrb = raw.clamp(0, reg_max - 1 - 0.01)
+        logp = dist_preds[level][img, row * LEVELS[level][1] + col].log_softmax(-1)  # (4, 16)
+        for side in range(4):
+            lo = int(ltrb[side])
+            frac = float(ltrb[side]) - lo
+            dfl += weight * float(-(1 - frac) * logp[side, lo] - frac * logp[side, lo + 1])
+    assert clamped == {'high', 'low'}  # both ends of the DFL target clamp are exercised
+    expected = dict(
+        loss_cls=2 * 0.5 * bce / norm,
+        loss_bbox=2 * 7.5 * bbox / norm,
+        loss_dfl=2 * 1.5 / 4 * dfl / norm,
+    )
+    for key, value in expected.items():
+        assert losses[key].item() == pytest.approx(value, rel=1e-4), key
 
 
 def hand_outputs(num_classes: int = 3):

@@ -1,9 +1,9 @@
 """YOLOWorldDetector with the real YOLO-World parts (YOLOv8CSPDarknet,
 MultiModalYOLOBackbone, YOLOWorldPAFPN, YOLOWorldHead) and a CLIP text model:
 the whole v2-S state dict against upstream's, a legacy checkpoint key, and a
-tiny-width loss / predict / reparameterize round trip.
-
-Skipped while those parts are not registered (they are written in parallel)."""
+tiny-width loss / predict / reparameterize round trip. Nothing here is skipped when a part is
+missing: an unregistered part fails ``test_every_yolo_world_part_is_registered`` and the
+builds below."""
 
 import json
 import os.path as osp
@@ -14,116 +14,55 @@ import torch
 from ai4rs.registry import MODELS
 from ai4rs.structures import DetDataSample
 from tests.conftest import DATA_DIR
+from tests.yolo_world_builders import detector_cfg  # noqa: F401  (other tests import it here)
 
-pytest.importorskip('transformers')
+# the YOLO-World parts, by registry: (registry name, type names)
 PARTS = (
-    'YOLOv8CSPDarknet',
-    'MultiModalYOLOBackbone',
-    'YOLOWorldPAFPN',
-    'YOLOWorldHead',
-    'YOLOWorldHeadModule',
-    'BatchTaskAlignedAssigner',
+    (
+        'MODELS',
+        (
+            'YOLOWorldDetector',
+            'YOLOWDetDataPreprocessor',
+            'MultiModalYOLOBackbone',
+            'YOLOv8CSPDarknet',
+            'HuggingCLIPLanguageBackbone',
+            'YOLOWorldPAFPN',
+            'MaxSigmoidCSPLayerWithTwoConv',
+            'YOLOWorldHead',
+            'YOLOWorldHeadModule',
+            'BNContrastiveHead',
+            'ContrastiveHead',
+            'CrossEntropyLoss',
+            'IoULoss',
+            'DistributionFocalLoss',
+        ),
+    ),
+    ('TASK_UTILS', ('BatchTaskAlignedAssigner', 'MlvlPointGenerator', 'DistancePointBBoxCoder')),
 )
 
 
-def _missing_parts() -> list[str]:
+def test_every_yolo_world_part_is_registered():
+    """Every type the v2 configs name is in ai4rs' registries after ``import ai4rs.models``
+    (a missing registration is a failure here, never a skip).
+
+    Planted bug this test was checked to fail on: the ``@MODELS.register_module()``
+    decorator of ``YOLOWorldPAFPN`` removed (so was the round trip below)."""
     import ai4rs.models  # noqa: F401  (registers the parts)
-    from ai4rs.registry import TASK_UTILS
+    from ai4rs import registry
 
-    return [p for p in PARTS if MODELS.get(p) is None and TASK_UTILS.get(p) is None]
-
-
-pytestmark = pytest.mark.skipif(
-    bool(_missing_parts()), reason=f'YOLO-World parts not registered: {_missing_parts()}'
-)
-
-BN = dict(type='BN', momentum=0.03, eps=0.001)
-ACT = dict(type='SiLU', inplace=True)
-
-
-def detector_cfg(
-    deepen: float, widen: float, last: int, clip_dir: str, num_train_classes: int = 80
-) -> dict:
-    """Upstream's v2 model config (``yolo_world_v2_*_vlpan_bn_*``) with a local CLIP."""
-    return dict(
-        type='YOLOWorldDetector',
-        mm_neck=True,
-        num_train_classes=num_train_classes,
-        num_test_classes=num_train_classes,
-        data_preprocessor=dict(
-            type='YOLOWDetDataPreprocessor',
-            mean=[0.0, 0.0, 0.0],
-            std=[255.0, 255.0, 255.0],
-            bgr_to_rgb=True,
-        ),
-        backbone=dict(
-            type='MultiModalYOLOBackbone',
-            image_model=dict(
-                type='YOLOv8CSPDarknet',
-                arch='P5',
-                last_stage_out_channels=last,
-                deepen_factor=deepen,
-                widen_factor=widen,
-                norm_cfg=BN,
-                act_cfg=ACT,
-            ),
-            text_model=dict(
-                type='HuggingCLIPLanguageBackbone', model_name=clip_dir, frozen_modules=['all']
-            ),
-        ),
-        neck=dict(
-            type='YOLOWorldPAFPN',
-            guide_channels=512,
-            embed_channels=[128, 256, last // 2],
-            num_heads=[4, 8, last // 64],
-            in_channels=[256, 512, last],
-            out_channels=[256, 512, last],
-            deepen_factor=deepen,
-            widen_factor=widen,
-            num_csp_blocks=3,
-            norm_cfg=BN,
-            act_cfg=ACT,
-            block_cfg=dict(type='MaxSigmoidCSPLayerWithTwoConv'),
-        ),
-        bbox_head=dict(
-            type='YOLOWorldHead',
-            head_module=dict(
-                type='YOLOWorldHeadModule',
-                use_bn_head=True,
-                embed_dims=512,
-                num_classes=num_train_classes,
-                in_channels=[256, 512, last],
-                widen_factor=widen,
-                reg_max=16,
-                norm_cfg=BN,
-                act_cfg=ACT,
-                featmap_strides=[8, 16, 32],
-            ),
-        ),
-        train_cfg=dict(
-            assigner=dict(
-                type='BatchTaskAlignedAssigner',
-                num_classes=num_train_classes,
-                use_ciou=True,
-                topk=10,
-                alpha=0.5,
-                beta=6.0,
-                eps=1e-9,
-            )
-        ),
-        test_cfg=dict(
-            multi_label=True,
-            nms_pre=30000,
-            score_thr=0.001,
-            nms=dict(type='nms', iou_threshold=0.7),
-            max_per_img=300,
-        ),
-    )
+    missing = [
+        f'{reg}.{name}'
+        for reg, names in PARTS
+        for name in names
+        if getattr(registry, reg).get(name) is None
+    ]
+    assert not missing, f'YOLO-World parts not registered: {missing}'
 
 
 def test_v2_s_state_dict_equals_upstream(tmp_path):
     """Keys, shapes, order and parameter counts of v2-S with a ViT-B/32-sized
     CLIP text model equal upstream's; an old checkpoint's position_ids loads."""
+    pytest.importorskip('transformers')
     from mmengine.runner.checkpoint import load_state_dict
 
     from ai4rs.utils.tiny_clip import make_tiny_clip
