@@ -7,12 +7,12 @@ import sys
 # The repository root (for `projects.*` custom imports and an uninstalled ai4rs)
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+from ai4rs.engine.runner import run_with_runner  # noqa: E402
 from ai4rs.utils.cli import (  # noqa: E402
     add_config_arguments,
     add_runner_arguments,
     enable_amp,
     parse_tool_args,
-    run_with_runner,
     runner_config_from_args,
 )
 

@@ -3,10 +3,16 @@
 import copy
 import logging
 import os.path as osp
+import sys
+from collections.abc import Callable
+from typing import Any
 
 from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner as MMEngineRunner
+
+from ai4rs.utils.checkpoint import CheckpointMismatchError
+from ai4rs.utils.dist import prepare_distributed, teardown_distributed
 
 #: records starting with these go to the log file only (environment, config, hook order)
 FILE_ONLY_PREFIXES = (
@@ -95,6 +101,27 @@ def build_runner(cfg) -> MMEngineRunner:
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)
+
+
+def run_with_runner(cfg: Config, launcher: str, run: Callable[[Any], Any]) -> Any:
+    """Build the Runner for ``cfg`` on this machine's distributed setup and call ``run(runner)``.
+
+    The Runner is ai4rs' (:class:`Runner`: a summary line on the
+    terminal, the environment and config dumps in the log file) unless the
+    config names a ``runner_type``.
+
+    A checkpoint that does not fit the model ends the process with status 1
+    and its summary on stderr, not a traceback.
+    """
+    prepare_distributed(cfg, launcher)
+    runner = build_runner(cfg)
+    try:
+        result = run(runner)
+    except CheckpointMismatchError as e:
+        print(f'error: {e}', file=sys.stderr)
+        sys.exit(1)
+    teardown_distributed()
+    return result
 
 
 def load_trained_weights(runner: MMEngineRunner) -> str:
