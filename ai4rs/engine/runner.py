@@ -11,7 +11,7 @@ from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner as MMEngineRunner
 
-from ai4rs.utils.checkpoint import CheckpointMismatchError
+from ai4rs.utils.checkpoint import CheckpointMismatchError, NotACheckpointError
 from ai4rs.utils.dist import prepare_distributed, teardown_distributed
 
 #: records starting with these go to the log file only (environment, config, hook order)
@@ -110,14 +110,14 @@ def run_with_runner(cfg: Config, launcher: str, run: Callable[[Any], Any]) -> An
     terminal, the environment and config dumps in the log file) unless the
     config names a ``runner_type``.
 
-    A checkpoint that does not fit the model ends the process with status 1
-    and its summary on stderr, not a traceback.
+    A checkpoint that does not fit the model, or a file that is no checkpoint at all,
+    ends the process with status 1 and one message on stderr, not a traceback.
     """
     prepare_distributed(cfg, launcher)
     runner = build_runner(cfg)
     try:
         result = run(runner)
-    except CheckpointMismatchError as e:
+    except (CheckpointMismatchError, NotACheckpointError) as e:
         print(f'error: {e}', file=sys.stderr)
         sys.exit(1)
     teardown_distributed()
