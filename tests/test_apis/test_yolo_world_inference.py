@@ -1,6 +1,6 @@
 """inference_detector with any vocabulary, and demo/yolo_world_demo.py on a generated
 image, a generated 3-frame video and with saved text embeddings (tiny YOLO-World v2 with
-the tiny CLIP of ai4rs/utils/tiny_clip.py; 64 px letterbox, 96x128 images)."""
+the tiny CLIP of ai4rs/testing/tiny_clip.py; 64 px letterbox, 96x128 images)."""
 
 import importlib.util
 import json
@@ -216,3 +216,53 @@ def test_demo_with_text_embeddings_equals_clip(world_files, tiny_clip_dir, tmp_p
     for x, y in zip(a, b):
         assert x['text'] == y['text'] and x['score'] == pytest.approx(y['score'], abs=1e-5)
         assert x['bbox'] == pytest.approx(y['bbox'], abs=1e-3)
+
+
+def test_prompt_format_model_reparameterized_without_its_text_model(world_files, tmp_path):
+    """LoadText(prompt_format='a photo of {}'): baked with the same format, the model without
+    CLIP gives the detections of the un-reparameterized model with CLIP; the baked prompts
+    are not re-encoded; baked without the format, it refuses instead of detecting wrongly."""
+    from mmengine.config import Config
+
+    from ai4rs.apis import inference_detector, init_detector
+
+    cfg = Config.fromfile(world_files['config'])
+    (load_text,) = [t for t in cfg.test_dataloader.dataset.pipeline if t.type == 'LoadText']
+    load_text.prompt_format = 'a photo of {}'
+    config = str(tmp_path / 'prompted.py')
+    cfg.dump(config)
+    prompts = [f'a photo of {t}' for t in VOCAB]
+
+    with_clip = init_detector(config, world_files['ckpt'])
+    ref = inference_detector(with_clip, world_files['img'], texts=VOCAB)
+    assert ref.texts == prompts
+
+    baked = init_detector(config, world_files['ckpt'])
+    baked.reparameterize(VOCAB, drop_text_model=True, prompt_format='a photo of {}')
+    assert baked.texts == [VOCAB] and baked.prompts == [prompts]
+    result = inference_detector(baked, world_files['img'])
+    assert result.texts == prompts
+    assert len(ref.pred_instances) > 5
+    for a, b in zip(_arrays(result), _arrays(ref)):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+
+    # kept text model: the baked prompts are used, not encoded again
+    kept = init_detector(config, world_files['ckpt'])
+    kept.reparameterize(VOCAB, prompt_format='a photo of {}')
+
+    def no_encoding(*args, **kwargs):
+        raise AssertionError('the baked prompts were encoded again')
+
+    kept.backbone.forward_text = no_encoding
+    again = inference_detector(kept, world_files['img'])
+    for a, b in zip(_arrays(again), _arrays(ref)):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+
+    # baked without the pipeline's format: a clear error, not other detections
+    plain = init_detector(config, world_files['ckpt'])
+    plain.reparameterize(VOCAB, drop_text_model=True)
+    with pytest.raises(RuntimeError, match='prompt_format'):
+        inference_detector(plain, world_files['img'])
+    with pytest.raises(ValueError, match="one '{}' field"):
+        plain_b = init_detector(config, world_files['ckpt'])
+        plain_b.reparameterize(VOCAB, prompt_format='a photo')
