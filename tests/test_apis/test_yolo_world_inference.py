@@ -266,3 +266,46 @@ def test_prompt_format_model_reparameterized_without_its_text_model(world_files,
     with pytest.raises(ValueError, match="one '{}' field"):
         plain_b = init_detector(config, world_files['ckpt'])
         plain_b.reparameterize(VOCAB, prompt_format='a photo')
+
+
+def test_demo_folder_skips_a_corrupt_image_and_lists_it(world_files, tmp_path, capsys):
+    from tests.yolo_world_infer_helpers import scene
+
+    demo = _load_script('demo', 'yolo_world_demo.py')
+    folder = tmp_path / 'folder'
+    folder.mkdir()
+    cv2.imwrite(str(folder / 'a.png'), scene(seed=1))
+    (folder / 'b.jpg').write_bytes(b'\xff\xd8\xff\xe0 cut short')  # a JPEG header, no image
+    cv2.imwrite(str(folder / 'c.png'), scene(seed=2))
+    out = tmp_path / 'out'
+    common = [world_files['config'], world_files['ckpt'], '--texts', 'cat,dog']
+    assert demo.cli([str(folder), *common, '--out-dir', str(out)]) == 0
+    assert sorted(p.name for p in out.glob('*.png')) == ['a.png', 'c.png']  # after b too
+    err = capsys.readouterr().err
+    assert f'warning: skipped {folder / "b.jpg"}' in err
+    assert err.rstrip().endswith(f'skipped 1 of 3 images that could not be read:\n  {folder}/b.jpg')
+
+    # nothing readable: status 1 and one line
+    (folder / 'a.png').write_bytes(b'')
+    (folder / 'c.png').write_bytes(b'\x89PNG\r\n\x1a\n')
+    assert demo.cli([str(folder), *common, '--out-dir', str(tmp_path / 'out2')]) == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith('error: none of the 3 images could be read: ')
+
+
+@pytest.mark.parametrize(
+    'args, message',
+    [
+        (['--texts', ','], "error: --texts ',': expected one or more non-empty texts"),
+        (['--texts', 'cat,cat'], "error: --texts 'cat,cat' holds duplicates: ['cat']"),
+    ],
+)
+def test_demo_usage_errors_are_one_line(world_files, tmp_path, args, message):
+    import subprocess
+    import sys
+
+    demo = osp.join(REPO_ROOT, 'demo', 'yolo_world_demo.py')
+    cmd = [sys.executable, demo, world_files['img'], world_files['config'], world_files['ckpt']]
+    proc = subprocess.run(cmd + args, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 2 and 'Traceback' not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].endswith(message)
