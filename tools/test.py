@@ -13,6 +13,7 @@ from ai4rs.utils.cli import (  # noqa: E402
     parse_tool_args,
     runner_config_from_args,
 )
+from ai4rs.utils.config import ReservedConfigNameError  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -74,7 +75,10 @@ def build_config(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = build_config(args)
+    try:
+        cfg = build_config(args)
+    except (FileNotFoundError, ReservedConfigNameError) as e:
+        sys.exit(f'error: {e}')
 
     def test(runner):
         if args.out is not None:

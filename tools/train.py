@@ -15,6 +15,7 @@ from ai4rs.utils.cli import (  # noqa: E402
     parse_tool_args,
     runner_config_from_args,
 )
+from ai4rs.utils.config import ReservedConfigNameError  # noqa: E402
 from ai4rs.utils.paths import resolve_in_work_dir  # noqa: E402
 
 
@@ -76,7 +77,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         cfg = build_config(args)
-    except FileNotFoundError as e:  # the config or the --resume checkpoint
+    except (FileNotFoundError, ReservedConfigNameError) as e:  # config, --resume checkpoint
         sys.exit(f'error: {e}')
     run_with_runner(cfg, args.launcher, lambda runner: runner.train())
 

@@ -69,6 +69,11 @@ def test_reserved_name_through_train_tool_and_other_bindings(tmp_path, monkeypat
     with pytest.raises(ValueError) as err:
         train.build_config(train.parse_args([str(cfg), '--work-dir', 'w']))
     assert str(err.value).startswith(f"{cfg}, line 2: the config defines 'text'")
+    for tool in (train, _load_tool('test')):  # the command line: that one line, status 1
+        argv = [str(cfg)] + (['x.pth'] if tool is not train else []) + ['--work-dir', 'w']
+        with pytest.raises(SystemExit) as exit_:
+            tool.main(argv)
+        assert exit_.value.code == f'error: {err.value}'
     # the same name in a function body or as a dict key is no top-level variable
     ok = _write(tmp_path, 'ok.py', 'def f(text):\n    return text\n\nd = dict(text=1)\n')
     assert load_config(str(ok)).d == {'text': 1}
