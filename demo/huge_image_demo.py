@@ -12,7 +12,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from ai4rs.apis import inference_detector_by_patches, init_detector  # noqa: E402
-from ai4rs.utils.checkpoint import CheckpointMismatchError  # noqa: E402
+from ai4rs.utils.checkpoint import CheckpointMismatchError, NotACheckpointError  # noqa: E402
 from ai4rs.utils.paths import add_project_paths  # noqa: E402
 from ai4rs.visualization import draw_predictions  # noqa: E402
 
@@ -35,7 +35,25 @@ def parse_args(argv=None):
     )
     parser.add_argument('--device', default='cpu', help='e.g. cpu or cuda:0')
     parser.add_argument('--score-thr', type=float, default=0.3, help='draw scores above this')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    for what, path in (
+        ('image', args.img),
+        ('config', args.config),
+        ('checkpoint', args.checkpoint),
+    ):
+        if '://' not in path and not osp.isfile(path):
+            parser.error(f'{what} file not found: {path}')
+    if len(args.patch_sizes) != len(args.patch_steps):
+        parser.error(
+            f'--patch-sizes {args.patch_sizes} and --patch-steps {args.patch_steps}: '
+            'one step per size'
+        )
+    for size, step in zip(args.patch_sizes, args.patch_steps):
+        if not 0 < step <= size:
+            parser.error(f'--patch-steps: step {step} of size {size} must be in (0, {size}]')
+    if min(args.img_ratios) <= 0 or args.batch_size < 1:
+        parser.error('--img-ratios must be positive and --batch-size at least 1')
+    return args
 
 
 def main(argv=None):
@@ -48,7 +66,7 @@ def main(argv=None):
             device=args.device,
             allow_partial_load=args.allow_partial_load,
         )
-    except CheckpointMismatchError as e:
+    except (CheckpointMismatchError, NotACheckpointError) as e:
         sys.exit(f'error: {e}')
     result = inference_detector_by_patches(
         model,

@@ -11,7 +11,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from ai4rs.apis import inference_detector, init_detector  # noqa: E402
-from ai4rs.utils.checkpoint import CheckpointMismatchError  # noqa: E402
+from ai4rs.utils.checkpoint import CheckpointMismatchError, NotACheckpointError  # noqa: E402
 from ai4rs.utils.paths import add_project_paths  # noqa: E402
 from ai4rs.visualization import draw_predictions  # noqa: E402
 
@@ -29,7 +29,15 @@ def parse_args(argv=None):
     )
     parser.add_argument('--device', default='cpu', help='e.g. cpu or cuda:0')
     parser.add_argument('--score-thr', type=float, default=0.3, help='draw scores above this')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    for what, path in (
+        ('image', args.img),
+        ('config', args.config),
+        ('checkpoint', args.checkpoint),
+    ):
+        if '://' not in path and not osp.isfile(path):
+            parser.error(f'{what} file not found: {path}')
+    return args
 
 
 def main(argv=None):
@@ -42,7 +50,7 @@ def main(argv=None):
             device=args.device,
             allow_partial_load=args.allow_partial_load,
         )
-    except CheckpointMismatchError as e:
+    except (CheckpointMismatchError, NotACheckpointError) as e:
         sys.exit(f'error: {e}')
     result = inference_detector(model, args.img)
     kept = draw_predictions(model, args.img, result, args.out_file, args.score_thr)

@@ -19,6 +19,12 @@ Writes to ``--out-dir``: the drawing of each image (same file name), for a video
 annotated ``<name>.mp4``; and ``<name>.json`` with the kept detections (boxes in
 original-image pixels, x1, y1, x2, y2; scores; labels and their texts; per frame for a
 video). Rotated YOLOX checkpoints work too (their classes are the labels).
+
+In a folder, an image that cannot be read (corrupt, truncated) is skipped with a warning
+and the skipped files are listed at the end; the exit status is 1 only when no image
+could be read. Usage errors (a missing input, an empty ``--texts``) end with a one-line
+message and status 2; a checkpoint that cannot be loaded with a one-line message and
+status 1.
 """
 
 import argparse
@@ -54,7 +60,19 @@ def parse_args(argv=None):
         help='saved text embeddings replacing the CLIP model (.pt/.pth; .npy '
         'needs --texts in row order)',
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    try:
+        args.kind, args.files = list_inputs(args.input)
+        args.vocabulary = read_vocabulary(args.texts) if args.texts else None
+    except (ValueError, FileNotFoundError) as e:
+        parser.error(str(e))
+    if args.text_embeddings and args.checkpoint.endswith('.onnx'):
+        parser.error('--text-embeddings: an .onnx model has its vocabulary baked in')
+    if args.text_embeddings and not osp.isfile(args.text_embeddings):
+        parser.error(f'--text-embeddings: file not found: {args.text_embeddings}')
+    if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
+        parser.error(f'checkpoint file not found: {args.checkpoint}')
+    return args
 
 
 class Predictor:
@@ -65,12 +83,10 @@ class Predictor:
     """
 
     def __init__(self, args) -> None:
-        texts = read_vocabulary(args.texts) if args.texts else None
+        texts = args.vocabulary
         if args.checkpoint.endswith('.onnx'):
             from ai4rs.apis.deployment import OnnxDetector
 
-            if args.text_embeddings:
-                raise ValueError('--text-embeddings: an .onnx model has its vocabulary baked in')
             self.onnx = OnnxDetector(args.checkpoint, args.config, device=args.device)
             baked = self.onnx.texts
             if texts is not None and texts != baked:
@@ -168,13 +184,20 @@ def progress(total: int):
 
 
 def run_images(files, predictor, visualizer, args) -> list[str]:
+    """Detections of each image, drawn and saved; unreadable images are skipped.
+
+    Raises:
+        ValueError: none of ``files`` could be read.
+    """
     import cv2
 
-    written, bar = [], progress(len(files))
+    written, skipped, bar = [], [], progress(len(files))
     for path in files:
         img = cv2.imread(path)
         if img is None:
-            raise ValueError(f'could not read image {path} (missing or corrupt)')
+            print(f'warning: skipped {path}: not a readable image (corrupt?)', file=sys.stderr)
+            skipped.append(path)
+            continue
         kept = kept_instances(predictor(img), args.score_thr, args.topk)
         name = osp.basename(path)
         out = osp.join(args.out_dir, name)
@@ -187,6 +210,17 @@ def run_images(files, predictor, visualizer, args) -> list[str]:
             print(f'{path}: {len(kept)} objects -> {out}')
         else:
             bar.update()
+    if not written:
+        raise ValueError(
+            f'none of the {len(files)} images could be read: {", ".join(skipped[:10])}'
+            + (f' and {len(skipped) - 10} more' if len(skipped) > 10 else '')
+        )
+    if skipped:
+        print(
+            f'skipped {len(skipped)} of {len(files)} images that could not be read:\n  '
+            + '\n  '.join(skipped),
+            file=sys.stderr,
+        )
     return written
 
 
@@ -229,19 +263,37 @@ def run_video(path, predictor, visualizer, args) -> list[str]:
 
 
 def main(argv=None) -> list[str]:
+    """Run the demo; returns the written drawings (videos).
+
+    Raises:
+        SystemExit: status 2 on a usage error (argparse's one-line message).
+        ValueError, OSError, CheckpointMismatchError: what stops the run (an unreadable
+            input, a file that is no checkpoint...; :func:`cli` prints them as one line).
+    """
     args = parse_args(argv)
     from ai4rs.utils.paths import add_project_paths
     from ai4rs.visualization import DetLocalVisualizer
 
     add_project_paths()
-    kind, files = list_inputs(args.input)
     predictor = Predictor(args)
     os.makedirs(args.out_dir, exist_ok=True)
     visualizer = DetLocalVisualizer.get_instance('ai4rs_yolo_world_demo')
-    if kind == 'video':
-        return run_video(files[0], predictor, visualizer, args)
-    return run_images(files, predictor, visualizer, args)
+    if args.kind == 'video':
+        return run_video(args.files[0], predictor, visualizer, args)
+    return run_images(args.files, predictor, visualizer, args)
+
+
+def cli(argv=None) -> int:
+    """:func:`main` for the command line: an error is one line on stderr and status 1."""
+    from ai4rs.utils.checkpoint import CheckpointMismatchError
+
+    try:
+        main(argv)
+    except (ValueError, OSError, CheckpointMismatchError) as e:  # NotACheckpointError too
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(cli())

@@ -57,9 +57,9 @@ def toy_project(tmp_path):
 @pytest.fixture(scope='session')
 def tiny_clip_dir(tmp_path_factory):
     """A tiny random CLIP text model + tokenizer in a temp dir (see
-    ai4rs/utils/tiny_clip.py); skipped when transformers is missing."""
+    ai4rs/testing/tiny_clip.py); skipped when transformers is missing."""
     pytest.importorskip('transformers')
-    from ai4rs.utils.tiny_clip import make_tiny_clip
+    from ai4rs.testing.tiny_clip import make_tiny_clip
 
     return make_tiny_clip(tmp_path_factory.mktemp('tiny_clip'))
 

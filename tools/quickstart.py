@@ -8,12 +8,13 @@
    ordinary mmengine Runner (GPU if present, else CPU);
 3. evaluates the held-out images with DOTAMetric and prints ``AP50: ...``;
 4. leaves prediction drawings (``WORK_DIR/<timestamp>/predictions``), the Task1
-   files and their zip (``WORK_DIR/Task1``) and the checkpoints in the work dir.
+   files and their zip (``WORK_DIR/<timestamp>/Task1``) and the checkpoints in the work
+   dir. The config saved there is reusable: ``tools/test.py WORK_DIR/CONFIG.py
+   WORK_DIR/epoch_N.pth`` writes its Task1 files under its own ``<timestamp>`` folder.
 """
 
 import argparse
 import os.path as osp
-import shutil
 import sys
 import time
 
@@ -59,12 +60,14 @@ def build_config(args):
         for hook in cfg.custom_hooks:
             if hook.type == 'YOLOXModeSwitchHook':
                 hook.num_last_epochs = max(1, args.epochs // 6)
-    # held-out evaluation after training: Task1 files + zip, and drawings
+    # held-out evaluation after training: Task1 files + zip, and drawings, in this run's
+    # folder (WORK_DIR/TIMESTAMP); the placeholders stay in the config saved in the work
+    # dir, so tools/test.py reusing it writes under its own run's folder
     cfg.test_evaluator = dict(
         type='DOTAMetric',
         format_only=True,
         merge_patches=True,
-        outfile_prefix=osp.join(osp.abspath(args.work_dir), 'Task1'),
+        outfile_prefix='{work_dir}/{timestamp}/Task1',
     )
     cfg.default_hooks.visualization = dict(
         type='DetVisualizationHook', draw=True, test_out_dir='predictions', score_thr=0.3
@@ -86,10 +89,8 @@ def main(argv=None):
     )
     register_all_modules(init_default_scope=False)
     cfg = build_config(args)
-    task1 = cfg.test_evaluator['outfile_prefix']
-    if osp.exists(task1):  # a previous quick start in the same work dir
-        shutil.rmtree(task1)
     runner = Runner.from_cfg(cfg)
+    task1 = osp.join(runner.log_dir, 'Task1')
     runner.train()
     # evaluate the weights the checkpoint holds (EMA), as tools/test.py does
     load_trained_weights(runner)

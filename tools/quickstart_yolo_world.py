@@ -107,7 +107,7 @@ def main(argv=None):
     )
     text_model = args.text_model
     if text_model is None:
-        from ai4rs.utils.tiny_clip import make_tiny_clip
+        from ai4rs.testing.tiny_clip import make_tiny_clip
 
         text_model = make_tiny_clip(osp.join(osp.abspath(args.work_dir), 'tiny_clip'))
         print(

@@ -6,13 +6,14 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+from ai4rs.engine.runner import run_with_runner  # noqa: E402
 from ai4rs.utils.cli import (  # noqa: E402
     add_config_arguments,
     add_runner_arguments,
     parse_tool_args,
-    run_with_runner,
     runner_config_from_args,
 )
+from ai4rs.utils.config import ReservedConfigNameError  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -74,7 +75,10 @@ def build_config(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = build_config(args)
+    try:
+        cfg = build_config(args)
+    except (FileNotFoundError, ReservedConfigNameError) as e:
+        sys.exit(f'error: {e}')
 
     def test(runner):
         if args.out is not None:

@@ -7,14 +7,16 @@ import sys
 # The repository root (for `projects.*` custom imports and an uninstalled ai4rs)
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+from ai4rs.engine.runner import run_with_runner  # noqa: E402
 from ai4rs.utils.cli import (  # noqa: E402
     add_config_arguments,
     add_runner_arguments,
     enable_amp,
     parse_tool_args,
-    run_with_runner,
     runner_config_from_args,
 )
+from ai4rs.utils.config import ReservedConfigNameError  # noqa: E402
+from ai4rs.utils.paths import resolve_in_work_dir  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -37,8 +39,9 @@ def parse_args(argv=None):
         nargs='?',
         type=str,
         const='auto',
-        help='resume from the given checkpoint, or, with no value, from '
-        'the latest checkpoint in the work dir',
+        help='resume from the given checkpoint (a relative path that is not in the current '
+        'directory is looked up in the work dir), or, with no value, from the latest '
+        'checkpoint in the work dir',
     )
     return parse_tool_args(parser, argv)
 
@@ -66,13 +69,16 @@ def build_config(args):
         cfg.load_from = None
     elif args.resume is not None:
         cfg.resume = True
-        cfg.load_from = args.resume
+        cfg.load_from = resolve_in_work_dir(args.resume, cfg.work_dir, '--resume')
     return cfg
 
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = build_config(args)
+    try:
+        cfg = build_config(args)
+    except (FileNotFoundError, ReservedConfigNameError) as e:  # config, --resume checkpoint
+        sys.exit(f'error: {e}')
     run_with_runner(cfg, args.launcher, lambda runner: runner.train())
 
 

@@ -6,16 +6,13 @@ from .transforms import *  # noqa: F401,F403
 __all__ = ['DOTADataset', 'DOTAv15Dataset', 'DOTAv2Dataset', 'load_dota_labels']
 
 from . import utils  # noqa: E402,F401  (registers the yolov5_collate / yolow_collate)
+from .batch_shape_policy import BatchShapePolicy  # noqa: E402
 from .class_texts import load_class_texts, read_vocabulary  # noqa: E402
-from .coco import (  # noqa: E402
-    COCO_CLASSES,
-    COCO_PALETTE,
-    BatchShapePolicy,
-    CocoDataset,
-    YOLOv5CocoDataset,
-    load_coco_json,
-)
+from .coco import CocoDataset  # noqa: E402
+from .coco_classes import COCO_CLASSES, COCO_PALETTE  # noqa: E402
+from .coco_json import load_coco_json  # noqa: E402
 from .multimodal_dataset import MultiModalDataset  # noqa: E402
+from .yolov5_coco import YOLOv5CocoDataset  # noqa: E402
 
 __all__ += [
     'CocoDataset',

@@ -1,4 +1,4 @@
-"""COCO-format detection datasets: mmdet 3.x ``CocoDataset`` and mmyolo's ``YOLOv5CocoDataset``.
+"""mmdet 3.x's ``CocoDataset``: a COCO-format json as one data dict per image.
 
 One data dict per image (mmdet 3.x layout)::
 
@@ -14,272 +14,23 @@ matched by category name.
 
 import contextlib
 import io
-import json
 import logging
-import math
 import os.path as osp
 from typing import Any
 
-import numpy as np
 from mmengine.dataset import BaseDataset
-from mmengine.fileio import get_local_path
 from mmengine.logging import print_log
 
-from ai4rs.registry import DATASETS, TASK_UTILS
+from ai4rs.registry import DATASETS
 
+from .coco_classes import COCO_CLASSES, COCO_PALETTE
+from .coco_json import load_coco_json
 from .file_checks import ImageDecodeError, check_image_files, handle_bad_image
+from .refetch import fetch_sample
 from .samplers.seeded_sampler import sample_rng
-
-COCO_CLASSES = (
-    'person',
-    'bicycle',
-    'car',
-    'motorcycle',
-    'airplane',
-    'bus',
-    'train',
-    'truck',
-    'boat',
-    'traffic light',
-    'fire hydrant',
-    'stop sign',
-    'parking meter',
-    'bench',
-    'bird',
-    'cat',
-    'dog',
-    'horse',
-    'sheep',
-    'cow',
-    'elephant',
-    'bear',
-    'zebra',
-    'giraffe',
-    'backpack',
-    'umbrella',
-    'handbag',
-    'tie',
-    'suitcase',
-    'frisbee',
-    'skis',
-    'snowboard',
-    'sports ball',
-    'kite',
-    'baseball bat',
-    'baseball glove',
-    'skateboard',
-    'surfboard',
-    'tennis racket',
-    'bottle',
-    'wine glass',
-    'cup',
-    'fork',
-    'knife',
-    'spoon',
-    'bowl',
-    'banana',
-    'apple',
-    'sandwich',
-    'orange',
-    'broccoli',
-    'carrot',
-    'hot dog',
-    'pizza',
-    'donut',
-    'cake',
-    'chair',
-    'couch',
-    'potted plant',
-    'bed',
-    'dining table',
-    'toilet',
-    'tv',
-    'laptop',
-    'mouse',
-    'remote',
-    'keyboard',
-    'cell phone',
-    'microwave',
-    'oven',
-    'toaster',
-    'sink',
-    'refrigerator',
-    'book',
-    'clock',
-    'vase',
-    'scissors',
-    'teddy bear',
-    'hair drier',
-    'toothbrush',
-)
-COCO_PALETTE = [
-    (220, 20, 60),
-    (119, 11, 32),
-    (0, 0, 142),
-    (0, 0, 230),
-    (106, 0, 228),
-    (0, 60, 100),
-    (0, 80, 100),
-    (0, 0, 70),
-    (0, 0, 192),
-    (250, 170, 30),
-    (100, 170, 30),
-    (220, 220, 0),
-    (175, 116, 175),
-    (250, 0, 30),
-    (165, 42, 42),
-    (255, 77, 255),
-    (0, 226, 252),
-    (182, 182, 255),
-    (0, 82, 0),
-    (120, 166, 157),
-    (110, 76, 0),
-    (174, 57, 255),
-    (199, 100, 0),
-    (72, 0, 118),
-    (255, 179, 240),
-    (0, 125, 92),
-    (209, 0, 151),
-    (188, 208, 182),
-    (0, 220, 176),
-    (255, 99, 164),
-    (92, 0, 73),
-    (133, 129, 255),
-    (78, 180, 255),
-    (0, 228, 0),
-    (174, 255, 243),
-    (45, 89, 255),
-    (134, 134, 103),
-    (145, 148, 174),
-    (255, 208, 186),
-    (197, 226, 255),
-    (171, 134, 1),
-    (109, 63, 54),
-    (207, 138, 255),
-    (151, 0, 95),
-    (9, 80, 61),
-    (84, 105, 51),
-    (74, 65, 105),
-    (166, 196, 102),
-    (208, 195, 210),
-    (255, 109, 65),
-    (0, 143, 149),
-    (179, 0, 194),
-    (209, 99, 106),
-    (5, 121, 0),
-    (227, 255, 205),
-    (147, 186, 208),
-    (153, 69, 1),
-    (3, 95, 161),
-    (163, 255, 0),
-    (119, 0, 170),
-    (0, 182, 199),
-    (0, 165, 120),
-    (183, 130, 88),
-    (95, 32, 0),
-    (130, 114, 135),
-    (110, 129, 133),
-    (166, 74, 118),
-    (219, 142, 185),
-    (79, 210, 114),
-    (178, 90, 62),
-    (65, 70, 15),
-    (127, 167, 115),
-    (59, 105, 106),
-    (142, 108, 45),
-    (196, 172, 0),
-    (95, 54, 80),
-    (128, 76, 255),
-    (201, 57, 1),
-    (246, 0, 122),
-    (191, 162, 208),
-]
 
 #: how many missing image paths an error message lists before "... and N more"
 _MAX_LISTED = 10
-
-
-def load_coco_json(
-    path: str, backend_args: dict | None = None, require_annotations: bool = True
-) -> dict:
-    """Read and check a COCO json, with errors that name the file.
-
-    Checks: the file exists and is a json object with ``images`` and ``categories`` lists
-    (and ``annotations``, unless ``require_annotations`` is False: test-set jsons have
-    none); every image has ``id``/``file_name``/``width``/``height``; category ids and
-    annotation ids are unique; each annotation names a known image and category and has a
-    4-number finite ``bbox``.
-
-    Returns:
-        dict: the json dict (``annotations`` added as ``[]`` when absent and allowed).
-
-    Raises:
-        FileNotFoundError: the file does not exist.
-        ValueError: anything else above (file, and annotation id where one is at fault).
-    """
-    if backend_args is None and not osp.isfile(path):
-        raise FileNotFoundError(f'COCO annotation file not found: {path!r}')
-    with get_local_path(path, backend_args=backend_args) as local_path:
-        try:
-            with open(local_path, encoding='utf-8') as f:
-                data = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f'{path}: not a valid json file ({e})') from None
-    if not isinstance(data, dict):
-        raise ValueError(
-            f'{path}: a COCO annotation file holds a json object with images, '
-            f'annotations and categories; got a {type(data).__name__}'
-        )
-    required = ['images', 'categories'] + (['annotations'] if require_annotations else [])
-    missing = [k for k in required if not isinstance(data.get(k), list)]
-    if missing:
-        raise ValueError(
-            f'{path}: not a COCO detection annotation file: no {missing} list '
-            f'(keys present: {sorted(data)})'
-        )
-    data.setdefault('annotations', [])
-    if not isinstance(data['annotations'], list):
-        raise ValueError(f'{path}: "annotations" must be a list')
-    img_ids = set()
-    for img in data['images']:
-        absent = [k for k in ('id', 'file_name', 'width', 'height') if k not in img]
-        if absent:
-            raise ValueError(f'{path}: image record {img.get("id", img)!r} has no {absent}')
-        img_ids.add(img['id'])
-    cat_ids = [c.get('id') for c in data['categories']]
-    if None in cat_ids or len(set(cat_ids)) != len(cat_ids):
-        raise ValueError(f'{path}: category ids must be present and unique, got {cat_ids}')
-    cat_ids = set(cat_ids)
-    ann_ids = set()
-    for ann in data['annotations']:
-        ann_id = ann.get('id')
-        if ann_id is None:
-            raise ValueError(f'{path}: an annotation has no id: {ann}')
-        if ann_id in ann_ids:
-            raise ValueError(f'{path}: annotation id {ann_id} is not unique')
-        ann_ids.add(ann_id)
-        if ann.get('image_id') not in img_ids:
-            raise ValueError(
-                f'{path}: annotation {ann_id} names image_id '
-                f'{ann.get("image_id")!r}, which is not in "images"'
-            )
-        if ann.get('category_id') not in cat_ids:
-            raise ValueError(
-                f'{path}: annotation {ann_id} names category_id '
-                f'{ann.get("category_id")!r}, which is not in "categories" '
-                f'(ids {sorted(cat_ids)})'
-            )
-        bbox = ann.get('bbox')
-        if (
-            not isinstance(bbox, (list, tuple))
-            or len(bbox) != 4
-            or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in bbox)
-        ):
-            raise ValueError(
-                f'{path}: annotation {ann_id}: bbox must be 4 finite numbers '
-                f'[x, y, w, h], got {bbox!r}'
-            )
-    return data
 
 
 @DATASETS.register_module()
@@ -481,6 +232,31 @@ class CocoDataset(BaseDataset):
             self.data_bytes, self.data_address = self._serialize_data()
         self._fully_initialized = True
 
+    def __getitem__(self, idx: int) -> Any:
+        """The pipeline's output for sample ``idx`` (mmengine's ``BaseDataset`` rule), except
+        that a training sample that yields ``None`` is replaced by one drawn from its own seed
+        (:func:`~ai4rs.datasets.refetch.refetch_index`), not from the worker's global RNG: a
+        resumed run draws the same replacement."""
+        if not self._fully_initialized:
+            print_log(
+                'Please call `full_init()` method manually to accelerate the speed.',
+                logger='current',
+                level=logging.WARNING,
+            )
+            self.full_init()
+        return fetch_sample(
+            self.prepare_data,
+            idx,
+            len(self),
+            not self.test_mode,
+            self.max_refetch,
+            self._describe,
+        )
+
+    def _describe(self, idx: int) -> str:
+        path = self.get_data_info(idx).get('img_path')
+        return f'{type(self).__name__}({self.ann_file}) sample {int(idx)} ({path})'
+
     def prepare_data(self, idx: int) -> Any:
         """The pipeline's output for sample ``idx``; an undecodable image is named (or skipped).
 
@@ -500,103 +276,3 @@ class CocoDataset(BaseDataset):
     def get_cat_ids(self, idx: int) -> list[int]:
         """Labels of the instances of sample ``idx`` (one per instance)."""
         return [inst['bbox_label'] for inst in self.get_data_info(idx)['instances']]
-
-
-@TASK_UTILS.register_module()
-class BatchShapePolicy:
-    """mmyolo's ``BatchShapePolicy``: per-batch padded input shapes for batched testing.
-
-    Images are sorted by aspect ratio h / w; consecutive groups of ``batch_size`` share one
-    ``batch_shape`` (h, w): ``ceil(shape * img_size / size_divisor + extra_pad_ratio) *
-    size_divisor`` with shape ``[max_ratio, 1]`` when all ratios < 1, ``[1, 1 / min_ratio]``
-    when all > 1, else ``[1, 1]``. Each data dict gets ``batch_shape`` (np.ndarray (2,) int64).
-
-    Args:
-        batch_size (int): test batch size per GPU. Defaults to 32.
-        img_size (int): network input size. Defaults to 640.
-        size_divisor (int): shapes are multiples of it. Defaults to 32.
-        extra_pad_ratio (float): extra padding in units of ``size_divisor``. Defaults to 0.5.
-    """
-
-    def __init__(
-        self,
-        batch_size: int = 32,
-        img_size: int = 640,
-        size_divisor: int = 32,
-        extra_pad_ratio: float = 0.5,
-    ) -> None:
-        self.batch_size = batch_size
-        self.img_size = img_size
-        self.size_divisor = size_divisor
-        self.extra_pad_ratio = extra_pad_ratio
-
-    def __call__(self, data_list: list[dict]) -> list[dict]:
-        """Return ``data_list`` sorted by aspect ratio, each dict with its ``batch_shape``."""
-        if not data_list:
-            return data_list
-        wh = np.array([(d['width'], d['height']) for d in data_list], dtype=np.float64)
-        ratios = wh[:, 1] / wh[:, 0]
-        order = np.argsort(ratios)
-        data_list = [data_list[i] for i in order]
-        ratios = ratios[order]
-        batch_index = np.arange(len(data_list)) // self.batch_size
-        num_batches = int(batch_index[-1]) + 1
-        shapes = np.ones((num_batches, 2), dtype=np.float64)
-        for b in range(num_batches):
-            r = ratios[batch_index == b]
-            if r.max() < 1:
-                shapes[b] = (r.max(), 1)
-            elif r.min() > 1:
-                shapes[b] = (1, 1 / r.min())
-        batch_shapes = (
-            np.ceil(shapes * self.img_size / self.size_divisor + self.extra_pad_ratio).astype(
-                np.int64
-            )
-            * self.size_divisor
-        )
-        for i, data_info in enumerate(data_list):
-            data_info['batch_shape'] = batch_shapes[batch_index[i]]
-        return data_list
-
-
-@DATASETS.register_module()
-class YOLOv5CocoDataset(CocoDataset):
-    """mmyolo's ``YOLOv5CocoDataset``: ``CocoDataset`` with ``batch_shapes_cfg``.
-
-    ``batch_shapes_cfg`` (a ``BatchShapePolicy`` config, testing only) is applied to the
-    loaded list before filtering. In training mode (``test_mode=False``) each sample passed
-    to the pipeline carries ``dataset`` (this dataset), which the mixing transforms
-    (Mosaic, MixUp) draw other images from.
-
-    Args:
-        batch_shapes_cfg (dict, optional): e.g. ``dict(type='BatchShapePolicy',
-            batch_size=1, img_size=640, size_divisor=32, extra_pad_ratio=0.5)``.
-        *args, **kwargs: :class:`CocoDataset` arguments.
-    """
-
-    def __init__(self, *args, batch_shapes_cfg: dict | None = None, **kwargs) -> None:
-        self.batch_shapes_cfg = batch_shapes_cfg
-        super().__init__(*args, **kwargs)
-
-    def load_data_list(self) -> list[dict]:
-        data_list = super().load_data_list()
-        if self.batch_shapes_cfg:
-            data_list = TASK_UTILS.build(self.batch_shapes_cfg)(data_list)
-        return data_list
-
-    def _run_pipeline(self, idx: int) -> Any:
-        if self.test_mode is False:  # the mixing transforms draw more images from the dataset
-            data_info = self.get_data_info(idx)
-            data_info['dataset'] = self
-            return self.pipeline(data_info)
-        return super()._run_pipeline(idx)
-
-
-__all__ = [
-    'CocoDataset',
-    'YOLOv5CocoDataset',
-    'BatchShapePolicy',
-    'COCO_CLASSES',
-    'COCO_PALETTE',
-    'load_coco_json',
-]

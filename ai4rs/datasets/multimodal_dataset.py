@@ -4,7 +4,6 @@ import copy
 import logging
 from collections.abc import Callable, Sequence
 
-import numpy as np
 from mmengine.dataset import BaseDataset, Compose, force_full_init
 from mmengine.logging import print_log
 
@@ -12,6 +11,7 @@ from ai4rs.registry import DATASETS
 
 from .class_texts import load_class_texts
 from .file_checks import ImageDecodeError, handle_bad_image
+from .refetch import fetch_sample
 from .samplers.seeded_sampler import sample_rng
 
 
@@ -103,7 +103,9 @@ class MultiModalDataset:
         ``DefaultSampler``). An undecodable image raises, naming the file, unless the wrapped
         dataset has ``skip_bad_images=True`` and this is training; then, as when a transform
         returns ``None`` in training, another sample is drawn (mmengine's ``BaseDataset`` rule,
-        at most ``max_refetch`` times).
+        at most ``max_refetch`` times), chosen and augmented under seeds derived from the
+        sample's own (:func:`~ai4rs.datasets.refetch.refetch_index`): a resumed run draws
+        the same. In test mode a ``None`` raises, naming the sample (as mmengine does).
         """
         if not self._fully_initialized:
             print_log(
@@ -113,15 +115,18 @@ class MultiModalDataset:
             )
             self.full_init()
         training = not getattr(self.dataset, 'test_mode', True) or not self.test_mode
-        for _ in range(self.max_refetch + 1):
-            data = self._prepare(idx, training)
-            if data is not None or not training:
-                return data
-            idx = int(np.random.randint(0, len(self)))
-        raise RuntimeError(
-            f'{type(self).__name__}: no valid sample after {self.max_refetch} '
-            'draws; check the images and the pipeline'
+        return fetch_sample(
+            lambda i: self._prepare(i, training),
+            idx,
+            len(self),
+            training,
+            self.max_refetch,
+            self._describe,
         )
+
+    def _describe(self, idx: int) -> str:
+        path = self.dataset.get_data_info(idx).get('img_path')
+        return f'{type(self).__name__}({type(self.dataset).__name__}) sample {int(idx)} ({path})'
 
     def _prepare(self, idx: int, training: bool):
         data_info = self.get_data_info(idx)

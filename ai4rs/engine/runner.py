@@ -3,10 +3,16 @@
 import copy
 import logging
 import os.path as osp
+import sys
+from collections.abc import Callable
+from typing import Any
 
 from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner as MMEngineRunner
+
+from ai4rs.utils.checkpoint import CheckpointMismatchError, NotACheckpointError
+from ai4rs.utils.dist import prepare_distributed, teardown_distributed
 
 #: records starting with these go to the log file only (environment, config, hook order)
 FILE_ONLY_PREFIXES = (
@@ -51,6 +57,47 @@ def format_once(cfg: Config) -> FormatOnceConfig:
     return out
 
 
+#: placeholders an evaluator's ``outfile_prefix`` may hold, filled in by :class:`Runner`
+RUN_PATH_FIELDS = ('work_dir', 'timestamp')
+
+
+def resolve_run_paths(evaluator_cfg, work_dir: str, timestamp: str):
+    """``evaluator_cfg`` with ``{work_dir}`` / ``{timestamp}`` filled in its ``outfile_prefix``.
+
+    A config saved in a work dir is reused by later runs (``tools/test.py
+    WORK_DIR/CONFIG.py CKPT``): an ``outfile_prefix`` like ``'{work_dir}/{timestamp}/Task1'``
+    then names the new run's folder, where an absolute path would name the first run's
+    (and be refused, since it exists). Strings without these fields are left as they are.
+
+    Args:
+        evaluator_cfg (dict | list | Any): an evaluator config (a metric dict, a list of
+            them, or ``dict(type='Evaluator', metrics=...)``); anything else is returned
+            unchanged (a built evaluator, None).
+        work_dir (str): the run's work dir.
+        timestamp (str): the run's timestamp (its log folder under the work dir).
+
+    Raises:
+        KeyError: the prefix holds another ``{field}``.
+    """
+    if isinstance(evaluator_cfg, (list, tuple)):
+        return type(evaluator_cfg)(resolve_run_paths(c, work_dir, timestamp) for c in evaluator_cfg)
+    if not isinstance(evaluator_cfg, dict):
+        return evaluator_cfg
+    out = copy.copy(evaluator_cfg)
+    prefix = out.get('outfile_prefix')
+    if isinstance(prefix, str) and '{' in prefix:
+        try:
+            out['outfile_prefix'] = prefix.format(work_dir=work_dir, timestamp=timestamp)
+        except (KeyError, IndexError) as e:
+            raise KeyError(
+                f'outfile_prefix {prefix!r}: unknown field {e}; it may hold '
+                + ', '.join('{' + f + '}' for f in RUN_PATH_FIELDS)
+            ) from None
+    if 'metrics' in out:
+        out['metrics'] = resolve_run_paths(out['metrics'], work_dir, timestamp)
+    return out
+
+
 class Runner(MMEngineRunner):
     """mmengine's ``Runner``; on the terminal, one summary line replaces the dumps.
 
@@ -58,13 +105,19 @@ class Runner(MMEngineRunner):
     before the first useful one) still go to ``WORK_DIR/TIMESTAMP/TIMESTAMP.log``;
     the terminal gets one line: config, work dir, seed, launcher, world size
     and where the log file is. The config is formatted once, not at every dump
-    (:class:`FormatOnceConfig`).
+    (:class:`FormatOnceConfig`). An evaluator's ``outfile_prefix`` may name this run's
+    folders with ``{work_dir}`` and ``{timestamp}`` (:func:`resolve_run_paths`); the dumped
+    config keeps the placeholders, so it can be reused.
     """
 
     def __init__(self, *args, cfg=None, **kwargs):
         if isinstance(cfg, Config):
             cfg = format_once(cfg)
         super().__init__(*args, cfg=cfg, **kwargs)
+        self._val_evaluator = resolve_run_paths(self._val_evaluator, self.work_dir, self.timestamp)
+        self._test_evaluator = resolve_run_paths(
+            self._test_evaluator, self.work_dir, self.timestamp
+        )
 
     def build_logger(self, *args, **kwargs):
         logger = super().build_logger(*args, **kwargs)
@@ -95,6 +148,27 @@ def build_runner(cfg) -> MMEngineRunner:
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)
+
+
+def run_with_runner(cfg: Config, launcher: str, run: Callable[[Any], Any]) -> Any:
+    """Build the Runner for ``cfg`` on this machine's distributed setup and call ``run(runner)``.
+
+    The Runner is ai4rs' (:class:`Runner`: a summary line on the
+    terminal, the environment and config dumps in the log file) unless the
+    config names a ``runner_type``.
+
+    A checkpoint that does not fit the model, or a file that is no checkpoint at all,
+    ends the process with status 1 and one message on stderr, not a traceback.
+    """
+    prepare_distributed(cfg, launcher)
+    runner = build_runner(cfg)
+    try:
+        result = run(runner)
+    except (CheckpointMismatchError, NotACheckpointError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        sys.exit(1)
+    teardown_distributed()
+    return result
 
 
 def load_trained_weights(runner: MMEngineRunner) -> str:

@@ -1,5 +1,6 @@
 from .checkpoint import (
     CheckpointSecurityError,
+    NotACheckpointError,
     load_checkpoint_safely,
     register_safe_checkpoint_loader,
 )
@@ -11,5 +12,6 @@ __all__ = [
     'check_dependencies',
     'load_checkpoint_safely',
     'CheckpointSecurityError',
+    'NotACheckpointError',
     'register_safe_checkpoint_loader',
 ]

@@ -19,6 +19,7 @@ import logging
 import os.path as osp
 import pickle
 import re
+import zipfile
 from collections import OrderedDict
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -31,6 +32,44 @@ from mmengine.runner.checkpoint import CheckpointLoader
 
 class CheckpointSecurityError(RuntimeError):
     """A checkpoint holds objects whose loading could run code; it was not loaded."""
+
+
+class NotACheckpointError(ValueError):
+    """The file is not a PyTorch checkpoint at all (an image, a text file, ...)."""
+
+
+#: leading bytes of files that people hand to a tool in place of a checkpoint
+_KNOWN_SIGNATURES = (
+    (b'\xff\xd8\xff', 'a JPEG image'),
+    (b'\x89PNG', 'a PNG image'),
+    (b'II*\x00', 'a TIFF image'),
+    (b'MM\x00*', 'a TIFF image'),
+    (b'GIF8', 'a GIF image'),
+    (b'BM', 'a BMP image'),
+    (b'\x1f\x8b', 'a gzip archive'),
+    (b'%PDF', 'a PDF document'),
+    (b'\x89HDF', 'an HDF5 file (a Keras/TensorFlow model?)'),
+)
+
+
+def checkpoint_file_problem(filename: str) -> str | None:
+    """Why ``filename`` cannot be a file written by ``torch.save``, or None if it can be.
+
+    ``torch.save`` writes a zip archive (torch >= 1.6) or, with the legacy format, a
+    pickle of protocol 2 or more, whose first byte is the PROTO opcode ``0x80``.
+    """
+    with open(filename, 'rb') as f:
+        head = f.read(8)
+    if not head:
+        return 'it is empty'
+    if zipfile.is_zipfile(filename) or head[:1] == b'\x80':
+        return None
+    for signature, kind in _KNOWN_SIGNATURES:
+        if head.startswith(signature):
+            return f'it is {kind}'
+    if all(32 <= b < 127 or b in b'\t\r\n' for b in head):
+        return f'it is a text file (starts with {head.decode("ascii")!r})'
+    return f'it starts with the bytes {head.hex(" ")}'
 
 
 _DEFAULT_STATISTICS = ('min', 'max', 'current', 'mean')
@@ -122,12 +161,20 @@ def load_checkpoint_safely(filename, map_location='cpu'):
 
     Raises:
         FileNotFoundError: no such file.
+        NotACheckpointError: the file is no ``torch.save`` output (neither a zip
+            archive nor a pickle), e.g. an image given in place of the checkpoint.
         CheckpointSecurityError: the file names a global outside the
             allow-list (e.g. ``os.system``); nothing of it was executed.
     """
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'checkpoint {filename} can not be found.')
+    problem = checkpoint_file_problem(filename)
+    if problem is not None:
+        raise NotACheckpointError(
+            f'{filename} is not a PyTorch checkpoint: {problem} (a checkpoint is a .pth '
+            'file written by torch.save, e.g. WORK_DIR/epoch_12.pth)'
+        )
     try:
         with _safe_globals_context():
             return torch.load(filename, map_location=map_location, weights_only=True)

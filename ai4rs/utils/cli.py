@@ -1,4 +1,4 @@
-"""The command-line pieces every ai4rs tool shares: config, ``--cfg-options``, launcher, Runner.
+"""The command-line pieces every ai4rs tool shares: config, ``--cfg-options``, launcher, work dir.
 
 A tool builds its own ``argparse`` parser and adds these groups, so the same
 option has the same name, help and behaviour everywhere::
@@ -8,18 +8,15 @@ option has the same name, help and behaviour everywhere::
     add_runner_arguments(parser)           # --work-dir --allow-partial-load --launcher
     args = parse_tool_args(parser, argv)   # also exports LOCAL_RANK
     cfg = runner_config_from_args(args)
-    run_with_runner(cfg, args.launcher, lambda runner: runner.train())
+    # then ai4rs.engine.runner.run_with_runner(cfg, args.launcher, lambda r: r.train())
 """
 
 import argparse
 import os
-import sys
-from collections.abc import Callable
-from typing import Any
 
 from mmengine.config import Config, DictAction
 
-from .checkpoint import PARTIAL_LOAD_FLAG, PARTIAL_LOAD_KEY, CheckpointMismatchError
+from .checkpoint import PARTIAL_LOAD_FLAG, PARTIAL_LOAD_KEY
 from .config import load_config, load_runner_config
 from .paths import add_project_paths
 
@@ -152,31 +149,6 @@ def runner_config_from_args(args: argparse.Namespace) -> Config:
     if getattr(args, PARTIAL_LOAD_KEY, False):
         cfg[PARTIAL_LOAD_KEY] = True
     return cfg
-
-
-def run_with_runner(cfg: Config, launcher: str, run: Callable[[Any], Any]) -> Any:
-    """Build the Runner for ``cfg`` on this machine's distributed setup and call ``run(runner)``.
-
-    The Runner is ai4rs' (:class:`ai4rs.engine.runner.Runner`: a summary line on the
-    terminal, the environment and config dumps in the log file) unless the
-    config names a ``runner_type``.
-
-    A checkpoint that does not fit the model ends the process with status 1
-    and its summary on stderr, not a traceback.
-    """
-    from ai4rs.engine.runner import build_runner
-
-    from .dist import prepare_distributed, teardown_distributed
-
-    prepare_distributed(cfg, launcher)
-    runner = build_runner(cfg)
-    try:
-        result = run(runner)
-    except CheckpointMismatchError as e:
-        print(f'error: {e}', file=sys.stderr)
-        sys.exit(1)
-    teardown_distributed()
-    return result
 
 
 def enable_amp(cfg: Config) -> None:

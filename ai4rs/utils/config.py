@@ -5,6 +5,24 @@ import os.path as osp
 
 from mmengine.config import Config
 
+#: names a config may not define at its top level: mmengine's ``Config`` keeps its own
+#: attributes under them (``mmengine.config.config.RESERVED_KEYS``)
+RESERVED_CONFIG_NAMES = ('filename', 'text', 'pretty_text', 'env_variables')
+
+
+class ReservedConfigNameError(ValueError):
+    """A config (or one of its ``_base_`` files) defines a name that mmengine reserves.
+
+    Attributes:
+        filename (str): the file that defines it.
+        lineno (int): the line of the definition.
+        name (str): the reserved name.
+    """
+
+    def __init__(self, message: str, filename: str, lineno: int, name: str):
+        super().__init__(message)
+        self.filename, self.lineno, self.name = filename, lineno, name
+
 
 def _base_files(path: str, tree: ast.Module) -> list[str]:
     """Local files a config inherits: ``_base_ = ...``, ``from .x import *`` in ``read_base()``.
@@ -37,13 +55,10 @@ def _base_files(path: str, tree: ast.Module) -> list[str]:
     return found
 
 
-def find_config_syntax_error(path: str) -> SyntaxError | None:
-    """The first syntax error in a Python config or in the files it inherits, with its file.
+def _config_files(path: str):
+    """``(file, the file that inherits it or None, its text)`` for a config and its bases.
 
-    Returns:
-        SyntaxError | None: an error whose ``filename`` / ``lineno`` name the
-        file (the config or one of its ``_base_`` files, recursively) and the
-        line; ``None`` when they all parse.
+    Breadth first, each file once; files that do not exist or are not Python are left out.
     """
     todo, seen = [(osp.abspath(path), None)], set()
     while todo:
@@ -53,8 +68,76 @@ def find_config_syntax_error(path: str) -> SyntaxError | None:
         seen.add(file)
         with open(file, encoding='utf-8') as f:
             text = f.read()
+        yield file, child, text
         try:
             tree = ast.parse(text, filename=file)
+        except SyntaxError:
+            continue
+        todo += [(base, file) for base in _base_files(file, tree)]
+
+
+def _assigned_names(target: ast.expr):
+    """The plain names an assignment target binds (``a``, ``a, b = ...``, ``[a, *b] = ...``)."""
+    if isinstance(target, ast.Name):
+        yield target
+    elif isinstance(target, (ast.Tuple, ast.List)):
+        for elt in target.elts:
+            yield from _assigned_names(elt)
+    elif isinstance(target, ast.Starred):
+        yield from _assigned_names(target.value)
+
+
+def find_reserved_config_name(path: str) -> ReservedConfigNameError | None:
+    """The first top-level definition of a name in :data:`RESERVED_CONFIG_NAMES`.
+
+    Looks at the config and, recursively, at the files it inherits: assignments
+    (``text = ...``, ``text: list = ...``, ``a, text = ...``, ``text += ...``) and
+    ``for`` / ``with ... as`` bindings at module level.
+
+    Returns:
+        ReservedConfigNameError | None: naming the file, the line and the name;
+        ``None`` when no file defines one (or a file does not parse).
+    """
+    for file, child, text in _config_files(path):
+        try:
+            tree = ast.parse(text, filename=file)
+        except SyntaxError:
+            return None
+        for node in tree.body:
+            targets = []
+            if isinstance(node, ast.Assign):
+                targets = node.targets
+            elif isinstance(node, (ast.AnnAssign, ast.AugAssign, ast.For)):
+                targets = [node.target]
+            elif isinstance(node, ast.With):
+                targets = [i.optional_vars for i in node.items if i.optional_vars is not None]
+            names = [n for t in targets for n in _assigned_names(t)]
+            for name in names:
+                if name.id in RESERVED_CONFIG_NAMES:
+                    via = f' (a _base_ of {child})' if child else ''
+                    return ReservedConfigNameError(
+                        f'{file}, line {name.lineno}{via}: the config defines {name.id!r}, a '
+                        f'name that mmengine reserves for its own use (reserved: '
+                        f'{", ".join(RESERVED_CONFIG_NAMES)}); rename the variable, e.g. '
+                        f'{name.id}_',
+                        file,
+                        name.lineno,
+                        name.id,
+                    )
+    return None
+
+
+def find_config_syntax_error(path: str) -> SyntaxError | None:
+    """The first syntax error in a Python config or in the files it inherits, with its file.
+
+    Returns:
+        SyntaxError | None: an error whose ``filename`` / ``lineno`` name the
+        file (the config or one of its ``_base_`` files, recursively) and the
+        line; ``None`` when they all parse.
+    """
+    for file, child, text in _config_files(path):
+        try:
+            ast.parse(text, filename=file)
         except SyntaxError as e:
             via = f' (a _base_ of {child})' if child else ''
             return SyntaxError(
@@ -68,7 +151,6 @@ def find_config_syntax_error(path: str) -> SyntaxError | None:
                     getattr(e, 'end_offset', None),
                 ),
             )
-        todo += [(base, file) for base in _base_files(file, tree)]
     return None
 
 
@@ -80,6 +162,10 @@ def load_config(path, cfg_options=None):
         SyntaxError: the config or one of its ``_base_`` files does not parse;
             the message and ``filename`` / ``lineno`` name that file and line
             (mmengine reports ``File "<unknown>"``).
+        ReservedConfigNameError: the config or one of its ``_base_`` files defines a
+            top-level name that mmengine reserves (``text``, ``filename``, ...); the
+            message names the file, the line and the name (mmengine's ``KeyError``
+            names neither file nor line).
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'config file {path} does not exist')
@@ -87,6 +173,13 @@ def load_config(path, cfg_options=None):
         cfg = Config.fromfile(path)
     except SyntaxError:
         located = find_config_syntax_error(path)
+        if located is None:
+            raise
+        raise located from None
+    except KeyError as e:
+        if 'is reserved for config file' not in str(e):
+            raise
+        located = find_reserved_config_name(path)
         if located is None:
             raise
         raise located from None

@@ -95,7 +95,7 @@ def test_get_flops_yolo_world_against_hand_counts(tiny_clip_dir):
     small = tool.world_complexity(tiny_world_cfg(tiny_clip_dir), (SIZE, SIZE), tiny_clip_dir, 3)
     large = tool.world_complexity(tiny_world_cfg(tiny_clip_dir), (SIZE, SIZE), tiny_clip_dir, 6)
 
-    from ai4rs.utils.tiny_clip import CLIP_TEXT_SIZES, tiny_clip_vocab
+    from ai4rs.testing.tiny_clip import CLIP_TEXT_SIZES, tiny_clip_vocab
 
     dims = CLIP_TEXT_SIZES['tiny']
     hidden, inter, layers = (
@@ -172,7 +172,7 @@ def test_benchmark_yolo_world_paths_and_memory(tiny_clip_dir, tmp_path):
         for name, t in tensors
         if name.startswith('backbone.text_model.')
     )
-    from ai4rs.utils.tiny_clip import tiny_clip_vocab
+    from ai4rs.testing.tiny_clip import tiny_clip_vocab
 
     assert text == 4 * clip_text_params(len(tiny_clip_vocab()), 32, 64, 2, 512) + 8 * 77
     assert out['bytes'] == dict(total=image + text, text_model=text, image_model=image)
@@ -223,7 +223,7 @@ def test_random_clip_sizes_and_single_token_words(tmp_path):
     ``words`` become one token each (plus the start and end tokens)."""
     from transformers import AutoTokenizer, CLIPTextConfig
 
-    from ai4rs.utils.tiny_clip import make_tiny_clip
+    from ai4rs.testing.tiny_clip import make_tiny_clip
 
     words = ['traffic light', 'person', 'hair drier', 'toothbrush', 'cat']
     path = make_tiny_clip(tmp_path / 'b32', size='vit-b-32', words=words, weights=False)

@@ -1,6 +1,6 @@
 """inference_detector with any vocabulary, and demo/yolo_world_demo.py on a generated
 image, a generated 3-frame video and with saved text embeddings (tiny YOLO-World v2 with
-the tiny CLIP of ai4rs/utils/tiny_clip.py; 64 px letterbox, 96x128 images)."""
+the tiny CLIP of ai4rs/testing/tiny_clip.py; 64 px letterbox, 96x128 images)."""
 
 import importlib.util
 import json
@@ -283,3 +283,96 @@ def test_demo_with_text_embeddings_equals_clip(world_files, tiny_clip_dir, tmp_p
     for x, y in zip(a, b):
         assert x['text'] == y['text'] and x['score'] == pytest.approx(y['score'], abs=1e-5)
         assert x['bbox'] == pytest.approx(y['bbox'], abs=1e-3)
+
+
+def test_prompt_format_model_reparameterized_without_its_text_model(world_files, tmp_path):
+    """LoadText(prompt_format='a photo of {}'): baked with the same format, the model without
+    CLIP gives the detections of the un-reparameterized model with CLIP; the baked prompts
+    are not re-encoded; baked without the format, it refuses instead of detecting wrongly."""
+    from mmengine.config import Config
+
+    from ai4rs.apis import inference_detector, init_detector
+
+    cfg = Config.fromfile(world_files['config'])
+    (load_text,) = [t for t in cfg.test_dataloader.dataset.pipeline if t.type == 'LoadText']
+    load_text.prompt_format = 'a photo of {}'
+    config = str(tmp_path / 'prompted.py')
+    cfg.dump(config)
+    prompts = [f'a photo of {t}' for t in VOCAB]
+
+    with_clip = init_detector(config, world_files['ckpt'])
+    ref = inference_detector(with_clip, world_files['img'], texts=VOCAB)
+    assert ref.texts == prompts
+
+    baked = init_detector(config, world_files['ckpt'])
+    baked.reparameterize(VOCAB, drop_text_model=True, prompt_format='a photo of {}')
+    assert baked.texts == [VOCAB] and baked.prompts == [prompts]
+    result = inference_detector(baked, world_files['img'])
+    assert result.texts == prompts
+    assert len(ref.pred_instances) > 5
+    for a, b in zip(_arrays(result), _arrays(ref)):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+
+    # kept text model: the baked prompts are used, not encoded again
+    kept = init_detector(config, world_files['ckpt'])
+    kept.reparameterize(VOCAB, prompt_format='a photo of {}')
+
+    def no_encoding(*args, **kwargs):
+        raise AssertionError('the baked prompts were encoded again')
+
+    kept.backbone.forward_text = no_encoding
+    again = inference_detector(kept, world_files['img'])
+    for a, b in zip(_arrays(again), _arrays(ref)):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+
+    # baked without the pipeline's format: a clear error, not other detections
+    plain = init_detector(config, world_files['ckpt'])
+    plain.reparameterize(VOCAB, drop_text_model=True)
+    with pytest.raises(RuntimeError, match='prompt_format'):
+        inference_detector(plain, world_files['img'])
+    with pytest.raises(ValueError, match="one '{}' field"):
+        plain_b = init_detector(config, world_files['ckpt'])
+        plain_b.reparameterize(VOCAB, prompt_format='a photo')
+
+
+def test_demo_folder_skips_a_corrupt_image_and_lists_it(world_files, tmp_path, capsys):
+    from tests.yolo_world_infer_helpers import scene
+
+    demo = _load_script('demo', 'yolo_world_demo.py')
+    folder = tmp_path / 'folder'
+    folder.mkdir()
+    cv2.imwrite(str(folder / 'a.png'), scene(seed=1))
+    (folder / 'b.jpg').write_bytes(b'\xff\xd8\xff\xe0 cut short')  # a JPEG header, no image
+    cv2.imwrite(str(folder / 'c.png'), scene(seed=2))
+    out = tmp_path / 'out'
+    common = [world_files['config'], world_files['ckpt'], '--texts', 'cat,dog']
+    assert demo.cli([str(folder), *common, '--out-dir', str(out)]) == 0
+    assert sorted(p.name for p in out.glob('*.png')) == ['a.png', 'c.png']  # after b too
+    err = capsys.readouterr().err
+    assert f'warning: skipped {folder / "b.jpg"}' in err
+    assert err.rstrip().endswith(f'skipped 1 of 3 images that could not be read:\n  {folder}/b.jpg')
+
+    # nothing readable: status 1 and one line
+    (folder / 'a.png').write_bytes(b'')
+    (folder / 'c.png').write_bytes(b'\x89PNG\r\n\x1a\n')
+    assert demo.cli([str(folder), *common, '--out-dir', str(tmp_path / 'out2')]) == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith('error: none of the 3 images could be read: ')
+
+
+@pytest.mark.parametrize(
+    'args, message',
+    [
+        (['--texts', ','], "error: --texts ',': expected one or more non-empty texts"),
+        (['--texts', 'cat,cat'], "error: --texts 'cat,cat' holds duplicates: ['cat']"),
+    ],
+)
+def test_demo_usage_errors_are_one_line(world_files, tmp_path, args, message):
+    import subprocess
+    import sys
+
+    demo = osp.join(REPO_ROOT, 'demo', 'yolo_world_demo.py')
+    cmd = [sys.executable, demo, world_files['img'], world_files['config'], world_files['ckpt']]
+    proc = subprocess.run(cmd + args, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 2 and 'Traceback' not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].endswith(message)

@@ -35,7 +35,7 @@ B32_TEXT = dict(
 
 @pytest.fixture(scope='module')
 def b32_clip_dir(tmp_path_factory):
-    from ai4rs.utils.tiny_clip import make_tiny_clip
+    from ai4rs.testing.tiny_clip import make_tiny_clip
 
     return make_tiny_clip(tmp_path_factory.mktemp('clip_b32'), **B32_TEXT)
 

@@ -81,7 +81,8 @@ def test_quickstart_then_test_tool_inference_and_demos(tmp_path):
     assert ap50 >= 0.8, proc.stdout[-3000:]
     drawings = glob.glob(str(work / '*' / 'predictions' / '*.png'))
     assert len(drawings) == 40
-    with zipfile.ZipFile(work / 'Task1' / 'Task1.zip') as z:
+    (task1_zip,) = glob.glob(str(work / '*' / 'Task1' / 'Task1.zip'))  # WORK/TIMESTAMP/Task1
+    with zipfile.ZipFile(task1_zip) as z:
         assert sorted(z.namelist()) == ['Task1_court.txt', 'Task1_pool.txt', 'Task1_vehicle.txt']
     ckpt = str(work / 'epoch_20.pth')
     assert osp.isfile(ckpt)
@@ -180,3 +181,28 @@ def test_quickstart_then_test_tool_inference_and_demos(tmp_path):
         cwd=tmp_path,
     )
     assert cv2.imread(str(tmp_path / 'big_out.png')).shape == (512, 512, 3)
+
+
+def test_quickstart_saved_config_is_reused_by_test_tool(tmp_path):
+    """What mmdet users do with a work dir: tools/test.py WORK/CONFIG.py WORK/epoch_N.pth.
+    Each run writes its Task1 files under its own WORK/TIMESTAMP (the saved config says
+    '{work_dir}/{timestamp}/Task1'); none is refused for an existing folder (before, the
+    saved absolute WORK/Task1 existed and tools/test.py refused it)."""
+    work, data = tmp_path / 'work', tmp_path / 'data'
+    args = ['--epochs', '1', '--num-train', '8', '--num-val', '4', '--data-root', str(data)]
+    quick = osp.join(REPO_ROOT, 'tools', 'quickstart.py')
+    run_cmd([sys.executable, quick, '--work-dir', str(work), *args], cwd=tmp_path)
+    saved = work / osp.basename(CONFIG)
+    assert "outfile_prefix='{work_dir}/{timestamp}/Task1'" in saved.read_text()
+    (first,) = glob.glob(str(work / '*' / 'Task1' / 'Task1.zip'))
+    test_tool = [sys.executable, osp.join(REPO_ROOT, 'tools', 'test.py'), str(saved)]
+    # in the quick start's own work dir (the saved config's work_dir), then in a new one
+    for work_dir in (None, tmp_path / 'other'):
+        extra = [] if work_dir is None else ['--work-dir', str(work_dir)]
+        run_cmd([*test_tool, str(work / 'epoch_1.pth'), *extra], cwd=tmp_path)
+    zips = sorted(glob.glob(str(work / '*' / 'Task1' / 'Task1.zip')))
+    assert len(zips) == 2 and first in zips  # the quick start's and the test run's
+    (other,) = glob.glob(str(tmp_path / 'other' / '*' / 'Task1' / 'Task1.zip'))
+    with zipfile.ZipFile(first) as a, zipfile.ZipFile(other) as b:
+        assert sorted(a.namelist()) == sorted(b.namelist())
+        assert all(a.read(n) == b.read(n) for n in a.namelist())  # the same predictions

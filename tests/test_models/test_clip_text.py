@@ -69,7 +69,7 @@ def test_full_clip_checkpoint_and_text_model_without_projection(tmp_path, tiny_c
     """A whole CLIPModel directory (the hub layout) gives the text tower's
     projected features without a report of its unused vision keys; a
     CLIPTextModel (no projection) is a clear error."""
-    from ai4rs.utils.tiny_clip import make_tiny_clip
+    from ai4rs.testing.tiny_clip import make_tiny_clip
 
     full_dir = make_tiny_clip(tmp_path / 'full', full_clip=True)
     records = []
@@ -102,7 +102,7 @@ def test_full_clip_checkpoint_and_text_model_without_projection(tmp_path, tiny_c
 def test_config_only_dir_takes_weights_from_a_checkpoint(tmp_path, tiny_clip_dir):
     """config.json + tokenizer without weights: built from the config, refuses
     to embed until a checkpoint supplies every text-model weight."""
-    from ai4rs.utils.tiny_clip import make_tiny_clip
+    from ai4rs.testing.tiny_clip import make_tiny_clip
 
     config_dir = make_tiny_clip(tmp_path / 'cfg_only', weights=False)
     backbone = HuggingCLIPLanguageBackbone(config_dir)
@@ -385,7 +385,7 @@ def test_generate_text_embeddings_tool(tiny_clip_dir, tmp_path):
 def test_vit_b32_text_keys_shapes_params(tmp_path):
     """The ViT-B/32 text dims give exactly upstream's text-model keys, shapes,
     order and parameter count (random weights, ~250 MB in a temp dir)."""
-    from ai4rs.utils.tiny_clip import make_tiny_clip
+    from ai4rs.testing.tiny_clip import make_tiny_clip
 
     # config + tokenizer only: the model is built from the config (no 250 MB write)
     model_dir = make_tiny_clip(

@@ -65,7 +65,7 @@ def test_v2_s_state_dict_equals_upstream(tmp_path):
     pytest.importorskip('transformers')
     from mmengine.runner.checkpoint import load_state_dict
 
-    from ai4rs.utils.tiny_clip import make_tiny_clip
+    from ai4rs.testing.tiny_clip import make_tiny_clip
 
     clip_dir = make_tiny_clip(
         tmp_path / 'clip_b32',

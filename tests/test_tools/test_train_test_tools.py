@@ -223,3 +223,44 @@ def test_print_config_resolves_base_and_options(toy_project):
     assert "default_scope = 'ai4rs'" in proc.stdout
     assert 'max_epochs=7' in proc.stdout
     assert "type='RotLocalVisualizer'" in proc.stdout
+
+
+def test_relative_resume_path_is_looked_up_in_the_work_dir(toy_project):
+    run_cmd(
+        [sys.executable, TRAIN, 'toy_config.py', '--work-dir', 'w', '--cfg-options']
+        + ['train_cfg.max_epochs=1'],
+        cwd=toy_project,
+    )
+    # as docs/train_test.md's example: the file name only, the work dir on the command line
+    proc = run_cmd(
+        [sys.executable, TRAIN, 'toy_config.py', '--work-dir', 'w', '--resume', 'epoch_1.pth']
+        + ['--cfg-options', 'train_cfg.max_epochs=2'],
+        cwd=toy_project,
+    )
+    assert 'resumed epoch: 1' in proc.stdout + proc.stderr
+    assert osp.isfile(toy_project / 'w' / 'epoch_2.pth')
+    # a missing file: one line naming both places, no traceback
+    proc = run_cmd(
+        [sys.executable, TRAIN, 'toy_config.py', '--work-dir', 'w', '--resume', 'epoch_9.pth'],
+        cwd=toy_project,
+        check=False,
+    )
+    assert proc.returncode == 1 and 'Traceback' not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f'error: --resume epoch_9.pth: no such checkpoint (tried {toy_project}/epoch_9.pth '
+        f'and {toy_project}/w/epoch_9.pth)'
+    )
+
+
+def test_an_image_given_as_checkpoint_is_not_a_pytorch_checkpoint(toy_project):
+    jpeg = toy_project / 'photo.jpg'
+    jpeg.write_bytes(b'\xff\xd8\xff\xe0\x00\x10JFIF\x00' + bytes(64))
+    proc = run_cmd(
+        [sys.executable, TEST, 'toy_config.py', str(jpeg), '--work-dir', 'w'],
+        cwd=toy_project,
+        check=False,
+    )
+    assert proc.returncode == 1 and 'Traceback' not in proc.stderr, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f'error: {jpeg} is not a PyTorch checkpoint: it is a JPEG image')
+    assert 'execute' not in proc.stderr

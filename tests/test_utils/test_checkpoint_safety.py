@@ -166,3 +166,30 @@ def test_bare_state_dict_and_missing_file(tmp_path):
     assert all(torch.equal(loaded[k], v) for k, v in sd.items())
     with pytest.raises(FileNotFoundError, match='missing.pth'):
         load_checkpoint_safely(osp.join(str(tmp_path), 'missing.pth'))
+
+
+def test_a_file_that_is_no_checkpoint_is_named_as_such(tmp_path):
+    import cv2
+
+    from ai4rs.utils import NotACheckpointError
+
+    jpeg = tmp_path / 'photo.jpg'
+    cv2.imwrite(str(jpeg), np.full((8, 8, 3), 90, np.uint8))
+    with pytest.raises(NotACheckpointError) as err:
+        load_checkpoint_safely(str(jpeg))
+    message = str(err.value)
+    assert f'{jpeg} is not a PyTorch checkpoint: it is a JPEG image' in message
+    assert 'execute' not in message and 'Unsupported' not in message
+    text = tmp_path / 'notes.pth'
+    text.write_text('epoch 12 was the best\n')
+    with pytest.raises(NotACheckpointError, match='a text file'):
+        load_checkpoint(torch.nn.Linear(2, 2), str(text))  # mmengine's loader, routed here
+    empty = tmp_path / 'empty.pth'
+    empty.write_bytes(b'')
+    with pytest.raises(NotACheckpointError, match='it is empty'):
+        load_checkpoint_safely(str(empty))
+    # both formats torch.save writes still load
+    for legacy in (False, True):
+        path = tmp_path / f'ok_{legacy}.pth'
+        torch.save({'w': torch.ones(2)}, path, _use_new_zipfile_serialization=not legacy)
+        assert torch.equal(load_checkpoint_safely(str(path))['w'], torch.ones(2))

@@ -35,3 +35,45 @@ def test_syntax_error_in_the_config_itself_and_valid_configs(tmp_path):
     assert located.filename == str(bad) and located.lineno == 2
     good = f'{REPO_ROOT}/configs/rotated_yolox/rotated_yolox_quickstart_synthetic.py'
     assert find_config_syntax_error(good) is None
+
+
+def _load_tool(name):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        f'ai4rs_{name}_tool', f'{REPO_ROOT}/tools/{name}.py'
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize('name', ['text', 'filename'])
+def test_reserved_top_level_name_is_named_with_file_and_line(tmp_path, name):
+    from ai4rs.utils.config import ReservedConfigNameError
+
+    base = _write(tmp_path, 'bases/runtime.py', f'a = 1\n\n{name} = ["cat", "dog"]\n')
+    child = _write(tmp_path, 'child.py', "_base_ = ['./bases/runtime.py']\nb = 2\n")
+    with pytest.raises(ReservedConfigNameError) as err:
+        load_config(str(child))
+    assert (err.value.filename, err.value.lineno, err.value.name) == (str(base), 3, name)
+    assert f'{base}, line 3 (a _base_ of {child})' in str(err.value)
+    assert f"defines '{name}'" in str(err.value)
+
+
+def test_reserved_name_through_train_tool_and_other_bindings(tmp_path, monkeypatch):
+    # what a new user writes: a vocabulary called `text`, in a tuple assignment
+    cfg = _write(tmp_path, 'my_config.py', 'x = 1\nclasses, text = ("a",), "a photo"\n')
+    train = _load_tool('train')
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError) as err:
+        train.build_config(train.parse_args([str(cfg), '--work-dir', 'w']))
+    assert str(err.value).startswith(f"{cfg}, line 2: the config defines 'text'")
+    for tool in (train, _load_tool('test')):  # the command line: that one line, status 1
+        argv = [str(cfg)] + (['x.pth'] if tool is not train else []) + ['--work-dir', 'w']
+        with pytest.raises(SystemExit) as exit_:
+            tool.main(argv)
+        assert exit_.value.code == f'error: {err.value}'
+    # the same name in a function body or as a dict key is no top-level variable
+    ok = _write(tmp_path, 'ok.py', 'def f(text):\n    return text\n\nd = dict(text=1)\n')
+    assert load_config(str(ok)).d == {'text': 1}

@@ -1,4 +1,5 @@
-"""The package's import graph has no cycle, and no import inside a function dodges one.
+"""The package's import graph has no cycle, no import inside a function dodges one, and no
+module imports from a higher floor of the package (:data:`LAYERS`).
 
 Walks ``ai4rs/**/*.py`` with ``ast``: every ``import`` / ``from ... import`` of an ai4rs module
 is an edge, at module level and inside functions alike. A function-body import that would
@@ -106,3 +107,65 @@ def test_no_cycle_among_module_level_imports():
 def test_no_function_body_import_dodges_a_cycle():
     cycle = _find_cycle(_graph(True))
     assert cycle is None, f'import cycle through a function-body import: {" -> ".join(cycle)}'
+
+
+#: the package's floors, lowest first: a module imports from its own package or from a lower
+#: floor only (function-body imports included). ``utils`` is the ground floor (config, CLI
+#: options, checkpoint loading); what builds a Runner lives in ``engine``; ``testing`` (the
+#: tiny CLIP of the tests and quick starts) is for tests and tools, no ai4rs module imports
+#: it. ``register_all_modules`` imports the registering packages by name (``importlib``), on
+#: purpose: it is the one call that loads every floor.
+LAYERS = (
+    ('_threads', 'version', 'registry', 'utils'),
+    ('ops',),
+    ('structures',),
+    ('datasets', 'models'),
+    ('evaluation', 'visualization'),
+    ('engine',),
+    ('apis',),
+    ('testing',),
+)
+FLOOR = {package: floor for floor, packages in enumerate(LAYERS) for package in packages}
+
+
+def _package(module: str) -> str:
+    """``'ai4rs.utils.cli'`` -> ``'utils'``; the package root ``'ai4rs'`` -> ``''``."""
+    parts = module.split('.')
+    return parts[1] if len(parts) > 1 else ''
+
+
+def _layer_violations(graph: dict) -> list:
+    """``(importer, imported)`` pairs where a module imports a higher or sibling floor."""
+    bad = []
+    for source, targets in graph.items():
+        src = _package(source)
+        if not src:  # ai4rs/__init__.py: the top, may import any floor
+            continue
+        for target in sorted(targets):
+            dst = _package(target)
+            if dst != src and FLOOR[dst] >= FLOOR[src]:
+                bad.append((source, target))
+    return sorted(bad)
+
+
+def test_every_package_has_a_floor():
+    packages = {_package(m) for m in _modules()} - {''}
+    assert packages <= set(FLOOR), f'packages without a floor in LAYERS: {packages - set(FLOOR)}'
+
+
+def test_layer_check_catches_a_ground_floor_importing_the_top():
+    # the import that used to be in ai4rs/utils/cli.py (inside run_with_runner)
+    planted = {'ai4rs.utils.cli': {'ai4rs.engine.runner', 'ai4rs.utils.config'}}
+    assert _layer_violations(planted) == [('ai4rs.utils.cli', 'ai4rs.engine.runner')]
+    # siblings on one floor do not import each other either
+    assert _layer_violations({'ai4rs.models.x': {'ai4rs.datasets.y'}}) == [
+        ('ai4rs.models.x', 'ai4rs.datasets.y')
+    ]
+    assert _layer_violations({'ai4rs.engine.runner': {'ai4rs.utils.dist'}}) == []
+
+
+def test_no_import_from_a_lower_floor_to_a_higher_one():
+    bad = _layer_violations(_graph(True))
+    assert not bad, 'imports against the floors of LAYERS: ' + ', '.join(
+        f'{a} -> {b}' for a, b in bad
+    )

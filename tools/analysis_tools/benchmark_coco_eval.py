@@ -31,7 +31,7 @@ import ai4rs  # noqa: E402,F401,I001  (first: sets the OpenMP wait policy before
 import torch  # noqa: E402
 from mmengine.logging import MMLogger  # noqa: E402
 
-from ai4rs.datasets.coco import COCO_CLASSES  # noqa: E402
+from ai4rs.datasets.coco_classes import COCO_CLASSES  # noqa: E402
 from ai4rs.evaluation.functional.coco_eval import COCO_BACKENDS, resolve_backend  # noqa: E402
 from ai4rs.evaluation.metrics.coco_metric import CocoMetric  # noqa: E402
 from ai4rs.structures.bbox import HorizontalBoxes  # noqa: E402

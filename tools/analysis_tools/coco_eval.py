@@ -25,7 +25,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from ai4rs.datasets.coco import load_coco_json  # noqa: E402
+from ai4rs.datasets.coco_json import load_coco_json  # noqa: E402
 from ai4rs.evaluation.functional.coco_eval import (  # noqa: E402
     COCO_METRIC_NAMES,
     build_coco,

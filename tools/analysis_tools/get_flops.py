@@ -24,6 +24,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # text_model_args.py, beside it
 
 import ai4rs  # noqa: E402,F401,I001  (first: sets the OpenMP wait policy before torch loads)
 import torch  # noqa: E402
@@ -37,7 +38,7 @@ from ai4rs.utils.cli import (  # noqa: E402
     config_from_args,
     shape_from_args,
 )
-from ai4rs.utils.text_model_args import (  # noqa: E402
+from text_model_args import (  # noqa: E402
     add_text_model_argument,
     is_yolo_world,
     set_text_model,

@@ -192,7 +192,7 @@ class CocoMetric(BaseMetric):
                 raise FileNotFoundError(f'CocoMetric: ann_file not found: {ann_file!r}')
             # checked like the dataset's json (errors name the file and annotation id); a
             # test-set json without annotations is fine for format_only
-            from ai4rs.datasets.coco import load_coco_json
+            from ai4rs.datasets.coco_json import load_coco_json
 
             gt = load_coco_json(ann_file, backend_args, require_annotations=not format_only)
             self._coco_api = build_coco(gt, self.backend)

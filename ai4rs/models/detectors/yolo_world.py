@@ -83,9 +83,11 @@ class YOLOWorldDetector(SingleStageDetector):
         self.num_train_classes = num_train_classes
         self.num_test_classes = num_test_classes
         super().__init__(*args, **kwargs)
-        # vocabulary baked in by reparameterize(): texts [K strings] and (1, K, D) embeddings;
-        # a non-persistent buffer so it follows .to(device) but stays out of the state dict
+        # vocabulary baked in by reparameterize(): texts [K words], prompts [K strings as
+        # LoadText formats them] and the prompts' (1, K, D) embeddings; a non-persistent
+        # buffer so it follows .to(device) but stays out of the state dict
         self.texts: list[list[str]] | None = None
+        self.prompts: list[list[str]] | None = None
         self.register_buffer('text_feats', None, persistent=False)
         if use_syncbn and get_world_size() > 1:
             if get_device() == 'cpu':
@@ -118,9 +120,18 @@ class YOLOWorldDetector(SingleStageDetector):
         return self.text_feats is not None
 
     @torch.no_grad()
-    def reparameterize(self, texts: Sequence, drop_text_model: bool = False) -> None:
+    def reparameterize(
+        self, texts: Sequence, drop_text_model: bool = False, prompt_format: str = '{}'
+    ) -> None:
         """Bake a vocabulary in: its text embeddings are computed once and used
-        whenever data samples carry no texts (image-only inference, export).
+        whenever data samples carry no texts (image-only inference, export) or
+        carry exactly the baked prompts.
+
+        The prompts are the texts as the test pipeline's ``LoadText`` formats them
+        (``prompt_format.format(text)``): inference sends the baked vocabulary
+        (``self.texts``) through that pipeline, and the samples then carry the
+        prompts, which match the baked ones; the detections are those of the
+        un-reparameterized model given the same texts.
 
         Args:
             texts: K strings (also accepted: ``[[t1, ..., tK]]`` or upstream's
@@ -128,6 +139,12 @@ class YOLOWorldDetector(SingleStageDetector):
             drop_text_model (bool): remove the text model from the backbone
                 afterwards (``with_text_model=False``); the detector then needs
                 no CLIP and its state dict has no text-model keys.
+            prompt_format (str): the ``prompt_format`` of the test pipeline's
+                ``LoadText``, e.g. ``'a photo of {}'``. Defaults to ``'{}'``.
+
+        Raises:
+            ValueError: ``prompt_format`` has no ``{}`` field.
+            RuntimeError: the backbone has no text model.
         """
         vocab = as_vocabulary(texts)
         if not self.has_text_model:
@@ -135,8 +152,17 @@ class YOLOWorldDetector(SingleStageDetector):
                 'YOLOWorldDetector.reparameterize: the backbone has no text '
                 'model to encode the texts with'
             )
+        if '{}' not in prompt_format:
+            raise ValueError(f"prompt_format must hold one '{{}}' field, got {prompt_format!r}")
+        try:
+            prompts = [prompt_format.format(t) for t in vocab]
+        except (IndexError, KeyError, ValueError) as e:
+            raise ValueError(
+                f"prompt_format must hold one '{{}}' field, got {prompt_format!r} ({e})"
+            ) from None
         self.texts = [vocab]
-        self.text_feats = self.backbone.forward_text([vocab]).detach()
+        self.prompts = [prompts]
+        self.text_feats = self.backbone.forward_text([prompts]).detach()
         if drop_text_model:
             self.backbone.text_model = None
             self.backbone.with_text_model = False
@@ -178,14 +204,18 @@ class YOLOWorldDetector(SingleStageDetector):
                     'reparameterize(texts)'
                 )
             use_baked = True
+        elif self.is_reparameterized and all(list(t) == self.prompts[0] for t in texts):
+            # the baked prompts (inference of the baked vocabulary through LoadText); in
+            # training the text model (possibly trained) encodes them afresh
+            use_baked = not self.training or not self.has_text_model
         elif not self.has_text_model:
-            if not (self.is_reparameterized and all(t == self.texts[0] for t in texts)):
-                raise RuntimeError(
-                    'YOLOWorldDetector: the backbone has no text model and the '
-                    'batch texts differ from the reparameterized vocabulary '
-                    f'{self.texts[0][:5] if self.texts else None}...'
-                )
-            use_baked = True
+            baked = self.prompts[0][:5] if self.prompts else None
+            raise RuntimeError(
+                'YOLOWorldDetector: the backbone has no text model and the batch prompts '
+                f'{list(texts[0])[:5]}... differ from the reparameterized prompts {baked}...; '
+                "when the test pipeline's LoadText has a prompt_format, bake with "
+                'reparameterize(texts, prompt_format=that format)'
+            )
         if use_baked:
             img_feats = self.backbone.forward_image(batch_inputs)
             txt_feats = self.text_feats.expand(batch_inputs.shape[0], -1, -1)

@@ -1,19 +1,22 @@
-"""The CLIP text model and vocabulary of YOLO-World configs for the analysis tools.
+"""``--text-model``: the CLIP text model and vocabulary of YOLO-World configs (analysis tools).
 
 ``get_flops.py``, ``benchmark.py`` and ``profile_train_step.py`` take ``--text-model DIR``
 (a local CLIP directory such as a download of ``openai/clip-vit-base-patch32``). Without
 it they write a randomly initialised text model of CLIP ViT-B/32's architecture
-(:func:`ai4rs.utils.tiny_clip.make_tiny_clip` with ``size='vit-b-32'``) to a temporary
+(:func:`ai4rs.testing.tiny_clip.make_tiny_clip` with ``size='vit-b-32'``) to a temporary
 directory: parameter and FLOP counts and timings depend on the architecture only (and on
 the token count: the vocabulary's words are made single tokens, as CLIP's tokenizer does
 for common words).
 """
 
+import ai4rs  # noqa: F401,I001  (first: sets the OpenMP wait policy before torch loads)
 import argparse
 import json
 import os.path as osp
 
 from mmengine.config import Config
+
+from ai4rs.testing.tiny_clip import make_tiny_clip
 
 WORLD_DETECTORS = ('YOLOWorldDetector',)
 
@@ -69,8 +72,6 @@ def set_text_model(
             raise FileNotFoundError(f'--text-model {text_model}: no such directory')
         text_cfg.model_name = text_model
         return text_model, False
-    from .tiny_clip import make_tiny_clip
-
     path = make_tiny_clip(osp.join(tmpdir, 'clip_vit_b32_random'), size='vit-b-32', words=words)
     text_cfg.model_name = path
     return path, True
