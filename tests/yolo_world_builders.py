@@ -2,7 +2,7 @@
 model config (``yolo_world_v2_*_vlpan_bn_*``: YOLOv8CSPDarknet + MultiModalYOLOBackbone,
 YOLOWorldPAFPN, YOLOWorldHead, BatchTaskAlignedAssigner) with a local CLIP text model, and
 the tiny version the fast tests run (deepen 0.33, widen 0.125, last stage 256: levels of
-32, 64 and 32 channels at strides 8, 16, 32; the tiny CLIP of ``ai4rs/utils/tiny_clip.py``)."""
+32, 64 and 32 channels at strides 8, 16, 32; the tiny CLIP of ``ai4rs/testing/tiny_clip.py``)."""
 
 BN = dict(type='BN', momentum=0.03, eps=0.001)
 ACT = dict(type='SiLU', inplace=True)

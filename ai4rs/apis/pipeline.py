@@ -128,3 +128,13 @@ def pipeline_input(img, img_id: int, texts: list[str] | None = None) -> dict:
     if texts is not None:
         data['texts'] = [[t] for t in texts]
     return data
+
+
+def text_prompt_format(config: Config) -> str:
+    """The ``prompt_format`` of the test pipeline's ``LoadText`` (``'{}'`` without one): how
+    the pipeline turns a vocabulary word into the prompt the text model encodes, and so
+    the format to bake a vocabulary with (``YOLOWorldDetector.reparameterize``)."""
+    for transform in test_pipeline_cfg(config, from_array=False):
+        if transform['type'] == 'LoadText':
+            return transform.get('prompt_format', '{}')
+    return '{}'

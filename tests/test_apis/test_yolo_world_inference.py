@@ -313,6 +313,20 @@ def test_prompt_format_model_reparameterized_without_its_text_model(world_files,
     for a, b in zip(_arrays(result), _arrays(ref)):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
 
+    # exported (the baked prompts' embeddings in the graph) and run from the .onnx file: the
+    # runtime accepts the samples' formatted prompts and gives the same detections
+    if importlib.util.find_spec('onnxruntime') and importlib.util.find_spec('onnx'):
+        from ai4rs.apis.deployment import Preprocessor, export_onnx
+        from ai4rs.apis.pipeline import text_prompt_format
+
+        assert text_prompt_format(baked.cfg) == 'a photo of {}'  # what export_onnx.py bakes with
+        onnx_file = str(tmp_path / 'prompted.onnx')
+        inputs, _ = Preprocessor(baked.cfg, (64, 64))(world_files['img'])
+        export_onnx(baked, inputs, onnx_file)
+        from_onnx = inference_detector(init_detector(config, onnx_file), world_files['img'])
+        for a, b in zip(_arrays(from_onnx), _arrays(ref)):
+            torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
+
     # kept text model: the baked prompts are used, not encoded again
     kept = init_detector(config, world_files['ckpt'])
     kept.reparameterize(VOCAB, prompt_format='a photo of {}')

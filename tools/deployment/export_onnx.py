@@ -39,6 +39,7 @@ from ai4rs.apis.deployment import (  # noqa: E402
     output_names,
 )
 from ai4rs.apis.inference import init_detector, model_vocabulary  # noqa: E402
+from ai4rs.apis.pipeline import text_prompt_format  # noqa: E402
 from ai4rs.datasets.class_texts import read_vocabulary  # noqa: E402
 
 
@@ -128,7 +129,9 @@ def main(argv=None):
         )
     if model.takes_texts:
         vocab = model_vocabulary(model, read_vocabulary(args.texts) if args.texts else None)
-        model.reparameterize(vocab, drop_text_model=True)
+        model.reparameterize(
+            vocab, drop_text_model=True, prompt_format=text_prompt_format(model.cfg)
+        )
         print(
             f'vocabulary baked in ({len(vocab)} texts): {vocab[:10]}'
             + (' ...' if len(vocab) > 10 else '')

@@ -20,7 +20,7 @@ from torch import Tensor
 from ai4rs.registry import MODELS
 from ai4rs.structures.bbox import get_box_type
 
-from ..pipeline import load_model_config
+from ..pipeline import load_model_config, text_prompt_format
 from .export import METADATA_KEY, output_names
 from .preprocess import pad_to_size
 
@@ -110,6 +110,9 @@ class OnnxDetector:
         self.img_size = tuple(self.meta['img_size'])
         self.vocabulary = self.meta.get('texts')
         self.takes_texts = self.vocabulary is not None
+        # what the samples carry: the vocabulary as the test pipeline's LoadText formats it
+        prompt_format = text_prompt_format(self.cfg)
+        self.prompts = [prompt_format.format(t) for t in self.vocabulary or []]
         classes = self.vocabulary or self.meta.get('classes') or []
         self.dataset_meta = dict(classes=list(classes))
 
@@ -129,7 +132,7 @@ class OnnxDetector:
 
     def _check_texts(self, sample) -> None:
         texts = sample.get('texts')
-        if texts is not None and list(texts) != list(self.vocabulary or []):
+        if texts is not None and list(texts) not in (self.prompts, self.vocabulary):
             raise ValueError(
                 f'{self.onnx_file} has its vocabulary baked in '
                 f'({(self.vocabulary or [])[:5]}...); it cannot score other texts '
