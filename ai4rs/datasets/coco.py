@@ -26,7 +26,7 @@ from ai4rs.registry import DATASETS
 from .coco_classes import COCO_CLASSES, COCO_PALETTE
 from .coco_json import load_coco_json
 from .file_checks import ImageDecodeError, check_image_files, handle_bad_image
-from .refetch import fetch_sample
+from .refetch import SeededRefetchMixin
 from .samplers.seeded_sampler import sample_rng
 
 #: how many missing image paths an error message lists before "... and N more"
@@ -34,7 +34,7 @@ _MAX_LISTED = 10
 
 
 @DATASETS.register_module()
-class CocoDataset(BaseDataset):
+class CocoDataset(SeededRefetchMixin, BaseDataset):
     """COCO detection dataset (mmdet 3.x ``CocoDataset`` on mmengine's ``BaseDataset``).
 
     The json is read with :func:`load_coco_json` (checked, errors name the file and the
@@ -231,31 +231,6 @@ class CocoDataset(BaseDataset):
         if self.serialize_data:
             self.data_bytes, self.data_address = self._serialize_data()
         self._fully_initialized = True
-
-    def __getitem__(self, idx: int) -> Any:
-        """The pipeline's output for sample ``idx`` (mmengine's ``BaseDataset`` rule), except
-        that a training sample that yields ``None`` is replaced by one drawn from its own seed
-        (:func:`~ai4rs.datasets.refetch.refetch_index`), not from the worker's global RNG: a
-        resumed run draws the same replacement."""
-        if not self._fully_initialized:
-            print_log(
-                'Please call `full_init()` method manually to accelerate the speed.',
-                logger='current',
-                level=logging.WARNING,
-            )
-            self.full_init()
-        return fetch_sample(
-            self.prepare_data,
-            idx,
-            len(self),
-            not self.test_mode,
-            self.max_refetch,
-            self._describe,
-        )
-
-    def _describe(self, idx: int) -> str:
-        path = self.get_data_info(idx).get('img_path')
-        return f'{type(self).__name__}({self.ann_file}) sample {int(idx)} ({path})'
 
     def prepare_data(self, idx: int) -> Any:
         """The pipeline's output for sample ``idx``; an undecodable image is named (or skipped).

@@ -25,6 +25,7 @@ from mmengine.logging import print_log
 from ai4rs.registry import DATASETS
 
 from .file_checks import ImageDecodeError, check_image_files, handle_bad_image
+from .refetch import SeededRefetchMixin
 from .samplers.seeded_sampler import sample_rng
 
 DOTA_V1_CLASSES = (
@@ -214,7 +215,7 @@ def degenerate_polygons(polygons: np.ndarray, min_area: float = MIN_POLYGON_AREA
 
 
 @DATASETS.register_module()
-class DOTADataset(BaseDataset):
+class DOTADataset(SeededRefetchMixin, BaseDataset):
     """DOTA-v1.0 (15 classes), one sample per image or per split patch.
 
     ``ann_file`` is a *folder* of DOTA label files (``{img_id}.txt``), the image of
@@ -233,7 +234,9 @@ class DOTADataset(BaseDataset):
     corners: :func:`degenerate_polygons`) are dropped with one warning per
     label file that counts them. An image that cannot be decoded raises an
     ``ImageDecodeError`` naming the file and the dataset, or, with
-    ``skip_bad_images=True`` (training only), is skipped with a logged count.
+    ``skip_bad_images=True`` (training only), is skipped with a logged count and
+    replaced by a sample drawn from its own seed (:class:`SeededRefetchMixin`: a
+    resumed run draws the same one).
 
     Args:
         diff_thr (int): objects with a difficulty above it are ignored (kept,

@@ -9,10 +9,12 @@ come from the sample's own seed (:class:`~ai4rs.datasets.samplers.SeededIndex`, 
 ai4rs' ``DefaultSampler``), so the replacement is the same in every run.
 """
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from mmengine.logging import print_log
 
 from .samplers.seeded_sampler import SeededIndex
 
@@ -76,3 +78,35 @@ def fetch_sample(
         f'{describe(index)}: no valid sample after {max_refetch} draws; check the images '
         'and the pipeline'
     )
+
+
+class SeededRefetchMixin:
+    """``__getitem__`` for mmengine ``BaseDataset`` subclasses: mmengine's rule, except that
+    a training sample that yields ``None`` is replaced by one drawn from its own seed
+    (:func:`refetch_index`), not from the worker's global RNG, so a resumed run draws the
+    same replacement; in test mode a ``None`` is an error naming the sample.
+
+    Put it before ``BaseDataset`` in the bases (``class D(SeededRefetchMixin, BaseDataset)``).
+    """
+
+    def __getitem__(self, idx: int) -> Any:
+        if not self._fully_initialized:
+            print_log(
+                'Please call `full_init()` method manually to accelerate the speed.',
+                logger='current',
+                level=logging.WARNING,
+            )
+            self.full_init()
+        return fetch_sample(
+            self.prepare_data,
+            idx,
+            len(self),
+            not self.test_mode,
+            self.max_refetch,
+            self.describe_sample,
+        )
+
+    def describe_sample(self, idx: int) -> str:
+        """The dataset and sample ``idx`` (its image), for error messages."""
+        path = self.get_data_info(idx).get('img_path')
+        return f'{type(self).__name__}({self.ann_file}) sample {int(idx)} ({path})'

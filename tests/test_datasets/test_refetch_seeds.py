@@ -13,7 +13,7 @@ from mmengine.dataset import pseudo_collate
 from mmengine.registry import DefaultScope
 from torch.utils.data import DataLoader
 
-from ai4rs.datasets import CocoDataset, MultiModalDataset, YOLOv5CocoDataset
+from ai4rs.datasets import CocoDataset, DOTADataset, MultiModalDataset, YOLOv5CocoDataset
 from ai4rs.datasets.refetch import refetch_index
 from ai4rs.datasets.samplers import DefaultSampler, SeededIndex
 
@@ -51,10 +51,23 @@ def root(tmp_path):
         json.dumps(dict(images=images, annotations=anns, categories=[dict(id=1, name='cat')]))
     )
     (tmp_path / 'texts.json').write_text(json.dumps([['cat']]))
+    (tmp_path / 'annfiles').mkdir()  # the same images as a DOTA dataset
+    for i in range(NUM_IMAGES):
+        (tmp_path / 'annfiles' / f'{i}.txt').write_text('1 1 5 1 5 4 1 4 cat 0\n')
     return tmp_path
 
 
 def make(kind, root, pipeline=PIPELINE, test_mode=False):
+    if kind == 'dota':
+        return DOTADataset(
+            data_root=str(root),
+            ann_file='annfiles/',
+            data_prefix=dict(img_path='imgs/'),
+            metainfo=dict(classes=('cat',)),
+            skip_bad_images=True,
+            test_mode=test_mode,
+            pipeline=pipeline,
+        )
     coco = dict(
         data_root=str(root),
         ann_file='ann.json',
@@ -79,7 +92,7 @@ def _reseed(seed):
     torch.manual_seed(seed)
 
 
-@pytest.mark.parametrize('kind', ['coco', 'yolov5', 'multimodal'])
+@pytest.mark.parametrize('kind', ['coco', 'yolov5', 'multimodal', 'dota'])
 def test_replacement_of_a_bad_sample_depends_on_its_seed_only(root, kind):
     ds = make(kind, root)
     outs = []
@@ -118,7 +131,7 @@ def _epochs(ds, epochs):
     return out
 
 
-@pytest.mark.parametrize('kind', ['coco', 'multimodal'])
+@pytest.mark.parametrize('kind', ['coco', 'multimodal', 'dota'])
 def test_resume_after_a_bad_sample_is_exact(root, kind):
     ds = make(kind, root)
     straight = _epochs(ds, [0, 1, 2])
@@ -128,7 +141,7 @@ def test_resume_after_a_bad_sample_is_exact(root, kind):
     assert all(not p.endswith(f'/{BAD}.png') for p, _ in straight[2])
 
 
-@pytest.mark.parametrize('kind', ['coco', 'multimodal'])
+@pytest.mark.parametrize('kind', ['coco', 'multimodal', 'dota'])
 def test_a_dropped_sample_in_test_mode_is_an_error_naming_it(root, kind):
     def drop_image_5(results):
         return None if results['img_path'].endswith('/5.png') else results
