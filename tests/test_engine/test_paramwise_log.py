@@ -5,6 +5,7 @@ The constructors must build the same parameter groups as before (mmengine's for
 """
 
 import logging
+import uuid
 
 import pytest
 from mmengine.logging import MMLogger
@@ -32,11 +33,11 @@ class _Records(logging.Handler):
 
 @pytest.fixture
 def log_records():
-    logger = MMLogger.get_instance('test_paramwise_log', log_level='DEBUG')
+    # a new instance is the current one, where print_log(logger='current') logs
+    logger = MMLogger.get_instance(f'test_paramwise_log_{uuid.uuid4().hex}', log_level='DEBUG')
     handler = _Records()
     logger.addHandler(handler)
-    # print_log(logger='current') logs to the latest instance
-    MMLogger._instance_dict.move_to_end('test_paramwise_log')
+    assert MMLogger.get_current_instance() is logger
     yield handler.records
     logger.removeHandler(handler)
 
