@@ -1,9 +1,13 @@
+import atexit
 import importlib.util
 import os
 import os.path as osp
+import shlex
 import shutil
 import socket
 import subprocess
+import sys
+import tempfile
 
 import pytest
 
@@ -17,14 +21,39 @@ def free_port():
         return s.getsockname()[1]
 
 
+_PYTHON_DIR = []
+
+
+def python_on_path_dir() -> str:
+    """A folder whose ``python`` runs the interpreter running the tests (``sys.executable``).
+
+    The launcher scripts (tools/dist_train.sh, ...) call ``python``; ``run_cmd`` puts this
+    folder first on PATH so that they use this interpreter, also when the tests are run from
+    a virtual environment that is not activated (``.venv/bin/python -m pytest``).
+    """
+    if not _PYTHON_DIR:
+        folder = tempfile.mkdtemp(prefix='ai4rs_tests_python_')
+        atexit.register(shutil.rmtree, folder, True)
+        path = osp.join(folder, 'python')
+        with open(path, 'w') as f:
+            f.write(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} "$@"\n')
+        os.chmod(path, 0o755)
+        _PYTHON_DIR.append(folder)
+    return _PYTHON_DIR[0]
+
+
 def run_cmd(args, cwd, env=None, timeout=600, check=True):
-    """Run a command (list) in ``cwd``; on failure show its output in the assertion."""
+    """Run a command (list) in ``cwd``; on failure show its output in the assertion.
+
+    ``python`` in the command's PATH is the interpreter running the tests
+    (:func:`python_on_path_dir`), for the launcher scripts."""
     full_env = dict(os.environ)
     full_env.pop('PYTHONPATH', None)  # the tools must find projects.* by themselves
     full_env.setdefault('OMP_NUM_THREADS', '1')
     full_env.setdefault('MKL_NUM_THREADS', '1')
     if env:
         full_env.update(env)
+    full_env['PATH'] = python_on_path_dir() + os.pathsep + full_env.get('PATH', '')
     proc = subprocess.run(
         args, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
     )

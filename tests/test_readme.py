@@ -42,3 +42,73 @@ def test_readme_documents_every_tool_option():
         'MASTER_ADDR',
     ):
         assert option in readme, option
+
+
+def test_readme_quick_subset_leaves_out_the_end_to_end_tests():
+    """README says how long the suite takes and how to leave out the slow tests: its
+    ``-m "..."`` expression deselects an end-to-end test and keeps a unit test."""
+    import subprocess
+    import sys
+
+    readme = open(osp.join(REPO_ROOT, 'README.md')).read()
+    assert 'more than 10 minutes on 2 CPU cores' in readme
+    expr = re.search(r'`-m "([^"]+)"`', readme).group(1)
+    files = [
+        'tests/test_e2e/test_quickstart_documented_commands.py',
+        'tests/test_tools/test_launch_scripts.py',
+    ]
+    proc = subprocess.run(
+        [sys.executable, '-m', 'pytest', '--collect-only', '-q', '-p', 'no:cacheprovider']
+        + ['-m', expr, *files],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    selected = [line for line in proc.stdout.splitlines() if '::' in line]
+    assert any('test_launch_scripts.py::test_dist_scripts' in line for line in selected)
+    assert not any('test_quickstart_documented_commands' in line for line in selected)
+
+
+DIR_OPTIONS = ('--out-dir', '--output-dir', '--local-dir')
+
+
+def documented_outputs():
+    """Paths that the commands of README.md and docs/*.md write, relative to where they run:
+    the values of their output options (placeholders such as ``DIR`` left out)."""
+    import glob
+
+    found = set()
+    for path in [osp.join(REPO_ROOT, 'README.md'), *glob.glob(osp.join(REPO_ROOT, 'docs', '*.md'))]:
+        text = open(path, encoding='utf-8').read()
+        pattern = r'(--out-file|--out-dir|--output-dir|--out-json|--local-dir|--out)[ =]([\w./-]+)'
+        for option, value in re.findall(pattern, text):
+            if value.isupper() or value.startswith(('/', 'work_dirs/')):
+                continue
+            found.add(f'{value}/file' if option in DIR_OPTIONS else value)
+    return sorted(found)
+
+
+def test_documented_outputs_are_git_ignored():
+    import shutil
+    import subprocess
+
+    if shutil.which('git') is None or not osp.exists(osp.join(REPO_ROOT, '.git')):
+        import pytest
+
+        pytest.skip('not a git checkout')
+    outputs = documented_outputs()
+    # the demo drawing and outputs of get_started.md / yolo_world.md are among them
+    assert {'result.png', 'outputs/file', 'pretrained_models/clip-vit-base-patch32/file'} <= set(
+        outputs
+    )
+    not_ignored = [
+        p
+        for p in outputs
+        if subprocess.run(
+            ['git', 'check-ignore', '-q', '--no-index', p], cwd=REPO_ROOT, timeout=30
+        ).returncode
+        != 0
+    ]
+    assert not not_ignored, f'written by documented commands, not in .gitignore: {not_ignored}'

@@ -55,12 +55,34 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     # checked now, not after the training that precedes the demo
     try:
-        read_vocabulary(args.texts)
+        texts = read_vocabulary(args.texts)
     except (ValueError, FileNotFoundError) as e:
         parser.error(str(e))
+    untrained = untrained_texts(texts)
+    if untrained and args.text_model is None:
+        parser.error(
+            f'--texts: {", ".join(repr(t) for t in untrained)} not among the trained names '
+            f'({", ".join(CLASSES)}). The tiny random text model that the quick start writes '
+            'gives other words no meaning, so the demo would label shapes with them at random; '
+            'use trained names, or a real CLIP (--text-model DIR) for other phrasings'
+        )
+    if untrained:
+        print(
+            f'warning: --texts: {", ".join(repr(t) for t in untrained)} not among the trained '
+            f'names ({", ".join(CLASSES)}); the demo finds what the CLIP of --text-model '
+            'matches to them',
+            file=sys.stderr,
+        )
     if args.demo_image is not None and not osp.isfile(args.demo_image):
         parser.error(f'--demo-image: image file not found: {args.demo_image}')
     return args
+
+
+def untrained_texts(texts: list[str]) -> list[str]:
+    """The texts that are none of the trained class names (compared as CLIP's tokenizer
+    reads them: case and repeated spaces do not matter)."""
+    trained = {' '.join(c.lower().split()) for c in CLASSES}
+    return [t for t in texts if ' '.join(t.lower().split()) not in trained]
 
 
 def build_config(args, text_model: str):

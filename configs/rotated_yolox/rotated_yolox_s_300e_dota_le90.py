@@ -19,7 +19,9 @@ model = dict(
     data_preprocessor=dict(
         type='DetDataPreprocessor',
         pad_size_divisor=32,
-        boxtype2tensor=True,
+        # keep the box objects (as mmrotate's rotated configs do): the rotated head takes
+        # them, and the ground truth then keeps its box type for DetVisualizationHook
+        boxtype2tensor=False,
         batch_augments=[
             dict(
                 type='BatchSyncRandomResize',

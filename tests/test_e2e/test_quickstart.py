@@ -182,6 +182,24 @@ def test_quickstart_then_test_tool_inference_and_demos(tmp_path):
     )
     assert cv2.imread(str(tmp_path / 'big_out.png')).shape == (512, 512, 3)
 
+    # docs/get_started.md: the offline evaluation of the Task1 files against the held-out
+    # patch labels; scored as DOTAMetric (mmrotate mode) it is the AP50 the quick start printed
+    proc = run_cmd(
+        [
+            sys.executable,
+            osp.join(REPO_ROOT, 'tools', 'analysis_tools', 'dota_eval.py'),
+            '--det-dir',
+            osp.dirname(task1_zip),
+            '--ann-dir',
+            str(data / 'val' / 'annfiles'),
+            '--mode',
+            'mmrotate',
+        ],
+        cwd=tmp_path,
+    )
+    offline = float(re.search(r'^mAP: ([0-9.]+)$', proc.stdout, re.M).group(1))
+    assert offline == pytest.approx(ap50, abs=2e-4), (offline, ap50)
+
 
 def test_quickstart_saved_config_is_reused_by_test_tool(tmp_path):
     """What mmdet users do with a work dir: tools/test.py WORK/CONFIG.py WORK/epoch_N.pth.

@@ -191,6 +191,50 @@ def test_errors_name_file_and_line(tmp_path, dota_eval):
     )
 
 
+def test_patch_labels_merged_onto_images(tmp_path, dota_eval):
+    """Two overlapping 100-px patches of P1 (x 0 and 50) share object A (difficulty 2 where
+    the window cuts it); P2 is one patch at (0, 100). Detections name the images."""
+    ann, det = tmp_path / 'annfiles', tmp_path / 'Task1'
+    ann.mkdir()
+    det.mkdir()
+    a = q(60, 10, 10, 5)
+    write(ann / 'P1__100__0___0.txt', [f'{fmt(a)} ship 2', f'{fmt(q(5, 5, 20, 20))} plane 0'])
+    a_in_2 = [v - 50 if i % 2 == 0 else v for i, v in enumerate(a)]
+    write(ann / 'P1__100__50___0.txt', [f'{fmt(a_in_2)} ship 0', f'{fmt(q(80, 80, 9, 9))} ship 1'])
+    write(ann / 'P2__100__0___100.txt', [f'{fmt(q(0, 0, 10, 10))} plane 0'])
+    gts = dota_eval.merge_patch_labels(dota_eval.load_label_dir(str(ann), ['plane', 'ship']))
+    assert sorted(gts) == ['P1', 'P2']
+    np.testing.assert_allclose(
+        gts['P1']['polygons'], [a, q(5, 5, 20, 20), q(130, 80, 9, 9)], atol=1e-9
+    )
+    assert gts['P1']['labels'].tolist() == [1, 0, 1]
+    assert gts['P1']['difficulties'].tolist() == [0, 0, 1]  # A: the whole copy's difficulty
+    np.testing.assert_allclose(gts['P2']['polygons'], [q(0, 100, 10, 10)])
+
+    write(
+        det / 'Task1_plane.txt',
+        [f'P1 0.9 {fmt(q(5, 5, 20, 20))}', f'P2 0.8 {fmt(q(0, 100, 10, 10))}'],
+    )
+    write(det / 'Task1_ship.txt', [f'P1 0.7 {fmt(a)}'])
+    # the documented command, without --classes: plane and ship are DOTA-v1.0 classes
+    result = dota_eval.main(['--det-dir', str(det), '--ann-dir', str(ann)])
+    # devkit: the difficult ship at (130, 80) is ignored; every other object found once
+    assert result['AP']['plane'] == pytest.approx(1.0)
+    assert result['AP']['ship'] == pytest.approx(1.0)
+    assert len(result['AP']) == 15  # DOTA-v1.0's classes, as before
+    # per-patch detections are evaluated per patch, as before
+    write(det / 'Task1_ship.txt', [f'P1__100__0___0 0.7 {fmt(a)}'])
+    write(det / 'Task1_plane.txt', [])
+    result = dota_eval.main(
+        ['--det-dir', str(det), '--ann-dir', str(ann), '--classes', 'plane', 'ship']
+    )
+    assert result['AP']['plane'] == 0  # 2 GTs (patch P1 at 0, P2), no detection
+    # its class files name no DOTA class: the classes are the files' own
+    write(det / 'Task1_ship.txt', [])
+    (det / 'Task1_ship.txt').rename(det / 'Task1_boat.txt')
+    assert dota_eval.default_classes(str(det)) == (['boat', 'plane'], f'the Task1 files of {det}')
+
+
 def _rect_poly(cx, cy, w, h, t):
     v1 = np.array([w / 2 * np.cos(t), w / 2 * np.sin(t)])
     v2 = np.array([-h / 2 * np.sin(t), h / 2 * np.cos(t)])
@@ -298,4 +342,29 @@ def test_split_gt_as_detections_merge_gives_ap_1(tmp_path, dota_eval):
         len(open(p).readlines()) for p in glob.glob(str(tmp_path / 'merged' / 'Task1_*.txt'))
     )
     assert n_lines == num_objects  # exactly one detection per object
+
+    # the patch labels, merged back onto the images, are the original labels
+    merged_gt = dota_eval.merge_patch_labels(
+        dota_eval.load_label_dir(str(save_dir / 'annfiles'), classes)
+    )
+    original = dota_eval.load_label_dir(str(ann_dir), classes)
+    assert sorted(merged_gt) == sorted(original)
+    for name, gt in original.items():
+        key = lambda g: sorted(  # noqa: E731
+            zip(
+                np.round(g['polygons'], 6).tolist(),
+                g['labels'].tolist(),
+                g['difficulties'].tolist(),
+            )
+        )
+        assert key(merged_gt[name]) == key(gt)
+    # so evaluating against them gives the same as against the originals
+    result = dota_eval.evaluate_task1(
+        str(tmp_path / 'merged'),
+        str(save_dir / 'annfiles'),
+        classes,
+        mode='devkit',
+        logger='silent',
+    )
+    assert result['mAP'] == pytest.approx(1.0)
     assert os.path.isfile(tmp_path / 'merged' / 'merged.zip')

@@ -304,9 +304,24 @@ def test_clip():
     hb.clip_(IMG_SHAPE)
     assert torch.equal(hb.tensor, torch.tensor([[0.0, 10, 400, 300]]))
     rb = RotatedBoxes(torch.tensor([[-5.0, 10, 4, 2, 0]]))
-    with pytest.warns(UserWarning):
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # a no-op that is the intended behaviour: no warning
         rb.clip_(IMG_SHAPE)
     assert torch.equal(rb.tensor, torch.tensor([[-5.0, 10, 4, 2, 0]]))
+
+
+def test_resize_clips_rotated_boxes_by_default_silently():
+    """``Resize`` clips by default (``clip_object_border=True``): rotated ground truth
+    crossing the border stays whole, scaled, and no warning is emitted for it."""
+    from ai4rs.datasets.transforms import Resize
+
+    boxes = RotatedBoxes(torch.tensor([[-5.0, 10, 8, 4, 0.5], [50, 60, 10, 6, -0.2]]))
+    results = dict(img=np.zeros((100, 200, 3), np.uint8), gt_bboxes=boxes.clone())
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        results = Resize(scale=(400, 200), keep_ratio=True)(results)
+    expected = torch.tensor([[-10.0, 20, 16, 8, 0.5], [100, 120, 20, 12, -0.2]])
+    torch.testing.assert_close(results['gt_bboxes'].tensor, expected)
 
 
 # ------------------------------------------------------------------------ measures / queries

@@ -144,3 +144,23 @@ def test_missing_arguments_give_usage(stub_path, script, args):
     assert proc.returncode == 2
     assert f'usage: bash {osp.join(TOOLS, script)} ' in proc.stderr
     assert 'python' not in proc.stdout and 'srun' not in proc.stdout
+
+
+def test_run_cmd_launchers_use_the_running_interpreter(tmp_path):
+    """The real launcher tests (dist_train.sh on CPU) run ``python`` from PATH: run_cmd makes it
+    the interpreter running the tests, even with a PATH that has no (or another) python."""
+    import sys
+
+    from tests.conftest import run_cmd
+
+    other = tmp_path / 'other'
+    other.mkdir()
+    (other / 'python').write_text('#!/bin/sh\necho "another python"\n')
+    (other / 'python').chmod(0o755)
+    proc = run_cmd(
+        ['bash', '-c', 'python -c "import sys, torch; print(sys.prefix)"'],
+        cwd=tmp_path,
+        env=dict(PATH=f'{other}:/usr/bin:/bin'),
+        timeout=120,
+    )
+    assert proc.stdout.strip() == sys.prefix

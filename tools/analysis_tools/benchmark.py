@@ -34,8 +34,10 @@ memory depend on the architecture only).
 """
 
 import argparse
+import contextlib
 import copy
 import json
+import logging
 import os.path as osp
 import subprocess
 import sys
@@ -47,6 +49,7 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # text_model_args.py, be
 
 import ai4rs  # noqa: E402,F401,I001  (first: sets the OpenMP wait policy before torch loads)
 import torch  # noqa: E402
+from mmengine.logging import MMLogger  # noqa: E402
 
 from ai4rs.apis import init_detector  # noqa: E402
 from ai4rs.structures import DetDataSample  # noqa: E402
@@ -302,8 +305,31 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+@contextlib.contextmanager
+def warnings_only():
+    """Within the block the current MMLogger's handlers show warnings and errors only.
+
+    The benchmark prints its results; mmengine's INFO log would add, before them, one entry
+    per parameter of a randomly initialised model (``init_weights``' report, ~1,000 lines).
+    """
+    logger = MMLogger.get_current_instance()
+    levels = [(handler, handler.level) for handler in logger.handlers]
+    for handler, level in levels:
+        handler.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        for handler, level in levels:
+            handler.setLevel(level)
+
+
 def main(argv=None):
     args = parse_args(argv)
+    with warnings_only():
+        return _main(args)
+
+
+def _main(args):
     shape = shape_from_args(args)
     cfg = config_from_args(args, init_scope=False)
     if is_yolo_world(cfg):

@@ -17,6 +17,19 @@ nothing ignored (``DOTADataset``'s ``diff_thr=100``).
 Every label file of ``--ann-dir`` is an image of the evaluation (an image without detections
 only adds ground truth). A detection naming an image without label file, a malformed line or an
 unknown class name is an error naming the file and the line.
+
+Patch labels: when every label file is a patch of ``img_split.py``
+(``{image}__{size}__{x}___{y}.txt``, e.g. ``data/synthetic_dota/val/annfiles`` of the quick
+start) and the detections name whole images (``DOTAMetric(merge_patches=True)``'s Task1 files),
+the patches' objects are translated back onto their image and the copies of an object that
+several overlapping patches hold are counted once (:func:`merge_patch_labels`)::
+
+    python tools/analysis_tools/dota_eval.py --det-dir work_dirs/quickstart/TIMESTAMP/Task1 \
+        --ann-dir data/synthetic_dota/val/annfiles
+
+Classes: ``--classes``, or ``--dataset-version``; with neither, the DOTA version whose classes
+include every class of the ``Task1_{class}.txt`` files (1.0, else 1.5, else 2.0), and for other
+class names the classes of those files (alphabetical).
 """
 
 import argparse
@@ -33,6 +46,7 @@ from ai4rs.evaluation.functional import (
     eval_matches,
     load_task1_dir,
     match_detections,
+    parse_patch_name,
     print_map_summary,
 )
 
@@ -44,6 +58,9 @@ DATASET_CLASSES = {
 # difficulty above which a ground truth is ignored, per mode: the devkit ignores every
 # difficult object, mmrotate's DOTADataset (diff_thr=100) none
 DEFAULT_DIFF_THR = {'devkit': 0, 'mmrotate': 100}
+# two objects of one class in the same image whose corners all agree to within this many
+# pixels are copies of one object held by overlapping patches
+SAME_OBJECT_TOL = 0.5
 
 
 def load_label_dir(ann_dir: str, classes: Sequence[str]) -> dict[str, dict]:
@@ -78,6 +95,95 @@ def load_label_dir(ann_dir: str, classes: Sequence[str]) -> dict[str, dict]:
             difficulties=labels.difficulties.reshape(-1),
         )
     return out
+
+
+def task1_classes(det_dir: str) -> list[str]:
+    """The classes of the ``Task1_{class}.txt`` files of ``det_dir`` (alphabetical).
+
+    Raises:
+        FileNotFoundError: ``det_dir`` is not a folder or holds no ``Task1_*.txt`` file.
+    """
+    if not osp.isdir(det_dir):
+        raise FileNotFoundError(f'--det-dir {det_dir!r} is not a folder')
+    files = sorted(glob.glob(osp.join(det_dir, 'Task1_*.txt')))
+    if not files:
+        raise FileNotFoundError(
+            f'--det-dir {det_dir!r} holds no Task1_{{class}}.txt file (give the folder '
+            'that DOTAMetric(format_only=True, outfile_prefix=...) wrote)'
+        )
+    return [osp.basename(f)[len('Task1_') : -len('.txt')] for f in files]
+
+
+def default_classes(det_dir: str) -> tuple[list[str], str]:
+    """Classes when neither ``--classes`` nor ``--dataset-version`` is given.
+
+    Returns:
+        tuple: (classes, where they come from, for the log): the classes of the first DOTA
+        version (1.0, 1.5, 2.0) that has every class of the Task1 files, else the Task1
+        files' own classes.
+    """
+    found = task1_classes(det_dir)
+    for version in ('1.0', '1.5', '2.0'):
+        if set(found) <= set(DATASET_CLASSES[version]):
+            return list(DATASET_CLASSES[version]), f'DOTA-v{version}'
+    return found, f'the Task1 files of {det_dir}'
+
+
+def merge_patch_labels(gts: dict[str, dict], tol: float = SAME_OBJECT_TOL) -> dict[str, dict]:
+    """Patch labels (``load_label_dir`` of ``img_split.py``'s annfiles) -> image labels.
+
+    Each patch ``{image}__{size}__{x}___{y}``'s polygons are moved by ``(x, y)`` onto its
+    image. An object that lies in several overlapping patches is one object: of the copies
+    with the same class and every corner within ``tol`` pixels, the first is kept, with the
+    smallest difficulty of the copies (``img_split`` marks the copy cut by a window
+    difficulty 2; the whole copy keeps the original difficulty).
+
+    Args:
+        gts (dict): patch name -> ``polygons`` (n, 8), ``labels`` (n,), ``difficulties`` (n,).
+        tol (float): largest corner difference, in pixels, between copies of one object.
+
+    Returns:
+        dict: image name -> the same three arrays in image coordinates.
+
+    Raises:
+        ValueError: a name is not a patch name.
+    """
+    per_image: dict[str, list] = {}
+    for name in sorted(gts):
+        image, x, y = parse_patch_name(name)
+        gt = gts[name]
+        polys = gt['polygons'] + np.array([x, y] * 4, np.float64)
+        per_image.setdefault(image, []).append((polys, gt['labels'], gt['difficulties']))
+    out = {}
+    for image, parts in per_image.items():
+        polys = np.concatenate([p[0] for p in parts]).reshape(-1, 8)
+        labels = np.concatenate([p[1] for p in parts]).astype(np.int64)
+        diffs = np.concatenate([p[2] for p in parts]).astype(np.int64)
+        keep: list[int] = []
+        for i in range(len(polys)):
+            kept = np.asarray(keep, np.int64)
+            same = (
+                kept[
+                    (labels[kept] == labels[i])
+                    & (np.abs(polys[kept] - polys[i]).max(axis=1) <= tol)
+                ]
+                if len(kept)
+                else kept
+            )
+            if len(same):
+                diffs[same[0]] = min(diffs[same[0]], diffs[i])
+            else:
+                keep.append(i)
+        out[image] = dict(polygons=polys[keep], labels=labels[keep], difficulties=diffs[keep])
+    return out
+
+
+def _is_patch_name(name: str) -> bool:
+    try:
+        parse_patch_name(name)
+    except ValueError:
+        return False
+    return True
 
 
 def _to_rbox(polys: np.ndarray) -> np.ndarray:
@@ -124,6 +230,15 @@ def evaluate_task1(
     classes = list(classes)
     gts = load_label_dir(ann_dir, classes)
     dets, missing, first_seen = load_task1_dir(det_dir, classes)
+    if all(_is_patch_name(n) for n in gts) and not any(n in gts for n in first_seen):
+        # patch labels and whole-image detections (DOTAMetric(merge_patches=True))
+        num_patches = len(gts)
+        gts = merge_patch_labels(gts)
+        print(
+            f'the {num_patches} label files of {ann_dir} are patches of img_split.py: '
+            f'evaluating on their {len(gts)} images (objects held by several patches counted once)',
+            file=sys.stderr,
+        )
     if missing:
         print(
             f'warning: no Task1 file in {det_dir} for {len(missing)} class(es), counted as '
@@ -188,8 +303,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     group.add_argument(
         '--dataset-version',
         choices=sorted(DATASET_CLASSES),
-        default='1.0',
-        help='DOTA version whose classes to use (default: 1.0)',
+        default=None,
+        help='DOTA version whose classes to use (default: the first version with every '
+        'class of the Task1 files, else the classes of the Task1 files)',
     )
     group.add_argument('--classes', nargs='+', default=None, help='explicit class names')
     parser.add_argument(
@@ -200,10 +316,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    classes = args.classes if args.classes else DATASET_CLASSES[args.dataset_version]
     if not 0 < args.iou_thr <= 1:
         raise SystemExit(f'--iou-thr must be in (0, 1], got {args.iou_thr}')
     try:
+        if args.classes:
+            classes = args.classes
+        elif args.dataset_version:
+            classes = DATASET_CLASSES[args.dataset_version]
+        else:
+            classes, source = default_classes(args.det_dir)
+            print(f'classes ({source}): {", ".join(classes)}', file=sys.stderr)
         result = evaluate_task1(
             args.det_dir,
             args.ann_dir,

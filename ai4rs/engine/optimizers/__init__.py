@@ -1,6 +1,8 @@
 from .amp_optimizer_wrapper import AmpOptimWrapper
+from .default_constructor import DefaultOptimWrapperConstructor
+from .paramwise_log import paramwise_summary
 
-__all__ = ['AmpOptimWrapper']
+__all__ = ['AmpOptimWrapper', 'DefaultOptimWrapperConstructor', 'paramwise_summary']
 from .yolov5_optim_constructor import (  # noqa: E402
     YOLOv5OptimizerConstructor,
     scale_weight_decay,

@@ -12,6 +12,7 @@ from torch.nn.modules.instancenorm import _InstanceNorm
 
 from ai4rs.registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS, OPTIMIZERS
 
+from .paramwise_log import log_paramwise_lines
 from .yolov5_optim_constructor import scale_weight_decay
 
 NORM_TYPES = (_BatchNorm, _InstanceNorm, GroupNorm, LayerNorm)
@@ -70,6 +71,8 @@ class YOLOWv5OptimizerConstructor(DefaultOptimWrapperConstructor):
         paramwise_cfg = dict(paramwise_cfg) if paramwise_cfg is not None else None
         super().__init__(optim_wrapper_cfg, paramwise_cfg)
         self.base_total_batch_size = self.paramwise_cfg.pop('base_total_batch_size', 64)
+        # 'name:key=value' of each option add_params sets, logged by __call__
+        self._paramwise_lines: list[str] = []
 
     def _custom_options(self, full_name: str) -> dict:
         """Options from the longest matching custom key (empty if none)."""
@@ -138,11 +141,9 @@ class YOLOWv5OptimizerConstructor(DefaultOptimWrapperConstructor):
             if param.requires_grad:
                 group.update(self._param_options(module, name, param, f'{prefix}.{name}'))
                 full_name = f'{prefix}.{name}' if prefix else name
-                for key, value in group.items():
-                    if key != 'params':
-                        print_log(
-                            f'paramwise_options -- {full_name}:{key}={value}', logger='current'
-                        )
+                self._paramwise_lines += [
+                    f'{full_name}:{key}={value}' for key, value in group.items() if key != 'params'
+                ]
             params.append(group)
         for child_name, child in module.named_children():
             child_prefix = f'{prefix}.{child_name}' if prefix else child_name
@@ -156,7 +157,10 @@ class YOLOWv5OptimizerConstructor(DefaultOptimWrapperConstructor):
         optimizer_cfg = scale_weight_decay(self.optimizer_cfg, self.base_total_batch_size)
         if self.paramwise_cfg:
             params: list[dict] = []
+            self._paramwise_lines = []
             self.add_params(params, model)
+            # each parameter's options at DEBUG, one summary at INFO
+            log_paramwise_lines(self._paramwise_lines)
             optimizer_cfg['params'] = params
         else:
             optimizer_cfg['params'] = model.parameters()

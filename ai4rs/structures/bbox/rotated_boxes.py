@@ -1,7 +1,6 @@
 """Rotated boxes (cx, cy, w, h, t): mmrotate 1.x ``RotatedBoxes``, registered as 'rbox'."""
 
 import math
-import warnings
 
 import numpy as np
 import torch
@@ -92,8 +91,13 @@ class RotatedBoxes(BaseBoxes):
         self.tensor = self.tensor + self.tensor.new_tensor([dx, dy, 0, 0, 0])
 
     def clip_(self, img_shape: tuple[int, int]) -> None:
-        """Does nothing (as mmrotate): clipping a rotated box is not a rotated box."""
-        warnings.warn('The `clip` function does nothing in `RotatedBoxes`.')
+        """Does nothing, silently: clipping a rotated box to the image is not a rotated box.
+
+        As mmrotate, the boxes are left whole (objects cut by the border keep their full
+        extent), but without mmrotate's ``UserWarning``: ``Resize`` and the other transforms
+        clip by default (``clip_object_border=True``), so every rotated pipeline would warn
+        from every dataloader worker for a behaviour that is the intended one.
+        """
 
     def rotate_(self, center: tuple[float, float], angle: float) -> None:
         """Rotate about ``center`` by ``angle`` degrees (clockwise on screen): the centres
