@@ -13,36 +13,21 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from ai4rs.apis import inference_detector_by_patches, init_detector  # noqa: E402
 from ai4rs.utils.checkpoint import CheckpointMismatchError, NotACheckpointError  # noqa: E402
+from ai4rs.utils.cli import add_demo_arguments, check_demo_files  # noqa: E402
 from ai4rs.utils.paths import add_project_paths  # noqa: E402
 from ai4rs.visualization import draw_predictions  # noqa: E402
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('img', help='image file')
-    parser.add_argument('config', help='config file')
-    parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--out-file', default=None, help='write the drawing here')
+    add_demo_arguments(parser)
     parser.add_argument('--patch-sizes', type=int, nargs='+', default=[1024])
     parser.add_argument('--patch-steps', type=int, nargs='+', default=[824])
     parser.add_argument('--img-ratios', type=float, nargs='+', default=[1.0])
     parser.add_argument('--merge-iou-thr', type=float, default=0.1)
     parser.add_argument('--batch-size', type=int, default=4)
-    parser.add_argument(
-        '--allow-partial-load',
-        action='store_true',
-        help='load a checkpoint that does not fit the model (default: refuse it)',
-    )
-    parser.add_argument('--device', default='cpu', help='e.g. cpu or cuda:0')
-    parser.add_argument('--score-thr', type=float, default=0.3, help='draw scores above this')
     args = parser.parse_args(argv)
-    for what, path in (
-        ('image', args.img),
-        ('config', args.config),
-        ('checkpoint', args.checkpoint),
-    ):
-        if '://' not in path and not osp.isfile(path):
-            parser.error(f'{what} file not found: {path}')
+    check_demo_files(parser, args)
     if len(args.patch_sizes) != len(args.patch_steps):
         parser.error(
             f'--patch-sizes {args.patch_sizes} and --patch-steps {args.patch_steps}: '

@@ -83,25 +83,11 @@ class Predictor:
     """
 
     def __init__(self, args) -> None:
-        texts = args.vocabulary
-        if args.checkpoint.endswith('.onnx'):
-            from ai4rs.apis.deployment import OnnxDetector
-
-            self.onnx = OnnxDetector(args.checkpoint, args.config, device=args.device)
-            baked = self.onnx.texts
-            if texts is not None and texts != baked:
-                raise ValueError(
-                    f'{args.checkpoint} was exported with the vocabulary {baked}; '
-                    f'--texts {texts} differs (export again with --texts)'
-                )
-            self.texts = None
-            self.classes = self.onnx.dataset_meta['classes']
-            return
         from ai4rs.apis import init_detector
         from ai4rs.apis.inference import model_vocabulary
         from ai4rs.apis.pipeline import load_model_config
 
-        self.onnx = None
+        texts = args.vocabulary
         config = load_model_config(args.config)
         if args.text_embeddings:
             from ai4rs.models.backbones.clip_text import load_text_embeddings
@@ -113,7 +99,14 @@ class Predictor:
                 texts=texts if args.text_embeddings.endswith('.npy') else None,
             )
             texts = texts if texts is not None else list(table)
+        # a checkpoint, or an .onnx file (run by onnxruntime, its vocabulary baked in)
         self.model = init_detector(config, args.checkpoint, device=args.device)
+        if args.checkpoint.endswith('.onnx') and texts is not None:
+            if texts != self.model.vocabulary:
+                raise ValueError(
+                    f'{args.checkpoint} was exported with the vocabulary {self.model.vocabulary}; '
+                    f'--texts {texts} differs (export again with --texts)'
+                )
         self.texts = model_vocabulary(self.model, texts)
         self.classes = (
             self.texts
@@ -122,8 +115,6 @@ class Predictor:
         )
 
     def __call__(self, img):
-        if self.onnx is not None:
-            return self.onnx(img)
         from ai4rs.apis import inference_detector
 
         return inference_detector(self.model, img, texts=self.texts)

@@ -169,3 +169,32 @@ def enable_amp(cfg: Config) -> None:
         raise ValueError(f'AMP needs optim_wrapper.type OptimWrapper, got {wrapper}')
     cfg.optim_wrapper.type = 'AmpOptimWrapper'
     cfg.optim_wrapper.loss_scale = 'dynamic'
+
+
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    """What the image demos share: ``IMG CONFIG CHECKPOINT`` (a ``.pth`` checkpoint or an
+    exported ``.onnx`` file), ``--out-file``, ``--allow-partial-load``, ``--device``,
+    ``--score-thr``. Check the files with :func:`check_demo_files` after parsing."""
+    parser.add_argument('img', help='image file')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', help='checkpoint (.pth) or exported model (.onnx)')
+    parser.add_argument('--out-file', default=None, help='write the drawing here')
+    parser.add_argument(
+        '--allow-partial-load',
+        action='store_true',
+        help='load a checkpoint that does not fit the model (default: refuse it)',
+    )
+    parser.add_argument('--device', default='cpu', help='e.g. cpu or cuda:0')
+    parser.add_argument('--score-thr', type=float, default=0.3, help='draw scores above this')
+
+
+def check_demo_files(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """A usage error (one line, exit 2) for an ``img`` / ``config`` / ``checkpoint`` that is
+    not a file (URLs pass)."""
+    for what, path in (
+        ('image', args.img),
+        ('config', args.config),
+        ('checkpoint', args.checkpoint),
+    ):
+        if '://' not in path and not os.path.isfile(path):
+            parser.error(f'{what} file not found: {path}')

@@ -28,7 +28,7 @@ from ai4rs.models.dense_heads.base_dense_head import BaseDenseHead
 from ai4rs.registry import MODELS
 from ai4rs.structures.bbox import HorizontalBoxes
 from tests.conftest import REPO_ROOT
-from tests.test_models.yolox_builders import rotated_yolox_cfg
+from tests.yolo_world_infer_helpers import yolox_config
 
 SIZE = 64
 CLASSES = ('a', 'b', 'c')
@@ -74,37 +74,16 @@ class ToyCornerHead(BaseDenseHead):
 
 
 def _toy_config() -> Config:
-    model = rotated_yolox_cfg('tiny')
-    model['neck'] = dict(
-        type='YOLOXPAFPN', in_channels=[32, 64, 128], out_channels=16, num_csp_blocks=1
+    """The tiny rotated YOLOX config of the inference tests with the toy head."""
+    cfg = yolox_config(SIZE)
+    cfg.model.bbox_head = dict(type='ToyCornerHead', num_classes=len(CLASSES), in_channels=16)
+    cfg.model.data_preprocessor = dict(type='DetDataPreprocessor', pad_size_divisor=32)
+    cfg.model.train_cfg = None
+    cfg.model.test_cfg = dict(
+        score_thr=0.3, nms=dict(type='nms', iou_threshold=0.5), max_per_img=50
     )
-    model['bbox_head'] = dict(type='ToyCornerHead', num_classes=len(CLASSES), in_channels=16)
-    model['data_preprocessor'] = dict(type='DetDataPreprocessor', pad_size_divisor=32)
-    model['train_cfg'] = None
-    model['test_cfg'] = dict(score_thr=0.3, nms=dict(type='nms', iou_threshold=0.5), max_per_img=50)
-    pipeline = [
-        dict(type='LoadImageFromFile'),
-        dict(type='Resize', scale=(SIZE, SIZE), keep_ratio=True),
-        dict(
-            type='PackDetInputs',
-            meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'),
-        ),
-    ]
-    return Config(
-        dict(
-            default_scope='ai4rs',
-            model=model,
-            test_dataloader=dict(
-                batch_size=1,
-                dataset=dict(
-                    type='DOTADataset',
-                    data_root='data/',
-                    pipeline=pipeline,
-                    metainfo=dict(classes=CLASSES),
-                ),
-            ),
-        )
-    )
+    cfg.test_dataloader.dataset.metainfo = dict(classes=CLASSES)
+    return cfg
 
 
 @pytest.fixture(scope='module')

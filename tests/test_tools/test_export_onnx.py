@@ -90,7 +90,7 @@ def test_export_yolo_world_and_demo_on_onnx(tiny_clip_dir, tmp_path, capsys):
 
     onnx_model = OnnxDetector(onnx_file, config)
     assert onnx_model.dataset_meta['classes'] == VOCAB
-    _same_detections(onnx_model(img), ref)
+    _same_detections(inference_detector(onnx_model, img), ref)
 
     demo = _load_script('demo', 'yolo_world_demo.py')
     common = ['--score-thr', '0.05', '--topk', '20']
@@ -118,7 +118,7 @@ def test_export_yolo_world_and_demo_on_onnx(tiny_clip_dir, tmp_path, capsys):
     assert any(
         node.op_type == 'NonMaxSuppression' for node in __import__('onnx').load(nms_file).graph.node
     )
-    _same_detections(OnnxDetector(nms_file, config)(img), ref)
+    _same_detections(inference_detector(OnnxDetector(nms_file, config), img), ref)
 
 
 def test_export_rotated_yolox(tmp_path, capsys, monkeypatch):
@@ -139,7 +139,9 @@ def test_export_rotated_yolox(tmp_path, capsys, monkeypatch):
     model = init_detector(config, ckpt)
     boxes, scores = _check_graph_equals_pytorch(onnx_file, model, img, meta)
     assert boxes.shape[-1] == 5 and scores.shape[-1] == 15
-    _same_detections(OnnxDetector(onnx_file, config)(img), inference_detector(model, img))
+    _same_detections(
+        inference_detector(OnnxDetector(onnx_file, config), img), inference_detector(model, img)
+    )
 
     with pytest.raises(SystemExit, match='no NMS operator for RotatedBoxes'):
         export.main([config, ckpt, '--img', img, '--with-nms'])

@@ -164,9 +164,3 @@ class OnnxDetector:
             if self.takes_texts:
                 sample.set_metainfo(dict(texts=list(self.vocabulary)))
         return samples
-
-    def __call__(self, img):
-        """One image (file or BGR array) -> DetDataSample with ``pred_instances``."""
-        from ..inference import inference_detector
-
-        return inference_detector(self, img)

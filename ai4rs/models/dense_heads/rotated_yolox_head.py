@@ -75,6 +75,12 @@ class RotatedYOLOXHead(BaseDenseHead):
     ``forward(feats)`` returns ``(cls_scores, bbox_preds, angle_preds,
     objectnesses)``, lists over levels of (B, C, H, W), (B, 4, H, W),
     (B, encode_size, H, W) and (B, 1, H, W) raw outputs.
+
+    Inference (``predict_by_feat``, :class:`BaseDenseHead`'s flow): score = max_c
+    sigmoid(cls) * sigmoid(obj), one label per prior, kept if >= ``test_cfg.score_thr``;
+    with ``rescale`` the rotated boxes are mapped back to the original image by
+    ``RotatedBoxes.rescale_(1 / scale_factor)``; then class-aware ``batched_nms`` with
+    ``test_cfg.nms`` and ``max_per_img``. Boxes are ``RotatedBoxes`` (K, 5), not clipped.
     """
 
     box_type = RotatedBoxes
@@ -475,40 +481,6 @@ class RotatedYOLOXHead(BaseDenseHead):
         return torch.cat(columns, dim=-1)
 
     # ------------------------------------------------------------- prediction
-    def predict_by_feat(
-        self,
-        cls_scores: Sequence[Tensor],
-        bbox_preds: Sequence[Tensor],
-        angle_preds: Sequence[Tensor],
-        objectnesses: Sequence[Tensor],
-        batch_img_metas: Sequence[dict] | None = None,
-        cfg=None,
-        rescale: bool = False,
-        with_nms: bool = True,
-    ) -> list[InstanceData]:
-        """Detections per image.
-
-        score = max_c sigmoid(cls) * sigmoid(obj), one label per prior, kept if
-        >= ``cfg.score_thr``; with ``rescale`` the rotated boxes are mapped back to
-        the original image by ``RotatedBoxes.rescale_(1 / scale_factor)`` (exact under
-        a non-uniform scale); then class-aware ``batched_nms`` with ``cfg.nms``
-        (:meth:`BaseDenseHead._bbox_post_process`).
-
-        Returns:
-            list[InstanceData]: ``bboxes`` (RotatedBoxes, (K, 5)), ``scores``
-            (K,), ``labels`` (K,), sorted by score when NMS runs.
-        """
-        return super().predict_by_feat(
-            cls_scores,
-            bbox_preds,
-            angle_preds,
-            objectnesses,
-            batch_img_metas=batch_img_metas,
-            cfg=cfg,
-            rescale=rescale,
-            with_nms=with_nms,
-        )
-
     def decode_by_feat(
         self,
         cls_scores: Sequence[Tensor],
