@@ -56,9 +56,11 @@ def _base_files(path: str, tree: ast.Module) -> list[str]:
 
 
 def _config_files(path: str):
-    """``(file, the file that inherits it or None, its text)`` for a config and its bases.
+    """``(file, the file that inherits it or None, its parsed tree or its SyntaxError)`` for a
+    config and its bases, each file parsed once.
 
-    Breadth first, each file once; files that do not exist or are not Python are left out.
+    Breadth first, each file once; files that do not exist or are not Python are left out,
+    and so are the bases of a file that does not parse.
     """
     todo, seen = [(osp.abspath(path), None)], set()
     while todo:
@@ -68,11 +70,12 @@ def _config_files(path: str):
         seen.add(file)
         with open(file, encoding='utf-8') as f:
             text = f.read()
-        yield file, child, text
         try:
             tree = ast.parse(text, filename=file)
-        except SyntaxError:
+        except SyntaxError as e:
+            yield file, child, e
             continue
+        yield file, child, tree
         todo += [(base, file) for base in _base_files(file, tree)]
 
 
@@ -98,10 +101,8 @@ def find_reserved_config_name(path: str) -> ReservedConfigNameError | None:
         ReservedConfigNameError | None: naming the file, the line and the name;
         ``None`` when no file defines one (or a file does not parse).
     """
-    for file, child, text in _config_files(path):
-        try:
-            tree = ast.parse(text, filename=file)
-        except SyntaxError:
+    for file, child, tree in _config_files(path):
+        if isinstance(tree, SyntaxError):
             return None
         for node in tree.body:
             targets = []
@@ -135,10 +136,9 @@ def find_config_syntax_error(path: str) -> SyntaxError | None:
         file (the config or one of its ``_base_`` files, recursively) and the
         line; ``None`` when they all parse.
     """
-    for file, child, text in _config_files(path):
-        try:
-            ast.parse(text, filename=file)
-        except SyntaxError as e:
+    for file, child, parsed in _config_files(path):
+        if isinstance(parsed, SyntaxError):
+            e = parsed
             via = f' (a _base_ of {child})' if child else ''
             return SyntaxError(
                 f'{e.msg} in config file {file}{via}',

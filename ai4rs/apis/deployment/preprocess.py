@@ -53,11 +53,17 @@ class Preprocessor:
             self.pipelines[from_array] = Compose(steps)
         return self.pipelines[from_array]
 
+    def batch(self, data: dict) -> tuple[Tensor, list]:
+        """A batch from a test pipeline (``inputs``, ``data_samples`` lists) -> the
+        (B, 3, H, W) export-size input and the data samples, through the data preprocessor."""
+        with torch.no_grad():
+            out = self.data_preprocessor(data, False)
+        inputs = pad_to_size(out['inputs'].float(), self.img_size, self.pad_value)
+        return inputs, out['data_samples']
+
     def __call__(self, img) -> tuple[Tensor, object]:
         data = self._pipeline(isinstance(img, np.ndarray))(pipeline_input(img, 0))
-        with torch.no_grad():
-            out = self.data_preprocessor(
-                dict(inputs=[data['inputs']], data_samples=[data['data_samples']]), False
-            )
-        inputs = pad_to_size(out['inputs'].float(), self.img_size, self.pad_value)
-        return inputs, out['data_samples'][0]
+        inputs, samples = self.batch(
+            dict(inputs=[data['inputs']], data_samples=[data['data_samples']])
+        )
+        return inputs, samples[0]

@@ -22,7 +22,7 @@ from ai4rs.structures.bbox import get_box_type
 
 from ..pipeline import load_model_config, text_prompt_format
 from .export import METADATA_KEY, output_names
-from .preprocess import pad_to_size
+from .preprocess import Preprocessor
 
 # files exported before the metadata named the box type named the model family
 _FAMILY_BOX_TYPES = {'yolo_world': 'hbox', 'rotated_yolox': 'rbox'}
@@ -104,10 +104,7 @@ class OnnxDetector:
                 f'({type(self.head).__name__}) predicts {self.head.box_type.__name__}: '
                 'give the config the file was exported from'
             )
-        self.test_cfg = dict(self.cfg.model.test_cfg)
-        self.data_preprocessor = MODELS.build(self.cfg.model.data_preprocessor).eval()
-        self.pad_value = float(getattr(self.data_preprocessor, 'pad_value', 0))
-        self.img_size = tuple(self.meta['img_size'])
+        self.preprocess = Preprocessor(self.cfg, self.meta['img_size'])
         self.vocabulary = self.meta.get('texts')
         self.takes_texts = self.vocabulary is not None
         # what the samples carry: the vocabulary as the test pipeline's LoadText formats it
@@ -115,11 +112,6 @@ class OnnxDetector:
         self.prompts = [prompt_format.format(t) for t in self.vocabulary or []]
         classes = self.vocabulary or self.meta.get('classes') or []
         self.dataset_meta = dict(classes=list(classes))
-
-    @property
-    def texts(self) -> list[str] | None:
-        """The baked-in texts (as ``meta['texts']``)."""
-        return self.vocabulary
 
     def raw(self, inputs: Tensor) -> list[Tensor]:
         """(1, 3, H, W) input -> the graph's outputs as tensors (batch dim removed
@@ -145,22 +137,17 @@ class OnnxDetector:
             dets, scores, labels = self.raw(inputs)
             results = InstanceData(bboxes=self.box_type(dets), scores=scores, labels=labels)
             return self.head.finish_detections(
-                results, self.test_cfg, img_meta, rescale=True, with_nms=False
+                results, self.head.test_cfg, img_meta, rescale=True, with_nms=False
             )
         boxes, scores = self.raw(inputs)
-        return self.head.postprocess_decoded(boxes, scores, img_meta, self.test_cfg)
+        return self.head.postprocess_decoded(boxes, scores, img_meta)
 
     def test_step(self, data: dict) -> list:
         """A batch from the test pipeline (``inputs``, ``data_samples``) -> the data samples
         with ``pred_instances``, as a model's ``test_step``."""
-        with torch.no_grad():
-            out = self.data_preprocessor(data, False)
-        inputs = pad_to_size(out['inputs'].float(), self.img_size, self.pad_value)
-        samples = out['data_samples']
+        inputs, samples = self.preprocess.batch(data)
         for i, sample in enumerate(samples):
             if self.takes_texts:
                 self._check_texts(sample)
             sample.pred_instances = self.predict_one(inputs[i : i + 1], sample.metainfo)
-            if self.takes_texts:
-                sample.set_metainfo(dict(texts=list(self.vocabulary)))
         return samples

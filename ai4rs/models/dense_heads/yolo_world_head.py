@@ -591,15 +591,7 @@ class YOLOWorldHead(BaseDenseHead):
         """
         if batch_img_metas is None:
             raise ValueError('YOLOWorldHead.predict_by_feat: batch_img_metas is required')
-        outs = (
-            (cls_scores, bbox_preds)
-            if objectnesses is None
-            else (
-                cls_scores,
-                bbox_preds,
-                objectnesses,
-            )
-        )
+        outs = (cls_scores, bbox_preds) + (() if objectnesses is None else (objectnesses,))
         return super().predict_by_feat(
             *outs,
             batch_img_metas=batch_img_metas,
