@@ -227,6 +227,16 @@ def test_image_demo_runs_an_onnx_file(toy, tmp_path, capsys):
         assert cv2.imread(out_file) is not None
     assert outs['pth'].split(';')[0] == outs['onnx'].split(';')[0]  # 'N objects with score...'
     assert int(outs['onnx'].split()[0]) > 0
+    # the file with a config whose head predicts another box type: one line, exit status 1
+    from ai4rs.utils.checkpoint import CheckpointMismatchError
+    from tests.yolo_world_infer_helpers import yolox_config
+
+    rotated = str(tmp_path / 'rotated.py')
+    yolox_config(SIZE).dump(rotated)
+    with pytest.raises(CheckpointMismatchError, match='outputs HorizontalBoxes but the config'):
+        init_detector(rotated, onnx_file)
+    with pytest.raises(SystemExit, match='^error: .*give the config the file was exported from'):
+        demo.main([img, rotated, onnx_file])
 
 
 def _private_accesses(path: Path, root: Path) -> list[str]:

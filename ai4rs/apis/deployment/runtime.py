@@ -19,6 +19,7 @@ from torch import Tensor
 
 from ai4rs.registry import MODELS
 from ai4rs.structures.bbox import get_box_type
+from ai4rs.utils.checkpoint import CheckpointMismatchError, NotACheckpointError
 
 from ..pipeline import load_model_config, text_prompt_format
 from .export import METADATA_KEY, output_names
@@ -53,7 +54,7 @@ def read_export_metadata(session, onnx_file: str) -> dict:
     """The ai4rs metadata of an exported file (see :mod:`.export`)."""
     raw = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
     if raw is None:
-        raise ValueError(
+        raise NotACheckpointError(
             f'{onnx_file}: no "{METADATA_KEY}" metadata; export it with '
             'tools/deployment/export_onnx.py'
         )
@@ -99,7 +100,7 @@ class OnnxDetector:
         self.head = MODELS.build(head_cfg)
         _, self.box_type = get_box_type(self.meta['box_type'])
         if self.head.box_type is not self.box_type:
-            raise ValueError(
+            raise CheckpointMismatchError(
                 f"{onnx_file} outputs {self.box_type.__name__} but the config's head "
                 f'({type(self.head).__name__}) predicts {self.head.box_type.__name__}: '
                 'give the config the file was exported from'
