@@ -8,10 +8,9 @@ list of one or more non-empty strings naming that class (synonyms / prompts)::
 The COCO 80 vocabulary ships as ``configs/_base_/texts/coco_class_texts.json``.
 """
 
-import json
 import os.path as osp
 
-from mmengine.fileio import get_local_path
+from .file_checks import read_json_file
 
 
 def load_class_texts(
@@ -32,14 +31,7 @@ def load_class_texts(
         ValueError: not valid json, not a list of lists of non-empty strings (the class
             index is named), or not ``num_classes`` entries.
     """
-    if backend_args is None and not osp.isfile(path):
-        raise FileNotFoundError(f'class text file not found: {path!r}')
-    with get_local_path(path, backend_args=backend_args) as local_path:
-        try:
-            with open(local_path, encoding='utf-8') as f:
-                texts = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f'{path}: not a valid json file ({e})') from None
+    texts = read_json_file(path, 'class text file', backend_args)
     if not isinstance(texts, list):
         raise ValueError(
             f'{path}: a class text file holds a json list of lists of strings, '
@@ -77,17 +69,19 @@ def read_vocabulary(arg: str | list[str], what: str = '--texts') -> list[str]:
 
     Raises:
         FileNotFoundError: a named .txt / .json file does not exist.
-        ValueError: no text, a non-string entry, or a text given twice.
+        ValueError: no text, a non-string entry, a text given twice, or a .json file that
+            is not valid json (the file named).
     """
     items = [arg] if isinstance(arg, str) else list(arg)
     if len(items) == 1 and items[0].endswith(('.txt', '.json')):
         path = items[0]
         if not osp.isfile(path):
             raise FileNotFoundError(f'{what}: text file not found: {path}')
-        with open(path, encoding='utf-8') as f:
-            if path.endswith('.json'):
-                texts = [t[0] if isinstance(t, (list, tuple)) and t else t for t in json.load(f)]
-            else:
+        if path.endswith('.json'):
+            entries = read_json_file(path, f'{what}: text file')
+            texts = [t[0] if isinstance(t, (list, tuple)) and t else t for t in entries]
+        else:
+            with open(path, encoding='utf-8') as f:
                 texts = [line.strip() for line in f if line.strip()]
         where = path
     elif isinstance(arg, str):

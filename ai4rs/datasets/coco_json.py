@@ -3,11 +3,9 @@
 Used by :class:`ai4rs.datasets.CocoDataset` and by ``CocoMetric`` (its ``ann_file``).
 """
 
-import json
 import math
-import os.path as osp
 
-from mmengine.fileio import get_local_path
+from .file_checks import read_json_file
 
 
 def load_coco_json(
@@ -28,14 +26,7 @@ def load_coco_json(
         FileNotFoundError: the file does not exist.
         ValueError: anything else above (file, and annotation id where one is at fault).
     """
-    if backend_args is None and not osp.isfile(path):
-        raise FileNotFoundError(f'COCO annotation file not found: {path!r}')
-    with get_local_path(path, backend_args=backend_args) as local_path:
-        try:
-            with open(local_path, encoding='utf-8') as f:
-                data = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f'{path}: not a valid json file ({e})') from None
+    data = read_json_file(path, 'COCO annotation file', backend_args)
     if not isinstance(data, dict):
         raise ValueError(
             f'{path}: a COCO annotation file holds a json object with images, '

@@ -10,13 +10,17 @@ Shared by every ai4rs dataset (DOTA, COCO...):
   dataset's name to that error, or, when the dataset is configured to skip bad
   images (training only), logs the skip with a running count and returns
   ``None`` so that mmengine's ``BaseDataset`` draws another sample.
+* :func:`read_json_file`: an annotation / class-text / results json, with errors that
+  name the file.
 """
 
+import json
 import logging
 import os.path as osp
 from collections import Counter
 from collections.abc import Iterable
 
+from mmengine.fileio import get_local_path
 from mmengine.logging import print_log
 
 #: at most this many missing files are listed in the message (all are counted)
@@ -101,3 +105,25 @@ def handle_bad_image(
 def skipped_image_count(dataset_name: str) -> int:
     """How many samples :func:`handle_bad_image` skipped for ``dataset_name`` in this process."""
     return _skipped[dataset_name]
+
+
+def read_json_file(path: str, what: str, backend_args: dict | None = None):
+    """The json value of ``path``.
+
+    Args:
+        path (str): a local file, or a remote one with ``backend_args``.
+        what (str): what the file is, for the message, e.g. ``'class text file'``.
+        backend_args (dict, optional): mmengine file backend arguments.
+
+    Raises:
+        FileNotFoundError: ``{what} not found: path`` (local files).
+        ValueError: ``path: not a valid json file (...)``.
+    """
+    if backend_args is None and not osp.isfile(path):
+        raise FileNotFoundError(f'{what} not found: {path!r}')
+    with get_local_path(path, backend_args=backend_args) as local_path:
+        try:
+            with open(local_path, encoding='utf-8') as f:
+                return json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f'{path}: not a valid json file ({e})') from None

@@ -36,3 +36,7 @@ def test_errors_name_the_option_and_file(tmp_path):
     empty.write_text('\n')
     with pytest.raises(ValueError, match='empty.txt: expected one or more'):
         read_vocabulary(str(empty))
+    broken = tmp_path / 'broken.json'
+    broken.write_text('[["person"], ["dog"')  # cut short
+    with pytest.raises(ValueError, match=r'broken\.json: not a valid json file \(Expecting'):
+        read_vocabulary(str(broken))

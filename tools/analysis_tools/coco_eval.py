@@ -26,6 +26,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 from ai4rs.datasets.coco_json import load_coco_json  # noqa: E402
+from ai4rs.datasets.file_checks import read_json_file  # noqa: E402
 from ai4rs.evaluation.functional.coco_eval import (  # noqa: E402
     COCO_METRIC_NAMES,
     build_coco,
@@ -42,13 +43,7 @@ ITEMS = ('mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l')
 
 def load_detections(path: str, img_ids: set, cat_ids: set) -> list[dict]:
     """Read and check a COCO results json (list of detections); errors name file and index."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'detection file not found: {path!r}')
-    try:
-        with open(path, encoding='utf-8') as f:
-            dets = json.load(f)
-    except json.JSONDecodeError as e:
-        raise ValueError(f'{path}: not a valid json file ({e})') from None
+    dets = read_json_file(path, 'detection file')
     if not isinstance(dets, list):
         raise ValueError(
             f'{path}: a COCO results file holds a json list of detections '
