@@ -1,22 +1,20 @@
 """YOLO-World's ``MultiModalDataset``: a detection dataset whose samples carry class texts."""
 
 import copy
-import logging
 from collections.abc import Callable, Sequence
 
 from mmengine.dataset import BaseDataset, Compose, force_full_init
-from mmengine.logging import print_log
 
 from ai4rs.registry import DATASETS
 
 from .class_texts import load_class_texts
 from .file_checks import ImageDecodeError, handle_bad_image
-from .refetch import fetch_sample
+from .refetch import SeededRefetchMixin
 from .samplers.seeded_sampler import sample_rng
 
 
 @DATASETS.register_module()
-class MultiModalDataset:
+class MultiModalDataset(SeededRefetchMixin):
     """Wrap a detection dataset and add ``texts`` (the class vocabulary) to each sample.
 
     ``get_data_info(idx)`` is the wrapped dataset's data dict plus ``texts``: the list of
@@ -96,37 +94,22 @@ class MultiModalDataset:
         """Labels of sample ``idx`` (delegated to the wrapped dataset)."""
         return self.dataset.get_cat_ids(idx)
 
-    def __getitem__(self, idx: int):
-        """The pipeline's output for sample ``idx``.
+    @property
+    def refetch_allowed(self) -> bool:
+        """Training: the wrapped dataset is not in test mode, or ``test_mode=False``."""
+        return not getattr(self.dataset, 'test_mode', True) or not self.test_mode
 
-        The pipeline runs under the sample's seed (:func:`sample_rng`, with ai4rs'
-        ``DefaultSampler``). An undecodable image raises, naming the file, unless the wrapped
-        dataset has ``skip_bad_images=True`` and this is training; then, as when a transform
-        returns ``None`` in training, another sample is drawn (mmengine's ``BaseDataset`` rule,
-        at most ``max_refetch`` times), chosen and augmented under seeds derived from the
-        sample's own (:func:`~ai4rs.datasets.refetch.refetch_index`): a resumed run draws
-        the same. In test mode a ``None`` raises, naming the sample (as mmengine does).
-        """
-        if not self._fully_initialized:
-            print_log(
-                'Please call `full_init` method manually to accelerate the speed.',
-                logger='current',
-                level=logging.WARNING,
-            )
-            self.full_init()
-        training = not getattr(self.dataset, 'test_mode', True) or not self.test_mode
-        return fetch_sample(
-            lambda i: self._prepare(i, training),
-            idx,
-            len(self),
-            training,
-            self.max_refetch,
-            self._describe,
-        )
-
-    def _describe(self, idx: int) -> str:
+    def describe_sample(self, idx: int) -> str:
         path = self.dataset.get_data_info(idx).get('img_path')
         return f'{type(self).__name__}({type(self.dataset).__name__}) sample {int(idx)} ({path})'
+
+    def prepare_data(self, idx: int):
+        """The pipeline's output for sample ``idx``, under the sample's seed (:func:`sample_rng`,
+        with ai4rs' ``DefaultSampler``). An undecodable image raises, naming the file, unless
+        the wrapped dataset has ``skip_bad_images=True`` and this is training (then ``None``,
+        and ``__getitem__`` draws another sample from this one's seed:
+        :class:`~ai4rs.datasets.refetch.SeededRefetchMixin`)."""
+        return self._prepare(idx, self.refetch_allowed)
 
     def _prepare(self, idx: int, training: bool):
         data_info = self.get_data_info(idx)

@@ -87,7 +87,15 @@ class SeededRefetchMixin:
     same replacement; in test mode a ``None`` is an error naming the sample.
 
     Put it before ``BaseDataset`` in the bases (``class D(SeededRefetchMixin, BaseDataset)``).
+    A dataset wrapper provides what it uses: ``_fully_initialized`` / ``full_init``,
+    ``prepare_data``, ``max_refetch``, ``__len__``, and overrides :attr:`refetch_allowed` /
+    :meth:`describe_sample` where its rule differs.
     """
+
+    @property
+    def refetch_allowed(self) -> bool:
+        """Whether a ``None`` may be replaced by another sample (training)."""
+        return not self.test_mode
 
     def __getitem__(self, idx: int) -> Any:
         if not self._fully_initialized:
@@ -101,7 +109,7 @@ class SeededRefetchMixin:
             self.prepare_data,
             idx,
             len(self),
-            not self.test_mode,
+            self.refetch_allowed,
             self.max_refetch,
             self.describe_sample,
         )
