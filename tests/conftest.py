@@ -11,6 +11,11 @@ import tempfile
 
 import pytest
 
+# Imported here, in pytest's controller process, before any xdist worker starts: the first
+# import on a fresh machine writes yapf's grammar cache (through mmengine), which two workers
+# importing at once could otherwise race on (see ai4rs/_yapf_cache.py).
+import ai4rs  # noqa: F401
+
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DATA_DIR = osp.join(REPO_ROOT, 'tests', 'data')
 
