@@ -116,7 +116,7 @@ def test_no_function_body_import_dodges_a_cycle():
 #: it. ``register_all_modules`` imports the registering packages by name (``importlib``), on
 #: purpose: it is the one call that loads every floor.
 LAYERS = (
-    ('_threads', 'version', 'registry', 'utils'),
+    ('_threads', '_yapf_cache', 'version', 'registry', 'utils'),
     ('ops',),
     ('structures',),
     ('datasets', 'models'),
