@@ -111,6 +111,11 @@ def test_decode_broadcasts_points_over_a_batch():
     assert out.shape == (2, 12, 5)
     for b in range(2):
         torch.testing.assert_close(out[b], coder.decode(pts, dist[b], angle[b]))
+    # and the distances over a batch of points
+    pts2 = torch.stack([pts, pts + 1])
+    out2 = coder.decode(pts2, dist[0], angle[0])
+    assert out2.shape == (2, 12, 5)
+    torch.testing.assert_close(out2[1], out[0] + out.new_tensor([1, 1, 0, 0, 0]))
 
 
 def test_equivalent_rbox_nearest_hand_case():
