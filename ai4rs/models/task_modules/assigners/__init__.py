@@ -1,4 +1,9 @@
 from .assign_result import AssignResult
+from .batch_rotated_task_aligned_assigner import (
+    BatchRotatedTaskAlignedAssigner,
+    rotated_overlaps_on_pairs,
+    select_candidates_in_rotated_gts,
+)
 from .batch_task_aligned_assigner import BatchTaskAlignedAssigner
 from .iou2d_calculator import RBboxOverlaps2D, clamp_rboxes
 from .rotated_sim_ota_assigner import RotatedSimOTAAssigner, onehot_bce_cost
@@ -16,4 +21,9 @@ __all__ += [
     'select_candidates_in_gts',
     'select_highest_overlaps',
     'yolov6_iou_calculator',
+]
+__all__ += [
+    'BatchRotatedTaskAlignedAssigner',
+    'rotated_overlaps_on_pairs',
+    'select_candidates_in_rotated_gts',
 ]

@@ -248,11 +248,14 @@ class BatchTaskAlignedAssigner(nn.Module):
         batch_size: int,
         num_gt: int,
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """Labels (B, P), boxes (B, P, 4) and one-hot scores (B, P, C) of the assigned GTs."""
+        """Labels (B, P), boxes (B, P, D) and one-hot scores (B, P, C) of the assigned GTs.
+
+        ``D = gt_bboxes.size(-1)``: 4 here, 5 for rotated boxes (the rotated subclass).
+        """
         batch_ind = torch.arange(batch_size, dtype=torch.long, device=gt_labels.device)[:, None]
         flat_idxs = assigned_gt_idxs + batch_ind * num_gt
         assigned_labels = gt_labels.long().flatten()[flat_idxs]
-        assigned_bboxes = gt_bboxes.reshape(-1, 4)[flat_idxs]
+        assigned_bboxes = gt_bboxes.reshape(-1, gt_bboxes.size(-1))[flat_idxs]
         assigned_labels[assigned_labels < 0] = 0
         assigned_scores = F.one_hot(assigned_labels, self.num_classes)
         assigned_scores = torch.where(
