@@ -211,7 +211,8 @@ def test_sparse_overlaps_equal_dense_rotated_iou_on_inside_pairs():
 
 def test_iou_op_sees_only_inside_pairs_of_real_gts(monkeypatch):
     points, gts, labels, flag, pred, scores = random_rotated_batch(seed=2)
-    gts[1, 3:] = torch.tensor([50.0, 50.0, 0.0, 0.0, 0.0], dtype=F64)  # zero-size padding
+    gts[1, 3] = torch.tensor([50.0, 50.0, 0.0, 0.0, 0.0], dtype=F64)  # zero-size padding
+    gts[1, 4] = torch.tensor([50.0, 50.0, 60.0, 60.0, 0.3], dtype=F64)  # flag 0, not zero
     expected_pairs = int((select_candidates_in_rotated_gts(points, gts) * flag).sum())
     seen = []
 
@@ -223,6 +224,7 @@ def test_iou_op_sees_only_inside_pairs_of_real_gts(monkeypatch):
     monkeypatch.setattr(rtal_module, 'box_iou_rotated', checked_iou)
     out = build()(pred, scores, points, labels, gts, flag)
     assert sum(seen) == expected_pairs > 0
+    assert select_candidates_in_rotated_gts(points, gts)[1, 4].sum() > 10
     assert out['fg_mask_pre_prior'].any()
 
 
