@@ -1,5 +1,8 @@
 """DOTAMetric(class_groups=...): mAP per class group (base / novel), hand-computed."""
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -226,3 +229,22 @@ def test_bad_class_groups_are_errors():
         DOTAMetric(class_groups=GROUPS, format_only=True, outfile_prefix='unused_dir')
     with pytest.raises(ValueError, match='merge_patches'):
         DOTAMetric(class_groups=GROUPS, merge_patches=True)
+
+
+def test_documented_example_runs_on_dota_classes():
+    """docs/dota.md's class_groups example: valid DOTA v1.0 names, and the keys it lists."""
+    from ai4rs.datasets.dota import DOTA_V1_CLASSES
+
+    doc = (Path(__file__).parents[2] / 'docs' / 'dota.md').read_text()
+    section = doc.split('### AP per class group (base / novel)')[1]
+    code = section.split('```python\n')[1].split('```')[0]
+    namespace: dict = {}
+    exec(code, namespace)
+    listed = re.findall(r'dota/\w+', code.split('# ->')[1])
+    metric = METRICS.build(dict(namespace['val_evaluator'], predict_box_type='qbox'))
+    metric.dataset_meta = dict(classes=DOTA_V1_CLASSES)
+    plane = DOTA_V1_CLASSES.index('plane')
+    metric.process({}, [_sample('P1', [q(0, 0, 8, 8)], [0.9], [plane], [q(0, 0, 8, 8)], [plane])])
+    res = metric.evaluate(1)
+    assert list(res) == listed
+    assert res['dota/mAP_base'] == 1.0 and res['dota/mAP_novel'] == 0.0
