@@ -525,6 +525,40 @@ def eval_matches(
     return _mean_ap(eval_results, matches.mode, area_ranges is not None, len(ranges)), eval_results
 
 
+def mean_ap_of_classes(
+    eval_results: list[dict], mode: str = 'mmrotate', class_indices: Sequence[int] | None = None
+) -> float | list[float]:
+    """mAP of some classes, with the rule of the overall mAP of :func:`eval_matches`.
+
+    ``'mmrotate'`` averages the selected classes that have ground truth (non-ignored, in the
+    scale range), ``'devkit'`` all selected classes (a class without ground truth has AP 0);
+    0.0 when no class is averaged. With ``class_indices=None`` (all classes) this is the mAP
+    that :func:`eval_matches` returns.
+
+    Args:
+        eval_results (list[dict]): per-class dicts of :func:`eval_matches` (``ap``,
+            ``num_gts``: scalars, or (S,) arrays with ``scale_ranges``).
+        mode (str): 'mmrotate' or 'devkit'.
+        class_indices (Sequence[int], optional): the classes to average (indices into
+            ``eval_results``). Defaults to all.
+
+    Returns:
+        float, or a list of S floats when the results have scale ranges.
+    """
+    _check_mode(mode)
+    multi_scale = bool(eval_results) and np.ndim(eval_results[0]['ap']) > 0
+    num_scales = len(np.atleast_1d(eval_results[0]['ap'])) if eval_results else 1
+    if class_indices is not None:
+        indices = [int(i) for i in class_indices]
+        bad = [i for i in indices if not 0 <= i < len(eval_results)]
+        if bad:
+            raise ValueError(
+                f'class_indices {bad} out of range for {len(eval_results)} per-class results'
+            )
+        eval_results = [eval_results[i] for i in indices]
+    return _mean_ap(eval_results, mode, multi_scale, num_scales)
+
+
 def _mean_ap(eval_results, mode, multi_scale, num_scales):
     if not eval_results:
         return [0.0] * num_scales if multi_scale else 0.0
@@ -641,7 +675,12 @@ def eval_rbbox_map(
 
 
 def print_map_summary(
-    mean_ap, results: list[dict], dataset=None, scale_ranges=None, logger=None
+    mean_ap,
+    results: list[dict],
+    dataset=None,
+    scale_ranges=None,
+    logger=None,
+    group_aps: dict | None = None,
 ) -> None:
     """Log a table of ground truths, detections, recall and AP per class, and the mAP.
 
@@ -652,6 +691,8 @@ def print_map_summary(
         scale_ranges (list[tuple], optional): the scale ranges, one table each.
         logger (logging.Logger | str, optional): mmengine ``print_log`` target;
             ``'silent'`` prints nothing.
+        group_aps (dict, optional): group name -> its mAP (float | list[float], e.g. from
+            :func:`mean_ap_of_classes`), printed as ``mAP_{name}`` rows after the mAP row.
     """
     if logger == 'silent' or not results:
         return
@@ -683,6 +724,13 @@ def print_map_summary(
                 ]
             )
         table_data.append(['mAP', '', '', '', f'{mean_ap[s]:.3f}'])
+        for name, group_ap in (group_aps or {}).items():
+            value = float(np.atleast_1d(group_ap)[s])
+            table_data.append([f'mAP_{name}', '', '', '', f'{value:.3f}'])
         table = AsciiTable(table_data)
-        table.inner_footing_row_border = True
-        print_log('\n' + table.table, logger=logger)
+        table.inner_footing_row_border = not group_aps
+        lines = table.table.splitlines()
+        if group_aps:  # the footing border goes above the mAP row and its group rows
+            footer = len(lines) - 2 - len(group_aps)
+            lines = lines[:footer] + [lines[2]] + lines[footer:]
+        print_log('\n' + '\n'.join(lines), logger=logger)

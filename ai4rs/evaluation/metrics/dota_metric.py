@@ -3,7 +3,7 @@
 import os.path as osp
 import tempfile
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -15,7 +15,14 @@ from ai4rs.registry import METRICS
 from ai4rs.structures.bbox import BaseBoxes, boxes_from_tensor
 
 from ..functional.dota_results import check_outfile_prefix, merge_patch_results, write_submission
-from ..functional.mean_ap import BOX_DIMS, MODES, eval_matches, match_detections, print_map_summary
+from ..functional.mean_ap import (
+    BOX_DIMS,
+    MODES,
+    eval_matches,
+    match_detections,
+    mean_ap_of_classes,
+    print_map_summary,
+)
 
 
 def _get(obj, key, default=None):
@@ -54,6 +61,78 @@ def _typed_boxes(value, raw_type: str, what: str) -> BaseBoxes:
             f'them with ConvertBoxType'
         )
     return boxes_from_tensor(torch.from_numpy(boxes.reshape(-1, dim)), raw_type)
+
+
+def check_class_groups(class_groups) -> dict[str, tuple[str, ...]]:
+    """Check the structure of ``DOTAMetric(class_groups=...)``, the class names aside.
+
+    Args:
+        class_groups (Mapping[str, Sequence[str]]): group name -> class names.
+
+    Returns:
+        dict[str, tuple[str, ...]]: the groups in their order.
+
+    Raises:
+        TypeError: not a mapping, a group name that is not a string, or a group that is
+            not a sequence of strings (a bare string included).
+        ValueError: an empty group name or group, or a class listed twice (in one group
+            or in two).
+    """
+    if not isinstance(class_groups, Mapping):
+        raise TypeError(
+            'DOTAMetric: class_groups must be a dict of group name -> class names, '
+            f'got {type(class_groups).__name__}: {class_groups!r}'
+        )
+    if not class_groups:
+        raise ValueError('DOTAMetric: class_groups is empty; leave it None for no groups')
+    groups: dict[str, tuple[str, ...]] = {}
+    owner: dict[str, str] = {}
+    for name, names in class_groups.items():
+        if not isinstance(name, str) or not name:
+            raise TypeError(
+                f'DOTAMetric: class_groups keys must be non-empty strings, got {name!r}'
+            )
+        if isinstance(names, str) or not isinstance(names, Sequence):
+            raise TypeError(
+                f'DOTAMetric: class_groups[{name!r}] must be a list of class names, got {names!r}'
+            )
+        if not names:
+            raise ValueError(f'DOTAMetric: class_groups[{name!r}] is empty')
+        for cls in names:
+            if not isinstance(cls, str):
+                raise TypeError(
+                    f'DOTAMetric: class_groups[{name!r}] holds {cls!r}, not a class name'
+                )
+            if cls in owner:
+                where = 'twice' if owner[cls] == name else f'also in group {owner[cls]!r}'
+                raise ValueError(
+                    f'DOTAMetric: class {cls!r} of class_groups[{name!r}] is listed {where}; '
+                    'a class belongs to at most one group'
+                )
+            owner[cls] = name
+        groups[name] = tuple(names)
+    return groups
+
+
+def class_group_indices(
+    class_groups: Mapping[str, Sequence[str]], classes: Sequence[str]
+) -> dict[str, list[int]]:
+    """Group name -> indices of its classes in ``classes`` (the dataset's class names).
+
+    Raises:
+        ValueError: a class name that ``classes`` does not have (naming it and the classes).
+    """
+    index = {str(c): i for i, c in enumerate(classes)}
+    out = {}
+    for name, names in class_groups.items():
+        unknown = [c for c in names if c not in index]
+        if unknown:
+            raise ValueError(
+                f'DOTAMetric: class_groups[{name!r}] names {unknown} that the dataset does '
+                f'not have; its classes are {list(classes)}'
+            )
+        out[name] = [index[c] for c in names]
+    return out
 
 
 def _as_numpy_boxes(boxes: BaseBoxes, box_type: str) -> np.ndarray:
@@ -98,6 +177,19 @@ class DOTAMetric(BaseMetric):
             mean over all classes. In both, ignored ground truths (``ignored_instances``,
             from ``DOTADataset(diff_thr=...)``) are neither TP nor FP; the devkit ignores
             difficult objects, which ``diff_thr=0`` reproduces on full-image labels.
+        class_groups (dict[str, Sequence[str]], optional): group name -> class names, e.g.
+            ``dict(base=[...], novel=[...])`` for open-vocabulary evaluation. Each key
+            ``APxx`` (``APxx_{min}-{max}``) gets an ``APxx_{group}``
+            (``APxx_{min}-{max}_{group}``) next to it: the mean of the per-class APs of the
+            group's classes, taken from the same per-class evaluation with the rule of the
+            overall mean (``'mmrotate'``: a class without ground truth is left out of the
+            mean; ``'devkit'``: it counts with AP 0; a group without any ground truth gets
+            0.0 and a warning). ``mAP_{group}`` is the mean of the group's ``APxx`` values
+            as ``mAP`` is of theirs, and the summary tables get ``mAP_{group}`` rows. A class
+            belongs to at most one group; classes of no group count only in ``mAP``. The
+            names are checked against ``dataset_meta['classes']`` when it is set. Not
+            allowed with ``format_only`` or ``merge_patches`` (they compute no metric).
+            Defaults to None.
 
     Ground truth is read from each sample's ``gt_instances`` / ``ignored_instances``
     (``bboxes`` as a box object or Tensor, ``labels``), or else from ``instances`` (the
@@ -120,6 +212,7 @@ class DOTAMetric(BaseMetric):
         collect_device: str = 'cpu',
         prefix: str | None = None,
         mode: str = 'mmrotate',
+        class_groups: dict[str, Sequence[str]] | None = None,
     ) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         iou_thrs = [iou_thrs] if isinstance(iou_thrs, (int, float)) else list(iou_thrs)
@@ -155,6 +248,34 @@ class DOTAMetric(BaseMetric):
         self.outfile_prefix = outfile_prefix
         self.merge_patches = merge_patches
         self.iou_thr = iou_thr
+        if class_groups is not None:
+            class_groups = check_class_groups(class_groups)
+            if format_only or merge_patches:
+                raise ValueError(
+                    'DOTAMetric: class_groups needs a computed mAP, but format_only / '
+                    'merge_patches only write result files; drop class_groups there'
+                )
+        self.class_groups = class_groups
+
+    @property
+    def dataset_meta(self) -> dict | None:
+        """The dataset's meta information; setting it checks ``class_groups``' names."""
+        return self._dataset_meta
+
+    @dataset_meta.setter
+    def dataset_meta(self, dataset_meta: dict | None) -> None:
+        self._class_group_indices(dataset_meta)
+        self._dataset_meta = dataset_meta
+
+    def _class_group_indices(self, dataset_meta: dict | None) -> dict[str, list[int]] | None:
+        """Class indices of each group of ``class_groups`` in ``dataset_meta``'s classes;
+        None without groups or without class names in the meta."""
+        if getattr(self, 'class_groups', None) is None or not dataset_meta:
+            return None
+        classes = dataset_meta.get('classes', dataset_meta.get('CLASSES'))
+        if classes is None:
+            return None
+        return class_group_indices(self.class_groups, classes)
 
     # ----------------------------------------------------------------- process
     def _eval_box_type(self) -> str:
@@ -259,7 +380,7 @@ class DOTAMetric(BaseMetric):
 
         Returns:
             dict: ``APxx`` per IoU threshold and ``mAP`` (empty for merge_patches /
-            format_only).
+            format_only), and with ``class_groups`` ``APxx_{group}`` and ``mAP_{group}``.
         """
         logger: MMLogger = MMLogger.get_current_instance()
         classes = self._classes()
@@ -318,22 +439,49 @@ class DOTAMetric(BaseMetric):
         matches = match_detections(
             det_results, annotations, box_type, self.mode, num_classes=num_classes
         )
+        groups = self._class_group_indices(dict(classes=classes)) or {}
+        self._warn_groups_without_ground_truth(matches, groups, logger)
         values = []
+        group_values: dict[str, list[float]] = {g: [] for g in groups}
         for thr in self.iou_thrs:
             logger.info(f'\n{"-" * 15}iou_thr: {thr} ({self.mode} mode){"-" * 15}')
             mean_ap, per_class = eval_matches(matches, thr, self.use_07_metric, self.scale_ranges)
-            print_map_summary(mean_ap, per_class, classes, self.scale_ranges, logger=logger)
+            group_aps = {
+                g: mean_ap_of_classes(per_class, self.mode, idx) for g, idx in groups.items()
+            }
+            print_map_summary(
+                mean_ap, per_class, classes, self.scale_ranges, logger=logger, group_aps=group_aps
+            )
             name = f'AP{int(round(thr * 100)):02d}'
             if self.scale_ranges is None:
-                eval_results[name] = float(mean_ap)
-                values.append(float(mean_ap))
+                keys, aps = [name], [mean_ap]
+                group_aps = {g: [ap] for g, ap in group_aps.items()}
             else:
-                for (lo, hi), ap in zip(self.scale_ranges, mean_ap):
-                    eval_results[f'{name}_{lo}-{hi}'] = float(ap)
-                    values.append(float(ap))
+                keys = [f'{name}_{lo}-{hi}' for lo, hi in self.scale_ranges]
+                aps = list(mean_ap)
+            for s, (key, ap) in enumerate(zip(keys, aps)):
+                eval_results[key] = float(ap)
+                values.append(float(ap))
+                for g, g_aps in group_aps.items():
+                    eval_results[f'{key}_{g}'] = float(g_aps[s])
+                    group_values[g].append(float(g_aps[s]))
+        for g in reversed(list(groups)):
+            eval_results[f'mAP_{g}'] = float(np.mean(group_values[g]))
+            eval_results.move_to_end(f'mAP_{g}', last=False)
         eval_results['mAP'] = float(np.mean(values))
         eval_results.move_to_end('mAP', last=False)
         return eval_results
+
+    def _warn_groups_without_ground_truth(self, matches, groups: dict, logger) -> None:
+        """Warn about groups whose classes have no (non-ignored) ground truth: their mAP is 0."""
+        valid = matches.gt_labels[~matches.gt_ignore]
+        counts = np.bincount(valid, minlength=matches.num_classes)
+        for g, idx in groups.items():
+            if counts[idx].sum() == 0:
+                logger.warning(
+                    f'DOTAMetric: no class of group {g!r} has ground truth in the evaluated '
+                    f'samples; mAP_{g} is 0.0'
+                )
 
     @staticmethod
     def _dump_json(results: list, outfile_prefix: str) -> str:
