@@ -12,8 +12,11 @@ Planted bugs these tests were checked to fail on (one at a time, then reverted):
   ``test_concat_datasets_keep_their_own_vocabularies``;
 - ``MultiModalDataset`` keeping the class texts of the first instance built (a class-level
   cache): ``test_concat_datasets_keep_their_own_vocabularies``;
-- ``RandomLoadText`` not remapping labels to the sampled texts: both tests;
-- ``RandomLoadText`` drawing negatives among all classes, positives included: both tests.
+- ``RandomLoadText`` not remapping labels to the sampled texts: the first two tests;
+- ``RandomLoadText`` drawing negatives among all classes, positives included: the first two;
+- ``MultiModalDataset`` handing Mosaic the first wrapper built as ``results['dataset']``
+  (mosaic partners from another dataset):
+  ``test_concat_mosaic_draws_partners_from_the_same_dataset``.
 """
 
 import json
@@ -254,3 +257,46 @@ def test_concat_datasets_keep_their_own_vocabularies(tmp_path):
                     seen[own].add(owner[t][1])
     # over the draws, negatives came from every class of each vocabulary
     assert seen == {'A': set(A_CLASSES), 'B': set(B_CLASSES)}
+
+
+def test_concat_mosaic_draws_partners_from_the_same_dataset(tmp_path):
+    """``MultiModalMosaic`` merges the texts of its four images: they must all come from the
+    sample's own dataset (``results['dataset']`` is its own ``MultiModalDataset``)."""
+    write_dota(tmp_path / 'A', A_OBJECTS)
+    write_dota(tmp_path / 'B', B_OBJECTS)
+    a_path = write_texts(tmp_path / 'a_texts.json', A_TEXTS)
+    b_path = write_texts(tmp_path / 'b_texts.json', B_TEXTS)
+    owner = {t: 'A' for ts in A_TEXTS for t in ts}
+    owner.update({t: 'B' for ts in B_TEXTS for t in ts})
+    pipe = pipeline((0, 0), 4)
+    pipe.insert(
+        3,
+        dict(
+            type='MultiModalMosaic',
+            img_scale=(SIZE, SIZE),
+            pre_transform=pipe[:3],
+        ),
+    )
+    cfg = dict(
+        type='ConcatDataset',
+        datasets=[
+            multimodal_cfg(tmp_path / 'A', a_path, pipe, classes=A_CLASSES),
+            multimodal_cfg(tmp_path / 'B', b_path, pipe, classes=B_CLASSES),
+        ],
+        ignore_keys=['classes', 'palette'],
+    )
+    random.seed(99)
+    rng = np.random.default_rng(99)
+    with DefaultScope.overwrite_default_scope('ai4rs'):
+        concat = DATASETS.build(cfg)
+        for _ in range(40):
+            idx = int(rng.integers(len(concat)))
+            sample = concat[idx]['data_samples']
+            own = 'A' if idx < len(A_OBJECTS) else 'B'
+            assert sample.img_id.startswith(own.lower())
+            assert isinstance(sample.gt_instances.bboxes, RotatedBoxes)
+            texts = [t for t in sample.texts if t != '']
+            # no negatives asked for: the prompts are the classes of the four images
+            assert texts and {owner[t] for t in texts} == {own}, (own, sample.texts)
+            labels = sample.gt_instances.labels.tolist()
+            assert len(set(labels)) == len(texts)
