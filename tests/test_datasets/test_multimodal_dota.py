@@ -16,7 +16,9 @@ Planted bugs these tests were checked to fail on (one at a time, then reverted):
 - ``RandomLoadText`` drawing negatives among all classes, positives included: the first two;
 - ``MultiModalDataset`` handing Mosaic the first wrapper built as ``results['dataset']``
   (mosaic partners from another dataset):
-  ``test_concat_mosaic_draws_partners_from_the_same_dataset``.
+  ``test_concat_mosaic_draws_partners_from_the_same_dataset``;
+- ``DOTADataset`` keeping an ignored object under a base label instead of leaving it out:
+  ``test_base_training_on_dota_v1_files_sees_no_novel_object_or_text``.
 """
 
 import json
@@ -300,3 +302,30 @@ def test_concat_mosaic_draws_partners_from_the_same_dataset(tmp_path):
             assert texts and {owner[t] for t in texts} == {own}, (own, sample.texts)
             labels = sample.gt_instances.labels.tolist()
             assert len(set(labels)) == len(texts)
+
+
+def test_base_training_on_dota_v1_files_sees_no_novel_object_or_text(tmp_path):
+    """The base / novel protocol: DOTA-v1.0 label files, the base classes learnt, the others
+    ignored; the prompts and boxes of every sample are base classes only."""
+    write_dota(tmp_path, DOTA_V1_OBJECTS)
+    base = ('small-vehicle', 'ship', 'plane', 'harbor')
+    novel = tuple(c for c in DOTA_V1_WORDS if c not in base) + ('bridge', 'helicopter')
+    texts_path = write_texts(tmp_path / 'base_texts.json', [[DOTA_V1_WORDS[c]] for c in base])
+    cfg = multimodal_cfg(tmp_path, texts_path, pipeline((4, 4), 4), classes=base)
+    cfg['dataset']['ignore_classes'] = novel
+    cfg['dataset']['filter_cfg'] = dict(filter_empty_gt=True)
+    random.seed(5)
+    with DefaultScope.overwrite_default_scope('ai4rs'):
+        ds = DATASETS.build(cfg)
+        # P0003 keeps its plane; every image has a base object
+        assert len(ds) == 3
+        for _ in range(3):
+            for idx in range(len(ds)):
+                sample = ds[idx]['data_samples']
+                objects = box_objects(sample, DOTA_V1_OBJECTS)
+                expected = [o for o in DOTA_V1_OBJECTS[sample.img_id] if o[5] in base]
+                assert objects == expected
+                # all four base classes are prompted (positives + negatives), nothing else
+                assert sorted(sample.texts) == sorted(DOTA_V1_WORDS[c] for c in base)
+                labels = sample.gt_instances.labels.tolist()
+                assert [sample.texts[lb] for lb in labels] == [DOTA_V1_WORDS[o[5]] for o in objects]
