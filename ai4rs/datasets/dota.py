@@ -14,6 +14,7 @@ import glob
 import logging
 import os.path as osp
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -245,6 +246,12 @@ class DOTADataset(SeededRefetchMixin, BaseDataset):
             (logged, with a running count) instead of raising. Training only.
         img_suffix (str): image extension, ``'png'`` (default), ``'jpg'``,
             ``'tif'``, ``'bmp'``...; a leading dot is allowed.
+        ignore_classes (Sequence[str]): class names, none of them in
+            ``metainfo['classes']``, whose objects are left out (e.g. the novel
+            classes when training on the base classes of an open-vocabulary
+            split). Their lines are skipped, not an error; how many objects of
+            each were skipped is logged once, when the dataset is built. Any
+            other unknown class is still an error. Defaults to ``()``.
         **kwargs: mmengine ``BaseDataset`` arguments (``data_root``, ``ann_file``,
             ``data_prefix``, ``filter_cfg``, ``test_mode``, ``pipeline``...).
             ``filter_cfg`` keys: ``filter_empty_gt`` (drop images without any
@@ -255,17 +262,31 @@ class DOTADataset(SeededRefetchMixin, BaseDataset):
         FileNotFoundError: ``ann_file`` (or the image folder for ``ann_file=''``)
             is not a folder.
         ValueError: the folder holds no label file, a line is malformed, or a
-            class name is not one of ``metainfo['classes']`` (file and line named).
+            class name is neither one of ``metainfo['classes']`` nor one of
+            ``ignore_classes`` (file and line named); a name of ``ignore_classes``
+            is also one of ``metainfo['classes']``.
+        TypeError: ``ignore_classes`` is a single string or holds a non-string.
     """
 
     METAINFO = dict(classes=DOTA_V1_CLASSES, palette=DOTA_V1_PALETTE)
 
     def __init__(
-        self, diff_thr: int = 100, img_suffix: str = 'png', skip_bad_images: bool = False, **kwargs
+        self,
+        diff_thr: int = 100,
+        img_suffix: str = 'png',
+        skip_bad_images: bool = False,
+        ignore_classes: Sequence[str] = (),
+        **kwargs,
     ) -> None:
         self.diff_thr = diff_thr
         self.img_suffix = img_suffix.lstrip('.')
         self.skip_bad_images = skip_bad_images
+        if isinstance(ignore_classes, str) or not all(isinstance(c, str) for c in ignore_classes):
+            raise TypeError(
+                f'{type(self).__name__}: ignore_classes must be a list of class names, '
+                f'got {ignore_classes!r}'
+            )
+        self.ignore_classes = tuple(dict.fromkeys(ignore_classes))  # unique, in order
         super().__init__(**kwargs)
 
     def prepare_data(self, idx: int):
@@ -283,6 +304,13 @@ class DOTADataset(SeededRefetchMixin, BaseDataset):
     # ------------------------------------------------------------------ loading
     def load_data_list(self) -> list[dict]:
         """Read every label file of ``ann_file`` (or list the images if it is '')."""
+        both = [c for c in self.ignore_classes if c in self.metainfo['classes']]
+        if both:
+            raise ValueError(
+                f'{type(self).__name__}: ignore_classes {both} are also among the '
+                f"dataset's classes {list(self.metainfo['classes'])}; a class is either "
+                'learnt or ignored'
+            )
         if self.ann_file == '':
             return self._list_images()
         ann_dir = self.ann_file
@@ -296,6 +324,7 @@ class DOTADataset(SeededRefetchMixin, BaseDataset):
         cls_map = {c: i for i, c in enumerate(self.metainfo['classes'])}
         img_dir = self.data_prefix.get('img_path', '')
         data_list = []
+        ignored = Counter({c: 0 for c in self.ignore_classes})
         for txt_file in txt_files:
             img_id = osp.splitext(osp.basename(txt_file))[0]
             file_name = f'{img_id}.{self.img_suffix}'
@@ -305,24 +334,40 @@ class DOTADataset(SeededRefetchMixin, BaseDataset):
                     img_id=img_id,
                     file_name=file_name,
                     img_path=osp.join(img_dir, file_name),
-                    instances=self._to_instances(labels, cls_map, txt_file),
+                    instances=self._to_instances(labels, cls_map, txt_file, ignored),
                 )
+            )
+        if self.ignore_classes:
+            counts = ', '.join(f'{c}: {ignored[c]}' for c in self.ignore_classes)
+            print_log(
+                f'{type(self).__name__}: {ann_dir}: left out {sum(ignored.values())} '
+                f'object(s) of ignore_classes ({counts})',
+                logger='current',
+                level=logging.INFO,
             )
         if len(self.pipeline.transforms) > 0:  # images will be read: they must all be there
             check_image_files((d['img_path'] for d in data_list), type(self).__name__)
         return data_list
 
-    def _to_instances(self, labels: DOTALabels, cls_map: dict, txt_file: str) -> list[dict]:
+    def _to_instances(
+        self, labels: DOTALabels, cls_map: dict, txt_file: str, ignored: Counter
+    ) -> list[dict]:
+        """The instances of one label file; objects of ``ignore_classes`` are counted in
+        ``ignored`` (class name -> count, updated in place) and left out."""
         instances = []
         degenerate = degenerate_polygons(labels.polygons)
         dropped = []
         for polygon, name, diff, lineno, bad in zip(
             labels.polygons, labels.names, labels.difficulties, labels.line_numbers, degenerate
         ):
+            if name in ignored:
+                ignored[name] += 1
+                continue
             if name not in cls_map:
+                hint = f' (ignore_classes: {list(ignored)})' if ignored else ''
                 raise ValueError(
                     f'{txt_file}, line {lineno}: unknown class {name!r}; '
-                    f'{type(self).__name__} classes are {list(cls_map)}'
+                    f'{type(self).__name__} classes are {list(cls_map)}{hint}'
                 )
             if bad:
                 dropped.append(lineno)
