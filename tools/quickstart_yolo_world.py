@@ -35,9 +35,18 @@ from ai4rs.utils.config import load_config  # noqa: E402
 CONFIG = osp.join(REPO_ROOT, 'configs', 'yolo_world_v2', 'yolo_world_v2_quickstart_synthetic.py')
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_quickstart_arguments(parser, 'work_dirs/quickstart_yolo_world', 'data/synthetic_coco')
+def parse_args(
+    argv=None,
+    classes=CLASSES,
+    work_dir='work_dirs/quickstart_yolo_world',
+    data_root='data/synthetic_coco',
+    default_texts='blue square,yellow star',
+    description=None,
+):
+    """The quick start's options (also those of its rotated sibling, with its own classes,
+    folders and default demo vocabulary)."""
+    parser = argparse.ArgumentParser(description=description or __doc__.splitlines()[0])
+    add_quickstart_arguments(parser, work_dir, data_root)
     parser.add_argument(
         '--text-model',
         default=None,
@@ -46,7 +55,7 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         '--texts',
-        default='blue square,yellow star',
+        default=default_texts,
         help='comma-separated vocabulary for the demo after training',
     )
     parser.add_argument(
@@ -58,18 +67,18 @@ def parse_args(argv=None):
         texts = read_vocabulary(args.texts)
     except (ValueError, FileNotFoundError) as e:
         parser.error(str(e))
-    untrained = untrained_texts(texts)
+    untrained = untrained_texts(texts, classes)
     if untrained and args.text_model is None:
         parser.error(
             f'--texts: {", ".join(repr(t) for t in untrained)} not among the trained names '
-            f'({", ".join(CLASSES)}). The tiny random text model that the quick start writes '
-            'gives other words no meaning, so the demo would label shapes with them at random; '
+            f'({", ".join(classes)}). The tiny random text model that the quick start writes '
+            'gives other words no meaning, so the demo would label objects with them at random; '
             'use trained names, or a real CLIP (--text-model DIR) for other phrasings'
         )
     if untrained:
         print(
             f'warning: --texts: {", ".join(repr(t) for t in untrained)} not among the trained '
-            f'names ({", ".join(CLASSES)}); the demo finds what the CLIP of --text-model '
+            f'names ({", ".join(classes)}); the demo finds what the CLIP of --text-model '
             'matches to them',
             file=sys.stderr,
         )
@@ -78,10 +87,10 @@ def parse_args(argv=None):
     return args
 
 
-def untrained_texts(texts: list[str]) -> list[str]:
-    """The texts that are none of the trained class names (compared as CLIP's tokenizer
-    reads them: case and repeated spaces do not matter)."""
-    trained = {' '.join(c.lower().split()) for c in CLASSES}
+def untrained_texts(texts: list[str], classes=CLASSES) -> list[str]:
+    """The texts that are none of the trained class names ``classes`` (compared as CLIP's
+    tokenizer reads them: case and repeated spaces do not matter)."""
+    trained = {' '.join(c.lower().split()) for c in classes}
     return [t for t in texts if ' '.join(t.lower().split()) not in trained]
 
 
@@ -109,14 +118,35 @@ def build_config(args, text_model: str):
     return cfg
 
 
-def run_demo(config: str, checkpoint: str, image: str, texts: str, out_dir: str) -> str:
-    """demo/yolo_world_demo.py on ``image`` with the vocabulary ``texts``; returns the drawing."""
+def resolve_text_model(args) -> str:
+    """``--text-model``, or a tiny random CLIP written into the work dir."""
+    if args.text_model is not None:
+        return args.text_model
+    from ai4rs.testing.tiny_clip import make_tiny_clip
+
+    text_model = make_tiny_clip(osp.join(osp.abspath(args.work_dir), 'tiny_clip'))
+    print(
+        f'text model: a tiny random CLIP written to {text_model} (pass --text-model for a real one)'
+    )
+    return text_model
+
+
+def run_demo(
+    config: str, checkpoint: str, image: str, texts: str, out_dir: str
+) -> tuple[str, list[dict]]:
+    """demo/yolo_world_demo.py on ``image`` with the vocabulary ``texts``; prints the
+    detections and returns the drawing and the detections (its JSON)."""
     path = osp.join(REPO_ROOT, 'demo', 'yolo_world_demo.py')
     spec = importlib.util.spec_from_file_location('yolo_world_demo', path)
     demo = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(demo)
-    written = demo.main([image, config, checkpoint, '--texts', texts, '--out-dir', out_dir])
-    return written[0]
+    drawing = demo.main([image, config, checkpoint, '--texts', texts, '--out-dir', out_dir])[0]
+    with open(osp.splitext(drawing)[0] + '.json') as f:
+        found = json.load(f)
+    for det in found:
+        box = ', '.join(f'{v:.0f}' for v in det['bbox'])
+        print(f'  {det["text"]}: {det["score"]:.2f} at ({box})')
+    return drawing, found
 
 
 def main(argv=None):
@@ -127,15 +157,7 @@ def main(argv=None):
         f'dataset: {osp.abspath(args.data_root)} ({args.num_train} train, {args.num_val} '
         f'held-out images; classes: {", ".join(CLASSES)})'
     )
-    text_model = args.text_model
-    if text_model is None:
-        from ai4rs.testing.tiny_clip import make_tiny_clip
-
-        text_model = make_tiny_clip(osp.join(osp.abspath(args.work_dir), 'tiny_clip'))
-        print(
-            f'text model: a tiny random CLIP written to {text_model} (pass --text-model for '
-            'a real one)'
-        )
+    text_model = resolve_text_model(args)
     register_all_modules(init_default_scope=False)
     cfg = build_config(args, osp.abspath(text_model))
     runner = Runner.from_cfg(cfg)
@@ -150,12 +172,7 @@ def main(argv=None):
 
     image = args.demo_image or _first_val_image(args.data_root)
     print(f'\ndemo: {image} with the vocabulary "{args.texts}"')
-    drawing = run_demo(config, checkpoint, image, args.texts, osp.join(work_dir, 'demo'))
-    with open(osp.splitext(drawing)[0] + '.json') as f:
-        found = json.load(f)
-    for det in found:
-        box = ', '.join(f'{v:.0f}' for v in det['bbox'])
-        print(f'  {det["text"]}: {det["score"]:.2f} at ({box})')
+    drawing, found = run_demo(config, checkpoint, image, args.texts, osp.join(work_dir, 'demo'))
 
     print(f'\nwork dir: {work_dir}')
     print(f'config: {config}')

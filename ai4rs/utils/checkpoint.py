@@ -333,6 +333,39 @@ def _top_modules(keys: list[str]) -> str:
     return ', '.join(f'{name} ({n})' for name, n in counts.items())
 
 
+def module_groups(keys: list[str]) -> str:
+    """Keys grouped by the module they belong to, with counts, e.g.
+    ``bbox_head.head_module.ang_preds (21)``: a key's module is its path up to the first
+    numeric component (a ModuleList index), or without its last component when it has none."""
+    counts: dict[str, int] = {}
+    for key in keys:
+        parts = key.split('.')
+        cut = next((i for i, part in enumerate(parts) if part.isdigit()), len(parts) - 1)
+        module = '.'.join(parts[: max(cut, 1)])
+        counts[module] = counts.get(module, 0) + 1
+    return ', '.join(f'{name} ({n})' for name, n in counts.items())
+
+
+def describe_load(fit: CheckpointFit, source: str = 'the checkpoint') -> str | None:
+    """The load report of an accepted checkpoint that does not cover the model exactly: the
+    model weights it does not provide (they keep their initialisation) and the weights it
+    holds that the model has no place for, by module. None when the two match key for key."""
+    if not fit.missing and not fit.unexpected:
+        return None
+    total = len(fit.matched) + len(fit.missing) + len(fit.wrong_shape)
+    lines = [f"{source}: loaded {len(fit.matched)} of the model's {total} weights."]
+    if fit.missing:
+        lines.append(
+            f'  new in the model (not in the checkpoint, they keep their initialisation): '
+            f'{module_groups(fit.missing)}'
+        )
+    if fit.unexpected:
+        lines.append(
+            f'  in the checkpoint but not in the model (not used): {module_groups(fit.unexpected)}'
+        )
+    return '\n'.join(lines)
+
+
 def _common_prefix_shift(fit: CheckpointFit) -> str | None:
     """A key prefix that, added to or removed from the checkpoint's keys, explains the misfit."""
     if not fit.missing or not fit.unexpected:
@@ -495,6 +528,9 @@ def fit_checkpoint_to_model(
             logger=logger,
             level=logging.WARNING,
         )
+    report = describe_load(fit, source)
+    if report and not allow_partial_load:
+        print_log(report, logger=logger, level=logging.INFO)
     if allow_partial_load and (fit.wrong_shape or fit.missing or fit.unexpected):
         print_log(
             f'partial load ({PARTIAL_LOAD_KEY}=True): {describe_fit(fit, source)}\n  '

@@ -14,6 +14,7 @@ Each class has its own look, so a small detector can learn it in minutes:
 Objects never overlap; sizes, angles (any direction) and positions are random.
 """
 
+import json
 import math
 import os
 import os.path as osp
@@ -146,3 +147,14 @@ def generate_dataset(out_dir, num_train=160, num_val=40, img_size=256, seed=0):
                 f.write('\n'.join(_label_lines(objects)) + '\n')
     write_manifest(out_dir, manifest)
     return manifest
+
+
+def write_class_texts(out_dir: str) -> str:
+    """Write ``{out_dir}/texts/class_texts.json``: one text per class, its name (``[["vehicle"],
+    ["pool"], ["court"]]``), the class-text file of the open-vocabulary rotated quick start.
+    Returns its path."""
+    path = osp.join(out_dir, 'texts', 'class_texts.json')
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    with open(path, 'w') as f:
+        json.dump([[name] for name in CLASSES], f)
+    return path

@@ -1,3 +1,5 @@
+from .rotated_head_mixin import RotatedHeadMixin
+from .rotated_yolo_world_head import RotatedYOLOWorldHead, RotatedYOLOWorldHeadModule
 from .rotated_yolox_head import RotatedYOLOXHead
 from .yolo_world_head import (
     BNContrastiveHead,
@@ -6,5 +8,6 @@ from .yolo_world_head import (
     YOLOWorldHeadModule,
 )
 
-__all__ = ['RotatedYOLOXHead']
+__all__ = ['RotatedHeadMixin', 'RotatedYOLOXHead']
 __all__ += ['YOLOWorldHead', 'YOLOWorldHeadModule', 'ContrastiveHead', 'BNContrastiveHead']
+__all__ += ['RotatedYOLOWorldHead', 'RotatedYOLOWorldHeadModule']

@@ -12,11 +12,9 @@ from torch import Tensor, nn
 
 from ai4rs.registry import MODELS, TASK_UTILS
 from ai4rs.structures.bbox import (
-    ANGLE_VERSIONS,
     RotatedBoxes,
     bbox_cxcywh_to_xyxy,
     get_box_tensor,
-    norm_angle,
 )
 
 from ..layers.csp_layer import DEFAULT_ACT_CFG, DEFAULT_NORM_CFG
@@ -25,10 +23,11 @@ from ..task_modules.prior_generators import MlvlPointGenerator
 from ..task_modules.samplers import PseudoSampler
 from ..utils import multi_apply, reduce_mean
 from .base_dense_head import BaseDenseHead
+from .rotated_head_mixin import RotatedHeadMixin
 
 
 @MODELS.register_module()
-class RotatedYOLOXHead(BaseDenseHead):
+class RotatedYOLOXHead(RotatedHeadMixin, BaseDenseHead):
     """Decoupled YOLOX head for rotated boxes (le90 by default).
 
     For every stride there is a classification tower and a regression tower
@@ -83,8 +82,6 @@ class RotatedYOLOXHead(BaseDenseHead):
     ``test_cfg.nms`` and ``max_per_img``. Boxes are ``RotatedBoxes`` (K, 5), not clipped.
     """
 
-    box_type = RotatedBoxes
-
     def __init__(
         self,
         num_classes: int,
@@ -133,11 +130,7 @@ class RotatedYOLOXHead(BaseDenseHead):
         loss_angle: dict | None = None,
     ) -> None:
         super().__init__(init_cfg=init_cfg)
-        if angle_version not in ANGLE_VERSIONS:
-            raise ValueError(
-                f'RotatedYOLOXHead: angle_version must be one of {ANGLE_VERSIONS}, '
-                f'got {angle_version!r}'
-            )
+        self.init_angle(angle_version, angle_coder)
         if dcn_on_last_conv:
             raise NotImplementedError(
                 'RotatedYOLOXHead: dcn_on_last_conv=True needs a '
@@ -168,8 +161,6 @@ class RotatedYOLOXHead(BaseDenseHead):
         self.norm_cfg = norm_cfg
         self.act_cfg = act_cfg
 
-        self.angle_version = angle_version
-        self.angle_coder = TASK_UTILS.build(angle_coder)
         self.separate_angle = separate_angle
         self.with_angle_l1 = with_angle_l1
         self.angle_norm_factor = angle_norm_factor
@@ -290,8 +281,7 @@ class RotatedYOLOXHead(BaseDenseHead):
         """
         xys = bbox_preds[..., :2] * priors[:, 2:] + priors[:, :2]
         whs = bbox_preds[..., 2:].exp() * priors[:, 2:]
-        angles = norm_angle(self.angle_coder.decode(angle_preds).unsqueeze(-1), self.angle_version)
-        return torch.cat([xys, whs, angles], dim=-1)
+        return torch.cat([xys, whs, self.decode_angle(angle_preds)], dim=-1)
 
     # -------------------------------------------------------------------- loss
     def loss_by_feat(

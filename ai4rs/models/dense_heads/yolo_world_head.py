@@ -287,6 +287,22 @@ class YOLOWorldHeadModule(BaseModule):
     ) -> tuple:
         """One level: (B, in, H, W) -> logits (B, K, H, W), distances (B, 4, H, W)
         [, distribution logits (B, H * W, 4, reg_max) in training]."""
+        cls_logit = self.region_text_logits(img_feat, txt_feat, txt_masks, cls_pred, cls_contrast)
+        bbox_preds, bbox_dist_preds = self.expected_distances(img_feat, reg_pred)
+        if self.training:
+            return cls_logit, bbox_preds, bbox_dist_preds
+        return cls_logit, bbox_preds
+
+    def region_text_logits(
+        self,
+        img_feat: Tensor,
+        txt_feat: Tensor,
+        txt_masks: Tensor | None,
+        cls_pred: nn.Module,
+        cls_contrast: nn.Module,
+    ) -> Tensor:
+        """One level's class branch: (B, in, H, W) -> (B, K, H, W) region-text logits;
+        texts whose ``txt_masks`` entry is 0 get :data:`MASKED_TEXT_LOGIT`."""
         b, _, h, w = img_feat.shape
         cls_logit = cls_contrast(cls_pred(img_feat), txt_feat)
         if txt_masks is not None:
@@ -296,6 +312,13 @@ class YOLOWorldHeadModule(BaseModule):
             # float16 cannot hold -10e6 (it would become -inf, whose sigmoid BCE is NaN)
             masked = max(MASKED_TEXT_LOGIT, torch.finfo(cls_logit.dtype).min)
             cls_logit = torch.where(keep == 0, cls_logit.new_tensor(masked), cls_logit)
+        return cls_logit
+
+    def expected_distances(self, img_feat: Tensor, reg_pred: nn.Module) -> tuple[Tensor, Tensor]:
+        """One level's distance branch: (B, in, H, W) -> expected distances (B, 4, H, W) in
+        stride units and the distribution logits (B, H * W, 4, reg_max) (the distances
+        themselves when ``reg_max`` is 1)."""
+        b, _, h, w = img_feat.shape
         bbox_dist_preds = reg_pred(img_feat)
         if self.reg_max > 1:
             bbox_dist_preds = bbox_dist_preds.reshape([-1, 4, self.reg_max, h * w]).permute(
@@ -309,9 +332,7 @@ class YOLOWorldHeadModule(BaseModule):
             bbox_preds = bbox_preds.transpose(1, 2).reshape(b, -1, h, w)
         else:
             bbox_preds = bbox_dist_preds
-        if self.training:
-            return cls_logit, bbox_preds, bbox_dist_preds
-        return cls_logit, bbox_preds
+        return bbox_preds, bbox_dist_preds
 
 
 @MODELS.register_module()
@@ -640,4 +661,4 @@ class YOLOWorldHead(BaseDenseHead):
                 scores, score_thr, nms_pre, results=dict(labels=labels[:, 0])
             )
             labels = kept['labels']
-        return InstanceData(scores=scores, labels=labels, bboxes=HorizontalBoxes(boxes[keep_idxs]))
+        return InstanceData(scores=scores, labels=labels, bboxes=self.box_type(boxes[keep_idxs]))

@@ -9,7 +9,11 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))))
 
-from ai4rs.datasets.preparation.synthetic_dota import CLASSES, generate_dataset  # noqa: E402
+from ai4rs.datasets.preparation.synthetic_dota import (  # noqa: E402
+    CLASSES,
+    generate_dataset,
+    write_class_texts,
+)
 
 
 def main(argv=None):
@@ -21,6 +25,8 @@ def main(argv=None):
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args(argv)
     generate_dataset(args.out_dir, args.num_train, args.num_val, args.img_size, args.seed)
+    # the class names as texts, for the open-vocabulary rotated quick start config
+    write_class_texts(args.out_dir)
     print(f'wrote {args.num_train} train and {args.num_val} val images of classes '
           f'{", ".join(CLASSES)} to {args.out_dir}')
 
