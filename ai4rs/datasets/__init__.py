@@ -11,6 +11,7 @@ from .class_texts import load_class_texts, read_vocabulary  # noqa: E402
 from .coco import CocoDataset  # noqa: E402
 from .coco_classes import COCO_CLASSES, COCO_PALETTE  # noqa: E402
 from .coco_json import load_coco_json  # noqa: E402
+from .concat_dataset import ConcatDataset  # noqa: E402
 from .multimodal_dataset import MultiModalDataset  # noqa: E402
 from .yolov5_coco import YOLOv5CocoDataset  # noqa: E402
 
@@ -24,6 +25,7 @@ __all__ += [
     'load_class_texts',
     'read_vocabulary',
     'MultiModalDataset',
+    'ConcatDataset',
 ]
 from .file_checks import ImageDecodeError, check_image_files  # noqa: E402
 
