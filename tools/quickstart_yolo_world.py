@@ -18,6 +18,7 @@
 import argparse
 import importlib.util
 import json
+import math
 import os.path as osp
 import sys
 import time
@@ -131,6 +132,14 @@ def resolve_text_model(args) -> str:
     return text_model
 
 
+def format_box(box: list[float]) -> str:
+    """``(x1, y1, x2, y2)`` in pixels, or a rotated ``(cx, cy, w, h, angle deg)``."""
+    if len(box) == 5:
+        cx, cy, w, h, t = box
+        return f'({cx:.0f}, {cy:.0f}, {w:.0f}, {h:.0f}, {math.degrees(t):.0f} deg)'
+    return '(' + ', '.join(f'{v:.0f}' for v in box) + ')'
+
+
 def run_demo(
     config: str, checkpoint: str, image: str, texts: str, out_dir: str
 ) -> tuple[str, list[dict]]:
@@ -144,8 +153,7 @@ def run_demo(
     with open(osp.splitext(drawing)[0] + '.json') as f:
         found = json.load(f)
     for det in found:
-        box = ', '.join(f'{v:.0f}' for v in det['bbox'])
-        print(f'  {det["text"]}: {det["score"]:.2f} at ({box})')
+        print(f'  {det["text"]}: {det["score"]:.2f} at {format_box(det["bbox"])}')
     return drawing, found
 
 
