@@ -472,7 +472,7 @@ def fit_checkpoint_to_model(
     allow_class_change: bool = False,
     max_missing_share: float = 0.1,
     source: str = 'the checkpoint',
-    logger: str = 'current',
+    logger: str | logging.Logger = 'current',
 ) -> CheckpointFit:
     """Check that ``checkpoint`` fits ``model``; drop what may be skipped, or raise.
 

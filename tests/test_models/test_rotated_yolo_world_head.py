@@ -8,6 +8,7 @@ another order give the same boxes).
 
 import copy
 import json
+import logging
 import math
 import os.path as osp
 
@@ -60,7 +61,7 @@ def _samples(n, texts=TEXTS, size=(256, 256)):
 
 
 # ----------------------------------------------------------------------- weights
-def test_v2_s_holds_every_yolo_world_v2_weight_plus_the_angle_branch(tmp_path, capfd):
+def test_v2_s_holds_every_yolo_world_v2_weight_plus_the_angle_branch(tmp_path):
     """The v2-S recipe's model has upstream YOLO-World v2-S's keys with upstream's shapes,
     and exactly 42 new ones (3 levels x the angle branch); a checkpoint file with upstream's
     keys loads every weight it has, and the load report names the angle branch only."""
@@ -110,11 +111,23 @@ def test_v2_s_holds_every_yolo_world_v2_weight_plus_the_angle_branch(tmp_path, c
     ckpt_file = tmp_path / 'yolo_world_v2_s_coco.pth'
     torch.save({'state_dict': upstream, 'meta': {}}, ckpt_file)
     checkpoint = torch.load(ckpt_file, weights_only=True)
-    capfd.readouterr()
-    fit = fit_checkpoint_to_model(model, checkpoint, source='upstream v2-S')
+    # a logger of the test's own: the current MMLogger's console level and stream depend
+    # on which runner ran before in this worker
+    records = []
+    log = logging.getLogger('ai4rs.tests.load_report')
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    handler = logging.Handler()
+    handler.emit = records.append
+    log.addHandler(handler)
+    try:
+        fit = fit_checkpoint_to_model(model, checkpoint, source='upstream v2-S', logger=log)
+    finally:
+        log.removeHandler(handler)
     assert sorted(fit.missing) == sorted(expected_new) and not fit.unexpected
     assert not fit.wrong_shape
-    report = capfd.readouterr().out
+    assert [r.levelno for r in records] == [logging.INFO]
+    report = records[0].getMessage()
     assert "upstream v2-S: loaded 608 of the model's 650 weights." in report
     assert 'new in the model (not in the checkpoint, they keep their initialisation): ' in report
     assert 'bbox_head.head_module.ang_preds (42)' in report
