@@ -1,0 +1,216 @@
+"""The open-vocabulary rotated model (``RotatedYOLOWorldHead``) through every user-facing
+inference path: ``init_detector`` + ``inference_detector``, sliced inference, the demos, the
+ONNX export and its runtime, and ``tools/test.py`` on generated DOTA-style data.
+
+One tiny model per module: the quick-start config (quarter width) with the tiny CLIP, random
+init, 128-px input, saved as a real (config, checkpoint) pair; its angle branch gets random
+weights (its init is zero: every angle 0) so that boxes are oriented, and its boxes are about
+2 strides wide (``save_model(box_bin=1)``). Expectations are independent of the code under
+test: the model's own ``predict`` on the pipeline's network input mapped back by hand, the
+same call with other texts, corner points of the drawn boxes.
+"""
+
+import importlib.util
+import os.path as osp
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import REPO_ROOT
+
+pytest.importorskip('transformers')
+
+TEXTS = ['vehicle', 'pool', 'court']
+SIZE = 128
+
+
+def _load_script(*parts):
+    path = osp.join(REPO_ROOT, *parts)
+    spec = importlib.util.spec_from_file_location(parts[-1][:-3], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def files(tiny_clip_dir, tmp_path_factory):
+    from ai4rs.datasets.preparation.synthetic_dota import generate_dataset, write_class_texts
+    from tests.yolo_world_infer_helpers import (
+        calibrate_batchnorm,
+        rotated_world_config,
+        save_model,
+    )
+
+    tmp = tmp_path_factory.mktemp('rotated_world')
+    data_root = tmp / 'data'
+    generate_dataset(str(data_root), num_train=2, num_val=2, img_size=SIZE)
+    write_class_texts(str(data_root))
+    cfg = rotated_world_config(tiny_clip_dir, data_root, size=SIZE)
+    config, ckpt = save_model(cfg, str(tmp), 'rotated_world', box_bin=1, angle_std=2.0)
+    img = _write_blobs(tmp / 'scene.png', h=96, w=128)
+    calibration = [_write_blobs(tmp / f'calib{i}.png', h=128, w=128, seed=10 + i) for i in range(2)]
+    calibrate_batchnorm(config, ckpt, calibration, TEXTS)
+    return dict(config=config, ckpt=ckpt, img=img, tmp=tmp, data_root=str(data_root))
+
+
+@pytest.fixture(scope='module')
+def model(files):
+    from ai4rs.apis import init_detector
+
+    return init_detector(files['config'], files['ckpt'])
+
+
+@pytest.fixture(scope='module')
+def reference(model, files):
+    """inference_detector on the scene with TEXTS (computed once)."""
+    from ai4rs.apis import inference_detector
+
+    return inference_detector(model, files['img'], texts=TEXTS)
+
+
+def _write_blobs(path, h: int, w: int, seed: int = 0) -> str:
+    """A BGR image of smooth random colour blobs (a 1/16-scale random field, upsampled):
+    every prior sees different content, so an untrained model's scores differ from prior to
+    prior by far more than float rounding (a uniform texture gives near-ties, and NMS then
+    keeps one box of a tie or the other by rounding)."""
+    rng = np.random.default_rng(seed)
+    field = rng.integers(0, 256, (h // 16 + 2, w // 16 + 2, 3)).astype(np.float32)
+    img = cv2.resize(field, (w + 32, h + 32), interpolation=cv2.INTER_CUBIC)
+    img = img[16 : 16 + h, 16 : 16 + w]
+    if not cv2.imwrite(str(path), np.clip(img, 0, 255).astype(np.uint8)):
+        raise OSError(f'could not write {path}')
+    return str(path)
+
+
+def _arrays(sample):
+    pred = sample.pred_instances
+    return pred.bboxes.tensor, pred.scores, pred.labels
+
+
+def _by_text(sample, vocab):
+    """{text: (n, 6) rows (cx, cy, w, h, t, score)} ordered by position (cx, then cy, in
+    whole pixels: the boxes are centred on their priors, ``box_bin``, so on distinct points
+    of the 4 + 8i, 8 + 16i, 16 + 32i grids, far from a rounding boundary): an order that
+    does not depend on the label indexes or the score order."""
+    boxes, scores, labels = _arrays(sample)
+    rows = torch.cat([boxes, scores[:, None]], 1)
+    out = {}
+    for k, text in enumerate(vocab):
+        mine = rows[labels == k]
+        key = [(round(float(r[0])), round(float(r[1]))) for r in mine]
+        out[text] = mine[sorted(range(len(mine)), key=key.__getitem__)]
+    return out
+
+
+def _assert_same_detections(got: dict, expected: dict, atol: float = 0.0) -> None:
+    """The same texts, and per text the same boxes and scores (within ``atol``)."""
+    assert sorted(got) == sorted(expected)
+    for text, rows in expected.items():
+        assert got[text].shape == rows.shape, text
+        torch.testing.assert_close(got[text], rows, atol=atol, rtol=0, msg=lambda m: f'{text}: {m}')
+
+
+# ------------------------------------------------------------ inference_detector
+def _direct(model, img, texts, scale):
+    """The model's own ``predict`` (rescale=False) on the image's network input (the
+    config's test pipeline, the data preprocessor), boxes divided by the resize ``scale``
+    by hand (centre and size; the angle unchanged): {text: rows} as :func:`_by_text`."""
+    from mmengine.dataset import Compose
+
+    from ai4rs.structures import DetDataSample
+
+    steps = model.cfg.test_dataloader.dataset.pipeline
+    pipeline = Compose([t for t in steps if 'LoadAnnotations' not in t['type']])
+    data = pipeline(dict(img_path=img, img_id=0, texts=[[t] for t in texts]))
+    batch = model.data_preprocessor(
+        dict(inputs=[data['inputs']], data_samples=[data['data_samples']]), False
+    )
+    with torch.no_grad():
+        (raw,) = model.predict(batch['inputs'], batch['data_samples'], rescale=False)
+    pred = raw.pred_instances
+    pred.bboxes.tensor[:, :4] /= scale
+    out = DetDataSample()
+    out.pred_instances = pred
+    return _by_text(out, texts), tuple(data['inputs'].shape[1:])
+
+
+def test_inference_detector_gives_rotated_boxes_of_the_model(model, files, reference):
+    """RotatedBoxes; path and array give identical results; the boxes are the model's own
+    ``predict`` on an 80 x 160 image's network input (resized by 0.8 to 64 x 128) mapped
+    back by hand, and some are visibly oriented."""
+    from ai4rs.apis import inference_detector
+    from ai4rs.structures.bbox import RotatedBoxes
+
+    pred = reference.pred_instances
+    assert isinstance(pred.bboxes, RotatedBoxes) and pred.bboxes.tensor.shape[1] == 5
+    assert reference.texts == TEXTS
+    assert len(pred) > 5 and len(set(pred.labels.tolist())) == 3
+    by_array = inference_detector(model, cv2.imread(files['img']), texts=TEXTS)
+    for a, b in zip(_arrays(reference), _arrays(by_array)):
+        assert torch.equal(a, b)
+
+    img = _write_blobs(files['tmp'] / 'wide.png', h=80, w=160, seed=1)
+    result = inference_detector(model, img, texts=TEXTS)
+    expected, input_shape = _direct(model, img, TEXTS, 0.8)
+    assert input_shape == (64, 128)
+    assert all(len(rows) > 3 for rows in expected.values())
+    _assert_same_detections(_by_text(result, TEXTS), expected, 1e-4)
+    angles = result.pred_instances.bboxes.tensor[:, 4]
+    assert bool((angles.abs() > 0.05).any())  # oriented, not the zero init's 0
+
+
+def test_texts_reordered_or_a_subset(model, files, reference):
+    """Texts in another order: the same boxes and scores, each with the same text under
+    its new label. A subset of the texts: the model's own detections with that vocabulary,
+    labels indexing the subset. (Not the full vocabulary's detections of those texts: the
+    v2 neck's text-guided attention takes a max over the vocabulary, so the image features
+    change with it, as upstream.)"""
+    from ai4rs.apis import inference_detector
+
+    assert model.bbox_head.test_cfg.multi_label
+    order = ['court', 'vehicle', 'pool']
+    permuted = inference_detector(model, files['img'], texts=order)
+    assert permuted.texts == order
+    _assert_same_detections(_by_text(permuted, order), _by_text(reference, TEXTS))
+    assert not torch.equal(permuted.pred_instances.labels, reference.pred_instances.labels)
+    full = _by_text(reference, TEXTS)
+    for subset in (['pool'], ['court', 'vehicle']):
+        only = inference_detector(model, files['img'], texts=subset)
+        assert only.texts == subset
+        assert int(only.pred_instances.labels.max()) == len(subset) - 1
+        expected, _ = _direct(model, files['img'], subset, 1.0)
+        assert all(len(expected[t]) > 3 for t in subset)
+        _assert_same_detections(_by_text(only, subset), expected, 1e-5)
+        # the vocabulary reaches the neck: other features than with all three texts
+        first = subset[0]
+        assert full[first].shape != expected[first].shape or not torch.allclose(
+            full[first], expected[first], atol=1e-3
+        )
+
+
+# ------------------------------------------------------------- sliced inference
+def test_inference_by_patches(model, files, reference):
+    """A 128 x 192 image in 128-px patches (two windows): RotatedBoxes in full-image
+    pixels (centres beyond the first patch); one patch covering a 128 x 128 image whole
+    gives inference_detector's detections."""
+    from ai4rs.apis import inference_detector, inference_detector_by_patches
+    from ai4rs.structures.bbox import RotatedBoxes
+    from tests.yolo_world_infer_helpers import write_scene
+
+    big = write_scene(files['tmp'] / 'big.png', h=128, w=192)
+    result = inference_detector_by_patches(
+        model, big, sizes=[128], steps=[64], texts=TEXTS, progress=False
+    )
+    assert isinstance(result.pred_instances.bboxes, RotatedBoxes)
+    assert result.texts == TEXTS and result.ori_shape == (128, 192)
+    assert bool((result.pred_instances.bboxes.tensor[:, 0] > 128).any())
+
+    square = write_scene(files['tmp'] / 'square.png', h=128, w=128, seed=3)
+    whole = inference_detector_by_patches(
+        model, square, sizes=[128], steps=[128], texts=TEXTS, progress=False
+    )
+    direct = inference_detector(model, square, texts=TEXTS)
+    assert len(direct.pred_instances) > 5
+    _assert_same_detections(_by_text(whole, TEXTS), _by_text(direct, TEXTS))
