@@ -11,6 +11,7 @@ same call with other texts, corner points of the drawn boxes.
 """
 
 import importlib.util
+import json
 import os.path as osp
 
 import cv2
@@ -214,3 +215,82 @@ def test_inference_by_patches(model, files, reference):
     direct = inference_detector(model, square, texts=TEXTS)
     assert len(direct.pred_instances) > 5
     _assert_same_detections(_by_text(whole, TEXTS), _by_text(direct, TEXTS))
+
+
+# ------------------------------------------------------------------------ demos
+def _outline(corners, shape):
+    """(H, W) bool: the closed polygon ``corners`` (4, 2) drawn 3 px wide, without the
+    image's outer 2 px."""
+    mask = np.zeros(shape, np.uint8)
+    cv2.polylines(mask, [np.round(corners).astype(np.int32)], True, 1, thickness=3)
+    mask[:2], mask[-2:], mask[:, :2], mask[:, -2:] = 0, 0, 0, 0
+    return mask.astype(bool)
+
+
+def test_yolo_world_demo_writes_rotated_boxes(model, files, reference, tmp_path):
+    """demo/yolo_world_demo.py: the JSON holds inference_detector's best detections as
+    5-value rotated boxes with their texts; the drawing outlines the oriented box (the
+    pixels along its sides change, those along the axis-aligned rectangle of the same
+    centre and size do not)."""
+    from ai4rs.structures.bbox import rbox_corners
+
+    demo = _load_script('demo', 'yolo_world_demo.py')
+    out = tmp_path / 'out'
+    common = [files['img'], files['config'], files['ckpt'], '--texts', ','.join(TEXTS)]
+    written = demo.main(common + ['--score-thr', '0.2', '--topk', '6', '--out-dir', str(out)])
+    assert written == [str(out / 'scene.png')]
+    dets = json.load(open(out / 'scene.json'))
+    pred = reference.pred_instances
+    pred = pred[pred.scores >= 0.2]
+    best = pred[pred.scores.argsort(descending=True)[:6]]
+    assert len(dets) == len(best) == 6
+    for det, box, score, label in zip(dets, best.bboxes.tensor, best.scores, best.labels):
+        assert len(det['bbox']) == 5
+        assert det['bbox'] == pytest.approx(box.tolist(), abs=1e-3)
+        assert det['score'] == pytest.approx(float(score), abs=1e-6)
+        assert det['label'] == int(label) and det['text'] == TEXTS[int(label)]
+
+    # the best box alone (turned by 0.71 rad in this model): the outline follows its
+    # sides, not the axis-aligned rectangle's
+    only = tmp_path / 'one'
+    demo.main(common + ['--score-thr', '0.0', '--topk', '1', '--out-dir', str(only)])
+    (pick,) = json.load(open(only / 'scene.json'))
+    h, w = cv2.imread(files['img']).shape[:2]
+    assert abs(pick['bbox'][4]) > 0.3 and min(pick['bbox'][2:4]) > 15
+    corners = rbox_corners(torch.tensor([pick['bbox']]))[0].numpy()  # (4, 2)
+    cx, cy, bw, bh, _ = pick['bbox']
+    axis = np.array([[cx - bw / 2, cy - bh / 2], [cx + bw / 2, cy - bh / 2]])
+    axis = np.concatenate([axis, axis[::-1] + [0, bh]])
+    drawing, original = cv2.imread(str(only / 'scene.png')), cv2.imread(files['img'])
+    changed = np.abs(drawing.astype(int) - original.astype(int)).sum(-1) > 60
+    # the outlines as 3-px lines; the image's outer 2 px are left out (the renderer's edge)
+    rot_line, axis_line = (_outline(c, (h, w)) for c in (corners, axis))
+    axis_only = axis_line & ~rot_line
+    assert rot_line.sum() > 100 and axis_only.sum() > 50
+    assert (changed & rot_line).sum() / rot_line.sum() > 0.6
+    assert (changed & axis_only).sum() / axis_only.sum() < 0.2
+
+
+def test_huge_image_demo_with_texts(model, files, tmp_path, capsys):
+    """demo/huge_image_demo.py --texts: sliced inference with the vocabulary, the drawing
+    written at the image's size, the count of inference_detector_by_patches' detections
+    above the threshold; without texts a one-line error that asks for them."""
+    from ai4rs.apis import inference_detector_by_patches
+
+    demo = _load_script('demo', 'huge_image_demo.py')
+    big = _write_blobs(tmp_path / 'big.png', h=128, w=192, seed=4)
+    out = str(tmp_path / 'drawn.png')
+    patches = ['--patch-sizes', '128', '--patch-steps', '64']
+    common = [big, files['config'], files['ckpt'], *patches, '--score-thr', '0.5']
+    demo.main(common + ['--texts', ','.join(TEXTS), '--out-file', out])
+    assert cv2.imread(out).shape == (128, 192, 3)
+    ref = inference_detector_by_patches(
+        model, big, sizes=[128], steps=[64], texts=TEXTS, progress=False
+    )
+    kept = int((ref.pred_instances.scores >= 0.5).sum())
+    assert kept > 0
+    assert (
+        f'\n{kept} objects with score >= 0.5; drawing written to {out}' in capsys.readouterr().out
+    )
+    with pytest.raises(SystemExit, match='error: .*needs a vocabulary: pass texts'):
+        demo.main(common + ['--out-file', out])
