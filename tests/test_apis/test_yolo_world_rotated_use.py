@@ -49,7 +49,7 @@ def files(tiny_clip_dir, tmp_path_factory):
     generate_dataset(str(data_root), num_train=2, num_val=2, img_size=SIZE)
     write_class_texts(str(data_root))
     cfg = rotated_world_config(tiny_clip_dir, data_root, size=SIZE)
-    config, ckpt = save_model(cfg, str(tmp), 'rotated_world', box_bin=1, angle_std=2.0)
+    config, ckpt = save_model(cfg, str(tmp), 'rotated_world', box_bin=1, angle_std=0.5)
     img = _write_blobs(tmp / 'scene.png', h=96, w=128)
     calibration = [_write_blobs(tmp / f'calib{i}.png', h=128, w=128, seed=10 + i) for i in range(2)]
     calibrate_batchnorm(config, ckpt, calibration, TEXTS)
@@ -105,12 +105,15 @@ def _by_text(sample, vocab):
     return out
 
 
-def _assert_same_detections(got: dict, expected: dict, atol: float = 0.0) -> None:
-    """The same texts, and per text the same boxes and scores (within ``atol``)."""
+def _assert_same_detections(got: dict, expected: dict, atol=0.0) -> None:
+    """The same texts, and per text the same boxes and scores within ``atol`` (a float, or
+    one per column: cx, cy, w, h, t, score)."""
     assert sorted(got) == sorted(expected)
     for text, rows in expected.items():
         assert got[text].shape == rows.shape, text
-        torch.testing.assert_close(got[text], rows, atol=atol, rtol=0, msg=lambda m: f'{text}: {m}')
+        diff = (got[text] - rows).abs()
+        bound = torch.as_tensor(atol, dtype=rows.dtype).expand_as(rows)
+        assert bool((diff <= bound).all()), f'{text}: max |diff| per column {diff.amax(0)}'
 
 
 # ------------------------------------------------------------ inference_detector
@@ -250,7 +253,7 @@ def test_yolo_world_demo_writes_rotated_boxes(model, files, reference, tmp_path)
         assert det['score'] == pytest.approx(float(score), abs=1e-6)
         assert det['label'] == int(label) and det['text'] == TEXTS[int(label)]
 
-    # the best box alone (turned by 0.71 rad in this model): the outline follows its
+    # the best box alone (turned by more than 0.3 rad in this model): the outline follows its
     # sides, not the axis-aligned rectangle's
     only = tmp_path / 'one'
     demo.main(common + ['--score-thr', '0.0', '--topk', '1', '--out-dir', str(only)])
@@ -294,3 +297,45 @@ def test_huge_image_demo_with_texts(model, files, tmp_path, capsys):
     )
     with pytest.raises(SystemExit, match='error: .*needs a vocabulary: pass texts'):
         demo.main(common + ['--out-file', out])
+
+
+# ------------------------------------------------------------------------- ONNX
+ONNX_ATOL = [0.0128] * 4 + [1e-3, 1e-4]  # cx, cy, w, h (1e-4 x 128 px), t (rad), score
+
+
+def test_export_onnx_with_baked_texts(model, files, reference, tmp_path, capsys):
+    """tools/deployment/export_onnx.py --texts: the vocabulary baked in, rotated boxes
+    (5 values) decoded in the graph, no graph NMS (horizontal only: refused for this
+    head's box type); ``init_detector(CONFIG, 'x.onnx')`` then gives PyTorch's detections
+    (inference_detector with the texts), rotated NMS run after the graph: the same boxes,
+    scores within 1e-4, box centres and sizes within 1e-4 of the 128-px input size and
+    angles within 1e-3 rad (float32 rounding: this model's PyTorch float32 outputs differ
+    from its float64 ones by about 4e-4 px and 5e-4 rad, onnxruntime's by as much)."""
+    pytest.importorskip('onnx', reason='onnx is an optional extra (requirements/optional.txt)')
+    pytest.importorskip('onnxruntime', reason='onnxruntime is an optional extra')
+    from ai4rs.apis import inference_detector, init_detector
+    from ai4rs.apis.deployment import OnnxDetector
+
+    export = _load_script('tools', 'deployment', 'export_onnx.py')
+    onnx_file = str(tmp_path / 'rotated_world.onnx')
+    # the export size = the network input of the 96 x 128 image (resized by 1.0): the
+    # graph sees exactly PyTorch's input
+    args = [files['config'], files['ckpt'], '--texts', ','.join(TEXTS), '--img', files['img']]
+    meta = export.main(args + ['--img-size', '96', '128', '--out', onnx_file])
+    assert 'check passed' in capsys.readouterr().out
+    assert meta == dict(box_type='rbox', img_size=[96, 128], with_nms=False, texts=TEXTS)
+
+    onnx_model = init_detector(files['config'], onnx_file)
+    assert isinstance(onnx_model, OnnxDetector) and onnx_model.vocabulary == TEXTS
+    for texts in (None, TEXTS):  # the baked vocabulary, or the same texts given again
+        got = inference_detector(onnx_model, files['img'], texts=texts)
+        assert got.texts == TEXTS
+        _assert_same_detections(_by_text(got, TEXTS), _by_text(reference, TEXTS), ONNX_ATOL)
+    with pytest.raises(ValueError, match='baked in'):
+        inference_detector(onnx_model, files['img'], texts=['pool'])
+
+    with pytest.raises(SystemExit, match='no NMS operator for RotatedBoxes'):
+        export.main(args + ['--with-nms', '--out', str(tmp_path / 'nms.onnx')])
+    # the PyTorch model is unchanged by the export (it reparameterized its own copy)
+    again = inference_detector(model, files['img'], texts=TEXTS)
+    _assert_same_detections(_by_text(again, TEXTS), _by_text(reference, TEXTS))
