@@ -13,13 +13,14 @@ same call with other texts, corner points of the drawn boxes.
 import importlib.util
 import json
 import os.path as osp
+import sys
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, run_cmd
 
 pytest.importorskip('transformers')
 
@@ -339,3 +340,52 @@ def test_export_onnx_with_baked_texts(model, files, reference, tmp_path, capsys)
     # the PyTorch model is unchanged by the export (it reparameterized its own copy)
     again = inference_detector(model, files['img'], texts=TEXTS)
     _assert_same_detections(_by_text(again, TEXTS), _by_text(reference, TEXTS))
+
+
+# --------------------------------------------------------------------- test.py
+def test_tools_test_on_generated_dota_data(model, files, tmp_path):
+    """tools/test.py CONFIG CHECKPOINT on the 2 generated validation images (DOTAMetric):
+    it prints dota/AP50, and its table counts per class the annotated objects (the
+    annotation files read here) and the detections of inference_detector on each image
+    with the class-text file's texts."""
+    import glob
+    import re
+
+    from ai4rs.apis import inference_detector
+    from ai4rs.datasets.preparation.synthetic_dota import CLASSES
+
+    assert list(CLASSES) == TEXTS
+    proc = run_cmd(
+        [
+            sys.executable,
+            osp.join(REPO_ROOT, 'tools', 'test.py'),
+            files['config'],
+            files['ckpt'],
+            '--work-dir',
+            str(tmp_path / 'work'),
+        ],
+        cwd=tmp_path,
+        timeout=300,
+    )
+    out = proc.stdout + proc.stderr
+    ap50 = re.search(r'dota/AP50: (\d+\.\d+)', out)
+    assert ap50 is not None, out[-3000:]
+    assert 0.0 <= float(ap50.group(1)) <= 1.0
+    rows = dict(
+        (name, (int(gts), int(dets)))
+        for name, gts, dets in re.findall(r'\| (\w+)\s*\| (\d+)\s*\| (\d+)\s*\|', out)
+    )
+    gts = dict.fromkeys(TEXTS, 0)
+    dets = dict.fromkeys(TEXTS, 0)
+    images = sorted(glob.glob(osp.join(files['data_root'], 'val', 'images', '*.png')))
+    assert len(images) == 2
+    for ann in glob.glob(osp.join(files['data_root'], 'val', 'annfiles', '*.txt')):
+        for line in open(ann).read().split('\n'):
+            parts = line.split()
+            if len(parts) >= 10 and parts[9] == '0':  # not difficult
+                gts[parts[8]] += 1
+    for img in images:
+        for label in inference_detector(model, img, texts=TEXTS).pred_instances.labels:
+            dets[TEXTS[int(label)]] += 1
+    assert rows == {t: (gts[t], dets[t]) for t in TEXTS}
+    assert sum(gts.values()) > 0 and sum(dets.values()) > 0
