@@ -335,6 +335,27 @@ def test_export_onnx_with_baked_texts(model, files, reference, tmp_path, capsys)
     with pytest.raises(ValueError, match='baked in'):
         inference_detector(onnx_model, files['img'], texts=['pool'])
 
+    # the exported file as the demo's CHECKPOINT: the JSON of the checkpoint's run
+    demo = _load_script('demo', 'yolo_world_demo.py')
+    jsons = []
+    for name, ckpt in (('pth', files['ckpt']), ('onnx', onnx_file)):
+        demo.main(
+            [files['img'], files['config'], ckpt, '--texts', ','.join(TEXTS)]
+            + ['--score-thr', '0.3', '--out-dir', str(tmp_path / name)]
+        )
+        jsons.append(json.load(open(tmp_path / name / 'scene.json')))
+    assert len(jsons[0]) == len(jsons[1]) > 5
+    for a, b in zip(
+        *(
+            sorted(j, key=lambda d: (d['text'], round(d['bbox'][0]), round(d['bbox'][1])))
+            for j in jsons
+        )
+    ):
+        assert a['text'] == b['text'] and len(b['bbox']) == 5
+        assert b['score'] == pytest.approx(a['score'], abs=1e-4)
+        assert b['bbox'][:4] == pytest.approx(a['bbox'][:4], abs=ONNX_ATOL[0])
+        assert b['bbox'][4] == pytest.approx(a['bbox'][4], abs=ONNX_ATOL[4])
+
     with pytest.raises(SystemExit, match='no NMS operator for RotatedBoxes'):
         export.main(args + ['--with-nms', '--out', str(tmp_path / 'nms.onnx')])
     # the PyTorch model is unchanged by the export (it reparameterized its own copy)
