@@ -17,8 +17,9 @@ with onnxruntime; its vocabulary is the one stored in the file at export.
 
 Writes to ``--out-dir``: the drawing of each image (same file name), for a video an
 annotated ``<name>.mp4``; and ``<name>.json`` with the kept detections (boxes in
-original-image pixels, x1, y1, x2, y2; scores; labels and their texts; per frame for a
-video). Rotated YOLOX checkpoints work too (their classes are the labels).
+original-image pixels, x1, y1, x2, y2, or cx, cy, w, h, angle (radians) for a rotated model;
+scores; labels and their texts; per frame for a video). Rotated YOLO-World checkpoints draw
+oriented boxes; rotated YOLOX checkpoints work too (their classes are the labels).
 
 In a folder, an image that cannot be read (corrupt, truncated) is skipped with a warning
 and the skipped files are listed at the end; the exit status is 1 only when no image

@@ -1,6 +1,8 @@
 """Tiny models saved as (config file, checkpoint) pairs for the inference, demo and export
 tests: a YOLO-World v2 (tiny widths, the tiny CLIP of ``make_tiny_clip``, 64 px letterbox)
-and a rotated YOLOX (``yolox_builders`` 'tiny', 64 px), plus generated test images."""
+a rotated YOLOX (``yolox_builders`` 'tiny', 64 px) and a rotated YOLO-World v2 (the
+open-vocabulary rotated quick-start config with the tiny CLIP, 128 px), plus generated test
+images."""
 
 import os.path as osp
 
@@ -83,8 +85,43 @@ def yolox_config(size: int = 64) -> Config:
     )
 
 
+ROTATED_WORLD_QUICKSTART = osp.join(
+    'configs', 'yolo_world_rotated', 'yolo_world_rotated_quickstart_synthetic.py'
+)
+
+
+def rotated_world_config(clip_dir: str, data_root: str, size: int = 128) -> Config:
+    """The open-vocabulary rotated quick-start config (``RotatedYOLOWorldHead``, quarter
+    width, the DOTA-style generated data with its class-text file) with the tiny CLIP at
+    ``clip_dir``, ``data_root`` (a dataset of ``generate_dataset`` + ``write_class_texts``),
+    its resizes at ``size`` and a score threshold of 0.01 (an untrained model's scores are
+    about 0.1 after :func:`save_model`)."""
+    from ai4rs.utils.config import load_config
+    from tests.conftest import REPO_ROOT
+
+    cfg = load_config(osp.join(REPO_ROOT, ROTATED_WORLD_QUICKSTART))
+    cfg.model.backbone.text_model.model_name = str(clip_dir)
+    cfg.model.test_cfg.update(score_thr=0.01, max_per_img=300)
+    data_root = osp.join(str(data_root), '')
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg[key]
+        loader.update(num_workers=0, persistent_workers=False)
+        loader.dataset.class_text_path = osp.join(data_root, 'texts', 'class_texts.json')
+        loader.dataset.dataset.data_root = data_root
+        for transform in loader.dataset.pipeline:
+            if transform['type'] == 'Resize':
+                transform['scale'] = (size, size)
+    return cfg
+
+
 def save_model(
-    cfg: Config, dirpath, name: str, seed: int = 0, box_bin: int | None = None
+    cfg: Config,
+    dirpath,
+    name: str,
+    seed: int = 0,
+    box_bin: int | None = None,
+    angle_std: float | None = None,
+    logit_scale: float | None = None,
 ) -> tuple[str, str]:
     """Build ``cfg.model`` (seeded init, BN statistics made non-trivial), write
     ``name.py`` and ``name.pth`` to ``dirpath``; returns their paths.
@@ -92,7 +129,14 @@ def save_model(
     ``box_bin`` (YOLO-World): the box branch's distribution peaks at this bin on every side
     (its last conv's bias 6 there, 0 elsewhere, weights x 0.1), so boxes are about
     ``2 * box_bin`` strides wide; upstream's init (bias 1 on every bin) predicts the mean,
-    7.5 strides, and every box then covers a 64 px input whole."""
+    7.5 strides, and every box then covers a 64 px input whole.
+
+    ``angle_std`` (rotated YOLO-World): the angle branch's last conv gets weights
+    N(0, angle_std^2) instead of its zero init (every angle 0), so boxes are oriented.
+
+    ``logit_scale`` (YOLO-World v2): the region-text heads' ``logit_scale`` (init -1); larger
+    spreads the scores of an untrained model over the priors (else they lie within about
+    1e-4 of each other and ties, broken by float rounding, decide which boxes NMS keeps)."""
     from ai4rs.registry import MODELS
     from ai4rs.utils import register_all_modules
 
@@ -118,6 +162,12 @@ def save_model(
                 peak[box_bin] = 6.0
                 reg[-1].weight.mul_(0.1)
                 reg[-1].bias.copy_(peak.repeat(4))
+        if logit_scale is not None:
+            for contrast in model.bbox_head.head_module.cls_contrasts:
+                contrast.logit_scale.fill_(logit_scale)
+        if angle_std is not None:
+            for ang in model.bbox_head.head_module.ang_preds:
+                ang[-1].weight.normal_(0.0, angle_std, generator=g)
     config_path, ckpt_path = osp.join(dirpath, f'{name}.py'), osp.join(dirpath, f'{name}.pth')
     cfg.dump(config_path)
     torch.save({'state_dict': model.state_dict(), 'meta': {}}, ckpt_path)
@@ -138,3 +188,33 @@ def write_scene(path, **kwargs) -> str:
     if not cv2.imwrite(str(path), scene(**kwargs)):
         raise OSError(f'could not write {path}')
     return str(path)
+
+
+def calibrate_batchnorm(config_path: str, ckpt_path: str, images, texts) -> None:
+    """Set every BatchNorm's running statistics to those of ``images`` (files) with the
+    vocabulary ``texts`` (one pass in train mode, cumulative averages) and rewrite the
+    checkpoint. A random model's made-up statistics squash its features to nearly the same
+    value everywhere (its scores then differ from prior to prior by float rounding only);
+    calibrated, the features, and so the scores, follow the image content."""
+    from mmengine.dataset import Compose
+
+    from ai4rs.apis import init_detector
+
+    model = init_detector(config_path, ckpt_path)
+    steps = model.cfg.test_dataloader.dataset.pipeline
+    pipeline = Compose([t for t in steps if 'LoadAnnotations' not in t['type']])
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None
+    for i, img in enumerate(images):
+        data = pipeline(dict(img_path=str(img), img_id=i, texts=[[t] for t in texts]))
+        batch = model.data_preprocessor(
+            dict(inputs=[data['inputs']], data_samples=[data['data_samples']]), False
+        )
+        for bn in bns:
+            bn.train()
+        with torch.no_grad():
+            model(batch['inputs'], batch['data_samples'], mode='tensor')
+    model.eval()
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, ckpt_path)

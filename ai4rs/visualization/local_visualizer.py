@@ -211,6 +211,10 @@ class DetLocalVisualizer(Visualizer):
         self.draw_polygons(
             list(polygons), edge_colors=edge, line_widths=self.line_width, alpha=self.alpha
         )
+        # a box partly outside the image (rotated boxes are not clipped) must not make
+        # matplotlib widen the view, which shrinks and shifts the whole drawing
+        self.ax_save.set_xlim(0, image.shape[1])
+        self.ax_save.set_ylim(image.shape[0], 0)
         scores = instances.scores.detach().cpu().numpy() if 'scores' in instances else None
         texts = []
         for i, lb in enumerate(labels):
