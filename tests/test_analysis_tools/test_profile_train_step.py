@@ -22,6 +22,10 @@ QUICKSTART = osp.join(
 )
 TOTAL_ROW = re.compile(r'^\| \*\*total\*\* \| \*\*([0-9.]+)\*\* \| 100 % \|$')
 RATIO_LINE = re.compile(r'^total main \((\w+)\) / baseline \((\w+)\): ([0-9.]+)$')
+PER_ITERATION_LINE = re.compile(
+    r'^  per iteration: main ([0-9., ]+) s; baseline ([0-9., ]+) s; '
+    r'ratio ([0-9., ]+) \(median ([0-9.]+)\)$'
+)
 
 
 def tiny_rotated_world_config(clip_dir, path) -> str:
@@ -79,8 +83,9 @@ def test_rotated_world_batch_is_the_rotated_yolox_batch_with_texts(tiny_clip_dir
 def test_rotated_world_with_baseline_prints_both_tables_and_their_ratio(
     tiny_clip_dir, tmp_path, capsys
 ):
-    """The open-vocabulary rotated model and a rotated YOLOX baseline, 1 iteration at 64 px:
-    two headed tables (their phases), and the printed ratio is the totals' ratio."""
+    """The open-vocabulary rotated model and a rotated YOLOX baseline, 2 iterations at 64 px:
+    two headed tables (their phases), the printed ratio is the totals' ratio, and the
+    per-iteration ratios bracket it."""
     tool = _load_tool('profile_train_step')
     main_cfg = tiny_rotated_world_config(tiny_clip_dir, tmp_path / 'tiny_rotated_world.py')
     baseline_cfg = tiny_yolox_config(tmp_path / 'tiny_yolox.py')
@@ -92,7 +97,7 @@ def test_rotated_world_with_baseline_prints_both_tables_and_their_ratio(
             '--shape',
             str(SIZE),
             '--iters',
-            '1',
+            '2',
             '--num-gts',
             '4',
             '--device',
@@ -129,6 +134,22 @@ def test_rotated_world_with_baseline_prints_both_tables_and_their_ratio(
     assert ratio == f'{main_total / baseline_total:.3f}'
     # the printed totals (3 decimals) give the same ratio up to their rounding
     assert float(ratio) == pytest.approx(totals[0] / totals[1], abs=2e-3 / totals[1] + 1e-3)
+    # each measured iteration: its seconds average to the table's total, ratio = main / baseline;
+    # the totals' ratio (a mediant) lies between the iterations' ratios, the median of two is
+    # their mean
+    index = printed.index(f'total main (cached) / baseline (default): {ratio}')
+    match = PER_ITERATION_LINE.match(printed[index + 1])
+    assert match, printed[index + 1]
+    main_s, baseline_s, per_iteration = (
+        [float(v) for v in match.group(g).split(', ')] for g in (1, 2, 3)
+    )
+    assert len(main_s) == len(baseline_s) == len(per_iteration) == 2
+    assert sum(main_s) / 2 == pytest.approx(main_total, abs=1e-3)
+    assert sum(baseline_s) / 2 == pytest.approx(baseline_total, abs=1e-3)
+    for m, b, r in zip(main_s, baseline_s, per_iteration, strict=True):
+        assert r == pytest.approx(m / b, abs=1e-3 + 1e-3 / b)
+    assert min(per_iteration) - 1e-3 <= main_total / baseline_total <= max(per_iteration) + 1e-3
+    assert float(match.group(4)) == pytest.approx(sum(per_iteration) / 2, abs=1.5e-3)
 
 
 def test_baseline_ratios_pair_variants_by_name_or_the_only_one():

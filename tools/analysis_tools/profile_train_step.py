@@ -46,12 +46,13 @@ markdown.
 
 import argparse
 import os.path as osp
+import statistics
 import sys
 import tempfile
 import time
 from collections import defaultdict
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # text_model_args.py, beside it
@@ -348,12 +349,15 @@ def family_of(cfg, source: str = 'config'):
 
 @dataclass
 class Measured:
-    """One model under measure: its family adapter, model, batch and variants."""
+    """One model under measure: its family adapter, model, batch and variants;
+    :func:`profile` fills ``iteration_totals`` (``{variant: [seconds of each measured
+    iteration]}``, the sum of its phases)."""
 
     family: object
     model: torch.nn.Module
     batch: dict
     variants: tuple[str, ...]
+    iteration_totals: dict[str, list[float]] = field(default_factory=dict)
 
 
 def profile(
@@ -372,12 +376,14 @@ def profile(
         optimizers[label] = run.family.optimizer(run.model)
         run.model.train()
         run.family.start(run.model)
+        run.iteration_totals = {variant: [] for variant in run.variants}
     for i in range(iters + 1):
         for label, run in runs.items():
             model, family, optimizer = run.model, run.family, optimizers[label]
             assigner_obj, assigner_attr = family.assigner(model)
             for variant in run.variants:
                 timer = timers[label][variant]
+                before = dict(timer.totals)
                 with timer.wrap(assigner_obj, assigner_attr, 'assignment'):
                     data = model.data_preprocessor(run.batch, True)
                     if channels_last:
@@ -392,6 +398,9 @@ def profile(
                         optimizer.step()
                 if i == 0:
                     timer.totals.clear()
+                else:
+                    spent = {k: v - before.get(k, 0.0) for k, v in timer.totals.items()}
+                    run.iteration_totals[variant].append(sum(phase_means(spent, 1).values()))
     return {
         label: {variant: phase_means(timer.totals, iters) for variant, timer in run_timers.items()}
         for label, run_timers in timers.items()
@@ -402,11 +411,12 @@ def phase_means(totals: dict[str, float], iters: int) -> dict[str, float]:
     """Seconds per iteration of each phase from a timer's totals (``loss`` = ``loss_by_feat``
     less the assignment it calls)."""
     result = {'text': totals['text']} if 'text' in totals else {}
+    assignment = totals.get('assignment', 0.0)
     result.update(
-        forward=totals['forward'],
-        assignment=totals['assignment'],
-        loss=totals['loss_by_feat'] - totals['assignment'],
-        backward=totals['backward'],
+        forward=totals.get('forward', 0.0),
+        assignment=assignment,
+        loss=totals.get('loss_by_feat', 0.0) - assignment,
+        backward=totals.get('backward', 0.0),
     )
     return {k: v / iters for k, v in result.items()}
 
@@ -547,6 +557,15 @@ def main(argv=None):
             results['main'], results['baseline']
         ).items():
             print(f'total main ({variant}) / baseline ({other}): {ratio:.3f}')
+            main_s = runs['main'].iteration_totals[variant]
+            baseline_s = runs['baseline'].iteration_totals[other]
+            per_iteration = [m / b for m, b in zip(main_s, baseline_s, strict=True)]
+            print(
+                f'  per iteration: main {", ".join(f"{t:.3f}" for t in main_s)} s; '
+                f'baseline {", ".join(f"{t:.3f}" for t in baseline_s)} s; '
+                f'ratio {", ".join(f"{r:.3f}" for r in per_iteration)} '
+                f'(median {statistics.median(per_iteration):.3f})'
+            )
     return results
 
 
