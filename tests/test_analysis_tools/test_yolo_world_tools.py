@@ -200,8 +200,9 @@ def test_profile_train_step_yolo_world(tiny_clip_dir, tmp_path, mode):
             mode,
         ]
     )
-    assert list(out) == ['rerun', 'cached']
-    for times in out.values():
+    assert list(out) == ['main']
+    assert list(out['main']) == ['rerun', 'cached']
+    for times in out['main'].values():
         assert list(times) == ['text', 'forward', 'assignment', 'loss', 'backward']
 
 
@@ -214,8 +215,9 @@ def test_profile_train_step_rotated_yolox(tmp_path):
     out = tool.main(
         [config, '--shape', str(SIZE), '--iters', '1', '--num-gts', '3', '--device', 'cpu']
     )
-    assert list(out) == ['default']
-    assert list(out['default']) == ['forward', 'assignment', 'loss', 'backward']
+    assert list(out) == ['main']
+    assert list(out['main']) == ['default']
+    assert list(out['main']['default']) == ['forward', 'assignment', 'loss', 'backward']
 
 
 def test_random_clip_sizes_and_single_token_words(tmp_path):

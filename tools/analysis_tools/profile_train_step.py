@@ -1,42 +1,58 @@
 """Where the time of one training iteration goes: text model, forward, assignment, loss, backward.
 
-    python tools/analysis_tools/profile_train_step.py CONFIG [--batch-size 2] [--shape H [W]] \
-        [--num-gts N] [--iters 3] [--device cpu] [--text-model DIR] [--text-mode both] \
-        [--channels-last]
+    python tools/analysis_tools/profile_train_step.py CONFIG [--baseline CONFIG2] \
+        [--batch-size 2] [--shape H [W]] [--num-gts N] [--iters 3] [--device cpu] \
+        [--text-model DIR] [--text-mode both] [--channels-last]
 
 The model is built from the config (random weights) and trained on random images; the
 work is split into phases timed separately, each the mean over ``--iters`` iterations
 after one warm-up iteration. One adapter per model family says how to make a batch and run
-the phases:
+the phases; the family is chosen from the classes the config names (the detector's
+``takes_texts``, the head's ``box_type``):
 
-- rotated YOLOX (defaults: batch 2, 1024 px, 50 random rotated boxes per image, SGD):
-  forward = backbone + neck + head convolutions; assignment = the label assignment of
-  every image (``bbox_head._get_targets_single``: decoding, SimOTA); loss = the rest of
-  ``loss_by_feat``; backward = ``loss.backward()`` plus the optimizer step.
-- YOLO-World (defaults: batch 2, 640 px, the config's ``num_train_classes`` texts per
-  image (its class texts), 20 random boxes per image, AdamW): text = the text model;
-  forward = image backbone + VL-PAN neck + head; assignment = ``BatchTaskAlignedAssigner``;
-  loss = the rest of ``loss_by_feat``; backward as above. ``--text-mode`` chooses how the
-  text phase runs: ``rerun`` runs CLIP on the B x K texts every iteration (upstream's
-  behaviour), ``cached`` calls the frozen ``HuggingCLIPLanguageBackbone``, which looks
-  embeddings up in its per-string cache (ai4rs' behaviour: CLIP runs in the warm-up
-  iteration only), ``both`` (default) measures the two in one run, taking turns
-  iteration by iteration on the same model. ``--text-model DIR``
-  names a local CLIP; without it a randomly initialised CLIP ViT-B/32 text model is
-  written to a temp dir (speed depends on the architecture only).
+- rotated YOLOX (``takes_texts`` False, ``RotatedBoxes``; defaults: batch 2, 1024 px, 50
+  random rotated boxes per image, SGD): forward = backbone + neck + head convolutions;
+  assignment = the label assignment of every image (``bbox_head._get_targets_single``:
+  decoding, SimOTA); loss = the rest of ``loss_by_feat``; backward = ``loss.backward()``
+  plus the optimizer step.
+- YOLO-World (``takes_texts``, ``HorizontalBoxes``; defaults: batch 2, 640 px, the
+  config's ``num_train_classes`` texts per image (its class texts), 20 random boxes per
+  image, AdamW): text = the text model; forward = image backbone + VL-PAN neck + head;
+  assignment = ``BatchTaskAlignedAssigner``; loss = the rest of ``loss_by_feat``; backward
+  as above. ``--text-mode`` chooses how the text phase runs: ``rerun`` runs CLIP on the
+  B x K texts every iteration (upstream's behaviour), ``cached`` calls the frozen
+  ``HuggingCLIPLanguageBackbone``, which looks embeddings up in its per-string cache
+  (ai4rs' behaviour: CLIP runs in the warm-up iteration only), ``both`` (default)
+  measures the two in one run, taking turns iteration by iteration on the same model.
+  ``--text-model DIR`` names a local CLIP; without it a randomly initialised CLIP
+  ViT-B/32 text model is written to a temp dir (speed depends on the architecture only).
+- open-vocabulary rotated: YOLO-World with ``RotatedYOLOWorldHead`` (``takes_texts``,
+  ``RotatedBoxes``; defaults: batch 2, 1024 px, 50 random rotated boxes per image, the
+  config's ``num_train_classes`` texts per image, AdamW): phases as YOLO-World, the
+  assignment being ``BatchRotatedTaskAlignedAssigner``; the batch is a list of data
+  samples (``pseudo_collate``, as the DOTA recipe) with ``texts`` and rotated
+  ``gt_instances``.
 
-``--channels-last`` runs the model and images in the channels-last memory format (an
-experiment to measure; the training tools do not apply it). The table printed at the end
-is markdown.
+``--baseline CONFIG2`` profiles a second config's model in the same run: the two models
+take turns iteration by iteration (as the variants do), on the same shape and number of
+boxes (the main config's defaults unless given; the rotated families draw the same boxes);
+both tables are printed, then ``total main / baseline`` (per variant of the main model,
+against the baseline's variant of the same name, or its only one).
+
+``--channels-last`` runs the models and images in the channels-last memory format (an
+experiment to measure; the training tools do not apply it). The tables printed are
+markdown.
 """
 
 import argparse
 import os.path as osp
+import statistics
 import sys
 import tempfile
 import time
 from collections import defaultdict
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # text_model_args.py, beside it
@@ -47,14 +63,10 @@ from mmengine.structures import InstanceData  # noqa: E402
 
 from ai4rs.registry import MODELS  # noqa: E402
 from ai4rs.structures import DetDataSample  # noqa: E402
-from ai4rs.structures.bbox import RotatedBoxes  # noqa: E402
+from ai4rs.structures.bbox import HorizontalBoxes, RotatedBoxes  # noqa: E402
 from ai4rs.utils.cli import add_config_arguments, config_from_args, shape_from_args  # noqa: E402
-from text_model_args import (  # noqa: E402
-    add_text_model_argument,
-    is_yolo_world,
-    set_text_model,
-    vocabulary,
-)
+from ai4rs.utils.config import load_config  # noqa: E402
+from text_model_args import add_text_model_argument, set_text_model, vocabulary  # noqa: E402
 
 
 class PhaseTimer:
@@ -107,10 +119,40 @@ def random_boxes(
     return cx, cy, bw, bh
 
 
+def random_rotated_samples(
+    batch_size: int, shape: tuple[int, int], num_gts: int, num_classes: int, seed: int = 0
+) -> dict:
+    """A ``pseudo_collate`` training batch of random uint8 images (3, H, W), each with
+    ``num_gts`` random DOTA-like rotated boxes (``RotatedBoxes`` (cx, cy, w, h, t), t in
+    [-pi/2, pi/2), 8 to 128 px) labelled in [0, num_classes); the same ``seed`` and sizes
+    give the same images and boxes whatever the model."""
+    gen = torch.Generator().manual_seed(seed)
+    h, w = shape
+    inputs, samples = [], []
+    for _ in range(batch_size):
+        inputs.append(torch.randint(0, 256, (3, h, w), generator=gen, dtype=torch.uint8))
+        cx, cy, bw, bh = random_boxes(gen, num_gts, h, w, 8, 128)
+        t = (torch.rand(num_gts, generator=gen) - 0.5) * torch.pi
+        sample = DetDataSample(
+            metainfo=dict(img_shape=(h, w), ori_shape=(h, w), scale_factor=(1.0, 1.0))
+        )
+        sample.gt_instances = InstanceData(
+            bboxes=RotatedBoxes(torch.stack([cx, cy, bw, bh, t], 1)),
+            labels=torch.randint(0, num_classes, (num_gts,), generator=gen),
+        )
+        sample.ignored_instances = InstanceData(
+            bboxes=RotatedBoxes(torch.zeros(0, 5)), labels=torch.zeros(0, dtype=torch.long)
+        )
+        samples.append(sample)
+    return dict(inputs=inputs, data_samples=samples)
+
+
 class RotatedYOLOXFamily:
     """Rotated YOLOX: DOTA-like random rotated boxes, SimOTA per image, SGD."""
 
     name = 'rotated YOLOX'
+    takes_texts = False
+    box_type = RotatedBoxes
     default_shape = (1024, 1024)
     default_num_gts = 50
     variants = ('default',)
@@ -128,26 +170,8 @@ class RotatedYOLOXFamily:
     def make_batch(
         model, batch_size: int, shape: tuple[int, int], num_gts: int, seed: int = 0
     ) -> dict:
-        """Random uint8 images (3, H, W) with ``num_gts`` random rotated boxes each."""
-        gen = torch.Generator().manual_seed(seed)
-        h, w = shape
-        inputs, samples = [], []
-        for _ in range(batch_size):
-            inputs.append(torch.randint(0, 256, (3, h, w), generator=gen, dtype=torch.uint8))
-            cx, cy, bw, bh = random_boxes(gen, num_gts, h, w, 8, 128)
-            t = (torch.rand(num_gts, generator=gen) - 0.5) * torch.pi
-            sample = DetDataSample(
-                metainfo=dict(img_shape=(h, w), ori_shape=(h, w), scale_factor=(1.0, 1.0))
-            )
-            sample.gt_instances = InstanceData(
-                bboxes=RotatedBoxes(torch.stack([cx, cy, bw, bh, t], 1)),
-                labels=torch.randint(0, model.bbox_head.num_classes, (num_gts,), generator=gen),
-            )
-            sample.ignored_instances = InstanceData(
-                bboxes=RotatedBoxes(torch.zeros(0, 5)), labels=torch.zeros(0, dtype=torch.long)
-            )
-            samples.append(sample)
-        return dict(inputs=inputs, data_samples=samples)
+        """:func:`random_rotated_samples` labelled in the head's classes."""
+        return random_rotated_samples(batch_size, shape, num_gts, model.bbox_head.num_classes, seed)
 
     def optimizer(self, model):
         return torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
@@ -176,6 +200,8 @@ class YOLOWorldFamily:
     task-aligned assignment, AdamW. Variants: CLIP re-run every iteration / cached."""
 
     name = 'YOLO-World'
+    takes_texts = True
+    box_type = HorizontalBoxes
     default_shape = (640, 640)
     default_num_gts = 20
     VARIANT_LABELS = {
@@ -257,58 +283,161 @@ class YOLOWorldFamily:
         return f'{self.num_texts} texts and {args.num_gts} GT boxes per image, {source}'
 
 
-def family_of(cfg):
-    return YOLOWorldFamily if is_yolo_world(cfg) else RotatedYOLOXFamily
+class RotatedYOLOWorldFamily(YOLOWorldFamily):
+    """Open-vocabulary rotated (YOLO-World detector, ``RotatedYOLOWorldHead``): B images with
+    K texts each (the config's class texts) and DOTA-like random rotated boxes, rotated
+    task-aligned assignment, AdamW. Variants as YOLO-World."""
+
+    name = 'open-vocabulary rotated (YOLO-World + RotatedYOLOWorldHead)'
+    box_type = RotatedBoxes
+    default_shape = (1024, 1024)
+    default_num_gts = 50
+
+    def make_batch(
+        self, model, batch_size: int, shape: tuple[int, int], num_gts: int, seed: int = 0
+    ) -> dict:
+        """The DOTA recipe's (``pseudo_collate``) training batch: ``inputs`` B uint8 images
+        (3, H, W); ``data_samples`` B data samples with ``texts`` (K strings) and rotated
+        ``gt_instances`` (:func:`random_rotated_samples`, labels index the K texts)."""
+        batch = random_rotated_samples(batch_size, shape, num_gts, self.num_texts, seed)
+        for sample in batch['data_samples']:
+            sample.set_metainfo(dict(texts=list(self.texts)))
+        return batch
+
+    def losses(self, model, data: dict, timer: PhaseTimer, variant: str) -> dict:
+        samples = data['data_samples']
+        head = model.bbox_head
+        head.num_classes = model.num_train_classes
+        with timer('text'):
+            txt_feats = self.text_feats(model, [list(s.texts) for s in samples], variant)
+        with timer('forward'):
+            img_feats = model.backbone.forward_image(data['inputs'])
+            img_feats = model.neck(img_feats, txt_feats) if model.mm_neck else model.neck(img_feats)
+            outs = head(img_feats, txt_feats, None)
+        with timer('loss_by_feat'):
+            return head.loss_from_outputs(outs, samples)
+
+
+FAMILIES = (RotatedYOLOXFamily, YOLOWorldFamily, RotatedYOLOWorldFamily)
+
+
+def family_of(cfg, source: str = 'config'):
+    """The adapter of ``cfg.model``: the family whose ``takes_texts`` is the detector class's
+    and whose ``box_type`` is the head class's (classes looked up in the registry)."""
+    model_cfg = cfg.get('model')
+    head_cfg = model_cfg.get('bbox_head') if model_cfg is not None else None
+    if head_cfg is None or 'type' not in model_cfg or 'type' not in head_cfg:
+        raise ValueError(f'{source}: model.type and model.bbox_head.type are needed')
+    detector, head = MODELS.get(model_cfg.type), MODELS.get(head_cfg.type)
+    for kind, name, cls in (
+        ('model.type', model_cfg.type, detector),
+        ('model.bbox_head.type', head_cfg.type, head),
+    ):
+        if cls is None:
+            raise KeyError(f'{source}: {kind}={name!r} is not a registered model')
+    takes_texts = bool(getattr(detector, 'takes_texts', False))
+    box_type = getattr(head, 'box_type', None)
+    for family in FAMILIES:
+        if family.takes_texts == takes_texts and family.box_type is box_type:
+            return family
+    raise ValueError(
+        f'{source}: no profiling adapter for {detector.__name__} (takes_texts={takes_texts}) '
+        f'with {head.__name__} (box_type={getattr(box_type, "__name__", box_type)}); '
+        'adapters: ' + ', '.join(f.name for f in FAMILIES)
+    )
+
+
+@dataclass
+class Measured:
+    """One model under measure: its family adapter, model, batch and variants;
+    :func:`profile` fills ``iteration_totals`` (``{variant: [seconds of each measured
+    iteration]}``, the sum of its phases)."""
+
+    family: object
+    model: torch.nn.Module
+    batch: dict
+    variants: tuple[str, ...]
+    iteration_totals: dict[str, list[float]] = field(default_factory=dict)
 
 
 def profile(
-    family,
-    model,
-    batch: dict,
-    iters: int,
-    device: str,
-    variants: tuple[str, ...],
-    channels_last: bool = False,
-) -> dict[str, dict[str, float]]:
-    """Mean seconds per phase of each variant over ``iters`` iterations, after one warm-up
-    iteration of each. The variants share the model and optimizer and take turns, one
-    iteration each, so that a change of the machine's load affects them alike.
-    ``channels_last``: model and images in the channels-last memory format (an experiment:
-    the training tools do not apply it)."""
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    timers = {variant: PhaseTimer(device) for variant in variants}
-    optimizer = family.optimizer(model)
-    model.train()
-    family.start(model)
-    assigner_obj, assigner_attr = family.assigner(model)
+    runs: dict[str, Measured], iters: int, device: str, channels_last: bool = False
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Mean seconds per phase of each run's variants over ``iters`` iterations, after one
+    warm-up iteration of each: ``{run: {variant: {phase: seconds}}}``. The runs (and a run's
+    variants, which share its model and optimizer) take turns, one iteration each, so that
+    a change of the machine's load affects them alike. ``channels_last``: models and images
+    in the channels-last memory format (an experiment: the training tools do not apply it)."""
+    timers, optimizers = {}, {}
+    for label, run in runs.items():
+        if channels_last:
+            run.model.to(memory_format=torch.channels_last)
+        timers[label] = {variant: PhaseTimer(device) for variant in run.variants}
+        optimizers[label] = run.family.optimizer(run.model)
+        run.model.train()
+        run.family.start(run.model)
+        run.iteration_totals = {variant: [] for variant in run.variants}
     for i in range(iters + 1):
-        for variant in variants:
-            timer = timers[variant]
-            with timer.wrap(assigner_obj, assigner_attr, 'assignment'):
-                data = model.data_preprocessor(batch, True)
-                if channels_last:
-                    data['inputs'] = data['inputs'].contiguous(memory_format=torch.channels_last)
-                losses = family.losses(model, data, timer, variant)
-                loss = sum(v for k, v in losses.items() if 'loss' in k)
-                with timer('backward'):
-                    optimizer.zero_grad()
-                    loss.backward()
-                    optimizer.step()
-            if i == 0:
-                timer.totals.clear()
-    results = {}
-    for variant, timer in timers.items():
-        totals = timer.totals
-        result = {'text': totals['text']} if 'text' in totals else {}
-        result.update(
-            forward=totals['forward'],
-            assignment=totals['assignment'],
-            loss=totals['loss_by_feat'] - totals['assignment'],
-            backward=totals['backward'],
-        )
-        results[variant] = {k: v / iters for k, v in result.items()}
-    return results
+        for label, run in runs.items():
+            model, family, optimizer = run.model, run.family, optimizers[label]
+            assigner_obj, assigner_attr = family.assigner(model)
+            for variant in run.variants:
+                timer = timers[label][variant]
+                before = dict(timer.totals)
+                with timer.wrap(assigner_obj, assigner_attr, 'assignment'):
+                    data = model.data_preprocessor(run.batch, True)
+                    if channels_last:
+                        data['inputs'] = data['inputs'].contiguous(
+                            memory_format=torch.channels_last
+                        )
+                    losses = family.losses(model, data, timer, variant)
+                    loss = sum(v for k, v in losses.items() if 'loss' in k)
+                    with timer('backward'):
+                        optimizer.zero_grad()
+                        loss.backward()
+                        optimizer.step()
+                if i == 0:
+                    timer.totals.clear()
+                else:
+                    spent = {k: v - before.get(k, 0.0) for k, v in timer.totals.items()}
+                    run.iteration_totals[variant].append(sum(phase_means(spent, 1).values()))
+    return {
+        label: {variant: phase_means(timer.totals, iters) for variant, timer in run_timers.items()}
+        for label, run_timers in timers.items()
+    }
+
+
+def phase_means(totals: dict[str, float], iters: int) -> dict[str, float]:
+    """Seconds per iteration of each phase from a timer's totals (``loss`` = ``loss_by_feat``
+    less the assignment it calls)."""
+    result = {'text': totals['text']} if 'text' in totals else {}
+    assignment = totals.get('assignment', 0.0)
+    result.update(
+        forward=totals.get('forward', 0.0),
+        assignment=assignment,
+        loss=totals.get('loss_by_feat', 0.0) - assignment,
+        backward=totals.get('backward', 0.0),
+    )
+    return {k: v / iters for k, v in result.items()}
+
+
+def baseline_ratios(
+    main: dict[str, dict[str, float]], baseline: dict[str, dict[str, float]]
+) -> dict[str, tuple[str, float]]:
+    """``{main variant: (baseline variant, total main / total baseline)}``: each variant of
+    the main model against the baseline's variant of the same name, or its only one."""
+    ratios = {}
+    for variant, phases in main.items():
+        if variant in baseline:
+            other = variant
+        elif len(baseline) == 1:
+            other = next(iter(baseline))
+        else:
+            raise ValueError(
+                f'baseline variants {list(baseline)}: none is {variant!r} and there are several'
+            )
+        ratios[variant] = (other, sum(phases.values()) / sum(baseline[other].values()))
+    return ratios
 
 
 def markdown_table(results: dict[str, dict[str, float]], labels: dict[str, str]) -> str:
@@ -339,20 +468,28 @@ def markdown_table(results: dict[str, dict[str, float]], labels: dict[str, str])
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_config_arguments(parser)
+    parser.add_argument(
+        '--baseline',
+        default=None,
+        metavar='CONFIG2',
+        help="a second config profiled in the same run, taking turns with CONFIG's model "
+        'iteration by iteration; prints both tables and total CONFIG / CONFIG2',
+    )
     parser.add_argument('--batch-size', type=int, default=2)
     parser.add_argument(
         '--shape',
         type=int,
         nargs='+',
         default=None,
-        help='input height and width (one value: square); default 1024 for '
-        'rotated YOLOX, 640 for YOLO-World',
+        help="input height and width (one value: square); default (CONFIG's family, "
+        'for both models): 1024 rotated YOLOX / open-vocabulary rotated, 640 YOLO-World',
     )
     parser.add_argument(
         '--num-gts',
         type=int,
         default=None,
-        help='GT boxes per image (default 50 rotated YOLOX, 20 YOLO-World)',
+        help='GT boxes per image (default, for both models: 50 rotated YOLOX / '
+        'open-vocabulary rotated, 20 YOLO-World)',
     )
     parser.add_argument('--iters', type=int, default=3)
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
@@ -361,7 +498,7 @@ def parse_args(argv=None):
         '--text-mode',
         choices=('both', 'rerun', 'cached'),
         default='both',
-        help='YOLO-World: run CLIP every iteration (rerun, upstream), use the '
+        help='YOLO-World families: run CLIP every iteration (rerun, upstream), use the '
         "frozen text model's embedding cache (cached, ai4rs), or both",
     )
     parser.add_argument(
@@ -374,30 +511,61 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
+    """Profile, print the tables (and the ratio to ``--baseline``); returns
+    ``{'main': {variant: {phase: s}}}`` plus ``'baseline'`` when one is given."""
     args = parse_args(argv)
-    cfg = config_from_args(args)
+    cfgs = {'main': config_from_args(args)}
+    if args.baseline is not None:
+        cfgs['baseline'] = load_config(args.baseline)
+    sources = {'main': args.config, 'baseline': args.baseline}
+    families = {label: family_of(cfg, sources[label]) for label, cfg in cfgs.items()}
+    main_family = families['main']
+    shape = main_family.default_shape if args.shape is None else shape_from_args(args)
+    if args.num_gts is None:
+        args.num_gts = main_family.default_num_gts
     with tempfile.TemporaryDirectory() as tmpdir:
-        family = family_of(cfg)(cfg, args, tmpdir)
-        shape = family.default_shape if args.shape is None else shape_from_args(args)
-        if args.num_gts is None:
-            args.num_gts = family.default_num_gts
-        torch.manual_seed(0)
-        model = family.build(args.device)
-        batch = family.make_batch(model, args.batch_size, shape, args.num_gts)
-        results = profile(
-            family, model, batch, args.iters, args.device, family.variants, args.channels_last
+        runs = {}
+        for label, cfg in cfgs.items():
+            family = families[label](cfg, args, osp.join(tmpdir, label))
+            torch.manual_seed(0)
+            model = family.build(args.device)
+            batch = family.make_batch(model, args.batch_size, shape, args.num_gts)
+            runs[label] = Measured(family, model, batch, family.variants)
+        results = profile(runs, args.iters, args.device, args.channels_last)
+    for label, run in runs.items():
+        variants = results[label]
+        turns = [
+            what
+            for what, count in (('variants', len(variants)), ('models', len(runs)))
+            if count > 1
+        ]
+        print(
+            (f'{label}: ' if len(runs) > 1 else '')
+            + f'{osp.basename(sources[label])} ({run.family.name}): batch {args.batch_size}, '
+            f'{shape[0]}x{shape[1]}, {run.family.describe(args)}, {args.device}, '
+            f'{torch.get_num_threads()} threads, mean of {args.iters} iterations after 1 '
+            'warm-up'
+            + (f' ({" and ".join(turns)} taking turns)' if turns else '')
+            + (', channels-last' if args.channels_last else '')
         )
-    print(
-        f'{osp.basename(args.config)}: batch {args.batch_size}, {shape[0]}x{shape[1]}, '
-        f'{family.describe(args)}, {args.device}, {torch.get_num_threads()} threads, '
-        f'mean of {args.iters} iterations after 1 warm-up'
-        + (' (variants taking turns)' if len(results) > 1 else '')
-        + (', channels-last' if args.channels_last else '')
-    )
-    print(markdown_table(results, getattr(family, 'VARIANT_LABELS', {})))
-    if len(results) == 2:
-        (a, ra), (b, rb) = results.items()
-        print(f'total {b} / {a}: {sum(rb.values()) / sum(ra.values()):.3f}')
+        print(markdown_table(variants, getattr(run.family, 'VARIANT_LABELS', {})))
+        if len(variants) == 2:
+            (a, ra), (b, rb) = variants.items()
+            print(f'total {b} / {a}: {sum(rb.values()) / sum(ra.values()):.3f}')
+    if 'baseline' in results:
+        for variant, (other, ratio) in baseline_ratios(
+            results['main'], results['baseline']
+        ).items():
+            print(f'total main ({variant}) / baseline ({other}): {ratio:.3f}')
+            main_s = runs['main'].iteration_totals[variant]
+            baseline_s = runs['baseline'].iteration_totals[other]
+            per_iteration = [m / b for m, b in zip(main_s, baseline_s, strict=True)]
+            print(
+                f'  per iteration: main {", ".join(f"{t:.3f}" for t in main_s)} s; '
+                f'baseline {", ".join(f"{t:.3f}" for t in baseline_s)} s; '
+                f'ratio {", ".join(f"{r:.3f}" for r in per_iteration)} '
+                f'(median {statistics.median(per_iteration):.3f})'
+            )
     return results
 
 
