@@ -4,7 +4,9 @@
 the generated DOTA-style data, a tiny CLIP, training on CPU, AP50 >= 0.85 on the held-out images
 by DOTAMetric, then the demo with ``--texts``: its detections are oriented boxes named by those
 texts only, and they find the demo image's objects of those classes (shapely polygon IoU against
-the image's DOTA label file).
+the image's DOTA label file). Then ``tools/test.py`` on the trained checkpoint with the class list
+and its texts in another order (a user config inheriting the quick start's): the same AP, class by
+class (a model that ignored its texts would score 'court' with the 'vehicle' weights).
 """
 
 import json
@@ -38,6 +40,16 @@ def _polygon(rbox):
 
     corners = rbox_corners(torch.tensor([rbox], dtype=torch.float64))[0].tolist()
     return Polygon(corners)
+
+
+def _class_table(output):
+    """{class: (gts, dets, recall, ap)} and AP50 from tools/test.py's DOTAMetric output."""
+    rows = re.findall(
+        r'^\| (\w+)\s*\| (\d+)\s*\| (\d+)\s*\| ([0-9.]+)\s*\| ([0-9.]+)\s*\|$', output, re.M
+    )
+    ap50 = re.findall(r'dota/AP50: ([0-9.]+)', output)
+    assert rows and ap50, output[-3000:]
+    return {name: tuple(rest) for name, *rest in rows}, float(ap50[-1])
 
 
 def _iou(a, b):
@@ -82,3 +94,39 @@ def test_open_vocabulary_rotated_quickstart(tmp_path):
             assert any(
                 d['text'] == text and _iou(_polygon(d['bbox']), polygon) >= 0.5 for d in confident
             ), (text, polygon.wkt, confident)
+
+    # the same checkpoint, the class list and the texts in another order
+    config = re.search(r'^config: (.+)$', proc.stdout, re.M).group(1)
+    checkpoint = re.search(r'^checkpoint: (.+)$', proc.stdout, re.M).group(1)
+    with open(data / 'texts' / 'class_texts.json') as f:
+        class_texts = json.load(f)
+    assert class_texts == [['vehicle'], ['pool'], ['court']]
+    with open(tmp_path / 'reordered_texts.json', 'w') as f:
+        json.dump(class_texts[::-1], f)
+    reordered = tmp_path / 'reordered.py'
+    reordered.write_text(
+        f'_base_ = [{config!r}]\n'
+        'test_dataloader = dict(dataset=dict(\n'
+        f'    class_text_path={str(tmp_path / "reordered_texts.json")!r},\n'
+        "    dataset=dict(metainfo=dict(classes=('court', 'pool', 'vehicle')))))\n"
+    )
+    tables = []
+    for cfg, name in ((config, 'as_trained'), (str(reordered), 'reordered')):
+        test = run_cmd(
+            [
+                sys.executable,
+                osp.join(REPO_ROOT, 'tools', 'test.py'),
+                cfg,
+                checkpoint,
+                '--work-dir',
+                str(tmp_path / name),
+            ],
+            cwd=tmp_path,
+            timeout=600,
+        )
+        tables.append(_class_table(test.stdout + test.stderr))
+    (as_trained, ap_trained), (reordered_rows, ap_reordered) = tables
+    assert list(as_trained) == ['vehicle', 'pool', 'court']
+    assert list(reordered_rows) == ['court', 'pool', 'vehicle']
+    assert reordered_rows == as_trained
+    assert abs(ap_reordered - ap_trained) < 1e-4 and abs(ap_trained - ap50) < 1e-4
