@@ -33,14 +33,13 @@ import copy
 from collections.abc import Sequence
 
 import torch
-from mmengine.dist import get_dist_info
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from ai4rs.registry import MODELS
 
 from ..task_modules.coders.distance_angle_point_coder import equivalent_rbox_nearest
-from ..utils import gt_instances_preprocess, multi_apply
+from ..utils import multi_apply
 from .rotated_head_mixin import RotatedHeadMixin
 from .yolo_world_head import YOLOWorldHead, YOLOWorldHeadModule
 
@@ -294,27 +293,12 @@ class RotatedYOLOWorldHead(RotatedHeadMixin, YOLOWorldHead):
         Returns:
             dict: ``loss_cls``, ``loss_bbox``, ``loss_dfl`` (scalars).
         """
-        if self.assigner is None:
-            raise ValueError('RotatedYOLOWorldHead.loss_by_feat needs train_cfg.assigner')
         num_imgs = len(batch_img_metas)
         reg_max = self.head_module.reg_max
-        num_classes = cls_scores[0].size(1)
-        if num_classes != self.assigner.num_classes:
-            raise ValueError(
-                f'RotatedYOLOWorldHead: {num_classes} texts per image but the assigner '
-                f'was built for num_classes={self.assigner.num_classes}'
-            )
-        priors = self.flat_priors(cls_scores, with_stride=True)
+        num_classes, priors, gt_labels, gt_bboxes = self.loss_targets_setup(
+            cls_scores, batch_gt_instances, num_imgs, box_dim=5
+        )
         stride_tensor = priors[:, 2:3]
-
-        gt_info = gt_instances_preprocess(batch_gt_instances, num_imgs)
-        if gt_info.size(-1) != 6:
-            raise ValueError(
-                'RotatedYOLOWorldHead: ground-truth boxes must be rotated (cx, cy, w, h, t), '
-                f'got {gt_info.size(-1) - 1} columns'
-            )
-        gt_labels = gt_info[:, :, :1]
-        gt_bboxes = gt_info[:, :, 1:]
         # a zero row is padding (gt_instances_preprocess); real boxes have w, h > 0
         pad_bbox_flag = ((gt_bboxes[..., 2] > 0) & (gt_bboxes[..., 3] > 0)).float().unsqueeze(-1)
 
@@ -324,28 +308,21 @@ class RotatedYOLOWorldHead(RotatedHeadMixin, YOLOWorldHead):
             self.flatten_levels(angle_preds, self.angle_coder.encode_size).float(),
             normalise=False,
         )
-        flatten_dist_preds = torch.cat(
-            [d.reshape(num_imgs, -1, reg_max * 4) for d in bbox_dist_preds], dim=1
-        ).float()
+        flatten_dist_preds = self.flatten_dist_logits(bbox_dist_preds, num_imgs)
         flatten_pred_rboxes = self.decode_rboxes(priors, flatten_distances, flatten_angles)
 
-        assigned_result = self.assigner(
-            flatten_pred_rboxes.detach().type(gt_bboxes.dtype),
-            flatten_cls_preds.detach().sigmoid(),
+        assigned_result, assigned_scores_sum, loss_cls = self.assign_and_classify(
+            flatten_pred_rboxes,
+            flatten_cls_preds,
             priors,
             gt_labels,
             gt_bboxes,
             pad_bbox_flag,
+            batch_text_masks,
         )
         assigned_bboxes = assigned_result['assigned_bboxes']
         assigned_scores = assigned_result['assigned_scores']
         fg_mask_pre_prior = assigned_result['fg_mask_pre_prior']
-
-        assigned_scores_sum = assigned_scores.sum().clamp(min=1)
-        loss_cls = self.loss_cls(flatten_cls_preds, assigned_scores)
-        if batch_text_masks is not None:
-            loss_cls = loss_cls * batch_text_masks.view(num_imgs, 1, -1).to(loss_cls)
-        loss_cls = loss_cls.sum() / assigned_scores_sum
 
         if bool(fg_mask_pre_prior.any()):
             bbox_weight = assigned_scores.sum(-1)[fg_mask_pre_prior]
@@ -365,17 +342,10 @@ class RotatedYOLOWorldHead(RotatedHeadMixin, YOLOWorldHead):
             target_ltrb = self.bbox_coder.encode(
                 points_pos, target_aligned, max_dis=reg_max - 1, eps=0.01
             )
-            loss_dfl = self.loss_dfl(
-                flatten_dist_preds[fg_mask_pre_prior].reshape(-1, reg_max),
-                target_ltrb.reshape(-1),
-                weight=bbox_weight[:, None].expand(-1, 4).reshape(-1),
-                avg_factor=assigned_scores_sum,
+            loss_dfl = self.distribution_focal_loss(
+                flatten_dist_preds[fg_mask_pre_prior], target_ltrb, bbox_weight, assigned_scores_sum
             )
         else:
             loss_bbox = flatten_pred_rboxes.sum() * 0
             loss_dfl = flatten_pred_rboxes.sum() * 0
-        world_size = get_dist_info()[1] if self.world_size == -1 else self.world_size
-        scale = num_imgs * world_size
-        return dict(
-            loss_cls=loss_cls * scale, loss_bbox=loss_bbox * scale, loss_dfl=loss_dfl * scale
-        )
+        return self.scale_losses(num_imgs, loss_cls, loss_bbox, loss_dfl)

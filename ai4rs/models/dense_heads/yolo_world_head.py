@@ -502,53 +502,36 @@ class YOLOWorldHead(BaseDenseHead):
         Returns:
             dict: ``loss_cls``, ``loss_bbox``, ``loss_dfl`` (scalars).
         """
-        if self.assigner is None:
-            raise ValueError('YOLOWorldHead.loss_by_feat needs train_cfg.assigner')
         num_imgs = len(batch_img_metas)
         reg_max = self.head_module.reg_max
-        num_classes = cls_scores[0].size(1)
-        if num_classes != self.assigner.num_classes:
-            raise ValueError(
-                f'YOLOWorldHead: {num_classes} texts per image but the assigner '
-                f'was built for num_classes={self.assigner.num_classes}'
-            )
-        # (P, 4) priors (x, y, stride, stride); stride_tensor (P, 1)
-        priors = self.flat_priors(cls_scores, with_stride=True)
+        num_classes, priors, gt_labels, gt_bboxes = self.loss_targets_setup(
+            cls_scores, batch_gt_instances, num_imgs, box_dim=4
+        )
+        # (P, 1) stride of each prior
         stride_tensor = priors[:, 2:3]
-
-        gt_info = gt_instances_preprocess(batch_gt_instances, num_imgs)
-        gt_labels = gt_info[:, :, :1]
-        gt_bboxes = gt_info[:, :, 1:]
         # upstream's padding rule: a box whose coordinates sum to <= 0 is padding
         pad_bbox_flag = (gt_bboxes.sum(-1, keepdim=True) > 0).float()
 
         # losses in float32 whatever the autocast dtype of the outputs
         flatten_cls_preds = self.flatten_levels(cls_scores, num_classes).float()
         flatten_pred_bboxes = self.flatten_levels(bbox_preds, 4).float()
-        flatten_dist_preds = torch.cat(
-            [d.reshape(num_imgs, -1, reg_max * 4) for d in bbox_dist_preds], dim=1
-        ).float()
+        flatten_dist_preds = self.flatten_dist_logits(bbox_dist_preds, num_imgs)
         flatten_pred_bboxes = self.bbox_coder.decode(
             priors[:, :2], flatten_pred_bboxes, stride_tensor[:, 0]
         )
 
-        assigned_result = self.assigner(
-            flatten_pred_bboxes.detach().type(gt_bboxes.dtype),
-            flatten_cls_preds.detach().sigmoid(),
+        assigned_result, assigned_scores_sum, loss_cls = self.assign_and_classify(
+            flatten_pred_bboxes,
+            flatten_cls_preds,
             priors,
             gt_labels,
             gt_bboxes,
             pad_bbox_flag,
+            batch_text_masks,
         )
         assigned_bboxes = assigned_result['assigned_bboxes']
         assigned_scores = assigned_result['assigned_scores']
         fg_mask_pre_prior = assigned_result['fg_mask_pre_prior']
-
-        assigned_scores_sum = assigned_scores.sum().clamp(min=1)
-        loss_cls = self.loss_cls(flatten_cls_preds, assigned_scores)
-        if batch_text_masks is not None:
-            loss_cls = loss_cls * batch_text_masks.view(num_imgs, 1, -1).to(loss_cls)
-        loss_cls = loss_cls.sum() / assigned_scores_sum
 
         # boxes in stride units
         assigned_bboxes = assigned_bboxes / stride_tensor
@@ -557,25 +540,130 @@ class YOLOWorldHead(BaseDenseHead):
         if bool(fg_mask_pre_prior.any()):
             pred_bboxes_pos = flatten_pred_bboxes[fg_mask_pre_prior]
             assigned_bboxes_pos = assigned_bboxes[fg_mask_pre_prior]
-            bbox_weight = assigned_scores.sum(-1)[fg_mask_pre_prior].unsqueeze(-1)
+            bbox_weight = assigned_scores.sum(-1)[fg_mask_pre_prior]
             loss_bbox = (
-                self.loss_bbox(pred_bboxes_pos, assigned_bboxes_pos, weight=bbox_weight)
+                self.loss_bbox(
+                    pred_bboxes_pos, assigned_bboxes_pos, weight=bbox_weight.unsqueeze(-1)
+                )
                 / assigned_scores_sum
             )
-            pred_dist_pos = flatten_dist_preds[fg_mask_pre_prior]
             assigned_ltrb = self.bbox_coder.encode(
                 priors[:, :2] / stride_tensor, assigned_bboxes, max_dis=reg_max - 1, eps=0.01
             )
-            assigned_ltrb_pos = assigned_ltrb[fg_mask_pre_prior]
-            loss_dfl = self.loss_dfl(
-                pred_dist_pos.reshape(-1, reg_max),
-                assigned_ltrb_pos.reshape(-1),
-                weight=bbox_weight.expand(-1, 4).reshape(-1),
-                avg_factor=assigned_scores_sum,
+            loss_dfl = self.distribution_focal_loss(
+                flatten_dist_preds[fg_mask_pre_prior],
+                assigned_ltrb[fg_mask_pre_prior],
+                bbox_weight,
+                assigned_scores_sum,
             )
         else:
             loss_bbox = flatten_pred_bboxes.sum() * 0
             loss_dfl = flatten_pred_bboxes.sum() * 0
+        return self.scale_losses(num_imgs, loss_cls, loss_bbox, loss_dfl)
+
+    # ------------------------------------------- loss steps both YOLO-World heads share
+    def loss_targets_setup(
+        self,
+        cls_scores: Sequence[Tensor],
+        batch_gt_instances: Tensor | Sequence[InstanceData],
+        num_imgs: int,
+        box_dim: int,
+    ) -> tuple[int, Tensor, Tensor, Tensor]:
+        """Check the head is set up to train on these outputs and ground truth.
+
+        Args:
+            cls_scores (Sequence[Tensor]): per level (B, K, H, W) logits.
+            batch_gt_instances: as :func:`ai4rs.models.utils.gt_instances_preprocess`.
+            num_imgs (int): B.
+            box_dim (int): the ground-truth box width this head trains on (4 or 5).
+
+        Returns:
+            tuple: K; priors (P, 4) ``(x, y, stride, stride)``; ground truth labels
+            (B, N, 1) and boxes (B, N, box_dim), zero rows padding.
+        """
+        name = type(self).__name__
+        if self.assigner is None:
+            raise ValueError(f'{name}.loss_by_feat needs train_cfg.assigner')
+        num_classes = cls_scores[0].size(1)
+        if num_classes != self.assigner.num_classes:
+            raise ValueError(
+                f'{name}: {num_classes} texts per image but the assigner '
+                f'was built for num_classes={self.assigner.num_classes}'
+            )
+        priors = self.flat_priors(cls_scores, with_stride=True)
+        gt_info = gt_instances_preprocess(batch_gt_instances, num_imgs)
+        if gt_info.size(-1) != box_dim + 1:
+            raise ValueError(
+                f'{name}: ground-truth boxes must have {box_dim} values, got {gt_info.size(-1) - 1}'
+            )
+        return num_classes, priors, gt_info[:, :, :1], gt_info[:, :, 1:]
+
+    def flatten_dist_logits(self, bbox_dist_preds: Sequence[Tensor], num_imgs: int) -> Tensor:
+        """Per level (B, H * W, 4, reg_max) logits -> (B, P, 4 * reg_max), float32."""
+        reg_max = self.head_module.reg_max
+        return torch.cat(
+            [d.reshape(num_imgs, -1, reg_max * 4) for d in bbox_dist_preds], dim=1
+        ).float()
+
+    def assign_and_classify(
+        self,
+        pred_boxes: Tensor,
+        flatten_cls_preds: Tensor,
+        priors: Tensor,
+        gt_labels: Tensor,
+        gt_bboxes: Tensor,
+        pad_bbox_flag: Tensor,
+        batch_text_masks: Tensor | None,
+    ) -> tuple[dict, Tensor, Tensor]:
+        """Task-aligned assignment and the classification loss.
+
+        Args:
+            pred_boxes (Tensor): (B, P, box_dim) decoded boxes in input pixels (detached
+                for the assigner here).
+            flatten_cls_preds (Tensor): (B, P, K) logits.
+            priors (Tensor): (P, 4).
+            gt_labels, gt_bboxes, pad_bbox_flag (Tensor): (B, N, 1), (B, N, box_dim),
+                (B, N, 1).
+            batch_text_masks (Tensor, optional): (B, K); padding texts get no class loss.
+
+        Returns:
+            tuple: the assigner's result, the positives' score sum (>= 1, the loss
+            normaliser) and ``loss_cls``.
+        """
+        num_imgs = flatten_cls_preds.size(0)
+        assigned_result = self.assigner(
+            pred_boxes.detach().type(gt_bboxes.dtype),
+            flatten_cls_preds.detach().sigmoid(),
+            priors,
+            gt_labels,
+            gt_bboxes,
+            pad_bbox_flag,
+        )
+        assigned_scores = assigned_result['assigned_scores']
+        assigned_scores_sum = assigned_scores.sum().clamp(min=1)
+        loss_cls = self.loss_cls(flatten_cls_preds, assigned_scores)
+        if batch_text_masks is not None:
+            loss_cls = loss_cls * batch_text_masks.view(num_imgs, 1, -1).to(loss_cls)
+        return assigned_result, assigned_scores_sum, loss_cls.sum() / assigned_scores_sum
+
+    def distribution_focal_loss(
+        self, dist_pos: Tensor, target_ltrb: Tensor, weight: Tensor, avg_factor: Tensor
+    ) -> Tensor:
+        """DFL of the positives: ``dist_pos`` (n, 4 * reg_max) logits, ``target_ltrb``
+        (n, 4) distances in stride units, ``weight`` (n,) per positive."""
+        reg_max = self.head_module.reg_max
+        return self.loss_dfl(
+            dist_pos.reshape(-1, reg_max),
+            target_ltrb.reshape(-1),
+            weight=weight[:, None].expand(-1, 4).reshape(-1),
+            avg_factor=avg_factor,
+        )
+
+    def scale_losses(
+        self, num_imgs: int, loss_cls: Tensor, loss_bbox: Tensor, loss_dfl: Tensor
+    ) -> dict:
+        """The losses times images per GPU times GPUs (as upstream: the optimizer wrapper's
+        per-batch normalisation is undone)."""
         world_size = get_dist_info()[1] if self.world_size == -1 else self.world_size
         scale = num_imgs * world_size
         return dict(
