@@ -39,7 +39,6 @@ from torch import Tensor, nn
 from ai4rs.registry import MODELS
 
 from ..task_modules.coders.distance_angle_point_coder import equivalent_rbox_nearest
-from ..utils import multi_apply
 from .rotated_head_mixin import RotatedHeadMixin
 from .yolo_world_head import YOLOWorldHead, YOLOWorldHeadModule
 
@@ -83,25 +82,9 @@ class RotatedYOLOWorldHeadModule(YOLOWorldHeadModule):
             nn.init.zeros_(ang_pred[-1].weight)
             nn.init.zeros_(ang_pred[-1].bias)
 
-    def forward(
-        self, img_feats: Sequence[Tensor], txt_feats: Tensor, txt_masks: Tensor | None = None
-    ) -> tuple[list, ...]:
-        if len(img_feats) != self.num_levels:
-            raise ValueError(
-                f'RotatedYOLOWorldHeadModule: got {len(img_feats)} feature maps for '
-                f'{self.num_levels} levels'
-            )
-        n = self.num_levels
-        return multi_apply(
-            self.forward_single,
-            img_feats,
-            [txt_feats] * n,
-            [txt_masks] * n,
-            self.cls_preds,
-            self.reg_preds,
-            self.cls_contrasts,
-            self.ang_preds,
-        )
+    def level_branches(self) -> tuple[nn.ModuleList, ...]:
+        """YOLO-World's per-level modules, then the angle branch."""
+        return *super().level_branches(), self.ang_preds
 
     def forward_single(
         self,

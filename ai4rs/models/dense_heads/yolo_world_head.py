@@ -262,19 +262,17 @@ class YOLOWorldHeadModule(BaseModule):
     ) -> tuple[list, ...]:
         if len(img_feats) != self.num_levels:
             raise ValueError(
-                f'YOLOWorldHeadModule: got {len(img_feats)} feature maps for '
+                f'{type(self).__name__}: got {len(img_feats)} feature maps for '
                 f'{self.num_levels} levels'
             )
         n = self.num_levels
         return multi_apply(
-            self.forward_single,
-            img_feats,
-            [txt_feats] * n,
-            [txt_masks] * n,
-            self.cls_preds,
-            self.reg_preds,
-            self.cls_contrasts,
+            self.forward_single, img_feats, [txt_feats] * n, [txt_masks] * n, *self.level_branches()
         )
+
+    def level_branches(self) -> tuple[nn.ModuleList, ...]:
+        """The per-level modules :meth:`forward_single` receives after the texts."""
+        return self.cls_preds, self.reg_preds, self.cls_contrasts
 
     def forward_single(
         self,
