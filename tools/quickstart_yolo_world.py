@@ -95,15 +95,18 @@ def untrained_texts(texts: list[str], classes=CLASSES) -> list[str]:
     return [t for t in texts if ' '.join(t.lower().split()) not in trained]
 
 
-def build_config(args, text_model: str):
-    cfg = load_config(CONFIG)
+def build_config(args, text_model: str, config: str = CONFIG, coco: bool = True):
+    """The quick-start ``config`` with the script's data root, its class-text file, the text
+    model and the options; ``coco``: the evaluators read the COCO validation annotations."""
+    cfg = load_config(config)
     data_root = osp.abspath(args.data_root) + '/'
     class_texts = osp.join(data_root, 'texts', 'class_texts.json')
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[key].dataset.dataset.data_root = data_root
         cfg[key].dataset.class_text_path = class_texts
-    for key in ('val_evaluator', 'test_evaluator'):
-        cfg[key].ann_file = osp.join(data_root, 'annotations', 'instances_val.json')
+    if coco:
+        for key in ('val_evaluator', 'test_evaluator'):
+            cfg[key].ann_file = osp.join(data_root, 'annotations', 'instances_val.json')
     cfg.model.backbone.text_model.model_name = text_model
     cfg.work_dir = args.work_dir
     if args.epochs is not None:

@@ -32,8 +32,6 @@ from ai4rs.datasets.preparation.synthetic_dota import (  # noqa: E402
 )
 from ai4rs.engine.runner import Runner, load_trained_weights  # noqa: E402
 from ai4rs.utils import register_all_modules  # noqa: E402
-from ai4rs.utils.cli import enable_amp  # noqa: E402
-from ai4rs.utils.config import load_config  # noqa: E402
 
 CONFIG = osp.join(
     REPO_ROOT, 'configs', 'yolo_world_rotated', 'yolo_world_rotated_quickstart_synthetic.py'
@@ -60,28 +58,6 @@ def parse_args(argv=None):
     )
 
 
-def build_config(args, text_model: str):
-    cfg = load_config(CONFIG)
-    data_root = osp.abspath(args.data_root) + '/'
-    class_texts = osp.join(data_root, 'texts', 'class_texts.json')
-    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        cfg[key].dataset.dataset.data_root = data_root
-        cfg[key].dataset.class_text_path = class_texts
-    cfg.model.backbone.text_model.model_name = text_model
-    cfg.work_dir = args.work_dir
-    if args.epochs is not None:
-        cfg.train_cfg.max_epochs = args.epochs
-        cfg.default_hooks.param_scheduler.max_epochs = args.epochs
-        cfg.default_hooks.checkpoint.interval = args.epochs
-    if args.amp:
-        enable_amp(cfg)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    # the script evaluates once after training (runner.val()), not also at the last epoch
-    cfg.train_cfg.val_interval = cfg.train_cfg.max_epochs + 1
-    return cfg
-
-
 def main(argv=None):
     args = parse_args(argv)
     sibling = _sibling()
@@ -94,7 +70,7 @@ def main(argv=None):
     )
     text_model = sibling.resolve_text_model(args)
     register_all_modules(init_default_scope=False)
-    cfg = build_config(args, osp.abspath(text_model))
+    cfg = sibling.build_config(args, osp.abspath(text_model), CONFIG, coco=False)
     runner = Runner.from_cfg(cfg)
     runner.train()
     # evaluate the weights the checkpoint holds (EMA), as tools/test.py does
