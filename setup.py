@@ -74,7 +74,10 @@ if __name__ == '__main__':
         'tests': read_requirements('tests'),
         'optional': read_requirements('optional'),
         'multimodal': read_requirements('multimodal'),
+        'geo': read_requirements('geo'),
     }
+    # the test suite runs every part, the georeferenced scenes included
+    extras['tests'] = extras['tests'] + extras['geo']
     extras['all'] = sorted({r for v in extras.values() for r in v})
     with open(os.path.join(HERE, 'README.md'), encoding='utf-8') as f:
         long_description = f.read()

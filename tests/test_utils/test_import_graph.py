@@ -119,7 +119,7 @@ LAYERS = (
     ('_threads', '_yapf_cache', 'version', 'registry', 'utils'),
     ('ops',),
     ('structures',),
-    ('datasets', 'models'),
+    ('datasets', 'models', 'geo'),
     ('evaluation', 'visualization'),
     ('engine',),
     ('apis',),
