@@ -97,8 +97,7 @@ def inference_detector_by_patches(
     for size, step in zip(sizes, steps):
         if not 0 < step <= size:
             raise ValueError(f'each step must be in (0, size], got size {size}, step {step}')
-    vocab = model_vocabulary(model, texts)
-    pipeline = build_inference_pipeline(model.cfg, from_array=True, with_texts=vocab is not None)
+    predictor = PatchPredictor(model, texts)
     height, width = img.shape[:2]
 
     jobs = []  # (ratio, window, patch)
@@ -128,16 +127,8 @@ def inference_detector_by_patches(
     all_boxes, all_scores, all_labels = [], [], []
     for start in range(0, len(jobs), batch_size):
         chunk = jobs[start : start + batch_size]
-        inputs, samples = [], []
-        for i, (ratio, window, scaled) in enumerate(chunk):
-            patch = crop_patch(scaled, window, padding_value=pad_value)
-            data = pipeline(pipeline_input(np.ascontiguousarray(patch), start + i, vocab))
-            inputs.append(data['inputs'])
-            samples.append(data['data_samples'])
-        with torch.no_grad():
-            results = model.test_step(dict(inputs=inputs, data_samples=samples))
-        for (ratio, window, scaled), result in zip(chunk, results):
-            pred = result.pred_instances
+        patches = [crop_patch(scaled, win, padding_value=pad_value) for _, win, scaled in chunk]
+        for (ratio, window, scaled), pred in zip(chunk, predictor(patches, first_id=start)):
             # the exact per-axis factors of the resize (the sizes were rounded)
             scale = (width / scaled.shape[1], height / scaled.shape[0])
             all_boxes.append(patch_boxes_to_image(pred.bboxes, window[:2], scale))
@@ -145,11 +136,74 @@ def inference_detector_by_patches(
             all_labels.append(pred.labels)
         if bar is not None:
             bar.update(len(chunk))
+    return merge_detections(
+        all_boxes, all_scores, all_labels, merge_iou_thr, (height, width), predictor.vocab
+    )
 
-    bboxes = type(all_boxes[0]).cat(all_boxes)
-    scores, labels = torch.cat(all_scores), torch.cat(all_labels)
-    keep = merge_patch_boxes(bboxes, scores, labels, merge_iou_thr)
-    metainfo = dict(ori_shape=(height, width), img_shape=(height, width))
+
+class PatchPredictor:
+    """Runs a model on image patches (arrays), a batch per forward pass.
+
+    The one path from patches to patch-pixel predictions, shared by sliced inference
+    (:func:`inference_detector_by_patches`) and scene inference
+    (:func:`ai4rs.apis.inference_scene`): the config's test pipeline for arrays (with the
+    texts of an open-vocabulary model), then ``model.test_step``.
+
+    Args:
+        model (nn.Module): from :func:`init_detector`.
+        texts (list[str], optional): the vocabulary of an open-vocabulary model (as for
+            :func:`ai4rs.apis.inference_detector`); labels index these texts.
+    """
+
+    def __init__(self, model, texts=None):
+        self.model = model
+        self.vocab = model_vocabulary(model, texts)
+        self.pipeline = build_inference_pipeline(
+            model.cfg, from_array=True, with_texts=self.vocab is not None
+        )
+
+    def __call__(self, patches, first_id: int = 0) -> list[InstanceData]:
+        """``patches``: BGR uint8 arrays (h, w, 3) -> one ``InstanceData`` each (``bboxes``
+        in patch pixels as the model's box type, ``scores``, ``labels``)."""
+        if not patches:
+            return []
+        inputs, samples = [], []
+        for i, patch in enumerate(patches):
+            data = pipeline_input(np.ascontiguousarray(patch), first_id + i, self.vocab)
+            data = self.pipeline(data)
+            inputs.append(data['inputs'])
+            samples.append(data['data_samples'])
+        with torch.no_grad():
+            results = self.model.test_step(dict(inputs=inputs, data_samples=samples))
+        return [result.pred_instances for result in results]
+
+
+def merge_detections(
+    boxes: list[BaseBoxes],
+    scores: list[torch.Tensor],
+    labels: list[torch.Tensor],
+    iou_thr: float,
+    shape: tuple[int, int],
+    vocab: list[str] | None = None,
+) -> DetDataSample:
+    """Patch predictions already in image coordinates, merged by the class-aware NMS of
+    :func:`ai4rs.evaluation.functional.merge_patch_boxes`.
+
+    Args:
+        boxes, scores, labels (list): per patch, ``(n_i, box_dim)`` box objects of one type,
+            ``(n_i,)`` scores and ``(n_i,)`` labels. At least one patch.
+        iou_thr (float): IoU threshold of the merge.
+        shape (tuple[int, int]): the image's (height, width).
+        vocab (list[str], optional): the texts the labels index (stored as ``texts``).
+
+    Returns:
+        DetDataSample: ``pred_instances`` (``bboxes``, ``scores``, ``labels``), ``ori_shape``,
+        ``img_shape`` (and ``texts``).
+    """
+    bboxes = type(boxes[0]).cat(boxes)
+    scores, labels = torch.cat(scores), torch.cat(labels)
+    keep = merge_patch_boxes(bboxes, scores, labels, iou_thr)
+    metainfo = dict(ori_shape=tuple(shape), img_shape=tuple(shape))
     if vocab is not None:
         metainfo['texts'] = list(vocab)
     out = DetDataSample(metainfo=metainfo)
