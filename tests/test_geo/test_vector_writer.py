@@ -1,9 +1,11 @@
 """Georeferenced detection layers: corners in map units, GeoPackage / GeoJSON written with
 pyogrio and read back independently (pyogrio.raw.read + shapely, json), Task1 text."""
 
+import importlib.util
 import json
 import math
 import os
+import re
 
 import numpy as np
 import pyogrio
@@ -25,6 +27,7 @@ from ai4rs.geo.vector_writer import (
     write_detections,
 )
 from ai4rs.structures.bbox import HorizontalBoxes, QuadriBoxes, RotatedBoxes
+from tests.conftest import REPO_ROOT
 
 S3 = math.sqrt(3.0)
 # UTM zone 33N, north-up, 0.5 m pixels, top-left corner of the scene at (600000, 5400000)
@@ -266,3 +269,17 @@ def test_write_task1_reuses_the_dota_writer(tmp_path):
     with pytest.raises(TypeError, match='RotatedBoxes or QuadriBoxes'):
         write_task1(str(tmp_path), 'scene', HorizontalBoxes(torch.zeros(1, 4)), [0], [0.3],
                     ['plane', 'ship'])  # fmt: skip
+
+
+def test_benchmark_vector_write_runs_and_checks_its_layers(capsys):
+    path = os.path.join(REPO_ROOT, 'tools', 'analysis_tools', 'benchmark_vector_write.py')
+    spec = importlib.util.spec_from_file_location('benchmark_vector_write', path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    dets = tool.make_detections(30)
+    assert len(dets['labels']) == 30 and dets['polygons'].shape == (30, 4, 2)
+    results = tool.main(['--num-dets', '30', '--repeat', '1'])
+    assert set(results) == {'.gpkg', '.geojson'} and all(r[0] > 0 for r in results.values())
+    table = capsys.readouterr().out
+    assert table.splitlines()[0] == '30 rotated detections, best of 1'
+    assert re.search(r'^\.gpkg +\d+\.\d{3} ', table, re.M)
