@@ -286,6 +286,7 @@ def write_detections(
 
     Raises:
         FileExistsError: ``path`` exists and ``overwrite`` is False.
+        FileNotFoundError: the folder of ``path`` does not exist.
         ValueError: unsupported suffix, inconsistent lengths or shapes, non-finite values,
             GeoJSON without a CRS, or a CRS that cannot be reprojected to WGS84 for GeoJSON.
     """
@@ -353,6 +354,8 @@ def write_detections(
     field_data += [np.ascontiguousarray(boxes[:, k]) for k in range(boxes.shape[1])]
 
     folder = osp.dirname(osp.abspath(path))
+    if not osp.isdir(folder):
+        raise FileNotFoundError(f'cannot write {path!r}: its folder {folder!r} does not exist')
     name = osp.basename(path)
     tmp_dir = tempfile.mkdtemp(prefix=f'.{name}.', suffix='.partial', dir=folder)
     try:

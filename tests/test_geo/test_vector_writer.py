@@ -228,6 +228,9 @@ def test_existing_path_unsupported_suffix_and_bad_inputs(tmp_path):
     with pytest.raises(ValueError, match=r'scores\[1\] is not finite'):
         write_detections(tmp_path / 'd.gpkg', polygons, labels, [0.5, float('nan')], boxes,
                          UTM33N, box_type='rbox')  # fmt: skip
+    with pytest.raises(FileNotFoundError, match='missing'):
+        write_detections(tmp_path / 'missing' / 'e.gpkg', polygons, labels, scores, boxes,
+                         UTM33N, box_type='rbox')  # fmt: skip
     assert sorted(os.listdir(tmp_path)) == ['scene.gpkg']
 
 
