@@ -286,3 +286,26 @@ def test_benchmark_vector_write_runs_and_checks_its_layers(capsys):
     table = capsys.readouterr().out
     assert table.splitlines()[0] == '30 rotated detections, best of 1'
     assert re.search(r'^\.gpkg +\d+\.\d{3} ', table, re.M)
+
+
+def test_geotiff_transform_and_crs_end_to_end(tmp_path):
+    """The documented use: transform and CRS of a real (tiny) GeoTIFF, a layer from them."""
+    import rasterio
+
+    tif = tmp_path / 'scene.tif'
+    profile = dict(driver='GTiff', width=64, height=48, count=1, dtype='uint16', crs=UTM33N,
+                   transform=TRANSFORM)  # fmt: skip
+    with rasterio.open(tif, 'w', **profile) as dst:
+        dst.write(np.zeros((1, 48, 64), np.uint16))
+    with rasterio.open(tif) as src:
+        transform, crs = src.transform, src.crs
+        # GDAL's convention, independently: the upper-left corner of pixel (row 40, col 20)
+        corner = src.xy(40, 20, offset='ul')
+    boxes = RotatedBoxes(torch.tensor([RBOX], dtype=torch.float64))
+    polygons = detection_polygons(boxes, transform)
+    np.testing.assert_allclose(polygons[0].mean(axis=0), corner, atol=1e-9)  # the box centre
+    write_detections(tmp_path / 'scene.gpkg', polygons, ['ship'], [0.9], boxes, crs,
+                     box_type='rbox')  # fmt: skip
+    assert pyogrio.read_info(tmp_path / 'scene.gpkg')['crs'] == UTM33N
+    _, rings, _ = _read(tmp_path / 'scene.gpkg')
+    np.testing.assert_allclose(rings[0][:4], RBOX_MAP, atol=1e-9)
