@@ -23,6 +23,7 @@ from ai4rs.geo import vector_writer
 from ai4rs.geo.vector_writer import (
     ccw_rings,
     detection_polygons,
+    driver_for,
     to_wgs84,
     write_detections,
 )
@@ -216,6 +217,11 @@ def test_existing_path_unsupported_suffix_and_bad_inputs(tmp_path):
     write_detections(path, polygons, labels, scores, boxes, UTM33N, box_type='rbox',
                      overwrite=True)  # fmt: skip
     assert pyogrio.read_info(path)['features'] == 2
+    assert [driver_for(f'a{s}') for s in ('.GPKG', '.geojson', '.json')] == [
+        'GPKG',
+        'GeoJSON',
+        'GeoJSON',
+    ]
     with pytest.raises(ValueError, match=r"'\.shp'.*\.gpkg, \.geojson, \.json"):
         write_detections(tmp_path / 'a.shp', polygons, labels, scores, boxes, UTM33N,
                          box_type='rbox')  # fmt: skip
