@@ -199,6 +199,61 @@ def write_task1_files(
     return paths
 
 
+def write_task1(
+    out_dir: str,
+    image_name: str,
+    boxes: BaseBoxes,
+    labels,
+    scores,
+    class_names: Sequence[str],
+) -> list[str]:
+    """Write the Task1 files of one (whole) image, in its pixel coordinates.
+
+    A thin front of :func:`write_task1_files` for one image's detections (the output of
+    whole-scene inference): ``Task1_{class}.txt`` for every class of ``class_names`` in
+    ``out_dir`` (existing files of those names are replaced).
+
+    Args:
+        out_dir (str): an existing folder.
+        image_name (str): the image name of every line (no whitespace).
+        boxes (RotatedBoxes | QuadriBoxes): (n, 5) / (n, 8) boxes in pixels.
+        labels (array-like): (n,) class indices into ``class_names``.
+        scores (array-like): (n,) scores.
+        class_names (list[str]): the classes.
+
+    Returns:
+        list[str]: the file paths, in class order.
+    """
+    if isinstance(boxes, RotatedBoxes):
+        box_type = 'rbox'
+    elif isinstance(boxes, QuadriBoxes):
+        box_type = 'qbox'
+    else:
+        raise TypeError(
+            f'write_task1 needs RotatedBoxes or QuadriBoxes, got {type(boxes).__name__}'
+        )
+    if not isinstance(image_name, str) or not image_name or any(c.isspace() for c in image_name):
+        raise ValueError(
+            f'write_task1: image_name must be one word (no whitespace), got {image_name!r}'
+        )
+    dets = boxes.tensor.detach().cpu().double().numpy().reshape(-1, BOX_DIMS[box_type])
+    labels = np.asarray(torch.as_tensor(labels).cpu(), np.int64).reshape(-1)
+    scores = np.asarray(torch.as_tensor(scores).cpu(), np.float64).reshape(-1)
+    if not len(labels) == len(scores) == len(dets):
+        raise ValueError(
+            f'write_task1: {len(dets)} boxes, {len(labels)} labels, {len(scores)} scores'
+        )
+    bad = (labels < 0) | (labels >= len(class_names))
+    if bad.any():
+        raise ValueError(
+            f'write_task1: label {int(labels[bad][0])} is not an index of the '
+            f'{len(class_names)} class_names'
+        )
+    dets = np.concatenate([dets, scores[:, None]], axis=1)
+    per_class = [dets[labels == c] for c in range(len(class_names))]
+    return write_task1_files(out_dir, class_names, {image_name: per_class}, box_type)
+
+
 def zip_files(paths: Sequence[str], zip_path: str) -> str:
     """Zip files flat (by base name) into ``zip_path``; returns it."""
     with zipfile.ZipFile(zip_path, 'w', zipfile.ZIP_DEFLATED) as zf:
