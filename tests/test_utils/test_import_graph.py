@@ -119,7 +119,8 @@ LAYERS = (
     ('_threads', '_yapf_cache', 'version', 'registry', 'utils'),
     ('ops',),
     ('structures',),
-    ('datasets', 'models', 'geo'),
+    ('datasets', 'models'),
+    ('geo',),  # scenes: reads tiles with the datasets' image rules and sliding windows
     ('evaluation', 'visualization'),
     ('engine',),
     ('apis',),
