@@ -122,6 +122,13 @@ def test_window_past_the_edge_is_padded_and_raw_depth_kept(tmp_path):
         assert (tile[10:] == (1, 2, 3)).all() and (tile[:, 10:] == (1, 2, 3)).all()
         outside, valid = scene.read_tile((60, 60, 64, 64))
         assert not valid.any() and (outside == 114).all()
+        # a window starting before the top-left corner
+        before, valid = scene.read_tile((-4, -2, 8, 5), fill_value=(1, 2, 3))
+        expected_valid = (data[:, :5, :8] != 0).any(axis=0)
+        np.testing.assert_array_equal(valid[2:, 4:], expected_valid)
+        assert expected_valid.sum() == 2 * 5 and not valid[:2].any() and not valid[:, :4].any()
+        np.testing.assert_array_equal(before[2:, 4:, 0][expected_valid], data[0, 3:5, 3:8].ravel())
+        assert (before[~valid] == (1, 2, 3)).all()
 
 
 def test_tiles_of_a_12_bit_scene_are_scaled_by_one_factor(tmp_path):
@@ -183,8 +190,10 @@ def test_nodata_override_and_tile_is_empty_exactly_on_all_nodata_windows(tmp_pat
         got = [scene.tile_is_empty(w) for w in windows]
         assert got == expected and any(got) and not all(got)
         assert scene.tile_is_empty((100, 100, 108, 108))
-    with GeoScene(path, bands=(3, 2, 1), nodata=None) as scene:
-        assert scene.tile_is_empty((0, 0, 12, 12))
+    with GeoScene(path, bands=(3, 2, 1), nodata=5) as scene:  # replaces the file's 0
+        assert not scene.tile_is_empty((0, 0, 12, 12))
+        tile, valid = scene.read_tile((0, 0, 12, 12))
+        assert valid.all() and (tile == 0).all()
     overridden = data[:3].copy()
     overridden[:, 20:30, 20:30] = 5
     write_geotiff(tmp_path / 'five.tif', overridden)  # no nodata in the file
