@@ -117,6 +117,9 @@ class GeoScene:
         nodata (float, optional): replaces the file's nodata value.
         stats_pixels (int): about how many pixels the scene statistics are
             measured on.
+        stats (dict, optional): ``scene.stats`` of an earlier opening of the
+            same file with the same rule: not measured again (a pickled scene,
+            e.g. a DataLoader worker's, reopens the file this way).
 
     Raises:
         FileNotFoundError: no such file.
@@ -133,10 +136,13 @@ class GeoScene:
         to_uint8='bit_depth',
         nodata: float | None = None,
         stats_pixels: int = STATS_PIXELS,
+        stats: dict | None = None,
     ):
         self.path = os.fspath(path)
         self.to_uint8 = normalize_to_uint8_rule(to_uint8)
-        if not os.path.exists(self.path):
+        self._args = dict(bands=bands, to_uint8=to_uint8, nodata=nodata, stats_pixels=stats_pixels)
+        remote = '://' in self.path or self.path.startswith('/vsi')  # GDAL reads those itself
+        if not remote and not os.path.exists(self.path):
             raise FileNotFoundError(f'scene {self.path} does not exist')
         try:
             with warnings.catch_warnings():
@@ -155,10 +161,11 @@ class GeoScene:
             dtypes = {self._ds.dtypes[b - 1] for b in self._bands}
             self._dtype = np.result_type(*dtypes)
             self._float = np.issubdtype(self._dtype, np.floating)
-            # the file's own per-dataset mask / alpha still applies under a nodata override
-            flags = [self._ds.mask_flag_enums[b - 1] for b in self._read_indexes]
-            self._dataset_masked = any(MaskFlags.per_dataset in f for f in flags)
-            self._stats, self.stats_source = self._measure_stats(int(stats_pixels))
+            self._mask_kind = self._choose_mask_kind()
+            if stats is not None:
+                self._stats, self.stats_source = self._given_stats(stats)
+            else:
+                self._stats, self.stats_source = self._measure_stats(int(stats_pixels))
         except BaseException:
             self._ds.close()
             raise
@@ -222,6 +229,10 @@ class GeoScene:
 
     def close(self) -> None:
         self._ds.close()
+
+    def __reduce__(self):
+        # a pickled scene (a DataLoader worker's copy) reopens the file and keeps the statistics
+        return _reopen, (self.path, self._args, self._stats)
 
     def __enter__(self) -> 'GeoScene':
         return self
@@ -319,20 +330,58 @@ class GeoScene:
             ) from e
 
     def _valid(self, rwin, window, data, out_shape=None, dataset=None) -> np.ndarray:
-        """(h, w) validity from the masks (and, when given, the (n, h, w) band values)."""
+        """(h, w) validity of a window (or of a decimated / overview read of the whole scene).
+
+        Args:
+            rwin (Window | None): the window inside the scene (None: the whole scene).
+            window: the asked window, for messages.
+            data (np.ndarray | None): (n, h, w) values of the read bands, when read.
+            out_shape: (n, h, w) of a decimated read, or None.
+            dataset: the dataset read (an overview's), default the scene's.
+        """
         ds = dataset or self._ds
-        kwargs = dict(window=rwin) if out_shape is None else dict(out_shape=out_shape)
-        if self._nodata is None or self._dataset_masked:
+        kind = self._mask_kind
+        if kind == 'nodata' and data is None:
+            kind = 'masks'  # GDAL compares the values itself
+        if kind == 'all_valid':
+            shape = data.shape[1:] if data is not None else (rwin.height, rwin.width)
+            valid = np.ones(shape, dtype=bool)
+        elif kind == 'nodata':  # what GDAL's nodata mask is, from the values already read
+            nodatas = np.array([self._ds.nodatavals[b - 1] for b in self._read_indexes])
+            valid = (data != nodatas.astype(data.dtype)[:, None, None]).any(axis=0)
+        else:
+            kwargs = dict(window=rwin) if out_shape is None else dict(out_shape=out_shape)
             masks = self._read(ds.read_masks, window, self._read_indexes, **kwargs)
             valid = (masks > 0).any(axis=0)
-        else:
-            valid = None
         if self._nodata is not None:
-            by_value = (data != self._nodata).any(axis=0)
-            valid = by_value if valid is None else valid & by_value
+            valid &= (data != self._nodata).any(axis=0)
         if data is not None and self._float:
             valid &= np.isfinite(data).all(axis=0)
         return valid
+
+    def _choose_mask_kind(self) -> str:
+        """How validity is found: ``'all_valid'``, ``'nodata'`` (by value) or ``'masks'`` (GDAL's).
+
+        A ``nodata`` override replaces the file's nodata value; the file's
+        per-dataset mask or alpha band still applies.
+        """
+        flags = [set(self._ds.mask_flag_enums[b - 1]) for b in self._read_indexes]
+        if any(MaskFlags.per_dataset in f for f in flags):
+            return 'masks'
+        if self._nodata is not None or all(f == {MaskFlags.all_valid} for f in flags):
+            return 'all_valid'
+        if all(f == {MaskFlags.nodata} for f in flags):
+            return 'nodata'
+        return 'masks'
+
+    def _given_stats(self, stats: dict):
+        """Statistics measured earlier (``scene.stats`` of the same file and rule), checked."""
+        rule = self.to_uint8
+        if rule is None or any(stats.get(k) != v for k, v in rule.items()):
+            raise ValueError(
+                f'scene {self.path}: stats {stats} were not measured by the to_uint8 rule {rule}'
+            )
+        return dict(stats), 'given'
 
     def _choose_bands(self, bands) -> tuple[int, ...]:
         ds, path = self._ds, self.path
@@ -438,6 +487,10 @@ class GeoScene:
         except ValueError as e:
             raise ValueError(f'scene {self.path}: {e}') from None
         return stats, source
+
+
+def _reopen(path, args, stats):
+    return GeoScene(path, **args, stats=stats)
 
 
 __all__ = ['GeoScene', 'SceneReadError', 'scene_windows']

@@ -1,6 +1,8 @@
 """GeoScene reads a georeferenced raster window by window as the models see images (BGR, uint8
 by scene-wide statistics, invalid pixels filled), and scene_windows covers a scene."""
 
+import pickle
+
 import cv2
 import numpy as np
 import pytest
@@ -338,3 +340,17 @@ def test_to_uint8_is_its_statistics_applied(rule):
     img = np.array([[100, 4000]], dtype=np.uint16)
     assert to_uint8_stats(img, 'bit_depth', valid=np.array([[True, False]]))['bits'] == 8
     assert to_uint8_stats(img, 'bit_depth')['bits'] == 12
+
+
+def test_a_pickled_scene_reopens_with_the_same_statistics(tmp_path):
+    data, path = _bgrn_scene(tmp_path)
+    with GeoScene(path, bands=(3, 2, 1), to_uint8='percentile') as scene:
+        copy = pickle.loads(pickle.dumps(scene))
+        with copy:
+            assert copy.stats == scene.stats and copy.stats_source == 'given'
+            assert copy.bands == (3, 2, 1)
+            for a, b in zip(copy.read_tile((0, 0, 20, 20)), scene.read_tile((0, 0, 20, 20))):
+                np.testing.assert_array_equal(a, b)
+        with pytest.raises(ValueError, match='not measured by the to_uint8 rule') as e:
+            GeoScene(path, bands=(3, 2, 1), to_uint8='bit_depth', stats=scene.stats)
+    assert path in str(e.value)
