@@ -229,6 +229,13 @@ def test_alpha_band_and_internal_mask_are_validity(tmp_path):
         _, valid = scene.read_tile((0, 0, 24, 16))
         np.testing.assert_array_equal(valid, mask)
         assert scene.tile_is_empty((0, 10, 24, 16)) and not scene.tile_is_empty((0, 9, 24, 16))
+    masked[:, :, 0] = 9
+    write_geotiff(path, masked, mask=mask)
+    with GeoScene(path, bands=(1, 2, 3), nodata=9) as scene:  # the file's mask still applies
+        _, valid = scene.read_tile((0, 0, 24, 16))
+        expected = mask.copy()
+        expected[:, 0] = False
+        np.testing.assert_array_equal(valid, expected)
 
 
 def test_float_scene_with_nan_and_single_band_colour_choice(tmp_path):
