@@ -13,6 +13,10 @@ converts by a named rule:
   values (``nodata`` excluded) to 0..255, as remote-sensing viewers do.
 * ``None``: keep the decoded depth (for models that normalise it themselves).
 
+A rule's statistics can also be measured once on a sample of a large scene
+(:func:`to_uint8_stats`) and applied to each of its tiles
+(:func:`apply_to_uint8`), so that neighbouring tiles are scaled alike.
+
 The same functions serve the data pipeline (``LoadImageFromFile``),
 inference on files and arrays, sliced inference and the drawings, so a model
 sees the same pixels everywhere.
@@ -79,6 +83,9 @@ def data_bit_depth(img: np.ndarray) -> int:
 def to_uint8(img: np.ndarray, rule='bit_depth') -> np.ndarray:
     """Bring an image of any depth to uint8 by an explicit rule (see the module docstring).
 
+    The rule's statistics (bit depth, percentiles) are measured on ``img``
+    itself: ``to_uint8(img, rule) == apply_to_uint8(img, to_uint8_stats(img, rule))``.
+
     Args:
         img (np.ndarray): (H, W) or (H, W, C), any integer, bool or float dtype.
         rule: see :func:`normalize_to_uint8_rule`.
@@ -87,42 +94,128 @@ def to_uint8(img: np.ndarray, rule='bit_depth') -> np.ndarray:
         np.ndarray: uint8 of the same shape (``img`` itself when it is uint8
         or ``rule`` is None).
     """
+    if img.dtype == np.uint8:
+        normalize_to_uint8_rule(rule)  # still a clear error for a bad rule
+        return img
+    return apply_to_uint8(img, to_uint8_stats(img, rule))
+
+
+def to_uint8_stats(
+    img: np.ndarray, rule='bit_depth', valid: np.ndarray | None = None
+) -> dict | None:
+    """The numbers ``rule`` scales by, measured on ``img`` (over its ``valid`` pixels).
+
+    Measure them once on a whole image or on a sample of a large scene (an
+    overview, a decimated read), then :func:`apply_to_uint8` them to every
+    tile, so that neighbouring tiles are scaled alike.
+
+    Args:
+        img (np.ndarray): (H, W) or (H, W, C), any integer, bool or float dtype.
+        rule: see :func:`normalize_to_uint8_rule`.
+        valid (np.ndarray, optional): (H, W) bool, the pixels to measure;
+            all when None. Non-finite values and the rule's ``nodata`` are
+            never measured.
+
+    Returns:
+        dict | None: None for the rule None; else the normalised rule plus
+        ``bits`` (int: scale by ``255 / (2**bits - 1)``; None for a float
+        image, whose [0, 1] values are scaled by 255) for ``'bit_depth'``, or
+        ``lo`` / ``hi`` (tuples of C floats, one per channel, None for a
+        channel with no valid value) for ``'percentile'``.
+
+    Raises:
+        ValueError: a float image outside [0, 1] under ``'bit_depth'``.
+    """
     cfg = normalize_to_uint8_rule(rule)
-    if cfg is None or img.dtype == np.uint8:
+    if cfg is None:
+        return None
+    if valid is not None and valid.shape != img.shape[:2]:
+        raise ValueError(f'valid mask of shape {valid.shape} for an image of shape {img.shape}')
+    if cfg['type'] == 'percentile':
+        bands = img[..., None] if img.ndim == 2 else img
+        lows, highs = [], []
+        for c in range(bands.shape[-1]):
+            values = bands[..., c][_measured(bands[..., c], cfg['nodata'], valid)]
+            if not values.size:
+                lows.append(None)
+                highs.append(None)
+                continue
+            lo, hi = np.percentile(values.astype(np.float64), [cfg['low'], cfg['high']])
+            lows.append(float(lo))
+            highs.append(float(hi))
+        return {**cfg, 'lo': tuple(lows), 'hi': tuple(highs)}
+    values = img if valid is None else img[valid]
+    if img.dtype == np.uint8 or img.dtype == np.bool_:
+        return {**cfg, 'bits': cfg['bits'] or (8 if img.dtype == np.uint8 else 1)}
+    if np.issubdtype(img.dtype, np.integer):
+        return {**cfg, 'bits': cfg['bits'] or data_bit_depth(values)}
+    finite = values[np.isfinite(values)]
+    if finite.size and (finite.min() < 0 or finite.max() > 1):
+        raise ValueError(
+            'to_uint8 bit_depth: a floating-point image must hold values in [0, 1] (got '
+            f"{finite.min():g}..{finite.max():g}); use to_uint8=dict(type='percentile') "
+            'for other ranges'
+        )
+    return {**cfg, 'bits': None}
+
+
+def apply_to_uint8(img: np.ndarray, stats: dict | None) -> np.ndarray:
+    """Scale ``img`` to uint8 by statistics from :func:`to_uint8_stats` (of it or of its scene).
+
+    uint8 images and ``stats`` None give ``img`` itself; bool gives 0 / 255.
+    ``'bit_depth'``: ``rint(x * 255 / (2**bits - 1))`` (floats: ``rint(x * 255)``,
+    NaN -> 0); ``'percentile'``: channel ``c`` maps ``lo[c]..hi[c]`` to 0..255
+    (non-finite and ``nodata`` values -> 0). Values outside the range clip to
+    0 / 255.
+
+    Args:
+        img (np.ndarray): (H, W) or (H, W, C) with as many channels as the stats.
+        stats (dict | None): from :func:`to_uint8_stats`.
+
+    Returns:
+        np.ndarray: uint8 of the same shape.
+    """
+    if stats is None or img.dtype == np.uint8:
         return img
     if img.dtype == np.bool_:
         return img.astype(np.uint8) * 255
-    if cfg['type'] == 'percentile':
-        return _percentile_stretch(img, cfg['low'], cfg['high'], cfg['nodata'])
+    if stats['type'] == 'percentile':
+        return _percentile_stretch(img, stats['lo'], stats['hi'], stats['nodata'])
     if np.issubdtype(img.dtype, np.integer):
-        bits = cfg['bits'] or data_bit_depth(img)
-        scaled = img.astype(np.float64) * (255.0 / (2.0**bits - 1))
+        if stats['bits'] is None:
+            raise ValueError('to_uint8 statistics of a float image applied to an integer one')
+        scaled = img.astype(np.float64) * (255.0 / (2.0 ** stats['bits'] - 1))
     else:
-        finite = img[np.isfinite(img)]
-        if finite.size and (finite.min() < 0 or finite.max() > 1):
-            raise ValueError(
-                'to_uint8 bit_depth: a floating-point image must hold values in [0, 1] (got '
-                f"{finite.min():g}..{finite.max():g}); use to_uint8=dict(type='percentile') "
-                'for other ranges'
-            )
         scaled = np.nan_to_num(img.astype(np.float64), nan=0.0) * 255.0
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
-def _percentile_stretch(img: np.ndarray, low: float, high: float, nodata) -> np.ndarray:
+def _measured(band: np.ndarray, nodata, valid: np.ndarray | None) -> np.ndarray:
+    """(H, W) bool: the band's values a statistic may use (finite, not nodata, valid)."""
+    floating = np.issubdtype(band.dtype, np.floating)
+    keep = np.isfinite(band) if floating else np.ones(band.shape, bool)
+    if nodata is not None:
+        keep &= band != nodata
+    if valid is not None:
+        keep &= valid
+    return keep
+
+
+def _percentile_stretch(img: np.ndarray, lows, highs, nodata) -> np.ndarray:
     bands = img[..., None] if img.ndim == 2 else img
+    if len(lows) != bands.shape[-1]:
+        raise ValueError(
+            f'to_uint8 percentile statistics of {len(lows)} channels for an image of '
+            f'{bands.shape[-1]}'
+        )
     out = np.zeros(bands.shape, dtype=np.uint8)
-    for c in range(bands.shape[-1]):
-        band = bands[..., c].astype(np.float64)
-        valid = np.isfinite(band)
-        if nodata is not None:
-            valid &= band != nodata
-        if not valid.any():
+    for c, (lo, hi) in enumerate(zip(lows, highs)):
+        if lo is None:
             continue
-        lo, hi = np.percentile(band[valid], [low, high])
+        band = bands[..., c].astype(np.float64)
         span = hi - lo if hi > lo else 1.0
-        stretched = np.clip(np.rint((band - lo) * (255.0 / span)), 0, 255)
-        out[..., c] = np.where(valid, stretched, 0)
+        stretched = np.clip(np.rint((np.nan_to_num(band, nan=lo) - lo) * (255.0 / span)), 0, 255)
+        out[..., c] = np.where(_measured(band, nodata, None), stretched, 0)
     return out[..., 0] if img.ndim == 2 else out
 
 

@@ -120,7 +120,7 @@ LAYERS = (
     ('ops',),
     ('structures',),
     ('datasets', 'models'),
-    ('geo',),
+    ('geo',),  # scenes: reads tiles with the datasets' image rules and sliding windows
     ('evaluation', 'visualization'),
     ('engine',),
     ('apis',),
