@@ -297,6 +297,12 @@ def test_errors_name_the_file(tmp_path):
     with GeoScene(path, bands=(3, 2, 1)) as scene:
         with pytest.raises(ValueError, match='x2 > x1'):
             scene.read_tile((5, 5, 5, 9))
+        with pytest.raises(ValueError, match='not a uint8 value'):
+            scene.read_tile((0, 0, 4, 4), fill_value=300)
+        with pytest.raises(ValueError, match='3 numbers'):
+            scene.read_tile((0, 0, 4, 4), fill_value=(1, 2))
+        img, _ = scene.read_tile((0, 0, 3, 3), fill_value=7)
+        assert (img == 7).all()  # the nodata corner
 
 
 def test_a_corrupt_tile_raises_naming_file_and_window(tmp_path):
