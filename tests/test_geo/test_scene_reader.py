@@ -324,6 +324,27 @@ def test_a_corrupt_tile_raises_naming_file_and_window(tmp_path):
     assert path in str(e.value) and '(16, 0, 32, 16)' in str(e.value)
 
 
+def test_a_truncated_file_raises_at_the_missing_tiles(tmp_path):
+    data, path = _bgrn_scene(tmp_path)
+    raw = open(path, 'rb').read()
+    with open(path, 'wb') as f:  # GDAL writes the directory first: the last tiles go
+        f.write(raw[: len(raw) * 2 // 3])
+    with GeoScene(path, bands=(3, 2, 1), to_uint8=dict(type='bit_depth', bits=12)) as scene:
+        scene.read_tile((0, 0, 16, 16))
+        with pytest.raises(SceneReadError, match='could not read window') as e:
+            scene.read_tile((32, 32, 50, 40))
+    assert path in str(e.value) and '(32, 32, 50, 40)' in str(e.value)
+
+
+def test_a_one_pixel_scene(tmp_path):
+    path = write_geotiff(tmp_path / 'one.tif', np.array([[[4000]]], dtype=np.uint16))
+    with GeoScene(path) as scene:
+        (window,) = scene_windows(scene.width, scene.height, 8, 2)
+        img, valid = scene.read_tile(window)
+    assert img.shape == (8, 8, 3) and valid.sum() == 1 and valid[0, 0]
+    assert (img[0, 0] == round(4000 * 255 / 4095)).all() and (img[1:] == 114).all()
+
+
 def test_read_tile_reads_only_the_window(tmp_path):
     data, path = _bgrn_scene(tmp_path)
     with GeoScene(path, bands=(3, 2, 1)) as scene:
