@@ -12,7 +12,7 @@ from rasterio.windows import Window
 
 from ai4rs.datasets.image_io import apply_to_uint8, to_uint8, to_uint8_stats
 from ai4rs.geo.scene_reader import GeoScene, SceneReadError, scene_windows
-from tests.test_geo.geotiff_helpers import ORIGIN, PIXEL_SIZE, write_geotiff
+from tests.test_geo.geotiff_helpers import ORIGIN, PIXEL_SIZE, UTM_TRANSFORM, write_geotiff
 
 FILL = (114, 114, 114)
 
@@ -180,6 +180,24 @@ def test_statistics_come_from_the_smallest_large_enough_overview(tmp_path):
         assert scene.stats['bits'] == 12
     with GeoScene(path, stats_pixels=20_000) as scene:  # no overview that large: decimated
         assert scene.stats_source == 'decimated read (141 x 141 pixels)'
+
+
+def test_cloud_optimized_geotiff_uses_its_internal_overviews(tmp_path):
+    data = np.random.default_rng(6).integers(1, 2000, (3, 200, 200), dtype=np.uint16)
+    path = str(tmp_path / 'scene.cog.tif')
+    profile = dict(width=200, height=200, count=3, dtype='uint16', crs='EPSG:32633')
+    profile['transform'] = UTM_TRANSFORM
+    with rasterio.open(path, 'w', driver='COG', BLOCKSIZE=64, nodata=0, **profile) as ds:
+        ds.write(data)
+    with rasterio.open(path) as ds:
+        assert ds.tags(ns='IMAGE_STRUCTURE')['LAYOUT'] == 'COG' and ds.overviews(1) == [2, 4]
+    with GeoScene(path, stats_pixels=5000) as scene:  # 100 x 100 is the smallest >= 5000
+        assert scene.stats_source.startswith('overview 1/2') and scene.stats['bits'] == 11
+        assert scene.georeferenced and scene.transform == UTM_TRANSFORM
+        tile, valid = scene.read_tile((150, 150, 214, 214))
+    expected = np.rint(data[::-1, 150:, 150:].astype(np.float64) * 255 / 2047).transpose(1, 2, 0)
+    assert valid[:50, :50].all() and not valid[50:].any() and not valid[:, 50:].any()
+    np.testing.assert_array_equal(tile[:50, :50], expected)
 
 
 def test_nodata_override_and_tile_is_empty_exactly_on_all_nodata_windows(tmp_path):
