@@ -33,7 +33,13 @@ import warnings
 from collections.abc import Sequence
 
 import numpy as np
-import rasterio
+
+try:
+    import rasterio
+except ImportError as e:  # the optional 'geo' extra
+    raise ImportError(
+        f'reading GeoTIFF scenes needs rasterio, the geo extra: pip install "ai4rs[geo]" ({e})'
+    ) from e
 from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window

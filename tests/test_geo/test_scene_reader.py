@@ -1,7 +1,9 @@
 """GeoScene reads a georeferenced raster window by window as the models see images (BGR, uint8
 by scene-wide statistics, invalid pixels filled), and scene_windows covers a scene."""
 
+import importlib.util
 import pickle
+import sys
 
 import cv2
 import numpy as np
@@ -11,6 +13,7 @@ from rasterio.enums import ColorInterp
 from rasterio.windows import Window
 
 from ai4rs.datasets.image_io import apply_to_uint8, to_uint8, to_uint8_stats
+from ai4rs.geo import scene_reader
 from ai4rs.geo.scene_reader import GeoScene, SceneReadError, scene_windows
 from tests.test_geo.geotiff_helpers import ORIGIN, PIXEL_SIZE, UTM_TRANSFORM, write_geotiff
 
@@ -406,3 +409,10 @@ def test_a_pickled_scene_reopens_with_the_same_statistics(tmp_path):
         with pytest.raises(ValueError, match='not measured by the to_uint8 rule') as e:
             GeoScene(path, bands=(3, 2, 1), to_uint8='bit_depth', stats=scene.stats)
     assert path in str(e.value)
+
+
+def test_without_rasterio_the_import_error_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, 'rasterio', None)  # as if not installed
+    spec = importlib.util.spec_from_file_location('scene_reader_copy', scene_reader.__file__)
+    with pytest.raises(ImportError, match=r'ai4rs\[geo\]'):
+        spec.loader.exec_module(importlib.util.module_from_spec(spec))
