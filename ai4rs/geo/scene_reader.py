@@ -19,7 +19,8 @@ Conventions
 * Validity: a pixel is invalid when GDAL's mask says so for every chosen band
   (nodata value, internal per-dataset mask, alpha band: the convention of
   rasterio's ``dataset_mask``) or when a chosen band is NaN (float rasters).
-  A ``nodata`` override replaces the file's nodata value.
+  A ``nodata`` override replaces the file's nodata value (invalid where every
+  chosen band equals it); the file's internal mask or alpha band still applies.
 * 8 bits: the ``to_uint8`` rule's statistics (bit depth, percentiles) are
   measured once per scene on a sample of about ``stats_pixels`` pixels (an
   overview when the file has one that large, else a decimated read) and used
