@@ -19,7 +19,8 @@ Conventions
 * Validity: a pixel is invalid when GDAL's mask says so for every chosen band
   (nodata value, internal per-dataset mask, alpha band: the convention of
   rasterio's ``dataset_mask``) or when a chosen band is NaN (float rasters).
-  A ``nodata`` override replaces the file's nodata value.
+  A ``nodata`` override replaces the file's nodata value (invalid where every
+  chosen band equals it); the file's internal mask or alpha band still applies.
 * 8 bits: the ``to_uint8`` rule's statistics (bit depth, percentiles) are
   measured once per scene on a sample of about ``stats_pixels`` pixels (an
   overview when the file has one that large, else a decimated read) and used
@@ -33,7 +34,13 @@ import warnings
 from collections.abc import Sequence
 
 import numpy as np
-import rasterio
+
+try:
+    import rasterio
+except ImportError as e:  # the optional 'geo' extra
+    raise ImportError(
+        f'reading GeoTIFF scenes needs rasterio, the geo extra: pip install "ai4rs[geo]" ({e})'
+    ) from e
 from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
@@ -98,6 +105,20 @@ def _window_tuple(window) -> tuple[int, int, int, int]:
     if x2 <= x1 or y2 <= y1:
         raise ValueError(f'window {window!r} is empty: need x2 > x1 and y2 > y1')
     return x1, y1, x2, y2
+
+
+def _fill_array(fill_value, dtype: np.dtype) -> np.ndarray:
+    """``fill_value`` (a number or 3, B, G, R) as a (3,) array of ``dtype``, checked to fit it."""
+    values = np.asarray(fill_value, dtype=np.float64).reshape(-1)
+    if values.size == 1:
+        values = values.repeat(3)
+    if values.size != 3:
+        raise ValueError(f'fill_value is a number or 3 numbers (B, G, R), got {fill_value!r}')
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        if not np.all((values >= info.min) & (values <= info.max) & (values == np.round(values))):
+            raise ValueError(f"fill_value {fill_value!r} is not a {dtype} value (the tiles' type)")
+    return values.astype(dtype)
 
 
 class GeoScene:
@@ -266,10 +287,10 @@ class GeoScene:
             SceneReadError: GDAL failed to read the window (names file and window).
         """
         x1, y1, x2, y2 = _window_tuple(window)
-        fill = np.broadcast_to(np.asarray(fill_value), (3,))
-        out_dtype = np.uint8 if self._stats is not None else self._dtype
+        out_dtype = np.dtype(np.uint8) if self._stats is not None else self._dtype
+        fill = _fill_array(fill_value, out_dtype)
         img = np.empty((y2 - y1, x2 - x1, 3), dtype=out_dtype)
-        img[...] = fill.astype(out_dtype)
+        img[...] = fill
         valid = np.zeros((y2 - y1, x2 - x1), dtype=bool)
         inside = self._inside((x1, y1, x2, y2))
         if inside is None:
@@ -278,7 +299,7 @@ class GeoScene:
         data = self._read(self._ds.read, (x1, y1, x2, y2), self._read_indexes, window=rwin)
         part_valid = self._valid(rwin, (x1, y1, x2, y2), data)
         part = apply_to_uint8(np.moveaxis(data, 0, -1)[..., self._channels], self._stats)
-        part = np.where(part_valid[..., None], part, fill.astype(out_dtype))
+        part = np.where(part_valid[..., None], part, fill)
         img[oy : oy + rwin.height, ox : ox + rwin.width] = part
         valid[oy : oy + rwin.height, ox : ox + rwin.width] = part_valid
         return img, valid
@@ -286,8 +307,9 @@ class GeoScene:
     def read_valid(self, window) -> np.ndarray:
         """(h, w) bool validity of a window (False outside the scene), without the colours.
 
-        Reads GDAL's masks only, except where validity depends on the values
-        (a float raster's NaN, a ``nodata`` override): then the bands too.
+        Reads GDAL's masks only (nothing for a file with neither nodata nor
+        mask), except where validity depends on the values (a float raster's
+        NaN, a ``nodata`` override): then the bands too.
         """
         x1, y1, x2, y2 = _window_tuple(window)
         valid = np.zeros((y2 - y1, x2 - x1), dtype=bool)

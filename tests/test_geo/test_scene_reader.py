@@ -1,7 +1,9 @@
 """GeoScene reads a georeferenced raster window by window as the models see images (BGR, uint8
 by scene-wide statistics, invalid pixels filled), and scene_windows covers a scene."""
 
+import importlib.util
 import pickle
+import sys
 
 import cv2
 import numpy as np
@@ -11,8 +13,9 @@ from rasterio.enums import ColorInterp
 from rasterio.windows import Window
 
 from ai4rs.datasets.image_io import apply_to_uint8, to_uint8, to_uint8_stats
+from ai4rs.geo import scene_reader
 from ai4rs.geo.scene_reader import GeoScene, SceneReadError, scene_windows
-from tests.test_geo.geotiff_helpers import ORIGIN, PIXEL_SIZE, write_geotiff
+from tests.test_geo.geotiff_helpers import ORIGIN, PIXEL_SIZE, UTM_TRANSFORM, write_geotiff
 
 FILL = (114, 114, 114)
 
@@ -182,6 +185,24 @@ def test_statistics_come_from_the_smallest_large_enough_overview(tmp_path):
         assert scene.stats_source == 'decimated read (141 x 141 pixels)'
 
 
+def test_cloud_optimized_geotiff_uses_its_internal_overviews(tmp_path):
+    data = np.random.default_rng(6).integers(1, 2000, (3, 200, 200), dtype=np.uint16)
+    path = str(tmp_path / 'scene.cog.tif')
+    profile = dict(width=200, height=200, count=3, dtype='uint16', crs='EPSG:32633')
+    profile['transform'] = UTM_TRANSFORM
+    with rasterio.open(path, 'w', driver='COG', BLOCKSIZE=64, nodata=0, **profile) as ds:
+        ds.write(data)
+    with rasterio.open(path) as ds:
+        assert ds.tags(ns='IMAGE_STRUCTURE')['LAYOUT'] == 'COG' and ds.overviews(1) == [2, 4]
+    with GeoScene(path, stats_pixels=5000) as scene:  # 100 x 100 is the smallest >= 5000
+        assert scene.stats_source.startswith('overview 1/2') and scene.stats['bits'] == 11
+        assert scene.georeferenced and scene.transform == UTM_TRANSFORM
+        tile, valid = scene.read_tile((150, 150, 214, 214))
+    expected = np.rint(data[::-1, 150:, 150:].astype(np.float64) * 255 / 2047).transpose(1, 2, 0)
+    assert valid[:50, :50].all() and not valid[50:].any() and not valid[:, 50:].any()
+    np.testing.assert_array_equal(tile[:50, :50], expected)
+
+
 def test_nodata_override_and_tile_is_empty_exactly_on_all_nodata_windows(tmp_path):
     data, path = _bgrn_scene(tmp_path, border=12)
     with GeoScene(path, bands=(3, 2, 1)) as scene:
@@ -297,6 +318,12 @@ def test_errors_name_the_file(tmp_path):
     with GeoScene(path, bands=(3, 2, 1)) as scene:
         with pytest.raises(ValueError, match='x2 > x1'):
             scene.read_tile((5, 5, 5, 9))
+        with pytest.raises(ValueError, match='not a uint8 value'):
+            scene.read_tile((0, 0, 4, 4), fill_value=300)
+        with pytest.raises(ValueError, match='3 numbers'):
+            scene.read_tile((0, 0, 4, 4), fill_value=(1, 2))
+        img, _ = scene.read_tile((0, 0, 3, 3), fill_value=7)
+        assert (img == 7).all()  # the nodata corner
 
 
 def test_a_corrupt_tile_raises_naming_file_and_window(tmp_path):
@@ -316,6 +343,27 @@ def test_a_corrupt_tile_raises_naming_file_and_window(tmp_path):
         with pytest.raises(SceneReadError) as e:
             scene.read_tile((16, 0, 32, 16))
     assert path in str(e.value) and '(16, 0, 32, 16)' in str(e.value)
+
+
+def test_a_truncated_file_raises_at_the_missing_tiles(tmp_path):
+    data, path = _bgrn_scene(tmp_path)
+    raw = open(path, 'rb').read()
+    with open(path, 'wb') as f:  # GDAL writes the directory first: the last tiles go
+        f.write(raw[: len(raw) * 2 // 3])
+    with GeoScene(path, bands=(3, 2, 1), to_uint8=dict(type='bit_depth', bits=12)) as scene:
+        scene.read_tile((0, 0, 16, 16))
+        with pytest.raises(SceneReadError, match='could not read window') as e:
+            scene.read_tile((32, 32, 50, 40))
+    assert path in str(e.value) and '(32, 32, 50, 40)' in str(e.value)
+
+
+def test_a_one_pixel_scene(tmp_path):
+    path = write_geotiff(tmp_path / 'one.tif', np.array([[[4000]]], dtype=np.uint16))
+    with GeoScene(path) as scene:
+        (window,) = scene_windows(scene.width, scene.height, 8, 2)
+        img, valid = scene.read_tile(window)
+    assert img.shape == (8, 8, 3) and valid.sum() == 1 and valid[0, 0]
+    assert (img[0, 0] == round(4000 * 255 / 4095)).all() and (img[1:] == 114).all()
 
 
 def test_read_tile_reads_only_the_window(tmp_path):
@@ -361,3 +409,10 @@ def test_a_pickled_scene_reopens_with_the_same_statistics(tmp_path):
         with pytest.raises(ValueError, match='not measured by the to_uint8 rule') as e:
             GeoScene(path, bands=(3, 2, 1), to_uint8='bit_depth', stats=scene.stats)
     assert path in str(e.value)
+
+
+def test_without_rasterio_the_import_error_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, 'rasterio', None)  # as if not installed
+    spec = importlib.util.spec_from_file_location('scene_reader_copy', scene_reader.__file__)
+    with pytest.raises(ImportError, match=r'ai4rs\[geo\]'):
+        spec.loader.exec_module(importlib.util.module_from_spec(spec))
