@@ -12,9 +12,12 @@ option has the same name, help and behaviour everywhere::
 """
 
 import argparse
+import contextlib
+import logging
 import os
 
 from mmengine.config import Config, DictAction
+from mmengine.logging import MMLogger
 
 from .checkpoint import PARTIAL_LOAD_FLAG, PARTIAL_LOAD_KEY
 from .config import load_config, load_runner_config
@@ -198,3 +201,22 @@ def check_demo_files(parser: argparse.ArgumentParser, args: argparse.Namespace) 
     ):
         if '://' not in path and not os.path.isfile(path):
             parser.error(f'{what} file not found: {path}')
+
+
+@contextlib.contextmanager
+def warnings_only():
+    """Within the block the current MMLogger's handlers show warnings and errors only.
+
+    For tools that print their results: mmengine's INFO log would add, before them, one
+    entry per parameter of a randomly initialised model (``init_weights``' report, ~1,000
+    lines).
+    """
+    logger = MMLogger.get_current_instance()
+    levels = [(handler, handler.level) for handler in logger.handlers]
+    for handler, level in levels:
+        handler.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        for handler, level in levels:
+            handler.setLevel(level)

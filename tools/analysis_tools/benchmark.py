@@ -34,10 +34,8 @@ memory depend on the architecture only).
 """
 
 import argparse
-import contextlib
 import copy
 import json
-import logging
 import os.path as osp
 import subprocess
 import sys
@@ -49,11 +47,11 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # text_model_args.py, be
 
 import ai4rs  # noqa: E402,F401,I001  (first: sets the OpenMP wait policy before torch loads)
 import torch  # noqa: E402
-from mmengine.logging import MMLogger  # noqa: E402
 
 from ai4rs.apis import init_detector  # noqa: E402
 from ai4rs.structures import DetDataSample  # noqa: E402
 from ai4rs.utils.cli import (  # noqa: E402
+    warnings_only,
     add_config_arguments,
     add_shape_argument,
     config_from_args,
@@ -303,24 +301,6 @@ def parse_args(argv=None):
     parser.add_argument('--_rss-child', default=None, help=argparse.SUPPRESS)
     parser.add_argument('--_texts-file', default=None, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
-
-
-@contextlib.contextmanager
-def warnings_only():
-    """Within the block the current MMLogger's handlers show warnings and errors only.
-
-    The benchmark prints its results; mmengine's INFO log would add, before them, one entry
-    per parameter of a randomly initialised model (``init_weights``' report, ~1,000 lines).
-    """
-    logger = MMLogger.get_current_instance()
-    levels = [(handler, handler.level) for handler in logger.handlers]
-    for handler, level in levels:
-        handler.setLevel(max(level, logging.WARNING))
-    try:
-        yield
-    finally:
-        for handler, level in levels:
-            handler.setLevel(level)
 
 
 def main(argv=None):
