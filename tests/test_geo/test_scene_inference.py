@@ -312,3 +312,65 @@ def test_two_processes_write_the_layer_of_one(yolox, tmp_path):
         assert match, a
         unmatched.remove(match[0])
     assert not osp.exists(str(tmp_path / 'two.gpkg.parts'))
+
+
+# ------------------------------------------------------------------ bad input
+def _load_tool():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location('geo_inference_tool', TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_tool_refuses_bad_arguments_before_any_work(tmp_path, capsys):
+    """Each a one-line usage error (exit 2) naming the file: an existing layer without
+    --overwrite, one layer file for several scenes, a list naming a missing raster (with its
+    line), a folder without rasters, --overlap >= --patch-size."""
+    tool = _load_tool()
+    config = _white_detector_config(tmp_path)
+    ckpt = tmp_path / 'none.pth'
+    ckpt.write_bytes(b'')
+    a = _write_bgr_geotiff(tmp_path / 'a.tif', np.full((8, 8, 3), 90, np.uint8))
+    b = _write_bgr_geotiff(tmp_path / 'b.tif', np.full((8, 8, 3), 90, np.uint8))
+    (tmp_path / 'exists.gpkg').write_bytes(b'x')
+    (tmp_path / 'list.txt').write_text('a.tif\n\nmissing.tif\n')
+    (tmp_path / 'empty').mkdir()
+    cases = [
+        ([a, '--out', str(tmp_path / 'exists.gpkg')], 'exists.gpkg exists: pass --overwrite'),
+        ([str(tmp_path / '*.tif'), '--out', str(tmp_path / 'one.gpkg')], '2 scenes'),
+        (
+            [str(tmp_path / 'list.txt'), '--out', str(tmp_path / 'o')],
+            'list.txt, line 3: missing.tif',
+        ),
+        ([str(tmp_path / 'empty'), '--out', str(tmp_path / 'o')], 'no raster'),
+        (
+            [a, '--out', str(tmp_path / 'o.gpkg'), '--overlap', '64', '--patch-size', '64'],
+            '--overlap',
+        ),
+    ]
+    for argv, message in cases:
+        scenes, rest = argv[0], argv[1:]
+        with pytest.raises(SystemExit) as exc:
+            tool.parse_args([scenes, config, str(ckpt), *rest])
+        assert exc.value.code == 2
+        assert message in capsys.readouterr().err
+    assert (tmp_path / 'exists.gpkg').read_bytes() == b'x'
+    assert b  # the glob matches two scenes
+
+
+def test_a_one_pixel_scene_without_objects_writes_a_valid_empty_layer(tmp_path):
+    """A 1 x 1 scene: one padded tile, no detection, an empty GeoPackage with the fields."""
+    from ai4rs.apis import init_detector
+    from ai4rs.apis.scene_inference import inference_scene, write_scene_detections
+
+    model = init_detector(_white_detector_config(tmp_path))
+    tif = _write_bgr_geotiff(tmp_path / 'pixel.tif', np.full((1, 1, 3), 90, np.uint8))
+    result = inference_scene(model, tif, patch_size=PATCH, overlap=OVERLAP, progress=False)
+    assert result.tiles == 1 and len(result.pred_instances) == 0
+    out = write_scene_detections(
+        result, str(tmp_path / 'pixel.gpkg'), ['rectangle'], transform=UTM_TRANSFORM, crs=UTM_CRS
+    )
+    info = pyogrio.read_info(out)
+    assert info['features'] == 0 and 'label' in list(info['fields'])
