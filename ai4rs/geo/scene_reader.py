@@ -464,6 +464,9 @@ class GeoScene:
         integer = np.issubdtype(self._dtype, np.integer)
         if self.to_uint8['type'] == 'bit_depth' and self.to_uint8['bits'] and integer:
             return dict(self.to_uint8), 'the to_uint8 rule (bits given)'
+        if self.to_uint8['type'] == 'bit_depth' and self._dtype == np.uint8:
+            # 8-bit data is 8 bits deep whatever its values: nothing to measure
+            return {**self.to_uint8, 'bits': 8}, 'uint8 data (8 bits)'
         nbits = self._ds.tags(self._bands[0], ns='IMAGE_STRUCTURE').get('NBITS')
         if (
             self.to_uint8['type'] == 'bit_depth'
