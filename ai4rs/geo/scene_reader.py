@@ -51,9 +51,9 @@ from ai4rs.datasets.sliding_windows import get_sliding_windows
 STATS_PIXELS = 1_000_000
 
 #: GDAL's block cache while a scene is read (MB). GDAL's default is 5 % of the machine's memory,
-#: which a scene read tile by tile fills with blocks it never reads again (measured: 2.3 GiB
-#: peak for a 20,000-px scene vs 1.1 GiB with this cap, benchmark_scene_inference.py); a tile
-#: row's blocks are what neighbouring windows share.
+#: which a scene read tile by tile fills with blocks it never reads again (measured with
+#: benchmark_scene_inference.py: peak RSS 2.3 GiB for a sparse 20,000-px scene, 1.1 GiB with
+#: this cap); a row of tiles' blocks is what neighbouring windows share.
 GDAL_CACHE_MB = 256
 
 
