@@ -374,3 +374,97 @@ def test_a_one_pixel_scene_without_objects_writes_a_valid_empty_layer(tmp_path):
     )
     info = pyogrio.read_info(out)
     assert info['features'] == 0 and 'label' in list(info['fields'])
+
+
+# ------------------------------------------------------------ scales, families
+def test_a_coarser_scale_maps_its_boxes_back_to_scene_pixels(tmp_path):
+    """ratios=(0.5,): windows of 128 scene pixels resized to the 64-px input; the rectangle
+    (edges on even pixels, so the 2x reduction is exact) comes back at its scene corners.
+    With ratios=(1.0, 0.5) both scales find it and the merge keeps one."""
+    from ai4rs.apis import init_detector
+    from ai4rs.apis.scene_inference import inference_scene, scene_tiles
+
+    tiles = scene_tiles(130, 100, PATCH, OVERLAP, ratios=(0.5,))
+    assert {t.window[2] - t.window[0] for t in tiles} == {128} and {t.scale for t in tiles} == {0.5}
+    model = init_detector(_white_detector_config(tmp_path))
+    img = np.full((100, 130, 3), 90, np.uint8)
+    img[30:42, 52:76] = 255
+    tif = _write_bgr_geotiff(tmp_path / 'scales.tif', img)
+    want = np.array([(52, 30), (76, 30), (76, 42), (52, 42)], float)
+    for ratios in ((0.5,), (1.0, 0.5)):
+        result = inference_scene(
+            model, tif, patch_size=PATCH, overlap=OVERLAP, ratios=ratios, progress=False
+        )
+        assert len(result.pred_instances) == 1, ratios
+        corners = rbox_corners(result.pred_instances.bboxes.tensor.double())[0].numpy()
+        dist = np.abs(corners[:, None, :] - want[None]).max(-1)
+        assert dist.min(1).max() < 1e-3, (ratios, corners)
+
+
+def test_tool_on_a_folder_of_scenes_writes_one_layer_each(tmp_path):
+    """tools/geo_inference.py main() on two scenes in a folder -> OUT/STEM.geojson each, in
+    WGS84 (RFC 7946), one rectangle each at its own place; the parts folders are gone."""
+    import json
+
+    config = _white_detector_config(tmp_path)
+    ckpt = tmp_path / 'white.pth'
+    torch.save({'state_dict': {'dummy': torch.zeros(1)}, 'meta': {}}, ckpt)
+    scenes = tmp_path / 'scenes'
+    scenes.mkdir()
+    for name, x in (('east', 20), ('west', 70)):
+        img = np.full((64, 100, 3), 90, np.uint8)
+        img[10:20, x : x + 20] = 255
+        _write_bgr_geotiff(scenes / f'{name}.tif', img)
+    out = tmp_path / 'layers'
+    # in this process: the test detector is registered here
+    _load_tool().main(
+        [str(scenes), config, str(ckpt), '--out', str(out)]
+        + ['--format', 'geojson', '--patch-size', str(PATCH), '--overlap', str(OVERLAP)]
+    )
+    from rasterio.warp import transform as warp
+
+    for name, x in (('east', 20), ('west', 70)):
+        data = json.loads((out / f'{name}.geojson').read_text())
+        (feature,) = data['features']
+        assert feature['properties']['label'] == 'rectangle'
+        ring = np.array(feature['geometry']['coordinates'][0][:4])
+        xs, ys = zip(*(UTM_TRANSFORM @ p for p in [(x, 10), (x + 20, 10), (x + 20, 20), (x, 20)]))
+        lon, lat = warp(UTM_CRS, 'EPSG:4326', list(xs), list(ys))
+        want = np.stack([lon, lat], 1)
+        assert np.abs(ring[:, None, :] - want[None]).max(-1).min(1).max() < 1e-6
+    assert sorted(p.name for p in out.iterdir()) == ['east.geojson', 'west.geojson']
+
+
+def test_open_vocabulary_rotated_model_on_a_scene_follows_its_texts(tiny_clip_dir, tmp_path):
+    """The open-vocabulary rotated model with texts: the scene's detections are sliced
+    inference's with the same texts, the sample carries the texts, and the layer's labels
+    are those texts."""
+    from ai4rs.apis import inference_detector_by_patches, init_detector
+    from ai4rs.apis.scene_inference import inference_scene, write_scene_detections
+    from ai4rs.datasets.preparation.synthetic_dota import generate_dataset, write_class_texts
+    from tests.yolo_world_infer_helpers import rotated_world_config
+
+    data_root = tmp_path / 'data'
+    generate_dataset(str(data_root), num_train=1, num_val=1, img_size=128)
+    write_class_texts(str(data_root))
+    cfg = rotated_world_config(tiny_clip_dir, data_root, size=PATCH)
+    config, ckpt = save_model(cfg, str(tmp_path), 'world', box_bin=1, angle_std=0.5)
+    model = init_detector(config, ckpt)
+    texts = ['pool', 'vehicle']
+    img = scene(h=100, w=120, seed=7)
+    tif = _write_bgr_geotiff(tmp_path / 'world.tif', img)
+    result = inference_scene(
+        model, tif, texts=texts, patch_size=PATCH, overlap=OVERLAP, progress=False
+    )
+    expected = inference_detector_by_patches(
+        model, img, sizes=(PATCH,), steps=(PATCH - OVERLAP,), texts=texts, progress=False
+    )
+    assert result.texts == texts and len(result.pred_instances) > 3
+    got, want = result.pred_instances, expected.pred_instances
+    torch.testing.assert_close(got.bboxes.tensor, want.bboxes.tensor, atol=1e-4, rtol=0)
+    assert torch.equal(got.labels, want.labels)
+    out = write_scene_detections(
+        result, str(tmp_path / 'world.gpkg'), texts, transform=UTM_TRANSFORM, crs=UTM_CRS
+    )
+    rows, _ = _read_layer(out)
+    assert [r['label'] for r in rows] == [texts[i] for i in want.labels.tolist()]
