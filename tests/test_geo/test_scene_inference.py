@@ -468,3 +468,40 @@ def test_open_vocabulary_rotated_model_on_a_scene_follows_its_texts(tiny_clip_di
     )
     rows, _ = _read_layer(out)
     assert [r['label'] for r in rows] == [texts[i] for i in want.labels.tolist()]
+
+
+def test_yolo_world_on_a_scene_gives_horizontal_polygons(tiny_clip_dir, tmp_path):
+    """YOLO-World (horizontal boxes) with texts: the scene's detections are sliced
+    inference's; the layer's polygons are the boxes' corners in map coordinates and its pixel
+    fields are x1, y1, x2, y2."""
+    from ai4rs.apis import inference_detector_by_patches, init_detector
+    from ai4rs.apis.scene_inference import inference_scene, write_scene_detections
+    from ai4rs.structures.bbox import HorizontalBoxes
+    from tests.yolo_world_infer_helpers import world_config
+
+    config, ckpt = save_model(
+        world_config(tiny_clip_dir, size=PATCH), str(tmp_path), 'world', box_bin=1, logit_scale=2.0
+    )
+    model = init_detector(config, ckpt)
+    texts = ['roof', 'car']
+    img = scene(h=90, w=110, seed=8)
+    tif = _write_bgr_geotiff(tmp_path / 'hbox.tif', img)
+    result = inference_scene(
+        model, tif, texts=texts, patch_size=PATCH, overlap=OVERLAP, progress=False
+    )
+    expected = inference_detector_by_patches(
+        model, img, sizes=(PATCH,), steps=(PATCH - OVERLAP,), texts=texts, progress=False
+    )
+    got, want = result.pred_instances, expected.pred_instances
+    assert isinstance(got.bboxes, HorizontalBoxes) and len(got) > 3
+    torch.testing.assert_close(got.bboxes.tensor, want.bboxes.tensor, atol=1e-4, rtol=0)
+    out = write_scene_detections(
+        result, str(tmp_path / 'hbox.gpkg'), texts, transform=UTM_TRANSFORM, crs=UTM_CRS
+    )
+    rows, _ = _read_layer(out)
+    boxes = want.bboxes.tensor.double().numpy()
+    px = np.array([[r[k] for k in ('px_x1', 'px_y1', 'px_x2', 'px_y2')] for r in rows])
+    np.testing.assert_allclose(px, boxes, atol=1e-4)
+    for ring, (x1, y1, x2, y2) in zip(_pixel_rings(rows, UTM_TRANSFORM), boxes):
+        want_pts = np.array([(x1, y1), (x2, y1), (x2, y2), (x1, y2)])
+        assert np.abs(ring[:, None, :] - want_pts[None]).max(-1).min(1).max() < 1e-3
