@@ -30,4 +30,8 @@ __all__ += [
 from .file_checks import ImageDecodeError, check_image_files  # noqa: E402
 
 __all__ += ['ImageDecodeError', 'check_image_files']
+from .dior import DIOR_CLASSES, DIORDataset  # noqa: E402
+from .hrsc import HRSC_CLASSES, HRSCDataset  # noqa: E402
 from .samplers import DefaultSampler  # noqa: E402,F401  (registers the seeded sampler)
+
+__all__ += ['DIORDataset', 'DIOR_CLASSES', 'HRSCDataset', 'HRSC_CLASSES']
