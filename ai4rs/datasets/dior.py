@@ -24,7 +24,6 @@ import logging
 import math
 import os.path as osp
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
 
 import numpy as np
 from mmengine.dataset import BaseDataset
@@ -235,13 +234,14 @@ class SplitFileXMLDataset(SeededRefetchMixin, BaseDataset):
 
     # subclasses: the paths of one image id, and the XML -> (width, height, objects)
     def image_and_xml_paths(self, img_id: str) -> tuple[str, str]:
-        raise NotImplementedError
+        """``(image path, XML path)`` of an image id (each dataset's folder layout)."""
+        raise NotImplementedError(f'{type(self).__name__} must define image_and_xml_paths')
 
     def parse_objects(self, root: ET.Element, xml_path: str) -> tuple:
         """``(width | None, height | None, objects)``; ``objects``: a list of
         ``(polygon list of 8 floats, label int, difficult int, extra dict)``, ``extra`` going
         into the instance dict as it is."""
-        raise NotImplementedError
+        raise NotImplementedError(f'{type(self).__name__} must define parse_objects')
 
     def load_data_list(self) -> list[dict]:
         """Read the split file and the XML file of every image it lists."""
@@ -404,4 +404,4 @@ class DIORDataset(SplitFileXMLDataset):
         return width, height, objects
 
 
-__all__: Sequence[str] = ('DIORDataset', 'DIOR_CLASSES', 'SplitFileXMLDataset')
+__all__ = ['DIORDataset', 'DIOR_CLASSES', 'SplitFileXMLDataset']

@@ -14,6 +14,9 @@ Planted bugs these tests were checked to fail on (one at a time, then reverted):
   names matched case-sensitively: ``test_dior_parses_split_classes_polygons_and_difficult``;
 - the HRSC dataset config's second evaluator in '11points' mode:
   ``test_hrsc_recipe_reports_map07_and_map12_from_dotametric``;
+- DIOR's size read from the image as (height, width):
+  ``test_dior_size_from_the_image_when_the_xml_has_none``; ``bbox_min_size`` not applied:
+  ``test_dior_parses_split_classes_polygons_and_difficult``;
 - the DIOR recipe training on train.txt twice instead of train + val:
   ``test_recipe_trains_one_iteration_and_validates[dior]``.
 """
@@ -129,6 +132,10 @@ def test_dior_parses_split_classes_polygons_and_difficult(tmp_path):
     # diff_thr=0: the difficult object is kept, flagged ignored
     flagged = dior(tmp_path, diff_thr=0).get_data_info(1)['instances']
     assert [i['ignore_flag'] for i in flagged] == [0, 1]
+    # filter_cfg bbox_min_size (training): boxes whose shorter side is below it are ignored
+    # (00001's two boxes have a 10 px short side, 00002's diamond 10 sqrt 2 = 14.1 px)
+    small = dior(tmp_path, filter_cfg=dict(bbox_min_size=12))
+    assert [[i['ignore_flag'] for i in d['instances']] for d in small] == [[0], [1, 1]]
     # ann_type='hbb' reads <bndbox> (xmin, ymin), (xmax, ymin), (xmax, ymax), (xmin, ymax) and
     # skips an object without one
     hbb = dior(tmp_path, ann_type='hbb')
@@ -138,6 +145,16 @@ def test_dior_parses_split_classes_polygons_and_difficult(tmp_path):
     assert [i['bbox'] for i in hbb.get_data_info(0)['instances']] == [
         [30, 20, 50, 20, 50, 40, 30, 40]
     ]
+
+
+def test_dior_size_from_the_image_when_the_xml_has_none(tmp_path):
+    ann = write_dior(tmp_path, img_size=(40, 24))
+    xml = ann / '00002.xml'
+    xml.write_text(
+        dior_xml(DIOR_IMAGES['00002']).replace('<size>', '<nosize>').replace('</size>', '</nosize>')
+    )
+    d = dior(tmp_path).get_data_info(0)
+    assert d['img_id'] == '00002' and (d['width'], d['height']) == (40, 24)
 
 
 def test_dior_boxes_through_the_pipeline_are_le90(tmp_path):
