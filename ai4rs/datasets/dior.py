@@ -276,6 +276,11 @@ class SplitFileXMLDataset(SeededRefetchMixin, BaseDataset):
         xml_path = raw_data_info['xml_path']
         width, height, objects = self.parse_objects(parse_xml_file(xml_path), xml_path)
         if width is None or height is None:
+            if not osp.isfile(raw_data_info['img_path']):
+                raise FileNotFoundError(
+                    f'{xml_path} gives no image size and its image '
+                    f'{raw_data_info["img_path"]} does not exist'
+                )
             width, height = _image_size(raw_data_info['img_path'])
         polygons = np.asarray([o[0] for o in objects], dtype=np.float64).reshape(-1, 8)
         bad = degenerate_polygons(polygons)

@@ -155,6 +155,9 @@ def test_dior_size_from_the_image_when_the_xml_has_none(tmp_path):
     )
     d = dior(tmp_path).get_data_info(0)
     assert d['img_id'] == '00002' and (d['width'], d['height']) == (40, 24)
+    (tmp_path / 'JPEGImages-trainval' / '00002.jpg').unlink()
+    with pytest.raises(FileNotFoundError, match=r'00002.xml gives no image size .*00002.jpg'):
+        dior(tmp_path)
 
 
 def test_dior_boxes_through_the_pipeline_are_le90(tmp_path):
