@@ -53,9 +53,13 @@ def parse_args(argv=None):
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--task1-dir', default=None, help='also write DOTA Task1 files here')
     parser.add_argument('--overwrite', action='store_true', help='replace existing layers')
-    parser.add_argument('--launcher', choices=('none', 'pytorch'), default='none')
     parser.add_argument('--progress', action='store_true', help='a progress bar (tiles/s, ETA)')
+    from ai4rs.utils.cli import add_launcher_arguments
+
+    add_launcher_arguments(parser)
     args = parser.parse_args(argv)
+    if args.launcher not in ('none', 'pytorch'):
+        parser.error(f'--launcher {args.launcher}: scene inference runs with none or pytorch')
     if args.bands is not None:
         try:
             args.bands = [int(b) for b in args.bands.split(',')]
