@@ -106,24 +106,30 @@ def test_yolo_obb_malformed_lines_are_reported_with_file_and_line(tmp_path):
     )
     lab = write(tmp_path / 'yolo' / 'a.txt', text)
     write(tmp_path / 'yolo' / 'orphan.txt', '0 0.1 0.1 0.9 0.1 0.9 0.9 0.1 0.9\n')
+    write_image(tmp_path / 'images', 'binary')
+    (tmp_path / 'yolo' / 'binary.txt').write_bytes(b'\x89PNG\xff\xfe')
     report = yolo_obb_to_dota(
         str(tmp_path / 'yolo'), str(tmp_path / 'images'), str(tmp_path / 'out'), CLASSES
     )
-    assert (report.files, report.objects, report.skipped) == (1, 2, 6)
+    assert (report.files, report.objects, report.skipped) == (1, 2, 7)
     assert [m.split(': ')[0] for m in report.messages] == [
         f'{lab}:2',
         f'{lab}:3',
         f'{lab}:4',
         f'{lab}:6',
         f'{lab}:7',
+        str(tmp_path / 'yolo' / 'binary.txt'),
         str(tmp_path / 'yolo' / 'orphan.txt'),
     ]
     assert '9 fields' in report.messages[0] and 'not in 0..2' in report.messages[2]
-    assert report.summary() == 'converted 1 files, 2 objects; skipped 6 entries (see messages)'
+    assert 'corner 1.5 is outside [0, 1]' in report.messages[3]
+    assert 'not a UTF-8 text file' in report.messages[5]
+    assert report.summary() == 'converted 1 files, 2 objects; skipped 7 entries (see messages)'
     out = load_dota_labels(str(tmp_path / 'out' / 'a.txt'))
     assert out.names == ['plane', 'small-vehicle']
     np.testing.assert_allclose(out.polygons[1][:4], [18.5, 11.5, 37.185, 11.5])
 
+    (tmp_path / 'yolo' / 'binary.txt').unlink()
     with pytest.raises(ConversionError, match=f'{lab}:2: expected'):
         yolo_obb_to_dota(
             str(tmp_path / 'yolo'),
@@ -149,6 +155,7 @@ def test_dota_to_yolo_obb_reports_bad_lines_unknown_classes_and_far_corners(tmp_
     assert (report.files, report.objects, report.skipped) == (1, 1, 3)
     assert [m.split(': ')[0] for m in report.messages] == [f'{lab}:2', f'{lab}:3', f'{lab}:4']
     assert "'tree' is not in the class list" in report.messages[1]
+    assert 'corner 50.0 is outside the 37x23 image' in report.messages[2]
 
 
 def test_load_class_names_from_data_yaml_text_file_and_list(tmp_path):
@@ -163,6 +170,8 @@ def test_load_class_names_from_data_yaml_text_file_and_list(tmp_path):
         load_class_names([str(tmp_path / 'gap.yaml')])
     with pytest.raises(ValueError, match='repeated'):
         load_class_names(['plane', 'plane'])
+    with pytest.raises(FileNotFoundError, match='missing.yaml'):
+        load_class_names([str(tmp_path / 'missing.yaml')])  # not a class named 'missing.yaml'
 
 
 # --------------------------------------------------------------------------- labelme

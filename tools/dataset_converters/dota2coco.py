@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         classes = load_class_names(args.classes) if args.classes else list(DOTA_V1_CLASSES)
-    except ValueError as e:
+    except (ValueError, FileNotFoundError) as e:
         parser.error(str(e))
     return run_conversion(
         dota_to_coco,

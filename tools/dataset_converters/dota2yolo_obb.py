@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         classes = load_class_names(args.classes)
-    except ValueError as e:
+    except (ValueError, FileNotFoundError) as e:
         parser.error(str(e))
     return run_conversion(
         dota_to_yolo_obb,

@@ -119,6 +119,8 @@ def load_class_names(spec: str | Sequence[str]) -> list[str]:
             string).
 
     Raises:
+        FileNotFoundError: a single item that looks like a file (``.yaml``, ``.yml``, ``.txt``, a
+            path separator) does not exist (rather than becoming a class named like it).
         ValueError: no names, a name with whitespace (a DOTA line cannot hold it), a repeated
             name, or a ``names:`` dict whose keys are not 0..N-1; the file is named.
     """
@@ -126,6 +128,11 @@ def load_class_names(spec: str | Sequence[str]) -> list[str]:
         spec = [spec]
     spec = list(spec)
     source = 'class list'
+    looks_like_file = len(spec) == 1 and (
+        spec[0].lower().endswith(('.yaml', '.yml', '.txt')) or os.sep in spec[0]
+    )
+    if looks_like_file and not osp.isfile(spec[0]):
+        raise FileNotFoundError(f'class list file {spec[0]!r} does not exist')
     if len(spec) == 1 and osp.isfile(spec[0]):
         path = source = spec[0]
         if path.lower().endswith(('.yaml', '.yml')):
@@ -337,7 +344,7 @@ def parse_yolo_obb_lines(
         if outside.any():
             report.skip(
                 where,
-                f'normalised corner {coords[outside][0]!r} is outside [0, 1] by more than '
+                f'normalised corner {float(coords[outside][0])!r} is outside [0, 1] by more than '
                 f'{tolerance}',
             )
             continue
@@ -374,10 +381,12 @@ def yolo_obb_to_dota(
         except OSError as e:
             report.skip(path, str(e))
             continue
-        with open(path, encoding='utf-8-sig') as f:
-            lines = parse_yolo_obb_lines(
-                f.readlines(), width, height, class_names, report, path, tolerance
-            )
+        text = _read_text(path, report)
+        if text is None:
+            continue
+        lines = parse_yolo_obb_lines(
+            text.splitlines(), width, height, class_names, report, path, tolerance
+        )
         _write_lines(osp.join(out_dir, stem + '.txt'), lines)
         report.files += 1
         report.objects += len(lines)
@@ -418,6 +427,8 @@ def dota_to_yolo_obb(
             report.skip(path, str(e))
             continue
         labels = _read_dota(path, report)
+        if labels is None:
+            continue
         scale = np.array([width, height] * 4, dtype=np.float64)
         out = []
         for polygon, name, lineno in zip(labels.polygons, labels.names, labels.line_numbers):
@@ -430,8 +441,8 @@ def dota_to_yolo_obb(
             if outside.any():
                 report.skip(
                     where,
-                    f'corner {polygon[outside][0]!r} is outside the {width}x{height} image by '
-                    f'more than {tolerance} of its size',
+                    f'corner {float(polygon[outside][0])!r} is outside the {width}x{height} '
+                    f'image by more than {tolerance} of its size',
                 )
                 continue
             out.append(' '.join([str(index[name])] + [f'{v:.{precision}g}' for v in coords]))
@@ -442,13 +453,28 @@ def dota_to_yolo_obb(
 
 
 def _read_dota(path: str, report: ConversionReport):
-    """``load_dota_labels`` of ``path``, each malformed line a skipped entry ``path:N: reason``."""
+    """``load_dota_labels`` of ``path``, each malformed line a skipped entry ``path:N: reason``;
+    None (reported) when the file is not UTF-8 text."""
 
     def on_skip(msg: str) -> None:
         lineno, reason = msg.removeprefix(f'{path}, line ').split(': ', 1)  # its format
         report.skip(f'{path}:{lineno}', reason)
 
-    return load_dota_labels(path, strict=False, on_skip=on_skip)
+    try:
+        return load_dota_labels(path, strict=False, on_skip=on_skip)
+    except UnicodeDecodeError as e:
+        report.skip(path, f'not a UTF-8 text file ({e.reason} at byte {e.start})')
+        return None
+
+
+def _read_text(path: str, report: ConversionReport) -> str | None:
+    """The text of a label file, or None (reported) when it is not UTF-8 text."""
+    try:
+        with open(path, encoding='utf-8-sig') as f:
+            return f.read()
+    except UnicodeDecodeError as e:
+        report.skip(path, f'not a UTF-8 text file ({e.reason} at byte {e.start})')
+        return None
 
 
 # --------------------------------------------------------------------------- labelme
@@ -545,7 +571,7 @@ def labelme_to_dota(
             if _degenerate(polygon):
                 report.skip(where, 'the shape has no area')
                 continue
-            flags = shape.get('flags') or {}
+            flags = shape.get('flags') if isinstance(shape.get('flags'), dict) else {}
             difficult = bool(shape.get('difficult') or flags.get('difficult'))
             lines.append(format_dota_line(polygon, label, int(difficult)))
         _write_lines(osp.join(out_dir, stem + '.txt'), lines)
@@ -712,6 +738,8 @@ def dota_to_coco(
             report.skip(path, str(e))
             continue
         labels = _read_dota(path, report)
+        if labels is None:
+            continue
         image_id = len(out['images']) + 1
         out['images'].append(
             dict(
