@@ -103,6 +103,7 @@ def test_yolo_obb_malformed_lines_are_reported_with_file_and_line(tmp_path):
         '1 0.1 0.1 1.5 0.1 0.9 0.9 0.1 0.9\n'  # outside [0, 1]
         '1 0.1 nan 0.9 0.1 0.9 0.9 0.1 0.9\n'  # not finite
         '2 0.5 0.5 1.005 0.5 1.005 1.0 0.5 1.0\n'  # within the tolerance: kept
+        '2 0.5 0.5 0.6 0.6 0.7 0.7 0.8 0.8\n'  # collinear: no area
     )
     lab = write(tmp_path / 'yolo' / 'a.txt', text)
     write(tmp_path / 'yolo' / 'orphan.txt', '0 0.1 0.1 0.9 0.1 0.9 0.9 0.1 0.9\n')
@@ -111,20 +112,21 @@ def test_yolo_obb_malformed_lines_are_reported_with_file_and_line(tmp_path):
     report = yolo_obb_to_dota(
         str(tmp_path / 'yolo'), str(tmp_path / 'images'), str(tmp_path / 'out'), CLASSES
     )
-    assert (report.files, report.objects, report.skipped) == (1, 2, 7)
+    assert (report.files, report.objects, report.skipped) == (1, 2, 8)
     assert [m.split(': ')[0] for m in report.messages] == [
         f'{lab}:2',
         f'{lab}:3',
         f'{lab}:4',
         f'{lab}:6',
         f'{lab}:7',
+        f'{lab}:9',
         str(tmp_path / 'yolo' / 'binary.txt'),
         str(tmp_path / 'yolo' / 'orphan.txt'),
     ]
     assert '9 fields' in report.messages[0] and 'not in 0..2' in report.messages[2]
     assert 'corner 1.5 is outside [0, 1]' in report.messages[3]
-    assert 'not a UTF-8 text file' in report.messages[5]
-    assert report.summary() == 'converted 1 files, 2 objects; skipped 7 entries (see messages)'
+    assert 'no area' in report.messages[5] and 'not a UTF-8 text' in report.messages[6]
+    assert report.summary() == 'converted 1 files, 2 objects; skipped 8 entries (see messages)'
     out = load_dota_labels(str(tmp_path / 'out' / 'a.txt'))
     assert out.names == ['plane', 'small-vehicle']
     np.testing.assert_allclose(out.polygons[1][:4], [18.5, 11.5, 37.185, 11.5])
@@ -147,13 +149,15 @@ def test_dota_to_yolo_obb_reports_bad_lines_unknown_classes_and_far_corners(tmp_
         '1 1 5 1 5 5 1 5 plane 0\n'
         '1 1 5 1 5 5 1 5\n'  # no class
         '1 1 5 1 5 5 1 5 tree 0\n'  # unknown class
-        '1 1 50 1 50 5 1 5 ship 0\n',  # outside the 37-wide image
+        '1 1 50 1 50 5 1 5 ship 0\n'  # outside the 37-wide image
+        '1 1 1 1 1 1 1 1 ship 0\n',  # no area
     )
     report = dota_to_yolo_obb(
         str(lab.parent), str(tmp_path / 'images'), str(tmp_path / 'yolo'), CLASSES
     )
-    assert (report.files, report.objects, report.skipped) == (1, 1, 3)
-    assert [m.split(': ')[0] for m in report.messages] == [f'{lab}:2', f'{lab}:3', f'{lab}:4']
+    assert (report.files, report.objects, report.skipped) == (1, 1, 4)
+    where = [m.split(': ')[0] for m in report.messages]
+    assert where == [f'{lab}:2', f'{lab}:3', f'{lab}:4', f'{lab}:5']
     assert "'tree' is not in the class list" in report.messages[1]
     assert 'corner 50.0 is outside the 37x23 image' in report.messages[2]
 

@@ -307,7 +307,7 @@ def parse_yolo_obb_lines(
         report: receives one ``source:line: reason`` per malformed line (skipped).
         source: the file, for the messages.
         tolerance: normalised coordinates in ``[-tolerance, 1 + tolerance]`` are kept (not
-            clipped); others make the line malformed.
+            clipped); others make the line malformed, as does a polygon with no area.
 
     Returns:
         list[str]: DOTA lines ``x1 y1 ... x4 y4 class_name 0`` (pixels: ``x * width``,
@@ -349,6 +349,9 @@ def parse_yolo_obb_lines(
             )
             continue
         pixels = coords * np.array([width, height] * 4, dtype=np.float64)
+        if _degenerate(pixels):
+            report.skip(where, 'the polygon has no area')
+            continue
         out.append(format_dota_line(pixels, class_names[cls], 0))
     return out
 
@@ -385,7 +388,7 @@ def yolo_obb_to_dota(
         if text is None:
             continue
         lines = parse_yolo_obb_lines(
-            text.splitlines(), width, height, class_names, report, path, tolerance
+            text.split('\n'), width, height, class_names, report, path, tolerance
         )
         _write_lines(osp.join(out_dir, stem + '.txt'), lines)
         report.files += 1
@@ -408,8 +411,8 @@ def dota_to_yolo_obb(
     Corners are divided by the image's width / height (read from the image of the same stem)
     and written with ``precision`` significant digits, unclipped; a corner outside the image
     by more than ``tolerance`` (of its size) is reported and its object skipped, as are
-    malformed lines and class names not in ``class_names``. Header lines and difficulties are
-    dropped (YOLO-OBB has neither).
+    malformed lines, polygons with no area and class names not in ``class_names``. Header
+    lines and difficulties are dropped (YOLO-OBB has neither).
     """
     report = ConversionReport(strict=strict)
     index = {n: i for i, n in enumerate(class_names)}
@@ -435,6 +438,9 @@ def dota_to_yolo_obb(
             where = f'{path}:{lineno}'
             if name not in index:
                 report.skip(where, f'class {name!r} is not in the class list')
+                continue
+            if _degenerate(polygon):
+                report.skip(where, 'the polygon has no area')
                 continue
             coords = polygon / scale
             outside = (coords < -tolerance) | (coords > 1 + tolerance)
