@@ -325,10 +325,10 @@ def test_scripts_print_the_report_and_refuse_a_non_empty_output(tmp_path, capsys
     assert out[0] == 'converted 1 files, 3 objects; skipped 1 entries (see messages)'
     assert out[1].startswith(f'  {tmp_path / "dota" / "P1.txt"}:6: expected')
     assert to_yolo(args) == 1
-    assert 'is not empty' in capsys.readouterr().out
+    assert 'is not empty' in capsys.readouterr().err
     assert to_yolo(args + ['--overwrite']) == 0
     assert to_yolo(args + ['--overwrite', '--strict']) == 1
-    assert 'P1.txt:6:' in capsys.readouterr().out.splitlines()[-1]
+    assert capsys.readouterr().err.startswith(f'error: {tmp_path / "dota" / "P1.txt"}:6:')
 
     back = [str(tmp_path / 'yolo'), imgs, str(tmp_path / 'back'), '--classes', 'plane,ship']
     assert load_script('yolo_obb2dota').main(back) == 0

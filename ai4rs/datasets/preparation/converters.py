@@ -24,6 +24,7 @@ counted; with ``strict=True`` the first one raises :class:`ConversionError` inst
 import json
 import os
 import os.path as osp
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -810,13 +811,13 @@ def run_conversion(convert, *args, **kwargs) -> int:
 
     Returns:
         int: 0 when it ran (the summary and every message printed), 1 on an error (printed
-        as ``error: ...``): a malformed entry with ``strict``, a refused output folder, a
+        to stderr as ``error: ...``): a malformed entry with ``strict``, a refused output folder, a
         missing input.
     """
     try:
         report = convert(*args, **kwargs)
     except (ValueError, FileExistsError, FileNotFoundError, NotADirectoryError) as e:
-        print(f'error: {e}')
+        print(f'error: {e}', file=sys.stderr)
         return 1
     print(report.format())
     return 0
