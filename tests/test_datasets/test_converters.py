@@ -224,6 +224,18 @@ def test_labelme_shapes_to_dota_corners_by_hand(tmp_path):
 # ------------------------------------------------------------------------- COCO -> DOTA
 
 
+def runs_fortran_order(mask):
+    """Uncompressed COCO RLE counts: run lengths of the column-major pixels, zeros first."""
+    flat = mask.flatten(order='F').tolist()
+    counts, value, run = [], 0, 0
+    for v in flat:
+        if v != value:
+            counts.append(run)
+            value, run = v, 0
+        run += 1
+    return counts + [run]
+
+
 def test_coco_polygons_rle_and_boxes_to_min_area_rectangles(tmp_path):
     h, w = 16, 20
     mask = np.zeros((h, w), np.uint8)
@@ -231,12 +243,16 @@ def test_coco_polygons_rle_and_boxes_to_min_area_rectangles(tmp_path):
     rle = mask_utils.encode(np.asfortranarray(mask))
     rle['counts'] = rle['counts'].decode('ascii')
     two_parts = [[2, 2, 6, 2, 6, 6, 2, 6], [9, 9, 12, 10, 10, 12]]
+    crowd = np.zeros((h, w), np.uint8)
+    crowd[8:10, 10:13] = 1  # the area [10, 13] x [8, 10]
+    uncompressed = dict(size=[h, w], counts=runs_fortran_order(crowd))
     anns = [
         dict(id=1, image_id=1, category_id=1, bbox=[0, 0, 1, 1], segmentation=two_parts),
         dict(id=2, image_id=1, category_id=2, bbox=[2, 3, 4, 2], segmentation=rle, iscrowd=1),
         dict(id=3, image_id=1, category_id=1, bbox=[1, 2, 3, 4]),  # no segmentation
         dict(id=4, image_id=1, category_id=1, bbox=[1, 2, 3, 4], segmentation=[[1, 2, 3]]),
         dict(id=5, image_id=1, category_id=2, bbox=[0, 0, 5, 5], segmentation=[[0, 0, 5, 0, 9, 0]]),
+        dict(id=6, image_id=1, category_id=1, bbox=[0, 0, 1, 1], segmentation=uncompressed),
     ]
     coco = dict(
         images=[
@@ -248,14 +264,14 @@ def test_coco_polygons_rle_and_boxes_to_min_area_rectangles(tmp_path):
     )
     src = write(tmp_path / 'ann.json', json.dumps(coco))
     report = coco_to_dota(str(src), str(tmp_path / 'out'))
-    assert (report.files, report.objects, report.skipped) == (2, 3, 2)
+    assert (report.files, report.objects, report.skipped) == (2, 4, 2)
     assert report.messages[0] == "note: category 'small car' is written as 'small-car'"
     assert report.messages[1].startswith(f'{src}: annotation id 4: segmentation part 0')
     assert report.messages[2] == f'{src}: annotation id 5: the segmentation (or bbox) has no area'
     assert (tmp_path / 'out' / 'b.txt').read_text() == ''  # an image without annotations
     out = load_dota_labels(str(tmp_path / 'out' / 'a.txt'))
-    assert out.names == ['plane', 'small-car', 'plane']
-    assert out.difficulties.tolist() == [0, 1, 0]  # iscrowd -> difficulty 1
+    assert out.names == ['plane', 'small-car', 'plane', 'plane']
+    assert out.difficulties.tolist() == [0, 1, 0, 0]  # iscrowd -> difficulty 1
     # two parts: all their points; the area of shapely's minimum rotated rectangle
     pts = np.concatenate([np.reshape(p, (-1, 2)) for p in two_parts])
     ref = shapely.MultiPoint(pts).minimum_rotated_rectangle
@@ -264,6 +280,7 @@ def test_coco_polygons_rle_and_boxes_to_min_area_rectangles(tmp_path):
     assert rect.buffer(1e-6).contains(shapely.MultiPoint(pts))
     assert corner_set(out.polygons[1]) == corner_set([2, 3, 6, 3, 6, 5, 2, 5])  # the RLE
     assert corner_set(out.polygons[2]) == corner_set([1, 2, 4, 2, 4, 6, 1, 6])  # the bbox
+    assert corner_set(out.polygons[3]) == corner_set([10, 8, 13, 8, 13, 10, 10, 10])
 
 
 def test_mask_pixel_corners_cover_the_pixels():
