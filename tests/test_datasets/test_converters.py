@@ -18,6 +18,7 @@ from ai4rs.datasets.preparation.converters import (
     coco_to_dota,
     dota_to_coco,
     dota_to_yolo_obb,
+    json_array_item_lines,
     labelme_to_dota,
     load_class_names,
     mask_pixel_corners,
@@ -199,15 +200,20 @@ def test_labelme_shapes_to_dota_corners_by_hand(tmp_path):
         dict(label='ship', shape_type='polygon', points=[[0, 0], [1, 1], [2, 2]]),  # no area
     ]
     labelme = dict(shapes=shapes, imagePath='img1.png')
-    src = write(tmp_path / 'lm' / 'img1.json', json.dumps(labelme))
+    text = json.dumps(labelme, indent=2)  # as labelme writes it: each shape starts '    {'
+    src = write(tmp_path / 'lm' / 'img1.json', text)
+    starts = [n for n, line in enumerate(text.splitlines(), start=1) if line == '    {']
     write(tmp_path / 'lm' / 'broken.json', '{"shapes": [')
     paths = [str(tmp_path / 'lm' / 'img1.json'), str(tmp_path / 'lm' / 'broken.json')]
     report = labelme_to_dota(paths, str(tmp_path / 'out'), class_names=CLASSES)
     assert (report.files, report.objects, report.skipped) == (1, 4, 5)
-    where = [m.split(': ')[1] for m in report.messages[:4]]
-    assert where == ["shapes[4] ('plane')", "shapes[5] ('tree')", "shapes[6] ('ship')",
-                     "shapes[7] ('ship')"]  # fmt: skip
-    assert all(m.startswith(f'{src}: ') for m in report.messages[:4])
+    where = [m.split(': ')[:2] for m in report.messages[:4]]
+    assert where == [
+        [f'{src}:{starts[4]}', "shapes[4] ('plane')"],
+        [f'{src}:{starts[5]}', "shapes[5] ('tree')"],
+        [f'{src}:{starts[6]}', "shapes[6] ('ship')"],
+        [f'{src}:{starts[7]}', "shapes[7] ('ship')"],
+    ]
     assert 'circle' in report.messages[0] and 'not a valid json' in report.messages[4]
     out = load_dota_labels(str(tmp_path / 'out' / 'img1.txt'))
     assert out.names == ['plane', 'ship', 'ship', 'plane']
@@ -219,6 +225,14 @@ def test_labelme_shapes_to_dota_corners_by_hand(tmp_path):
     assert shapely.Polygon(out.polygons[1].reshape(4, 2)).area == pytest.approx(w * h)
     assert out.polygons[2].tolist() == [1, 2, 5, 2, 5, 6, 1, 6]
     assert out.polygons[3].tolist() == [3, 0, 6, 3, 3, 6, 0, 3]
+
+
+def test_json_array_item_lines_by_hand():
+    text = '{"a": {"shapes": [9]},\n "shapes": [\n {"x": [1,\n2]}, {"y": "]"}\n,\n3]}'
+    assert json_array_item_lines(text, 'shapes') == [3, 4, 6]
+    assert json_array_item_lines(text, 'other') == []
+    assert json_array_item_lines('[1, 2]', 'shapes') == []
+    assert json_array_item_lines('{"shapes": [1, ', 'shapes') == []
 
 
 # ------------------------------------------------------------------------- COCO -> DOTA

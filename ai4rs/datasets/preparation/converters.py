@@ -21,9 +21,11 @@ files) or ``file: shapes[i]: reason`` / ``file: annotation id N: reason`` (json 
 counted; with ``strict=True`` the first one raises :class:`ConversionError` instead.
 """
 
+import bisect
 import json
 import os
 import os.path as osp
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,7 +38,6 @@ from ai4rs.structures.bbox.mask_points import convex_hull
 
 from ..coco_json import load_coco_json
 from ..dota import MIN_POLYGON_AREA, load_dota_labels
-from ..file_checks import read_json_file
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp')
 
@@ -486,6 +487,54 @@ def _read_text(path: str, report: ConversionReport) -> str | None:
 
 # --------------------------------------------------------------------------- labelme
 
+_JSON_SPACE = re.compile(r'[ \t\n\r]*')
+
+
+def json_array_item_lines(text: str, key: str) -> list[int]:
+    """The 1-based line on which each item of the array ``key`` of a json object starts.
+
+    Args:
+        text (str): a json document whose top-level value is an object.
+        key (str): a key of that object whose value is an array (e.g. ``'shapes'``).
+
+    Returns:
+        list[int]: one line number per item, in order; ``[]`` when the document is not such an
+        object, has no such key, or is not valid json.
+    """
+    decoder = json.JSONDecoder()
+    newlines = [i for i, c in enumerate(text) if c == '\n']
+
+    def skip(i: int, sep: str = '') -> int:
+        i = _JSON_SPACE.match(text, i).end()
+        if sep and text[i] == sep:
+            i = _JSON_SPACE.match(text, i + 1).end()
+        return i
+
+    try:
+        i = skip(0)
+        if text[i] != '{':
+            return []
+        i = skip(i + 1)
+        while text[i] == '"':
+            name, i = json.decoder.scanstring(text, i + 1)
+            i = skip(i)
+            if text[i] != ':':
+                return []
+            i = skip(i + 1)
+            if name == key and text[i] == '[':
+                lines = []
+                i = skip(i + 1)
+                while text[i] != ']':
+                    lines.append(bisect.bisect_left(newlines, i) + 1)
+                    _, i = decoder.raw_decode(text, i)
+                    i = skip(i, ',')
+                return lines
+            _, i = decoder.raw_decode(text, i)
+            i = skip(i, ',')
+    except (ValueError, IndexError):
+        pass
+    return []
+
 
 def labelme_shape_polygon(shape: dict) -> np.ndarray:
     """The (8,) DOTA corners of one labelme shape.
@@ -539,8 +588,8 @@ def labelme_to_dota(
     difficulty is 1 when it has ``"difficult": true`` (or ``flags.difficult``), else 0.
     A shape that cannot be converted (see :func:`labelme_shape_polygon`), a label not in
     ``class_names`` or holding whitespace, and a degenerate result (no area) are reported as
-    ``file: shapes[i] (label): reason`` and skipped; a file that is not labelme json is
-    reported and skipped whole.
+    ``file:line: shapes[i] (label): reason`` (the line where the shape starts) and skipped;
+    a file that is not labelme json is reported and skipped whole.
     """
     report = ConversionReport(strict=strict)
     known = set(class_names) if class_names is not None else None
@@ -552,18 +601,22 @@ def labelme_to_dota(
             raise ValueError(f'{path} and {stems[stem]} would write the same {stem}.txt')
         stems[stem] = path
         try:
-            data = read_json_file(path, 'labelme file')
-        except ValueError as e:
-            report.skip(path, str(e).removeprefix(f'{path}: '))
+            with open(path, encoding='utf-8-sig') as f:
+                text = f.read()
+            data = json.loads(text)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            report.skip(path, f'not a valid json file ({e})')
             continue
         shapes = data.get('shapes') if isinstance(data, dict) else None
         if not isinstance(shapes, list):
             report.skip(path, 'not a labelme file (no "shapes" list)')
             continue
+        shape_lines = json_array_item_lines(text, 'shapes')
         lines = []
         for i, shape in enumerate(shapes):
             label = shape.get('label') if isinstance(shape, dict) else None
-            where = f'{path}: shapes[{i}] ({label!r})'
+            at = f'{path}:{shape_lines[i]}' if len(shape_lines) == len(shapes) else path
+            where = f'{at}: shapes[{i}] ({label!r})'
             if not isinstance(label, str) or len(label.split()) != 1:
                 report.skip(where, 'label must be one word (a DOTA class name)')
                 continue
