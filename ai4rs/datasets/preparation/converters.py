@@ -17,8 +17,9 @@ project's rule (:func:`min_area_rect_corners`: the exact rotating-calipers recta
 rectangle ``RotatedBoxes.from_instance_masks`` gives.
 
 Every malformed entry is reported in a :class:`ConversionReport` as ``file:line: reason`` (text
-files) or ``file: shapes[i]: reason`` / ``file: annotation id N: reason`` (json files), skipped and
-counted; with ``strict=True`` the first one raises :class:`ConversionError` instead.
+files), ``file:line: shapes[i] ('label'): reason`` (labelme) or ``file: annotation id N: reason``
+(COCO), skipped and counted; with ``strict=True`` the first one raises :class:`ConversionError`
+instead.
 """
 
 import bisect
