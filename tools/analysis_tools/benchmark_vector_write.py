@@ -21,6 +21,9 @@ import os.path as osp
 import tempfile
 import time
 
+import ai4rs  # noqa: F401  (first: sets the OpenMP wait policy before torch loads)
+
+# isort: split
 import numpy as np
 import pyogrio
 import shapely
