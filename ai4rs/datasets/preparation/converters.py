@@ -359,6 +359,23 @@ def parse_yolo_obb_lines(
     return out
 
 
+def _sized_label_files(files, images: dict, img_dir: str, report):
+    """``(label file, stem, width, height)`` for each label file whose image (the same stem in
+    ``img_dir``) gives its size; a label file without a readable image is reported and
+    skipped."""
+    for path in files:
+        stem = osp.splitext(osp.basename(path))[0]
+        if stem not in images:
+            report.skip(path, f'no image {stem}.* in {img_dir}')
+            continue
+        try:
+            width, height = image_size(images[stem])
+        except OSError as e:
+            report.skip(path, str(e))
+            continue
+        yield path, stem, width, height
+
+
 def yolo_obb_to_dota(
     label_dir: str,
     img_dir: str,
@@ -377,16 +394,7 @@ def yolo_obb_to_dota(
     images = images_by_stem(img_dir)
     files = label_files(label_dir)
     prepare_out_dir(out_dir, overwrite)
-    for path in files:
-        stem = osp.splitext(osp.basename(path))[0]
-        if stem not in images:
-            report.skip(path, f'no image {stem}.* in {img_dir}')
-            continue
-        try:
-            width, height = image_size(images[stem])
-        except OSError as e:
-            report.skip(path, str(e))
-            continue
+    for path, stem, width, height in _sized_label_files(files, images, img_dir, report):
         text = _read_text(path, report)
         if text is None:
             continue
@@ -422,16 +430,7 @@ def dota_to_yolo_obb(
     images = images_by_stem(img_dir)
     files = label_files(label_dir)
     prepare_out_dir(out_dir, overwrite)
-    for path in files:
-        stem = osp.splitext(osp.basename(path))[0]
-        if stem not in images:
-            report.skip(path, f'no image {stem}.* in {img_dir}')
-            continue
-        try:
-            width, height = image_size(images[stem])
-        except OSError as e:
-            report.skip(path, str(e))
-            continue
+    for path, stem, width, height in _sized_label_files(files, images, img_dir, report):
         labels = _read_dota(path, report)
         if labels is None:
             continue
