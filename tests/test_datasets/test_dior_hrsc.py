@@ -436,17 +436,19 @@ class Recorder(Hook):
         self.metrics = dict(metrics)
 
 
-def shrink(node):
-    """Every image scale (800, 800) -> (64, 64), (1600, 1600) -> (128, 128), (800, 512) ->
-    (64, 48) in a config node."""
-    table = {(800, 800): (64, 64), (1600, 1600): (128, 128), (800, 512): (64, 48)}
+SHRINK_800 = {(800, 800): (64, 64), (1600, 1600): (128, 128), (800, 512): (64, 48)}
+
+
+def shrink(node, table=SHRINK_800):
+    """Every image scale of ``table`` in a config node replaced by its small one (default:
+    (800, 800) -> (64, 64), (1600, 1600) -> (128, 128), (800, 512) -> (64, 48))."""
     if isinstance(node, dict):
-        return {k: shrink(v) for k, v in node.items()}
+        return {k: shrink(v, table) for k, v in node.items()}
     if isinstance(node, (list, tuple)):
         key = tuple(node)
         if len(key) == 2 and all(isinstance(v, int) for v in key) and key in table:
             return type(node)(table[key])
-        return type(node)(shrink(v) for v in node)
+        return type(node)(shrink(v, table) for v in node)
     return node
 
 
