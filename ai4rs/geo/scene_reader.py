@@ -310,6 +310,37 @@ class GeoScene:
         valid[oy : oy + rwin.height, ox : ox + rwin.width] = part_valid
         return img, valid
 
+    def read_decimated(self, max_side: int, fill_value=0) -> tuple[np.ndarray, np.ndarray]:
+        """The whole scene at most ``max_side`` pixels a side (nearest neighbour; GDAL takes
+        an overview when the file has one), as :meth:`read_tile` gives a window: BGR,
+        scaled by the scene's statistics, invalid pixels ``fill_value``; and its validity.
+
+        Returns:
+            tuple: ``img`` (h, w, 3) and ``valid`` (h, w) bool, ``h / height`` and
+            ``w / width`` about ``max_side / max(width, height)`` (1 for a small scene).
+        """
+        if max_side < 1:
+            raise ValueError(f'read_decimated: max_side must be >= 1, got {max_side}')
+        scale = min(1.0, max_side / max(self.width, self.height))
+        shape = (
+            len(self._read_indexes),
+            max(1, round(self.height * scale)),
+            max(1, round(self.width * scale)),
+        )
+        whole = (0, 0, self.width, self.height)
+        data = self._read(
+            self._ds.read,
+            whole,
+            self._read_indexes,
+            out_shape=shape,
+            resampling=Resampling.nearest,
+        )
+        valid = self._valid(None, whole, data, out_shape=shape)
+        out_dtype = np.dtype(np.uint8) if self._stats is not None else self._dtype
+        img = apply_to_uint8(np.moveaxis(data, 0, -1)[..., self._channels], self._stats)
+        img = np.where(valid[..., None], img, _fill_array(fill_value, out_dtype))
+        return np.ascontiguousarray(img, dtype=out_dtype), valid
+
     def read_valid(self, window) -> np.ndarray:
         """(h, w) bool validity of a window (False outside the scene), without the colours.
 

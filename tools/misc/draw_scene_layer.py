@@ -67,31 +67,13 @@ def layer_corners(layer: str):
 
 
 def read_quicklook(scene_path: str, max_side: int, bands=None):
-    """The scene decimated to at most ``max_side`` a side, BGR uint8, and the scale."""
-    import numpy as np
-    from rasterio.enums import Resampling
-
-    from ai4rs.datasets.image_io import apply_to_uint8
+    """The scene decimated to at most ``max_side`` a side (BGR uint8, nodata black) and the
+    (x, y) scale from scene pixels to it."""
     from ai4rs.geo.scene_reader import GeoScene
 
     with GeoScene(scene_path, bands=bands) as scene:
-        scale = min(1.0, max_side / max(scene.width, scene.height))
-        h, w = max(1, round(scene.height * scale)), max(1, round(scene.width * scale))
-        import rasterio
-
-        with rasterio.open(scene.path) as src:
-            data = src.read(
-                list(scene.bands), out_shape=(len(scene.bands), h, w), resampling=Resampling.nearest
-            )
-            mask = src.dataset_mask(out_shape=(h, w), resampling=Resampling.nearest) > 0
-        img = np.moveaxis(data, 0, -1)[..., ::-1]  # R, G, B -> B, G, R
-        if img.shape[-1] == 1:
-            img = np.repeat(img, 3, -1)
-        if scene.stats is not None:
-            img = apply_to_uint8(np.ascontiguousarray(img), scene.stats)
-        img = np.ascontiguousarray(img, dtype=np.uint8)
-        img[~mask] = 0
-        return img, (w / scene.width, h / scene.height)
+        img, _ = scene.read_decimated(max_side, fill_value=0)
+        return img, (img.shape[1] / scene.width, img.shape[0] / scene.height)
 
 
 def main(argv=None):
