@@ -297,11 +297,10 @@ def inference_scene(
         batch.clear()
 
     for tile in todo:
+        # (not saved as a part: a resumed run checks it again, as cheaply)
         if scene.tile_is_empty(tile.window):
             skipped += 1
             results[tile.index] = None
-            if parts is not None:
-                parts.save([(tile.index, _empty_boxes(model), torch.zeros(0), _no_labels())])
             if bar is not None:
                 bar.update(1)
             continue
@@ -327,24 +326,16 @@ def inference_scene(
         raise RuntimeError(f'scene inference: no result for tiles {missing[:10]}...')
     found = [results[i] for i in sorted(results) if results[i] is not None]
     found = [r for r in found if len(r[1])]
-    if found:
-        out = merge_detections(
-            [r[0] for r in found],
-            [r[1] for r in found],
-            [r[2] for r in found],
-            merge_iou_thr,
-            (scene.height, scene.width),
-            predictor.vocab,
-        )
-    else:
-        out = DetDataSample(metainfo=dict(ori_shape=(scene.height, scene.width)))
-        if predictor.vocab is not None:
-            out.set_metainfo(dict(texts=list(predictor.vocab)))
-        from mmengine.structures import InstanceData
-
-        out.pred_instances = InstanceData(
-            bboxes=_empty_boxes(model), scores=torch.zeros(0), labels=_no_labels()
-        )
+    if not found:  # no detection anywhere: an empty result of the model's box type
+        found = [(_empty_boxes(model), torch.zeros(0), torch.zeros(0, dtype=torch.long))]
+    out = merge_detections(
+        [r[0] for r in found],
+        [r[1] for r in found],
+        [r[2] for r in found],
+        merge_iou_thr,
+        (scene.height, scene.width),
+        predictor.vocab,
+    )
     out.set_metainfo(
         dict(
             tiles=len(tiles),
@@ -367,10 +358,6 @@ def _empty_boxes(model) -> BaseBoxes:
     """No boxes, of the model's box type."""
     box_type = model.box_type
     return box_type(torch.zeros(0, box_type.box_dim))
-
-
-def _no_labels() -> torch.Tensor:
-    return torch.zeros(0, dtype=torch.long)
 
 
 def _to_record(value):
