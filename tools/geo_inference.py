@@ -148,7 +148,8 @@ def main(argv=None):
     from ai4rs.apis import init_detector
     from ai4rs.apis.inference import model_vocabulary
     from ai4rs.apis.scene_inference import inference_scene, write_scene_detections
-    from ai4rs.geo.scene_reader import GeoScene
+    from ai4rs.geo.scene_reader import GeoScene, SceneReadError
+    from ai4rs.utils.checkpoint import CheckpointMismatchError, NotACheckpointError
     from ai4rs.utils.paths import add_project_paths
 
     add_project_paths()
@@ -169,10 +170,13 @@ def main(argv=None):
     device = args.device
     if args.launcher == 'pytorch' and device.startswith('cuda'):
         device = f'cuda:{int(os.environ.get("LOCAL_RANK", 0))}'
-    model = init_detector(args.config, args.checkpoint, device=device)
+    try:
+        model = init_detector(args.config, args.checkpoint, device=device)
+        vocab = model_vocabulary(model, args.vocabulary)
+    except (CheckpointMismatchError, NotACheckpointError, ValueError) as e:
+        sys.exit(f'error: {e}')
     if args.score_thr is not None:
         model.bbox_head.test_cfg['score_thr'] = args.score_thr
-    vocab = model_vocabulary(model, args.vocabulary)
     class_names = list(vocab) if vocab is not None else list(model.dataset_meta.get('classes', ()))
 
     from ai4rs.datasets.image_io import config_to_uint8_rule
@@ -183,9 +187,11 @@ def main(argv=None):
         if rank == 0:
             os.makedirs(osp.dirname(osp.abspath(layer)), exist_ok=True)
         _barrier(world_size)
-        with GeoScene(
-            scene_file, bands=args.bands, to_uint8=config_to_uint8_rule(model.cfg)
-        ) as scene:
+        try:  # a file that is not a raster, a band it does not have: one line, nothing written
+            scene = GeoScene(scene_file, bands=args.bands, to_uint8=config_to_uint8_rule(model.cfg))
+        except (SceneReadError, ValueError) as e:
+            sys.exit(f'error: {e}')
+        with scene:
             result = inference_scene(
                 model,
                 scene,

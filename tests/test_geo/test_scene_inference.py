@@ -505,3 +505,24 @@ def test_yolo_world_on_a_scene_gives_horizontal_polygons(tiny_clip_dir, tmp_path
     for ring, (x1, y1, x2, y2) in zip(_pixel_rings(rows, UTM_TRANSFORM), boxes):
         want_pts = np.array([(x1, y1), (x2, y1), (x2, y2), (x1, y2)])
         assert np.abs(ring[:, None, :] - want_pts[None]).max(-1).min(1).max() < 1e-3
+
+
+def test_tool_stops_with_one_line_on_a_file_that_is_not_a_raster(tmp_path):
+    """A scene GDAL cannot read, or a band it does not have: one error line naming the file
+    (no traceback) and no layer or parts folder written."""
+    tool = _load_tool()
+    config = _white_detector_config(tmp_path)
+    ckpt = tmp_path / 'white.pth'
+    torch.save({'state_dict': {'dummy': torch.zeros(1)}, 'meta': {}}, ckpt)
+    bad = tmp_path / 'notes.tif'
+    bad.write_text('not a raster')
+    good = _write_bgr_geotiff(tmp_path / 'good.tif', np.full((8, 8, 3), 90, np.uint8))
+    for scene_file, extra, message in (
+        (str(bad), [], 'notes.tif is not a raster'),
+        (good, ['--bands', '5,2,1'], 'asked for band 5, the file has 3'),
+    ):
+        out = tmp_path / 'out.gpkg'
+        with pytest.raises(SystemExit) as exc:
+            tool.main([scene_file, config, str(ckpt), '--out', str(out), *extra])
+        assert str(exc.value).startswith('error: ') and message in str(exc.value)
+        assert not out.exists() and not (tmp_path / 'out.gpkg.parts').exists()
