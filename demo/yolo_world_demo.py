@@ -4,7 +4,7 @@
     python demo/yolo_world_demo.py FOLDER CONFIG CHECKPOINT --texts vocab.txt
     python demo/yolo_world_demo.py VIDEO.mp4 CONFIG CHECKPOINT --texts "car,truck"
         [--score-thr 0.3] [--topk 100] [--out-dir outputs] [--device cpu]
-        [--text-embeddings F.pt]
+        [--text-embeddings F.pt] [--batch-size 1]
     python demo/yolo_world_demo.py IMG CONFIG MODEL.onnx     # vocabulary baked in at export
 
 ``--texts`` is a comma-separated list, or a .txt file (one text per line) or a .json
@@ -13,7 +13,8 @@ checkpoint the model may also carry a vocabulary (saved after ``reparameterize``
 ``--text-embeddings`` (a file of tools/misc/generate_text_embeddings.py) the CLIP model
 is replaced by the saved embeddings (``PseudoLanguageBackbone``) and the vocabulary
 defaults to the file's texts. An .onnx CHECKPOINT (tools/deployment/export_onnx.py) runs
-with onnxruntime; its vocabulary is the one stored in the file at export.
+with onnxruntime; its vocabulary is the one stored in the file at export. ``--batch-size N``
+runs N images of a folder per forward pass (same detections as one by one).
 
 Writes to ``--out-dir``: the drawing of each image (same file name), for a video an
 annotated ``<name>.mp4``; and ``<name>.json`` with the kept detections (boxes in
@@ -56,12 +57,17 @@ def parse_args(argv=None):
     parser.add_argument('--out-dir', default='outputs', help='where drawings are written')
     parser.add_argument('--device', default='cpu', help='e.g. cpu or cuda:0')
     parser.add_argument(
+        '--batch-size', type=int, default=1, help='images of a folder per forward pass'
+    )
+    parser.add_argument(
         '--text-embeddings',
         default=None,
         help='saved text embeddings replacing the CLIP model (.pt/.pth; .npy '
         'needs --texts in row order)',
     )
     args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error(f'--batch-size must be >= 1, got {args.batch_size}')
     try:
         args.kind, args.files = list_inputs(args.input)
         args.vocabulary = read_vocabulary(args.texts) if args.texts else None
@@ -115,10 +121,11 @@ class Predictor:
             else list(self.model.dataset_meta.get('classes', []))
         )
 
-    def __call__(self, img):
+    def __call__(self, img, batch_size: int = 1):
+        """One image -> one sample; a list of images -> a list, ``batch_size`` per forward."""
         from ai4rs.apis import inference_detector
 
-        return inference_detector(self.model, img, texts=self.texts)
+        return inference_detector(self.model, img, texts=self.texts, batch_size=batch_size)
 
 
 def kept_instances(sample, score_thr: float, topk: int):
@@ -184,24 +191,26 @@ def run_images(files, predictor, visualizer, args) -> list[str]:
     import cv2
 
     written, skipped, bar = [], [], progress(len(files))
-    for path in files:
-        img = cv2.imread(path)
-        if img is None:
-            print(f'warning: skipped {path}: not a readable image (corrupt?)', file=sys.stderr)
-            skipped.append(path)
+    batch_size = getattr(args, 'batch_size', 1)
+    for start in range(0, len(files), batch_size):
+        chunk = []
+        for path in files[start : start + batch_size]:
+            img = cv2.imread(path)
+            if img is None:
+                print(f'warning: skipped {path}: not a readable image (corrupt?)', file=sys.stderr)
+                skipped.append(path)
+            else:
+                chunk.append((path, img))
+        if not chunk:
             continue
-        kept = kept_instances(predictor(img), args.score_thr, args.topk)
-        name = osp.basename(path)
-        out = osp.join(args.out_dir, name)
-        if not cv2.imwrite(out, draw(visualizer, img, kept, predictor.classes)):
-            raise OSError(f'could not write {out}')
-        with open(osp.join(args.out_dir, osp.splitext(name)[0] + '.json'), 'w') as f:
-            json.dump(detections_json(kept, predictor.classes), f)
-        written.append(out)
-        if bar is None:
-            print(f'{path}: {len(kept)} objects -> {out}')
-        else:
-            bar.update()
+        samples = predictor([img for _, img in chunk], batch_size=batch_size)
+        for (path, img), sample in zip(chunk, samples):
+            written.append(save_image_result(path, img, sample, predictor, visualizer, args))
+            if bar is None:
+                kept = kept_instances(sample, args.score_thr, args.topk)
+                print(f'{path}: {len(kept)} objects -> {written[-1]}')
+            else:
+                bar.update()
     if not written:
         raise ValueError(
             f'none of the {len(files)} images could be read: {", ".join(skipped[:10])}'
@@ -214,6 +223,20 @@ def run_images(files, predictor, visualizer, args) -> list[str]:
             file=sys.stderr,
         )
     return written
+
+
+def save_image_result(path, img, sample, predictor, visualizer, args) -> str:
+    """Draw and save one image's kept detections (and their JSON); returns the drawing's path."""
+    import cv2
+
+    kept = kept_instances(sample, args.score_thr, args.topk)
+    name = osp.basename(path)
+    out = osp.join(args.out_dir, name)
+    if not cv2.imwrite(out, draw(visualizer, img, kept, predictor.classes)):
+        raise OSError(f'could not write {out}')
+    with open(osp.join(args.out_dir, osp.splitext(name)[0] + '.json'), 'w') as f:
+        json.dump(detections_json(kept, predictor.classes), f)
+    return out
 
 
 def run_video(path, predictor, visualizer, args) -> list[str]:

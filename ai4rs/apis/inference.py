@@ -126,7 +126,7 @@ def model_vocabulary(model, texts=None) -> list[str] | None:
     return vocab
 
 
-def inference_detector(model, imgs, texts=None, test_pipeline=None):
+def inference_detector(model, imgs, texts=None, test_pipeline=None, batch_size=1):
     """Run ``model`` on one image or a list of images.
 
     Args:
@@ -140,11 +140,23 @@ def inference_detector(model, imgs, texts=None, test_pipeline=None):
             ``LoadText`` (its ``prompt_format``) and is stored as the data
             sample's ``texts``; predicted labels index these K prompts.
         test_pipeline (Compose, optional): overrides the config's test pipeline.
+        batch_size (int): images per forward pass. Images whose pipeline
+            outputs have the same size (always so for the YOLO letterbox
+            pipelines; DOTA patches of one size) run together, up to
+            ``batch_size`` at a time; each prediction is mapped back to its own
+            image by its own metadata, so results equal one-by-one inference
+            (within float rounding of the batched convolutions). Images of
+            different sizes are never padded into one batch (padding would
+            change the network's border features). Defaults to 1.
 
     Returns:
-        DetDataSample | list[DetDataSample]: one per image, with
+        DetDataSample | list[DetDataSample]: one per image, in input order, with
         ``pred_instances`` (``bboxes``, ``scores``, ``labels``) in the
         original image's coordinates. A single input gives a single sample.
+
+    The text embeddings of the vocabulary are computed once per call and kept
+    by the (frozen) text model's per-string cache, so a later call with the
+    same vocabulary does not run CLIP again.
     """
     single = not isinstance(imgs, (list, tuple))
     imgs = [imgs] if single else list(imgs)
@@ -162,13 +174,36 @@ def inference_detector(model, imgs, texts=None, test_pipeline=None):
             )
         return pipelines[from_array]
 
-    results = []
-    for i, img in enumerate(imgs):
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f'batch_size must be a positive integer, got {batch_size!r}')
+
+    def prepared(i, img):
         data = pipeline_input(img, i, vocab)
         data = pipeline_for(isinstance(img, np.ndarray))(data)
         if vocab is not None and 'texts' not in data['data_samples']:
             data['data_samples'].texts = list(vocab)
-        batch = dict(inputs=[data['inputs']], data_samples=[data['data_samples']])
+        return data
+
+    results = [None] * len(imgs)
+    # pending[shape] = [(index, data), ...]: images waiting for a full batch of their size
+    pending: dict[tuple, list] = {}
+
+    def run(group):
+        batch = dict(
+            inputs=[data['inputs'] for _, data in group],
+            data_samples=[data['data_samples'] for _, data in group],
+        )
         with torch.no_grad():
-            results.append(model.test_step(batch)[0])
+            outputs = model.test_step(batch)
+        for (index, _), out in zip(group, outputs):
+            results[index] = out
+
+    for i, img in enumerate(imgs):
+        data = prepared(i, img)
+        group = pending.setdefault(tuple(data['inputs'].shape), [])
+        group.append((i, data))
+        if len(group) == batch_size:
+            run(pending.pop(tuple(data['inputs'].shape)))
+    for group in pending.values():
+        run(group)
     return results[0] if single else results

@@ -390,3 +390,34 @@ def test_demo_usage_errors_are_one_line(world_files, tmp_path, args, message):
     proc = subprocess.run(cmd + args, capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert proc.returncode == 2 and 'Traceback' not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].endswith(message)
+
+
+def test_demo_batch_size_gives_the_one_by_one_detections(world_files, tmp_path):
+    from tests.yolo_world_infer_helpers import scene
+
+    demo = _load_script('demo', 'yolo_world_demo.py')
+    folder = tmp_path / 'folder'
+    folder.mkdir()
+    for i, name in enumerate(('a.png', 'c.png', 'd.png', 'e.png')):
+        cv2.imwrite(str(folder / name), scene(seed=i, h=96 + 16 * (i % 2)))
+    (folder / 'b.jpg').write_bytes(b'\xff\xd8\xff\xe0 cut short')  # skipped, batch still runs
+    common = [
+        world_files['config'],
+        world_files['ckpt'],
+        '--texts',
+        'cat,dog',
+        '--score-thr',
+        '0.05',
+    ]
+    demo.main([str(folder), *common, '--out-dir', str(tmp_path / 'one')])
+    written = demo.main(
+        [str(folder), *common, '--out-dir', str(tmp_path / 'four'), '--batch-size', '3']
+    )
+    assert [osp.basename(w) for w in written] == ['a.png', 'c.png', 'd.png', 'e.png']
+    for name in ('a', 'c', 'd', 'e'):
+        one = json.load(open(tmp_path / 'one' / f'{name}.json'))
+        many = json.load(open(tmp_path / 'four' / f'{name}.json'))
+        assert len(one) == len(many) > 0
+        for a, b in zip(one, many):
+            assert a['label'] == b['label'] and a['score'] == pytest.approx(b['score'], abs=1e-4)
+            assert a['bbox'] == pytest.approx(b['bbox'], abs=1e-3)
