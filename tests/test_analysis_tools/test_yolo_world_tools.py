@@ -245,3 +245,31 @@ def test_random_clip_sizes_and_single_token_words(tmp_path):
     assert [len(t) for t in tokens] == [2 + len(w.split()) for w in words]
     with pytest.raises(ValueError, match='size'):
         make_tiny_clip(tmp_path / 'x', size='huge')
+
+
+def test_benchmark_batch_inference_runs_batches_and_caches_texts(tiny_clip_dir, tmp_path, capsys):
+    from tests.yolo_world_infer_helpers import world_config
+
+    tool = _load_tool('benchmark_batch_inference')
+    config = str(tmp_path / 'world.py')
+    world_config(tiny_clip_dir).dump(config)
+    out = tool.main(
+        [config, '--shape', '48', '64', '--batch-sizes', '1', '3', '--num-images', '3']
+        + [
+            '--rounds',
+            '1',
+            '--num-texts',
+            '4',
+            '--cache-texts',
+            '20',
+            '--text-model',
+            tiny_clip_dir,
+        ]
+    )
+    assert list(out['fps']) == [1, 3] and all(v > 0 for v in out['fps'].values())
+    first, second = out['text_seconds']
+    # the second call with the same 20 prompts looks them up: the text model's forward runs
+    # (the timer sees it) but CLIP does not
+    assert 0 < second < first
+    printed = capsys.readouterr().out
+    assert '| 3 |' in printed and 'second call with the same vocabulary' in printed
