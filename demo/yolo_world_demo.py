@@ -13,7 +13,9 @@ checkpoint the model may also carry a vocabulary (saved after ``reparameterize``
 ``--text-embeddings`` (a file of tools/misc/generate_text_embeddings.py) the CLIP model
 is replaced by the saved embeddings (``PseudoLanguageBackbone``) and the vocabulary
 defaults to the file's texts. An .onnx CHECKPOINT (tools/deployment/export_onnx.py) runs
-with onnxruntime; its vocabulary is the one stored in the file at export. ``--batch-size N``
+with onnxruntime; its vocabulary is the one stored in the file at export, or, for a file
+exported with ``--text-input``, the ``--texts`` of the run, encoded by the config's CLIP or
+read from ``--text-embeddings``. ``--batch-size N``
 runs N images of a folder per forward pass (same detections as one by one).
 
 Writes to ``--out-dir``: the drawing of each image (same file name), for a video an
@@ -73,8 +75,6 @@ def parse_args(argv=None):
         args.vocabulary = read_vocabulary(args.texts) if args.texts else None
     except (ValueError, FileNotFoundError) as e:
         parser.error(str(e))
-    if args.text_embeddings and args.checkpoint.endswith('.onnx'):
-        parser.error('--text-embeddings: an .onnx model has its vocabulary baked in')
     if args.text_embeddings and not osp.isfile(args.text_embeddings):
         parser.error(f'--text-embeddings: file not found: {args.text_embeddings}')
     if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
@@ -106,9 +106,16 @@ class Predictor:
                 texts=texts if args.text_embeddings.endswith('.npy') else None,
             )
             texts = texts if texts is not None else list(table)
-        # a checkpoint, or an .onnx file (run by onnxruntime, its vocabulary baked in)
+        # a checkpoint, or an .onnx file (run by onnxruntime, its vocabulary baked in, or
+        # given at run time: export_onnx.py --text-input)
         self.model = init_detector(config, args.checkpoint, device=args.device)
-        if args.checkpoint.endswith('.onnx') and texts is not None:
+        onnx_baked = args.checkpoint.endswith('.onnx') and not self.model.text_input
+        if onnx_baked and args.text_embeddings:
+            raise ValueError(
+                f'--text-embeddings: {args.checkpoint} has its vocabulary baked in '
+                '(export it with --text-input to give one at run time)'
+            )
+        if onnx_baked and texts is not None:
             if texts != self.model.vocabulary:
                 raise ValueError(
                     f'{args.checkpoint} was exported with the vocabulary {self.model.vocabulary}; '

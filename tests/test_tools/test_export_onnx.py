@@ -147,3 +147,98 @@ def test_export_rotated_yolox(tmp_path, capsys, monkeypatch):
         export.main([config, ckpt, '--img', img, '--with-nms'])
     with pytest.raises(SystemExit, match='--texts is for open-vocabulary models'):
         export.main([config, ckpt, '--img', img, '--texts', 'cat'])
+
+
+def test_export_with_text_input_serves_any_vocabulary(tiny_clip_dir, tmp_path, capsys):
+    """--text-input: one .onnx file, two vocabularies of different sizes, each equal to the
+    PyTorch model with those texts (graph outputs within 1e-4, detections), with CLIP or a
+    saved embeddings file giving the texts; a wrong width is refused naming both."""
+    from ai4rs.apis import inference_detector, init_detector
+    from ai4rs.apis.deployment import DecodedDetector, OnnxDetector, Preprocessor
+    from tests.yolo_world_infer_helpers import save_model, world_config, write_scene
+
+    config, ckpt = save_model(world_config(tiny_clip_dir), str(tmp_path), 'world')
+    img = write_scene(tmp_path / 'scene.png')
+    onnx_file = str(tmp_path / 'world_texts.onnx')
+    export = _load_script('tools', 'deployment', 'export_onnx.py')
+    meta = export.main(
+        [config, ckpt, '--texts', ','.join(VOCAB), '--text-input', '--out', onnx_file]
+    )
+    printed = capsys.readouterr().out
+    assert printed.count('max abs difference onnxruntime vs PyTorch, scores') == 2
+    assert meta == dict(
+        box_type='hbox', img_size=[64, 64], with_nms=False, text_input=True, text_dim=512
+    )
+
+    session = ort.InferenceSession(onnx_file, providers=['CPUExecutionProvider'])
+    assert [(i.name, i.shape) for i in session.get_inputs()] == [
+        ('images', [1, 3, 64, 64]),
+        ('texts', ['num_texts', 512]),
+    ]
+    model = init_detector(config, ckpt)
+    inputs, _ = Preprocessor(model.cfg, meta['img_size'])(img)
+    wrapper = DecodedDetector(model, text_input=True).eval()
+    onnx_model = init_detector(config, onnx_file)
+    assert isinstance(onnx_model, OnnxDetector) and onnx_model.vocabulary is None
+    for vocab in (['cat', 'dog'], ['person', 'car', 'tree', 'cat', 'boat']):
+        feats = model.backbone.forward_text([vocab])[0].detach()
+        got = session.run(['boxes', 'scores'], {'images': inputs.numpy(), 'texts': feats.numpy()})
+        with torch.no_grad():
+            ref = [t.numpy() for t in wrapper(inputs, feats)]
+        assert got[1].shape == (1, 84, len(vocab))
+        for a, b in zip(got, ref):
+            np.testing.assert_allclose(a, b, atol=1e-4, rtol=0)
+        # the user's path: init_detector(config, .onnx) + texts = the checkpoint + texts
+        _same_detections(
+            inference_detector(onnx_model, img, texts=vocab),
+            inference_detector(model, img, texts=vocab),
+        )
+    with pytest.raises(ValueError, match='needs a vocabulary: pass texts='):
+        inference_detector(onnx_model, img)
+
+    # the demo with a saved embeddings file (no CLIP) gives the demo's detections with CLIP
+    gen = _load_script('tools', 'misc', 'generate_text_embeddings.py')
+    embeds = str(tmp_path / 'vocab.pt')
+    gen.main([config, '--texts', 'cat', 'person', 'boat', '--out', embeds])
+    demo = _load_script('demo', 'yolo_world_demo.py')
+    common = ['--score-thr', '0.05', '--topk', '20']
+    demo.main(
+        [
+            img,
+            config,
+            ckpt,
+            '--texts',
+            'cat,person,boat',
+            '--out-dir',
+            str(tmp_path / 'pth'),
+            *common,
+        ]
+    )
+    demo.main(
+        [img, config, onnx_file, '--texts', 'cat,person,boat', '--text-embeddings', embeds]
+        + ['--out-dir', str(tmp_path / 'onnx'), *common]
+    )
+    a = json.load(open(tmp_path / 'pth' / 'scene.json'))
+    b = json.load(open(tmp_path / 'onnx' / 'scene.json'))
+    assert len(a) == len(b) > 0
+    for x, y in zip(a, b):
+        assert x['text'] == y['text'] and x['score'] == pytest.approx(y['score'], abs=1e-5)
+        assert x['bbox'] == pytest.approx(y['bbox'], abs=1e-3)
+
+    # embeddings of the wrong width: refused, naming both widths
+    torch.save({'cat': torch.ones(16)}, tmp_path / 'narrow.pt')
+    with pytest.raises(ValueError, match=r'width 512; got \(1, 16\) \(width 16\)'):
+        demo.main(
+            [
+                img,
+                config,
+                onnx_file,
+                '--texts',
+                'cat',
+                '--text-embeddings',
+                str(tmp_path / 'narrow.pt'),
+            ]
+            + ['--out-dir', str(tmp_path / 'narrow')]
+        )
+    with pytest.raises(ValueError, match='width 512'):
+        onnx_model.raw(inputs, torch.ones(2, 16))

@@ -1,7 +1,8 @@
 """Export a YOLO-World or rotated YOLOX checkpoint to an image-only ONNX model and check it.
 
     python tools/deployment/export_onnx.py CONFIG CHECKPOINT [--texts "person,dog" | vocab.txt]
-        [--img-size H W] [--opset 17] [--simplify] [--with-nms] [--img IMG] [--out F.onnx]
+        [--text-input] [--img-size H W] [--opset 17] [--simplify] [--with-nms] [--img IMG]
+        [--out F.onnx]
 
 YOLO-World is reparameterized: the vocabulary (``--texts``, else the one baked in the
 checkpoint's model) is encoded once and baked into the graph, so the ONNX model needs
@@ -12,6 +13,13 @@ ai4rs/apis/deployment/export.py. Score filtering, NMS and rescaling run after th
 demos use with an .onnx file). ``--with-nms`` (horizontal boxes only; ONNX has no rotated NMS)
 ends the graph with ONNX NonMaxSuppression: outputs ``dets`` (N, 4), ``scores`` (N,),
 ``labels`` (N,) in input pixels, best first.
+
+``--text-input`` (YOLO-World) bakes no vocabulary: the graph takes a second input ``texts``
+(K, D) float32, the text embeddings of any K prompts (``scores`` is then (1, P, K)), so one
+file serves every vocabulary. ``init_detector(CONFIG, "F.onnx")`` then encodes each call's
+texts with the config's text model, or with a saved embeddings file
+(tools/misc/generate_text_embeddings.py; ``demo/yolo_world_demo.py --text-embeddings``).
+The check runs two vocabularies of different sizes.
 
 The command then runs the ONNX model with onnxruntime and PyTorch on a real image
 (``--img``, or a generated one), prints the maximum absolute difference of each output
@@ -65,6 +73,12 @@ def parse_args(argv=None):
     parser.add_argument('--simplify', action='store_true', help='simplify with onnxsim')
     parser.add_argument(
         '--with-nms', action='store_true', help='NMS in the graph (YOLO-World only)'
+    )
+    parser.add_argument(
+        '--text-input',
+        action='store_true',
+        help='YOLO-World: the graph takes the text embeddings (K, D) as a second input '
+        '(any vocabulary at run time) instead of baking --texts in',
     )
     parser.add_argument('--img', default=None, help='image for the onnxruntime check')
     parser.add_argument(
@@ -127,7 +141,22 @@ def main(argv=None):
             'without it: the head post-processes the outputs after the graph (what '
             'init_detector / the demos do with an .onnx file), rotated NMS included.'
         )
-    if model.takes_texts:
+    texts = check_texts = None
+    if args.text_input and not model.takes_texts:
+        sys.exit(
+            f'--text-input is for open-vocabulary models; {type(model).__name__} has fixed classes'
+        )
+    if model.takes_texts and args.text_input:
+        vocab = trace_vocabulary(model, args.texts)
+        texts = text_embeddings(model, vocab)
+        # a second vocabulary of another size for the check: the graph's K is dynamic
+        other = vocab[: max(1, len(vocab) // 2)] + ['object', 'thing in the image']
+        check_texts = text_embeddings(model, other)
+        print(
+            f'text embeddings are an input (K x {texts.shape[1]}, any K); traced with '
+            f'{len(vocab)} texts, checked with {len(vocab)} and {len(other)}'
+        )
+    elif model.takes_texts:
         vocab = model_vocabulary(model, read_vocabulary(args.texts) if args.texts else None)
         model.reparameterize(
             vocab, drop_text_model=True, prompt_format=text_prompt_format(model.cfg)
@@ -146,7 +175,9 @@ def main(argv=None):
         img = args.img or generated_image(osp.join(tmp, 'check.png'))
         inputs, _ = preprocess(img)
     inputs = inputs.to(args.device)
-    meta = export_onnx(model, inputs, out_file, opset=args.opset, with_nms=args.with_nms)
+    meta = export_onnx(
+        model, inputs, out_file, opset=args.opset, with_nms=args.with_nms, texts=texts
+    )
     if args.simplify:
         simplify(out_file)
     print(
@@ -154,10 +185,43 @@ def main(argv=None):
         f'input 1x3x{img_size[0]}x{img_size[1]}, opset {args.opset})'
     )
 
+    wrapper = DecodedDetector(model, args.with_nms, text_input=texts is not None).eval()
+    session = onnx_session(out_file)
+    worst = 0.0
+    for feats in (None,) if texts is None else (texts, check_texts):
+        worst = max(worst, check_outputs(session, wrapper, inputs, feats, args))
+    print(f'check passed on {args.img or "a generated image"}: max abs difference {worst:.3g}')
+    return meta
+
+
+def trace_vocabulary(model, texts_arg) -> list[str]:
+    """The vocabulary to trace a ``--text-input`` export with: ``--texts``, else the
+    model's baked-in vocabulary or its classes."""
+    if texts_arg:
+        return read_vocabulary(texts_arg)
+    vocab = model.vocabulary or (getattr(model, 'dataset_meta', None) or {}).get('classes')
+    if not vocab:
+        sys.exit('--text-input: give --texts (any vocabulary: it is used to trace and check)')
+    return list(vocab)
+
+
+def text_embeddings(model, vocab) -> torch.Tensor:
+    """(K, D) embeddings of ``vocab`` formatted as the test pipeline's LoadText does."""
+    prompt_format = text_prompt_format(model.cfg)
     with torch.no_grad():
-        ref = [t.cpu().numpy() for t in DecodedDetector(model, args.with_nms).eval()(inputs)]
+        return model.backbone.forward_text([[prompt_format.format(t) for t in vocab]])[0]
+
+
+def check_outputs(session, wrapper, inputs, texts, args) -> float:
+    """The largest |onnxruntime - PyTorch| over the outputs; exits when one is too large."""
+    with torch.no_grad():
+        ref = wrapper(inputs) if texts is None else wrapper(inputs, texts)
+    ref = [t.cpu().numpy() for t in ref]
     names = output_names(args.with_nms)
-    got = onnx_session(out_file).run(names, {'images': inputs.cpu().numpy().astype(np.float32)})
+    feed = {'images': inputs.cpu().numpy().astype(np.float32)}
+    if texts is not None:
+        feed['texts'] = texts.cpu().numpy().astype(np.float32)
+    got = session.run(names, feed)
     worst = 0.0
     for name, a, b in zip(names, got, ref):
         if a.shape != b.shape:
@@ -171,8 +235,7 @@ def main(argv=None):
         if not diff <= bound:
             sys.exit(f'{name}: onnxruntime differs from PyTorch by {diff:.3g} > {bound:.3g}')
         worst = max(worst, diff)
-    print(f'check passed on {args.img or "a generated image"}: max abs difference {worst:.3g}')
-    return meta
+    return worst
 
 
 if __name__ == '__main__':

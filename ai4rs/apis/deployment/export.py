@@ -22,8 +22,13 @@ letterbox/scale is undone afterwards. It equals the PyTorch head as long as ``nm
 does not cut the candidates (the graph has no ``nms_pre``) and up to the IoU change of a
 non-uniform rescale (the head runs NMS after rescaling).
 
+A run-time vocabulary (``text_input``, open-vocabulary models): the graph takes a second
+input ``texts`` (K, D) float32, the text embeddings of any K prompts (dynamic K), instead of
+a baked-in vocabulary; one file then serves every vocabulary.
+
 What the runtime needs is stored in the ONNX file's metadata under the key ``ai4rs``
-(JSON: ``box_type``, ``texts`` (open-vocabulary models) or ``classes``, ``img_size``,
+(JSON: ``box_type``, ``texts`` (open-vocabulary models with a baked-in vocabulary),
+``text_input`` and ``text_dim`` (a run-time vocabulary) or ``classes``, ``img_size``,
 ``with_nms``).
 """
 
@@ -46,19 +51,33 @@ class DecodedDetector(nn.Module):
     """A detector whose forward is ``images (1, 3, H, W) -> (boxes, scores)``, or with
     ``with_nms`` ``-> (dets, scores, labels)`` (see the module docstring).
 
+    With ``text_input`` (open-vocabulary models) the forward is ``(images, texts) -> ...``:
+    ``texts`` (K, D) float32 text embeddings (the text model's output for K prompts, any
+    K), L2-normalised in the graph (a no-op for the text model's own, already normalised,
+    embeddings), take the place of the baked-in vocabulary; ``scores`` is then (1, P, K).
+
     Args:
         detector (nn.Module): an ai4rs detector; one that takes texts must have its
-            vocabulary baked in (``reparameterize``).
+            vocabulary baked in (``reparameterize``) unless ``text_input``.
         with_nms (bool): end the graph with NMS (horizontal boxes only).
+        text_input (bool): the text embeddings are a graph input.
     """
 
-    def __init__(self, detector: nn.Module, with_nms: bool = False) -> None:
+    def __init__(
+        self, detector: nn.Module, with_nms: bool = False, text_input: bool = False
+    ) -> None:
         super().__init__()
-        if detector.takes_texts and detector.vocabulary is None:
+        if text_input and not detector.takes_texts:
+            raise ValueError(
+                f'DecodedDetector: text_input is for open-vocabulary models; '
+                f'{type(detector).__name__} has fixed classes'
+            )
+        if detector.takes_texts and detector.vocabulary is None and not text_input:
             raise ValueError(
                 f'DecodedDetector: {type(detector).__name__} takes texts: bake a vocabulary '
-                'in first (model.reparameterize(texts))'
+                'in first (model.reparameterize(texts)) or export the texts as an input'
             )
+        self.text_input = text_input
         if with_nms and not graph_nms_supported(detector.box_type):
             raise NotImplementedError(
                 f'NMS in the graph: ONNX has no NMS operator for {detector.box_type.__name__}; '
@@ -67,13 +86,22 @@ class DecodedDetector(nn.Module):
         self.detector = detector
         self.with_nms = with_nms
 
-    def forward(self, images: Tensor) -> tuple[Tensor, ...]:
+    def forward(self, images: Tensor, texts: Tensor | None = None) -> tuple[Tensor, ...]:
         head = self.detector.bbox_head
-        outs = self.detector(images, None, mode='tensor')
+        if self.text_input:
+            outs = self.detector.forward_with_text_feats(images, text_feats_input(texts))
+        else:
+            outs = self.detector(images, None, mode='tensor')
         boxes, scores = head.decode_by_feat(*outs)
         if self.with_nms:
             return graph_nms(boxes, scores, head.test_cfg)
         return boxes, scores
+
+
+def text_feats_input(texts: Tensor) -> Tensor:
+    """(K, D) text embeddings -> (1, K, D), L2-normalised along D."""
+    texts = texts / texts.norm(p=2, dim=-1, keepdim=True)
+    return texts.unsqueeze(0)
 
 
 def default_img_size(config) -> tuple[int, int]:
@@ -88,11 +116,17 @@ def default_img_size(config) -> tuple[int, int]:
     return int(size[1]), int(size[0])
 
 
-def export_metadata(model: nn.Module, img_size, with_nms: bool = False) -> dict:
-    """What the runtime needs of an exported ``model`` (stored in the ONNX file)."""
+def export_metadata(
+    model: nn.Module, img_size, with_nms: bool = False, text_dim: int | None = None
+) -> dict:
+    """What the runtime needs of an exported ``model`` (stored in the ONNX file).
+    ``text_dim``: the width D of the text-embedding input (``text_input`` exports)."""
     box_name, _ = get_box_type(model.box_type)
     meta = dict(box_type=box_name, img_size=list(img_size), with_nms=with_nms)
-    if model.takes_texts:
+    if text_dim is not None:
+        meta['text_input'] = True
+        meta['text_dim'] = int(text_dim)
+    elif model.takes_texts:
         meta['texts'] = list(model.vocabulary)
     else:
         meta['classes'] = list((getattr(model, 'dataset_meta', None) or {}).get('classes', []))
@@ -104,28 +138,44 @@ def output_names(with_nms: bool) -> list[str]:
 
 
 def export_onnx(
-    model: nn.Module, inputs: Tensor, out_file: str, opset: int = 17, with_nms: bool = False
+    model: nn.Module,
+    inputs: Tensor,
+    out_file: str,
+    opset: int = 17,
+    with_nms: bool = False,
+    texts: Tensor | None = None,
 ) -> dict:
-    """Write ``DecodedDetector(model, with_nms)`` traced on ``inputs`` (1, 3, H, W) to
-    ``out_file``, with the ai4rs metadata. Returns the metadata."""
+    """Write ``DecodedDetector(model, with_nms, text_input=texts is not None)`` traced on
+    ``inputs`` (1, 3, H, W) (and ``texts`` (K, D): then the graph's second input
+    ``texts`` has a dynamic K) to ``out_file``, with the ai4rs metadata. Returns the
+    metadata."""
     import onnx
 
-    wrapper = DecodedDetector(model, with_nms=with_nms).eval()
+    text_input = texts is not None
+    wrapper = DecodedDetector(model, with_nms=with_nms, text_input=text_input).eval()
     names = output_names(with_nms)
-    dynamic = {n: {0: 'num_dets'} for n in names} if with_nms else None
+    dynamic = {n: {0: 'num_dets'} for n in names} if with_nms else {}
+    args, input_names = (inputs,), ['images']
+    if text_input:
+        args, input_names = (inputs, texts), ['images', 'texts']
+        dynamic['texts'] = {0: 'num_texts'}
+        if not with_nms:
+            dynamic['scores'] = {2: 'num_texts'}
     with torch.no_grad():
         torch.onnx.export(
             wrapper,
-            (inputs,),
+            args,
             out_file,
-            input_names=['images'],
+            input_names=input_names,
             output_names=names,
             opset_version=opset,
-            dynamic_axes=dynamic,
+            dynamic_axes=dynamic or None,
             do_constant_folding=True,
             dynamo=False,
         )
-    meta = export_metadata(model, inputs.shape[-2:], with_nms)
+    meta = export_metadata(
+        model, inputs.shape[-2:], with_nms, text_dim=texts.shape[-1] if text_input else None
+    )
     proto = onnx.load(out_file)
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(meta)

@@ -4,7 +4,10 @@
 (``cfg``, ``dataset_meta``, ``takes_texts``, ``vocabulary``, ``box_type``, ``test_step``),
 so :func:`ai4rs.apis.init_detector` returns one for an ``.onnx`` file and
 :func:`ai4rs.apis.inference_detector` and sliced inference run it as they run the PyTorch
-model. Only the head is built from the config (for its post-processing); no CLIP is loaded.
+model. Only the head is built from the config (for its post-processing); no CLIP is loaded,
+but for a file exported with a run-time vocabulary (``export_onnx.py --text-input``): the
+prompts of each call are then encoded by the config's text model (CLIP, or the
+``PseudoLanguageBackbone`` of a saved embeddings file) and fed to the graph's ``texts``.
 """
 
 from __future__ import annotations
@@ -82,7 +85,9 @@ class OnnxDetector:
             the exported classes.
         takes_texts (bool): the labels index the baked-in texts; a batch may carry
             texts only if they are those.
-        vocabulary (list[str] | None): the baked-in texts.
+        vocabulary (list[str] | None): the baked-in texts (None for a run-time
+            vocabulary: each call's texts are used).
+        text_input (bool): the graph takes (K, D) text embeddings (any vocabulary).
         box_type (type[BaseBoxes]): the box class of the predictions.
     """
 
@@ -107,24 +112,72 @@ class OnnxDetector:
             )
         self.preprocess = Preprocessor(self.cfg, self.meta['img_size'])
         self.vocabulary = self.meta.get('texts')
-        self.takes_texts = self.vocabulary is not None
+        self.text_input = bool(self.meta.get('text_input'))
+        self.takes_texts = self.vocabulary is not None or self.text_input
+        self._text_model = None
         # what the samples carry: the vocabulary as the test pipeline's LoadText formats it
         prompt_format = text_prompt_format(self.cfg)
         self.prompts = [prompt_format.format(t) for t in self.vocabulary or []]
         classes = self.vocabulary or self.meta.get('classes') or []
         self.dataset_meta = dict(classes=list(classes))
 
-    def raw(self, inputs: Tensor) -> list[Tensor]:
-        """(1, 3, H, W) input -> the graph's outputs as tensors (batch dim removed
-        without NMS: boxes (P, box_dim), scores (P, K); with NMS: dets, scores, labels)."""
+    @property
+    def text_model(self):
+        """The config's text model (``model.backbone.text_model``: CLIP, or the
+        ``PseudoLanguageBackbone`` of an embeddings file), built on first use: it turns
+        the prompts of a run-time vocabulary into the graph's ``texts`` input."""
+        if self._text_model is None:
+            text_cfg = self.cfg.model.backbone.get('text_model')
+            if text_cfg is None:
+                raise ValueError(
+                    f'{self.onnx_file} takes text embeddings, and the config has no '
+                    'model.backbone.text_model to compute them'
+                )
+            self._text_model = MODELS.build(text_cfg).eval()
+        return self._text_model
+
+    def text_embeddings(self, texts) -> Tensor:
+        """K prompts -> (K, D) float32 embeddings for the graph's ``texts`` input.
+
+        Raises:
+            ValueError: the text model's width is not the graph's.
+        """
+        with torch.no_grad():
+            feats = self.text_model([list(texts)])[0].float().cpu()
+        return self.check_text_width(feats)
+
+    def check_text_width(self, feats: Tensor) -> Tensor:
+        width = self.meta.get('text_dim')
+        if feats.dim() != 2 or feats.shape[1] != width:
+            raise ValueError(
+                f'{self.onnx_file} takes text embeddings of width {width}; got '
+                f'{tuple(feats.shape)} (width {feats.shape[-1]}): the text model or '
+                'embeddings file is not the one the model was trained with'
+            )
+        return feats
+
+    def raw(self, inputs: Tensor, texts: Tensor | None = None) -> list[Tensor]:
+        """(1, 3, H, W) input (and, for a run-time vocabulary, (K, D) text embeddings) ->
+        the graph's outputs as tensors (batch dim removed without NMS: boxes (P, box_dim),
+        scores (P, K); with NMS: dets, scores, labels)."""
         with_nms = bool(self.meta.get('with_nms'))
-        outs = self.session.run(
-            output_names(with_nms), {'images': inputs.cpu().numpy().astype(np.float32)}
-        )
+        feed = {'images': inputs.cpu().numpy().astype(np.float32)}
+        if self.text_input:
+            if texts is None:
+                raise ValueError(f'{self.onnx_file} takes text embeddings: give texts')
+            feed['texts'] = self.check_text_width(texts).numpy().astype(np.float32)
+        outs = self.session.run(output_names(with_nms), feed)
         return [torch.from_numpy(o if with_nms else o[0]) for o in outs]
 
     def _check_texts(self, sample) -> None:
         texts = sample.get('texts')
+        if self.text_input:
+            if not texts:
+                raise ValueError(
+                    f'{self.onnx_file} takes a vocabulary at run time: give texts '
+                    '(inference_detector(..., texts=[...]))'
+                )
+            return
         if texts is not None and list(texts) not in (self.prompts, self.vocabulary):
             raise ValueError(
                 f'{self.onnx_file} has its vocabulary baked in '
@@ -132,15 +185,18 @@ class OnnxDetector:
                 f'({list(texts)[:5]}...): export again with them'
             )
 
-    def predict_one(self, inputs: Tensor, img_meta: dict) -> InstanceData:
-        """One (1, 3, H, W) export-size input -> detections in original-image pixels."""
+    def predict_one(
+        self, inputs: Tensor, img_meta: dict, texts: Tensor | None = None
+    ) -> InstanceData:
+        """One (1, 3, H, W) export-size input (and (K, D) text embeddings for a run-time
+        vocabulary) -> detections in original-image pixels."""
         if self.meta.get('with_nms'):
-            dets, scores, labels = self.raw(inputs)
+            dets, scores, labels = self.raw(inputs, texts)
             results = InstanceData(bboxes=self.box_type(dets), scores=scores, labels=labels)
             return self.head.finish_detections(
                 results, self.head.test_cfg, img_meta, rescale=True, with_nms=False
             )
-        boxes, scores = self.raw(inputs)
+        boxes, scores = self.raw(inputs, texts)
         return self.head.postprocess_decoded(boxes, scores, img_meta)
 
     def test_step(self, data: dict) -> list:
@@ -148,7 +204,10 @@ class OnnxDetector:
         with ``pred_instances``, as a model's ``test_step``."""
         inputs, samples = self.preprocess.batch(data)
         for i, sample in enumerate(samples):
+            texts = None
             if self.takes_texts:
                 self._check_texts(sample)
-            sample.pred_instances = self.predict_one(inputs[i : i + 1], sample.metainfo)
+            if self.text_input:
+                texts = self.text_embeddings(sample.texts)
+            sample.pred_instances = self.predict_one(inputs[i : i + 1], sample.metainfo, texts)
         return samples

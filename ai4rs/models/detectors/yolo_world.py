@@ -221,9 +221,25 @@ class YOLOWorldDetector(SingleStageDetector):
             txt_feats = self.text_feats.expand(batch_inputs.shape[0], -1, -1)
         else:
             img_feats, txt_feats = self.backbone(batch_inputs, texts)
-        if self.with_neck:
-            img_feats = self.neck(img_feats, txt_feats) if self.mm_neck else self.neck(img_feats)
-        return img_feats, txt_feats, None
+        return self._neck(img_feats, txt_feats), txt_feats, None
+
+    def _neck(self, img_feats: tuple, txt_feats: Tensor) -> tuple:
+        if not self.with_neck:
+            return img_feats
+        return self.neck(img_feats, txt_feats) if self.mm_neck else self.neck(img_feats)
+
+    def forward_with_text_feats(self, batch_inputs: Tensor, txt_feats: Tensor) -> tuple:
+        """Raw head outputs per level for given text embeddings (no text model, no
+        baked-in vocabulary): what an export with a run-time vocabulary traces.
+
+        Args:
+            batch_inputs (Tensor): (B, 3, H, W) preprocessed images.
+            txt_feats (Tensor): (B, K, D) (or (1, K, D), broadcast) L2-normalised text
+                embeddings, as the text model returns them.
+        """
+        img_feats = self.backbone.forward_image(batch_inputs)
+        txt_feats = txt_feats.expand(batch_inputs.shape[0], -1, -1)
+        return self.bbox_head.forward(self._neck(img_feats, txt_feats), txt_feats, None)
 
     # ------------------------------------------------------------------ modes
     def loss(self, batch_inputs: Tensor, batch_data_samples) -> dict:
