@@ -4,7 +4,7 @@
     python demo/yolo_world_demo.py FOLDER CONFIG CHECKPOINT --texts vocab.txt
     python demo/yolo_world_demo.py VIDEO.mp4 CONFIG CHECKPOINT --texts "car,truck"
         [--score-thr 0.3] [--topk 100] [--out-dir outputs] [--device cpu]
-        [--text-embeddings F.pt] [--batch-size 1]
+        [--text-embeddings F.pt] [--batch-size 1] [--image-prompts DIR|F.json|F.pt]
     python demo/yolo_world_demo.py IMG CONFIG MODEL.onnx     # vocabulary baked in at export
 
 ``--texts`` is a comma-separated list, or a .txt file (one text per line) or a .json
@@ -17,6 +17,8 @@ with onnxruntime; its vocabulary is the one stored in the file at export, or, fo
 exported with ``--text-input``, the ``--texts`` of the run, encoded by the config's CLIP or
 read from ``--text-embeddings``. ``--batch-size N``
 runs N images of a folder per forward pass (same detections as one by one).
+``--image-prompts DIR_OR_JSON_OR_PT`` adds classes given by example crops (CLIP's image
+tower, ``--vision-model``; see ai4rs/apis/image_prompts.py), mixed with ``--texts``.
 
 Writes to ``--out-dir``: the drawing of each image (same file name), for a video an
 annotated ``<name>.mp4``; and ``<name>.json`` with the kept detections (boxes in
@@ -60,6 +62,19 @@ def parse_args(argv=None):
     parser.add_argument('--device', default='cpu', help='e.g. cpu or cuda:0')
     parser.add_argument(
         '--batch-size', type=int, default=1, help='images of a folder per forward pass'
+    )
+    parser.add_argument(
+        '--image-prompts',
+        default=None,
+        help='classes given by example crops: a folder (one sub-folder of crops per class), '
+        'a JSON file ({"class": [{"image": F, "box": [x1, y1, x2, y2]}]}) or a .pt file of '
+        'tools/misc/generate_image_prompts.py; mixed with --texts',
+    )
+    parser.add_argument(
+        '--vision-model',
+        default=None,
+        help="CLIP image tower for --image-prompts crops (default: the config's CLIP "
+        'directory, which holds both towers when it is a whole CLIP checkpoint)',
     )
     parser.add_argument(
         '--text-embeddings',
@@ -121,6 +136,15 @@ class Predictor:
                     f'{args.checkpoint} was exported with the vocabulary {self.model.vocabulary}; '
                     f'--texts {texts} differs (export again with --texts)'
                 )
+        self.prompt_embeddings = None
+        if args.image_prompts:
+            from ai4rs.apis.image_prompts import image_prompts_from, mixed_vocabulary
+
+            vision = args.vision_model or config.model.backbone.get('text_model', {}).get(
+                'model_name'
+            )
+            self.prompt_embeddings = image_prompts_from(args.image_prompts, vision, args.device)
+            texts = mixed_vocabulary(texts, list(self.prompt_embeddings))
         self.texts = model_vocabulary(self.model, texts)
         self.classes = (
             self.texts
@@ -132,7 +156,13 @@ class Predictor:
         """One image -> one sample; a list of images -> a list, ``batch_size`` per forward."""
         from ai4rs.apis import inference_detector
 
-        return inference_detector(self.model, img, texts=self.texts, batch_size=batch_size)
+        return inference_detector(
+            self.model,
+            img,
+            texts=self.texts,
+            batch_size=batch_size,
+            prompt_embeddings=self.prompt_embeddings,
+        )
 
 
 def kept_instances(sample, score_thr: float, topk: int):

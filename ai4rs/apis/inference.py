@@ -126,7 +126,9 @@ def model_vocabulary(model, texts=None) -> list[str] | None:
     return vocab
 
 
-def inference_detector(model, imgs, texts=None, test_pipeline=None, batch_size=1):
+def inference_detector(
+    model, imgs, texts=None, test_pipeline=None, batch_size=1, prompt_embeddings=None
+):
     """Run ``model`` on one image or a list of images.
 
     Args:
@@ -148,6 +150,12 @@ def inference_detector(model, imgs, texts=None, test_pipeline=None, batch_size=1
             (within float rounding of the batched convolutions). Images of
             different sizes are never padded into one batch (padding would
             change the network's border features). Defaults to 1.
+        prompt_embeddings (dict | str, optional): ``{class: (D,) tensor}`` or the path
+            of a saved ``.pt`` file of them (image prompts:
+            ``tools/misc/generate_image_prompts.py``): the classes of ``texts`` found
+            there use these embeddings instead of the text model's, the others the text
+            model (a vocabulary mixes both). Without ``texts`` the vocabulary is the
+            table's classes. See :mod:`ai4rs.apis.image_prompts`.
 
     Returns:
         DetDataSample | list[DetDataSample]: one per image, in input order, with
@@ -158,6 +166,23 @@ def inference_detector(model, imgs, texts=None, test_pipeline=None, batch_size=1
     by the (frozen) text model's per-string cache, so a later call with the
     same vocabulary does not run CLIP again.
     """
+    if prompt_embeddings is not None:
+        from .image_prompts import load_prompt_embeddings, prompt_embeddings_installed
+        from .pipeline import text_prompt_format
+
+        table = (
+            load_prompt_embeddings(prompt_embeddings)
+            if isinstance(prompt_embeddings, str)
+            else dict(prompt_embeddings)
+        )
+        if not is_open_vocabulary(model):
+            raise ValueError(
+                f'prompt_embeddings are for open-vocabulary (YOLO-World) models; '
+                f'{type(model).__name__} has a fixed set of classes'
+            )
+        vocab = model_vocabulary(model, list(table) if texts is None else texts)
+        with prompt_embeddings_installed(model, table, vocab, text_prompt_format(model.cfg)):
+            return inference_detector(model, imgs, vocab, test_pipeline, batch_size)
     single = not isinstance(imgs, (list, tuple))
     imgs = [imgs] if single else list(imgs)
     vocab = model_vocabulary(model, texts)

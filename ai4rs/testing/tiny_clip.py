@@ -212,3 +212,28 @@ def make_tiny_clip(
         model = CLIPTextModelWithProjection(CLIPTextConfig(**config))
     model.save_pretrained(dirpath)
     return dirpath
+
+
+def make_tiny_clip_vision(
+    dirpath, seed: int = 0, projection_dim: int = 512, image_size: int = 32
+) -> str:
+    """Write a random tiny ``CLIPVisionModelWithProjection`` (one layer, ``image_size``
+    px, 16 px patches) with ``save_pretrained`` to ``dirpath``; returns it. Its
+    ``projection_dim`` matches the tiny text model's (512), as CLIP's two towers do."""
+    import torch
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    dirpath = str(dirpath)
+    os.makedirs(dirpath, exist_ok=True)
+    torch.manual_seed(seed)
+    config = CLIPVisionConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        image_size=image_size,
+        patch_size=16,
+        projection_dim=projection_dim,
+    )
+    CLIPVisionModelWithProjection(config).save_pretrained(dirpath)
+    return dirpath

@@ -8,3 +8,6 @@ __all__ += ['MultiModalYOLOBackbone', 'YOLOv8CSPDarknet']
 from .clip_text import HuggingCLIPLanguageBackbone, PseudoLanguageBackbone  # noqa: E402
 
 __all__ += ['HuggingCLIPLanguageBackbone', 'PseudoLanguageBackbone']
+from .prompt_table import PromptEmbeddingTable  # noqa: E402
+
+__all__ += ['PromptEmbeddingTable']
