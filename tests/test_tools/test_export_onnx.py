@@ -242,3 +242,14 @@ def test_export_with_text_input_serves_any_vocabulary(tiny_clip_dir, tmp_path, c
         )
     with pytest.raises(ValueError, match='width 512'):
         onnx_model.raw(inputs, torch.ones(2, 16))
+
+    # image prompts (prompt_embeddings) on the run-time-vocabulary graph: an embedding equal
+    # to a text's scores like that text
+    with torch.no_grad():
+        person = model.backbone.forward_text([['person']])[0, 0]
+    _same_detections(
+        inference_detector(
+            onnx_model, img, texts=['cat', 'my mug'], prompt_embeddings={'my mug': person}
+        ),
+        inference_detector(onnx_model, img, texts=['cat', 'person']),
+    )
