@@ -285,3 +285,77 @@ def test_real_model_tta_equals_a_hand_merge_of_its_views(tmp_path, tiny_yolox):
     assert not torch.equal(
         views[0].pred_instances.bboxes.tensor, views[2].pred_instances.bboxes.tensor
     )
+
+
+def test_views_without_detections_give_an_empty_result_of_the_box_type(tta):
+    empty = [_view(RotatedBoxes(torch.zeros(0, 5)), [], []) for _ in range(2)]
+    for view in empty:
+        view.pred_instances.labels = view.pred_instances.labels.long()
+    (merged,) = tta().merge_preds([empty])
+    assert isinstance(merged.pred_instances.bboxes, RotatedBoxes)
+    assert len(merged.pred_instances) == 0
+
+
+def test_real_yolo_world_tta_equals_a_torchvision_merge_of_its_letterboxed_views(
+    tmp_path, tiny_clip_dir
+):
+    """The YOLO-World v2 quick start's tta_pipeline (3 letterbox scales x 2 flips, texts in
+    every view) on a 190 x 250 (w x h) image; the hand merge unflips each view about its letterboxed
+    frame and merges with torchvision's class-aware NMS."""
+    import cv2
+    import numpy as np
+    import torchvision
+    from mmengine.dataset import Compose
+
+    from ai4rs.utils.config import load_config
+    from tests.yolo_world_builders import build_tiny_detector, calibrate_batchnorm
+
+    init_default_scope('ai4rs')
+    img = (np.random.default_rng(0).random((250, 190, 3)) * 255).astype(np.uint8)
+    cv2.imwrite(str(tmp_path / 'a.png'), img)
+    cfg = load_config(
+        osp.join(REPO_ROOT, 'configs/yolo_world_v2/yolo_world_v2_quickstart_synthetic.py')
+    )
+    texts = [['cat'], ['dog'], ['bird']]
+    item = Compose(cfg.tta_pipeline)(
+        dict(img_path=str(tmp_path / 'a.png'), img_id=0, texts=texts, instances=[])
+    )
+    data = pseudo_collate([item])
+    metas = [s[0].metainfo for s in data['data_samples']]
+    assert len(metas) == 6 and all(m['texts'] == ['cat', 'dog', 'bird'] for m in metas)
+    # uneven left / right padding in some view: its flip frame is not the original image
+    assert any(m['pad_param'][2] != m['pad_param'][3] for m in metas)
+    det = build_tiny_detector(tiny_clip_dir, score_thr=0.0, max_per_img=50)
+    calibrate_batchnorm(det)
+    nms = dict(type='nms', iou_threshold=0.65)
+    tta = DetTTAModel(module=det, tta_cfg=dict(nms=nms, max_per_img=None))
+    with torch.no_grad():
+        (merged,) = tta.test_step(copy.deepcopy(data))
+        views = [
+            det.test_step(dict(inputs=inputs, data_samples=samples))[0]
+            for inputs, samples in zip(copy.deepcopy(data['inputs']), data['data_samples'])
+        ]
+    boxes = []
+    for view in views:
+        meta, t = view.metainfo, view.pred_instances.bboxes.tensor.clone()
+        assert len(t) > 0
+        if meta['flip']:
+            top, bottom, left, right = (float(v) for v in meta['pad_param'])
+            w = meta['ori_shape'][1] + (right - left) / float(meta['scale_factor'][0])
+            t[:, [0, 2]] = w - t[:, [2, 0]]
+        boxes.append(t)
+    boxes = torch.cat(boxes)
+    scores = torch.cat([v.pred_instances.scores for v in views])
+    labels = torch.cat([v.pred_instances.labels for v in views])
+    keep = torchvision.ops.batched_nms(boxes, scores, labels, 0.65)
+    # kept detections of a flipped view padded unevenly left / right: the exact frame matters
+    view_of = torch.arange(len(views)).repeat_interleave(
+        torch.tensor([len(v.pred_instances) for v in views])
+    )
+    uneven = [m['flip'] and m['pad_param'][2] != m['pad_param'][3] for m in metas]
+    assert any(uneven[i] for i in view_of[keep].tolist())
+    pred = merged.pred_instances
+    assert isinstance(pred.bboxes, HorizontalBoxes)
+    torch.testing.assert_close(pred.bboxes.tensor, boxes[keep])
+    torch.testing.assert_close(pred.scores, scores[keep])
+    assert pred.labels.tolist() == labels[keep].tolist()
