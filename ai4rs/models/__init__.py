@@ -6,3 +6,4 @@ from .layers import *  # noqa: F401,F403
 from .losses import *  # noqa: F401,F403
 from .necks import *  # noqa: F401,F403
 from .task_modules import *  # noqa: F401,F403
+from .test_time_augs import *  # noqa: F401,F403

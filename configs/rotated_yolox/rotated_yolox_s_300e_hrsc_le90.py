@@ -197,3 +197,45 @@ custom_hooks = [
         type='EMAHook', ema_type='ExpMomentumEMA', momentum=0.0001, update_buffers=True, priority=49
     ),
 ]
+
+# Test-time augmentation (tools/test.py --tta): the image and its horizontal and vertical flips,
+# at the test scale, merged by rotated NMS (mmrotate's RotatedTTAModel). Flips and no scales:
+# an aerial object has no up or left (training flips in all three directions, so every flipped
+# object is familiar) and a flip maps back exactly. RandomFlip comes before Pad, so the flip is
+# about the resized image and is undone about the original one; the annotations are loaded
+# after the geometric transforms (original coordinates), as in val_pipeline.
+tta_model = dict(
+    type='RotatedTTAModel',
+    tta_cfg=dict(nms=dict(type='nms_rotated', iou_threshold=0.1), max_per_img=2000),
+)
+tta_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [dict(type='Resize', scale=img_scale, keep_ratio=True)],
+            [
+                dict(type='RandomFlip', prob=1.0, direction='horizontal'),
+                dict(type='RandomFlip', prob=1.0, direction='vertical'),
+                dict(type='RandomFlip', prob=0.0),
+            ],
+            [dict(type='Pad', size=img_scale, pad_val=dict(img=(114, 114, 114)))],
+            [dict(type='LoadAnnotations', with_bbox=True, box_type='qbox')],
+            [dict(type='ConvertBoxType', box_type_mapping=dict(gt_bboxes='rbox'))],
+            [
+                dict(
+                    type='PackDetInputs',
+                    meta_keys=(
+                        'img_id',
+                        'img_path',
+                        'ori_shape',
+                        'img_shape',
+                        'scale_factor',
+                        'flip',
+                        'flip_direction',
+                    ),
+                )
+            ],
+        ],
+    ),
+]

@@ -135,3 +135,42 @@ auto_scale_lr = dict(enable=False, base_batch_size=train_batch_size_per_gpu)
 
 # a reproducible quick start (CPU results are repeatable; GPU kernels may still vary slightly)
 randomness = dict(seed=0, deterministic=False)
+
+# tools/test.py --tta: the image and its horizontal and vertical flips at this 256-px test
+# scale, merged by rotated NMS; the texts are loaded once and reach every view
+tta_model = dict(
+    type='RotatedTTAModel',
+    tta_cfg=dict(nms=dict(type='nms_rotated', iou_threshold=0.1), max_per_img=100),
+)
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadText'),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [dict(type='Resize', scale=img_scale, keep_ratio=True)],
+            [
+                dict(type='RandomFlip', prob=1.0, direction='horizontal'),
+                dict(type='RandomFlip', prob=1.0, direction='vertical'),
+                dict(type='RandomFlip', prob=0.0),
+            ],
+            [dict(type='LoadAnnotations', with_bbox=True, box_type='qbox')],
+            [dict(type='ConvertBoxType', box_type_mapping=dict(gt_bboxes='rbox'))],
+            [
+                dict(
+                    type='PackDetInputs',
+                    meta_keys=(
+                        'img_id',
+                        'img_path',
+                        'ori_shape',
+                        'img_shape',
+                        'scale_factor',
+                        'flip',
+                        'flip_direction',
+                        'texts',
+                    ),
+                )
+            ],
+        ],
+    ),
+]

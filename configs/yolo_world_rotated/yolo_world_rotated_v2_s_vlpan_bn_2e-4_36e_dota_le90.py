@@ -288,3 +288,44 @@ train_cfg = dict(
 )
 # 8 GPUs x 8 images
 auto_scale_lr = dict(enable=False, base_batch_size=8 * train_batch_size_per_gpu)
+
+# Test-time augmentation (tools/test.py --tta): the image and its horizontal and vertical flips,
+# at the test scale, merged by rotated NMS (mmrotate's RotatedTTAModel), as the rotated YOLOX
+# recipes: an aerial object has no up or left (training flips in all three directions) and a
+# flip maps back exactly. RandomFlip comes before Pad; the texts are loaded once and reach
+# every view (each view's labels index the same texts).
+tta_model = dict(
+    type='RotatedTTAModel',
+    tta_cfg=dict(nms=dict(type='nms_rotated', iou_threshold=0.1), max_per_img=2000),
+)
+tta_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='LoadText'),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [dict(type='Resize', scale=img_scale, keep_ratio=True)],
+            [
+                dict(type='RandomFlip', prob=1.0, direction='horizontal'),
+                dict(type='RandomFlip', prob=1.0, direction='vertical'),
+                dict(type='RandomFlip', prob=0.0),
+            ],
+            [dict(type='Pad', size=img_scale, pad_val=dict(img=(114, 114, 114)))],
+            [
+                dict(
+                    type='PackDetInputs',
+                    meta_keys=(
+                        'img_id',
+                        'img_path',
+                        'ori_shape',
+                        'img_shape',
+                        'scale_factor',
+                        'flip',
+                        'flip_direction',
+                        'texts',
+                    ),
+                )
+            ],
+        ],
+    ),
+]

@@ -354,3 +354,60 @@ auto_scale_lr = dict(enable=False, base_batch_size=8 * train_batch_size_per_gpu)
 visualizer = dict(
     type='DetLocalVisualizer', vis_backends=[dict(type='LocalVisBackend')], name='visualizer'
 )
+
+# Test-time augmentation (tools/test.py --tta), mmyolo's choice for its YOLOv5 / YOLOv8 recipes:
+# the letterboxed image at the test scale, half and one and a half times it, each as is and
+# flipped horizontally (6 views), merged by NMS (IoU 0.65, 300 per image). RandomFlip comes
+# after the letterbox; DetTTAModel undoes it about the letterboxed frame (exact with uneven
+# padding). The texts reach every view (each view's labels index the same texts).
+tta_model = dict(
+    type='DetTTAModel',
+    tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.65), max_per_img=300),
+)
+tta_img_scales = [
+    img_scale,
+    (img_scale[0] // 2, img_scale[1] // 2),
+    (img_scale[0] * 3 // 2, img_scale[1] * 3 // 2),
+]
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [
+                dict(
+                    type='Compose',
+                    transforms=[
+                        dict(type='YOLOv5KeepRatioResize', scale=s),
+                        dict(
+                            type='LetterResize',
+                            scale=s,
+                            allow_scale_up=False,
+                            pad_val=dict(img=114),
+                        ),
+                    ],
+                )
+                for s in tta_img_scales
+            ],
+            [dict(type='RandomFlip', prob=1.0), dict(type='RandomFlip', prob=0.0)],
+            [dict(type='LoadAnnotations', with_bbox=True)],
+            [dict(type='LoadText')],
+            [
+                dict(
+                    type='PackDetInputs',
+                    meta_keys=(
+                        'img_id',
+                        'img_path',
+                        'ori_shape',
+                        'img_shape',
+                        'scale_factor',
+                        'pad_param',
+                        'flip',
+                        'flip_direction',
+                        'texts',
+                    ),
+                )
+            ],
+        ],
+    ),
+]

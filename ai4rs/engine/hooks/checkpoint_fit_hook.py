@@ -1,7 +1,7 @@
 """Refusing checkpoints that do not fit the model, in every Runner load and resume."""
 
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
+from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.runner import BaseLoop
 
 from ai4rs.registry import HOOKS
@@ -47,6 +47,8 @@ class CheckpointFitHook(Hook):
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        if isinstance(model, BaseTTAModel):  # tools/test.py --tta: the weights are the detector's
+            model = model.module
         partial = self.allow_partial_load
         if partial is None:
             partial = bool(runner.cfg.get(PARTIAL_LOAD_KEY, False))
