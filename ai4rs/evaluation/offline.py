@@ -315,3 +315,48 @@ def _box_type_name(boxes: BaseBoxes) -> str:
         if isinstance(boxes, cls):
             return name
     raise OfflineResultsError(f'unsupported ground truth box type {type(boxes).__name__}')
+
+
+def build_test_evaluator(cfg: Config):
+    """The config's ``test_evaluator`` built as the Runner builds it (an mmengine ``Evaluator``).
+
+    Raises:
+        OfflineResultsError: the config has no ``test_evaluator``.
+    """
+    from mmengine.evaluator import Evaluator
+
+    from ai4rs.registry import EVALUATOR
+
+    evaluator = cfg.get('test_evaluator')
+    if not evaluator:
+        raise OfflineResultsError(f'{cfg.filename}: the config has no test_evaluator')
+    if isinstance(evaluator, dict) and 'metrics' in evaluator:
+        return EVALUATOR.build(dict(evaluator, type=evaluator.get('type', 'Evaluator')))
+    return Evaluator(evaluator)
+
+
+def evaluate_offline(results: OfflineResults) -> dict:
+    """Run the config's ``test_evaluator`` on saved predictions, no model involved.
+
+    Each metric gets ``dataset_meta`` from the test dataset and each sample as in a test
+    run: the pickle's meta and ``pred_instances`` with the image's ``gt_instances``,
+    ``ignored_instances`` and ``instances`` (:func:`load_offline_results`). The metrics log
+    their tables through the current ``MMLogger`` as in ``tools/test.py``.
+
+    Returns:
+        dict: metric name (with prefix, e.g. ``'dota/AP50'``, ``'coco/bbox_mAP'``) -> value.
+    """
+    evaluator = build_test_evaluator(results.cfg)
+    evaluator.dataset_meta = results.dataset_meta
+    return evaluator.offline_evaluate(results.samples, chunk_size=1)
+
+
+def format_metrics(metrics: dict) -> str:
+    """``'dota/mAP: 0.5123  dota/AP50: 0.7000'``: the metrics as the test log line shows them
+    (floats with 4 decimals, two spaces between entries)."""
+    parts = []
+    for name, value in metrics.items():
+        if isinstance(value, float):
+            value = f'{value:.4f}'
+        parts.append(f'{name}: {value}')
+    return '  '.join(parts)
