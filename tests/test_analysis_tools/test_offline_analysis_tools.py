@@ -43,17 +43,27 @@ test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 """,
         metric='coco/bbox_mAP',
     ),
+    # open-vocabulary rotated YOLO-World: DOTA data in a MultiModalDataset
+    'open_vocab_rotated': dict(
+        base=osp.join('yolo_world_rotated', 'yolo_world_rotated_quickstart_synthetic.py'),
+        num_classes=3,
+        extra='',
+        metric='dota/AP50',
+    ),
 }
 
 
 def _make_project(root, family):
     shutil.copytree(osp.join(DATA_DIR, 'oracle_project', 'projects'), root / 'projects')
-    if family == 'rotated':
-        from ai4rs.datasets.preparation.synthetic_dota import generate_dataset
+    if family in ('rotated', 'open_vocab_rotated'):
+        from ai4rs.datasets.preparation.synthetic_dota import CLASSES, generate_dataset
 
         generate_dataset(
             str(root / 'data' / 'synthetic_dota'), num_train=1, num_val=4, img_size=128
         )
+        texts = root / 'data' / 'synthetic_dota' / 'texts'
+        texts.mkdir(parents=True)
+        (texts / 'class_texts.json').write_text(json.dumps([[c] for c in CLASSES]))
     else:
         from ai4rs.datasets.preparation.synthetic_coco import generate_dataset
 
@@ -88,7 +98,7 @@ def tested(request, tmp_path_factory):
 def _expected_matrix(family, root, num_classes):
     """The confusion matrix the oracle's rules give, from the label files alone."""
     per_image = []
-    if family == 'rotated':
+    if family != 'horizontal':
         from ai4rs.datasets.dota import load_dota_labels
         from ai4rs.datasets.preparation.synthetic_dota import CLASSES
 
@@ -131,6 +141,13 @@ def test_eval_metric_gives_the_test_tools_metrics(tested, monkeypatch, capsys):
         assert value == logged[key], key  # the same float, not only the same 4 decimals
     printed = capsys.readouterr().out.strip().splitlines()[-1]
     assert f'{metric}: {logged[metric]:.4f}' in printed and printed in log
+    if family == 'horizontal':
+        # CocoMetric without ann_file takes the ground truth from the dataset's annotations
+        # (what the offline samples carry): the same numbers
+        again = eval_metric.main(
+            ['oracle.py', 'r.pkl', '--cfg-options', 'test_evaluator.ann_file=None']
+        )
+        assert again == metrics
 
 
 def test_confusion_matrix_tool_counts_what_the_oracle_did(tested, monkeypatch, capsys):
