@@ -141,6 +141,12 @@ def test_eval_metric_gives_the_test_tools_metrics(tested, monkeypatch, capsys):
         assert value == logged[key], key  # the same float, not only the same 4 decimals
     printed = capsys.readouterr().out.strip().splitlines()[-1]
     assert f'{metric}: {logged[metric]:.4f}' in printed and printed in log
+    if family == 'rotated':
+        # a format-only evaluator writes the submission and computes nothing: said so
+        opts = ['test_evaluator.format_only=True', 'test_evaluator.outfile_prefix=fmt']
+        assert eval_metric.main(['oracle.py', 'r.pkl', '--cfg-options', *opts]) == {}
+        assert 'computed no metric' in capsys.readouterr().out
+        assert len(glob.glob(str(root / 'fmt' / 'Task1_*.txt'))) == 3
     if family == 'horizontal':
         # CocoMetric without ann_file takes the ground truth from the dataset's annotations
         # (what the offline samples carry): the same numbers
@@ -216,3 +222,10 @@ def test_bad_input_is_a_clear_error(tested, monkeypatch):
                 main(['oracle.py', pkl] + (['cm_bad'] if tool == 'confusion_matrix' else []))
     with pytest.raises(SystemExit, match='no_eval.py: the config has no test_evaluator'):
         _tool('eval_metric').main(['no_eval.py', 'r.pkl'])
+    with pytest.raises(SystemExit, match="--color-theme 'no_such_map' is not a colormap"):
+        _tool('confusion_matrix').main(
+            ['oracle.py', 'r.pkl', 'cm_bad', '--color-theme', 'no_such_map']
+        )
+    with pytest.raises(SystemExit, match=r'--tp-iou-thr must be in \(0, 1\], got 1.5'):
+        _tool('confusion_matrix').main(['oracle.py', 'r.pkl', 'cm_bad', '--tp-iou-thr', '1.5'])
+    assert not (root / 'cm_bad').exists()

@@ -39,7 +39,13 @@ def main(argv=None) -> dict:
     except (FileNotFoundError, ValueError, ReservedConfigNameError) as e:
         # OfflineResultsError is a ValueError; so are the metrics' own input errors
         raise SystemExit(f'error: {e}') from None
-    print(format_metrics(metrics))
+    if not metrics:
+        print(
+            'the test_evaluator computed no metric (format_only / merge_patches only write '
+            'result files; see its log above for where)'
+        )
+    else:
+        print(format_metrics(metrics))
     return metrics
 
 
