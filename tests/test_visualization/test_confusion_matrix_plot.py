@@ -36,7 +36,11 @@ def test_the_figure_shows_the_percentages_and_names():
 def test_saved_png_and_csv(tmp_path):
     out = save_confusion_matrix(COUNTS, LABELS, str(tmp_path / 'cm'))
     img = cv2.imread(out['png'])
-    assert img is not None and img.shape[0] >= 300 and img.shape[1] >= 300
+    # the size of the drawn figure, in pixels
+    fig = draw_confusion_matrix(COUNTS, LABELS)
+    width, height = fig.get_size_inches() * fig.dpi
+    assert img is not None and img.shape == (round(height), round(width), 3)
+    assert min(img.shape[:2]) >= 300
     # not a blank page: many pixels differ from the white background, in several colours
     assert (img < 250).any(axis=2).mean() > 0.05
     assert len(np.unique(img.reshape(-1, 3), axis=0)) > 50
