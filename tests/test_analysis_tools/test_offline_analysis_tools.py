@@ -20,6 +20,9 @@ import torch
 
 from tests.conftest import DATA_DIR, REPO_ROOT, run_cmd
 
+# each family runs tools/test.py once (about 15 s on a CPU)
+pytestmark = pytest.mark.slow
+
 TEST = osp.join(REPO_ROOT, 'tools', 'test.py')
 FAMILIES = {
     'rotated': dict(
