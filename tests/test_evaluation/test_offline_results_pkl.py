@@ -70,3 +70,28 @@ def test_not_a_pickle(tmp_path):
         load_results_pkl(str(path))
     with pytest.raises(FileNotFoundError, match='results file not found'):
         load_results_pkl(str(tmp_path / 'missing.pkl'))
+
+
+def test_annotation_transforms_come_from_the_first_pipeline_that_loads_annotations():
+    from mmengine.config import Config
+
+    from ai4rs.evaluation.offline import annotation_transforms
+
+    load = dict(type='LoadAnnotations', with_bbox=True, box_type='qbox')
+    convert = dict(type='ConvertBoxType', box_type_mapping=dict(gt_bboxes='rbox'))
+    resize = dict(type='Resize', scale=(8, 8))
+    cfg = Config(
+        dict(
+            # a test-server recipe: the test pipeline loads no annotation
+            test_dataloader=dict(dataset=dict(pipeline=[dict(type='LoadImageFromFile'), resize])),
+            # wrappers (MultiModalDataset) keep the pipeline on the outside
+            val_dataloader=dict(dataset=dict(dataset=dict(), pipeline=[resize, load, convert])),
+            train_dataloader=dict(dataset=dict(pipeline=[dict(type='LoadAnnotations')])),
+        )
+    )
+    assert annotation_transforms(cfg) == [load, convert]
+    cfg.val_dataloader.dataset.pipeline = [resize]
+    assert annotation_transforms(cfg) == [dict(type='LoadAnnotations')]
+    cfg.train_dataloader.dataset.pipeline = [resize]
+    with pytest.raises(OfflineResultsError, match='no dataloader pipeline has a LoadAnnotations'):
+        annotation_transforms(cfg)
