@@ -1,0 +1,179 @@
+"""pr_curves.py and analyze_results.py on a real ``tools/test.py --out`` pickle of the rotated
+YOLOX quick-start config (4 synthetic images, a checkpoint whose box branch is zeroed so that
+every prediction is a 2-stride square at its grid point: real matches at IoU 0.1)."""
+
+import math
+import os.path as osp
+import re
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from ai4rs.datasets.preparation.synthetic_dota import generate_dataset
+from tests.conftest import REPO_ROOT, run_cmd
+
+QUICKSTART = osp.join(
+    REPO_ROOT, 'configs', 'rotated_yolox', 'rotated_yolox_quickstart_synthetic.py'
+)
+TOOLS = osp.join(REPO_ROOT, 'tools')
+
+
+def _grid_checkpoint(path):
+    from ai4rs.registry import MODELS
+    from ai4rs.utils.config import load_config
+    from ai4rs.utils.setup_env import register_all_modules
+
+    register_all_modules()
+    torch.manual_seed(0)
+    model = MODELS.build(load_config(QUICKSTART).model)
+    state = model.state_dict()
+    for key, value in state.items():
+        if 'multi_level_conv_reg' in key or 'multi_level_conv_ang' in key:
+            value.zero_()
+            if 'multi_level_conv_reg' in key and key.endswith('bias'):
+                value[2:] = math.log(2)  # w = h = 2 * stride, angle 0
+    torch.save(dict(state_dict=state), path)
+
+
+@pytest.fixture(scope='module')
+def rotated_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp('analysis')
+    generate_dataset(str(root / 'data'), num_train=1, num_val=4)
+    _grid_checkpoint(str(root / 'grid.pth'))
+    options = [
+        f'test_dataloader.dataset.data_root={root / "data"}/',
+        'test_evaluator.iou_thrs=[0.1,0.5]',
+    ]
+    proc = run_cmd(
+        [
+            sys.executable,
+            osp.join(TOOLS, 'test.py'),
+            QUICKSTART,
+            str(root / 'grid.pth'),
+            '--work-dir',
+            str(root / 'work'),
+            '--out',
+            str(root / 'results.pkl'),
+            '--cfg-options',
+            *options,
+            'test_dataloader.num_workers=0',
+            'test_dataloader.persistent_workers=False',
+            'model.test_cfg.score_thr=0.0',
+        ],
+        cwd=root,
+    )
+    return root, options, proc.stdout + proc.stderr
+
+
+def _logged_class_aps(log, thr):
+    """The per-class APs of tools/test.py's table at IoU ``thr`` (3 decimals, as strings)."""
+    table = log.split(f'iou_thr: {thr} ')[1].split('iou_thr:')[0]
+    rows = re.findall(
+        r'\|\s*(vehicle|pool|court)\s*\|\s*\d+\s*\|\s*\d+\s*\|[^|]*\|\s*([0-9.]+)', table
+    )
+    return dict(rows)
+
+
+@pytest.mark.slow
+def test_pr_curves_tool_gives_the_metric_ap_of_the_test_run(rotated_run):
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    from ai4rs.evaluation.analysis import build_offline_metric, evaluate_pr_curves
+    from ai4rs.evaluation.functional import curve_ap
+    from ai4rs.evaluation.offline import load_offline_results
+    from ai4rs.visualization.pr_curves import draw_pr_curves
+
+    root, options, log = rotated_run
+    logged = _logged_class_aps(log, 0.1)
+    assert set(logged) == {'vehicle', 'pool', 'court'}
+    out = root / 'pr.png'
+    proc = run_cmd(
+        [
+            sys.executable,
+            osp.join(TOOLS, 'analysis_tools', 'pr_curves.py'),
+            QUICKSTART,
+            str(root / 'results.pkl'),
+            '--out',
+            str(out),
+            '--iou-thr',
+            '0.1',
+            '--cfg-options',
+            options[0],
+        ],
+        cwd=root,
+    )
+    printed = dict(re.findall(r'^(\w+) \(AP ([0-9.]+)\)$', proc.stdout, re.M))
+    assert printed == logged  # the legend's APs are the test run's, class by class
+    with Image.open(out) as im:
+        pixels = np.asarray(im.convert('RGB'))
+    assert pixels.shape == (480, 640, 3)
+    assert (pixels.min(axis=2) < 200).mean() > 0.01
+
+    # in-process: the curves' area by the metric's rule is the metric's AP, and the mean is
+    # the test run's dota/AP10 (logged with 4 decimals)
+    offline = load_offline_results(QUICKSTART, str(root / 'results.pkl'), _opts(root))
+    metric = build_offline_metric(offline.cfg, offline.dataset_meta, 0.1)
+    values, curves = evaluate_pr_curves(metric, offline.samples, 0.1)
+    lines = draw_pr_curves(Figure().add_subplot(1, 1, 1), curves)
+    for curve, line in zip(curves, lines):
+        assert curve_ap(line.get_xdata(), line.get_ydata(), curve.rule) == pytest.approx(curve.ap)
+    assert max(c.ap for c in curves) > 0  # real matches, not an all-zero case
+    logged_ap10 = float(re.search(r'dota/AP10: ([0-9.]+)', log).group(1))
+    assert values['dota/AP10'] == pytest.approx(logged_ap10, abs=5e-5)
+    with_gt = [c.ap for c in curves if c.num_gts > 0]
+    assert values['dota/AP10'] == pytest.approx(np.mean(with_gt), abs=1e-12)
+
+
+def _opts(root, iou_thrs=None):
+    """The in-process form of the tools' --cfg-options."""
+    opts = {'test_dataloader.dataset.data_root': f'{root / "data"}/'}
+    if iou_thrs is not None:
+        opts['test_evaluator.iou_thrs'] = iou_thrs
+    return opts
+
+
+@pytest.mark.slow
+def test_analyze_results_tool_draws_best_and_worst_images(rotated_run):
+    from PIL import Image
+
+    from ai4rs.evaluation.analysis import build_offline_metric, per_image_ap
+    from ai4rs.evaluation.offline import load_offline_results
+
+    root, options, _ = rotated_run
+    show = root / 'show'
+    run_cmd(
+        [
+            sys.executable,
+            osp.join(TOOLS, 'analysis_tools', 'analyze_results.py'),
+            QUICKSTART,
+            str(root / 'results.pkl'),
+            str(show),
+            '--topk',
+            '2',
+            '--show-score-thr',
+            '0.3',
+            '--cfg-options',
+            *options,
+        ],
+        cwd=root,
+    )
+    offline = load_offline_results(QUICKSTART, str(root / 'results.pkl'), _opts(root, [0.1, 0.5]))
+    metric = build_offline_metric(offline.cfg, offline.dataset_meta)
+    aps = per_image_ap(metric, offline.samples)
+    stems = [osp.splitext(osp.basename(s['img_path']))[0] for s in offline.samples]
+    order = np.argsort(aps, kind='stable')
+    expected = {
+        'good': {f'{stems[i]}_{round(float(aps[i]), 3)}.png' for i in order[::-1][:2]},
+        'bad': {f'{stems[i]}_{round(float(aps[i]), 3)}.png' for i in order[:2]},
+    }
+    for folder, names in expected.items():
+        files = sorted(p.name for p in (show / folder).iterdir())
+        assert set(files) == names
+        for name in files:
+            with Image.open(show / folder / name) as im:
+                assert im.size == (2 * 256, 256)  # GT | predictions of a 256 x 256 image
+                assert np.asarray(im).std() > 0
+    assert len(set(np.round(aps, 6))) > 1  # the images are ranked, not all equal
