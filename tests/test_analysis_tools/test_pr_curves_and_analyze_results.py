@@ -177,3 +177,150 @@ def test_analyze_results_tool_draws_best_and_worst_images(rotated_run):
                 assert im.size == (2 * 256, 256)  # GT | predictions of a 256 x 256 image
                 assert np.asarray(im).std() > 0
     assert len(set(np.round(aps, 6))) > 1  # the images are ranked, not all equal
+
+
+# ---------------------------------------------------------------- horizontal (COCO)
+COCO_QUICKSTART = osp.join(
+    REPO_ROOT, 'configs', 'yolo_world_v2', 'yolo_world_v2_quickstart_synthetic.py'
+)
+
+
+def _coco_predictions(data, seed=0):
+    """A results pickle as tools/test.py --out writes it for the val images: each object's
+    box shifted a little (a few boxes a lot, some dropped), plus false positives."""
+    import json
+    import pickle
+
+    rng = np.random.default_rng(seed)
+    with open(data / 'annotations' / 'instances_val.json') as f:
+        coco = json.load(f)
+    cat_index = {c['id']: i for i, c in enumerate(coco['categories'])}
+    samples = []
+    for img in coco['images']:
+        boxes, labels = [], []
+        for a in coco['annotations']:
+            if a['image_id'] != img['id'] or rng.uniform() < 0.15:
+                continue
+            x, y, w, h = a['bbox']
+            shift = rng.uniform(-0.3, 0.3, size=2) * [w, h] * (1 if rng.uniform() < 0.8 else 3)
+            boxes.append([x + shift[0], y + shift[1], x + w + shift[0], y + h + shift[1]])
+            labels.append(cat_index[a['category_id']])
+        for _ in range(2):  # false positives
+            x, y = rng.uniform(0, img['width'] - 40, size=2)
+            boxes.append([x, y, x + 30, y + 30])
+            labels.append(int(rng.integers(len(cat_index))))
+        samples.append(
+            dict(
+                img_id=img['id'],
+                img_path=str(data / 'val' / img['file_name']),
+                ori_shape=(img['height'], img['width']),
+                pred_instances=dict(
+                    bboxes=torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+                    scores=torch.tensor(rng.uniform(0.05, 1.0, size=len(boxes))).float(),
+                    labels=torch.tensor(labels, dtype=torch.int64),
+                ),
+            )
+        )
+    with open(data.parent / 'coco_results.pkl', 'wb') as f:
+        pickle.dump(samples, f)
+    return coco, samples
+
+
+def _pycocotools_eval(ann_file, samples, names, img_ids=None):
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(ann_file)
+        cat_ids = [next(c['id'] for c in gt.dataset['categories'] if c['name'] == n) for n in names]
+        dets = []
+        for s in samples:
+            p = s['pred_instances']
+            for b, sc, lb in zip(p['bboxes'].tolist(), p['scores'].tolist(), p['labels'].tolist()):
+                dets.append(
+                    dict(
+                        image_id=s['img_id'],
+                        bbox=[b[0], b[1], b[2] - b[0], b[3] - b[1]],
+                        score=sc,
+                        category_id=cat_ids[lb],
+                    )
+                )
+        ev = COCOeval(gt, gt.loadRes(dets), 'bbox')
+        ev.params.catIds = cat_ids
+        if img_ids is not None:
+            ev.params.imgIds = img_ids
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return ev
+
+
+@pytest.mark.slow
+def test_coco_tools_on_a_results_pickle_agree_with_pycocotools(tmp_path):
+    from PIL import Image
+
+    from ai4rs.datasets.preparation.synthetic_coco import generate_dataset as generate_coco
+
+    data = tmp_path / 'data'
+    generate_coco(str(data), num_train=1, num_val=5, img_size=128)
+    coco, samples = _coco_predictions(data)
+    ann_file = str(data / 'annotations' / 'instances_val.json')
+    options = [
+        f'test_dataloader.dataset.dataset.data_root={data}/',
+        f'test_dataloader.dataset.class_text_path={data}/texts/class_texts.json',
+        f'test_evaluator.ann_file={ann_file}',
+    ]
+    proc = run_cmd(
+        [
+            sys.executable,
+            osp.join(TOOLS, 'analysis_tools', 'pr_curves.py'),
+            COCO_QUICKSTART,
+            str(tmp_path / 'coco_results.pkl'),
+            '--out',
+            str(tmp_path / 'pr.png'),
+            '--cfg-options',
+            *options,
+        ],
+        cwd=tmp_path,
+    )
+    names = [c['name'] for c in coco['categories']]
+    ev = _pycocotools_eval(ann_file, samples, names)
+    printed = dict(re.findall(r'^(.+) \(AP ([0-9.]+)\)$', proc.stdout, re.M))
+    expected = {}
+    for k, name in enumerate(names):
+        p = ev.eval['precision'][0, :, k, 0, -1]
+        expected[name] = f'{p[p > -1].mean():.3f}'
+    assert printed == expected
+    assert any(float(v) > 0.1 for v in printed.values())
+    with Image.open(tmp_path / 'pr.png') as im:
+        assert im.size == (640, 480)
+
+    run_cmd(
+        [
+            sys.executable,
+            osp.join(TOOLS, 'analysis_tools', 'analyze_results.py'),
+            COCO_QUICKSTART,
+            str(tmp_path / 'coco_results.pkl'),
+            str(tmp_path / 'show'),
+            '--topk',
+            '2',
+            '--cfg-options',
+            *options,
+        ],
+        cwd=tmp_path,
+    )
+    # each image's bbox mAP by pycocotools on that image alone
+    per_image = {}
+    for s in samples:
+        ap = _pycocotools_eval(ann_file, [s], names, img_ids=[s['img_id']]).stats[0]
+        per_image[osp.splitext(osp.basename(s['img_path']))[0]] = ap
+    ranked = sorted(per_image, key=lambda k: per_image[k])
+    for folder, stems in (('good', ranked[::-1][:2]), ('bad', ranked[:2])):
+        files = sorted(p.name for p in (tmp_path / 'show' / folder).iterdir())
+        assert files == sorted(f'{s}_{round(float(per_image[s]), 3)}.jpg' for s in stems)
+        for name in files:
+            with Image.open(tmp_path / 'show' / folder / name) as im:
+                assert im.size == (2 * 128, 128)
