@@ -324,3 +324,26 @@ def test_coco_tools_on_a_results_pickle_agree_with_pycocotools(tmp_path):
         for name in files:
             with Image.open(tmp_path / 'show' / folder / name) as im:
                 assert im.size == (2 * 128, 128)
+
+
+@pytest.mark.slow
+def test_tools_refuse_bad_arguments_with_one_line(tmp_path):
+    pr = osp.join(TOOLS, 'analysis_tools', 'pr_curves.py')
+    proc = run_cmd(
+        [sys.executable, pr, QUICKSTART, 'r.pkl', '--out', 'pr.jpg'], cwd=tmp_path, check=False
+    )
+    assert proc.returncode != 0 and 'error: --out must be a .png file, got pr.jpg' in proc.stderr
+    proc = run_cmd(
+        [sys.executable, pr, QUICKSTART, 'missing.pkl', '--out', 'pr.png'],
+        cwd=tmp_path,
+        check=False,
+    )
+    assert proc.returncode != 0 and 'results file not found: missing.pkl' in proc.stderr
+    assert 'Traceback' not in proc.stderr
+    analyze = osp.join(TOOLS, 'analysis_tools', 'analyze_results.py')
+    proc = run_cmd(
+        [sys.executable, analyze, QUICKSTART, 'r.pkl', 'show', '--topk', '0'],
+        cwd=tmp_path,
+        check=False,
+    )
+    assert proc.returncode != 0 and '--topk must be a positive number' in proc.stderr
