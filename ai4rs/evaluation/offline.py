@@ -23,9 +23,14 @@ loads no annotation (a test-server recipe), the val and then the train dataloade
 
 The pickle format is :class:`~ai4rs.evaluation.metrics.dump_det_results.DumpDetResults`'s: a
 list with one dict per image (``img_path``, ``img_id``, ``ori_shape``, ``pred_instances``).
-Reading a pickle can run code: only open result files you made or trust.
+The pickle is read by :class:`ResultsUnpickler`, which builds only tensors, numpy arrays and
+plain Python values: a pickle that names any other function or class is refused unread, so
+opening a results file cannot run code (as checkpoints are loaded with ``weights_only``).
 """
 
+import codecs
+import collections
+import io
 import os.path as osp
 import pickle
 from collections.abc import Sequence
@@ -77,6 +82,60 @@ class OfflineResults:
         return self.dataset.metainfo
 
 
+def _storage_from_bytes(data: bytes):
+    """``torch.storage._load_from_bytes`` (how a pickled tensor stores its data), read with
+    ``weights_only=True``: the bytes may hold a storage, nothing that runs code."""
+    return torch.load(io.BytesIO(data), weights_only=True)
+
+
+def _numpy_global(module: str, name: str):
+    """The numpy functions and classes a pickled array or scalar names, else None."""
+    if module in ('numpy.core.multiarray', 'numpy._core.multiarray') and name in (
+        '_reconstruct',
+        'scalar',
+    ):
+        multiarray = getattr(np, '_core', None) or np.core  # numpy 2 / numpy 1
+        return getattr(multiarray.multiarray, name)
+    if module == 'numpy' and name in ('ndarray', 'dtype'):
+        return getattr(np, name)
+    if module == 'numpy.dtypes' and name.endswith('DType'):  # numpy 2's dtype classes
+        return getattr(np.dtypes, name, None)
+    return None
+
+
+class ResultsUnpickler(pickle.Unpickler):
+    """A ``pickle.Unpickler`` that builds tensors, numpy arrays and plain Python values only.
+
+    Any other global a pickle names (a function it would call, a class it would build) is
+    refused with :class:`OfflineResultsError` before anything runs.
+    """
+
+    SAFE = {
+        ('collections', 'OrderedDict'): collections.OrderedDict,
+        ('_codecs', 'encode'): codecs.encode,
+        ('torch._utils', '_rebuild_tensor_v2'): torch._utils._rebuild_tensor_v2,
+        ('torch.storage', '_load_from_bytes'): _storage_from_bytes,
+        ('torch', 'Size'): torch.Size,
+    }
+
+    def find_class(self, module: str, name: str):
+        found = self.SAFE.get((module, name))
+        if (
+            found is None
+            and module == 'torch'
+            and isinstance(getattr(torch, name, None), torch.dtype)
+        ):
+            found = getattr(torch, name)
+        if found is None and module.startswith('numpy'):
+            found = _numpy_global(module, name)
+        if found is None:
+            raise OfflineResultsError(
+                f'refused to load {module}.{name}: a results pickle holds only tensors, '
+                'numpy arrays and plain Python values (tools/test.py --out)'
+            )
+        return found
+
+
 def load_results_pkl(path: str) -> list[dict]:
     """Read and check a ``tools/test.py --out`` pickle.
 
@@ -93,7 +152,9 @@ def load_results_pkl(path: str) -> list[dict]:
         raise FileNotFoundError(f'results file not found: {path}')
     try:
         with open(path, 'rb') as f:
-            data = pickle.load(f)
+            data = ResultsUnpickler(f).load()
+    except OfflineResultsError as e:
+        raise OfflineResultsError(f'{path}: {e}') from None
     except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError) as e:
         raise OfflineResultsError(f'{path}: not a readable results pickle ({e})') from None
     if not isinstance(data, (list, tuple)) or not data:
@@ -315,3 +376,48 @@ def _box_type_name(boxes: BaseBoxes) -> str:
         if isinstance(boxes, cls):
             return name
     raise OfflineResultsError(f'unsupported ground truth box type {type(boxes).__name__}')
+
+
+def build_test_evaluator(cfg: Config):
+    """The config's ``test_evaluator`` built as the Runner builds it (an mmengine ``Evaluator``).
+
+    Raises:
+        OfflineResultsError: the config has no ``test_evaluator``.
+    """
+    from mmengine.evaluator import Evaluator
+
+    from ai4rs.registry import EVALUATOR
+
+    evaluator = cfg.get('test_evaluator')
+    if not evaluator:
+        raise OfflineResultsError(f'{cfg.filename}: the config has no test_evaluator')
+    if isinstance(evaluator, dict) and 'metrics' in evaluator:
+        return EVALUATOR.build(dict(evaluator, type=evaluator.get('type', 'Evaluator')))
+    return Evaluator(evaluator)
+
+
+def evaluate_offline(results: OfflineResults) -> dict:
+    """Run the config's ``test_evaluator`` on saved predictions, no model involved.
+
+    Each metric gets ``dataset_meta`` from the test dataset and each sample as in a test
+    run: the pickle's meta and ``pred_instances`` with the image's ``gt_instances``,
+    ``ignored_instances`` and ``instances`` (:func:`load_offline_results`). The metrics log
+    their tables through the current ``MMLogger`` as in ``tools/test.py``.
+
+    Returns:
+        dict: metric name (with prefix, e.g. ``'dota/AP50'``, ``'coco/bbox_mAP'``) -> value.
+    """
+    evaluator = build_test_evaluator(results.cfg)
+    evaluator.dataset_meta = results.dataset_meta
+    return evaluator.offline_evaluate(results.samples, chunk_size=1)
+
+
+def format_metrics(metrics: dict) -> str:
+    """``'dota/mAP: 0.5123  dota/AP50: 0.7000'``: the metrics as the test log line shows them
+    (floats with 4 decimals, two spaces between entries)."""
+    parts = []
+    for name, value in metrics.items():
+        if isinstance(value, float):
+            value = f'{value:.4f}'
+        parts.append(f'{name}: {value}')
+    return '  '.join(parts)
