@@ -347,3 +347,64 @@ def test_tools_refuse_bad_arguments_with_one_line(tmp_path):
         check=False,
     )
     assert proc.returncode != 0 and '--topk must be a positive number' in proc.stderr
+
+
+def test_open_vocabulary_rotated_family_in_process(tmp_path):
+    """The open-vocabulary rotated config (DOTA data in a MultiModalDataset): predictions equal
+    to image 0's ground truth and none elsewhere. By hand: image 0 has mAP 1 and the others 0;
+    class c's curve reaches recall n0_c / n_c at precision 1, so its 11-point AP counts the
+    thresholds 0, 0.1, ... that recall reaches."""
+    import json
+    import pickle
+
+    from ai4rs.evaluation.analysis import build_offline_metric, evaluate_pr_curves, per_image_ap
+    from ai4rs.evaluation.functional.mean_ap import _VOC07_RECALLS
+    from ai4rs.evaluation.offline import load_offline_results
+    from ai4rs.structures.bbox import boxes_from_tensor
+
+    config = osp.join(
+        REPO_ROOT, 'configs', 'yolo_world_rotated', 'yolo_world_rotated_quickstart_synthetic.py'
+    )
+    data = tmp_path / 'data'
+    generate_dataset(str(data), num_train=1, num_val=3)
+    classes = ['vehicle', 'pool', 'court']
+    (data / 'texts').mkdir()
+    (data / 'texts' / 'class_texts.json').write_text(json.dumps([[c] for c in classes]))
+    stems = sorted(p.stem for p in (data / 'val' / 'annfiles').iterdir())
+    samples, counts = [], np.zeros((len(stems), 3))
+    for i, stem in enumerate(stems):
+        lines = (data / 'val' / 'annfiles' / f'{stem}.txt').read_text().split('\n')
+        rows = [line.split() for line in lines if len(line.split()) >= 9]
+        polys = torch.tensor([[float(v) for v in r[:8]] for r in rows], dtype=torch.float32)
+        lab = torch.tensor([classes.index(r[8]) for r in rows], dtype=torch.int64)
+        counts[i] = np.bincount(lab.numpy(), minlength=3)
+        if i > 0:
+            polys, lab = polys[:0], lab[:0]
+        rboxes = boxes_from_tensor(polys.reshape(-1, 8), 'qbox').convert_to('rbox').tensor
+        samples.append(
+            dict(
+                img_id=stem,
+                img_path=str(data / 'val' / 'images' / f'{stem}.png'),
+                ori_shape=(256, 256),
+                pred_instances=dict(
+                    bboxes=rboxes, scores=torch.linspace(0.9, 0.5, len(lab)), labels=lab
+                ),
+            )
+        )
+    assert 0 < counts[0].sum() < counts.sum()  # a part of the objects found: recall < 1
+    with open(tmp_path / 'r.pkl', 'wb') as f:
+        pickle.dump(samples, f)
+    opts = {
+        'test_dataloader.dataset.dataset.data_root': f'{data}/',
+        'test_dataloader.dataset.class_text_path': str(data / 'texts' / 'class_texts.json'),
+    }
+    offline = load_offline_results(config, str(tmp_path / 'r.pkl'), opts)
+    metric = build_offline_metric(offline.cfg, offline.dataset_meta, 0.5)
+    values, curves = evaluate_pr_curves(metric, offline.samples, 0.5)
+    for c, curve in enumerate(curves):
+        recall = counts[0, c] / counts[:, c].sum()
+        expected = (recall >= _VOC07_RECALLS).sum() / 11 if counts[0, c] else 0.0
+        assert curve.ap == pytest.approx(expected, abs=1e-9), curve.name
+        assert curve.num_gts == counts[:, c].sum()
+    expected_aps = [1.0] + [0.0] * (len(stems) - 1)
+    np.testing.assert_allclose(per_image_ap(metric, offline.samples), expected_aps, atol=1e-6)
