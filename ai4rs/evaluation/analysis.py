@@ -30,6 +30,11 @@ from .functional.pr_curve import PRCurve
 from .metrics.coco_metric import CocoMetric
 from .metrics.dota_metric import DOTAMetric
 
+NO_GROUND_TRUTH = (
+    'the evaluated images have no ground truth (a test split without labels?): precision '
+    'and recall need labelled images, e.g. --cfg-options test_dataloader=... of the val split'
+)
+
 
 def _metric_cfgs(evaluator) -> list:
     if evaluator is None:
@@ -101,13 +106,15 @@ def evaluate_pr_curves(
         :class:`PRCurve` per class.
 
     Raises:
-        ValueError: the metric did not evaluate ``iou_thr``.
+        ValueError: the metric did not evaluate ``iou_thr``, or no class has ground truth.
     """
     metric.results.clear()
     metric.process({}, list(samples))
     values = metric.evaluate(len(samples))
     for thr, curves in metric.pr_curves.items():
         if abs(thr - float(iou_thr)) < 1e-9:
+            if all(c.num_gts == 0 or np.isnan(c.ap) for c in curves):
+                raise ValueError(NO_GROUND_TRUTH)
             return values, curves
     raise ValueError(
         f'the metric evaluated IoU thresholds {sorted(metric.pr_curves)}, not {iou_thr} '
@@ -143,6 +150,9 @@ def per_image_ap(metric, samples: Sequence[dict]) -> np.ndarray:
 
     Returns:
         np.ndarray: (N,) float64, in the order of ``samples``.
+
+    Raises:
+        ValueError: no image has ground truth (nothing to rank).
     """
     metric.results.clear()
     metric.process({}, list(samples))
@@ -150,6 +160,9 @@ def per_image_ap(metric, samples: Sequence[dict]) -> np.ndarray:
     metric.results.clear()
     if isinstance(metric, DOTAMetric):
         num_classes = len(metric._classes())
+        gts = [r['gt'] for r in results if r['gt'] is not None]
+        if not any(len(gt['labels']) + len(gt['labels_ignore']) for gt in gts):
+            raise ValueError(NO_GROUND_TRUTH)
         aps = []
         for res in results:
             matches = metric.match_results([res], num_classes)
@@ -160,6 +173,8 @@ def per_image_ap(metric, samples: Sequence[dict]) -> np.ndarray:
         raise TypeError(f'per_image_ap needs a DOTAMetric or CocoMetric, got {type(metric)}')
     with _quiet_logger():
         coco, _, _, detections = metric.prepare_coco(results)
+    if not coco.getAnnIds(imgIds=[pred['img_id'] for _, pred in results]):
+        raise ValueError(NO_GROUND_TRUTH)
     coco_dt = load_results(coco, detections) if detections else None
     aps = []
     for _, pred in results:

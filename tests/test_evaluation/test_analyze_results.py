@@ -128,3 +128,22 @@ def test_drawing_is_gt_left_predictions_right_at_image_size(tmp_path):
     with Image.open(out2) as im:
         drawn2 = np.asarray(im.convert('RGB'))
     assert not (np.abs(drawn2[:, w:].astype(int) - 90).max(axis=2) > 40).any()
+
+
+def test_no_ground_truth_at_all_is_an_error_not_all_zero_aps():
+    from ai4rs.evaluation.analysis import evaluate_pr_curves
+
+    metric = DOTAMetric()
+    metric.dataset_meta = dict(classes=CLASSES)
+    empty = [_dota('a', GT[:1], [0.9], [], []), _dota('b', GT[:1], [0.8], [], [])]
+    with pytest.raises(ValueError, match='no ground truth'):
+        per_image_ap(metric, empty)
+    with pytest.raises(ValueError, match='no ground truth'):
+        evaluate_pr_curves(metric, empty, 0.5)
+    coco = CocoMetric(backend='pycocotools')
+    coco.dataset_meta = dict(classes=CLASSES)
+    empty = [_coco(1, [[10, 10, 50, 50]], []), _coco(2, [[10, 10, 50, 50]], [])]
+    with pytest.raises(ValueError, match='no ground truth'):
+        per_image_ap(coco, empty)
+    with pytest.raises(ValueError, match='no ground truth'):
+        evaluate_pr_curves(coco, empty, 0.5)
