@@ -330,10 +330,6 @@ def test_coco_tools_on_a_results_pickle_agree_with_pycocotools(tmp_path):
 def test_tools_refuse_bad_arguments_with_one_line(tmp_path):
     pr = osp.join(TOOLS, 'analysis_tools', 'pr_curves.py')
     proc = run_cmd(
-        [sys.executable, pr, QUICKSTART, 'r.pkl', '--out', 'pr.jpg'], cwd=tmp_path, check=False
-    )
-    assert proc.returncode != 0 and 'error: --out must be a .png file, got pr.jpg' in proc.stderr
-    proc = run_cmd(
         [sys.executable, pr, QUICKSTART, 'missing.pkl', '--out', 'pr.png'],
         cwd=tmp_path,
         check=False,
