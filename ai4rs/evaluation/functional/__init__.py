@@ -35,6 +35,15 @@ from .polygon_iou import (
     polygon_nms,
     quad_aabbs,
 )
+from .pr_curve import (
+    AP_RULES,
+    COCO_RECALL_THRS,
+    PRCurve,
+    coco_iou_index,
+    coco_pr_curves,
+    curve_ap,
+    dota_pr_curves,
+)
 
 __all__ = [
     'average_precision',
@@ -57,6 +66,13 @@ __all__ = [
     'quad_aabbs',
     'aabb_overlap_pairs',
     'is_convex_quad',
+    'AP_RULES',
+    'COCO_RECALL_THRS',
+    'PRCurve',
+    'coco_iou_index',
+    'coco_pr_curves',
+    'curve_ap',
+    'dota_pr_curves',
     'parse_patch_name',
     'merge_patch_boxes',
     'merge_patch_results',

@@ -485,8 +485,10 @@ def eval_matches(
         # remap ground-truth indices into this class
         gt_local = np.full(len(matches.gt_labels), -1, dtype=np.int64)
         gt_local[gt_sel] = np.arange(len(gt_sel))
-        best_gt = matches.best_gt[det_sel]
-        best_gt = np.where(best_gt >= 0, gt_local[np.maximum(best_gt, 0)], -1)
+        best_gt = matches.best_gt[det_sel].copy()
+        assigned = best_gt >= 0
+        # (an evaluation without any ground truth has nothing to index: every entry is -1)
+        best_gt[assigned] = gt_local[best_gt[assigned]]
         gt_ignore = matches.gt_ignore[gt_sel]
         gt_areas = matches.gt_areas[gt_sel]
         det_areas = matches.det_areas[det_sel]

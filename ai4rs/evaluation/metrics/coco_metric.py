@@ -28,6 +28,7 @@ from ..functional.coco_eval import (
     load_results,
     resolve_backend,
 )
+from ..functional.pr_curve import PRCurve, coco_pr_curves
 
 _ALLOWED_METRICS = ('bbox',)
 _DEFAULT_ITEMS = ('mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l')
@@ -125,6 +126,12 @@ class CocoMetric(BaseMetric):
             (a logged note when True).
         backend (str): COCOeval backend: ``'auto'`` (faster-coco-eval when installed, else
             pycocotools), ``'faster_coco_eval'`` or ``'pycocotools'``. Not an mmdet argument.
+
+    After :meth:`compute_metrics`, ``pr_curves`` maps each IoU threshold to one
+    :class:`~ai4rs.evaluation.functional.PRCurve` per category: COCOeval's precision at the
+    101 recall points (area 'all', last ``proposal_nums``) and its mean, the category's AP
+    at that threshold (``tools/analysis_tools/pr_curves.py`` draws them). Not an mmdet
+    attribute.
     """
 
     default_prefix: str | None = 'coco'
@@ -200,6 +207,7 @@ class CocoMetric(BaseMetric):
                 self._sort_categories(self._coco_api)
         self.cat_ids: list[int] | None = None
         self.img_ids: list | None = None
+        self.pr_curves: dict[float, list[PRCurve]] = {}
 
     @staticmethod
     def _sort_categories(coco) -> None:
@@ -337,21 +345,28 @@ class CocoMetric(BaseMetric):
         _write_json(detections, path)
         return dict(bbox=path), detections
 
-    def compute_metrics(self, results: list) -> dict:
-        """Evaluate the collected results (or only write them with ``format_only``).
+    def prepare_coco(self, results: list, prefix: str | None = None):
+        """The ground truth ``COCO`` object, image ids and COCO detections of ``results``.
+
+        Without ``ann_file`` the ground truth is built from the samples (and written to
+        ``{prefix}.gt.json`` when ``prefix`` is set); sets ``cat_ids``.
+
+        Args:
+            results (list): the ``(gt, prediction)`` pairs collected by :meth:`process`.
+            prefix (str, optional): where :meth:`results2json` writes the detections.
 
         Returns:
-            dict: ``bbox_{item}`` for each metric item (and ``{class}_precision`` when
-            ``classwise``); empty with ``format_only``.
+            tuple: ``(coco, img_ids, result_files, detections)``.
+
+        Raises:
+            ValueError: predictions for image ids the ground truth does not have.
         """
-        logger: MMLogger = MMLogger.get_current_instance()
         gts, preds = zip(*results) if results else ((), ())
-        # json files are written only where the user asked for them (outfile_prefix); mmdet
-        # writes them to a temporary folder otherwise, which changes nothing but the time
-        prefix = self.outfile_prefix
         coco = self._coco_api
         if coco is None:
-            logger.info('CocoMetric: converting the ground truth to COCO format...')
+            MMLogger.get_current_instance().info(
+                'CocoMetric: converting the ground truth to COCO format...'
+            )
             gt_dict = self.gt_to_coco_dict(gts)
             if prefix is not None:
                 _write_json(gt_dict, f'{prefix}.gt.json')
@@ -368,6 +383,19 @@ class CocoMetric(BaseMetric):
                 f'{unknown[:10]}'
             )
         result_files, detections = self.results2json(preds, prefix)
+        return coco, img_ids, result_files, detections
+
+    def compute_metrics(self, results: list) -> dict:
+        """Evaluate the collected results (or only write them with ``format_only``).
+
+        Returns:
+            dict: ``bbox_{item}`` for each metric item (and ``{class}_precision`` when
+            ``classwise``); empty with ``format_only``.
+        """
+        logger: MMLogger = MMLogger.get_current_instance()
+        # json files are written only where the user asked for them (outfile_prefix); mmdet
+        # writes them to a temporary folder otherwise, which changes nothing but the time
+        coco, img_ids, result_files, detections = self.prepare_coco(results, self.outfile_prefix)
         eval_results: 'OrderedDict[str, float]' = OrderedDict()
         if self.format_only:
             logger.info(f'results are saved in {result_files["bbox"]}')
@@ -392,8 +420,12 @@ class CocoMetric(BaseMetric):
                 iou_thrs=self.iou_thrs,
             )
             logger.info('\n' + format_coco_summary(res.stats, self.iou_thrs, self.proposal_nums))
+            names = [coco.loadCats(c)[0]['name'] for c in self.cat_ids]
+            self.pr_curves = {
+                float(t): coco_pr_curves(res.precision, res.iou_thrs, names, t)
+                for t in res.iou_thrs
+            }
             if self.classwise:
-                names = [coco.loadCats(c)[0]['name'] for c in self.cat_ids]
                 per_class = classwise_ap(res.precision, self.iou_thrs)
                 logger.info('\n' + classwise_table(names, per_class))
                 for name, vals in zip(names, per_class):

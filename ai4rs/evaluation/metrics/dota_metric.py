@@ -23,6 +23,7 @@ from ..functional.mean_ap import (
     mean_ap_of_classes,
     print_map_summary,
 )
+from ..functional.pr_curve import PRCurve, dota_pr_curves
 
 
 def _get(obj, key, default=None):
@@ -191,6 +192,11 @@ class DOTAMetric(BaseMetric):
             allowed with ``format_only`` or ``merge_patches`` (they compute no metric).
             Defaults to None.
 
+    After :meth:`compute_metrics` (without ``scale_ranges``), ``pr_curves`` maps each IoU
+    threshold to one :class:`~ai4rs.evaluation.functional.PRCurve` per class: the recall /
+    precision arrays the class's AP was computed from, and that AP
+    (``tools/analysis_tools/pr_curves.py`` draws them). Not an mmrotate attribute.
+
     Ground truth is read from each sample's ``gt_instances`` / ``ignored_instances``
     (``bboxes`` as a box object or Tensor, ``labels``), or else from ``instances`` (the
     dataset's annotation: ``bbox`` polygon, ``bbox_label``, ``ignore_flag``).
@@ -256,6 +262,7 @@ class DOTAMetric(BaseMetric):
                     'merge_patches only write result files; drop class_groups there'
                 )
         self.class_groups = class_groups
+        self.pr_curves: dict[float, list[PRCurve]] = {}
 
     @property
     def dataset_meta(self) -> dict | None:
@@ -420,32 +427,17 @@ class DOTAMetric(BaseMetric):
 
         if self.outfile_prefix is not None:
             self._dump_json(results, self.outfile_prefix)
-        box_type = self._eval_box_type()
-        det_results, annotations = [], []
-        for res in results:
-            gt = res['gt']
-            if gt is None:
-                raise ValueError(
-                    f'DOTAMetric: sample {res["img_id"]!r} has no ground truth '
-                    '(gt_instances or instances); use format_only=True for a '
-                    'test set'
-                )
-            boxes = _as_numpy_boxes(
-                boxes_from_tensor(torch.from_numpy(res['bboxes']), self.predict_box_type), box_type
-            )
-            dets = np.concatenate([boxes, res['scores'][:, None]], axis=1)
-            det_results.append([dets[res['labels'] == c] for c in range(num_classes)])
-            annotations.append(gt)
-        matches = match_detections(
-            det_results, annotations, box_type, self.mode, num_classes=num_classes
-        )
+        matches = self.match_results(results, num_classes)
         groups = self._class_group_indices(dict(classes=classes)) or {}
         self._warn_groups_without_ground_truth(matches, groups, logger)
         values = []
         group_values: dict[str, list[float]] = {g: [] for g in groups}
+        self.pr_curves = {}
         for thr in self.iou_thrs:
             logger.info(f'\n{"-" * 15}iou_thr: {thr} ({self.mode} mode){"-" * 15}')
             mean_ap, per_class = eval_matches(matches, thr, self.use_07_metric, self.scale_ranges)
+            if self.scale_ranges is None:
+                self.pr_curves[thr] = dota_pr_curves(per_class, classes, self.use_07_metric)
             group_aps = {
                 g: mean_ap_of_classes(per_class, self.mode, idx) for g, idx in groups.items()
             }
@@ -471,6 +463,36 @@ class DOTAMetric(BaseMetric):
         eval_results['mAP'] = float(np.mean(values))
         eval_results.move_to_end('mAP', last=False)
         return eval_results
+
+    def match_results(self, results: list, num_classes: int):
+        """The :class:`~ai4rs.evaluation.functional.DetectionMatches` of collected results.
+
+        Args:
+            results (list[dict]): what :meth:`process` stored (one dict per image).
+            num_classes (int): the number of classes.
+
+        Raises:
+            ValueError: a sample without ground truth (its ``img_id`` named).
+        """
+        box_type = self._eval_box_type()
+        det_results, annotations = [], []
+        for res in results:
+            gt = res['gt']
+            if gt is None:
+                raise ValueError(
+                    f'DOTAMetric: sample {res["img_id"]!r} has no ground truth '
+                    '(gt_instances or instances); use format_only=True for a '
+                    'test set'
+                )
+            boxes = _as_numpy_boxes(
+                boxes_from_tensor(torch.from_numpy(res['bboxes']), self.predict_box_type), box_type
+            )
+            dets = np.concatenate([boxes, res['scores'][:, None]], axis=1)
+            det_results.append([dets[res['labels'] == c] for c in range(num_classes)])
+            annotations.append(gt)
+        return match_detections(
+            det_results, annotations, box_type, self.mode, num_classes=num_classes
+        )
 
     def _warn_groups_without_ground_truth(self, matches, groups: dict, logger) -> None:
         """Warn about groups whose classes have no (non-ignored) ground truth: their mAP is 0."""
