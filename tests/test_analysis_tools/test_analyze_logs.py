@@ -322,6 +322,7 @@ def test_tensorboard_instead_of_local_from_the_command_line():
         load_config(runtime, {'visualizer.vis_backends.1.type': 'TensorboardVisBackend'})
 
 
+@pytest.mark.slow
 def test_wandb_offline_run_folder_under_the_work_dir(tmp_path):
     pytest.importorskip('wandb', reason='wandb is optional (pip install wandb)')
     project = _toy_project(tmp_path)
@@ -347,3 +348,53 @@ def test_wandb_offline_run_folder_under_the_work_dir(tmp_path):
         if 'iter' in record:
             assert json.dumps(record['loss']).encode() in data
     assert b'toy/accuracy' in data
+
+
+@pytest.mark.slow
+def test_rotated_yolox_run_curves_and_train_time(tmp_path, capsys):
+    """A real detector run (the rotated YOLOX quick start at tiny widths, 8 images, 2 epochs of
+    2 iterations, validated each epoch): its loss and dota/mAP curves and its training time."""
+    from ai4rs.datasets.preparation.synthetic_dota import generate_dataset
+
+    generate_dataset(str(tmp_path / 'data'), num_train=8, num_val=2)
+    opts = [f'{k}_dataloader.dataset.data_root=data/' for k in ('train', 'val', 'test')]
+    opts += [
+        f'{k}_dataloader.{o}'
+        for k in ('train', 'val')
+        for o in ('num_workers=0', 'persistent_workers=False')
+    ]
+    opts += [
+        'train_cfg.max_epochs=2',
+        'train_cfg.val_interval=1',
+        'train_dataloader.batch_size=4',
+        'default_hooks.logger.interval=1',
+        'model.backbone.widen_factor=0.125',
+        'model.neck.in_channels=[32,64,128]',
+        'model.neck.out_channels=32',
+        'model.bbox_head.in_channels=32',
+        'model.bbox_head.feat_channels=32',
+    ]
+    config = osp.join(
+        REPO_ROOT, 'configs', 'rotated_yolox', 'rotated_yolox_quickstart_synthetic.py'
+    )
+    _train(tmp_path, config, 'yolox', *opts)
+    records = _records(_scalars_of(tmp_path / 'yolox'))
+    out = tmp_path / 'curves.png'
+    _tool().main(
+        ['plot_curve', str(tmp_path / 'yolox'), '--keys', 'loss', 'dota/mAP', '--out', str(out)]
+    )
+    import matplotlib.image
+
+    assert matplotlib.image.imread(out).shape[:2] == (600, 800)
+    run = load_run_log(str(tmp_path / 'yolox'))
+    assert run.series('loss').ys == [r['loss'] for r in records if 'iter' in r]
+    assert run.series('loss').xs == [1, 2, 3, 4]
+    mAP = run.series('dota/mAP')
+    assert (mAP.x_label, mAP.xs) == ('epoch', [1, 2])
+    assert mAP.ys == [r['dota/mAP'] for r in records if 'dota/mAP' in r]
+
+    capsys.readouterr()
+    _tool().main(['cal_train_time', str(tmp_path / 'yolox')])
+    means, std, average = _hand_train_time(_scalars_of(tmp_path / 'yolox'), False)
+    assert f'average iter time: {average:.4f} s/iter' in capsys.readouterr().out
+    assert len(means) == 2 and std == pytest.approx(abs(means[1] - means[2]) / 2)
