@@ -168,13 +168,24 @@ def parse_run_log(records: list, path: str, name: str) -> RunLog:
     """A :class:`RunLog` from the ``(lineno, record)`` pairs of :func:`read_scalars`.
 
     A record with ``iter`` is a training line, one without is a validation line. Training
-    series are against ``iter``. Validation series are against ``step``: the epoch when the
-    training lines carry ``epoch``, else the iteration; an iteration-based run logged with
-    ``log_metric_by_epoch=True`` has ``step`` 0 on every validation line, and its points are
-    placed at the last training iteration logged before them.
+    series are against ``iter``. Validation series are against ``step``, which mmengine's
+    ``LoggerHook`` sets to the epoch (``log_metric_by_epoch=True``, its default) or to the
+    iteration (``log_metric_by_epoch=False``):
+
+    * epoch-based runs (training lines carry ``epoch``): against the epoch, unless a step
+      exceeds every logged epoch (every epoch has a training line, so such steps are
+      iterations: ``log_metric_by_epoch=False``), then against the iteration;
+    * iteration-based runs: against the iteration; with ``log_metric_by_epoch=True`` their
+      validation lines all have ``step`` 0, and the points are placed at the last training
+      iteration logged before them.
     """
     train_lines = [(n, r) for n, r in records if 'iter' in r]
     by_epoch = bool(train_lines) and all('epoch' in r for _, r in train_lines)
+    epochs = [_number(path, n, 'epoch', r['epoch']) for n, r in train_lines if by_epoch]
+    val_steps = [
+        _number(path, n, 'step', r['step']) for n, r in records if 'iter' not in r and 'step' in r
+    ]
+    val_by_epoch = by_epoch and all(step <= max(epochs) for step in val_steps)
     run = RunLog(name=name, path=path, by_epoch=by_epoch)
     last_iter = 0
     for lineno, record in records:
@@ -195,11 +206,11 @@ def parse_run_log(records: list, path: str, name: str) -> RunLog:
                 f'{path}:{lineno}: a line with neither iter nor step: {sorted(record)}'
             )
         step = int(_number(path, lineno, 'step', record['step']))
-        x = step if by_epoch or step > 0 else last_iter
+        x = step if val_by_epoch or step > 0 else last_iter
         for key, value in record.items():
             if key == 'step':
                 continue
-            series = run.val.setdefault(key, Series([], [], 'epoch' if by_epoch else 'iter'))
+            series = run.val.setdefault(key, Series([], [], 'epoch' if val_by_epoch else 'iter'))
             series.xs.append(x)
             series.ys.append(_number(path, lineno, key, value))
     return run

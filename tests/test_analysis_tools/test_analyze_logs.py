@@ -248,6 +248,30 @@ def test_iteration_based_run_logged_by_epoch(tmp_path):
     assert stats.epochs == [1] and stats.average == pytest.approx(0.3)
 
 
+def test_epoch_based_run_with_metrics_logged_by_iteration(tmp_path):
+    """``LoggerHook(log_metric_by_epoch=False)`` in an epoch-based run: the validation steps
+    are iterations (larger than any logged epoch), and are plotted against the iteration."""
+    lines = [
+        {'loss': 2.0, 'time': 0.5, 'epoch': 1, 'iter': 1, 'step': 1},
+        {'loss': 1.5, 'time': 0.3, 'epoch': 1, 'iter': 2, 'step': 2},
+        {'coco/bbox_mAP': 0.1, 'step': 2},
+        {'loss': 1.0, 'time': 0.2, 'epoch': 2, 'iter': 3, 'step': 3},
+        {'loss': 0.5, 'time': 0.4, 'epoch': 2, 'iter': 4, 'step': 4},
+        {'coco/bbox_mAP': 0.3, 'step': 4},
+    ]
+    path = tmp_path / 'scalars.json'
+    path.write_text(''.join(json.dumps(line) + '\n' for line in lines))
+    run = load_run_log(str(path))
+    assert run.by_epoch
+    mAP = run.series('coco/bbox_mAP')
+    assert (mAP.x_label, mAP.xs, mAP.ys) == ('iter', [2, 4], [0.1, 0.3])
+    # the same run logged by epoch
+    lines[2]['step'], lines[5]['step'] = 1, 2
+    path.write_text(''.join(json.dumps(line) + '\n' for line in lines))
+    mAP = load_run_log(str(path)).series('coco/bbox_mAP')
+    assert (mAP.x_label, mAP.xs) == ('epoch', [1, 2])
+
+
 def test_bad_inputs_name_the_file_line_and_value(trained, tmp_path, capsys):
     tool = _tool()
     scalars = _scalars_of(trained / 'epochs')
