@@ -238,6 +238,17 @@ def _matplotlib_style(style: str) -> str:
     )
 
 
+def _x_label(runs: list, per_run: list) -> str:
+    """``'iter'`` or ``'epoch'``; runs with different units on one axis: each unit with the runs
+    that use it, e.g. ``'epoch: a, b; iter: c'``."""
+    units = {}
+    for run, series in zip(runs, per_run):
+        units.setdefault(series.x_label, []).append(run.name)
+    if len(units) == 1:
+        return next(iter(units))
+    return '; '.join(f'{unit}: {", ".join(names)}' for unit, names in units.items())
+
+
 def plot_curves(
     runs: list, keys: list, title: str | None = None, style: str = 'dark', out: str | None = None
 ):
@@ -274,7 +285,7 @@ def plot_curves(
                 marker = 'o' if key in run.val and key not in run.train else None
                 ax.plot(series.xs, series.ys, label=run.name, marker=marker)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # iterations, epochs
-            ax.set_xlabel(per_run[0].x_label)
+            ax.set_xlabel(_x_label(runs, per_run))
             ax.set_ylabel(key)
             ax.legend()
         if title:

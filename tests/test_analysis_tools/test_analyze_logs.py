@@ -156,7 +156,8 @@ def test_plot_curve_writes_the_runs_curves(trained, tmp_path, capsys):
     runs = [load_run_log(str(trained / 'epochs'), 'by-epoch'), load_run_log(str(trained / 'iters'))]
     fig = plot_curves(runs, ['loss', 'toy/accuracy'], title='toy')
     assert [ax.get_ylabel() for ax in fig.axes] == ['loss', 'toy/accuracy']
-    assert [ax.get_xlabel() for ax in fig.axes] == ['iter', 'epoch']
+    # validation of an epoch-based and of an iteration-based run on one axis: both units named
+    assert [ax.get_xlabel() for ax in fig.axes] == ['iter', 'epoch: by-epoch; iter: iters']
     for ax, key in zip(fig.axes, ['loss', 'toy/accuracy']):
         assert [line.get_label() for line in ax.lines] == ['by-epoch', 'iters']
         for line, work_dir in zip(ax.lines, ['epochs', 'iters']):
