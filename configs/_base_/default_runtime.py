@@ -19,6 +19,10 @@ env_cfg = dict(
     dist_cfg=dict(backend='nccl'),
 )
 
+# LocalVisBackend writes TIMESTAMP/vis_data/scalars.json (read by analyze_logs.py); to log to
+# TensorBoard or W&B as well, a config that inherits yours sets
+#   visualizer = dict(vis_backends=_base_.vis_backends + [dict(type='TensorboardVisBackend')])
+# (docs/train_test.md, "Curves and logging backends")
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='RotLocalVisualizer', vis_backends=vis_backends, name='visualizer')
 log_processor = dict(type='LogProcessor', window_size=50, by_epoch=True)
