@@ -67,15 +67,17 @@ def decode_image(
         raise UploadError(f'{name} is empty')
     if len(data) > max_bytes:
         raise UploadError(
-            f'{name} is {len(data) / 1e6:.1f} MB, more than the limit of {max_bytes / 1e6:.1f} MB'
+            f'{name} is {len(data):,} bytes, more than the limit of {max_bytes:,} bytes '
+            f'({max_bytes / 1e6:g} MB)'
         )
     try:
         with Image.open(io.BytesIO(data)) as header:  # reads the header only
             width, height = header.size
             fmt = header.format
-    except (UnidentifiedImageError, OSError, ValueError) as e:
+    except (UnidentifiedImageError, OSError, ValueError):
         raise UploadError(
-            f'{name} is not an image (PNG, JPEG, BMP, TIFF or WebP expected): {e}'
+            f'{name} is not an image (PNG, JPEG, BMP, TIFF or WebP expected; its first bytes: '
+            f'{bytes(data[:8])!r})'
         ) from None
     if width * height > max_pixels:
         raise UploadError(
@@ -236,7 +238,7 @@ class WebDemo:
         """The page's handler: ``upload`` the file's bytes (None: nothing uploaded).
 
         Returns:
-            tuple: (drawing or None, table value dict(headers, data), message markdown).
+            tuple: (drawing or None, table value dict(headers, data), message).
             A refused upload or bad texts give no drawing, an empty table and the reason.
         """
         empty = dict(headers=table_headers(self.rotated), data=[])
@@ -246,7 +248,7 @@ class WebDemo:
             img = decode_image(upload, self.max_bytes)
             drawing, rows, headers = self.run(img, texts_text, score_thr, max_dets)
         except ValueError as e:  # UploadError, empty texts
-            return None, empty, f'**Error:** {e}'
+            return None, empty, f'Error: {e}'
         h, w = img.shape[:2]
         return drawing, dict(headers=headers, data=rows), f'{len(rows)} detections on {w}x{h}.'
 
@@ -300,16 +302,23 @@ def build_demo(demo: WebDemo, title: str = 'ai4rs detection demo'):
                         interactive=False,
                         elem_id='texts',
                     )
-                score_thr = gr.Slider(0.0, 1.0, value=0.3, step=0.01, label='Score threshold')
+                score_thr = gr.Slider(
+                    0.0, 1.0, value=0.3, step=0.01, label='Score threshold', elem_id='score_thr'
+                )
                 max_dets = gr.Slider(
-                    1, MAX_DETECTIONS_LIMIT, value=100, step=1, label='Max detections'
+                    1,
+                    MAX_DETECTIONS_LIMIT,
+                    value=100,
+                    step=1,
+                    label='Max detections',
+                    elem_id='max_dets',
                 )
                 with gr.Row():
                     submit = gr.Button('Detect', variant='primary', elem_id='detect')
                     example = gr.Button('Run the example image', elem_id='example')
             with gr.Column():
                 drawing = gr.Image(label='Detections', type='numpy', interactive=False)
-                message = gr.Markdown(elem_id='message')
+                message = gr.Textbox(label='Message', interactive=False, elem_id='message')
         table = gr.Dataframe(
             headers=table_headers(demo.rotated),
             label='Detections',
