@@ -252,6 +252,16 @@ class WebDemo:
         h, w = img.shape[:2]
         return drawing, dict(headers=headers, data=rows), f'{len(rows)} detections on {w}x{h}.'
 
+    def predict_example(self, texts_text, score_thr, max_dets):
+        """:meth:`predict` on the generated :func:`example_image` (not an upload: no limit)."""
+        img = example_image()
+        try:
+            drawing, rows, headers = self.run(img, texts_text, score_thr, max_dets)
+        except ValueError as e:  # empty texts
+            return None, dict(headers=table_headers(self.rotated), data=[]), f'Error: {e}'
+        h, w = img.shape[:2]
+        return drawing, dict(headers=headers, data=rows), f'{len(rows)} detections on {w}x{h}.'
+
 
 def import_gradio():
     """gradio, imported now (it takes seconds); a clear ImportError when it is not installed.
@@ -275,10 +285,6 @@ def build_demo(demo: WebDemo, title: str = 'ai4rs detection demo'):
     of detections and a message line.
     """
     gr = import_gradio()
-    import cv2
-
-    ok, encoded = cv2.imencode('.png', example_image())
-    example_bytes = encoded.tobytes() if ok else None
     with gr.Blocks(title=title, analytics_enabled=False) as blocks:
         gr.Markdown(f'# {title}')
         with gr.Row():
@@ -328,11 +334,7 @@ def build_demo(demo: WebDemo, title: str = 'ai4rs detection demo'):
         inputs = [upload, texts, score_thr, max_dets]
         outputs = [drawing, table, message]
         submit.click(demo.predict, inputs=inputs, outputs=outputs)
-        example.click(
-            lambda t, s, m: demo.predict(example_bytes, t, s, m),
-            inputs=[texts, score_thr, max_dets],
-            outputs=outputs,
-        )
+        example.click(demo.predict_example, inputs=[texts, score_thr, max_dets], outputs=outputs)
     return blocks
 
 

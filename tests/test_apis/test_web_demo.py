@@ -20,6 +20,7 @@ from ai4rs.apis.web_demo import (
     decode_image,
     detection_rows,
     draw_detections,
+    example_image,
     import_gradio,
     kept_instances,
     parse_texts,
@@ -153,6 +154,13 @@ def test_predict_matches_inference_detector(yolox_demo):
         assert row[6] == pytest.approx(float(pred.bboxes.tensor[i, 4]), abs=1e-4)
     assert drawing.shape == (96, 128, 3)
     assert not np.array_equal(drawing, cv2.imread(yolox_demo['img'])[..., ::-1])
+    # the example image, larger than any upload limit, is not an upload
+    drawing, table, message = WebDemo(model, max_upload_mb=0.001).predict_example('', 0.2, 3)
+    assert drawing.shape == (480, 640, 3) and message == '3 detections on 640x480.'
+    expected = inference_detector(model, example_image()).pred_instances.scores
+    assert [r[1] for r in table['data']] == pytest.approx(
+        expected[expected >= 0.2].sort(descending=True).values[:3].tolist(), abs=1e-4
+    )
 
 
 def test_predict_refusals_keep_the_demo_answering(yolox_demo):
