@@ -161,11 +161,15 @@ def draw_detections(img_bgr: np.ndarray, instances, classes, dataset_meta=None) 
 
 
 def example_image(h: int = 480, w: int = 640, seed: int = 0) -> np.ndarray:
-    """A generated BGR example: shapes (some rotated) on a textured background."""
+    """A generated BGR example: shapes (some rotated) on a smooth, slightly noisy background
+    (the same for the same arguments)."""
     import cv2
 
     rng = np.random.default_rng(seed)
-    img = (rng.random((h, w, 3)) * 40 + 90).astype(np.uint8)
+    yy, xx = np.mgrid[0:h, 0:w]
+    ramp = 80 + 60 * (xx / max(w - 1, 1)) + 30 * (yy / max(h - 1, 1))
+    img = np.repeat(ramp[..., None], 3, axis=2) + rng.normal(0, 3, (h, w, 3))
+    img = img.clip(0, 255).astype(np.uint8)
     cv2.rectangle(img, (40, 50), (200, 170), (40, 40, 210), -1)
     cv2.circle(img, (470, 130), 70, (210, 80, 40), -1)
     for cx, cy, bw, bh, angle, color in (
@@ -321,7 +325,7 @@ def build_demo(demo: WebDemo, title: str = 'ai4rs detection demo'):
                 )
                 with gr.Row():
                     submit = gr.Button('Detect', variant='primary', elem_id='detect')
-                    example = gr.Button('Run the example image', elem_id='example')
+                    example = gr.Button('Example image', elem_id='example')
             with gr.Column():
                 drawing = gr.Image(label='Detections', type='numpy', interactive=False)
                 message = gr.Textbox(label='Message', interactive=False, elem_id='message')

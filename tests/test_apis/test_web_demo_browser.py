@@ -192,10 +192,6 @@ def test_yolo_world_in_the_browser(browser, files, tiny_clip_dir):
         # and the next image is detected again
         assert _submit(page, files['scene']) == message
         _assert_table_equals(_table(page)[1], expected, VOCAB, 4)
-        shot = os.environ.get('AI4RS_WEB_DEMO_SCREENSHOT')
-        if shot:  # docs/images/web_demo.png is taken this way
-            page.set_viewport_size(dict(width=1000, height=760))
-            page.screenshot(path=shot, full_page=True)
         page.close()
     finally:
         blocks.close()
@@ -231,6 +227,10 @@ def test_rotated_yolox_in_the_browser(browser, files, tmp_path):
             timeout=TIMEOUT_MS,
         )
         assert _message(page) == '4 detections on 640x480.'
+        shot = os.environ.get('AI4RS_WEB_DEMO_SCREENSHOT')
+        if shot:  # docs/images/web_demo.png is taken this way
+            page.set_viewport_size(dict(width=1000, height=700))
+            page.screenshot(path=shot, full_page=True)
         page.close()
     finally:
         blocks.close()
