@@ -215,3 +215,30 @@ def test_missing_gradio_is_a_clear_message(monkeypatch, yolox_demo, capsys):
     assert script.cli([yolox_demo['config'], yolox_demo['ckpt']]) == 1
     err = capsys.readouterr().err
     assert err.startswith('error: the web demo needs gradio') and err.count('\n') == 1
+
+
+def test_predict_with_an_onnx_model(yolox_demo, tmp_path, monkeypatch):
+    """An exported model (.onnx, run by onnxruntime) behind the page gives the table of the
+    PyTorch model (the export is checked to 1e-4 by tests/test_tools/test_export_onnx.py)."""
+    pytest.importorskip('onnxruntime')
+    from ai4rs.apis import init_detector
+
+    spec = importlib.util.spec_from_file_location(
+        'export_onnx', osp.join(REPO_ROOT, 'tools', 'deployment', 'export_onnx.py')
+    )
+    export = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(export)
+    monkeypatch.setitem(sys.modules, 'onnxsim', None)
+    onnx_file = str(tmp_path / 'yolox.onnx')
+    export.main(
+        [yolox_demo['config'], yolox_demo['ckpt'], '--img', yolox_demo['img'], '--out', onnx_file]
+    )
+    onnx_demo = WebDemo(init_detector(yolox_demo['config'], onnx_file))
+    assert onnx_demo.rotated and not onnx_demo.open_vocabulary
+    data = open(yolox_demo['img'], 'rb').read()
+    _, table, _ = onnx_demo.predict(data, '', 0.2, 4)
+    _, expected, _ = WebDemo(yolox_demo['model']).predict(data, '', 0.2, 4)
+    assert len(table['data']) == 4 and table['headers'] == expected['headers']
+    for row, ref in zip(table['data'], expected['data']):
+        assert row[0] == ref[0]
+        assert row[1:] == pytest.approx(ref[1:], abs=0.02)
