@@ -16,6 +16,7 @@ import shutil
 import cv2
 import numpy as np
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.conftest import REPO_ROOT, free_port
 
@@ -76,6 +77,17 @@ def files(tmp_path_factory):
     from tests.yolo_world_infer_helpers import write_scene
 
     tmp = tmp_path_factory.mktemp('web_demo_browser')
+    # gradio keeps uploads in GRADIO_TEMP_DIR: the test's own folder, not a shared one
+    before = os.environ.get('GRADIO_TEMP_DIR')
+    os.environ['GRADIO_TEMP_DIR'] = str(tmp / 'gradio')
+    yield from _files(tmp, write_scene)
+    if before is None:
+        os.environ.pop('GRADIO_TEMP_DIR', None)
+    else:
+        os.environ['GRADIO_TEMP_DIR'] = before
+
+
+def _files(tmp, write_scene):
     scene = write_scene(tmp / 'scene.png')
     fake = tmp / 'notes.png'  # an image's name, text inside
     fake.write_text('these are notes, not an image\n')
@@ -83,7 +95,7 @@ def files(tmp_path_factory):
     big = str(tmp / 'big.png')
     assert cv2.imwrite(big, noise)
     assert os.path.getsize(scene) < MAX_UPLOAD_MB * 1e6 < os.path.getsize(big)
-    return dict(tmp=tmp, scene=scene, fake=str(fake), big=big)
+    yield dict(tmp=tmp, scene=scene, fake=str(fake), big=big)
 
 
 def _serve(config, ckpt, *extra):
@@ -104,8 +116,15 @@ def _submit(page, upload=None):
         clear = page.locator('#upload button[aria-label="Clear"]')
         if clear.count():
             clear.first.click()
-        page.locator('#upload input[type=file]').set_input_files(upload)
-        page.locator('#upload').get_by_text(osp.basename(upload)).wait_for(timeout=TIMEOUT_MS)
+        name = page.locator('#upload').get_by_text(osp.basename(upload))
+        for attempt in range(3):  # a page still starting can drop the first file
+            page.locator('#upload input[type=file]').set_input_files(upload)
+            try:
+                name.wait_for(timeout=TIMEOUT_MS // 3)
+                break
+            except PlaywrightTimeoutError:
+                if attempt == 2:
+                    raise
     page.click('#detect')
     page.wait_for_function(
         "(prev) => document.querySelector('#message textarea').value !== prev",
@@ -197,40 +216,71 @@ def test_yolo_world_in_the_browser(browser, files, tiny_clip_dir):
         blocks.close()
 
 
-def test_rotated_yolox_in_the_browser(browser, files, tmp_path):
-    from ai4rs.apis import init_detector
+@pytest.fixture(scope='module')
+def yolox_server(files):
     from tests.yolo_world_infer_helpers import save_model, yolox_config
 
-    config, ckpt = save_model(yolox_config(), str(tmp_path), 'yolox')
+    config, ckpt = save_model(yolox_config(), str(files['tmp']), 'yolox')
     blocks, url = _serve(config, ckpt)
-    try:
-        page = browser.new_page()
-        page.goto(url)
-        page.wait_for_selector('#detect', timeout=TIMEOUT_MS)
-        model = init_detector(config, ckpt)
-        classes = list(model.dataset_meta['classes'])
-        texts = page.locator('#texts textarea')
-        assert texts.is_disabled() and texts.input_value() == ', '.join(classes)
-        _set_number(page, 'score_thr', 0.2)
-        _set_number(page, 'max_dets', 4)
-        message = _submit(page, files['scene'])
-        headers, rows = _table(page)
-        assert headers == ['label', 'score', 'cx', 'cy', 'w', 'h', 'angle']
-        assert message == '4 detections on 128x96.'
-        _assert_table_equals(rows, _reference(model, files['scene'], 0.2, 4), classes, 5)
-        # the example image, generated at start
-        before = _message(page)
-        page.click('#example')
-        page.wait_for_function(
-            "(prev) => document.querySelector('#message textarea').value !== prev",
-            arg=before,
-            timeout=TIMEOUT_MS,
-        )
-        assert _message(page) == '4 detections on 640x480.'
-        shot = os.environ.get('AI4RS_WEB_DEMO_SCREENSHOT')
-        if shot:  # docs/images/web_demo.png is taken this way
-            page.set_viewport_size(dict(width=1000, height=700))
-            page.screenshot(path=shot, full_page=True)
-        page.close()
-    finally:
-        blocks.close()
+    yield dict(config=config, ckpt=ckpt, url=url)
+    blocks.close()
+
+
+def test_rotated_yolox_in_the_browser(browser, files, yolox_server):
+    from ai4rs.apis import init_detector
+
+    config, ckpt = yolox_server['config'], yolox_server['ckpt']
+    page = browser.new_page()
+    page.goto(yolox_server['url'])
+    page.wait_for_selector('#detect', timeout=TIMEOUT_MS)
+    model = init_detector(config, ckpt)
+    classes = list(model.dataset_meta['classes'])
+    texts = page.locator('#texts textarea')
+    assert texts.is_disabled() and texts.input_value() == ', '.join(classes)
+    _set_number(page, 'score_thr', 0.2)
+    _set_number(page, 'max_dets', 4)
+    message = _submit(page, files['scene'])
+    headers, rows = _table(page)
+    assert headers == ['label', 'score', 'cx', 'cy', 'w', 'h', 'angle']
+    assert message == '4 detections on 128x96.'
+    _assert_table_equals(rows, _reference(model, files['scene'], 0.2, 4), classes, 5)
+    # the example image, generated at start
+    before = _message(page)
+    page.click('#example')
+    page.wait_for_function(
+        "(prev) => document.querySelector('#message textarea').value !== prev",
+        arg=before,
+        timeout=TIMEOUT_MS,
+    )
+    assert _message(page) == '4 detections on 640x480.'
+    shot = os.environ.get('AI4RS_WEB_DEMO_SCREENSHOT')
+    if shot:  # docs/images/web_demo.png is taken this way
+        page.set_viewport_size(dict(width=1000, height=700))
+        page.screenshot(path=shot, full_page=True)
+    page.close()
+
+
+def test_a_path_named_by_a_client_is_not_read(files, yolox_server):
+    """No browser needed: gradio's HTTP API called with a file path that was not uploaded
+    (an image in the temp dir, a file in the working directory) is refused before the
+    handler runs; an uploaded image is served."""
+    import httpx
+
+    url = yolox_server['url']
+
+    def call(payload):
+        r = httpx.post(f'{url}gradio_api/call/predict', json=dict(data=[payload, '', 0.2, 4]))
+        r.raise_for_status()
+        events = httpx.get(f'{url}gradio_api/call/predict/{r.json()["event_id"]}', timeout=60)
+        return events.text
+
+    for path in (files['scene'], osp.join(REPO_ROOT, 'README.md')):
+        assert osp.isfile(path)
+        out = call(dict(path=path, meta=dict(_type='gradio.FileData')))
+        assert 'event: error' in out and 'detections on' not in out
+    # the same image uploaded first is read (from gradio's own copy)
+    with open(files['scene'], 'rb') as f:
+        r = httpx.post(f'{url}gradio_api/upload', files=dict(files=('scene.png', f, 'image/png')))
+    r.raise_for_status()
+    out = call(dict(path=r.json()[0], meta=dict(_type='gradio.FileData')))
+    assert 'event: complete' in out and '4 detections on 128x96.' in out
