@@ -355,13 +355,18 @@ def launch_demo(
     gradio.live link only with ``share``. ``block=False`` returns once the server runs
     (``blocks.close()`` stops it)."""
     blocks.queue(default_concurrency_limit=1)
-    return blocks.launch(
+    _, local_url, share_url = blocks.launch(
         server_name=host,
         server_port=port,
         share=share,
         max_file_size=int(max_upload_mb * 1e6),
-        prevent_thread_lock=not block,
+        prevent_thread_lock=True,
         show_error=False,
-        quiet=not block,
+        quiet=True,  # gradio's hints name launch() arguments; ours name the options
         footer_links=[],
     )
+    print(f'web demo on {local_url}' + (f' and {share_url}' if share_url else ''), flush=True)
+    if block:
+        print('Ctrl+C stops it', flush=True)
+        blocks.block_thread()
+    return blocks

@@ -200,6 +200,10 @@ def test_yolo_world_in_the_browser(browser, files, tiny_clip_dir):
         _assert_table_equals(rows, expected, VOCAB, 4)
         assert page.locator('img').count() >= 1  # the drawing
 
+        # no texts: a message, no detection
+        page.locator('#texts textarea').fill(' , ')
+        assert _submit(page).startswith('Error: texts: give at least one')
+        page.locator('#texts textarea').fill(', '.join(VOCAB))
         # a file that is not an image: a message, the server keeps answering
         assert 'not an image' in _submit(page, files['fake'])
         assert _table(page)[1] == []
