@@ -35,26 +35,29 @@ MAX_UPLOAD_MB = 0.05  # 50,000 bytes: the scene (about 23 kB) passes, the noise 
 TIMEOUT_MS = 30_000
 
 
-def chromium_executable() -> str | None:
-    """``AI4RS_CHROMIUM`` when set, else the first Chromium-like browser on PATH."""
+def chromium_executable() -> tuple[str | None, str]:
+    """(``AI4RS_CHROMIUM`` when set, else the first Chromium-like browser on PATH, or None;
+    why none was found)."""
     path = os.environ.get('AI4RS_CHROMIUM')
     if path:
-        return path if os.access(path, os.X_OK) else None
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path, ''
+        return None, f'AI4RS_CHROMIUM={path} is not an executable file'
     for name in ('chromium', 'chromium-browser', 'google-chrome'):
         found = shutil.which(name)
         if found:
-            return found
-    return None
+            return found, ''
+    return None, (
+        'no Chromium executable on PATH: install chromium (apt-get install chromium) or set '
+        'AI4RS_CHROMIUM to its path'
+    )
 
 
 @pytest.fixture(scope='module')
 def browser():
-    path = chromium_executable()
+    path, why = chromium_executable()
     if path is None:
-        pytest.skip(
-            'no Chromium executable: install chromium (apt-get install chromium) or set '
-            'AI4RS_CHROMIUM to its path'
-        )
+        pytest.skip(why)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
