@@ -242,3 +242,31 @@ def test_predict_with_an_onnx_model(yolox_demo, tmp_path, monkeypatch):
     for row, ref in zip(table['data'], expected['data']):
         assert row[0] == ref[0]
         assert row[1:] == pytest.approx(ref[1:], abs=0.02)
+
+
+def test_predict_rotated_yolo_world(tiny_clip_dir, tmp_path):
+    """Open-vocabulary rotated YOLO-World: the typed texts name the labels, the boxes are
+    rotated (cx, cy, w, h, angle); the default texts are the dataset's class texts."""
+    from ai4rs.apis import inference_detector, init_detector
+    from ai4rs.datasets.preparation.synthetic_dota import generate_dataset, write_class_texts
+    from tests.yolo_world_infer_helpers import rotated_world_config, save_model, write_scene
+
+    data_root = tmp_path / 'data'
+    generate_dataset(str(data_root), num_train=1, num_val=1, img_size=128)
+    write_class_texts(str(data_root))
+    cfg = rotated_world_config(tiny_clip_dir, data_root, size=64)
+    model = init_detector(*save_model(cfg, str(tmp_path), 'rw', box_bin=1, angle_std=0.5))
+    demo = WebDemo(model)
+    assert demo.open_vocabulary and demo.rotated
+    assert demo.default_texts == list(model.dataset_meta['classes'])
+    img = write_scene(tmp_path / 'scene.png')
+    texts = ['ship', 'storage tank']
+    _, table, message = demo.predict(open(img, 'rb').read(), ' ship, storage tank ', 0.0, 3)
+    assert table['headers'] == RBOX_HEADERS and message == '3 detections on 128x96.'
+    pred = inference_detector(model, cv2.imread(img), texts=texts).pred_instances
+    order = pred.scores.argsort(descending=True)[:3]
+    for row, i in zip(table['data'], order.tolist()):
+        assert row[0] == texts[int(pred.labels[i])]
+        assert row[1] == pytest.approx(float(pred.scores[i]), abs=1e-4)
+        assert row[2:] == pytest.approx(pred.bboxes.tensor[i].tolist(), abs=0.006)
+    assert any(abs(row[6]) > 1e-3 for row in table['data'])  # oriented, not all angle 0
