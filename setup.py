@@ -75,9 +75,12 @@ if __name__ == '__main__':
         'optional': read_requirements('optional'),
         'multimodal': read_requirements('multimodal'),
         'geo': read_requirements('geo'),
+        'demo': read_requirements('demo'),
     }
-    # the test suite runs every part, the georeferenced scenes included
-    extras['tests'] = extras['tests'] + extras['geo']
+    # the test suite runs every part, the georeferenced scenes and the web demo included; the
+    # web demo's test drives a browser with playwright (its Python package only: the browser
+    # is the system's chromium)
+    extras['tests'] = extras['tests'] + extras['geo'] + extras['demo'] + ['playwright>=1.40']
     extras['all'] = sorted({r for v in extras.values() for r in v})
     with open(os.path.join(HERE, 'README.md'), encoding='utf-8') as f:
         long_description = f.read()
