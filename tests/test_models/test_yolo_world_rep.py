@@ -8,8 +8,12 @@ input (texts of another width, a checkpoint that is not YOLO-World) ends in one 
 The S / M / L Rep configs resolve and build; S runs a forward pass and a training step on
 generated COCO data through its own pipeline.
 
-Planted bugs these tests were checked to fail on (one at a time, then reverted): see the
-report of the commit that added them (listed per test in the docstrings below).
+Planted bugs these tests were checked to fail on (one at a time, then reverted), all caught by
+``test_rep_model_equals_original_with_those_texts``: the head conv weight without
+``exp(logit_scale)``; the guide convs without the ``sqrt(out / embed)`` factor; the attention
+``scale`` not folded into ``project_conv``'s BN (the ``with_scale`` case); the heads' guide convs
+in reverse order; ``RepBNContrastiveHead`` without its BN; ``RepContrastiveHead`` without its L2
+norm. ``YOLOv5DetDataPreprocessor`` still requiring texts fails the training-step test.
 """
 
 import copy
@@ -215,9 +219,7 @@ def test_rep_model_equals_original_with_those_texts(
     tmp_path, tiny_clip_dir, use_bn_head, with_scale, source
 ):
     """Converted with the config's text model, or from a saved embeddings file; strict load;
-    raw outputs and detections equal. Checked to fail with: the head conv weight not
-    multiplied by exp(logit_scale); the guide convs not scaled by sqrt(out / embed); the
-    attention ``scale`` not folded into project_conv's BN (with_scale case)."""
+    raw outputs, the neck's attention blocks and the detections equal."""
     config_path, ckpt_path, det, cfg = write_original(
         tmp_path, tiny_clip_dir, use_bn_head=use_bn_head, with_scale=with_scale
     )
