@@ -384,3 +384,40 @@ def test_s_rep_config_forward_and_a_training_step_on_generated_data(tmp_path):
         (result,) = det.predict(data['inputs'], data['data_samples'])
     labels = result.pred_instances.labels
     assert len(labels) > 0 and int(labels.max()) < 80
+
+
+def test_rep_checkpoint_runs_through_init_detector_and_inference_detector(tmp_path, tiny_clip_dir):
+    """The folded checkpoint with a Rep config file: ``init_detector`` loads it (class names
+    from the converter's meta), ``inference_detector`` runs without texts (closed set), and the
+    detections equal the original model's given those texts."""
+    from ai4rs.apis import inference_detector, init_detector
+    from tests.yolo_world_infer_helpers import world_config, write_scene
+
+    config_path, ckpt_path, det, cfg = write_original(tmp_path, tiny_clip_dir)
+    out = str(tmp_path / 'rep.pth')
+    assert (
+        convert([ckpt_path, '--texts', ','.join(TEXTS), '--config', config_path, '--out', out]) == 0
+    )
+    world = world_config(tiny_clip_dir)
+    world.model = cfg
+    world.dump(str(tmp_path / 'world.py'))
+    rep_world = world_config(tiny_clip_dir)
+    rep_world.model = rep_cfg(cfg, len(TEXTS))
+    pipeline = rep_world.test_dataloader.dataset.pipeline
+    pipeline = [t for t in pipeline if t['type'] != 'LoadText']
+    pipeline[-1]['meta_keys'] = tuple(k for k in pipeline[-1]['meta_keys'] if k != 'texts')
+    rep_world.test_dataloader.dataset = dict(
+        type='YOLOv5CocoDataset', data_root='data/coco/', ann_file='a.json', pipeline=pipeline
+    )
+    rep_world.dump(str(tmp_path / 'rep_world.py'))
+    img = write_scene(tmp_path / 'scene.jpg')
+
+    rep = init_detector(str(tmp_path / 'rep_world.py'), out)
+    assert list(rep.dataset_meta['classes']) == TEXTS
+    with pytest.raises(ValueError, match='fixed set of classes'):
+        inference_detector(rep, img, texts=TEXTS)
+    got = inference_detector(rep, img).pred_instances
+    orig = init_detector(str(tmp_path / 'world.py'), ckpt_path)
+    want = inference_detector(orig, img, texts=TEXTS).pred_instances
+    assert len(want) > 10 and len(got) == len(want)
+    torch.testing.assert_close(detection_rows(got), detection_rows(want), atol=1e-3, rtol=0)
