@@ -130,7 +130,9 @@ def write_original(tmp_path, clip_dir, **kwargs):
     config_path = str(tmp_path / 'orig.py')
     ckpt_path = str(tmp_path / 'orig.pth')
     Config(dict(model=cfg)).dump(config_path)
-    torch.save({'state_dict': det.state_dict(), 'meta': {'epoch': 3}}, ckpt_path)
+    state = det.state_dict()
+    ckpt = {'state_dict': state, 'meta': {'epoch': 3}, 'ema_state_dict': dict(state)}
+    torch.save(ckpt, ckpt_path)
     return config_path, ckpt_path, det, cfg
 
 
@@ -235,6 +237,7 @@ def test_rep_model_equals_original_with_those_texts(
     assert convert(args) == 0
     saved = torch.load(out, weights_only=True)
     assert saved['meta']['epoch'] == 3
+    assert sorted(saved) == ['meta', 'state_dict']  # no stale training state (EMA copy)
     assert saved['meta']['reparameterized_texts'] == TEXTS
     assert not any('text_model' in k for k in saved['state_dict'])
     rep = load_rep(cfg, out)

@@ -27,8 +27,9 @@ What is folded (upstream b1b09f2 ``tools/reparameterize_yoloworld.py`` with ``--
   ``project_conv``'s BatchNorm;
 - ``backbone.text_model.*`` is dropped.
 
-The written checkpoint keeps the original's other entries (``meta``...) and is loaded by the
-``*_rep_*`` configs with ``num_classes`` = K, with strict key matching.
+The written checkpoint holds the folded ``state_dict`` and the original's ``meta`` (plus the
+texts), not its training state (optimizer, EMA copy...); the ``*_rep_*`` configs with
+``num_classes`` = K load it with strict key matching.
 """
 
 import argparse
@@ -299,9 +300,10 @@ def main(argv=None) -> int:
     except (ReparameterizeError, ValueError, FileNotFoundError, RuntimeError) as err:
         print(f'error: {args.checkpoint}: {err}', file=sys.stderr)
         return 1
-    out = dict(ckpt) if 'state_dict' in ckpt else {}
-    out['state_dict'] = folded
-    meta = dict(out.get('meta') or {})
+    # the folded weights and the meta only: the training state (optimizer, schedulers, message
+    # hub, an EMA copy with the unfolded keys) belongs to the original model
+    out = {'state_dict': folded}
+    meta = dict(ckpt.get('meta') or {}) if 'state_dict' in ckpt else {}
     meta['reparameterized_texts'] = list(texts)
     meta['dataset_meta'] = dict(meta.get('dataset_meta') or {}, classes=tuple(texts))
     out['meta'] = meta
