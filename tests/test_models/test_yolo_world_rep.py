@@ -424,3 +424,26 @@ def test_rep_checkpoint_runs_through_init_detector_and_inference_detector(tmp_pa
     want = inference_detector(orig, img, texts=TEXTS).pred_instances
     assert len(want) > 10 and len(got) == len(want)
     torch.testing.assert_close(detection_rows(got), detection_rows(want), atol=1e-3, rtol=0)
+
+
+def test_s_rep_config_loads_a_converted_s_checkpoint_strictly(tmp_path):
+    """At the real S size: the non-Rep S recipe's image side and neck / head (text model left
+    out, its keys are dropped anyway) converted with 80 texts loads into the S Rep config's
+    model with strict keys and equal shapes."""
+    from ai4rs.utils.checkpoint import load_checkpoint_safely
+    from ai4rs.utils.config import load_config
+
+    base = load_config(REP_CONFIGS['s'].replace('_rep_vlpan', '_vlpan')).model
+    base.backbone.text_model = None
+    orig = build(base)
+    ckpt_path = str(tmp_path / 's.pth')
+    torch.save({'state_dict': orig.state_dict(), 'meta': {}}, ckpt_path)
+    g = torch.Generator().manual_seed(0)
+    emb_path = str(tmp_path / 'coco.pt')
+    torch.save({f'class {i}': torch.randn(512, generator=g) for i in range(80)}, emb_path)
+    out = str(tmp_path / 's_rep.pth')
+    assert convert([ckpt_path, '--texts', emb_path, '--out', out]) == 0
+    rep = build(load_config(REP_CONFIGS['s']).model)
+    state = load_checkpoint_safely(out)['state_dict']
+    rep.load_state_dict(state, strict=True)
+    assert state['bbox_head.head_module.cls_contrasts.0.conv.weight'].shape == (80, 512, 1, 1)
