@@ -32,6 +32,8 @@ class YOLOWDetDataPreprocessor(DetDataPreprocessor):
     True as upstream.
     """
 
+    needs_texts = True
+
     def __init__(self, *args, non_blocking: bool = True, **kwargs) -> None:
         super().__init__(*args, non_blocking=non_blocking, **kwargs)
 
@@ -46,7 +48,7 @@ class YOLOWDetDataPreprocessor(DetDataPreprocessor):
                 'inputs stacked as one (B, C, H, W) tensor, got '
                 f'{type(inputs).__name__}'
             )
-        for key in ('bboxes_labels', 'texts'):
+        for key in ('bboxes_labels', 'texts') if self.needs_texts else ('bboxes_labels',):
             if key not in data_samples:
                 raise KeyError(
                     f'YOLOWDetDataPreprocessor: the collated data_samples dict has '
@@ -59,7 +61,7 @@ class YOLOWDetDataPreprocessor(DetDataPreprocessor):
                 '[img_idx, label, x1, y1, x2, y2], got '
                 f'{tuple(bboxes_labels.shape)}'
             )
-        if len(data_samples['texts']) != inputs.shape[0]:
+        if 'texts' in data_samples and len(data_samples['texts']) != inputs.shape[0]:
             raise ValueError(
                 f'YOLOWDetDataPreprocessor: {len(data_samples["texts"])} text '
                 f'lists for {inputs.shape[0]} images'
@@ -73,12 +75,17 @@ class YOLOWDetDataPreprocessor(DetDataPreprocessor):
             for batch_aug in self.batch_augments:
                 inputs, data_samples = batch_aug(inputs, data_samples)
         img_metas = [{'batch_input_shape': tuple(inputs.shape[2:])}] * len(inputs)
-        out = {
-            'bboxes_labels': data_samples['bboxes_labels'],
-            'texts': data_samples['texts'],
-            'img_metas': img_metas,
-        }
-        for key in ('masks', 'is_detection'):
+        out = {'bboxes_labels': data_samples['bboxes_labels'], 'img_metas': img_metas}
+        for key in ('texts', 'masks', 'is_detection'):
             if key in data_samples:
                 out[key] = data_samples[key]
         return {'inputs': inputs, 'data_samples': out}
+
+
+@MODELS.register_module()
+class YOLOv5DetDataPreprocessor(YOLOWDetDataPreprocessor):
+    """mmyolo's closed-set YOLO preprocessor (used by the reparameterized YOLO-World
+    configs): :class:`YOLOWDetDataPreprocessor` whose collated training batches need no
+    ``texts`` (the output dict then has none)."""
+
+    needs_texts = False

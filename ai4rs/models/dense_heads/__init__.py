@@ -11,3 +11,10 @@ from .yolo_world_head import (
 __all__ = ['RotatedHeadMixin', 'RotatedYOLOXHead']
 __all__ += ['YOLOWorldHead', 'YOLOWorldHeadModule', 'ContrastiveHead', 'BNContrastiveHead']
 __all__ += ['RotatedYOLOWorldHead', 'RotatedYOLOWorldHeadModule']
+from .rep_yolo_world_head import (  # noqa: E402
+    RepBNContrastiveHead,
+    RepContrastiveHead,
+    RepYOLOWorldHeadModule,
+)
+
+__all__ += ['RepBNContrastiveHead', 'RepContrastiveHead', 'RepYOLOWorldHeadModule']
