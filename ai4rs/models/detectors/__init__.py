@@ -6,3 +6,6 @@ __all__ = ['BaseDetector', 'SingleStageDetector', 'YOLOX']
 from .yolo_world import YOLOWorldDetector  # noqa: E402
 
 __all__ += ['YOLOWorldDetector']
+from .simple_yolo_world import SimpleYOLOWorldDetector  # noqa: E402
+
+__all__ += ['SimpleYOLOWorldDetector']
