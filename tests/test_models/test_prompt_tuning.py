@@ -195,3 +195,42 @@ def test_bad_embedding_files_are_refused(tuned_run):
         _tool('export_prompt_embeddings').export(
             tuned_run['world_ckpt'], str(tuned_run['tmp'] / 'x.pt'), TUNED
         )
+
+
+def test_npy_init_adapter_and_export(tuned_run):
+    """Upstream's .npy init (rows in class order), ``freeze_prompt`` and the MLP adapter,
+    whose output (not the raw embeddings) the export must write."""
+    import numpy as np
+
+    from ai4rs.registry import MODELS
+    from ai4rs.utils.config import load_config
+
+    rows = torch.nn.functional.normalize(
+        torch.randn(4, 512, generator=torch.Generator().manual_seed(3)), dim=-1
+    )
+    npy = str(tuned_run['tmp'] / 'init.npy')
+    np.save(npy, rows.numpy())
+    cfg = load_config(tuned_run['pt_cfg']).model
+    cfg.update(embedding_path=npy, prompt_texts=None, freeze_prompt=True)
+    model = MODELS.build(cfg)
+    assert torch.equal(model.embeddings.data, rows)
+    assert not model.embeddings.requires_grad and model.prompt_texts is None
+
+    cfg.update(freeze_prompt=False, use_mlp_adapter=True)
+    model = MODELS.build(cfg)
+    with torch.no_grad():
+        for p in model.adapter.parameters():
+            p.normal_(0, 0.1, generator=torch.Generator().manual_seed(4))
+    ckpt = str(tuned_run['tmp'] / 'adapter.pth')
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, ckpt)
+    out = str(tuned_run['tmp'] / 'adapter.pt')
+    # no prompt texts in the checkpoint: --texts is needed
+    with pytest.raises(ValueError, match='give --texts'):
+        _tool('export_prompt_embeddings').export(ckpt, out)
+    table = _tool('export_prompt_embeddings').export(ckpt, out, TUNED)
+    expected = model.class_feats(1)[0].detach()
+    # the adapter moved the rows: the file is not just the normalised embeddings
+    assert not torch.allclose(expected, rows, atol=1e-3)
+    got = torch.stack([torch.load(out, weights_only=True)[t] for t in TUNED])
+    assert torch.equal(got, torch.stack([table[t] for t in TUNED]))
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
