@@ -308,10 +308,10 @@ def test_no_embeddings_source_is_refused(tmp_path, tiny_clip_dir, capsys):
     assert '--config' in capsys.readouterr().err
 
 
-def test_prompt_tuning_mode_is_refused_clearly():
-    cfg = rep_cfg(original_cfg('unused'), 3)
-    cfg['reparameterized'] = False
-    with pytest.raises(NotImplementedError, match='reparameterized=True'):
+def test_a_reparameterized_model_with_a_text_model_is_refused(tiny_clip_dir):
+    cfg = rep_cfg(original_cfg(tiny_clip_dir), 3)
+    cfg['backbone'].update(original_cfg(tiny_clip_dir)['backbone'], with_text_model=True)
+    with pytest.raises(ValueError, match='must be built without a text model'):
         build(cfg)
 
 
