@@ -244,11 +244,10 @@ def prompt_embeddings_installed(
             f'{type(model).__name__} has its vocabulary baked in: prompt embeddings need a '
             'model with a text model, or an .onnx file exported with --text-input'
         )
-    old = model._text_model
-    model._text_model = PromptEmbeddingTable(
-        formatted, model.text_model if needs_text_model else None
+    old = model.swap_text_model(
+        PromptEmbeddingTable(formatted, model.text_model if needs_text_model else None)
     )
     try:
         yield model
     finally:
-        model._text_model = old
+        model.swap_text_model(old)

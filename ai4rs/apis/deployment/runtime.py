@@ -136,6 +136,13 @@ class OnnxDetector:
             self._text_model = MODELS.build(text_cfg).eval()
         return self._text_model
 
+    def swap_text_model(self, text_model):
+        """Use ``text_model`` (a module: ``[texts] -> (1, K, D)``; None: the config's, built
+        on first use) for the run-time vocabulary from now on; returns the one in use
+        before (None when the config's was not built yet)."""
+        previous, self._text_model = self._text_model, text_model
+        return previous
+
     def text_embeddings(self, texts) -> Tensor:
         """K prompts -> (K, D) float32 embeddings for the graph's ``texts`` input.
 
