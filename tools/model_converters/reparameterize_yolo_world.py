@@ -38,8 +38,11 @@ import os
 import os.path as osp
 import sys
 
-import torch
-import torch.nn.functional as F
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+import ai4rs  # noqa: E402,F401,I001  (first: sets the OpenMP wait policy before torch loads)
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 HEAD_PREFIX = 'bbox_head.head_module.cls_contrasts.'
 TEXT_MODEL_PREFIX = 'backbone.text_model.'
