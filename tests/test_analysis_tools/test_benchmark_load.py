@@ -30,7 +30,9 @@ def test_rows_for_each_workload_and_policy(tmp_path):
         timeout=600,
     )
     rows = re.findall(
-        r'^(\w+)\s+(default|passive)\s+([0-9.]+)\s+([0-9.]+)\s+([0-9.]+)$', proc.stdout, re.M
+        r'^(\w+)\s+(default|passive)\s+([0-9.]+)\s+([0-9.]+)\s+([0-9.]+)(?:  \(idle: .*\))?$',
+        proc.stdout,
+        re.M,
     )
     assert [(w, p) for w, p, *_ in rows] == [
         ('iou1', 'default'),

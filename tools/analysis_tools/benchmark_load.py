@@ -30,10 +30,11 @@ Example (the figures in docs/model_zoo.md)::
         train_step --policies default passive --repeat 5
 
 Timings are the median of ``--repeat`` runs after one warm-up run (under load the best run
-mostly measures a lucky time slice); a figure is one run of this script on one machine, to be
-compared within that run. When both the 1-thread and the all-cores variant of an op are run, a
-last line per policy gives their ratio on the loaded machine; with ``iouD`` and ``iou1``, the
-ratio of the default to the 1-thread time idle and loaded.
+mostly measures a lucky time slice), and of ``--rounds`` rounds: each round measures every
+workload idle, then every workload beside one load session; a figure is one run of this script
+on one machine, to be compared within that run. When both the 1-thread and the all-cores variant
+of an op are run, a last line per policy gives their ratio on the loaded machine; with ``iouD``
+and ``iou1``, the ratio of the default to the 1-thread time idle and loaded.
 
 The ops' default thread count beside a PyTorch job (the figures in docs/model_zoo.md)::
 
@@ -269,9 +270,21 @@ def parse_args(argv=None):
         help='spin: pure-Python busy loops; torch: one PyTorch job using --load threads',
     )
     parser.add_argument('--repeat', type=int, default=3, help='timed runs per measurement')
+    parser.add_argument(
+        '--rounds',
+        type=int,
+        default=1,
+        help='rounds of (every workload idle, then every workload loaded); medians are printed',
+    )
     parser.add_argument('--img-size', type=int, default=1024, help='train_step image size')
     parser.add_argument('--child', choices=WORKLOADS, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
+
+
+def _span(threads) -> list:
+    """[min, max] over [min, max] pairs."""
+    pairs = list(threads)
+    return [min(p[0] for p in pairs), max(p[1] for p in pairs)]
 
 
 def _threads_note(threads: list | None) -> str:
@@ -291,28 +304,40 @@ def main(argv=None) -> None:
         if args.load_kind == 'torch'
         else f'{args.load} busy processes'
     )
-    print(f'cores: {os.cpu_count()}, load: {load}, median of {args.repeat}')
+    print(
+        f'cores: {os.cpu_count()}, load: {load}, median of {args.repeat}'
+        + (f', median of {args.rounds} rounds' if args.rounds > 1 else '')
+    )
     print(f'{"workload":<16} {"policy":<8} {"idle (s)":>10} {"loaded (s)":>11} {"ratio":>7}')
+    cells = [(w, p) for w in args.workloads for p in args.policies]
+    runs = {(cell, state): [] for cell in cells for state in ('idle', 'loaded')}
+    # every round: each cell idle, then each cell beside one load session (cells alternate, so
+    # a change of the machine's background load hits all of them alike)
+    for _ in range(args.rounds):
+        for cell in cells:
+            runs[cell, 'idle'].append(measure(*cell, args))
+        procs = start_load(args.load, args.load_kind)
+        try:
+            for cell in cells:
+                runs[cell, 'loaded'].append(measure(*cell, args))
+        finally:
+            stop_load(procs)
     idle_times, loaded_times = {}, {}
-    for workload in args.workloads:
-        for policy in args.policies:
-            idle, idle_threads = measure(workload, policy, args)
-            procs = start_load(args.load, args.load_kind)
-            try:
-                loaded, loaded_threads = measure(workload, policy, args)
-            finally:
-                stop_load(procs)
-            idle_times[workload, policy] = idle
-            loaded_times[workload, policy] = loaded
-            note = ''
-            if idle_threads or loaded_threads:
-                idle_note, loaded_note = _threads_note(idle_threads), _threads_note(loaded_threads)
-                note = f'  (idle:{idle_note}; loaded:{loaded_note})'
-            print(
-                f'{workload:<16} {policy:<8} {idle:>10.4f} {loaded:>11.4f} {loaded / idle:>7.2f}'
-                + note,
-                flush=True,
-            )
+    for cell in cells:
+        workload, policy = cell
+        idle = statistics.median(t for t, _ in runs[cell, 'idle'])
+        loaded = statistics.median(t for t, _ in runs[cell, 'loaded'])
+        idle_times[cell], loaded_times[cell] = idle, loaded
+        note = ''
+        if runs[cell, 'idle'][0][1]:
+            idle_note = _threads_note(_span(th for _, th in runs[cell, 'idle']))
+            loaded_note = _threads_note(_span(th for _, th in runs[cell, 'loaded']))
+            note = f'  (idle:{idle_note}; loaded:{loaded_note})'
+        print(
+            f'{workload:<16} {policy:<8} {idle:>10.4f} {loaded:>11.4f} {loaded / idle:>7.2f}'
+            + note,
+            flush=True,
+        )
     for op in ('iou', 'nms'):
         for policy in args.policies:
             one, many = loaded_times.get((op + '1', policy)), loaded_times.get((op + 'N', policy))
