@@ -23,7 +23,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import torch
 
-# Intra-op CPU threads the ops may use; None (default) = torch's setting.
+from .cpu_budget import default_cpu_threads, env_cpu_threads
+
+# Intra-op CPU threads the ops may use; None (default) = ``AI4RS_CPU_THREADS``, else the free
+# CPUs (:func:`ai4rs.ops.cpu_budget.default_cpu_threads`).
 _CPU_THREADS: int | None = None
 _OPENMP = 'OpenMP' in torch.__config__.parallel_info()
 _OMP_LIBS = ('libgomp', 'libiomp5', 'libomp')
@@ -31,7 +34,12 @@ _MKL_LIBS = ('libtorch_cpu', 'libmkl_rt', 'libmkl_core')
 
 
 def set_cpu_threads(num: int | None) -> None:
-    """Set how many CPU threads ai4rs's ops may use (default None = ``torch.get_num_threads()``).
+    """Set how many CPU threads ai4rs's ops may use (at most ``torch.get_num_threads()``).
+
+    None (the default) leaves the choice to the environment variable ``AI4RS_CPU_THREADS`` when
+    set, else to the number of CPUs actually free (the affinity set and cgroup quota less the
+    CPUs other processes keep busy, re-measured at most once a second; see
+    :mod:`ai4rs.ops.cpu_budget`). A number set here wins over both.
 
     The setting is process-wide; it is applied per op call to the calling thread only (its
     OpenMP team size and MKL thread count during the call, and the number of task threads), so
@@ -93,13 +101,25 @@ _pool_size = 0
 _pool_lock = threading.Lock()
 
 
-def op_threads(device: torch.device) -> int:
-    """How many threads an op on ``device`` may use: 1 off the CPU, else torch's thread count
-    capped by :func:`set_cpu_threads` (1 inside a task)."""
+def op_threads(device: torch.device, measured: bool = True) -> int:
+    """How many threads an op on ``device`` may use: 1 off the CPU (and inside a task), else
+    torch's thread count capped by :func:`set_cpu_threads`, else by ``AI4RS_CPU_THREADS``, else
+    (when ``measured``) by :func:`ai4rs.ops.cpu_budget.default_cpu_threads` (the free CPUs).
+
+    Raises:
+        ValueError: if ``AI4RS_CPU_THREADS`` is set to anything but a positive integer.
+    """
     if device.type != 'cpu' or getattr(_local, 'in_task', False):
         return 1
     n = torch.get_num_threads()
-    return n if _CPU_THREADS is None else min(n, _CPU_THREADS)
+    if n <= 1:
+        return 1
+    cap = _CPU_THREADS
+    if cap is None:
+        cap = env_cpu_threads()
+    if cap is None and measured:
+        cap = default_cpu_threads()
+    return n if cap is None else min(n, cap)
 
 
 def _set_team(num: int, mkl_num: int | None = None) -> int:
@@ -119,11 +139,14 @@ def _set_team(num: int, mkl_num: int | None = None) -> int:
 def limited_cpu_threads(device: torch.device, num: int | None = None) -> Iterator[None]:
     """Run the body with at most ``num`` (default: :func:`op_threads`) OpenMP threads in the
     calling thread (CPU only). Uses the calling thread's own setting where the OpenMP runtime
-    is found; without it only the user's :func:`set_cpu_threads` cap is applied, through
-    ``torch.set_num_threads`` (process-wide: switching it around every call of an op inside a
-    training loop made training about 15x slower)."""
+    is found; without it only the user's cap (:func:`set_cpu_threads`, ``AI4RS_CPU_THREADS``)
+    is applied, through ``torch.set_num_threads`` (process-wide: switching it around every call
+    of an op inside a training loop made training about 15x slower), not the measured default."""
     prev = torch.get_num_threads()
-    cap = op_threads(device) if num is None else num
+    if num is None:
+        cap = op_threads(device, measured=_omp_set_num_threads is not None)
+    else:
+        cap = num
     if device.type != 'cpu' or not _OPENMP or prev <= cap:
         yield
         return

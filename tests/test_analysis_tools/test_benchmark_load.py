@@ -2,6 +2,7 @@
 prints one row per (workload, policy) with both times and their ratio, then the loaded ratio of
 the all-cores and the 1-thread op."""
 
+import os
 import re
 import sys
 
@@ -29,7 +30,9 @@ def test_rows_for_each_workload_and_policy(tmp_path):
         timeout=600,
     )
     rows = re.findall(
-        r'^(\w+)\s+(default|passive)\s+([0-9.]+)\s+([0-9.]+)\s+([0-9.]+)$', proc.stdout, re.M
+        r'^(\w+)\s+(default|passive)\s+([0-9.]+)\s+([0-9.]+)\s+([0-9.]+)(?:  \(idle: .*\))?$',
+        proc.stdout,
+        re.M,
     )
     assert [(w, p) for w, p, *_ in rows] == [
         ('iou1', 'default'),
@@ -49,3 +52,44 @@ def test_rows_for_each_workload_and_policy(tmp_path):
         line = re.search(rf'^loaded iouN / iou1 \({policy}\): ([0-9.]+)$', proc.stdout, re.M)
         expected = loaded['iouN', policy] / loaded['iou1', policy]
         assert abs(float(line.group(1)) - expected) <= 0.02 + 0.02 * expected
+
+
+def test_default_threads_beside_a_torch_job(tmp_path):
+    # the ops' default (iouD) against the explicit 1 thread, beside a one-thread PyTorch job
+    proc = run_cmd(
+        [
+            sys.executable,
+            f'{REPO_ROOT}/tools/analysis_tools/benchmark_load.py',
+            '--workloads',
+            'iou1',
+            'iouD',
+            '--policies',
+            'passive',
+            '--repeat',
+            '1',
+            '--load',
+            '1',
+            '--load-kind',
+            'torch',
+        ],
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert 'load: one PyTorch job on 1 threads' in proc.stdout
+    rows = re.findall(
+        r'^(iou1|iouD)\s+passive\s+([0-9.]+)\s+([0-9.]+)\s+[0-9.]+'
+        r'  \(idle: threads ([0-9-]+); loaded: threads ([0-9-]+)\)$',
+        proc.stdout,
+        re.M,
+    )
+    assert [r[0] for r in rows] == ['iou1', 'iouD']
+    # set_cpu_threads(1) holds the 1-thread run to one thread; the default stays within the cores
+    assert rows[0][3:] == ('1', '1')
+    for chosen in rows[1][3:]:
+        assert 1 <= int(chosen.split('-')[0]) <= int(chosen.split('-')[-1]) <= os.cpu_count()
+    times = {w: (float(idle), float(loaded)) for w, idle, loaded, *_ in rows}
+    pattern = r'^iouD / iou1 \(passive\): idle ([0-9.]+), loaded ([0-9.]+)$'
+    line = re.search(pattern, proc.stdout, re.M)
+    for got, i in zip(line.groups(), (0, 1)):
+        expected = times['iouD'][i] / times['iou1'][i]
+        assert abs(float(got) - expected) <= 0.02 + 0.02 * expected

@@ -21,7 +21,9 @@ needs_omp = pytest.mark.skipif(
 
 
 @pytest.fixture
-def two_threads():
+def two_threads(monkeypatch):
+    # two threads whatever the machine's load (the default follows the free CPUs)
+    monkeypatch.setenv('AI4RS_CPU_THREADS', '2')
     prev = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
