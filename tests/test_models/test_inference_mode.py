@@ -281,3 +281,29 @@ def test_test_tool_same_predictions_with_and_without_inference_mode(rotated_worl
         total += len(pb)
         _assert_same_detections(pa, pb)
     assert total > 0
+
+
+def test_benchmark_inference_mode_flag_measures_the_fused_model(tiny_clip_dir, tmp_path):
+    """``benchmark.py --inference-mode``: the model of ``init_detector``'s default; its memory
+    is the eager model's less, per fused pair of C channels, the BatchNorm's four float32
+    (C,) tensors and int64 counter, plus the conv's new float32 (C,) bias: 12 C + 8 bytes."""
+    pytest.importorskip('transformers')
+    from ai4rs.registry import MODELS
+    from tests.test_analysis_tools.test_yolo_world_tools import SIZE, _load_tool, tiny_world_cfg
+
+    tool = _load_tool('benchmark')
+    config = str(tmp_path / 'tiny_world.py')
+    tiny_world_cfg(tiny_clip_dir).dump(config)
+    argv = [config, '--shape', str(SIZE), '--num-iters', '1', '--warmup', '1', '--device', 'cpu']
+    argv += ['--text-model', tiny_clip_dir]
+    eager = tool.main(argv)['bytes']
+    fused = tool.main(argv + ['--inference-mode'])['bytes']
+    model = MODELS.build(tiny_world_cfg(tiny_clip_dir).model)
+    saved = sum(
+        12 * m.conv.out_channels + 8
+        for m in model.modules()
+        if isinstance(m, ConvModule) and isinstance(m.norm, nn.BatchNorm2d)
+    )
+    assert saved > 0
+    assert fused['text_model'] == eager['text_model']
+    assert fused['image_model'] == eager['image_model'] - saved
