@@ -5,7 +5,7 @@ import torch
 from mmengine.model.utils import revert_sync_batchnorm
 from mmengine.registry import init_default_scope
 
-from ai4rs.models.utils.inference_mode import to_inference_mode
+from ai4rs.models.utils.inference_mode import is_inference_mode, to_inference_mode
 from ai4rs.registry import MODELS
 from ai4rs.utils.checkpoint import PARTIAL_LOAD_KEY, load_checkpoint_checked
 
@@ -178,6 +178,9 @@ def inference_detector(
         ``pred_instances`` (``bboxes``, ``scores``, ``labels``) in the
         original image's coordinates. A single input gives a single sample.
 
+    A model in inference mode (:func:`init_detector`'s default) runs under
+    ``torch.inference_mode()``, an eager one under ``torch.no_grad()``.
+
     The text embeddings of the vocabulary are computed once per call and kept
     by the (frozen) text model's per-string cache, so a later call with the
     same vocabulary does not run CLIP again.
@@ -234,7 +237,9 @@ def inference_detector(
             inputs=[data['inputs'] for _, data in group],
             data_samples=[data['data_samples'] for _, data in group],
         )
-        with torch.inference_mode():
+        # inference tensors (faster) only for an inference model: an eager model may be
+        # trained afterwards, and its text model caches the embeddings computed here
+        with torch.inference_mode() if is_inference_mode(model) else torch.no_grad():
             outputs = model.test_step(batch)
         for (index, _), out in zip(group, outputs):
             results[index] = out

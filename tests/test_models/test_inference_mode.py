@@ -307,3 +307,16 @@ def test_benchmark_inference_mode_flag_measures_the_fused_model(tiny_clip_dir, t
     assert saved > 0
     assert fused['text_model'] == eager['text_model']
     assert fused['image_model'] == eager['image_model'] - saved
+
+
+def test_inference_detector_uses_inference_tensors_only_for_an_inference_model(tmp_path):
+    from ai4rs.apis import inference_detector, init_detector
+    from tests.yolo_world_infer_helpers import save_model, write_scene, yolox_config
+
+    config, ckpt = save_model(yolox_config(), str(tmp_path), 'yolox')
+    img = write_scene(tmp_path / 'scene.png')
+    for inference_mode in (True, False):
+        model = init_detector(config, ckpt, inference_mode=inference_mode)
+        pred = inference_detector(model, img).pred_instances
+        assert len(pred) > 0
+        assert pred.scores.is_inference() == inference_mode
