@@ -200,7 +200,7 @@ def calibrate_batchnorm(config_path: str, ckpt_path: str, images, texts) -> None
 
     from ai4rs.apis import init_detector
 
-    model = init_detector(config_path, ckpt_path)
+    model = init_detector(config_path, ckpt_path, inference_mode=False)
     steps = model.cfg.test_dataloader.dataset.pipeline
     pipeline = Compose([t for t in steps if 'LoadAnnotations' not in t['type']])
     bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]

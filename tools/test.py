@@ -1,6 +1,11 @@
-"""Test a detector: ``python tools/test.py CONFIG CHECKPOINT [--out FILE.pkl] [--show-dir DIR]``."""
+"""Test a detector: ``python tools/test.py CONFIG CHECKPOINT [--out FILE.pkl] [--show-dir DIR]``.
+
+The test loop runs the model in inference mode (Conv+BN fused: see
+:func:`ai4rs.models.utils.inference_mode.to_inference_mode`) unless ``--no-inference-mode``.
+"""
 
 import argparse
+import copy
 import os.path as osp
 import sys
 
@@ -37,7 +42,40 @@ def parse_args(argv=None):
         action='store_true',
         help='test time augmentation (needs tta_model and tta_pipeline in the config)',
     )
+    parser.add_argument(
+        '--no-inference-mode',
+        action='store_true',
+        help='test the eager model (no Conv+BN fusion)',
+    )
     return parse_tool_args(parser, argv)
+
+
+class InferenceModeTestHook:
+    """Runs the test loop on an inference-mode copy of the runner's model.
+
+    Registered by :func:`register_inference_mode_hooks`. At ``before_test_epoch`` (lowest
+    priority: after the checkpoint is loaded and after an
+    EMA hook has swapped its averaged weights in) the model is deep-copied, the copy made an
+    inference model and its ``test_step`` installed on the runner's model; at
+    ``after_test_epoch`` (highest priority: before an EMA hook swaps back) the model's own
+    ``test_step`` is restored. The runner's model itself is never changed, so hooks that
+    read or swap its parameters see the eager layout.
+    """
+
+    def __init__(self):
+        self._patched = None
+
+    def before_test_epoch(self, runner):
+        from ai4rs.models.utils.inference_mode import to_inference_mode
+
+        fused = to_inference_mode(copy.deepcopy(runner.model), fuse=True, channels_last=False)
+        self._patched = runner.model
+        self._patched.test_step = fused.test_step
+
+    def after_test_epoch(self, runner, metrics=None):
+        if self._patched is not None:
+            del self._patched.test_step
+            self._patched = None
 
 
 def trigger_visualization_hook(cfg, args):
@@ -73,6 +111,27 @@ def build_config(args):
     return cfg
 
 
+def register_inference_mode_hooks(runner):
+    """Register :class:`InferenceModeTestHook`'s two halves on ``runner``: the copy is made
+    after every other ``before_test_epoch`` hook and undone before every other
+    ``after_test_epoch`` hook."""
+    from mmengine.hooks import Hook
+
+    state = InferenceModeTestHook()
+
+    class _Before(Hook):
+        def before_test_epoch(self, runner):
+            state.before_test_epoch(runner)
+
+    class _After(Hook):
+        def after_test_epoch(self, runner, metrics=None):
+            state.after_test_epoch(runner, metrics)
+
+    runner.register_hook(_Before(), priority='LOWEST')
+    runner.register_hook(_After(), priority='HIGHEST')
+    return state
+
+
 def main(argv=None):
     args = parse_args(argv)
     try:
@@ -85,9 +144,11 @@ def main(argv=None):
             from ai4rs.evaluation.metrics.dump_det_results import DumpDetResults
 
             runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
+        if not args.no_inference_mode:
+            register_inference_mode_hooks(runner)
         return runner.test()
 
-    run_with_runner(cfg, args.launcher, test)
+    return run_with_runner(cfg, args.launcher, test)
 
 
 if __name__ == '__main__':

@@ -136,9 +136,10 @@ def test_exported_file_is_the_tuned_classifier(tuned_run):
     feats = PseudoLanguageBackbone(text_embed_path=out).eval()([TUNED[::-1]])
     assert torch.equal(feats[0], torch.stack([table[t] for t in TUNED[::-1]]))
 
-    # the original network with the file = the tuned detector
-    tuned_model = init_detector(tuned_run['pt_cfg'], tuned_run['tuned_ckpt'])
-    world = init_detector(tuned_run['world_cfg'], tuned_run['world_ckpt'])
+    # the original network with the file = the tuned detector (eager models: the comparison is
+    # at 1e-6; the two models in inference mode differed by 1.3e-5 in one score of 49)
+    tuned_model = init_detector(tuned_run['pt_cfg'], tuned_run['tuned_ckpt'], inference_mode=False)
+    world = init_detector(tuned_run['world_cfg'], tuned_run['world_ckpt'], inference_mode=False)
     expected = inference_detector(tuned_model, tuned_run['image']).pred_instances
     got = inference_detector(
         world, tuned_run['image'], texts=TUNED, prompt_embeddings=out

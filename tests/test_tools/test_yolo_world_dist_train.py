@@ -86,6 +86,7 @@ def test_dist_train_quickstart_yolo_world_two_cpu_processes(tmp_path, tiny_clip_
         str(ckpt_path),
         device='cpu',
         cfg_options={'model.backbone.text_model.model_name': tiny_clip_dir},
+        inference_mode=False,  # the eager model: its state dict is the checkpoint's
     )
     assert not any(k.startswith('module.') for k in ckpt['state_dict'])
     state = model.state_dict()

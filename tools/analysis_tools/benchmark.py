@@ -186,6 +186,8 @@ def peak_rss_child(args, path: str, feats_file: str) -> int:
         '--_texts-file',
         feats_file,
     ]
+    if args.inference_mode:
+        cmd.append('--inference-mode')
     if args.cfg_options:
         cmd += ['--cfg-options'] + [f'{k}={v}' for k, v in args.cfg_options.items()]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -203,14 +205,14 @@ def rss_child(args, cfg, shape):
     texts = spec['texts']
     if args._rss_child == 'reparameterized':
         cfg.model.backbone.with_text_model = False
-        model = init_detector(cfg, None, device=args.device)
+        model = init_detector(cfg, None, device=args.device, inference_mode=args.inference_mode)
         # the vocabulary the parent computed with the text model, baked in as reparameterize
         # would (this process never builds, or imports, the text model)
         model.texts = [texts]
         model.text_feats = torch.load(spec['feats'], weights_only=True).to(args.device)
     else:
         cfg.model.backbone.text_model.model_name = spec['text_model']
-        model = init_detector(cfg, None, device=args.device)
+        model = init_detector(cfg, None, device=args.device, inference_mode=args.inference_mode)
     benchmark_world(
         model,
         texts,
@@ -232,7 +234,9 @@ def main_world(args, cfg, shape):
     texts = vocabulary(cfg, num_texts)
     with tempfile.TemporaryDirectory() as tmpdir:
         text_dir, random_text = set_text_model(cfg, args.text_model, tmpdir, words=texts)
-        model = init_detector(cfg, args.checkpoint, device=args.device)
+        model = init_detector(
+            cfg, args.checkpoint, device=args.device, inference_mode=args.inference_mode
+        )
         nbytes = world_model_bytes(model)
         num_params = sum(p.numel() for p in model.parameters())
         text_params = sum(p.numel() for p in model.backbone.text_model.parameters())
@@ -298,6 +302,12 @@ def parse_args(argv=None):
         help='YOLO-World: also measure the peak RSS of a fresh process per '
         'path (text model / reparameterized without it)',
     )
+    parser.add_argument(
+        '--inference-mode',
+        action='store_true',
+        help='the model init_detector returns by default (Conv+BN fused); without it the '
+        'eager model, as built from the config',
+    )
     parser.add_argument('--_rss-child', default=None, help=argparse.SUPPRESS)
     parser.add_argument('--_texts-file', default=None, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -314,7 +324,9 @@ def _main(args):
     cfg = config_from_args(args, init_scope=False)
     if is_yolo_world(cfg):
         return main_world(args, copy.deepcopy(cfg), shape)
-    model = init_detector(cfg, args.checkpoint, device=args.device)
+    model = init_detector(
+        cfg, args.checkpoint, device=args.device, inference_mode=args.inference_mode
+    )
     fps = benchmark(model, shape, args.batch_size, args.num_iters, args.warmup, args.device)
     threads = torch.get_num_threads()
     print(
