@@ -17,7 +17,6 @@ of ``preprocessor_config.json`` when the directory has one, else CLIP's.
 from __future__ import annotations
 
 import json
-import os
 import os.path as osp
 from collections.abc import Sequence
 
@@ -27,9 +26,9 @@ from torch import Tensor
 
 from .clip_text import (
     ALLOW_DOWNLOAD_ENV,
-    _hf_cache_dir,
     _import_transformers,
     download_allowed,
+    where_looked,
 )
 
 # CLIP's image normalisation (the processor config of openai/clip-vit-base-patch32)
@@ -39,20 +38,7 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 def clip_vision_not_found_message(model_name: str, reason: str = '') -> str:
     """Where the image tower was looked for and how to get it."""
-    local = osp.abspath(osp.expanduser(model_name))
-    if osp.isdir(local):
-        where = (
-            f'  - the local directory {local} exists but holds no CLIP image tower with '
-            f'projection (it contains: {sorted(os.listdir(local))})\n'
-        )
-    else:
-        where = f'  - the local directory {local} (does not exist)\n'
-    where += f'  - the Hugging Face cache {_hf_cache_dir()} (as hub id {model_name!r})\n'
-    hub_id = (
-        model_name
-        if model_name.count('/') == 1 and not osp.isdir(local)
-        else 'openai/clip-vit-base-patch32'
-    )
+    where, hub_id = where_looked(model_name, 'CLIP image tower with projection')
     msg = (
         f'cannot load the CLIP image tower {model_name!r} (for image prompts).\n'
         f'Looked in:\n{where}'

@@ -58,14 +58,14 @@ def _hf_cache_dir() -> str:
         return osp.join(osp.expanduser('~'), '.cache', 'huggingface', 'hub')
 
 
-def clip_not_found_message(model_name: str, reason: str = '') -> str:
-    """The one error text for a CLIP text model that cannot be loaded: where it
-    was looked for and how to get it."""
+def where_looked(model_name: str, missing: str) -> tuple[str, str]:
+    """Where a CLIP model ``model_name`` was looked for (the lines of a not-found message;
+    ``missing`` names what a local directory lacked) and the hub id to fetch it by."""
     local = osp.abspath(osp.expanduser(model_name))
     if osp.isdir(local):
         where = (
-            f'  - the local directory {local} exists but holds no complete CLIP text '
-            f'model + tokenizer (it contains: {sorted(os.listdir(local))})\n'
+            f'  - the local directory {local} exists but holds no {missing} '
+            f'(it contains: {sorted(os.listdir(local))})\n'
         )
     else:
         where = f'  - the local directory {local} (does not exist)\n'
@@ -75,6 +75,13 @@ def clip_not_found_message(model_name: str, reason: str = '') -> str:
         if model_name.count('/') == 1 and not osp.isdir(local)
         else 'openai/clip-vit-base-patch32'
     )
+    return where, hub_id
+
+
+def clip_not_found_message(model_name: str, reason: str = '') -> str:
+    """The one error text for a CLIP text model that cannot be loaded: where it
+    was looked for and how to get it."""
+    where, hub_id = where_looked(model_name, 'complete CLIP text model + tokenizer')
     msg = (
         f'HuggingCLIPLanguageBackbone: cannot load the CLIP text model {model_name!r}.\n'
         f'Looked in:\n{where}'
