@@ -251,3 +251,11 @@ def test_generate_image_prompts_and_the_demo(world, vision_dir, tmp_path, capsys
         'cannot load the CLIP image tower' in err
         and 'hf download openai/clip-vit-base-patch32' in err
     )
+
+
+def test_generate_image_prompts_bad_input_is_one_line(tmp_path, capsys):
+    gen = _load_script('tools', 'misc', 'generate_image_prompts.py')
+    missing = str(tmp_path / 'no_prompts')
+    assert gen.cli([missing, '--vision-model', 'x', '--out', str(tmp_path / 'p.pt')]) == 1
+    assert capsys.readouterr().err == f'error: image prompts {missing}: no such file or folder\n'
+    assert not (tmp_path / 'p.pt').exists()

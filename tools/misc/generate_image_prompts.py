@@ -98,5 +98,16 @@ def main(argv=None) -> dict:
     return table
 
 
+def cli(argv=None) -> int:
+    """:func:`main` for the command line: a bad prompt file, box or tower is one line on
+    stderr and status 1."""
+    try:
+        main(argv)
+    except (ValueError, OSError) as e:  # FileNotFoundError too
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+    return 0
+
+
 if __name__ == '__main__':
-    main()
+    sys.exit(cli())
