@@ -12,6 +12,7 @@ import importlib.util
 import os
 import os.path as osp
 import shutil
+import time
 
 import cv2
 import numpy as np
@@ -32,7 +33,8 @@ CHROMIUM_ARGS = [
 ]
 VOCAB = ['cat', 'dog', 'person']
 MAX_UPLOAD_MB = 0.05  # 50,000 bytes: the scene (about 23 kB) passes, the noise image does not
-TIMEOUT_MS = 30_000
+TIMEOUT_MS = 60_000  # a wait's limit: CI's 2 CPUs are shared with another test worker
+ROUND_MS = 5_000  # one look at the upload box
 
 
 def chromium_executable() -> tuple[str | None, str]:
@@ -54,7 +56,7 @@ def chromium_executable() -> tuple[str | None, str]:
 
 
 @pytest.fixture(scope='module')
-def browser():
+def browser_context():
     path, why = chromium_executable()
     if path is None:
         pytest.skip(why)
@@ -62,7 +64,9 @@ def browser():
 
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        yield b
+        context = b.new_context()
+        context.set_default_timeout(TIMEOUT_MS)
+        yield context
         b.close()
 
 
@@ -111,23 +115,72 @@ def _message(page) -> str:
     return page.locator('#message textarea').input_value()
 
 
+def _upload_state(page) -> str:
+    """The upload box's HTML, for a failure's message."""
+    try:
+        return page.locator('#upload').inner_html(timeout=1000)[:2000]
+    except PlaywrightTimeoutError:
+        return '(no #upload)'
+
+
+def _clear_upload(page):
+    """Clear the upload box until its empty file zone shows (a click on a page still
+    re-rendering can be lost: click again)."""
+    zone = page.locator('#upload input[type=file]')
+    clear = page.locator('#upload button[aria-label="Clear"]')
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while not zone.count():
+        if time.monotonic() > deadline:
+            raise AssertionError(f'the upload box does not clear: {_upload_state(page)}')
+        if clear.count():
+            try:
+                clear.first.click(timeout=ROUND_MS)
+            except PlaywrightTimeoutError:
+                pass
+        try:
+            zone.wait_for(state='attached', timeout=ROUND_MS)
+        except PlaywrightTimeoutError:
+            pass
+
+
+def _upload(page, path):
+    """Put ``path`` in the upload box and wait until the box shows its name.
+
+    Each round looks at the box: its name shows: done; the empty file zone shows: give the
+    file (again: a page still starting can drop one); another file shows: clear it; none of
+    these (the page still rendering): wait."""
+    name = page.locator('#upload').get_by_text(osp.basename(path))
+    zone = page.locator('#upload input[type=file]')
+    clear = page.locator('#upload button[aria-label="Clear"]')
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while True:
+        try:
+            if name.count():
+                pass
+            elif zone.count():
+                zone.set_input_files(path, timeout=ROUND_MS)
+            elif clear.count():
+                clear.first.click(timeout=ROUND_MS)
+                zone.wait_for(state='attached', timeout=ROUND_MS)
+                continue
+        except PlaywrightTimeoutError:  # the box changed meanwhile: look again
+            pass
+        try:
+            name.wait_for(timeout=ROUND_MS)
+            return
+        except PlaywrightTimeoutError:
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f'{path} does not show in the upload box: {_upload_state(page)}'
+                ) from None
+
+
 def _submit(page, upload=None):
     """Upload ``upload`` (a file path; None: keep the current one), press Detect and wait
     for the message to change; returns the message."""
     before = _message(page)
     if upload is not None:
-        clear = page.locator('#upload button[aria-label="Clear"]')
-        if clear.count():
-            clear.first.click()
-        name = page.locator('#upload').get_by_text(osp.basename(upload))
-        for attempt in range(3):  # a page still starting can drop the first file
-            page.locator('#upload input[type=file]').set_input_files(upload)
-            try:
-                name.wait_for(timeout=TIMEOUT_MS // 3)
-                break
-            except PlaywrightTimeoutError:
-                if attempt == 2:
-                    raise
+        _upload(page, upload)
     page.click('#detect')
     page.wait_for_function(
         "(prev) => document.querySelector('#message textarea').value !== prev",
@@ -177,7 +230,7 @@ def _assert_table_equals(rows, pred, names, box_dim):
             assert values[4] == pytest.approx(float(box[4]), abs=1e-4)
 
 
-def test_yolo_world_in_the_browser(browser, files, tiny_clip_dir):
+def test_yolo_world_in_the_browser(browser_context, files, tiny_clip_dir):
     from ai4rs.apis import init_detector
     from tests.yolo_world_infer_helpers import save_model, world_config
 
@@ -186,7 +239,7 @@ def test_yolo_world_in_the_browser(browser, files, tiny_clip_dir):
     )
     blocks, url = _serve(config, ckpt, '--texts', 'car,ship')
     try:
-        page = browser.new_page()
+        page = browser_context.new_page()
         page.goto(url)
         page.wait_for_selector('#detect', timeout=TIMEOUT_MS)
         assert page.locator('#texts textarea').input_value() == 'car, ship'
@@ -211,7 +264,7 @@ def test_yolo_world_in_the_browser(browser, files, tiny_clip_dir):
         assert 'not an image' in _submit(page, files['fake'])
         assert _table(page)[1] == []
         # an oversized upload: gradio refuses it before storing it, in the page
-        page.locator('#upload button[aria-label="Clear"]').first.click()
+        _clear_upload(page)
         page.locator('#upload input[type=file]').set_input_files(files['big'])
         page.get_by_text('exceed the maximum allowed size').wait_for(timeout=TIMEOUT_MS)
         assert _submit(page).startswith('Upload an image first')
@@ -233,11 +286,11 @@ def yolox_server(files):
     blocks.close()
 
 
-def test_rotated_yolox_in_the_browser(browser, files, yolox_server):
+def test_rotated_yolox_in_the_browser(browser_context, files, yolox_server):
     from ai4rs.apis import init_detector
 
     config, ckpt = yolox_server['config'], yolox_server['ckpt']
-    page = browser.new_page()
+    page = browser_context.new_page()
     page.goto(yolox_server['url'])
     page.wait_for_selector('#detect', timeout=TIMEOUT_MS)
     model = init_detector(config, ckpt)
