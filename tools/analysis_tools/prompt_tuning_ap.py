@@ -4,7 +4,7 @@
     python tools/analysis_tools/prompt_tuning_ap.py CHECKPOINT --text-model CLIP_DIR \
         [--data-root data/synthetic_coco] [--work-dir work_dirs/prompt_tuning_ap] \
         [--tune-classes "red circle,blue square"] [--texts "crimson disc,navy box"] \
-        [--epochs 5] [--finetune]
+        [--epochs 5] [--finetune] [--mix-dataset [DIR]]
 
 CHECKPOINT is a YOLO-World trained by tools/quickstart_yolo_world.py (with the CLIP of
 CLIP_DIR, e.g. its tiny_clip). ``--texts`` names the ``--tune-classes`` (default: all four
@@ -24,6 +24,12 @@ and with ``--finetune`` upstream's other route: the whole image side fine-tuned 
 frozen, as the quick-start config) on the new names, alone or with the original names
 mixed in (each class's texts ``[new, original]``, RandomLoadText picking one per image),
 each scored with the new and with the original names.
+
+``--mix-dataset`` adds upstream's mixing of whole datasets: the image side fine-tuned on a
+``ConcatDataset`` of the tuning set and a second generated set (DIR, default
+``data/synthetic_coco_mix``: other images, seed 1) that annotates the untuned classes with
+their original names (the tuned shapes in its images stay unlabelled), each dataset with its
+own class-text file, so each image is trained with its own dataset's vocabulary.
 """
 
 import argparse
@@ -65,6 +71,16 @@ def parse_args(argv=None):
     )
     parser.add_argument('--epochs', type=int, default=5)
     parser.add_argument('--finetune', action='store_true', help='also the fine-tuning route')
+    parser.add_argument(
+        '--mix-dataset',
+        nargs='?',
+        const='data/synthetic_coco_mix',
+        default=None,
+        metavar='DIR',
+        help='also fine-tune on the tuning set concatenated with a second generated set '
+        '(written to DIR, default data/synthetic_coco_mix) labelling the untuned classes '
+        'with their original names',
+    )
     args = parser.parse_args(argv)
     args.tune_classes = read_vocabulary(args.tune_classes, '--tune-classes')
     unknown = [c for c in args.tune_classes if c not in CLASSES]
@@ -73,6 +89,8 @@ def parse_args(argv=None):
     args.texts = read_vocabulary(args.texts)[: len(args.tune_classes)]
     if len(args.texts) != len(args.tune_classes):
         parser.error(f'--texts: one new name per tuned class {args.tune_classes}')
+    if args.mix_dataset is not None and len(args.tune_classes) == len(CLASSES):
+        parser.error('--mix-dataset: every class is tuned, none is left for the mixed-in set')
     return args
 
 
@@ -95,15 +113,48 @@ def with_data(cfg, data_root, train, test, work_dir):
         cfg[key].dataset.class_text_path = texts
     for key in ('val_evaluator', 'test_evaluator'):
         cfg[key].ann_file = osp.join(data_root, 'annotations', 'instances_val.json')
-    n = len(train[0])
+    set_num_texts(cfg, len(train[0]))
+    cfg.work_dir = work_dir
+    return cfg
+
+
+def set_num_texts(cfg, n: int) -> None:
+    """``n`` texts per training image: the model's classes and every ``RandomLoadText`` of
+    the training set(s) (upstream's ``num_neg_samples=(n, n)``, ``max_num_samples=n``, padded
+    to ``n`` with ``''``), so images of datasets with fewer classes stack with the others."""
     cfg.model.update(num_train_classes=n, num_test_classes=n)
     cfg.model.bbox_head.head_module.num_classes = n
     cfg.model.train_cfg.assigner.num_classes = n
-    for transform in cfg.train_dataloader.dataset.pipeline:
-        if transform['type'] == 'RandomLoadText':
-            transform.update(num_neg_samples=(n, n), max_num_samples=n)
-    cfg.work_dir = work_dir
-    return cfg
+    dataset = cfg.train_dataloader.dataset
+    for part in dataset.get('datasets', [dataset]):
+        for transform in part.pipeline:
+            if transform['type'] == 'RandomLoadText':
+                transform.update(
+                    num_neg_samples=(n, n),
+                    max_num_samples=n,
+                    padding_to_max=True,
+                    padding_value='',
+                )
+
+
+def mix_in(cfg, data_root: str, mix) -> None:
+    """Train ``cfg`` on a ``ConcatDataset`` (upstream's ``dict(type='ConcatDataset',
+    datasets=[...], ignore_keys=['classes', 'palette'])``) of its training set and a copy of
+    it reading ``data_root`` with ``mix`` = (classes, class-text file); the texts per image
+    become the larger vocabulary's size."""
+    first = cfg.train_dataloader.dataset
+    second = first.copy()
+    second.dataset = first.dataset.copy()
+    second.dataset.data_root = osp.join(osp.abspath(data_root), '')
+    classes, texts = mix
+    second.dataset.metainfo = dict(
+        classes=tuple(classes), palette=[PALETTE[CLASSES.index(c)] for c in classes]
+    )
+    second.class_text_path = texts
+    cfg.train_dataloader.dataset = dict(
+        type='ConcatDataset', datasets=[first, second], ignore_keys=['classes', 'palette']
+    )
+    set_num_texts(cfg, max(len(first.dataset.metainfo['classes']), len(classes)))
 
 
 def held_out_ap(cfg, checkpoint: str) -> dict:
@@ -182,11 +233,19 @@ def main(argv=None):
             cfg = world(train_set, new, tag)
             cfg.load_from = checkpoint
             results[name] = scores(train(cfg, args.epochs), tag)
+    if args.mix_dataset is not None:
+        generate_dataset(args.mix_dataset, num_train=160, num_val=0, img_size=256, seed=1)
+        cfg = world(new, new, 'fine-tuned_mixed_dataset')
+        mix_in(cfg, args.mix_dataset, rest)
+        cfg.load_from = checkpoint
+        results['fine-tuned, mixed dataset'] = scores(
+            train(cfg, args.epochs), 'fine-tuned_mixed_dataset'
+        )
 
     print(f'\nheld-out AP ({args.data_root} val, 40 images); tuned: {tuned} as {args.texts}')
     for run, by_vocab in results.items():
         for vocab, value in by_vocab.items():
-            print(f'  {run:24s} {vocab:16s} AP {value["mAP"]:.3f}  AP50 {value["mAP_50"]:.3f}')
+            print(f'  {run:26s} {vocab:16s} AP {value["mAP"]:.3f}  AP50 {value["mAP_50"]:.3f}')
     with open(osp.join(work, 'results.json'), 'w') as f:
         json.dump(results, f, indent=1)
     return results
