@@ -11,6 +11,7 @@ from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner as MMEngineRunner
 
+from ai4rs.models.utils.memory_format import to_channels_last
 from ai4rs.utils.checkpoint import CheckpointMismatchError, NotACheckpointError
 from ai4rs.utils.dist import prepare_distributed, teardown_distributed
 
@@ -118,6 +119,16 @@ class Runner(MMEngineRunner):
         self._test_evaluator = resolve_run_paths(
             self._test_evaluator, self.work_dir, self.timestamp
         )
+
+    def build_model(self, model):
+        """mmengine's ``build_model``; with ``channels_last = True`` at the config's top level
+        the model is converted to the channels-last memory format
+        (:func:`ai4rs.models.utils.to_channels_last`) here, before it is wrapped for
+        distributed training and before the optimizer and the EMA copy are built from it."""
+        model = super().build_model(model)
+        if self.cfg.get('channels_last', False):
+            to_channels_last(model)
+        return model
 
     def build_logger(self, *args, **kwargs):
         logger = super().build_logger(*args, **kwargs)

@@ -220,6 +220,28 @@ def test_profile_train_step_rotated_yolox(tmp_path):
     assert list(out['main']['default']) == ['forward', 'assignment', 'loss', 'backward']
 
 
+def test_profile_train_step_compare_channels_last(tmp_path, capsys):
+    """``--compare-channels-last``: the config's model twice, main channels-last, baseline
+    contiguous; the printed ratio is the ratio of the two totals."""
+    from tests.test_models.yolox_builders import rotated_yolox_cfg
+
+    tool = _load_tool('profile_train_step')
+    config = str(tmp_path / 'tiny_yolox.py')
+    Config(dict(default_scope='ai4rs', model=rotated_yolox_cfg('tiny'))).dump(config)
+    args = [config, '--shape', str(SIZE), '--iters', '1', '--num-gts', '3', '--device', 'cpu']
+    out = tool.main(args + ['--compare-channels-last'])
+    assert list(out) == ['main', 'baseline']
+    printed = capsys.readouterr().out
+    headers = [line for line in printed.splitlines() if 'rotated YOLOX): batch' in line]
+    assert len(headers) == 2
+    assert headers[0].startswith('main: ') and headers[0].endswith(', channels-last')
+    assert headers[1].startswith('baseline: ') and not headers[1].endswith('channels-last')
+    ratio = sum(out['main']['default'].values()) / sum(out['baseline']['default'].values())
+    assert f'total main (default) / baseline (default): {ratio:.3f}' in printed
+    with pytest.raises(SystemExit):
+        tool.main(args + ['--compare-channels-last', '--channels-last'])
+
+
 def test_random_clip_sizes_and_single_token_words(tmp_path):
     """The 'vit-b-32' size has CLIP ViT-B/32's text parameter count (upstream: 63,428,096);
     ``words`` become one token each (plus the start and end tokens)."""

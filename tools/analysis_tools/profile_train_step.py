@@ -2,7 +2,7 @@
 
     python tools/analysis_tools/profile_train_step.py CONFIG [--baseline CONFIG2] \
         [--batch-size 2] [--shape H [W]] [--num-gts N] [--iters 3] [--device cpu] \
-        [--text-model DIR] [--text-mode both] [--channels-last]
+        [--text-model DIR] [--text-mode both] [--channels-last | --compare-channels-last]
 
 The model is built from the config (random weights) and trained on random images; the
 work is split into phases timed separately, each the mean over ``--iters`` iterations
@@ -39,9 +39,12 @@ boxes (the main config's defaults unless given; the rotated families draw the sa
 both tables are printed, then ``total main / baseline`` (per variant of the main model,
 against the baseline's variant of the same name, or its only one).
 
-``--channels-last`` runs the models and images in the channels-last memory format (an
-experiment to measure; the training tools do not apply it). The tables printed are
-markdown.
+``--channels-last`` runs the models and images in the channels-last memory format;
+``--compare-channels-last`` profiles CONFIG's model twice in one run, taking turns: main in
+channels-last, the baseline contiguous (same initial weights), and prints their ratio. Training
+applies channels-last when a config says ``channels_last = True`` (the Runner converts the
+model), which the recipes do where this measured faster (docs/model_zoo.md). The tables printed
+are markdown.
 """
 
 import argparse
@@ -358,19 +361,20 @@ class Measured:
     batch: dict
     variants: tuple[str, ...]
     iteration_totals: dict[str, list[float]] = field(default_factory=dict)
+    channels_last: bool = False
 
 
 def profile(
-    runs: dict[str, Measured], iters: int, device: str, channels_last: bool = False
+    runs: dict[str, Measured], iters: int, device: str
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Mean seconds per phase of each run's variants over ``iters`` iterations, after one
     warm-up iteration of each: ``{run: {variant: {phase: seconds}}}``. The runs (and a run's
     variants, which share its model and optimizer) take turns, one iteration each, so that
-    a change of the machine's load affects them alike. ``channels_last``: models and images
-    in the channels-last memory format (an experiment: the training tools do not apply it)."""
+    a change of the machine's load affects them alike. A run's ``channels_last``: its model and
+    images in the channels-last memory format."""
     timers, optimizers = {}, {}
     for label, run in runs.items():
-        if channels_last:
+        if run.channels_last:
             run.model.to(memory_format=torch.channels_last)
         timers[label] = {variant: PhaseTimer(device) for variant in run.variants}
         optimizers[label] = run.family.optimizer(run.model)
@@ -386,7 +390,7 @@ def profile(
                 before = dict(timer.totals)
                 with timer.wrap(assigner_obj, assigner_attr, 'assignment'):
                     data = model.data_preprocessor(run.batch, True)
-                    if channels_last:
+                    if run.channels_last:
                         data['inputs'] = data['inputs'].contiguous(
                             memory_format=torch.channels_last
                         )
@@ -504,10 +508,20 @@ def parse_args(argv=None):
     parser.add_argument(
         '--channels-last',
         action='store_true',
-        help='experiment: model and images in channels-last memory format '
-        '(tools/train.py does not apply it)',
+        help='the models and images in the channels-last memory format (training applies '
+        'it with ChannelsLastHook where it measured faster, see docs/model_zoo.md)',
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        '--compare-channels-last',
+        action='store_true',
+        help="CONFIG's model twice in one run, taking turns: main in channels-last, the "
+        'baseline (the same config and initial weights) contiguous; prints total main / '
+        'baseline',
+    )
+    args = parser.parse_args(argv)
+    if args.compare_channels_last and (args.baseline is not None or args.channels_last):
+        parser.error('--compare-channels-last takes neither --baseline nor --channels-last')
+    return args
 
 
 def main(argv=None):
@@ -517,7 +531,13 @@ def main(argv=None):
     cfgs = {'main': config_from_args(args)}
     if args.baseline is not None:
         cfgs['baseline'] = load_config(args.baseline)
-    sources = {'main': args.config, 'baseline': args.baseline}
+    elif args.compare_channels_last:
+        cfgs['baseline'] = cfgs['main']
+    sources = {'main': args.config, 'baseline': args.baseline or args.config}
+    channels_last = {
+        'main': args.channels_last or args.compare_channels_last,
+        'baseline': args.channels_last,
+    }
     families = {label: family_of(cfg, sources[label]) for label, cfg in cfgs.items()}
     main_family = families['main']
     shape = main_family.default_shape if args.shape is None else shape_from_args(args)
@@ -530,8 +550,10 @@ def main(argv=None):
             torch.manual_seed(0)
             model = family.build(args.device)
             batch = family.make_batch(model, args.batch_size, shape, args.num_gts)
-            runs[label] = Measured(family, model, batch, family.variants)
-        results = profile(runs, args.iters, args.device, args.channels_last)
+            runs[label] = Measured(
+                family, model, batch, family.variants, channels_last=channels_last[label]
+            )
+        results = profile(runs, args.iters, args.device)
     for label, run in runs.items():
         variants = results[label]
         turns = [
@@ -546,7 +568,7 @@ def main(argv=None):
             f'{torch.get_num_threads()} threads, mean of {args.iters} iterations after 1 '
             'warm-up'
             + (f' ({" and ".join(turns)} taking turns)' if turns else '')
-            + (', channels-last' if args.channels_last else '')
+            + (', channels-last' if run.channels_last else '')
         )
         print(markdown_table(variants, getattr(run.family, 'VARIANT_LABELS', {})))
         if len(variants) == 2:

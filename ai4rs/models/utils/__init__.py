@@ -9,3 +9,6 @@ __all__ += ['gt_instances_preprocess', 'filter_scores_and_topk']
 from .freeze import freeze_module, freeze_norms_and_params, set_norm_eval  # noqa: E402
 
 __all__ += ['freeze_module', 'freeze_norms_and_params', 'set_norm_eval']
+from .memory_format import is_channels_last, to_channels_last  # noqa: E402
+
+__all__ += ['to_channels_last', 'is_channels_last']
