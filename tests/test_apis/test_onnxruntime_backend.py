@@ -234,3 +234,70 @@ def test_rotated_yolo_world_onnxruntime_and_tools_test(rotated_world, tmp_path):
     assert m_pth.keys() == m_onnx.keys() and any('AP50' in k for k in m_pth)
     for key in m_pth:
         assert m_onnx[key] == pytest.approx(m_pth[key], abs=1e-6), key
+
+
+# ------------------------------------------------------------------ bad input
+def test_onnx_file_of_another_config_is_refused_naming_both(yolox, tiny_clip_dir, tmp_path, capsys):
+    from ai4rs.apis import init_detector
+    from ai4rs.utils.checkpoint import CheckpointMismatchError
+    from tests.yolo_world_infer_helpers import world_config, yolox_config
+
+    onnx_file = str(tmp_path / 'yolox.onnx')
+    init_detector(yolox['config'], yolox['ckpt'], backend='onnxruntime', onnx_file=onnx_file)
+
+    fewer = yolox_config()
+    fewer.model.bbox_head.num_classes = 3
+    with pytest.raises(
+        CheckpointMismatchError, match=r'yolox\.onnx scores 15 classes .*num_classes=3'
+    ):
+        init_detector(fewer, onnx_file)
+    with pytest.raises(
+        CheckpointMismatchError,
+        match=r'yolox\.onnx was exported for 64x64 inputs .* resizes to at most 32x32',
+    ):
+        init_detector(yolox_config(size=32), onnx_file)
+    with pytest.raises(
+        CheckpointMismatchError,
+        match=r'yolox\.onnx outputs RotatedBoxes .* predicts HorizontalBoxes',
+    ):
+        init_detector(world_config(tiny_clip_dir), onnx_file)
+
+    # tools/test.py: the same refusal, one error line and status 1 before the test loop
+    from tests.test_tools.test_export_onnx import _load_script
+
+    test_tool = _load_script('tools', 'test.py')
+    cfg_file = str(tmp_path / 'fewer.py')
+    fewer.test_dataloader.dataset.data_root = str(tmp_path)
+    fewer.test_cfg = dict(type='TestLoop')
+    fewer.test_evaluator = dict(type='DOTAMetric', metric='mAP')
+    fewer.dump(cfg_file)
+    with pytest.raises(SystemExit) as exit_info:
+        test_tool.main([cfg_file, onnx_file, '--work-dir', str(tmp_path / 'work')])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert 'error: ' in err and 'scores 15 classes' in err and 'num_classes=3' in err
+
+
+def test_a_file_that_is_not_onnx_is_refused(yolox, tmp_path):
+    from ai4rs.apis import init_detector
+    from ai4rs.utils.checkpoint import NotACheckpointError
+
+    fake = tmp_path / 'model.onnx'
+    fake.write_bytes(b'this is a text file, not a protobuf\n' * 4)
+    with pytest.raises(NotACheckpointError, match=r'model\.onnx is not an ONNX model'):
+        init_detector(yolox['config'], str(fake))
+    with pytest.raises(FileNotFoundError, match=r'missing\.onnx does not exist'):
+        init_detector(yolox['config'], str(tmp_path / 'missing.onnx'))
+
+
+def test_onnxruntime_missing_names_the_extra(yolox, monkeypatch, tmp_path):
+    import sys
+
+    from ai4rs.apis import init_detector
+
+    monkeypatch.setitem(sys.modules, 'onnxruntime', None)  # import onnxruntime fails
+    for checkpoint in (yolox['ckpt'], str(tmp_path / 'm.onnx')):
+        with pytest.raises(ImportError, match=r"pip install 'ai4rs\[optional\]'"):
+            init_detector(yolox['config'], checkpoint, backend='onnxruntime')
+    # nothing was exported before the refusal
+    assert not list(tmp_path.iterdir())
