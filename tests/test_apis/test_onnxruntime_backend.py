@@ -148,6 +148,16 @@ def test_rotated_yolox_onnxruntime_equals_pytorch(yolox, tmp_path):
     assert osp.isfile(kept)
     _same(inference_detector(init_detector(yolox['config'], kept), yolox['imgs'][:2]), want[:2])
 
+    # scene inference (tiles of 64 px, 16 px overlap) of the same image file
+    pytest.importorskip('rasterio', reason='scene inference needs the geo extra')
+    from ai4rs.apis.scene_inference import inference_scene
+
+    scene_kwargs = dict(patch_size=64, overlap=16, progress=False)
+    _same_set(
+        inference_scene(ort_model, big, **scene_kwargs),
+        inference_scene(torch_model, big, **scene_kwargs),
+    )
+
 
 # ------------------------------------------------------------------ YOLO-World v2
 def test_yolo_world_onnxruntime_with_run_time_texts(tiny_clip_dir, tmp_path):
@@ -301,3 +311,22 @@ def test_onnxruntime_missing_names_the_extra(yolox, monkeypatch, tmp_path):
             init_detector(yolox['config'], checkpoint, backend='onnxruntime')
     # nothing was exported before the refusal
     assert not list(tmp_path.iterdir())
+
+
+def test_benchmark_tool_times_both_backends(yolox, capsys):
+    """tools/analysis_tools/benchmark_onnxruntime.py: one row per size and batch size, the
+    ratio the quotient of the two speeds, the table printed."""
+    from tests.test_tools.test_export_onnx import _load_script
+
+    bench = _load_script('tools', 'analysis_tools', 'benchmark_onnxruntime.py')
+    rows = bench.main(
+        [yolox['config'], '--sizes', '32', '64', '--batch-sizes', '1', '2', '--rounds', '1']
+        + ['--num-images', '2']
+    )
+    assert [(r['size'], r['batch']) for r in rows] == [(32, 1), (32, 2), (64, 1), (64, 2)]
+    for row in rows:
+        assert row['pytorch'] > 0 and row['onnxruntime'] > 0
+        assert row['ratio'] == pytest.approx(row['onnxruntime'] / row['pytorch'])
+    out = capsys.readouterr().out
+    assert '| input | batch | PyTorch img/s | onnxruntime img/s | onnxruntime / PyTorch |' in out
+    assert out.count('\n| 64 | ') == 2

@@ -12,6 +12,7 @@ prompts of each call are then encoded by the config's text model (CLIP, or the
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -99,6 +100,8 @@ class OnnxDetector:
             vocabulary: each call's texts are used).
         text_input (bool): the graph takes (K, D) text embeddings (any vocabulary).
         box_type (type[BaseBoxes]): the box class of the predictions.
+        digest (str): SHA-1 of the file's bytes (the weights' identity, e.g. for resuming
+            scene inference).
     """
 
     def __init__(self, onnx_file: str, config, device: str = 'cpu') -> None:
@@ -107,6 +110,8 @@ class OnnxDetector:
         register_all_modules()
         self.onnx_file = str(onnx_file)
         self.session = onnx_session(onnx_file, device)
+        with open(onnx_file, 'rb') as f:  # what resumed scene inference compares
+            self.digest = hashlib.sha1(f.read()).hexdigest()
         self.meta = read_export_metadata(self.session, self.onnx_file)
         self.cfg = load_model_config(config)
         head_cfg = dict(self.cfg.model.bbox_head)
