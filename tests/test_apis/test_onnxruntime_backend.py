@@ -9,6 +9,7 @@ Real files: saved tiny checkpoints, written images, the .onnx file on disk.
 import os
 import os.path as osp
 import pickle
+import warnings
 
 import cv2
 import numpy as np
@@ -134,6 +135,16 @@ def test_rotated_yolox_onnxruntime_equals_pytorch(yolox, tmp_path):
     assert runs == [(4, 3, 64, 64)]
     ort_model.session.run = session_run
 
+    # an image of another aspect ratio: its 32 x 64 network input (the data preprocessor
+    # pads to a multiple of 32 only) is padded to 64 x 64, which PyTorch does not do: said
+    # once per input size
+    wide = _blobs(tmp_path / 'wide.png', 32, 64, seed=5)
+    with pytest.warns(UserWarning, match=r'input is 32x64, padded to the export size 64x64'):
+        inference_detector(ort_model, wide)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        inference_detector(ort_model, [wide, *yolox['imgs']])
+
     # sliced inference: patches of 64 px of a 96 x 128 image, batches of 3
     big = _blobs(tmp_path / 'big.png', 96, 128, seed=9)
     kwargs = dict(sizes=(64,), steps=(32,), batch_size=3, progress=False)
@@ -171,7 +182,9 @@ def test_yolo_world_onnxruntime_with_run_time_texts(tiny_clip_dir, tmp_path):
     assert ort_model.text_input and ort_model.meta['text_dim'] == 512
     for vocab in (['cat', 'dog'], ['person', 'car', 'tree', 'cat', 'boat']):
         want = inference_detector(torch_model, imgs, texts=vocab)
-        got = inference_detector(ort_model, imgs, texts=vocab, batch_size=3)
+        with warnings.catch_warnings():  # letterboxed: exactly the export size, no padding
+            warnings.simplefilter('error', UserWarning)
+            got = inference_detector(ort_model, imgs, texts=vocab, batch_size=3)
         _same(got, want, min_dets=3)
         assert int(max(s.pred_instances.labels.max() for s in got)) < len(vocab)
 
