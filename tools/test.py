@@ -111,6 +111,8 @@ def build_config(args):
     cfg.load_from = None if is_onnx(args) else args.checkpoint
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
+    if args.tta and is_onnx(args):
+        raise ValueError(f'--tta runs the PyTorch model: give the .pth, not {args.checkpoint}')
     if args.tta:
         if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
             raise RuntimeError(f'--tta: {args.config} defines no tta_model / tta_pipeline')
@@ -147,7 +149,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         cfg = build_config(args)
-    except (FileNotFoundError, ReservedConfigNameError) as e:
+    except (FileNotFoundError, ReservedConfigNameError, ValueError) as e:
         sys.exit(f'error: {e}')
 
     def test(runner):

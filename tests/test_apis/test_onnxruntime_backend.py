@@ -82,6 +82,7 @@ def _as_sample(dumped):
 def test_backend_choice_and_contradictions(tmp_path):
     from ai4rs.apis import init_detector
     from ai4rs.apis.deployment.backend import resolve_backend
+    from tests.test_tools.test_export_onnx import _load_script
     from tests.yolo_world_infer_helpers import save_model, yolox_config
 
     assert resolve_backend('m.pth', None) == 'pytorch'
@@ -95,6 +96,11 @@ def test_backend_choice_and_contradictions(tmp_path):
         init_detector(config, ckpt, backend='tensorrt')
     with pytest.raises(ValueError, match="onnx_file='x.onnx' is for backend='onnxruntime'"):
         init_detector(config, ckpt, onnx_file='x.onnx')
+    with pytest.raises(ValueError, match=r"onnx_file='x\.onnx' is where a \.pth .* m\.onnx is"):
+        init_detector(config, 'm.onnx', onnx_file='x.onnx')
+    test_tool = _load_script('tools', 'test.py')
+    with pytest.raises(SystemExit, match=r'--tta runs the PyTorch model: give the \.pth'):
+        test_tool.main([config, 'm.onnx', '--tta'])
 
 
 # ------------------------------------------------------------------ rotated YOLOX
