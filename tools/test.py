@@ -1,5 +1,9 @@
 """Test a detector: ``python tools/test.py CONFIG CHECKPOINT [--out FILE.pkl] [--show-dir DIR]``.
 
+CHECKPOINT may be an ``.onnx`` file (``init_detector(..., backend='onnxruntime',
+onnx_file=...)`` or ``tools/deployment/export_onnx.py``): the test loop then runs it with
+onnxruntime (:func:`ai4rs.apis.deployment.backend.run_test_loop_with_onnx`).
+
 The test loop runs the model in inference mode (Conv+BN fused: see
 :func:`ai4rs.models.utils.inference_mode.to_inference_mode`) unless ``--no-inference-mode``.
 """
@@ -24,7 +28,9 @@ from ai4rs.utils.config import ReservedConfigNameError  # noqa: E402
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Test (and evaluate) a detector')
     add_config_arguments(parser, 'test config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        'checkpoint', help='checkpoint file (.pth), or an exported model (.onnx: onnxruntime)'
+    )
     add_runner_arguments(parser, 'the directory to save the evaluation metrics')
     parser.add_argument(
         '--out',
@@ -95,11 +101,18 @@ def trigger_visualization_hook(cfg, args):
     return cfg
 
 
+def is_onnx(args) -> bool:
+    return str(args.checkpoint).endswith('.onnx')
+
+
 def build_config(args):
     cfg = runner_config_from_args(args)
-    cfg.load_from = args.checkpoint
+    # an .onnx file is not loaded into the model: its graph replaces the model's test_step
+    cfg.load_from = None if is_onnx(args) else args.checkpoint
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
+    if args.tta and is_onnx(args):
+        raise ValueError(f'--tta runs the PyTorch model: give the .pth, not {args.checkpoint}')
     if args.tta:
         if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
             raise RuntimeError(f'--tta: {args.config} defines no tta_model / tta_pipeline')
@@ -136,7 +149,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         cfg = build_config(args)
-    except (FileNotFoundError, ReservedConfigNameError) as e:
+    except (FileNotFoundError, ReservedConfigNameError, ValueError) as e:
         sys.exit(f'error: {e}')
 
     def test(runner):
@@ -144,7 +157,11 @@ def main(argv=None):
             from ai4rs.evaluation.metrics.dump_det_results import DumpDetResults
 
             runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
-        if not args.no_inference_mode:
+        if is_onnx(args):
+            from ai4rs.apis.deployment.backend import run_test_loop_with_onnx
+
+            run_test_loop_with_onnx(runner, args.checkpoint)
+        elif not args.no_inference_mode:
             register_inference_mode_hooks(runner)
         return runner.test()
 

@@ -26,6 +26,8 @@ def init_detector(
     allow_partial_load=False,
     inference_mode=True,
     channels_last=False,
+    backend=None,
+    onnx_file=None,
 ):
     """Build a detector from a config and (optionally) load a checkpoint.
 
@@ -59,16 +61,35 @@ def init_detector(
             backbone input too: faster on CPU (see docs/model_zoo.md, "Inference
             mode"), but its other float rounding can swap near-tied scores of an
             untrained model, so it is opt-in. Defaults to False.
+        backend (str, optional): ``'pytorch'`` or ``'onnxruntime'``; None (default):
+            ``'onnxruntime'`` for an ``.onnx`` checkpoint, else ``'pytorch'``.
+            ``'onnxruntime'`` with a PyTorch checkpoint exports the loaded weights (input
+            size of the test pipeline, dynamic batch, a run-time vocabulary for
+            open-vocabulary models) and returns an ``OnnxDetector`` on the export (see
+            :mod:`ai4rs.apis.deployment.backend` and docs/deployment.md).
+            ``'pytorch'`` with an ``.onnx`` file is an error.
+        onnx_file (str, optional): with ``backend='onnxruntime'`` and a PyTorch
+            checkpoint, where the export is written and kept; None: a temporary file,
+            removed once onnxruntime has read it.
 
     Returns:
         nn.Module | OnnxDetector: the model in eval mode, with ``model.cfg`` and
         ``model.dataset_meta`` (``classes``, ``palette``) set.
     """
-    config = load_model_config(config, cfg_options)
-    if checkpoint is not None and str(checkpoint).endswith('.onnx'):
-        from .deployment import OnnxDetector
+    from .deployment.backend import onnxruntime_detector, resolve_backend
 
-        return OnnxDetector(checkpoint, config, device=device)
+    config = load_model_config(config, cfg_options)
+    if resolve_backend(checkpoint, backend) == 'onnxruntime':
+        return onnxruntime_detector(
+            config,
+            checkpoint,
+            device=device,
+            onnx_file=onnx_file,
+            palette=palette,
+            allow_partial_load=allow_partial_load,
+        )
+    if onnx_file is not None:
+        raise ValueError(f"onnx_file={onnx_file!r} is for backend='onnxruntime'")
     backbone = config.model.get('backbone')
     if isinstance(backbone, dict) and 'init_cfg' in backbone:
         backbone.init_cfg = None  # no pretrained download: the checkpoint holds the weights

@@ -382,7 +382,7 @@ def _test_cfg_digest(model) -> str:
 def _weights_digest(model) -> str:
     """A digest of the model's weights: resuming with other weights is refused."""
     if not hasattr(model, 'state_dict'):  # an exported graph (OnnxDetector)
-        return str(getattr(model, 'onnx_path', type(model).__name__))
+        return str(getattr(model, 'digest', type(model).__name__))
     h = hashlib.sha1()
     for name, tensor in sorted(model.state_dict().items()):
         h.update(name.encode())

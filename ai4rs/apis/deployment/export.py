@@ -29,7 +29,7 @@ a baked-in vocabulary; one file then serves every vocabulary.
 What the runtime needs is stored in the ONNX file's metadata under the key ``ai4rs``
 (JSON: ``box_type``, ``texts`` (open-vocabulary models with a baked-in vocabulary),
 ``text_input`` and ``text_dim`` (a run-time vocabulary) or ``classes``, ``img_size``,
-``with_nms``).
+``with_nms``, ``dynamic_batch`` (the graph takes (B, 3, H, W) for any B)).
 """
 
 from __future__ import annotations
@@ -144,23 +144,32 @@ def export_onnx(
     opset: int = 17,
     with_nms: bool = False,
     texts: Tensor | None = None,
+    dynamic_batch: bool = False,
 ) -> dict:
     """Write ``DecodedDetector(model, with_nms, text_input=texts is not None)`` traced on
     ``inputs`` (1, 3, H, W) (and ``texts`` (K, D): then the graph's second input
     ``texts`` has a dynamic K) to ``out_file``, with the ai4rs metadata. Returns the
-    metadata."""
+    metadata.
+
+    ``dynamic_batch`` (without NMS): the first axis of ``images``, ``boxes`` and ``scores``
+    is dynamic (``batch``): one run takes B images of the export size."""
     import onnx
+
+    if dynamic_batch and with_nms:
+        raise ValueError('dynamic_batch: the graph NMS takes one image; export without NMS')
 
     text_input = texts is not None
     wrapper = DecodedDetector(model, with_nms=with_nms, text_input=text_input).eval()
     names = output_names(with_nms)
     dynamic = {n: {0: 'num_dets'} for n in names} if with_nms else {}
+    if dynamic_batch:
+        dynamic = {'images': {0: 'batch'}, 'boxes': {0: 'batch'}, 'scores': {0: 'batch'}}
     args, input_names = (inputs,), ['images']
     if text_input:
         args, input_names = (inputs, texts), ['images', 'texts']
         dynamic['texts'] = {0: 'num_texts'}
         if not with_nms:
-            dynamic['scores'] = {2: 'num_texts'}
+            dynamic['scores'] = {**dynamic.get('scores', {}), 2: 'num_texts'}
     with torch.no_grad():
         torch.onnx.export(
             wrapper,
@@ -176,6 +185,8 @@ def export_onnx(
     meta = export_metadata(
         model, inputs.shape[-2:], with_nms, text_dim=texts.shape[-1] if text_input else None
     )
+    if dynamic_batch:
+        meta['dynamic_batch'] = True
     proto = onnx.load(out_file)
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(meta)

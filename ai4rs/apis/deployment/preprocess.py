@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -38,10 +40,11 @@ class Preprocessor:
 
     def __init__(self, config, img_size: tuple[int, int]) -> None:
         self.config = config
-        self.img_size = tuple(img_size)
+        self.img_size = tuple(int(v) for v in img_size)
         self.data_preprocessor = MODELS.build(config.model.data_preprocessor).eval()
         self.pad_value = float(getattr(self.data_preprocessor, 'pad_value', 0))
         self.pipelines = {}
+        self.warned = set()  # network input sizes already warned about
 
     def _pipeline(self, from_array: bool) -> Compose:
         if from_array not in self.pipelines:
@@ -58,6 +61,16 @@ class Preprocessor:
         (B, 3, H, W) export-size input and the data samples, through the data preprocessor."""
         with torch.no_grad():
             out = self.data_preprocessor(data, False)
+        size = tuple(out['inputs'].shape[-2:])
+        if size != self.img_size and size not in self.warned:
+            self.warned.add(size)
+            warnings.warn(
+                f'the network input is {size[0]}x{size[1]}, padded to the export size '
+                f'{self.img_size[0]}x{self.img_size[1]}: PyTorch runs it unpadded, so '
+                'detections near the padded border can differ from its (a keep-ratio resize '
+                'of another aspect ratio; export at this size for equal detections)',
+                stacklevel=2,
+            )
         inputs = pad_to_size(out['inputs'].float(), self.img_size, self.pad_value)
         return inputs, out['data_samples']
 

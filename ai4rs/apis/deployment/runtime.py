@@ -12,6 +12,7 @@ prompts of each call are then encoded by the config's text model (CLIP, or the
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -37,8 +38,9 @@ def import_onnxruntime():
         import onnxruntime
     except ImportError as err:
         raise ImportError(
-            'running an .onnx model needs onnxruntime: pip install onnxruntime '
-            '(see requirements/optional.txt)'
+            "running an .onnx model (backend='onnxruntime') needs onnxruntime: "
+            "pip install onnxruntime, or ai4rs's optional extra: pip install 'ai4rs[optional]' "
+            '(requirements/optional.txt)'
         ) from err
     return onnxruntime
 
@@ -50,7 +52,16 @@ def onnx_session(onnx_file: str, device: str = 'cpu'):
     providers = ['CPUExecutionProvider']
     if device.startswith('cuda') and 'CUDAExecutionProvider' in ort.get_available_providers():
         providers.insert(0, 'CUDAExecutionProvider')
-    return ort.InferenceSession(str(onnx_file), providers=providers)
+    options = ort.SessionOptions()
+    # as many threads as torch uses (ai4rs sets them from the CPUs actually free)
+    options.intra_op_num_threads = torch.get_num_threads()
+    try:
+        return ort.InferenceSession(str(onnx_file), options, providers=providers)
+    except Exception as err:  # onnxruntime raises its own Fail / InvalidProtobuf types
+        raise NotACheckpointError(
+            f'{onnx_file} is not an ONNX model onnxruntime can load '
+            f'({type(err).__name__}: {str(err).strip()[:300]})'
+        ) from err
 
 
 def read_export_metadata(session, onnx_file: str) -> dict:
@@ -89,6 +100,8 @@ class OnnxDetector:
             vocabulary: each call's texts are used).
         text_input (bool): the graph takes (K, D) text embeddings (any vocabulary).
         box_type (type[BaseBoxes]): the box class of the predictions.
+        digest (str): SHA-1 of the file's bytes (the weights' identity, e.g. for resuming
+            scene inference).
     """
 
     def __init__(self, onnx_file: str, config, device: str = 'cpu') -> None:
@@ -97,6 +110,8 @@ class OnnxDetector:
         register_all_modules()
         self.onnx_file = str(onnx_file)
         self.session = onnx_session(onnx_file, device)
+        with open(onnx_file, 'rb') as f:  # what resumed scene inference compares
+            self.digest = hashlib.sha1(f.read()).hexdigest()
         self.meta = read_export_metadata(self.session, self.onnx_file)
         self.cfg = load_model_config(config)
         head_cfg = dict(self.cfg.model.bbox_head)
@@ -110,6 +125,7 @@ class OnnxDetector:
                 f'({type(self.head).__name__}) predicts {self.head.box_type.__name__}: '
                 'give the config the file was exported from'
             )
+        self.check_config()
         self.preprocess = Preprocessor(self.cfg, self.meta['img_size'])
         self.vocabulary = self.meta.get('texts')
         self.text_input = bool(self.meta.get('text_input'))
@@ -120,6 +136,41 @@ class OnnxDetector:
         self.prompts = [prompt_format.format(t) for t in self.vocabulary or []]
         classes = self.vocabulary or self.meta.get('classes') or []
         self.dataset_meta = dict(classes=list(classes))
+
+    def check_config(self) -> None:
+        """The file was exported for this config: an input size within the test pipeline's
+        resize, and (closed-set models) as many score columns as the head has classes.
+
+        Raises:
+            CheckpointMismatchError: naming the file's and the config's values.
+        """
+        from .export import default_img_size
+
+        try:
+            size = list(default_img_size(self.cfg))
+        except ValueError:  # no resize with a scale: the file's size is the only one
+            size = None
+        exported = [int(v) for v in self.meta['img_size']]
+        # larger than anything the pipeline produces: made for another config (smaller is
+        # an export for the inputs of one image shape; a larger input is refused at run time)
+        if size is not None and (exported[0] > size[0] or exported[1] > size[1]):
+            raise CheckpointMismatchError(
+                f'{self.onnx_file} was exported for {exported[0]}x{exported[1]} inputs but '
+                f"the config's test pipeline resizes to at most {size[0]}x{size[1]}: give "
+                'the config the file was exported from, or export again at that size'
+            )
+        if self.meta.get('texts') is not None or self.meta.get('text_input'):
+            return
+        num_classes = getattr(self.head, 'num_classes', None)
+        if self.meta.get('with_nms') or num_classes is None:
+            return
+        columns = self.session.get_outputs()[1].shape[-1]
+        if isinstance(columns, int) and columns != num_classes:
+            raise CheckpointMismatchError(
+                f"{self.onnx_file} scores {columns} classes but the config's head "
+                f'({type(self.head).__name__}) has num_classes={num_classes}: give the '
+                'config the file was exported from'
+            )
 
     @property
     def text_model(self):
@@ -167,14 +218,25 @@ class OnnxDetector:
         """(1, 3, H, W) input (and, for a run-time vocabulary, (K, D) text embeddings) ->
         the graph's outputs as tensors (batch dim removed without NMS: boxes (P, box_dim),
         scores (P, K); with NMS: dets, scores, labels)."""
+        outs = self.raw_batch(inputs, texts)
+        return outs if self.meta.get('with_nms') else [o[0] for o in outs]
+
+    def raw_batch(self, inputs: Tensor, texts: Tensor | None = None) -> list[Tensor]:
+        """(B, 3, H, W) inputs (B > 1 only for a ``dynamic_batch`` export) -> the graph's
+        outputs: boxes (B, P, box_dim), scores (B, P, K); with NMS (B = 1): dets, scores,
+        labels."""
         with_nms = bool(self.meta.get('with_nms'))
+        if inputs.shape[0] > 1 and not self.meta.get('dynamic_batch'):
+            raise ValueError(
+                f'{self.onnx_file} takes one image per run; got a batch of {inputs.shape[0]}'
+            )
         feed = {'images': inputs.cpu().numpy().astype(np.float32)}
         if self.text_input:
             if texts is None:
                 raise ValueError(f'{self.onnx_file} takes text embeddings: give texts')
             feed['texts'] = self.check_text_width(texts).numpy().astype(np.float32)
         outs = self.session.run(output_names(with_nms), feed)
-        return [torch.from_numpy(o if with_nms else o[0]) for o in outs]
+        return [torch.from_numpy(o) for o in outs]
 
     def _check_texts(self, sample) -> None:
         texts = sample.get('texts')
@@ -210,11 +272,26 @@ class OnnxDetector:
         """A batch from the test pipeline (``inputs``, ``data_samples``) -> the data samples
         with ``pred_instances``, as a model's ``test_step``."""
         inputs, samples = self.preprocess.batch(data)
-        for i, sample in enumerate(samples):
-            texts = None
-            if self.takes_texts:
+        if self.takes_texts:
+            for sample in samples:
                 self._check_texts(sample)
-            if self.text_input:
-                texts = self.text_embeddings(sample.texts)
-            sample.pred_instances = self.predict_one(inputs[i : i + 1], sample.metainfo, texts)
+        if not self.meta.get('dynamic_batch'):
+            for i, sample in enumerate(samples):
+                texts = self.text_embeddings(sample.texts) if self.text_input else None
+                sample.pred_instances = self.predict_one(inputs[i : i + 1], sample.metainfo, texts)
+            return samples
+        # one run per group of consecutive samples with the same texts
+        start = 0
+        while start < len(samples):
+            key = list(samples[start].texts) if self.text_input else None
+            end = start + 1
+            while end < len(samples) and (not self.text_input or list(samples[end].texts) == key):
+                end += 1
+            texts = self.text_embeddings(key) if self.text_input else None
+            boxes, scores = self.raw_batch(inputs[start:end], texts)
+            for i in range(start, end):
+                samples[i].pred_instances = self.head.postprocess_decoded(
+                    boxes[i - start], scores[i - start], samples[i].metainfo
+                )
+            start = end
         return samples
