@@ -38,10 +38,11 @@ memory depend on the architecture only).
         [--shape 1024 1024] [--modes eager inference inference_cl onnxruntime] \
         [--matmul-size 2048] [--out report.json]
 
-For each batch size the modes (:func:`compare_modes`) take turns batch by batch with a
-float32 and a bfloat16 N x N matmul (``--matmul-size``, 2048): ``eager`` (the model as
-built, no fusion, ``torch.no_grad``), ``inference`` (``to_inference_mode``: Conv+BN fused,
-``torch.inference_mode``), ``inference_cl`` (the same, channels-last) and ``onnxruntime``
+For each batch size the modes (:func:`compare_modes`) take turns batch by batch with
+``--matmul-reps`` (3) float32 and bfloat16 N x N matmuls (``--matmul-size``, 2048):
+``eager`` (the model as built, no fusion, ``torch.no_grad``), ``inference``
+(``to_inference_mode``: Conv+BN fused, ``torch.inference_mode``), ``inference_cl`` (the
+same, channels-last) and ``onnxruntime``
 (the same weights exported with ``export_onnx`` at the fixed (1, 3, H, W) input to a
 temporary file, run by ``OnnxDetector`` image by image, its session with torch's number of
 intra-op threads). Images/s are of ``test_step`` (preprocessing, network, post-processing).
@@ -457,10 +458,10 @@ def matmul_operands(n: int, dtype):
     return a, b
 
 
-def compare_timings(runs: dict, batches: dict, matmuls: dict, num_iters, warmup):
+def compare_timings(runs: dict, batches: dict, matmuls: dict, num_iters, warmup, matmul_reps=1):
     """Per batch size: the modes' images/s and the matmuls' FLOP/s, taken in turns round by
-    round (one matmul of each dtype, then one batch of each mode), so that the machine's load
-    hits them alike.
+    round (``matmul_reps`` matmuls of each dtype, then one batch of each mode), so that the
+    machine's load hits them alike.
 
     Returns:
         dict: ``{batch_size: dict(fps={mode: images/s}, matmul={dtype: FLOP/s})}``.
@@ -471,10 +472,11 @@ def compare_timings(runs: dict, batches: dict, matmuls: dict, num_iters, warmup)
         mm_times = {name: [] for name in matmuls}
         for i in range(warmup + num_iters):
             for name, (a, b) in matmuls.items():
-                t0 = time.perf_counter()
-                torch.mm(a, b)
-                if i >= warmup:
-                    mm_times[name].append(time.perf_counter() - t0)
+                for _ in range(matmul_reps):
+                    t0 = time.perf_counter()
+                    torch.mm(a, b)
+                    if i >= warmup:
+                        mm_times[name].append(time.perf_counter() - t0)
             for name, (runner, grad) in runs.items():
                 with grad():
                     t0 = time.perf_counter()
@@ -559,7 +561,9 @@ def main_compare(args, cfg, shape):
             'float32': matmul_operands(args.matmul_size, torch.float32),
             'bfloat16': matmul_operands(args.matmul_size, torch.bfloat16),
         }
-        timings = compare_timings(runs, batches, matmuls, args.num_iters, args.warmup)
+        timings = compare_timings(
+            runs, batches, matmuls, args.num_iters, args.warmup, args.matmul_reps
+        )
     flops = 2 * macs
     rows = []
     for bs, t in timings.items():
@@ -595,6 +599,7 @@ def main_compare(args, cfg, shape):
         flops_per_image=flops,
         flops_note=FLOPS_NOTE,
         matmul_size=args.matmul_size,
+        matmul_reps=args.matmul_reps,
         matmul={bs: t['matmul'] for bs, t in timings.items()},
         agreement=agreement,
         rows=rows,
@@ -671,6 +676,12 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         '--matmul-size', type=int, default=2048, help='--compare: N of the N x N matmuls'
+    )
+    parser.add_argument(
+        '--matmul-reps',
+        type=int,
+        default=3,
+        help='--compare: matmuls of each dtype per round (more samples of the rate)',
     )
     parser.add_argument(
         '--tolerance',
