@@ -142,3 +142,24 @@ def test_agreement_check_reports_a_differing_mode(tmp_path):
     assert not result['other']['agree']
     assert result['other']['note'] == 'DIFFERS'
     assert result['other']['network'] > 1e-3
+
+
+def test_onnx_mode_uses_the_given_threads(tmp_path):
+    """The onnxruntime session runs with the intra-op threads it is given (torch's count in
+    --compare), not onnxruntime's default (all cores)."""
+    from ai4rs.apis import init_detector
+
+    tool = _load_tool('benchmark')
+    config, ckpt = save_model(yolox_config(SIZE), str(tmp_path), 'yolox')
+    eager = init_detector(config, ckpt, inference_mode=False)
+    ctx = dict(cfg=eager.cfg, shape=(SIZE, SIZE), tmpdir=str(tmp_path), threads=1)
+    detector, _ = tool._build_onnx(eager, ctx)
+    opts = detector.session.get_session_options()
+    assert (opts.intra_op_num_threads, opts.inter_op_num_threads) == (1, 1)
+
+
+@pytest.mark.parametrize('bad', [('--batch-sizes', '0'), ('--matmul-size', '0')])
+def test_compare_refuses_bad_sizes(tmp_path, bad):
+    config, _ = save_model(yolox_config(SIZE), str(tmp_path), 'yolox')
+    with pytest.raises(SystemExit, match=f'{bad[0]} .*must be at least 1'):
+        _load_tool('benchmark').main([config, '--compare', *bad])

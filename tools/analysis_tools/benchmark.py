@@ -540,6 +540,10 @@ def main_compare(args, cfg, shape):
         )
     if args.device != 'cpu':
         raise SystemExit('--compare measures against the CPU matmul rate: --device cpu')
+    for name in ('batch_sizes', 'num_iters', 'matmul_size', 'matmul_reps'):
+        values = getattr(args, name)
+        if min(values if isinstance(values, list) else [values]) < 1:
+            raise SystemExit(f'--{name.replace("_", "-")} {values}: must be at least 1')
     threads = torch.get_num_threads()
     world = is_yolo_world(cfg)
     with tempfile.TemporaryDirectory() as tmpdir:
