@@ -406,7 +406,7 @@ def detections_diff(samples, reference) -> tuple[float, int]:
     return worst, count
 
 
-def network_outputs(runner, model, inputs):
+def network_outputs(runner, inputs):
     """The decoded outputs (boxes, scores) of one (1, 3, H, W) input: the export wrapper's
     for a PyTorch ``runner``, the graph's for an ``OnnxDetector``."""
     from ai4rs.apis.deployment.export import DecodedDetector
@@ -425,14 +425,14 @@ def check_agreement(runs: dict, batch: dict, tol: float) -> dict:
     with torch.no_grad():
         ref = eager.test_step(copy.deepcopy(batch))
     inputs = preprocessed(eager, batch)[0:1]
-    ref_net = network_outputs(eager, eager, inputs)
+    ref_net = network_outputs(eager, inputs)
     out = {}
     for name, (runner, grad) in runs.items():
         if name == 'eager':
             continue
         with grad():
             got = runner.test_step(copy.deepcopy(batch))
-            net = network_outputs(runner, eager, inputs)
+            net = network_outputs(runner, inputs)
         net_diff = max(max_rel_diff(g, r) for g, r in zip(net, ref_net, strict=True))
         det_diff, count = detections_diff(got, ref)
         agree = net_diff <= tol and det_diff <= tol
@@ -440,8 +440,8 @@ def check_agreement(runs: dict, batch: dict, tol: float) -> dict:
             note = 'agrees' + ('' if count else ' (no detections at the score threshold)')
         elif net_diff <= tol:
             note = (
-                'network outputs agree; detections differ (float rounding reorders near-tied '
-                'scores of random weights)'
+                'network outputs agree; detections differ (can be float rounding reordering '
+                'near-tied scores)'
             )
         else:
             note = 'DIFFERS'
