@@ -31,6 +31,28 @@ the text-model path and the reparameterized path without the text model, with ra
 weights: memory does not depend on their values). ``--text-model DIR`` names a local CLIP
 directory; without it a randomly initialised CLIP ViT-B/32 text model is used (speed and
 memory depend on the architecture only).
+
+``--compare`` (CPU) measures a model against the machine's own limit, in one run:
+
+    python tools/analysis_tools/benchmark.py CONFIG --compare [--batch-sizes 1 4 8] \
+        [--shape 1024 1024] [--modes eager inference inference_cl onnxruntime] \
+        [--matmul-size 2048] [--out report.json]
+
+For each batch size the modes (:func:`compare_modes`) take turns batch by batch with
+``--matmul-reps`` (3) float32 and bfloat16 N x N matmuls (``--matmul-size``, 2048):
+``eager`` (the model as built, no fusion, ``torch.no_grad``), ``inference``
+(``to_inference_mode``: Conv+BN fused, ``torch.inference_mode``), ``inference_cl`` (the
+same, channels-last) and ``onnxruntime``
+(the same weights exported with ``export_onnx`` at the fixed (1, 3, H, W) input to a
+temporary file, run by ``OnnxDetector`` image by image, its session with torch's number of
+intra-op threads). Images/s are of ``test_step`` (preprocessing, network, post-processing).
+Each mode's FLOP/s is the model's FLOPs per image (2 x get_flops.py's multiply-adds: the
+network forward, post-processing not counted) x images/s, printed with its share of the
+float32 matmul's FLOP/s (2 N^3 per product) measured in the same rounds. Before timing,
+every mode's decoded network outputs and detections on one batch are compared with the
+eager model's (largest difference relative to the eager values' scale, ``--tolerance``
+1e-4). YOLO-World configs are compared reparameterized (``--num-texts`` texts baked in, the
+text model dropped), as they are exported.
 """
 
 import argparse
@@ -41,6 +63,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # text_model_args.py, beside it
@@ -280,6 +303,337 @@ def main_world(args, cfg, shape):
     return dict(fps=fps, bytes=nbytes, peak_rss=rss)
 
 
+# --- --compare: the model's modes against the machine's own matmul rate -------------------
+
+FLOPS_NOTE = (
+    "FLOPs = 2 x get_flops.py's multiply-adds (network forward at the input size, one image; "
+    'post-processing not counted)'
+)
+
+
+def compare_modes() -> dict:
+    """The modes of ``--compare``: name -> (label, builder). A builder takes ``(eager, ctx)``
+    (the eager model and a dict with ``cfg``, ``shape``, ``tmpdir``, ``threads``) and returns
+    ``(runner, grad_context)``: something with ``test_step`` and the autograd context to run
+    it in. A bfloat16 inference mode slots in here as one more entry (builder: a copy of the
+    eager model made an inference model in bfloat16) once it exists."""
+    return {
+        'eager': ('eager (as built, no fusion)', _build_eager),
+        'inference': ('inference mode (Conv+BN fused, torch.inference_mode)', _build_inference),
+        'inference_cl': ('inference mode + channels-last', _build_inference_cl),
+        'onnxruntime': ('onnxruntime (fixed-shape export, CPU provider)', _build_onnx),
+    }
+
+
+def _build_eager(eager, ctx):
+    return eager, torch.no_grad
+
+
+def _build_inference(eager, ctx):
+    from ai4rs.models.utils.inference_mode import to_inference_mode
+
+    return to_inference_mode(copy.deepcopy(eager)), torch.inference_mode
+
+
+def _build_inference_cl(eager, ctx):
+    from ai4rs.models.utils.inference_mode import to_inference_mode
+
+    return to_inference_mode(copy.deepcopy(eager), channels_last=True), torch.inference_mode
+
+
+def ort_session_options(threads: int):
+    """onnxruntime session options with ``threads`` intra-op threads (torch's count) and one
+    inter-op thread, so that onnxruntime and torch use the same cores."""
+    from ai4rs.apis.deployment.runtime import import_onnxruntime
+
+    opts = import_onnxruntime().SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    return opts
+
+
+def _build_onnx(eager, ctx):
+    """The eager model's weights exported (``export_onnx``, fixed (1, 3, H, W) input, no NMS
+    in the graph) and run by :class:`OnnxDetector` with ``ctx['threads']`` intra-op threads;
+    it runs a batch image by image (the graph's batch is 1)."""
+    from ai4rs.apis.deployment.export import export_onnx
+    from ai4rs.apis.deployment.runtime import OnnxDetector, import_onnxruntime
+
+    ort = import_onnxruntime()
+    onnx_file = osp.join(ctx['tmpdir'], 'compare.onnx')
+    model = copy.deepcopy(eager).eval()
+    inputs = preprocessed(model, random_batch(ctx['shape'], 1))[0:1]
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # the tracer's warnings on the export wrapper
+        export_onnx(model, inputs, onnx_file)
+    detector = OnnxDetector(onnx_file, ctx['cfg'])
+    detector.session = ort.InferenceSession(
+        onnx_file,
+        sess_options=ort_session_options(ctx['threads']),
+        providers=['CPUExecutionProvider'],
+    )
+    return detector, torch.inference_mode
+
+
+def preprocessed(model, batch: dict):
+    """(B, 3, H, W) float network input of ``batch`` through ``model``'s data preprocessor."""
+    with torch.no_grad():
+        return model.data_preprocessor(copy.deepcopy(batch), False)['inputs'].float()
+
+
+def max_rel_diff(a, b) -> float:
+    """max |a - b| / max(1, max |b|) (``b`` the reference); inf if the shapes differ."""
+    a, b = torch.as_tensor(a).float(), torch.as_tensor(b).float()
+    if a.shape != b.shape:
+        return float('inf')
+    if b.numel() == 0:
+        return 0.0
+    return float((a - b).abs().max() / max(1.0, float(b.abs().max())))
+
+
+def detections_diff(samples, reference) -> tuple[float, int]:
+    """(worst ``max_rel_diff`` of boxes, scores, labels of each sample against
+    ``reference``'s, number of reference detections)."""
+    worst, count = 0.0, 0
+    for got, ref in zip(samples, reference, strict=True):
+        g, r = got.pred_instances, ref.pred_instances
+        count += len(r)
+        for key in ('bboxes', 'scores', 'labels'):
+            gv, rv = g[key], r[key]
+            gv = getattr(gv, 'tensor', gv)
+            rv = getattr(rv, 'tensor', rv)
+            worst = max(worst, max_rel_diff(gv, rv))
+    return worst, count
+
+
+def network_outputs(runner, inputs):
+    """The decoded outputs (boxes, scores) of one (1, 3, H, W) input: the export wrapper's
+    for a PyTorch ``runner``, the graph's for an ``OnnxDetector``."""
+    from ai4rs.apis.deployment.export import DecodedDetector
+
+    if hasattr(runner, 'raw'):
+        return runner.raw(inputs)
+    with torch.no_grad():
+        return [o[0] for o in DecodedDetector(runner).eval()(inputs)]
+
+
+def check_agreement(runs: dict, batch: dict, tol: float) -> dict:
+    """Each mode against the eager model on ``batch``: ``{mode: dict(network=, detections=,
+    num_detections=, agree=bool, note=str)}``; differences are relative to the reference's
+    largest value (at least 1)."""
+    eager = runs['eager'][0]
+    with torch.no_grad():
+        ref = eager.test_step(copy.deepcopy(batch))
+    inputs = preprocessed(eager, batch)[0:1]
+    ref_net = network_outputs(eager, inputs)
+    out = {}
+    for name, (runner, grad) in runs.items():
+        if name == 'eager':
+            continue
+        with grad():
+            got = runner.test_step(copy.deepcopy(batch))
+            net = network_outputs(runner, inputs)
+        net_diff = max(max_rel_diff(g, r) for g, r in zip(net, ref_net, strict=True))
+        det_diff, count = detections_diff(got, ref)
+        agree = net_diff <= tol and det_diff <= tol
+        if agree:
+            note = 'agrees' + ('' if count else ' (no detections at the score threshold)')
+        elif net_diff <= tol:
+            note = (
+                'network outputs agree; detections differ (can be float rounding reordering '
+                'near-tied scores)'
+            )
+        else:
+            note = 'DIFFERS'
+        out[name] = dict(
+            network=net_diff, detections=det_diff, num_detections=count, agree=agree, note=note
+        )
+    return out
+
+
+def matmul_operands(n: int, dtype):
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=gen).to(dtype)
+    b = torch.randn(n, n, generator=gen).to(dtype)
+    return a, b
+
+
+def compare_timings(runs: dict, batches: dict, matmuls: dict, num_iters, warmup, matmul_reps=1):
+    """Per batch size: the modes' images/s and the matmuls' FLOP/s, taken in turns round by
+    round (``matmul_reps`` matmuls of each dtype, then one batch of each mode), so that the
+    machine's load hits them alike.
+
+    Returns:
+        dict: ``{batch_size: dict(fps={mode: images/s}, matmul={dtype: FLOP/s})}``.
+    """
+    result = {}
+    for bs, batch in batches.items():
+        times = {name: [] for name in runs}
+        mm_times = {name: [] for name in matmuls}
+        for i in range(warmup + num_iters):
+            for name, (a, b) in matmuls.items():
+                for _ in range(matmul_reps):
+                    t0 = time.perf_counter()
+                    torch.mm(a, b)
+                    if i >= warmup:
+                        mm_times[name].append(time.perf_counter() - t0)
+            for name, (runner, grad) in runs.items():
+                with grad():
+                    t0 = time.perf_counter()
+                    runner.test_step(batch)
+                    if i >= warmup:
+                        times[name].append(time.perf_counter() - t0)
+        result[bs] = dict(
+            fps={name: bs * len(t) / sum(t) for name, t in times.items()},
+            matmul={
+                name: 2 * matmuls[name][0].shape[0] ** 3 * len(t) / sum(t)
+                for name, t in mm_times.items()
+            },
+        )
+    return result
+
+
+def compare_flops(args, cfg, shape, text_dir=None, num_texts=None) -> int:
+    """Multiply-adds of one (1, 3, H, W) image: get_flops.py's count (YOLO-World: the image
+    network with the vocabulary baked in, what the compared models run)."""
+    import logging
+
+    from get_flops import model_complexity, world_complexity
+    from mmengine.logging import MMLogger
+
+    # the analyzer's unsupported-operator warnings
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        if is_yolo_world(cfg):
+            cfg = copy.deepcopy(cfg)
+            return world_complexity(cfg, shape, text_dir, num_texts)['image_flops']
+        return model_complexity(copy.deepcopy(cfg), shape)['flops']
+    finally:
+        logger.setLevel(level)
+
+
+def compare_table(report: dict) -> str:
+    """The markdown table of a ``--compare`` report."""
+    lines = [
+        "| batch | mode | images/s | GFLOP/s | % of the machine's float32 matmul rate |",
+        '|---:|---|---:|---:|---:|',
+    ]
+    for row in report['rows']:
+        ips = '-' if row['images_per_s'] is None else f'{row["images_per_s"]:.3f}'
+        lines.append(
+            f'| {row["batch_size"]} | {row["mode"]} | {ips} | {row["flop_per_s"] / 1e9:.2f} | '
+            f'{row["pct_float32_matmul"]:.2f} % |'
+        )
+    return '\n'.join(lines)
+
+
+def main_compare(args, cfg, shape):
+    """``--compare``: see :func:`parse_args`' help and docs/model_zoo.md."""
+    modes = compare_modes()
+    unknown = [m for m in args.modes if m not in modes]
+    if unknown or 'eager' not in args.modes:
+        raise SystemExit(
+            f'--modes {" ".join(args.modes)}: the modes are {", ".join(modes)} and eager '
+            f'(the reference) is needed; unknown: {unknown}'
+        )
+    if args.device != 'cpu':
+        raise SystemExit('--compare measures against the CPU matmul rate: --device cpu')
+    for name in ('batch_sizes', 'num_iters', 'matmul_size', 'matmul_reps'):
+        values = getattr(args, name)
+        if min(values if isinstance(values, list) else [values]) < 1:
+            raise SystemExit(f'--{name.replace("_", "-")} {values}: must be at least 1')
+    threads = torch.get_num_threads()
+    world = is_yolo_world(cfg)
+    with tempfile.TemporaryDirectory() as tmpdir:
+        texts = text_dir = None
+        num_texts = None
+        if world:
+            num_texts = args.num_texts or cfg.model.get('num_test_classes', 80)
+            texts = vocabulary(cfg, num_texts)
+            text_dir, _ = set_text_model(cfg, args.text_model, tmpdir, words=texts)
+        macs = compare_flops(args, cfg, shape, text_dir, num_texts)
+        eager = init_detector(cfg, args.checkpoint, device='cpu', inference_mode=False)
+        if world:
+            eager.reparameterize(texts, drop_text_model=True)
+        ctx = dict(cfg=eager.cfg, shape=shape, tmpdir=tmpdir, threads=threads)
+        runs = {m: modes[m][1](eager, ctx) for m in modes if m in args.modes}
+        batches = {bs: random_batch(shape, bs) for bs in args.batch_sizes}
+        agreement = check_agreement(runs, batches[args.batch_sizes[0]], args.tolerance)
+        matmuls = {
+            'float32': matmul_operands(args.matmul_size, torch.float32),
+            'bfloat16': matmul_operands(args.matmul_size, torch.bfloat16),
+        }
+        timings = compare_timings(
+            runs, batches, matmuls, args.num_iters, args.warmup, args.matmul_reps
+        )
+    flops = 2 * macs
+    rows = []
+    for bs, t in timings.items():
+        rate = t['matmul']['float32']
+        for name, fps in t['fps'].items():
+            rows.append(
+                dict(
+                    batch_size=bs,
+                    mode=name,
+                    images_per_s=fps,
+                    flop_per_s=flops * fps,
+                    pct_float32_matmul=100 * flops * fps / rate,
+                )
+            )
+        for name, value in t['matmul'].items():
+            rows.append(
+                dict(
+                    batch_size=bs,
+                    mode=f'matmul {args.matmul_size}x{args.matmul_size} {name}',
+                    images_per_s=None,
+                    flop_per_s=value,
+                    pct_float32_matmul=100 * value / rate,
+                )
+            )
+    report = dict(
+        config=osp.basename(args.config),
+        shape=list(shape),
+        num_iters=args.num_iters,
+        warmup=args.warmup,
+        torch_threads=threads,
+        onnxruntime_intra_op_threads=threads if 'onnxruntime' in runs else None,
+        multiply_adds_per_image=macs,
+        flops_per_image=flops,
+        flops_note=FLOPS_NOTE,
+        matmul_size=args.matmul_size,
+        matmul_reps=args.matmul_reps,
+        matmul={bs: t['matmul'] for bs, t in timings.items()},
+        agreement=agreement,
+        rows=rows,
+    )
+    print(
+        f'{report["config"]}: cpu, input {shape[0]}x{shape[1]}, batch sizes '
+        f'{" ".join(map(str, args.batch_sizes))}, {args.num_iters} iterations after '
+        f'{args.warmup} warm-up, modes and matmuls taking turns; torch {threads} threads'
+        + (f', onnxruntime {threads} intra-op threads' if 'onnxruntime' in runs else '')
+        + (f'; {num_texts} texts baked in (reparameterized)' if world else '')
+    )
+    print(
+        f'model: {macs / 1e9:.4f} G multiply-adds = {flops / 1e9:.4f} GFLOPs per image '
+        f'({FLOPS_NOTE}); images/s: data preprocessing + network + post-processing'
+    )
+    bs0 = args.batch_sizes[0]
+    for name, a in agreement.items():
+        print(
+            f'check against eager (batch {bs0}): {name}: {a["note"]} (network outputs max '
+            f'rel. diff {a["network"]:.2g}, detections {a["detections"]:.2g}, '
+            f'{a["num_detections"]} detections)'
+        )
+    print(compare_table(report))
+    if args.out:
+        with open(args.out, 'w', encoding='utf-8') as f:
+            json.dump(report, f, indent=1)
+        print(f'wrote {args.out}')
+    return report
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Inference speed of a model')
     add_config_arguments(parser)
@@ -308,6 +662,38 @@ def parse_args(argv=None):
         help='the model init_detector returns by default (Conv+BN fused); without it the '
         'eager model, as built from the config',
     )
+    parser.add_argument(
+        '--compare',
+        action='store_true',
+        help='CPU: eager vs inference mode vs inference mode + channels-last vs onnxruntime '
+        'at each --batch-sizes, against a float32 and a bfloat16 matmul timed in the same '
+        'run (see the module docstring)',
+    )
+    parser.add_argument(
+        '--batch-sizes', type=int, nargs='+', default=[1, 4, 8], help='--compare: batch sizes'
+    )
+    parser.add_argument(
+        '--modes',
+        nargs='+',
+        default=list(compare_modes()),
+        help=f'--compare: the modes (default all: {" ".join(compare_modes())}; eager needed)',
+    )
+    parser.add_argument(
+        '--matmul-size', type=int, default=2048, help='--compare: N of the N x N matmuls'
+    )
+    parser.add_argument(
+        '--matmul-reps',
+        type=int,
+        default=3,
+        help='--compare: matmuls of each dtype per round (more samples of the rate)',
+    )
+    parser.add_argument(
+        '--tolerance',
+        type=float,
+        default=1e-4,
+        help='--compare: the largest relative difference of a mode from eager that agrees',
+    )
+    parser.add_argument('--out', default=None, help='--compare: write the report as JSON')
     parser.add_argument('--_rss-child', default=None, help=argparse.SUPPRESS)
     parser.add_argument('--_texts-file', default=None, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -322,6 +708,8 @@ def main(argv=None):
 def _main(args):
     shape = shape_from_args(args)
     cfg = config_from_args(args, init_scope=False)
+    if args.compare:
+        return main_compare(args, copy.deepcopy(cfg), shape)
     if is_yolo_world(cfg):
         return main_world(args, copy.deepcopy(cfg), shape)
     model = init_detector(
