@@ -43,9 +43,9 @@ For each batch size the modes (:func:`compare_modes`) take turns batch by batch 
 ``eager`` (the model as built, no fusion, ``torch.no_grad``), ``inference``
 (``to_inference_mode``: Conv+BN fused, ``torch.inference_mode``), ``inference_cl`` (the
 same, channels-last) and ``onnxruntime``
-(the same weights exported with ``export_onnx`` at the fixed (1, 3, H, W) input to a
-temporary file, run by ``OnnxDetector`` image by image, its session with torch's number of
-intra-op threads). Images/s are of ``test_step`` (preprocessing, network, post-processing).
+(the same weights exported with ``export_onnx`` at the fixed (H, W) input, dynamic batch, to
+a temporary file, run by ``OnnxDetector`` one graph run per batch, its session with torch's
+number of intra-op threads). Images/s are of ``test_step`` (preprocessing, network, post-processing).
 Each mode's FLOP/s is the model's FLOPs per image (2 x get_flops.py's multiply-adds: the
 network forward, post-processing not counted) x images/s, printed with its share of the
 float32 matmul's FLOP/s (2 N^3 per product) measured in the same rounds. Before timing,
@@ -353,9 +353,10 @@ def ort_session_options(threads: int):
 
 
 def _build_onnx(eager, ctx):
-    """The eager model's weights exported (``export_onnx``, fixed (1, 3, H, W) input, no NMS
-    in the graph) and run by :class:`OnnxDetector` with ``ctx['threads']`` intra-op threads;
-    it runs a batch image by image (the graph's batch is 1)."""
+    """The eager model's weights exported (``export_onnx``, fixed (H, W) input, dynamic batch
+    axis, no NMS in the graph, as ``init_detector(..., backend='onnxruntime')`` exports) and
+    run by :class:`OnnxDetector` with ``ctx['threads']`` intra-op threads: one graph run per
+    batch."""
     from ai4rs.apis.deployment.export import export_onnx
     from ai4rs.apis.deployment.runtime import OnnxDetector, import_onnxruntime
 
@@ -365,7 +366,7 @@ def _build_onnx(eager, ctx):
     inputs = preprocessed(model, random_batch(ctx['shape'], 1))[0:1]
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # the tracer's warnings on the export wrapper
-        export_onnx(model, inputs, onnx_file)
+        export_onnx(model, inputs, onnx_file, dynamic_batch=True)
     detector = OnnxDetector(onnx_file, ctx['cfg'])
     detector.session = ort.InferenceSession(
         onnx_file,
