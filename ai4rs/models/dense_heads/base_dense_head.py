@@ -120,12 +120,44 @@ class BaseDenseHead(BaseModule, metaclass=ABCMeta):
         if cfg is None:
             raise ValueError(f'{type(self).__name__}.predict_by_feat: no test_cfg given')
         boxes, scores = self.decode_by_feat(*outs)
+        return self.postprocess_batch(boxes, scores, batch_img_metas, cfg, rescale, with_nms)
+
+    def postprocess_batch(
+        self,
+        boxes: Tensor,
+        scores: Tensor,
+        batch_img_metas: Sequence[dict] | None = None,
+        cfg: dict | None = None,
+        rescale: bool = True,
+        with_nms: bool = True,
+    ) -> list[InstanceData]:
+        """Detections of a batch from its decoded rows; the same results as
+        :meth:`postprocess_decoded` image by image.
+
+        Args:
+            boxes (Tensor): (B, P, box_dim) boxes in network-input pixels.
+            scores (Tensor): (B, P, K) scores.
+            batch_img_metas (Sequence[dict], optional): B metas (see
+                :meth:`postprocess_decoded`); needed with ``rescale``.
+            cfg (dict, optional): overrides ``self.test_cfg``.
+            rescale (bool): map the boxes to the original images.
+            with_nms (bool): run class-aware NMS.
+
+        Returns:
+            list[InstanceData]: B results.
+        """
+        cfg = self.test_cfg if cfg is None else cfg
+        if cfg is None:
+            raise ValueError(f'{type(self).__name__}: no test_cfg given')
         if batch_img_metas is None:
             if rescale:
-                raise ValueError(
-                    f'{type(self).__name__}.predict_by_feat: rescale needs batch_img_metas'
-                )
+                raise ValueError(f'{type(self).__name__}: rescale needs batch_img_metas')
             batch_img_metas = [{} for _ in range(boxes.size(0))]
+        if len(batch_img_metas) != boxes.size(0) or scores.shape[:2] != boxes.shape[:2]:
+            raise ValueError(
+                f'{type(self).__name__}: boxes {tuple(boxes.shape)}, scores '
+                f'{tuple(scores.shape)} and {len(batch_img_metas)} image metas do not match'
+            )
         return [
             self.postprocess_decoded(boxes[i], scores[i], img_meta, cfg, rescale, with_nms)
             for i, img_meta in enumerate(batch_img_metas)
