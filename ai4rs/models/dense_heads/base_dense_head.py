@@ -25,7 +25,9 @@ ONNX runtime wrapper -- use, and all they use, of a head):
   head's test config says;
 - :meth:`finish_detections`: rescale to the original image, NMS, ``max_per_img``, clipping;
 - :meth:`postprocess_decoded` = select + finish, and :meth:`predict_by_feat` = decode +
-  postprocess per image, so the PyTorch model and an exported graph share one code path.
+  :meth:`postprocess_batch` (:meth:`select_candidates_batch`, one vectorised selection over
+  the batch, then finish per image: the same results as ``postprocess_decoded`` image by
+  image), so the PyTorch model and an exported graph share one code path.
 
 Heads whose ``forward`` takes more than the image features (YOLO-World's takes text
 features) call :meth:`loss_from_outputs` / :meth:`predict_from_outputs` with their own
@@ -158,9 +160,33 @@ class BaseDenseHead(BaseModule, metaclass=ABCMeta):
                 f'{type(self).__name__}: boxes {tuple(boxes.shape)}, scores '
                 f'{tuple(scores.shape)} and {len(batch_img_metas)} image metas do not match'
             )
+        candidates = self.select_candidates_batch(boxes, scores, cfg)
         return [
-            self.postprocess_decoded(boxes[i], scores[i], img_meta, cfg, rescale, with_nms)
-            for i, img_meta in enumerate(batch_img_metas)
+            self.finish_detections(results, cfg, img_meta, rescale, with_nms)
+            for results, img_meta in zip(candidates, batch_img_metas)
+        ]
+
+    def select_candidates_batch(
+        self, boxes: Tensor, scores: Tensor, cfg: dict
+    ) -> list[InstanceData]:
+        """:meth:`select_candidates` of every image of a batch: (B, P, box_dim) boxes and
+        (B, P, K) scores -> B ``InstanceData``. Heads override it with one vectorised
+        selection over the batch (:meth:`split_by_image` splits its flat result); this
+        default calls :meth:`select_candidates` image by image."""
+        return [self.select_candidates(boxes[i], scores[i], cfg) for i in range(boxes.size(0))]
+
+    def split_by_image(
+        self, img_idxs: Tensor, num_imgs: int, bboxes: Tensor, scores: Tensor, labels: Tensor
+    ) -> list[InstanceData]:
+        """Candidates of a whole batch, grouped image by image (``img_idxs`` (M,)
+        non-decreasing), -> ``num_imgs`` ``InstanceData`` with ``bboxes``
+        (``self.box_type``), ``scores`` and ``labels``."""
+        counts = torch.bincount(img_idxs, minlength=num_imgs).tolist()
+        return [
+            InstanceData(bboxes=self.box_type(b), scores=s, labels=la)
+            for b, s, la in zip(
+                bboxes.split(counts), scores.split(counts), labels.split(counts), strict=True
+            )
         ]
 
     # ------------------------------------------------ the inference contract
