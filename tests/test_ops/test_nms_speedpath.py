@@ -13,28 +13,33 @@ from tests.test_ops.rbox_shapely_reference import clustered_rboxes, greedy_nms_r
 nms_module = importlib.import_module('ai4rs.ops.nms')
 
 
-@pytest.mark.parametrize(
-    'n,block,first', [(1000, 256, 64), (5, 256, 64), (300, 50, 64), (70, 8, 3)]
-)
-def test_rank_blocks_cover_every_rank_once_growing_to_the_block(n, block, first):
-    ranges = list(nms_module._rank_blocks(n, block, first))
-    assert ranges[0][0] == 0 and ranges[-1][1] == n
-    assert all(r1 == next_r0 for (_, r1), (next_r0, _) in zip(ranges, ranges[1:]))
-    sizes = [r1 - r0 for r0, r1 in ranges]
-    expected, size = [], min(first, block)
-    while sum(expected) < n:  # hand rule: first, then doubling, capped at block, then the tail
-        expected.append(min(size, n - sum(expected)))
-        size = min(2 * size, block)
-    assert sizes == expected
+def test_next_block_size_doubles_on_clustered_output_and_jumps_on_sparse_output():
+    # hand rule: fewer later boxes suppressed than ranks in the step -> the full block
+    assert nms_module.next_block_size(64, 256, 63) == 256
+    assert nms_module.next_block_size(64, 256, 0) == 256
+    assert nms_module.next_block_size(64, 256, 64) == 128
+    assert nms_module.next_block_size(128, 256, 900) == 256
+    assert nms_module.next_block_size(3, 256, 3) == 6
+    assert nms_module._FIRST_BLOCK == 64 and nms_module._RANK_BLOCK == 256
 
 
-def test_first_steps_are_small_by_default():
-    assert [r for r in nms_module._rank_blocks(1000, 256)][:4] == [
-        (0, 64),
-        (64, 192),
-        (192, 448),
-        (448, 704),
-    ]
+@pytest.mark.parametrize('first', [1, 3, 64])
+@pytest.mark.parametrize('clusters', [2, 400])  # heavy suppression (doubling) / sparse (jump)
+def test_first_block_sizes_give_the_textbook_keep_list(first, clusters, monkeypatch):
+    rng = np.random.default_rng(first * 1000 + clusters)
+    boxes, scores = clustered_rboxes(
+        rng, 300, clusters=clusters, span=300.0 if clusters < 10 else 3000.0
+    )
+    b, s = torch.from_numpy(boxes).float(), torch.from_numpy(scores).float()
+    monkeypatch.setattr(nms_module, '_FIRST_BLOCK', first)
+    sizes = []
+    real = nms_module.next_block_size
+    monkeypatch.setattr(nms_module, 'next_block_size', lambda *a: sizes.append(a) or real(*a))
+    _, keep = nms_rotated(b, s, 0.1)
+    assert sizes[0][0] == first
+    if first == 64:  # the first step doubled (clustered) or jumped to 256 (sparse)
+        assert (sizes[0][2] >= 64) == (clusters == 2)
+    assert keep.tolist() == greedy_nms_reference(b.double().numpy(), s.numpy(), 0.1)
 
 
 @pytest.mark.parametrize('seed', range(6))
@@ -49,7 +54,6 @@ def test_random_clusters_keep_the_fixed_block_and_textbook_keep_lists(seed, monk
     _, keep = nms_rotated(b, s, thr, labels=lab)
     # the schedule before growing blocks: every step 256 ranks
     monkeypatch.setattr(nms_module, '_FIRST_BLOCK', nms_module._RANK_BLOCK)
-    assert list(nms_module._rank_blocks(n, nms_module._RANK_BLOCK))[0] == (0, min(n, 256))
     _, keep_fixed = nms_rotated(b, s, thr, labels=lab)
     assert torch.equal(keep, keep_fixed)
     if n <= 400:  # the shapely loop is quadratic: small cases only
