@@ -154,3 +154,15 @@ def test_rotated_yolo_world_batch_equals_per_image(tiny_clip_dir, tmp_path):
     num_candidates, num_kept = assert_same_results(model.bbox_head, boxes, scores, cfg, METAS)
     # an untrained model's boxes are large and overlap: few survive NMS
     assert num_candidates > 30 and num_kept >= 5
+
+
+def test_metas_that_do_not_match_the_batch_are_refused():
+    from tests.yolo_world_infer_helpers import yolox_config
+
+    torch.manual_seed(0)
+    head = MODELS.build(yolox_config(64).model).bbox_head
+    boxes, scores = torch.rand(3, 10, 5), torch.rand(3, 10, 2)
+    with pytest.raises(ValueError, match=r'\(3, 10, 5\).*2 image metas do not match'):
+        head.postprocess_batch(boxes, scores, METAS[:2], head.test_cfg, True)
+    with pytest.raises(ValueError, match='rescale needs batch_img_metas'):
+        head.postprocess_batch(boxes, scores, None, head.test_cfg, True)
