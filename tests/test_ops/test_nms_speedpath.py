@@ -77,3 +77,20 @@ def test_batched_nms_with_1024_clustered_boxes_matches_the_textbook_loop():
     expected.sort(key=lambda i: -scores[i])
     assert keep.tolist() == expected
     torch.testing.assert_close(dets[:, 5], s[keep])
+
+
+def test_rotated_iou_after_a_first_use_in_inference_mode_still_has_gradients(monkeypatch):
+    # the IoU kernel's constants are cached on first use; made inside torch.inference_mode
+    # they were inference tensors, and training after inference then failed in backward
+    iou_module = importlib.import_module('ai4rs.ops.box_iou_rotated')
+    monkeypatch.setattr(iou_module, '_CONSTANTS', {})
+    from ai4rs.ops import box_iou_rotated
+
+    boxes = torch.tensor([[10.0, 10.0, 8.0, 4.0, 0.3], [11.0, 10.0, 8.0, 4.0, -0.2]])
+    with torch.inference_mode():
+        nms_rotated(boxes, torch.tensor([0.9, 0.8]), 0.1)
+    pred = boxes.clone().requires_grad_(True)
+    iou = box_iou_rotated(pred, boxes.flip(0), aligned=True)
+    iou.sum().backward()
+    assert pred.grad is not None and bool(torch.isfinite(pred.grad).all())
+    assert float(pred.grad.abs().sum()) > 0
