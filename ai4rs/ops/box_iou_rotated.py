@@ -59,14 +59,21 @@ def _constants(dtype: torch.dtype, device: torch.device) -> tuple[Tensor, ...]:
     boxes."""
     key = (dtype, device)
     if key not in _CONSTANTS:
-        signs = torch.tensor(
-            [[1.0, 1.0, -1.0, -1.0], [1.0, -1.0, -1.0, 1.0], [-2.0, -2.0, 2.0, 2.0]],
-            dtype=dtype,
-            device=device,
-        )
-        unit = torch.tensor([[0.0], [0.0], [1.0], [1.0], [0.0]], dtype=dtype, device=device)
-        _CONSTANTS[key] = (*signs[:, :, None].unbind(0), unit)
+        # made outside inference mode even when first needed inside it: an inference tensor
+        # in this cache would break every later autograd use (training after inference)
+        with torch.inference_mode(False):
+            _CONSTANTS[key] = _make_constants(dtype, device)
     return _CONSTANTS[key]
+
+
+def _make_constants(dtype: torch.dtype, device: torch.device) -> tuple[Tensor, ...]:
+    signs = torch.tensor(
+        [[1.0, 1.0, -1.0, -1.0], [1.0, -1.0, -1.0, 1.0], [-2.0, -2.0, 2.0, 2.0]],
+        dtype=dtype,
+        device=device,
+    )
+    unit = torch.tensor([[0.0], [0.0], [1.0], [1.0], [0.0]], dtype=dtype, device=device)
+    return (*signs[:, :, None].unbind(0), unit)
 
 
 def rotated_box_intersection(boxes1: Tensor, boxes2: Tensor) -> Tensor:

@@ -3,9 +3,12 @@
 Rotated NMS here is exact greedy NMS that never evaluates the IoUs a greedy loop would skip:
 
 1. boxes are ranked by score (descending; ties keep input order);
-2. ranks are processed in blocks (256 by default). Only the boxes of the block still alive
-   (not suppressed by a kept box of an earlier block) look for neighbours, and only among
-   lower-ranked boxes still alive: an exact sort-and-sweep on their axis-aligned bounding
+2. ranks are processed in blocks: 64 ranks, then blocks doubling up to 256 while each block
+   suppresses at least as many later boxes as it has ranks, else 256 at once
+   (:func:`next_block_size`: on clustered output the best boxes clear their clusters before
+   the many boxes of the next ranks look for neighbours). Only the boxes of the block still
+   alive (not suppressed by a kept box of an earlier block) look for neighbours, and only
+   among lower-ranked boxes still alive: an exact sort-and-sweep on their axis-aligned bounding
    boxes (:func:`overlap_pairs`), then the label check, then a cheap IoU upper bound from the
    AABB intersection and the areas;
 3. the exact rotated IoU is computed for the remaining pairs; edges with IoU > thr inside the
@@ -32,6 +35,8 @@ from .rbox_geometry import (
 
 # ranks resolved per step of the greedy pass
 _RANK_BLOCK = 256
+# ranks of the first step (then next_block_size: doubling, or _RANK_BLOCK at once)
+_FIRST_BLOCK = 64
 
 
 def nms(
@@ -159,9 +164,10 @@ def _nms_rotated_keep(
     clockwise: bool,
     block: int = _RANK_BLOCK,
 ) -> Tensor:
-    """Kept indices, best first. Boxes are processed in blocks of ``block`` ranks; only the
-    boxes still alive when their block is reached look for neighbours, and only among boxes
-    still alive, so suppressed boxes cost (almost) nothing."""
+    """Kept indices, best first. Boxes are processed in blocks of ranks (``_FIRST_BLOCK``,
+    then :func:`next_block_size`, at most ``block``); only the boxes still alive when their
+    block is reached look for neighbours, and only among boxes still alive, so suppressed
+    boxes cost (almost) nothing."""
     n = dets.size(0)
     device = dets.device
     if n == 0:
@@ -175,41 +181,75 @@ def _nms_rotated_keep(
     targets = SortedAABBs(lo, hi)
     areas = boxes[:, 2] * boxes[:, 3]
     removed = torch.zeros(n, dtype=torch.bool, device=device)
-    for r0 in range(0, n, block):
-        r1 = min(n, r0 + block)
-        src = r0 + (~removed[r0:r1]).nonzero()[:, 0]
-        if src.numel() == 0:
-            continue
-        s_idx, dst = overlap_pairs(lo[src], hi[src], targets)
-        src = src[s_idx]
-        valid = (dst > src) & ~removed[dst]
-        if groups is not None:
-            valid &= groups[src] == groups[dst]
-        src, dst = src[valid], dst[valid]
-        # IoU <= U / (a1 + a2 - U) with U = min(area of the AABB intersection, a1, a2): skip
-        # the pairs whose bound cannot exceed the threshold
-        u = (torch.minimum(hi[src], hi[dst]) - torch.maximum(lo[src], lo[dst])).clamp_(min=0)
-        u = torch.minimum(u.prod(dim=1), torch.minimum(areas[src], areas[dst]))
-        maybe = u * (1 + 1e-5) > iou_threshold * (areas[src] + areas[dst] - u)
-        src, dst = src[maybe], dst[maybe]
-        if src.numel() == 0:
-            continue
-        hit = _pair_overlaps(boxes[src], boxes[dst], 'iou') > iou_threshold
-        src, dst = src[hit], dst[hit]
-        intra = dst < r1
-        if bool(intra.any()):
-            block_removed = removed[r0:r1].cpu().numpy()
-            greedy_from_edges(
-                (src[intra] - r0).cpu().numpy(),
-                (dst[intra] - r0).cpu().numpy(),
-                r1 - r0,
-                removed=block_removed,
-            )
-            removed[r0:r1] = torch.from_numpy(block_removed).to(device)
-        out = ~intra
-        out &= ~removed[src]
-        removed[dst[out]] = True
+    r0, size = 0, min(_FIRST_BLOCK, block)
+    while r0 < n:
+        r1 = min(n, r0 + size)
+        later = _suppress_from_block(
+            r0, r1, boxes, lo, hi, areas, targets, groups, removed, iou_threshold
+        )
+        r0, size = r1, next_block_size(size, block, later)
     return order[~removed]
+
+
+def next_block_size(size: int, block: int, later_suppressed: int) -> int:
+    """Ranks of the next step of the greedy pass: ``block`` when the last step (of ``size``
+    ranks) suppressed fewer later boxes than it had ranks (sparse output: few large steps
+    are cheapest), else twice ``size``, at most ``block`` (clustered output: the best boxes
+    clear their clusters before the many boxes of the next ranks look for neighbours)."""
+    if later_suppressed < size:
+        return block
+    return min(2 * size, block)
+
+
+def _suppress_from_block(
+    r0: int,
+    r1: int,
+    boxes: Tensor,
+    lo: Tensor,
+    hi: Tensor,
+    areas: Tensor,
+    targets: SortedAABBs,
+    groups: Tensor | None,
+    removed: Tensor,
+    iou_threshold: float,
+) -> int:
+    """One step of the greedy pass over ranks ``r0 .. r1`` (rank-ordered ``boxes``, their
+    AABBs ``lo`` / ``hi``, ``areas``, optional ``groups``): the block's greedy decisions and
+    the later boxes its kept boxes suppress are written to ``removed`` (N,) bool, in place.
+    Returns the number of (kept box, later box) suppressing pairs."""
+    src = r0 + (~removed[r0:r1]).nonzero()[:, 0]
+    if src.numel() == 0:
+        return 0
+    s_idx, dst = overlap_pairs(lo[src], hi[src], targets)
+    src = src[s_idx]
+    valid = (dst > src) & ~removed[dst]
+    if groups is not None:
+        valid &= groups[src] == groups[dst]
+    src, dst = src[valid], dst[valid]
+    # IoU <= U / (a1 + a2 - U) with U = min(area of the AABB intersection, a1, a2): skip
+    # the pairs whose bound cannot exceed the threshold
+    u = (torch.minimum(hi[src], hi[dst]) - torch.maximum(lo[src], lo[dst])).clamp_(min=0)
+    u = torch.minimum(u.prod(dim=1), torch.minimum(areas[src], areas[dst]))
+    maybe = u * (1 + 1e-5) > iou_threshold * (areas[src] + areas[dst] - u)
+    src, dst = src[maybe], dst[maybe]
+    if src.numel() == 0:
+        return 0
+    hit = _pair_overlaps(boxes[src], boxes[dst], 'iou') > iou_threshold
+    src, dst = src[hit], dst[hit]
+    intra = dst < r1
+    if bool(intra.any()):
+        block_removed = removed[r0:r1].cpu().numpy()
+        greedy_from_edges(
+            (src[intra] - r0).cpu().numpy(),
+            (dst[intra] - r0).cpu().numpy(),
+            r1 - r0,
+            removed=block_removed,
+        )
+        removed[r0:r1] = torch.from_numpy(block_removed).to(removed.device)
+    out = ~intra
+    out &= ~removed[src]
+    removed[dst[out]] = True
+    return int(out.sum())
 
 
 def greedy_from_edges(

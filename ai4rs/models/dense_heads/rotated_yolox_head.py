@@ -504,3 +504,17 @@ class RotatedYOLOXHead(RotatedHeadMixin, BaseDenseHead):
         return InstanceData(
             bboxes=RotatedBoxes(boxes[valid]), scores=max_scores[valid], labels=labels[valid]
         )
+
+    def select_candidates_batch(
+        self, boxes: Tensor, scores: Tensor, cfg: dict
+    ) -> list[InstanceData]:
+        """:meth:`select_candidates` of (B, P, 5) boxes and (B, P, K) scores at once."""
+        max_scores, labels = scores.max(-1)
+        img_idxs, prior_idxs = (max_scores >= cfg.get('score_thr', 0.0)).nonzero().unbind(1)
+        return self.split_by_image(
+            img_idxs,
+            boxes.size(0),
+            boxes[img_idxs, prior_idxs],
+            max_scores[img_idxs, prior_idxs],
+            labels[img_idxs, prior_idxs],
+        )

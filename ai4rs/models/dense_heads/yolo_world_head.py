@@ -31,6 +31,7 @@ from ai4rs.registry import MODELS, TASK_UTILS
 from ai4rs.structures.bbox import HorizontalBoxes
 
 from ..utils import filter_scores_and_topk, gt_instances_preprocess, multi_apply
+from ..utils.dense_head_utils import batched_filter_scores_and_topk
 from ..utils.freeze import freeze_norms_and_params
 from .base_dense_head import BaseDenseHead
 
@@ -748,3 +749,23 @@ class YOLOWorldHead(BaseDenseHead):
             )
             labels = kept['labels']
         return InstanceData(scores=scores, labels=labels, bboxes=self.box_type(boxes[keep_idxs]))
+
+    def select_candidates_batch(
+        self, boxes: Tensor, scores: Tensor, cfg: dict
+    ) -> list[InstanceData]:
+        """:meth:`select_candidates` of (B, P, box_dim) boxes and (B, P, K) scores at once."""
+        score_thr = cfg.get('score_thr', -1)
+        nms_pre = cfg.get('nms_pre', 100000)
+        if bool(cfg.get('multi_label', False)) and scores.size(-1) > 1:
+            scores, labels, keep_idxs, img_idxs = batched_filter_scores_and_topk(
+                scores, score_thr, nms_pre
+            )
+        else:
+            scores, best = scores.max(-1, keepdim=True)
+            scores, _, keep_idxs, img_idxs = batched_filter_scores_and_topk(
+                scores, score_thr, nms_pre
+            )
+            labels = best[img_idxs, keep_idxs, 0]
+        return self.split_by_image(
+            img_idxs, boxes.size(0), boxes[img_idxs, keep_idxs], scores, labels
+        )

@@ -102,14 +102,50 @@ def filter_scores_and_topk(
         ``keep_idxs`` (K,) prior indices, and ``results`` indexed by ``keep_idxs`` (or None).
     """
     valid_mask = scores > score_thr
-    kept_scores = scores[valid_mask]
-    valid_idxs = torch.nonzero(valid_mask)
-    num_topk = min(topk, valid_idxs.size(0))
-    kept_scores, idxs = kept_scores.sort(descending=True)
-    kept_scores = kept_scores[:num_topk]
-    topk_idxs = valid_idxs[idxs[:num_topk]]
+    kept_scores, topk_idxs = _sorted_topk(scores[valid_mask], torch.nonzero(valid_mask), topk)
     keep_idxs, labels = topk_idxs.unbind(dim=1)
     filtered = None
     if results is not None:
         filtered = {k: v[keep_idxs] for k, v in results.items()}
     return kept_scores, labels, keep_idxs, filtered
+
+
+def _sorted_topk(kept_scores: Tensor, valid_idxs: Tensor, topk: int) -> tuple[Tensor, Tensor]:
+    """The ``topk`` largest of one image's kept scores (M,) and their index rows (M, D),
+    best first (``torch.sort``'s order: the order of equal scores is that of mmdet's
+    function, and the same for the same scores wherever they come from)."""
+    num_topk = min(topk, valid_idxs.size(0))
+    kept_scores, idxs = kept_scores.sort(descending=True)
+    return kept_scores[:num_topk], valid_idxs[idxs[:num_topk]]
+
+
+def batched_filter_scores_and_topk(
+    scores: Tensor, score_thr: float, topk: int
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """:func:`filter_scores_and_topk` of every image of a batch: one threshold pass over the
+    whole batch, then each image's kept scores sorted on their own (the same sort of the
+    same scores as :func:`filter_scores_and_topk`, so the same order, equal scores included).
+
+    Args:
+        scores (Tensor): (B, P, C) scores.
+        score_thr (float): a score is kept when it is > ``score_thr``.
+        topk (int): at most this many (prior, class) pairs are kept per image.
+
+    Returns:
+        tuple: ``scores`` (M,), ``labels`` (M,) class indices, ``keep_idxs`` (M,) prior
+        indices and ``img_idxs`` (M,) image indices: image 0's pairs first, then image 1's...,
+        each image's exactly those :func:`filter_scores_and_topk` gives for it, in its order.
+    """
+    if scores.dim() != 3:
+        raise ValueError(f'scores must be (B, P, C), but got {tuple(scores.shape)}')
+    valid_mask = scores > score_thr
+    kept_scores = scores[valid_mask]
+    valid_idxs = torch.nonzero(valid_mask)  # (M, 3) image, prior, class; row-major
+    counts = torch.bincount(valid_idxs[:, 0], minlength=scores.size(0)).tolist()
+    parts = [
+        _sorted_topk(s, idx, topk)
+        for s, idx in zip(kept_scores.split(counts), valid_idxs.split(counts), strict=True)
+    ]
+    kept_scores = torch.cat([s for s, _ in parts])
+    img_idxs, keep_idxs, labels = torch.cat([idx for _, idx in parts]).unbind(dim=1)
+    return kept_scores, labels, keep_idxs, img_idxs
