@@ -46,9 +46,37 @@ class SPPBottleneck(BaseModule):
             [nn.MaxPool2d(kernel_size=k, stride=1, padding=k // 2) for k in kernel_sizes]
         )
         self.conv2 = ConvModule(mid_channels * (len(kernel_sizes) + 1), out_channels, 1, **common)
+        #: inference: the pools as a chain of the first (see :meth:`chain_pools`)
+        self.pools_chained = False
+
+    def pools_chainable(self) -> bool:
+        """Whether each pool equals the previous one followed by the first: kernel sizes
+        k, 2k - 1, 3k - 2, ... (YOLOX's (5, 9, 13)). Stride-1 max pools with 'same' (-inf)
+        padding compose exactly: a k1 pool after a k2 pool is a (k1 + k2 - 1) pool."""
+        sizes = [p.kernel_size for p in self.poolings]
+        if not sizes or any(not isinstance(k, int) or k % 2 == 0 for k in sizes):
+            return False
+        return all(b - a == sizes[0] - 1 for a, b in zip(sizes, sizes[1:]))
+
+    def chain_pools(self) -> bool:
+        """Compute the pools as a chain of the first one (SPPF's trick: the same values, a
+        5x5 window per step instead of 9x9 and 13x13), when :meth:`pools_chainable`; returns
+        whether it does. Used by the inference mode; training keeps the parallel pools
+        (with ties, the chain's gradient may pick another maximum)."""
+        self.pools_chained = self.pools_chainable()
+        return self.pools_chained
+
+    def _pooled(self, x: Tensor) -> list[Tensor]:
+        if not self.pools_chained:
+            return [pooling(x) for pooling in self.poolings]
+        first, out = self.poolings[0], []
+        for _ in self.poolings:
+            x = first(x)
+            out.append(x)
+        return out
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.conv1(x)
         with torch.autocast(device_type=x.device.type, enabled=False):
-            x = torch.cat([x] + [pooling(x) for pooling in self.poolings], dim=1)
+            x = torch.cat([x] + self._pooled(x), dim=1)
         return self.conv2(x)
