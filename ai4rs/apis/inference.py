@@ -5,7 +5,7 @@ import torch
 from mmengine.model.utils import revert_sync_batchnorm
 from mmengine.registry import init_default_scope
 
-from ai4rs.models.utils.inference_mode import is_inference_mode, to_inference_mode
+from ai4rs.models.utils.inference_mode import is_inference_mode, resolve_bf16, to_inference_mode
 from ai4rs.registry import MODELS
 from ai4rs.utils.checkpoint import PARTIAL_LOAD_KEY, load_checkpoint_checked
 
@@ -26,6 +26,7 @@ def init_detector(
     allow_partial_load=False,
     inference_mode=True,
     channels_last=False,
+    bf16=False,
 ):
     """Build a detector from a config and (optionally) load a checkpoint.
 
@@ -59,13 +60,24 @@ def init_detector(
             backbone input too: faster on CPU (see docs/model_zoo.md, "Inference
             mode"), but its other float rounding can swap near-tied scores of an
             untrained model, so it is opt-in. Defaults to False.
+        bf16 (bool | str): with ``inference_mode``, a bfloat16 network
+            (:func:`ai4rs.models.utils.inference_mode.to_bf16_network`: backbone, neck and
+            head convolutions in bfloat16, channels-last; the text model, decoding and all
+            post-processing in float32; predictions float32). True: an error
+            (ValueError) where ``device`` has no native bfloat16 (on CPU: AVX-512 BF16 /
+            AMX); ``'auto'``: bfloat16 where supported, else float32 with a logged
+            warning; False: float32. Ignored for ONNX files. Defaults to False.
 
     Returns:
         nn.Module | OnnxDetector: the model in eval mode, with ``model.cfg`` and
         ``model.dataset_meta`` (``classes``, ``palette``) set.
     """
     config = load_model_config(config, cfg_options)
-    if checkpoint is not None and str(checkpoint).endswith('.onnx'):
+    onnx = checkpoint is not None and str(checkpoint).endswith('.onnx')
+    if bf16 in (True, 'on') and not onnx and not inference_mode:
+        raise ValueError('bf16 needs inference_mode=True (it converts the inference model)')
+    use_bf16 = resolve_bf16(bf16, device) if inference_mode and not onnx else False
+    if onnx:
         from .deployment import OnnxDetector
 
         return OnnxDetector(checkpoint, config, device=device)
@@ -95,7 +107,7 @@ def init_detector(
     model.to(device)
     model.eval()
     if inference_mode:
-        to_inference_mode(model, fuse=True, channels_last=channels_last)
+        to_inference_mode(model, fuse=True, channels_last=channels_last, bf16=use_bf16)
     return model
 
 
