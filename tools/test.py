@@ -15,6 +15,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from ai4rs.engine.runner import run_with_runner  # noqa: E402
 from ai4rs.utils.cli import (  # noqa: E402
+    add_bf16_argument,
     add_config_arguments,
     add_runner_arguments,
     parse_tool_args,
@@ -49,14 +50,7 @@ def parse_args(argv=None):
         action='store_true',
         help='test the eager model (no Conv+BN fusion)',
     )
-    parser.add_argument(
-        '--bf16',
-        nargs='?',
-        const='on',
-        choices=['on', 'auto'],
-        help='bfloat16 network (decoding and post-processing stay float32): --bf16 (an error '
-        'where the device has no native bfloat16) or --bf16 auto (float32 there, logged)',
-    )
+    add_bf16_argument(parser)
     return parse_tool_args(parser, argv)
 
 

@@ -66,7 +66,8 @@ def init_detector(
             post-processing in float32; predictions float32). True: an error
             (ValueError) where ``device`` has no native bfloat16 (on CPU: AVX-512 BF16 /
             AMX); ``'auto'``: bfloat16 where supported, else float32 with a logged
-            warning; False: float32. Ignored for ONNX files. Defaults to False.
+            warning; False / None: float32. True with an ``.onnx`` file is an error,
+            ``'auto'`` runs it as exported. Defaults to False.
 
     Returns:
         nn.Module | OnnxDetector: the model in eval mode, with ``model.cfg`` and
@@ -74,7 +75,12 @@ def init_detector(
     """
     config = load_model_config(config, cfg_options)
     onnx = checkpoint is not None and str(checkpoint).endswith('.onnx')
-    if bf16 in (True, 'on') and not onnx and not inference_mode:
+    if bf16 in (True, 'on') and onnx:
+        raise ValueError(
+            f'bf16: {checkpoint} is an ONNX model, run by onnxruntime in the precision it '
+            'was exported in; bf16 is for PyTorch checkpoints'
+        )
+    if bf16 in (True, 'on') and not inference_mode:
         raise ValueError('bf16 needs inference_mode=True (it converts the inference model)')
     use_bf16 = resolve_bf16(bf16, device) if inference_mode and not onnx else False
     if onnx:

@@ -6,6 +6,7 @@ logged float32 fallback for ``'auto'``."""
 
 import logging
 import pickle
+import re
 
 import pytest
 import torch
@@ -210,3 +211,70 @@ def test_test_tool_bf16_metric_close_to_float32(rotated_world, monkeypatch):  # 
         assert pred.bboxes.dtype == pred.scores.dtype == torch.float32
         total += len(pred)
     assert total > 0
+
+
+def _load_script(name):
+    import importlib.util
+    import os.path as osp
+
+    from tests.conftest import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location(name, osp.join(REPO_ROOT, 'demo', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    'demo,extra',
+    [('image_demo', []), ('huge_image_demo', ['--patch-sizes', '64', '--patch-steps', '48'])],
+)
+def test_image_demos_bf16_flag(tmp_path, monkeypatch, capsys, demo, extra):
+    import ai4rs.apis.inference as inference
+    from tests.yolo_world_infer_helpers import save_model, write_scene, yolox_config
+
+    config, ckpt = save_model(yolox_config(), str(tmp_path), 'yolox')
+    img = write_scene(tmp_path / 'scene.png')
+    script = _load_script(demo)
+    calls = []
+    real = inference.to_inference_mode
+    monkeypatch.setattr(
+        inference, 'to_inference_mode', lambda m, **kw: calls.append(kw['bf16']) or real(m, **kw)
+    )
+    argv = [img, config, ckpt, '--score-thr', '0.0', '--out-file', str(tmp_path / 'out.png')]
+    argv += extra
+    for flag in ([], ['--bf16'], ['--bf16', 'auto']):
+        script.main(argv + flag)
+        found = re.search(r'^(\d+) objects with score', capsys.readouterr().out, re.M)
+        assert found and int(found.group(1)) > 0
+    assert calls == [False, True, True]
+    monkeypatch.setattr(torch.ops.mkldnn, '_is_mkldnn_bf16_supported', lambda: False)
+    with pytest.raises(SystemExit, match="error: bfloat16 inference asked for, but device 'cpu'"):
+        script.main(argv + ['--bf16'])
+    script.main(argv + ['--bf16', 'auto'])  # float32
+    assert calls[-1] is False
+
+
+def test_yolo_world_demo_bf16_flag(tiny_clip_dir, tmp_path, monkeypatch, capsys):
+    pytest.importorskip('transformers')
+    import ai4rs.apis.inference as inference
+    from tests.yolo_world_infer_helpers import save_model, world_config, write_scene
+
+    config, ckpt = save_model(
+        world_config(tiny_clip_dir), str(tmp_path), 'world', box_bin=1, logit_scale=2.0
+    )
+    img = write_scene(tmp_path / 'scene.png')
+    script = _load_script('yolo_world_demo')
+    models = []
+    real = inference.to_inference_mode
+    monkeypatch.setattr(
+        inference, 'to_inference_mode', lambda m, **kw: models.append(real(m, **kw)) or m
+    )
+    argv = [img, config, ckpt, '--texts', ','.join(TEXTS), '--out-dir', str(tmp_path / 'out')]
+    assert script.cli(argv + ['--bf16']) == 0
+    assert im.is_bf16(models[-1])
+    monkeypatch.setattr(torch.ops.mkldnn, '_is_mkldnn_bf16_supported', lambda: False)
+    assert script.cli(argv + ['--bf16']) == 1
+    assert "error: bfloat16 inference asked for, but device 'cpu'" in capsys.readouterr().err
+    gradio_args = _load_script('gradio_demo').parse_args([config, ckpt, '--bf16', 'auto'])
+    assert gradio_args.bf16 == 'auto'

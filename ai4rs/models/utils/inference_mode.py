@@ -149,16 +149,16 @@ def resolve_bf16(bf16: bool | str | None, device: str | torch.device = 'cpu') ->
 
     Args:
         bf16 (bool | str | None): True / 'on': bfloat16, an error where ``device`` lacks native
-            support; 'auto' (or None): bfloat16 where :func:`bf16_supported`, else float32
-            with a logged line; False / 'off': float32.
+            support; 'auto': bfloat16 where :func:`bf16_supported`, else float32 with a logged
+            line; False / None / 'off': float32.
         device: the model's device.
 
     Raises:
         ValueError: another value, or bfloat16 forced on a device without native support.
     """
-    if bf16 in (False, 'off'):
+    if bf16 in (False, None, 'off'):
         return False
-    if bf16 not in (True, 'on', 'auto', None):
+    if bf16 not in (True, 'on', 'auto'):
         raise ValueError(f"bf16 must be True, False, 'on', 'off' or 'auto', got {bf16!r}")
     supported = bf16_supported(device)
     if bf16 in (True, 'on'):
