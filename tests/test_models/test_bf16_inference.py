@@ -13,7 +13,12 @@ import torch
 from mmengine.structures import InstanceData
 
 import ai4rs.models.utils.inference_mode as im
-from tests.test_models.test_inference_mode import TEXTS, _load_test_tool, rotated_world  # noqa: F401
+from tests.test_models.test_inference_mode import (  # noqa: F401
+    TEXTS,
+    _load_test_tool,
+    _raw_outputs,
+    rotated_world,
+)
 
 # bfloat16 keeps 8 significant bits: each rounding is within 2^-9 (0.2 %) of the value. The
 # raw maps of these tiny models in bfloat16 differ from float32 by about 1 % of their scale
@@ -81,6 +86,8 @@ def _check_family(config, ckpt, img, texts, img_size, angle_tol=ANGLE_TOL):
     p16 = inference_detector(b16, img, texts=texts).pred_instances
     p32 = inference_detector(f32, img, texts=texts).pred_instances
     assert seen == {torch.bfloat16}  # every conv ran in bfloat16
+    raw = _raw_outputs(b16, img, texts)  # model(..., mode='tensor'): the head's raw maps
+    assert raw and all(t.dtype == torch.float32 for t in raw)
     assert len(p32) > 0 and len(p16) > 0
     _assert_top_detections_match(p16, p32, img_size, angle_tol)
     return b16
