@@ -285,3 +285,20 @@ def test_yolo_world_demo_bf16_flag(tiny_clip_dir, tmp_path, monkeypatch, capsys)
     assert "error: bfloat16 inference asked for, but device 'cpu'" in capsys.readouterr().err
     gradio_args = _load_script('gradio_demo').parse_args([config, ckpt, '--bf16', 'auto'])
     assert gradio_args.bf16 == 'auto'
+
+
+def test_bf16_parts_of_a_wrapper_and_an_unknown_model(tmp_path):
+    """A test-time-augmentation wrapper (``module`` = the detector) converts its detector's
+    parts; a module with no detector parts is a clear error, not a silent whole-model cast."""
+    from ai4rs.apis import init_detector
+    from tests.yolo_world_infer_helpers import save_model, yolox_config
+
+    config, ckpt = save_model(yolox_config(), str(tmp_path), 'yolox')
+    detector = init_detector(config, ckpt)
+    wrapper = torch.nn.Module()
+    wrapper.module = detector
+    parts, head = im.bf16_network_parts(wrapper)
+    assert parts == [detector.backbone, detector.neck, detector.bbox_head]
+    assert head is detector.bbox_head
+    with pytest.raises(ValueError, match='bf16: Linear has no backbone, neck or bbox_head'):
+        im.to_inference_mode(torch.nn.Linear(2, 2), bf16=True)

@@ -209,9 +209,15 @@ def bf16_network_parts(model: nn.Module) -> tuple[list[nn.Module], nn.Module | N
         tuple[list[nn.Module], nn.Module | None]: the image backbone (``backbone.image_model``
         of a multi-modal backbone, else ``backbone``), the ``neck`` and the head's network
         (``bbox_head.head_module`` when the head has one, else ``bbox_head``), those present;
-        and that head network (None without a head). A model with none of these attributes
-        gives ``([model], model)``.
+        and that head network (None without a head). A wrapper without these attributes but
+        with a ``module`` (a test-time-augmentation model) gives its module's.
+
+    Raises:
+        ValueError: a model with neither a backbone, a neck, a head nor a wrapped ``module``.
     """
+    inner = getattr(model, 'module', None)
+    if not hasattr(model, 'backbone') and isinstance(inner, nn.Module):
+        return bf16_network_parts(inner)
     parts = []
     backbone = getattr(model, 'backbone', None)
     if isinstance(backbone, nn.Module):
@@ -226,7 +232,9 @@ def bf16_network_parts(model: nn.Module) -> tuple[list[nn.Module], nn.Module | N
         head = module if isinstance(module, nn.Module) else head
         parts.append(head)
     if not parts:
-        return [model], model
+        raise ValueError(
+            f'bf16: {type(model).__name__} has no backbone, neck or bbox_head to convert'
+        )
     return parts, head
 
 
