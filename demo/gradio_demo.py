@@ -1,6 +1,6 @@
 """A web page to try a detector in a browser: upload an image, see the boxes and a table.
 
-    python demo/gradio_demo.py CONFIG CHECKPOINT [--device cpu] [--host 127.0.0.1]
+    python demo/gradio_demo.py CONFIG CHECKPOINT [--device cpu] [--bf16 [auto]] [--host 127.0.0.1]
         [--port 7860] [--share] [--texts "car,ship"] [--max-upload-mb 10]
 
 Then open http://127.0.0.1:7860. YOLO-World models (v2 and rotated) take the texts typed in
@@ -24,7 +24,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import ai4rs  # noqa: E402,F401,I001  (first: sets the OpenMP wait policy before torch loads)
 
 from ai4rs.apis.web_demo import DEFAULT_MAX_UPLOAD_MB  # noqa: E402
-from ai4rs.utils.cli import add_cfg_options_argument  # noqa: E402
+from ai4rs.utils.cli import add_bf16_argument, add_cfg_options_argument  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -32,6 +32,7 @@ def parse_args(argv=None):
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint (.pth) or exported model (.onnx)')
     parser.add_argument('--device', default='cpu', help='e.g. cpu or cuda:0')
+    add_bf16_argument(parser)
     parser.add_argument(
         '--host', default='127.0.0.1', help='address to listen on (0.0.0.0: every interface)'
     )
@@ -77,7 +78,11 @@ def main(argv=None, block=True):
     import_gradio()  # before the model: a missing gradio fails in a second
     add_project_paths()
     model = init_detector(
-        args.config, args.checkpoint, device=args.device, cfg_options=args.cfg_options
+        args.config,
+        args.checkpoint,
+        device=args.device,
+        cfg_options=args.cfg_options,
+        bf16=args.bf16,
     )
     demo = WebDemo(model, texts=args.texts, max_upload_mb=args.max_upload_mb)
     blocks = build_demo(demo)

@@ -3,6 +3,7 @@
     python demo/huge_image_demo.py IMG CONFIG CHECKPOINT [--out-file OUT.png] \
         [--patch-sizes 1024] [--patch-steps 824] [--img-ratios 1.0] [--merge-iou-thr 0.1] \
         [--batch-size 4] [--score-thr 0.3] [--device cpu] [--texts "vehicle,pool"]
+        [--bf16 [auto]]
 
 ``--texts``: the vocabulary of an open-vocabulary model (YOLO-World, rotated YOLO-World), as
 demo/yolo_world_demo.py reads it: "a,b,c", or a .txt (one per line) or .json (class-text
@@ -20,7 +21,11 @@ from ai4rs.apis import inference_detector_by_patches, init_detector  # noqa: E40
 from ai4rs.apis.inference import model_vocabulary  # noqa: E402
 from ai4rs.datasets.class_texts import read_vocabulary  # noqa: E402
 from ai4rs.utils.checkpoint import CheckpointMismatchError, NotACheckpointError  # noqa: E402
-from ai4rs.utils.cli import add_demo_arguments, check_demo_files  # noqa: E402
+from ai4rs.utils.cli import (  # noqa: E402
+    add_bf16_argument,
+    add_demo_arguments,
+    check_demo_files,
+)
 from ai4rs.utils.paths import add_project_paths  # noqa: E402
 from ai4rs.visualization import draw_predictions  # noqa: E402
 
@@ -28,6 +33,7 @@ from ai4rs.visualization import draw_predictions  # noqa: E402
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_demo_arguments(parser)
+    add_bf16_argument(parser)
     parser.add_argument('--patch-sizes', type=int, nargs='+', default=[1024])
     parser.add_argument('--patch-steps', type=int, nargs='+', default=[824])
     parser.add_argument('--img-ratios', type=float, nargs='+', default=[1.0])
@@ -66,6 +72,7 @@ def main(argv=None):
             args.checkpoint,
             device=args.device,
             allow_partial_load=args.allow_partial_load,
+            bf16=args.bf16,
         )
         # texts for a closed-set model, none for a model without a vocabulary
         texts = model_vocabulary(model, args.vocabulary)

@@ -1,7 +1,7 @@
 """Detect objects in one image and draw them.
 
     python demo/image_demo.py IMG CONFIG CHECKPOINT [--out-file OUT.png] [--score-thr 0.3] \
-        [--device cpu]
+        [--device cpu] [--bf16 [auto]]
 """
 
 import argparse
@@ -12,7 +12,11 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from ai4rs.apis import inference_detector, init_detector  # noqa: E402
 from ai4rs.utils.checkpoint import CheckpointMismatchError, NotACheckpointError  # noqa: E402
-from ai4rs.utils.cli import add_demo_arguments, check_demo_files  # noqa: E402
+from ai4rs.utils.cli import (  # noqa: E402
+    add_bf16_argument,
+    add_demo_arguments,
+    check_demo_files,
+)
 from ai4rs.utils.paths import add_project_paths  # noqa: E402
 from ai4rs.visualization import draw_predictions  # noqa: E402
 
@@ -20,6 +24,7 @@ from ai4rs.visualization import draw_predictions  # noqa: E402
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_demo_arguments(parser)
+    add_bf16_argument(parser)
     args = parser.parse_args(argv)
     check_demo_files(parser, args)
     return args
@@ -34,8 +39,9 @@ def main(argv=None):
             args.checkpoint,
             device=args.device,
             allow_partial_load=args.allow_partial_load,
+            bf16=args.bf16,
         )
-    except (CheckpointMismatchError, NotACheckpointError) as e:
+    except (CheckpointMismatchError, NotACheckpointError, ValueError) as e:
         sys.exit(f'error: {e}')
     result = inference_detector(model, args.img)
     kept = draw_predictions(model, args.img, result, args.out_file, args.score_thr)

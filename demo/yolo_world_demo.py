@@ -5,6 +5,7 @@
     python demo/yolo_world_demo.py VIDEO.mp4 CONFIG CHECKPOINT --texts "car,truck"
         [--score-thr 0.3] [--topk 100] [--out-dir outputs] [--device cpu]
         [--text-embeddings F.pt] [--batch-size 1] [--image-prompts DIR|F.json|F.pt]
+        [--bf16 [auto]]
     python demo/yolo_world_demo.py IMG CONFIG MODEL.onnx     # vocabulary baked in at export
 
 ``--texts`` is a comma-separated list, or a .txt file (one text per line) or a .json
@@ -45,6 +46,7 @@ import ai4rs  # noqa: E402,F401,I001  (first: sets the OpenMP wait policy before
 import numpy as np  # noqa: E402
 
 from ai4rs.datasets.class_texts import read_vocabulary  # noqa: E402
+from ai4rs.utils.cli import add_bf16_argument  # noqa: E402
 
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 VIDEO_EXTS = ('.mp4', '.avi', '.mov', '.mkv', '.m4v', '.webm')
@@ -60,6 +62,7 @@ def parse_args(argv=None):
     parser.add_argument('--topk', type=int, default=100, help='keep at most this many per image')
     parser.add_argument('--out-dir', default='outputs', help='where drawings are written')
     parser.add_argument('--device', default='cpu', help='e.g. cpu or cuda:0')
+    add_bf16_argument(parser)
     parser.add_argument(
         '--batch-size', type=int, default=1, help='images of a folder per forward pass'
     )
@@ -123,7 +126,7 @@ class Predictor:
             texts = texts if texts is not None else list(table)
         # a checkpoint, or an .onnx file (run by onnxruntime, its vocabulary baked in, or
         # given at run time: export_onnx.py --text-input)
-        self.model = init_detector(config, args.checkpoint, device=args.device)
+        self.model = init_detector(config, args.checkpoint, device=args.device, bf16=args.bf16)
         onnx_baked = args.checkpoint.endswith('.onnx') and not self.model.text_input
         if onnx_baked and args.text_embeddings:
             raise ValueError(

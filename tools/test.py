@@ -5,7 +5,9 @@ onnx_file=...)`` or ``tools/deployment/export_onnx.py``): the test loop then run
 onnxruntime (:func:`ai4rs.apis.deployment.backend.run_test_loop_with_onnx`).
 
 The test loop runs the model in inference mode (Conv+BN fused: see
-:func:`ai4rs.models.utils.inference_mode.to_inference_mode`) unless ``--no-inference-mode``.
+:func:`ai4rs.models.utils.inference_mode.to_inference_mode`) unless ``--no-inference-mode``;
+``--bf16`` makes its network bfloat16 (``--bf16 auto``: where the device supports it; see
+docs/model_zoo.md, "bfloat16 inference").
 """
 
 import argparse
@@ -17,6 +19,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from ai4rs.engine.runner import run_with_runner  # noqa: E402
 from ai4rs.utils.cli import (  # noqa: E402
+    add_bf16_argument,
     add_config_arguments,
     add_runner_arguments,
     parse_tool_args,
@@ -53,6 +56,7 @@ def parse_args(argv=None):
         action='store_true',
         help='test the eager model (no Conv+BN fusion)',
     )
+    add_bf16_argument(parser)
     return parse_tool_args(parser, argv)
 
 
@@ -68,13 +72,19 @@ class InferenceModeTestHook:
     read or swap its parameters see the eager layout.
     """
 
-    def __init__(self):
+    def __init__(self, bf16=None):
         self._patched = None
+        self.bf16 = bf16
 
     def before_test_epoch(self, runner):
-        from ai4rs.models.utils.inference_mode import to_inference_mode
+        from ai4rs.models.utils.inference_mode import resolve_bf16, to_inference_mode
 
-        fused = to_inference_mode(copy.deepcopy(runner.model), fuse=True, channels_last=False)
+        kwargs = dict(fuse=True, channels_last=False)
+        if self.bf16 is not None:
+            device = next(runner.model.parameters()).device
+            if resolve_bf16(self.bf16, device):
+                kwargs['bf16'] = True
+        fused = to_inference_mode(copy.deepcopy(runner.model), **kwargs)
         self._patched = runner.model
         self._patched.test_step = fused.test_step
 
@@ -124,13 +134,14 @@ def build_config(args):
     return cfg
 
 
-def register_inference_mode_hooks(runner):
+def register_inference_mode_hooks(runner, bf16=None):
     """Register :class:`InferenceModeTestHook`'s two halves on ``runner``: the copy is made
     after every other ``before_test_epoch`` hook and undone before every other
-    ``after_test_epoch`` hook."""
+    ``after_test_epoch`` hook. ``bf16``: None (float32), 'on' or 'auto'
+    (:func:`ai4rs.models.utils.inference_mode.resolve_bf16`)."""
     from mmengine.hooks import Hook
 
-    state = InferenceModeTestHook()
+    state = InferenceModeTestHook(bf16)
 
     class _Before(Hook):
         def before_test_epoch(self, runner):
@@ -147,6 +158,23 @@ def register_inference_mode_hooks(runner):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.bf16 is not None and args.no_inference_mode:
+        sys.exit('error: --bf16 converts the inference model: drop --no-inference-mode')
+    if args.bf16 == 'on' and is_onnx(args):
+        sys.exit(
+            f'error: --bf16: {args.checkpoint} runs on onnxruntime, in the precision of the '
+            'export (float32); give the .pth'
+        )
+    if args.bf16 == 'on':
+        import torch
+
+        from ai4rs.models.utils.inference_mode import resolve_bf16
+
+        device = 'cuda' if torch.cuda.is_available() else 'cpu'  # the runner's device
+        try:
+            resolve_bf16(args.bf16, device)  # an unsupported --bf16 fails before any work
+        except ValueError as e:
+            sys.exit(f'error: --bf16: {e}')
     try:
         cfg = build_config(args)
     except (FileNotFoundError, ReservedConfigNameError, ValueError) as e:
@@ -162,7 +190,7 @@ def main(argv=None):
 
             run_test_loop_with_onnx(runner, args.checkpoint)
         elif not args.no_inference_mode:
-            register_inference_mode_hooks(runner)
+            register_inference_mode_hooks(runner, args.bf16)
         return runner.test()
 
     return run_with_runner(cfg, args.launcher, test)

@@ -5,7 +5,7 @@ import torch
 from mmengine.model.utils import revert_sync_batchnorm
 from mmengine.registry import init_default_scope
 
-from ai4rs.models.utils.inference_mode import is_inference_mode, to_inference_mode
+from ai4rs.models.utils.inference_mode import is_inference_mode, resolve_bf16, to_inference_mode
 from ai4rs.registry import MODELS
 from ai4rs.utils.checkpoint import PARTIAL_LOAD_KEY, load_checkpoint_checked
 
@@ -28,6 +28,7 @@ def init_detector(
     channels_last=False,
     backend=None,
     onnx_file=None,
+    bf16=False,
 ):
     """Build a detector from a config and (optionally) load a checkpoint.
 
@@ -66,11 +67,19 @@ def init_detector(
             ``'onnxruntime'`` with a PyTorch checkpoint exports the loaded weights (input
             size of the test pipeline, dynamic batch, a run-time vocabulary for
             open-vocabulary models) and returns an ``OnnxDetector`` on the export (see
-            :mod:`ai4rs.apis.deployment.backend` and docs/deployment.md).
+            :mod:`ai4rs.apis.deployment.backend` and docs/model_zoo.md, "ONNX Runtime backend").
             ``'pytorch'`` with an ``.onnx`` file is an error.
         onnx_file (str, optional): with ``backend='onnxruntime'`` and a PyTorch
             checkpoint, where the export is written and kept; None: a temporary file,
             removed once onnxruntime has read it.
+        bf16 (bool | str): with ``inference_mode``, a bfloat16 network
+            (:func:`ai4rs.models.utils.inference_mode.to_bf16_network`: backbone, neck and
+            head convolutions in bfloat16, channels-last; the text model, decoding and all
+            post-processing in float32; predictions float32). True: an error
+            (ValueError) where ``device`` has no native bfloat16 (on CPU: AVX-512 BF16 /
+            AMX); ``'auto'``: bfloat16 where supported, else float32 with a logged
+            warning; False / None: float32. True with the onnxruntime backend is an error,
+            ``'auto'`` runs the export as it is (float32). Defaults to False.
 
     Returns:
         nn.Module | OnnxDetector: the model in eval mode, with ``model.cfg`` and
@@ -79,7 +88,15 @@ def init_detector(
     from .deployment.backend import onnxruntime_detector, resolve_backend
 
     config = load_model_config(config, cfg_options)
-    if resolve_backend(checkpoint, backend) == 'onnxruntime':
+    use_onnxruntime = resolve_backend(checkpoint, backend) == 'onnxruntime'
+    if bf16 in (True, 'on') and use_onnxruntime:
+        raise ValueError(
+            f'bf16: {checkpoint} runs on onnxruntime, in the precision of the export '
+            '(float32); bf16 is for the PyTorch backend'
+        )
+    if bf16 in (True, 'on') and not inference_mode:
+        raise ValueError('bf16 needs inference_mode=True (it converts the inference model)')
+    if use_onnxruntime:
         return onnxruntime_detector(
             config,
             checkpoint,
@@ -90,6 +107,7 @@ def init_detector(
         )
     if onnx_file is not None:
         raise ValueError(f"onnx_file={onnx_file!r} is for backend='onnxruntime'")
+    use_bf16 = resolve_bf16(bf16, device) if inference_mode else False
     backbone = config.model.get('backbone')
     if isinstance(backbone, dict) and 'init_cfg' in backbone:
         backbone.init_cfg = None  # no pretrained download: the checkpoint holds the weights
@@ -116,7 +134,7 @@ def init_detector(
     model.to(device)
     model.eval()
     if inference_mode:
-        to_inference_mode(model, fuse=True, channels_last=channels_last)
+        to_inference_mode(model, fuse=True, channels_last=channels_last, bf16=use_bf16)
     return model
 
 

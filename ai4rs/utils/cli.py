@@ -191,6 +191,20 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--score-thr', type=float, default=0.3, help='draw scores above this')
 
 
+def add_bf16_argument(parser: argparse.ArgumentParser) -> None:
+    """``--bf16`` (a bfloat16 network; an error where the device has no native bfloat16) or
+    ``--bf16 auto`` (bfloat16 where supported, else float32 with a logged line); absent:
+    float32. The value (None, 'on' or 'auto') is ``init_detector``'s ``bf16``."""
+    parser.add_argument(
+        '--bf16',
+        nargs='?',
+        const='on',
+        choices=['on', 'auto'],
+        help='bfloat16 network (decoding and post-processing stay float32): --bf16 (an error '
+        'where the device has no native bfloat16) or --bf16 auto (float32 there, logged)',
+    )
+
+
 def check_demo_files(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """A usage error (one line, exit 2) for an ``img`` / ``config`` / ``checkpoint`` that is
     not a file (URLs pass)."""

@@ -45,7 +45,8 @@ For each batch size the modes (:func:`compare_modes`) take turns batch by batch 
 same, channels-last) and ``onnxruntime``
 (the same weights exported with ``export_onnx`` at the fixed (H, W) input, dynamic batch, to
 a temporary file, run by ``OnnxDetector`` one graph run per batch, its session with torch's
-number of intra-op threads). Images/s are of ``test_step`` (preprocessing, network, post-processing).
+number of intra-op threads). Images/s are of ``test_step`` (preprocessing, network,
+post-processing).
 Each mode's FLOP/s is the model's FLOPs per image (2 x get_flops.py's multiply-adds: the
 network forward, post-processing not counted) x images/s, printed with its share of the
 float32 matmul's FLOP/s (2 N^3 per product) measured in the same rounds. Before timing,

@@ -63,4 +63,4 @@ class SingleStageDetector(BaseDetector):
 
     def _forward(self, batch_inputs: Tensor, batch_data_samples: list | None = None) -> tuple:
         """Raw head outputs, e.g. (cls_scores, bbox_preds, angle_preds, objectnesses)."""
-        return self.bbox_head.forward(self.extract_feat(batch_inputs))
+        return self.bbox_head(self.extract_feat(batch_inputs))  # through its hooks (bf16)

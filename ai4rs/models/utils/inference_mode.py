@@ -1,4 +1,5 @@
-"""The inference mode of a detector: Conv+BN folded, eval mode, optionally channels-last.
+"""The inference mode of a detector: Conv+BN folded, eval mode, optionally channels-last,
+optionally a bfloat16 network.
 
 mmcv's ``fuse_conv_bn`` folds any BatchNorm child that follows a Conv2d child in a module's
 ``children()`` order, which is only right when that BatchNorm normalises that conv's output.
@@ -15,7 +16,18 @@ Folding (eval-mode BN, running statistics): for a conv ``y = W * x + b`` followe
 The models of ai4rs have no RepVGG-style multi-branch blocks (``RepConvMaxSigmoid*`` are
 upstream's text-reparameterized VL-PAN blocks, already single-branch), so there is nothing
 else to fold.
+
+bfloat16 (:func:`to_bf16_network`): the network parts of a detector (the image backbone, the
+neck, the head's convolutions: :func:`bf16_network_parts`) hold bfloat16 weights and get
+bfloat16 inputs (forward pre-hooks cast the float32 image batch and text features); the
+head's raw outputs are cast back to float32 (a forward hook), so decoding, priors, NMS and
+rescaling run in float32, and predictions are float32. bfloat16 has an 8-bit significand:
+1000.3 px would become 1000 (its spacing at 1000 is 4 px), which is why nothing after the
+head's convolutions runs in it. Text models (CLIP) stay float32: their embeddings are
+computed once per vocabulary and cached.
 """
+
+import logging
 
 import torch
 from mmcv.cnn import ConvModule
@@ -104,6 +116,11 @@ def is_inference_mode(model: nn.Module) -> bool:
     return bool(getattr(model, INFERENCE_MODE_ATTR, False))
 
 
+def is_bf16(model: nn.Module) -> bool:
+    """Whether :func:`to_inference_mode` made ``model``'s network bfloat16."""
+    return bool((getattr(model, INFERENCE_MODE_ATTR, None) or {}).get('bf16', False))
+
+
 def _channels_last_input_hook(module, args, kwargs):
     """A forward pre-hook: 4-D tensor inputs made channels-last (the layout of the weights)."""
     args = tuple(
@@ -115,8 +132,132 @@ def _channels_last_input_hook(module, args, kwargs):
     return args, kwargs
 
 
+def bf16_supported(device: str | torch.device = 'cpu') -> bool:
+    """Whether ``device`` runs bfloat16 natively: on CPU, oneDNN's own check (AVX-512 BF16 /
+    AMX, ``torch.ops.mkldnn._is_mkldnn_bf16_supported``); on CUDA,
+    ``torch.cuda.is_bf16_supported()``."""
+    device = torch.device(device)
+    if device.type == 'cuda':
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type != 'cpu' or not torch.backends.mkldnn.is_available():
+        return False
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def resolve_bf16(bf16: bool | str | None, device: str | torch.device = 'cpu') -> bool:
+    """Whether to run in bfloat16.
+
+    Args:
+        bf16 (bool | str | None): True / 'on': bfloat16, an error where ``device`` lacks native
+            support; 'auto': bfloat16 where :func:`bf16_supported`, else float32 with a logged
+            line; False / None / 'off': float32.
+        device: the model's device.
+
+    Raises:
+        ValueError: another value, or bfloat16 forced on a device without native support.
+    """
+    if bf16 in (False, None, 'off'):
+        return False
+    if bf16 not in (True, 'on', 'auto'):
+        raise ValueError(f"bf16 must be True, False, 'on', 'off' or 'auto', got {bf16!r}")
+    supported = bf16_supported(device)
+    if bf16 in (True, 'on'):
+        if not supported:
+            raise ValueError(
+                f'bfloat16 inference asked for, but device {str(device)!r} has no native '
+                'bfloat16 (on CPU: AVX-512 BF16 or AMX, torch.ops.mkldnn.'
+                "_is_mkldnn_bf16_supported()); run in float32 or use bf16='auto'"
+            )
+        return True
+    if not supported:
+        logging.getLogger('ai4rs').warning(
+            'bf16=auto: device %r has no native bfloat16; running in float32', str(device)
+        )
+    return supported
+
+
+def _cast_floats(obj, dtype: torch.dtype, channels_last: bool = False):
+    """``obj`` with every floating tensor in it (nested in tuples, lists, dicts) cast to
+    ``dtype`` (4-D ones made channels-last with ``channels_last``); the rest unchanged."""
+    if isinstance(obj, torch.Tensor):
+        if obj.is_floating_point() and obj.dtype != dtype:
+            obj = obj.to(dtype)
+        if channels_last and obj.dim() == 4:
+            obj = obj.contiguous(memory_format=torch.channels_last)
+        return obj
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(_cast_floats(o, dtype, channels_last) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _cast_floats(v, dtype, channels_last) for k, v in obj.items()}
+    return obj
+
+
+def _bf16_input_hook(module, args, kwargs):
+    """A forward pre-hook: floating inputs in bfloat16 (4-D ones channels-last)."""
+    return _cast_floats(args, torch.bfloat16, True), _cast_floats(kwargs, torch.bfloat16)
+
+
+def _float32_output_hook(module, args, output):
+    """A forward hook: floating outputs back in float32."""
+    return _cast_floats(output, torch.float32)
+
+
+def bf16_network_parts(model: nn.Module) -> tuple[list[nn.Module], nn.Module | None]:
+    """The parts of a detector that run in bfloat16, and the one whose outputs are cast back.
+
+    Returns:
+        tuple[list[nn.Module], nn.Module | None]: the image backbone (``backbone.image_model``
+        of a multi-modal backbone, else ``backbone``), the ``neck`` and the head's network
+        (``bbox_head.head_module`` when the head has one, else ``bbox_head``), those present;
+        and that head network (None without a head). A wrapper without these attributes but
+        with a ``module`` (a test-time-augmentation model) gives its module's.
+
+    Raises:
+        ValueError: a model with neither a backbone, a neck, a head nor a wrapped ``module``.
+    """
+    inner = getattr(model, 'module', None)
+    if not hasattr(model, 'backbone') and isinstance(inner, nn.Module):
+        return bf16_network_parts(inner)
+    parts = []
+    backbone = getattr(model, 'backbone', None)
+    if isinstance(backbone, nn.Module):
+        image = getattr(backbone, 'image_model', None)
+        parts.append(image if isinstance(image, nn.Module) else backbone)
+    neck = getattr(model, 'neck', None)
+    if isinstance(neck, nn.Module):
+        parts.append(neck)
+    head = getattr(model, 'bbox_head', None)
+    if isinstance(head, nn.Module):
+        module = getattr(head, 'head_module', None)
+        head = module if isinstance(module, nn.Module) else head
+        parts.append(head)
+    if not parts:
+        raise ValueError(
+            f'bf16: {type(model).__name__} has no backbone, neck or bbox_head to convert'
+        )
+    return parts, head
+
+
+def to_bf16_network(model: nn.Module) -> list[nn.Module]:
+    """Make the network parts of ``model`` (:func:`bf16_network_parts`) bfloat16, in place:
+    bfloat16 channels-last weights, inputs cast by a forward pre-hook on each part, the head
+    network's outputs cast back to float32 by a forward hook (module docstring).
+
+    Returns:
+        list[nn.Module]: the converted parts.
+    """
+    parts, head = bf16_network_parts(model)
+    for part in parts:
+        part.to(torch.bfloat16)
+        part.to(memory_format=torch.channels_last)
+        part.register_forward_pre_hook(_bf16_input_hook, with_kwargs=True)
+    if head is not None:
+        head.register_forward_hook(_float32_output_hook)
+    return parts
+
+
 def to_inference_mode(
-    model: nn.Module, fuse: bool = True, channels_last: bool = False
+    model: nn.Module, fuse: bool = True, channels_last: bool = False, bf16: bool = False
 ) -> nn.Module:
     """Make ``model`` an inference model, in place: eval mode, Conv+BN
     fused (:func:`fuse_conv_bn`), optionally channels-last. A second call does nothing.
@@ -130,19 +271,29 @@ def to_inference_mode(
         model (nn.Module): a detector (or any module).
         fuse (bool): fold Conv+BN pairs.
         channels_last (bool): channels-last weights and backbone input.
+        bf16 (bool): a bfloat16 network (:func:`to_bf16_network`; after fusion, so BatchNorm
+            statistics are folded in float32); it is always channels-last (the faster layout
+            for bfloat16 here, docs/model_zoo.md "bfloat16 inference"). Callers decide
+            whether the device supports it (:func:`resolve_bf16`).
 
     Returns:
         nn.Module: ``model``, with ``model._ai4rs_inference_mode`` = ``dict(fused=N,
-        channels_last=bool)``.
+        channels_last=bool)``, plus ``bf16=True`` for a bfloat16 network.
     """
     if is_inference_mode(model):
         return model
     model.eval()
     fused = fuse_conv_bn(model) if fuse else 0
-    if channels_last:
+    if bf16:
+        to_bf16_network(model)
+        channels_last = True
+    elif channels_last:
         model.to(memory_format=torch.channels_last)
         backbone = getattr(model, 'backbone', None)
         if isinstance(backbone, nn.Module):
             backbone.register_forward_pre_hook(_channels_last_input_hook, with_kwargs=True)
-    setattr(model, INFERENCE_MODE_ATTR, dict(fused=fused, channels_last=bool(channels_last)))
+    state = dict(fused=fused, channels_last=bool(channels_last))
+    if bf16:
+        state['bf16'] = True
+    setattr(model, INFERENCE_MODE_ATTR, state)
     return model
