@@ -102,8 +102,14 @@ def init_detector(
             checkpoint,
             device=device,
             onnx_file=onnx_file,
-            palette=palette,
-            allow_partial_load=allow_partial_load,
+            build_model=lambda: init_detector(
+                config,
+                checkpoint,
+                device=device,
+                palette=palette,
+                allow_partial_load=allow_partial_load,
+                backend='pytorch',
+            ),
         )
     if onnx_file is not None:
         raise ValueError(f"onnx_file={onnx_file!r} is for backend='onnxruntime'")

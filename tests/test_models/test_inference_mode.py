@@ -96,10 +96,11 @@ def test_to_inference_mode_once_and_channels_last():
     model = _planted()
     to_inference_mode(model, channels_last=True)
     assert is_inference_mode(model)
-    assert model._ai4rs_inference_mode == dict(fused=1, channels_last=True)
+    state = dict(fused=1, channels_last=True, silu=0, chained_spp=0)
+    assert model._ai4rs_inference_mode == state
     assert model[0].conv.weight.is_contiguous(memory_format=torch.channels_last)
     to_inference_mode(model)  # a second call changes nothing
-    assert model._ai4rs_inference_mode == dict(fused=1, channels_last=True)
+    assert model._ai4rs_inference_mode == state
 
 
 # ---------------------------------------------------------------- the three families
@@ -150,7 +151,16 @@ def _check_family(config, ckpt, img, texts, channels_last):
     fast = init_detector(config, ckpt, channels_last=channels_last)
     n = _bn_convmodules(eager)
     assert n > 0
-    assert fast._ai4rs_inference_mode == dict(fused=n, channels_last=channels_last)
+    from mmcv.cnn.bricks.swish import Swish
+
+    from ai4rs.models.layers.spp_bottleneck import SPPBottleneck
+
+    swishes = sum(type(m) is Swish for m in eager.modules())
+    spps = sum(isinstance(m, SPPBottleneck) for m in eager.modules())
+    assert fast._ai4rs_inference_mode == dict(
+        fused=n, channels_last=channels_last, silu=swishes, chained_spp=spps
+    )
+    assert not any(type(m) is Swish for m in fast.modules())
     assert not is_inference_mode(eager)
     assert _batchnorms(fast) == _batchnorms(eager) - n
     assert len(fast.state_dict()) == len(eager.state_dict()) - 4 * n  # w, b, mean, var (+bias)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os.path as osp
 import shutil
 import tempfile
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -79,13 +80,18 @@ def export_for_runtime(model: nn.Module, onnx_file: str, img_size=None) -> dict:
 
 
 def onnxruntime_detector(
-    config, checkpoint, device: str = 'cpu', onnx_file: str | None = None, **init_kwargs
+    config,
+    checkpoint,
+    device: str = 'cpu',
+    onnx_file: str | None = None,
+    build_model: Callable[[], nn.Module] | None = None,
 ):
     """:func:`ai4rs.apis.init_detector`'s ``backend='onnxruntime'``: an
     :class:`~.runtime.OnnxDetector` for an ``.onnx`` ``checkpoint``, else for the export of
     the PyTorch ``checkpoint`` to ``onnx_file`` (None: a temporary file, removed once read).
 
-    ``init_kwargs`` go to ``init_detector`` building the PyTorch model to export."""
+    ``build_model()`` returns the PyTorch model of ``checkpoint`` to export
+    (``init_detector`` passes itself with the PyTorch backend)."""
     from .runtime import OnnxDetector, import_onnxruntime
 
     import_onnxruntime()  # before a slow export
@@ -96,9 +102,9 @@ def onnxruntime_detector(
                 f'{checkpoint} is already an .onnx file'
             )
         return OnnxDetector(checkpoint, config, device=device)
-    from ..inference import init_detector
-
-    model = init_detector(config, checkpoint, device=device, **init_kwargs)
+    if build_model is None:
+        raise ValueError(f'{checkpoint}: not an .onnx file, and no build_model to export it')
+    model = build_model()
     tmp = None
     if onnx_file is None:
         tmp = tempfile.mkdtemp(prefix='ai4rs_onnx_')

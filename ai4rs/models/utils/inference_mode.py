@@ -34,6 +34,9 @@ from mmcv.cnn import ConvModule
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from .inference_ops import chain_spp_pools, swish_to_silu
+from .memory_format import to_channels_last
+
 #: attribute set on a model converted by :func:`to_inference_mode`
 INFERENCE_MODE_ATTR = '_ai4rs_inference_mode'
 
@@ -119,17 +122,6 @@ def is_inference_mode(model: nn.Module) -> bool:
 def is_bf16(model: nn.Module) -> bool:
     """Whether :func:`to_inference_mode` made ``model``'s network bfloat16."""
     return bool((getattr(model, INFERENCE_MODE_ATTR, None) or {}).get('bf16', False))
-
-
-def _channels_last_input_hook(module, args, kwargs):
-    """A forward pre-hook: 4-D tensor inputs made channels-last (the layout of the weights)."""
-    args = tuple(
-        a.contiguous(memory_format=torch.channels_last)
-        if isinstance(a, torch.Tensor) and a.dim() == 4
-        else a
-        for a in args
-    )
-    return args, kwargs
 
 
 def bf16_supported(device: str | torch.device = 'cpu') -> bool:
@@ -260,12 +252,15 @@ def to_inference_mode(
     model: nn.Module, fuse: bool = True, channels_last: bool = False, bf16: bool = False
 ) -> nn.Module:
     """Make ``model`` an inference model, in place: eval mode, Conv+BN
-    fused (:func:`fuse_conv_bn`), optionally channels-last. A second call does nothing.
+    fused (:func:`fuse_conv_bn`), with ``fuse`` also the faster modules of the same function
+    (:mod:`ai4rs.models.utils.inference_ops`: mmcv ``Swish`` -> ``nn.SiLU``, SPP pools
+    chained), optionally channels-last. A second call does nothing.
 
-    Channels-last converts the 4-D parameters and buffers (``model.to(memory_format=...)``)
-    and the image batch on its way into ``model.backbone`` (a forward pre-hook), so the data
-    preprocessor and the results are untouched: outputs have the layout the convs give them,
-    which no caller depends on (every consumer indexes or reshapes them).
+    Channels-last (:func:`ai4rs.models.utils.memory_format.to_channels_last`) converts the
+    4-D parameters and buffers and the image batch on its way into ``model.backbone`` (a
+    forward pre-hook), so the data preprocessor and the results are untouched: outputs have
+    the layout the convs give them, which no caller depends on (every consumer indexes or
+    reshapes them).
 
     Args:
         model (nn.Module): a detector (or any module).
@@ -278,21 +273,20 @@ def to_inference_mode(
 
     Returns:
         nn.Module: ``model``, with ``model._ai4rs_inference_mode`` = ``dict(fused=N,
-        channels_last=bool)``, plus ``bf16=True`` for a bfloat16 network.
+        channels_last=bool, silu=N, chained_spp=N)`` (the counts of fused pairs, replaced
+        ``Swish`` modules and chained SPP blocks), plus ``bf16=True`` for a bfloat16 network.
     """
     if is_inference_mode(model):
         return model
     model.eval()
     fused = fuse_conv_bn(model) if fuse else 0
+    silu, chained = (swish_to_silu(model), chain_spp_pools(model)) if fuse else (0, 0)
     if bf16:
         to_bf16_network(model)
         channels_last = True
     elif channels_last:
-        model.to(memory_format=torch.channels_last)
-        backbone = getattr(model, 'backbone', None)
-        if isinstance(backbone, nn.Module):
-            backbone.register_forward_pre_hook(_channels_last_input_hook, with_kwargs=True)
-    state = dict(fused=fused, channels_last=bool(channels_last))
+        to_channels_last(model)
+    state = dict(fused=fused, channels_last=bool(channels_last), silu=silu, chained_spp=chained)
     if bf16:
         state['bf16'] = True
     setattr(model, INFERENCE_MODE_ATTR, state)
