@@ -12,6 +12,7 @@ import re
 import pytest
 import torch
 
+from ai4rs.models.utils.inference_mode import bf16_supported
 from tests.conftest import REPO_ROOT
 from tests.yolo_world_infer_helpers import save_model, world_config, yolox_config
 
@@ -19,7 +20,10 @@ pytest.importorskip('onnxruntime')
 pytest.importorskip('onnx')
 
 SIZE = 64
-MODES = ('eager', 'inference', 'inference_cl', 'onnxruntime')
+# the modes listed by default: bfloat16 where this CPU has it natively
+MODES = ('eager', 'inference', 'inference_cl', 'inference_bf16', 'onnxruntime')
+if not bf16_supported('cpu'):
+    MODES = tuple(m for m in MODES if m != 'inference_bf16')
 MATMUL = 128
 
 
