@@ -167,3 +167,26 @@ def test_compare_refuses_bad_sizes(tmp_path, bad):
     config, _ = save_model(yolox_config(SIZE), str(tmp_path), 'yolox')
     with pytest.raises(SystemExit, match=f'{bad[0]} .*must be at least 1'):
         _load_tool('benchmark').main([config, '--compare', *bad])
+
+
+@pytest.mark.skipif(not bf16_supported('cpu'), reason='no native bfloat16 on this CPU')
+def test_bf16_flag_benchmarks_a_bfloat16_inference_model(tmp_path, monkeypatch):
+    """``benchmark.py --bf16`` (outside ``--compare``) times the inference model with a
+    bfloat16 network: ``--bf16`` implies the inference mode."""
+    from ai4rs.models.utils.inference_mode import is_bf16
+
+    config, ckpt = save_model(yolox_config(SIZE), str(tmp_path), 'yolox')
+    tool = _load_tool('benchmark')
+    built = []
+    real = tool.init_detector
+
+    def spy(*args, **kwargs):
+        built.append(real(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(tool, 'init_detector', spy)
+    argv = [config, '--checkpoint', ckpt, '--shape', str(SIZE), str(SIZE), '--num-iters', '1']
+    assert tool.main(argv + ['--warmup', '0', '--bf16']) > 0
+    assert tool.main(argv + ['--warmup', '0']) > 0
+    assert [is_bf16(m) for m in built] == [True, False]
+    assert built[0]._ai4rs_inference_mode['bf16'] and not hasattr(built[1], '_ai4rs_inference_mode')

@@ -29,11 +29,24 @@ def test_help_and_dry_run_list_the_steps_in_order(tmp_path):
         cwd=tmp_path,
     ).stdout
     names = re.findall(r'^(\w+) \(limit \d+ s\):', out, re.M)
-    assert names == ['env', 'tests', 'benchmark_ops', 'quickstart_amp', 'quickstart_yolo_world_amp']
+    assert names == [
+        'env',
+        'tests',
+        'benchmark_ops',
+        'inference_eager',
+        'inference_mode',
+        'inference_bf16',
+        'quickstart_amp',
+        'quickstart_yolo_world_amp',
+    ]
     lines = {n: line for n, line in zip(names, re.split(r'^\w+ \(limit', out, flags=re.M)[1:])}
     assert 'AI4RS_TEST_DEVICES=cuda' in lines['tests'] and '-k cuda' in lines['tests']
     assert '--amp' in lines['quickstart_amp'] and '--epochs 3' in lines['quickstart_amp']
     assert '--epochs 2' in lines['quickstart_yolo_world_amp']
+    for name in ('inference_eager', 'inference_mode', 'inference_bf16'):
+        assert 'benchmark.py' in lines[name] and '--device cuda' in lines[name]
+    assert '--inference-mode' in lines['inference_mode'] and '--bf16' in lines['inference_bf16']
+    assert '--inference-mode' not in lines['inference_eager'] + lines['inference_bf16']
     only = run_cmd([sys.executable, GPU_CHECK, '--dry-run', '--only', 'tests'], cwd=tmp_path).stdout
     assert re.findall(r'^(\w+) \(limit', only, re.M) == ['env', 'tests']
 

@@ -2,7 +2,7 @@
 
     python tools/analysis_tools/benchmark.py CONFIG [--checkpoint CKPT] [--shape 1024 1024] \
         [--batch-size 1] [--num-iters 20] [--warmup 5] [--device cpu|cuda] \
-        [--text-model DIR] [--num-texts N] [--peak-rss]
+        [--text-model DIR] [--num-texts N] [--peak-rss] [--inference-mode] [--bf16 [auto]]
 
 Times ``model.test_step`` (data preprocessing, network, post-processing with
 NMS) on random images of the given size, after ``--warmup``
@@ -77,6 +77,7 @@ import torch  # noqa: E402
 from ai4rs.apis import init_detector  # noqa: E402
 from ai4rs.structures import DetDataSample  # noqa: E402
 from ai4rs.utils.cli import (  # noqa: E402
+    add_bf16_argument,
     warnings_only,
     add_config_arguments,
     add_shape_argument,
@@ -214,12 +215,20 @@ def peak_rss_child(args, path: str, feats_file: str) -> int:
     ]
     if args.inference_mode:
         cmd.append('--inference-mode')
+    if args.bf16 is not None:
+        cmd += ['--bf16', args.bf16]
     if args.cfg_options:
         cmd += ['--cfg-options'] + [f'{k}={v}' for k, v in args.cfg_options.items()]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise RuntimeError(f'peak RSS run ({path}) failed:\n{out.stderr[-3000:]}')
     return int(out.stdout.strip().splitlines()[-1].split()[-1])
+
+
+def model_mode(args) -> dict:
+    """``init_detector``'s ``inference_mode`` / ``bf16`` from ``--inference-mode`` and
+    ``--bf16`` (which implies the inference mode)."""
+    return dict(inference_mode=args.inference_mode or args.bf16 is not None, bf16=args.bf16)
 
 
 def rss_child(args, cfg, shape):
@@ -231,14 +240,14 @@ def rss_child(args, cfg, shape):
     texts = spec['texts']
     if args._rss_child == 'reparameterized':
         cfg.model.backbone.with_text_model = False
-        model = init_detector(cfg, None, device=args.device, inference_mode=args.inference_mode)
+        model = init_detector(cfg, None, device=args.device, **model_mode(args))
         # the vocabulary the parent computed with the text model, baked in as reparameterize
         # would (this process never builds, or imports, the text model)
         model.texts = [texts]
         model.text_feats = torch.load(spec['feats'], weights_only=True).to(args.device)
     else:
         cfg.model.backbone.text_model.model_name = spec['text_model']
-        model = init_detector(cfg, None, device=args.device, inference_mode=args.inference_mode)
+        model = init_detector(cfg, None, device=args.device, **model_mode(args))
     benchmark_world(
         model,
         texts,
@@ -260,9 +269,7 @@ def main_world(args, cfg, shape):
     texts = vocabulary(cfg, num_texts)
     with tempfile.TemporaryDirectory() as tmpdir:
         text_dir, random_text = set_text_model(cfg, args.text_model, tmpdir, words=texts)
-        model = init_detector(
-            cfg, args.checkpoint, device=args.device, inference_mode=args.inference_mode
-        )
+        model = init_detector(cfg, args.checkpoint, device=args.device, **model_mode(args))
         nbytes = world_model_bytes(model)
         num_params = sum(p.numel() for p in model.parameters())
         text_params = sum(p.numel() for p in model.backbone.text_model.parameters())
@@ -692,6 +699,7 @@ def parse_args(argv=None):
         help='the model init_detector returns by default (Conv+BN fused); without it the '
         'eager model, as built from the config',
     )
+    add_bf16_argument(parser)
     parser.add_argument(
         '--compare',
         action='store_true',
@@ -742,9 +750,7 @@ def _main(args):
         return main_compare(args, copy.deepcopy(cfg), shape)
     if is_yolo_world(cfg):
         return main_world(args, copy.deepcopy(cfg), shape)
-    model = init_detector(
-        cfg, args.checkpoint, device=args.device, inference_mode=args.inference_mode
-    )
+    model = init_detector(cfg, args.checkpoint, device=args.device, **model_mode(args))
     fps = benchmark(model, shape, args.batch_size, args.num_iters, args.warmup, args.device)
     threads = torch.get_num_threads()
     print(

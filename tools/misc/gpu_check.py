@@ -11,8 +11,11 @@ seconds, so the run ends on time even when a step hangs):
    the device-parametrized tests (ops, models, assigners, metrics: see tests/conftest.py);
 3. ``benchmark_ops``: ``tools/analysis_tools/benchmark_ops.py`` (rotated IoU, rotated NMS,
    IoU memory) on the CPU and on CUDA;
-4. ``quickstart_amp``: ``tools/quickstart.py --amp`` (rotated YOLOX, float16 autocast);
-5. ``quickstart_yolo_world_amp``: ``tools/quickstart_yolo_world.py --amp`` (YOLO-World v2).
+4. ``inference_eager``, ``inference_mode``, ``inference_bf16``: ``tools/analysis_tools/
+   benchmark.py`` on CUDA, rotated YOLOX-s at 1024, batch 4: the eager model, the inference
+   mode (``--inference-mode``) and the inference mode with a bfloat16 network (``--bf16``);
+5. ``quickstart_amp``: ``tools/quickstart.py --amp`` (rotated YOLOX, float16 autocast);
+6. ``quickstart_yolo_world_amp``: ``tools/quickstart_yolo_world.py --amp`` (YOLO-World v2).
 
 Everything printed goes to the console and to ``gpu_check.log`` in ``$OUT`` when that is set
 (the output folder of a device machine), else in ``work_dirs/gpu_check``; a summary (status,
@@ -71,6 +74,9 @@ STEP_LIMITS = {
     'env': 120,
     'tests': 240,
     'benchmark_ops': 150,
+    'inference_eager': 60,
+    'inference_mode': 60,
+    'inference_bf16': 60,
     'quickstart_amp': 200,
     'quickstart_yolo_world_amp': 200,
 }
@@ -203,10 +209,26 @@ def steps(args) -> list[tuple[str, list[str], dict]]:
         'no:cacheprovider',
         '--continue-on-collection-errors',
     ]
+    # the inference modes on CUDA: rotated YOLOX-s at 1024, batch 4, eager / inference mode
+    # (Conv+BN fused, SiLU, chained SPP pools) / inference mode with a bfloat16 network
+    infer = [
+        py,
+        osp.join(REPO_ROOT, 'tools', 'analysis_tools', 'benchmark.py'),
+        osp.join(REPO_ROOT, 'configs', 'rotated_yolox', 'rotated_yolox_s_300e_dota_le90.py'),
+        '--device',
+        'cuda',
+        '--batch-size',
+        '4',
+        '--num-iters',
+        '20',
+    ]
     return [
         ('env', [py, '-c', ENV_CODE], {}),
         ('tests', tests, {'AI4RS_TEST_DEVICES': 'cuda'}),
         ('benchmark_ops', bench, {}),
+        ('inference_eager', infer, {}),
+        ('inference_mode', infer + ['--inference-mode'], {}),
+        ('inference_bf16', infer + ['--bf16'], {}),
         ('quickstart_amp', rotated, {}),
         ('quickstart_yolo_world_amp', world, {}),
     ]
