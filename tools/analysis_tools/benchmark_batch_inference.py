@@ -3,7 +3,7 @@
     python tools/analysis_tools/benchmark_batch_inference.py \
         CONFIG [--checkpoint CKPT] [--shape 480 640] [--batch-sizes 1 4 8] \
         [--num-images 16] [--rounds 3] [--num-texts 80] [--text-model DIR] \
-        [--cache-texts 1203]
+        [--cache-texts 1203] [--channels-last] [--bf16 [auto]]
 
 Two measurements, in one run, on the user's path (``inference_detector``: pipeline,
 letterbox, data preprocessing, network, post-processing, mapping back per image):
@@ -25,6 +25,10 @@ weights are random (the time does not depend on them, but for the post-processin
 checkpoint gives the real number of boxes); without ``--text-model`` a randomly
 initialised text model of CLIP ViT-B/32's architecture is written to a temporary folder
 (the vocabulary's words single tokens, as CLIP's tokenizer makes common words).
+
+The model is ``init_detector``'s inference model (Conv+BN fused); ``--channels-last`` and
+``--bf16`` (a bfloat16 network, as ``tools/test.py --bf16``) are its options of the same
+names.
 """
 
 import argparse
@@ -43,6 +47,7 @@ import torch  # noqa: E402
 
 from ai4rs.apis import inference_detector, init_detector  # noqa: E402
 from ai4rs.utils.cli import (  # noqa: E402
+    add_bf16_argument,
     add_config_arguments,
     add_shape_argument,
     config_from_args,
@@ -134,6 +139,10 @@ def parse_args(argv=None):
         '--cache-texts', type=int, default=1203, help='vocabulary size of part 2 (0: skip it)'
     )
     add_text_model_argument(parser)
+    parser.add_argument(
+        '--channels-last', action='store_true', help="init_detector's channels_last=True"
+    )
+    add_bf16_argument(parser)
     args = parser.parse_args(argv)
     if min(args.batch_sizes) < 1 or args.num_images < 1 or args.rounds < 1:
         parser.error('--batch-sizes, --num-images and --rounds take positive integers')
@@ -153,7 +162,9 @@ def _main(args) -> dict:
     cache_texts = [f'category{i:04d}' for i in range(args.cache_texts)]
     with tempfile.TemporaryDirectory() as tmpdir:
         _, random_text = set_text_model(cfg, args.text_model, tmpdir, words=texts + cache_texts)
-        model = init_detector(copy.deepcopy(cfg), args.checkpoint)
+        model = init_detector(
+            copy.deepcopy(cfg), args.checkpoint, channels_last=args.channels_last, bf16=args.bf16
+        )
     images = generated_images(args.num_images, shape)
     fps = time_batch_sizes(model, images, texts, args.batch_sizes, args.rounds)
     threads = torch.get_num_threads()
@@ -162,6 +173,8 @@ def _main(args) -> dict:
         f'{shape[0]}x{shape[1]}, {args.rounds} rounds, {threads} CPU threads, '
         f'{len(texts)} texts (cached), '
         + ('random weights' if args.checkpoint is None else args.checkpoint)
+        + (', channels-last' if args.channels_last else '')
+        + (f', --bf16 {args.bf16}' if args.bf16 else '')
     )
     first = args.batch_sizes[0]
     print(f'| batch size | images/s | vs batch {first} |\n|---:|---:|---:|')
