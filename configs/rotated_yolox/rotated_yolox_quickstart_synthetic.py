@@ -8,7 +8,8 @@ data_root = 'data/synthetic_dota/'
 classes = ('vehicle', 'pool', 'court')
 metainfo = dict(classes=classes, palette=[(220, 60, 60), (60, 120, 230), (60, 200, 90)])
 img_scale = (256, 256)
-# contiguous: at 256 px with this width channels-last measured slower (1.17x a training step)
+# contiguous, as the quick-start results in the docs were trained (channels-last measured 0.88x
+# a training step on a quiet CPU, 1.17x on a loaded one: docs/model_zoo.md)
 channels_last = False
 max_epochs = 20
 num_last_epochs = 4

@@ -13,7 +13,7 @@ num_last_epochs = 15
 interval = 10
 norm_cfg = dict(type='BN', momentum=0.03, eps=0.001)
 act_cfg = dict(type='Swish')
-# train in the channels-last memory format (the Runner converts the model): 0.91x the time of
+# train in the channels-last memory format (the Runner converts the model): 0.88x the time of
 # a training step at 1024 px on CPU (profile_train_step.py --compare-channels-last, docs/model_zoo.md)
 channels_last = True
 

@@ -14,6 +14,8 @@ metainfo = dict(
 )
 num_classes = len(classes)
 img_scale = (256, 256)
+# contiguous, as the quick-start results in the docs were trained
+channels_last = False
 max_epochs = 15
 train_batch_size_per_gpu = 8
 widen_factor = 0.25

@@ -118,3 +118,21 @@ def test_a_detector_in_channels_last_computes_the_same_losses_and_outputs():
         for a, b in zip(model._forward(inputs), cl._forward(inputs)):
             for x, y in zip(a, b):
                 torch.testing.assert_close(y, x, rtol=1e-4, atol=1e-5)
+
+
+def test_yolo_world_in_channels_last_computes_the_same_losses(tiny_clip_dir):
+    """YOLO-World: the backbone takes images and texts; the pre-hook converts the images only,
+    and the losses (text-region contrast, assignment) equal the contiguous model's."""
+    from tests.test_models.test_yolo_world_detector import TRAIN_TEXTS, list_batch
+    from tests.yolo_world_builders import build_tiny_detector
+
+    model = build_tiny_detector(tiny_clip_dir)
+    cl = to_channels_last(copy.deepcopy(model))
+    assert cl.backbone.image_model.stem.conv.weight.is_contiguous(memory_format=CL)
+    inputs, samples = list_batch(TRAIN_TEXTS)
+    model.train(), cl.train()
+    ref = model.loss(inputs, copy.deepcopy(samples))
+    got = cl.loss(inputs, copy.deepcopy(samples))
+    assert set(got) == set(ref) and len(ref) >= 3
+    for name in ref:
+        torch.testing.assert_close(got[name], ref[name], rtol=1e-4, atol=1e-5, msg=name)
