@@ -5,7 +5,6 @@ texts, rotated YOLO-World); an unsupported device is a clear error for ``bf16=Tr
 logged float32 fallback for ``'auto'``."""
 
 import logging
-import pickle
 import re
 
 import pytest
@@ -18,6 +17,7 @@ from tests.test_models.test_inference_mode import (  # noqa: F401
     _load_test_tool,
     _raw_outputs,
     rotated_world,
+    run_test_tool_variants,
 )
 
 # bfloat16 keeps 8 significant bits: each rounding is within 2^-9 (0.2 %) of the value. The
@@ -189,19 +189,9 @@ def test_auto_is_bf16_where_supported(tmp_path):
 
 
 def test_test_tool_bf16_metric_close_to_float32(rotated_world, monkeypatch):  # noqa: F811
-    tool = _load_test_tool()
-    calls = []
-    real = im.to_inference_mode
-    monkeypatch.setattr(im, 'to_inference_mode', lambda m, **kw: calls.append(kw) or real(m, **kw))
-    tmp = rotated_world['tmp']
-    preds, metrics = {}, {}
-    for name, extra in (('f32', []), ('bf16', ['--bf16'])):
-        out = str(tmp / f'{name}.pkl')
-        argv = [rotated_world['config'], rotated_world['ckpt'], '--work-dir', str(tmp / name)]
-        monkeypatch.chdir(tmp)
-        metrics[name] = tool.main(argv + ['--out', out] + extra)
-        with open(out, 'rb') as f:
-            preds[name] = pickle.load(f)
+    calls, preds, metrics = run_test_tool_variants(
+        rotated_world, monkeypatch, (('f32', []), ('bf16', ['--bf16']))
+    )
     assert calls == [dict(fuse=True, channels_last=False)] + [
         dict(fuse=True, channels_last=False, bf16=True)
     ]

@@ -259,11 +259,11 @@ def _load_test_tool():
     return module
 
 
-def test_test_tool_same_predictions_with_and_without_inference_mode(rotated_world, monkeypatch):
-    from mmengine.structures import InstanceData
-
+def run_test_tool_variants(rotated_world, monkeypatch, variants) -> tuple[list, dict, dict]:
+    """``tools/test.py`` on the saved rotated YOLO-World once per ``(name, extra options)`` of
+    ``variants``, each with ``--out``: (the keyword arguments of every ``to_inference_mode``
+    call, in order; ``{name: the --out predictions}``; ``{name: the metrics}``)."""
     import ai4rs.models.utils.inference_mode as im
-    from ai4rs.structures import RotatedBoxes
 
     tool = _load_test_tool()
     calls = []
@@ -271,16 +271,26 @@ def test_test_tool_same_predictions_with_and_without_inference_mode(rotated_worl
     monkeypatch.setattr(im, 'to_inference_mode', lambda m, **kw: calls.append(kw) or real(m, **kw))
     tmp = rotated_world['tmp']
     preds, metrics = {}, {}
-    for name, extra in (('fast', []), ('eager', ['--no-inference-mode'])):
+    for name, extra in variants:
         out = str(tmp / f'{name}.pkl')
         argv = [rotated_world['config'], rotated_world['ckpt'], '--work-dir', str(tmp / name)]
         monkeypatch.chdir(tmp)
         metrics[name] = tool.main(argv + ['--out', out] + extra)
         with open(out, 'rb') as f:
             preds[name] = pickle.load(f)
-        if name == 'fast':
-            assert calls == [dict(fuse=True, channels_last=False)]
-    assert len(calls) == 1  # the eager run did not convert
+    return calls, preds, metrics
+
+
+def test_test_tool_same_predictions_with_and_without_inference_mode(rotated_world, monkeypatch):
+    from mmengine.structures import InstanceData
+
+    from ai4rs.structures import RotatedBoxes
+
+    calls, preds, metrics = run_test_tool_variants(
+        rotated_world, monkeypatch, (('fast', []), ('eager', ['--no-inference-mode']))
+    )
+    # one conversion: the first run's; the eager run did not convert
+    assert calls == [dict(fuse=True, channels_last=False)]
     assert metrics['fast'] == pytest.approx(metrics['eager'], abs=1e-4)
     assert len(preds['fast']) == len(preds['eager']) == 2
     total = 0
