@@ -295,3 +295,35 @@ def test_benchmark_batch_inference_runs_batches_and_caches_texts(tiny_clip_dir, 
     assert 0 < second < first
     printed = capsys.readouterr().out
     assert '| 3 |' in printed and 'second call with the same vocabulary' in printed
+
+
+def test_benchmark_batch_inference_channels_last_and_bf16(tiny_clip_dir, tmp_path, monkeypatch):
+    """``--channels-last`` and ``--bf16`` reach ``init_detector`` (the model timed is the
+    inference model converted so)."""
+    from ai4rs.models.utils.inference_mode import bf16_supported, is_bf16
+    from tests.yolo_world_infer_helpers import world_config
+
+    tool = _load_tool('benchmark_batch_inference')
+    config = str(tmp_path / 'world.py')
+    world_config(tiny_clip_dir).dump(config)
+    built = []
+    real = tool.init_detector
+    monkeypatch.setattr(
+        tool, 'init_detector', lambda *a, **k: built.append(real(*a, **k)) or built[-1]
+    )
+    argv = [config, '--shape', '48', '64', '--batch-sizes', '1', '2', '--num-images', '2']
+    argv += [
+        '--rounds',
+        '1',
+        '--num-texts',
+        '3',
+        '--cache-texts',
+        '0',
+        '--text-model',
+        tiny_clip_dir,
+    ]
+    tool.main(argv + ['--channels-last'])
+    assert built[-1]._ai4rs_inference_mode['channels_last'] and not is_bf16(built[-1])
+    if bf16_supported('cpu'):
+        tool.main(argv + ['--bf16'])
+        assert is_bf16(built[-1])
