@@ -17,7 +17,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from ai4rs.engine.runner import run_with_runner  # noqa: E402
+from ai4rs.engine.runner import replace_test_step, run_with_runner  # noqa: E402
 from ai4rs.utils.cli import (  # noqa: E402
     add_bf16_argument,
     add_config_arguments,
@@ -60,38 +60,23 @@ def parse_args(argv=None):
     return parse_tool_args(parser, argv)
 
 
-class InferenceModeTestHook:
-    """Runs the test loop on an inference-mode copy of the runner's model.
+def inference_mode_test_step(bf16=None):
+    """``runner -> test_step`` of an inference-mode copy of the runner's model (Conv+BN fused;
+    ``bf16``: None (float32), 'on' or 'auto', :func:`ai4rs.models.utils.inference_mode.
+    resolve_bf16`), for :func:`ai4rs.engine.runner.replace_test_step`: the copy is made when
+    the test epoch starts, after the checkpoint is loaded and an EMA hook swapped its weights
+    in; the runner's model itself stays eager."""
+    from ai4rs.models.utils.inference_mode import resolve_bf16, to_inference_mode
 
-    Registered by :func:`register_inference_mode_hooks`. At ``before_test_epoch`` (lowest
-    priority: after the checkpoint is loaded and after an
-    EMA hook has swapped its averaged weights in) the model is deep-copied, the copy made an
-    inference model and its ``test_step`` installed on the runner's model; at
-    ``after_test_epoch`` (highest priority: before an EMA hook swaps back) the model's own
-    ``test_step`` is restored. The runner's model itself is never changed, so hooks that
-    read or swap its parameters see the eager layout.
-    """
-
-    def __init__(self, bf16=None):
-        self._patched = None
-        self.bf16 = bf16
-
-    def before_test_epoch(self, runner):
-        from ai4rs.models.utils.inference_mode import resolve_bf16, to_inference_mode
-
+    def make(runner):
         kwargs = dict(fuse=True, channels_last=False)
-        if self.bf16 is not None:
+        if bf16 is not None:
             device = next(runner.model.parameters()).device
-            if resolve_bf16(self.bf16, device):
+            if resolve_bf16(bf16, device):
                 kwargs['bf16'] = True
-        fused = to_inference_mode(copy.deepcopy(runner.model), **kwargs)
-        self._patched = runner.model
-        self._patched.test_step = fused.test_step
+        return to_inference_mode(copy.deepcopy(runner.model), **kwargs).test_step
 
-    def after_test_epoch(self, runner, metrics=None):
-        if self._patched is not None:
-            del self._patched.test_step
-            self._patched = None
+    return make
 
 
 def trigger_visualization_hook(cfg, args):
@@ -134,28 +119,6 @@ def build_config(args):
     return cfg
 
 
-def register_inference_mode_hooks(runner, bf16=None):
-    """Register :class:`InferenceModeTestHook`'s two halves on ``runner``: the copy is made
-    after every other ``before_test_epoch`` hook and undone before every other
-    ``after_test_epoch`` hook. ``bf16``: None (float32), 'on' or 'auto'
-    (:func:`ai4rs.models.utils.inference_mode.resolve_bf16`)."""
-    from mmengine.hooks import Hook
-
-    state = InferenceModeTestHook(bf16)
-
-    class _Before(Hook):
-        def before_test_epoch(self, runner):
-            state.before_test_epoch(runner)
-
-    class _After(Hook):
-        def after_test_epoch(self, runner, metrics=None):
-            state.after_test_epoch(runner, metrics)
-
-    runner.register_hook(_Before(), priority='LOWEST')
-    runner.register_hook(_After(), priority='HIGHEST')
-    return state
-
-
 def main(argv=None):
     args = parse_args(argv)
     if args.bf16 is not None and args.no_inference_mode:
@@ -190,7 +153,7 @@ def main(argv=None):
 
             run_test_loop_with_onnx(runner, args.checkpoint)
         elif not args.no_inference_mode:
-            register_inference_mode_hooks(runner, args.bf16)
+            replace_test_step(runner, inference_mode_test_step(args.bf16))
         return runner.test()
 
     return run_with_runner(cfg, args.launcher, test)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mmengine.config import Config
+from mmengine.hooks import Hook
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner as MMEngineRunner
 
@@ -180,6 +181,28 @@ def run_with_runner(cfg: Config, launcher: str, run: Callable[[Any], Any]) -> An
         sys.exit(1)
     teardown_distributed()
     return result
+
+
+def replace_test_step(runner: MMEngineRunner, make_test_step: Callable[[Any], Callable]) -> None:
+    """During the test epoch, ``runner.model.test_step`` is ``make_test_step(runner)``.
+
+    It is made at ``before_test_epoch`` with the lowest priority (after the checkpoint is
+    loaded and after an EMA hook has swapped its averaged weights in) and removed at
+    ``after_test_epoch`` with the highest (before an EMA hook swaps back). The runner's model
+    itself is never changed, so hooks that deep-copy, read or swap its parameters see it as
+    built. ``tools/test.py`` tests an inference-mode copy this way, and an ``.onnx`` file
+    (:func:`ai4rs.apis.deployment.backend.run_test_loop_with_onnx`)."""
+
+    class _Install(Hook):
+        def before_test_epoch(self, runner):
+            runner.model.test_step = make_test_step(runner)
+
+    class _Remove(Hook):
+        def after_test_epoch(self, runner, metrics=None):
+            runner.model.__dict__.pop('test_step', None)
+
+    runner.register_hook(_Install(), priority='LOWEST')
+    runner.register_hook(_Remove(), priority='HIGHEST')
 
 
 def load_trained_weights(runner: MMEngineRunner) -> str:

@@ -132,23 +132,14 @@ def run_test_loop_with_onnx(runner, onnx_file: str):
     pixels, as the model's does; the evaluator and ``--out`` dumps see the same samples.
 
     The OnnxDetector is built first (a file that does not fit the config is refused before
-    the loop); its ``test_step`` is installed by a hook at ``before_test_epoch`` (lowest
-    priority: after hooks such as EMAHook, which deep-copy the model at ``before_run`` and
-    cannot copy an onnxruntime session) and removed at ``after_test_epoch``. Returns it."""
-    from mmengine.hooks import Hook
+    the loop); its ``test_step`` is installed for the test epoch only
+    (:func:`ai4rs.engine.runner.replace_test_step`: after hooks such as EMAHook, which
+    deep-copy the model at ``before_run`` and cannot copy an onnxruntime session). Returns
+    it."""
+    from ai4rs.engine.runner import replace_test_step
 
     from .runtime import OnnxDetector
 
     detector = OnnxDetector(onnx_file, runner.cfg)
-
-    class _Install(Hook):
-        def before_test_epoch(self, runner):
-            runner.model.test_step = detector.test_step
-
-    class _Remove(Hook):
-        def after_test_epoch(self, runner, metrics=None):
-            runner.model.__dict__.pop('test_step', None)
-
-    runner.register_hook(_Install(), priority='LOWEST')
-    runner.register_hook(_Remove(), priority='HIGHEST')
+    replace_test_step(runner, lambda runner: detector.test_step)
     return detector
