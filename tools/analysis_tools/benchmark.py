@@ -367,39 +367,21 @@ def _build_inference_bf16(eager, ctx):
     return to_inference_mode(copy.deepcopy(eager), bf16=True), torch.inference_mode
 
 
-def ort_session_options(threads: int):
-    """onnxruntime session options with ``threads`` intra-op threads (torch's count) and one
-    inter-op thread, so that onnxruntime and torch use the same cores."""
-    from ai4rs.apis.deployment.runtime import import_onnxruntime
-
-    opts = import_onnxruntime().SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    return opts
-
-
 def _build_onnx(eager, ctx):
     """The eager model's weights exported (``export_onnx``, fixed (H, W) input, dynamic batch
     axis, no NMS in the graph, as ``init_detector(..., backend='onnxruntime')`` exports) and
     run by :class:`OnnxDetector` with ``ctx['threads']`` intra-op threads: one graph run per
     batch."""
     from ai4rs.apis.deployment.export import export_onnx
-    from ai4rs.apis.deployment.runtime import OnnxDetector, import_onnxruntime
+    from ai4rs.apis.deployment.runtime import OnnxDetector
 
-    ort = import_onnxruntime()
     onnx_file = osp.join(ctx['tmpdir'], 'compare.onnx')
     model = copy.deepcopy(eager).eval()
     inputs = preprocessed(model, random_batch(ctx['shape'], 1))[0:1]
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # the tracer's warnings on the export wrapper
         export_onnx(model, inputs, onnx_file, dynamic_batch=True)
-    detector = OnnxDetector(onnx_file, ctx['cfg'])
-    detector.session = ort.InferenceSession(
-        onnx_file,
-        sess_options=ort_session_options(ctx['threads']),
-        providers=['CPUExecutionProvider'],
-    )
-    return detector, torch.inference_mode
+    return OnnxDetector(onnx_file, ctx['cfg'], threads=ctx['threads']), torch.inference_mode
 
 
 def preprocessed(model, batch: dict):

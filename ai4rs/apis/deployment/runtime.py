@@ -45,7 +45,11 @@ def import_onnxruntime():
     return onnxruntime
 
 
-def onnx_session(onnx_file: str, device: str = 'cpu'):
+def onnx_session(onnx_file: str, device: str = 'cpu', threads: int | None = None):
+    """An onnxruntime session of ``onnx_file`` (CUDA provider first on a CUDA ``device`` where
+    onnxruntime has it) with ``threads`` intra-op threads (None: ``torch.get_num_threads()``,
+    which ai4rs sets from the CPUs actually free) and one inter-op thread (the default
+    sequential executor runs one op at a time on the intra-op threads)."""
     ort = import_onnxruntime()
     if not Path(onnx_file).is_file():
         raise FileNotFoundError(f'ONNX file {onnx_file} does not exist')
@@ -53,8 +57,8 @@ def onnx_session(onnx_file: str, device: str = 'cpu'):
     if device.startswith('cuda') and 'CUDAExecutionProvider' in ort.get_available_providers():
         providers.insert(0, 'CUDAExecutionProvider')
     options = ort.SessionOptions()
-    # as many threads as torch uses (ai4rs sets them from the CPUs actually free)
-    options.intra_op_num_threads = torch.get_num_threads()
+    options.intra_op_num_threads = torch.get_num_threads() if threads is None else threads
+    options.inter_op_num_threads = 1
     try:
         return ort.InferenceSession(str(onnx_file), options, providers=providers)
     except Exception as err:  # onnxruntime raises its own Fail / InvalidProtobuf types
@@ -89,6 +93,7 @@ class OnnxDetector:
         config (str | Config): the model's config (test pipeline, data preprocessor,
             head and ``test_cfg``; no CLIP is loaded).
         device (str): ``'cpu'`` or ``'cuda...'`` (CUDA provider if installed).
+        threads (int, optional): onnxruntime's intra-op threads (None: torch's count).
 
     Attributes:
         cfg (Config): the config.
@@ -104,12 +109,14 @@ class OnnxDetector:
             scene inference).
     """
 
-    def __init__(self, onnx_file: str, config, device: str = 'cpu') -> None:
+    def __init__(
+        self, onnx_file: str, config, device: str = 'cpu', threads: int | None = None
+    ) -> None:
         from ai4rs.utils import register_all_modules
 
         register_all_modules()
         self.onnx_file = str(onnx_file)
-        self.session = onnx_session(onnx_file, device)
+        self.session = onnx_session(onnx_file, device, threads)
         with open(onnx_file, 'rb') as f:  # what resumed scene inference compares
             self.digest = hashlib.sha1(f.read()).hexdigest()
         self.meta = read_export_metadata(self.session, self.onnx_file)
@@ -289,9 +296,9 @@ class OnnxDetector:
                 end += 1
             texts = self.text_embeddings(key) if self.text_input else None
             boxes, scores = self.raw_batch(inputs[start:end], texts)
-            for i in range(start, end):
-                samples[i].pred_instances = self.head.postprocess_decoded(
-                    boxes[i - start], scores[i - start], samples[i].metainfo
-                )
+            group = samples[start:end]
+            results = self.head.postprocess_batch(boxes, scores, [s.metainfo for s in group])
+            for sample, result in zip(group, results, strict=True):
+                sample.pred_instances = result
             start = end
         return samples
