@@ -1,7 +1,8 @@
 """PyTorch (inference mode) vs ONNX Runtime behind ``inference_detector``: which is faster.
 
     python tools/analysis_tools/benchmark_onnxruntime.py CONFIG [--sizes 320 1024] \
-        [--batch-sizes 1 4] [--num-images 4] [--rounds 3] [--text-model DIR]
+        [--batch-sizes 1 4] [--num-images 4] [--rounds 3] [--text-model DIR] \
+        [--cfg-options KEY=VALUE ...]
 
 For each input size of ``--sizes`` (the test pipeline's resizes set to it; square
 generated images of that size, so the network input is the export size) the same random
@@ -39,7 +40,7 @@ from text_model_args import (  # noqa: E402
 )
 
 from ai4rs.apis import inference_detector, init_detector  # noqa: E402
-from ai4rs.utils.config import load_config  # noqa: E402
+from ai4rs.utils.cli import add_config_arguments, config_from_args  # noqa: E402
 
 RESIZES = ('Resize', 'YOLOv5KeepRatioResize', 'LetterResize', 'mmdet.Resize')
 
@@ -100,8 +101,8 @@ def benchmark(cfg, size, batch_sizes, num_images, rounds, texts) -> list[dict]:
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='PyTorch vs ONNX Runtime inference speed')
-    parser.add_argument('config')
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_config_arguments(parser)
     parser.add_argument('--sizes', type=int, nargs='+', default=[320, 1024])
     parser.add_argument('--batch-sizes', type=int, nargs='+', default=[1, 4])
     parser.add_argument('--num-images', type=int, default=4)
@@ -112,7 +113,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> list[dict]:
     args = parse_args(argv)
-    cfg = load_config(args.config)
+    cfg = config_from_args(args, init_scope=False)
     texts = None
     with tempfile.TemporaryDirectory() as tmpdir:
         if is_yolo_world(cfg):
