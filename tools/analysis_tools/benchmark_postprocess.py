@@ -38,16 +38,15 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # text_model_args.py, be
 
 import ai4rs  # noqa: E402,F401,I001  (first: sets the OpenMP wait policy before torch loads)
 import torch  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
 
+from ai4rs.apis import init_detector  # noqa: E402
 from ai4rs.models.utils.inference_mode import to_inference_mode  # noqa: E402
 from ai4rs.ops import batched_nms  # noqa: E402
-from ai4rs.registry import MODELS  # noqa: E402
-from ai4rs.utils import register_all_modules  # noqa: E402
 from ai4rs.utils.cli import (  # noqa: E402
     add_config_arguments,
     config_from_args,
     parse_tool_args,
+    shape_from_args,
     warnings_only,
 )
 from text_model_args import (  # noqa: E402
@@ -81,23 +80,18 @@ def parse_args(argv=None):
     for name in ('batch_size', 'boxes', 'iters'):
         if getattr(args, name) < 1:
             parser.error(f'--{name.replace("_", "-")} must be >= 1, got {getattr(args, name)}')
-    if args.shape is not None and (len(args.shape) not in (1, 2) or min(args.shape) < 1):
-        parser.error(f'--shape takes one or two positive integers, got {args.shape}')
     return args
 
 
 def build_model(cfg, text_model: str | None, num_texts: int | None, tmpdir: str):
     """The config's model with random weights, in inference mode (YOLO-World: reparameterized
     on its vocabulary without the text model)."""
-    register_all_modules(init_default_scope=False)
-    init_default_scope(cfg.get('default_scope', 'ai4rs'))
     texts = None
     if is_yolo_world(cfg):
         num_texts = num_texts or cfg.model.get('num_test_classes', 80)
         texts = vocabulary(cfg, num_texts)
         set_text_model(cfg, text_model, tmpdir, words=texts)
-    model = MODELS.build(cfg.model)
-    model.eval()
+    model = init_detector(cfg, None, inference_mode=False)
     if texts is not None:
         model.reparameterize([[t] for t in texts], drop_text_model=True)
     return to_inference_mode(model)
@@ -173,8 +167,9 @@ def main(argv=None):
 def _main(args):
     cfg = config_from_args(args, init_scope=False)
     world = is_yolo_world(cfg)
-    shape = args.shape or ([640] if world else [1024])
-    h, w = tuple(shape) * (2 if len(shape) == 1 else 1)
+    if args.shape is None:
+        args.shape = [640] if world else [1024]
+    h, w = shape_from_args(args)
     torch.manual_seed(args.seed)
     with tempfile.TemporaryDirectory() as tmpdir:
         model = build_model(cfg, args.text_model, args.num_texts, tmpdir)
