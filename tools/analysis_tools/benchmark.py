@@ -330,9 +330,15 @@ def compare_modes() -> dict:
 
     modes = {
         'eager': ('eager (as built, no fusion)', _build_eager),
-        'inference': ('inference mode (Conv+BN fused, torch.inference_mode)', _build_inference),
-        'inference_cl': ('inference mode + channels-last', _build_inference_cl),
-        'inference_bf16': ('inference mode, bfloat16 network (--bf16)', _build_inference_bf16),
+        'inference': (
+            'inference mode (Conv+BN fused, torch.inference_mode)',
+            _inference_builder(),
+        ),
+        'inference_cl': ('inference mode + channels-last', _inference_builder(channels_last=True)),
+        'inference_bf16': (
+            'inference mode, bfloat16 network (--bf16)',
+            _inference_builder(bf16=True),
+        ),
         'onnxruntime': ('onnxruntime (fixed-shape export, CPU provider)', _build_onnx),
     }
     if not bf16_supported('cpu'):
@@ -349,22 +355,15 @@ def _build_eager(eager, ctx):
     return eager, torch.no_grad
 
 
-def _build_inference(eager, ctx):
+def _inference_builder(**options):
+    """A builder of a copy of the eager model made an inference model with ``options``
+    (``to_inference_mode``'s ``channels_last`` / ``bf16``)."""
     from ai4rs.models.utils.inference_mode import to_inference_mode
 
-    return to_inference_mode(copy.deepcopy(eager)), torch.inference_mode
+    def build(eager, ctx):
+        return to_inference_mode(copy.deepcopy(eager), **options), torch.inference_mode
 
-
-def _build_inference_cl(eager, ctx):
-    from ai4rs.models.utils.inference_mode import to_inference_mode
-
-    return to_inference_mode(copy.deepcopy(eager), channels_last=True), torch.inference_mode
-
-
-def _build_inference_bf16(eager, ctx):
-    from ai4rs.models.utils.inference_mode import to_inference_mode
-
-    return to_inference_mode(copy.deepcopy(eager), bf16=True), torch.inference_mode
+    return build
 
 
 def _build_onnx(eager, ctx):
