@@ -29,7 +29,9 @@ from tests.test_models.test_inference_mode import (  # noqa: F401
 # BatchNorms, calibrated on two images, have near-zero variances in some channels, and the
 # folded convs amplify rounding (measured: 3 % relative error after the backbone's stage 1,
 # 16-26 % after the neck), most in the angle branch (random N(0, 0.5^2) weights, raw angles up
-# to 24 rad, 0.3 rad off on the top detection), so its angles get 0.5 rad. Detections
+# to 24 rad; raw maps 20-50 % off with or without the fused conv + activation kernels), so
+# only the test tool's metric is compared on it, and the rotated YOLO-World inference test
+# uses an uncalibrated copy (test_rotated_yolo_world_bf16). Detections
 # compared: the float32 model's best one and the other top ones whose scores lead the next by
 # more than the score tolerance (a near-tie may swap in NMS in either precision; these
 # untrained models' best scores are near-ties, e.g. 0.2595 / 0.2594, the best one's box here
@@ -114,9 +116,41 @@ def test_yolo_world_bf16_text_model_stays_float32(tiny_clip_dir, tmp_path):
     assert next(model.bbox_head.head_module.parameters()).dtype == torch.bfloat16
 
 
-def test_rotated_yolo_world_bf16(rotated_world):  # noqa: F811
-    rw = rotated_world
-    _check_family(rw['config'], rw['ckpt'], rw['img'], TEXTS, 128, angle_tol=0.5)
+def test_rotated_yolo_world_bf16(tiny_clip_dir, tmp_path):
+    """Rotated YOLO-World: every conv in bfloat16, raw maps float32 and within 3 % of their
+    scale of the float32 model's (measured: 0.2-1.0 %), float32 predictions. Its BatchNorms
+    keep their initial statistics: the calibrated model of ``rotated_world`` amplifies
+    rounding by its near-zero variances (the module comment; its raw maps move by 20-50 % in
+    either kernel path, so matching its detections was luck), and this one's scores are
+    near-ties everywhere (NMS then keeps other boxes of a cluster in either precision), so
+    the maps are compared instead of the detections."""
+    pytest.importorskip('transformers')
+    from ai4rs.apis import inference_detector, init_detector
+    from ai4rs.datasets.preparation.synthetic_dota import generate_dataset, write_class_texts
+    from tests.test_apis.test_yolo_world_rotated_use import _write_blobs
+    from tests.yolo_world_infer_helpers import rotated_world_config, save_model
+
+    data_root = tmp_path / 'data'
+    generate_dataset(str(data_root), num_train=1, num_val=1, img_size=128)
+    write_class_texts(str(data_root))
+    cfg = rotated_world_config(tiny_clip_dir, data_root, size=128)
+    config, ckpt = save_model(cfg, str(tmp_path), 'rw', box_bin=1, angle_std=0.5)
+    img = _write_blobs(tmp_path / 'scene.png', 96, 128)
+    f32 = init_detector(config, ckpt)
+    b16 = init_detector(config, ckpt, bf16=True)
+    assert im.is_bf16(b16) and b16._ai4rs_inference_mode['channels_last']
+    seen = _conv_dtypes(b16)
+    raw16 = _raw_outputs(b16, img, TEXTS)
+    assert seen == {torch.bfloat16}  # every conv ran in bfloat16
+    raw32 = _raw_outputs(f32, img, TEXTS)
+    assert len(raw16) == len(raw32) == 9  # cls, bbox, angle maps of three levels
+    for a, b in zip(raw32, raw16, strict=True):
+        assert b.dtype == torch.float32 and b.shape == a.shape
+        assert (b - a).abs().max() <= 0.03 * a.abs().max()
+    pred = inference_detector(b16, img, texts=TEXTS).pred_instances
+    assert len(pred) > 0
+    assert pred.bboxes.tensor.dtype == pred.scores.dtype == torch.float32
+    assert pred.bboxes.tensor.shape[1] == 5
 
 
 def test_decode_and_post_processing_run_in_float32(tmp_path):

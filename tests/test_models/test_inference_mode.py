@@ -20,6 +20,7 @@ from ai4rs.models.utils.inference_mode import (
     is_inference_mode,
     to_inference_mode,
 )
+from ai4rs.models.utils.inference_ops import FusedConvAct
 from tests.conftest import REPO_ROOT
 
 TEXTS = ['vehicle', 'pool', 'court']
@@ -96,7 +97,7 @@ def test_to_inference_mode_once_and_channels_last():
     model = _planted()
     to_inference_mode(model, channels_last=True)
     assert is_inference_mode(model)
-    state = dict(fused=1, channels_last=True, silu=0, chained_spp=0)
+    state = dict(fused=1, channels_last=True, silu=0, chained_spp=0, conv_act=1)
     assert model._ai4rs_inference_mode == state
     assert model[0].conv.weight.is_contiguous(memory_format=torch.channels_last)
     to_inference_mode(model)  # a second call changes nothing
@@ -157,9 +158,18 @@ def _check_family(config, ckpt, img, texts, channels_last):
 
     swishes = sum(type(m) is Swish for m in eager.modules())
     spps = sum(isinstance(m, SPPBottleneck) for m in eager.modules())
-    assert fast._ai4rs_inference_mode == dict(
-        fused=n, channels_last=channels_last, silu=swishes, chained_spp=spps
+    # every conv -> BN -> activation ConvModule (and conv -> activation one) of these families
+    conv_acts = sum(
+        1
+        for m in eager.modules()
+        if isinstance(m, ConvModule)
+        and m.with_activation
+        and (not m.with_norm or isinstance(m.norm, nn.modules.batchnorm._BatchNorm))
     )
+    assert fast._ai4rs_inference_mode == dict(
+        fused=n, channels_last=channels_last, silu=swishes, chained_spp=spps, conv_act=conv_acts
+    )
+    assert sum(isinstance(m, FusedConvAct) for m in fast.modules()) == conv_acts > 0
     assert not any(type(m) is Swish for m in fast.modules())
     assert not is_inference_mode(eager)
     assert _batchnorms(fast) == _batchnorms(eager) - n

@@ -79,8 +79,22 @@ def check_report(report: dict, text: str, flops: int):
     assert report['multiply_adds_per_image'] == flops
     printed = printed_rows(text)
     mm = [f'matmul {MATMUL}x{MATMUL} float32', f'matmul {MATMUL}x{MATMUL} bfloat16']
-    assert set(printed) == {(bs, m) for bs in (1, 2) for m in (*MODES, *mm)}
+    conv_rows = {r['batch_size']: r for r in report['rows'] if 'convolutions alone' in r['mode']}
+    assert set(printed) == {(bs, m) for bs in (1, 2) for m in (*MODES, *mm)} | {
+        (bs, r['mode']) for bs, r in conv_rows.items()
+    }
+    assert set(conv_rows) == {1, 2}
+    for bs, row in conv_rows.items():
+        # the convolutions' FLOPs per step: the model's count (get_flops: the convolutions and
+        # a small rest, e.g. YOLO-World's text-region products) for bs images
+        assert 0.9 * 2 * flops <= row['conv_flops_per_image'] <= 2 * flops * 1.0001
+        seconds, step = row['conv_seconds'], row['step_seconds']
+        assert row['flop_per_s'] == pytest.approx(row['conv_flops_per_image'] * bs / seconds)
+        assert 0 < seconds < step and row['calls'] > 10
+        assert row['mode'].startswith(f'inference_cl: its {row["calls"]} convolutions alone')
     for row in report['rows']:
+        if 'convolutions alone' in row['mode']:
+            continue
         bs = row['batch_size']
         rate = report['matmul'][str(bs)]['float32']
         ips, gflops, pct = printed[(bs, row['mode'])]
@@ -190,3 +204,38 @@ def test_bf16_flag_benchmarks_a_bfloat16_inference_model(tmp_path, monkeypatch):
     assert tool.main(argv + ['--warmup', '0']) > 0
     assert [is_bf16(m) for m in built] == [True, False]
     assert built[0]._ai4rs_inference_mode['bf16'] and not hasattr(built[1], '_ai4rs_inference_mode')
+
+
+def test_two_kernels_mode_only_on_request_and_without_fused_kernels(tmp_path, capsys):
+    """``inference_cl_two_kernels`` is not a default mode; named, it times the channels-last
+    inference model with each conv and activation as two kernels, which agrees with eager."""
+    from ai4rs.apis import init_detector
+    from ai4rs.models.utils.inference_ops import FusedConvAct
+
+    tool = _load_tool('benchmark')
+    assert 'inference_cl_two_kernels' not in tool.parse_args(['x.py']).modes
+    config, ckpt = save_model(yolox_config(SIZE), str(tmp_path), 'yolox')
+    eager = init_detector(config, ckpt, inference_mode=False)
+    modes = tool.compare_modes()
+    ctx = dict(cfg=eager.cfg, shape=(SIZE, SIZE), tmpdir=str(tmp_path), threads=1)
+    two, _ = modes['inference_cl_two_kernels'][1](eager, ctx)
+    one, _ = modes['inference_cl'][1](eager, ctx)
+    assert not any(isinstance(m, FusedConvAct) for m in two.modules())
+    assert two._ai4rs_inference_mode['conv_act'] == 0
+    fused = sum(isinstance(m, FusedConvAct) for m in one.modules())
+    assert fused == one._ai4rs_inference_mode['conv_act'] > 0
+    # the hooks time each fused kernel once and each remaining conv (the 1x1 predictors) once
+    assert (
+        len(tool._conv_kernels(one))
+        == len(tool._conv_kernels(two))
+        == sum(isinstance(m, torch.nn.Conv2d) for m in eager.modules())
+    )
+    capsys.readouterr()
+    extra = ('--modes', 'eager', 'inference_cl', 'inference_cl_two_kernels')
+    report = run_compare(config, ckpt, tmp_path / 'report.json', extra)
+    assert report['agreement']['inference_cl_two_kernels']['agree']
+    assert {r['mode'] for r in report['rows'] if r['images_per_s']} == {
+        'eager',
+        'inference_cl',
+        'inference_cl_two_kernels',
+    }

@@ -35,7 +35,8 @@ memory depend on the architecture only).
 ``--compare`` (CPU) measures a model against the machine's own limit, in one run:
 
     python tools/analysis_tools/benchmark.py CONFIG --compare [--batch-sizes 1 4 8] \
-        [--shape 1024 1024] [--modes eager inference inference_cl inference_bf16 onnxruntime] \
+        [--shape 1024 1024] [--modes eager inference inference_cl inference_bf16 onnxruntime \
+        inference_cl_two_kernels] \
         [--matmul-size 2048] [--out report.json]
 
 For each batch size the modes (:func:`compare_modes`) take turns batch by batch with
@@ -56,6 +57,15 @@ eager model's (largest difference relative to the eager values' scale, ``--toler
 1e-4; for bfloat16 the network outputs only, within 0.05). YOLO-World configs are compared
 reparameterized (``--num-texts`` texts baked in, the text model dropped), as they are
 exported.
+
+``inference_cl_two_kernels`` (only when ``--modes`` names it): ``inference_cl`` with each
+conv and its activation as two kernels (``to_inference_mode(..., fuse_act=False)``), to
+measure what the fused conv + activation kernels give. After the timed rounds, the
+``inference_cl`` model's convolution kernels are timed alone (forward hooks around each
+one, ``--num-iters`` more steps per batch size): the row ``inference_cl: its N convolutions
+alone (P % of its step time)`` gives their FLOPs (2 x C_out x C_in / groups x kH x kW x
+H_out x W_out each) over their own time, the share of the matmul rate that mode would
+reach if nothing but its convolutions took time.
 """
 
 import argparse
@@ -335,6 +345,10 @@ def compare_modes() -> dict:
             _inference_builder(),
         ),
         'inference_cl': ('inference mode + channels-last', _inference_builder(channels_last=True)),
+        'inference_cl_two_kernels': (
+            'inference mode + channels-last, conv and activation as two kernels',
+            _inference_builder(channels_last=True, fuse_act=False),
+        ),
         'inference_bf16': (
             'inference mode, bfloat16 network (--bf16)',
             _inference_builder(bf16=True),
@@ -345,6 +359,11 @@ def compare_modes() -> dict:
         del modes['inference_bf16']
     return modes
 
+
+#: the mode whose convolution kernels ``--compare`` also times alone (``conv_kernel_time``):
+#: the ceiling that mode's share of the matmul rate would reach if nothing but its
+#: convolutions took time
+CONV_MODE = 'inference_cl'
 
 #: the agreement with the eager model a mode is held to when it computes in another precision
 #: (relative to the values' scale): bfloat16 keeps 8 bits of mantissa (0.4 % per rounding)
@@ -511,6 +530,57 @@ def compare_timings(runs: dict, batches: dict, matmuls: dict, num_iters, warmup,
     return result
 
 
+def _conv_kernels(model) -> list:
+    """The modules of ``model`` that each run one convolution kernel: every ``FusedConvAct``
+    (conv + activation in one oneDNN call) and every other ``nn.Conv2d``."""
+    from ai4rs.models.utils.inference_ops import FusedConvAct
+
+    fused = [m for m in model.modules() if isinstance(m, FusedConvAct)]
+    inner = {id(m.conv) for m in fused}
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and id(m) not in inner]
+    return fused + convs
+
+
+def conv_kernel_time(runner, grad, batch, num_iters) -> dict:
+    """The convolutions' share of ``runner.test_step(batch)``: each convolution kernel
+    (:func:`_conv_kernels`) timed by forward hooks over ``num_iters`` steps.
+
+    Returns:
+        dict: ``flops`` (2 x multiply-adds of the convolutions per step: C_out x C_in /
+        groups x kH x kW x N x H_out x W_out each), ``seconds`` (their time per step),
+        ``step_seconds`` (the whole step's), ``calls`` (convolutions per step).
+    """
+    state = dict(t0=0.0, seconds=0.0, flops=0, calls=0)
+
+    def pre(module, args):
+        state['t0'] = time.perf_counter()
+
+    def post(module, args, out):
+        state['seconds'] += time.perf_counter() - state['t0']
+        conv = getattr(module, 'conv', module)
+        state['flops'] += 2 * conv.weight.numel() * out.shape[0] * out.shape[2] * out.shape[3]
+        state['calls'] += 1
+
+    handles = []
+    for m in _conv_kernels(runner):
+        handles += [m.register_forward_pre_hook(pre), m.register_forward_hook(post)]
+    try:
+        start = time.perf_counter()
+        for _ in range(num_iters):
+            with grad():
+                runner.test_step(batch)
+        step = (time.perf_counter() - start) / num_iters
+    finally:
+        for h in handles:
+            h.remove()
+    return dict(
+        flops=state['flops'] / num_iters,
+        seconds=state['seconds'] / num_iters,
+        step_seconds=step,
+        calls=state['calls'] // num_iters,
+    )
+
+
 def compare_flops(args, cfg, shape, text_dir=None, num_texts=None) -> int:
     """Multiply-adds of one (1, 3, H, W) image: get_flops.py's count (YOLO-World: the image
     network with the vocabulary baked in, what the compared models run)."""
@@ -586,6 +656,12 @@ def main_compare(args, cfg, shape):
         timings = compare_timings(
             runs, batches, matmuls, args.num_iters, args.warmup, args.matmul_reps
         )
+        convs = {}
+        if CONV_MODE in runs:
+            convs = {
+                bs: conv_kernel_time(*runs[CONV_MODE], batch, args.num_iters)
+                for bs, batch in batches.items()
+            }
     flops = 2 * macs
     rows = []
     for bs, t in timings.items():
@@ -598,6 +674,22 @@ def main_compare(args, cfg, shape):
                     images_per_s=fps,
                     flop_per_s=flops * fps,
                     pct_float32_matmul=100 * flops * fps / rate,
+                )
+            )
+        if bs in convs:
+            c = convs[bs]
+            rows.append(
+                dict(
+                    batch_size=bs,
+                    mode=f'{CONV_MODE}: its {c["calls"]} convolutions alone '
+                    f'({100 * c["seconds"] / c["step_seconds"]:.0f} % of its step time)',
+                    images_per_s=None,
+                    flop_per_s=c['flops'] / c['seconds'],
+                    pct_float32_matmul=100 * c['flops'] / c['seconds'] / rate,
+                    conv_flops_per_image=c['flops'] / bs,
+                    conv_seconds=c['seconds'],
+                    step_seconds=c['step_seconds'],
+                    calls=c['calls'],
                 )
             )
         for name, value in t['matmul'].items():
@@ -652,6 +744,12 @@ def main_compare(args, cfg, shape):
     return report
 
 
+#: ``--compare``'s modes unless ``--modes`` names others (``inference_cl_two_kernels``, the
+#: fused conv + activation kernels turned off, only on request)
+def default_modes() -> list[str]:
+    return [m for m in compare_modes() if m != 'inference_cl_two_kernels']
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Inference speed of a model')
     add_config_arguments(parser)
@@ -694,8 +792,8 @@ def parse_args(argv=None):
     parser.add_argument(
         '--modes',
         nargs='+',
-        default=list(compare_modes()),
-        help=f'--compare: the modes (default all: {" ".join(compare_modes())}; eager needed)',
+        default=default_modes(),
+        help=f'--compare: the modes (default: {" ".join(default_modes())}; eager needed)',
     )
     parser.add_argument(
         '--matmul-size', type=int, default=2048, help='--compare: N of the N x N matmuls'

@@ -34,7 +34,7 @@ from mmcv.cnn import ConvModule
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from .inference_ops import chain_spp_pools, swish_to_silu
+from .inference_ops import chain_spp_pools, fuse_conv_act, swish_to_silu
 from .memory_format import to_channels_last
 
 #: attribute set on a model converted by :func:`to_inference_mode`
@@ -249,12 +249,17 @@ def to_bf16_network(model: nn.Module) -> list[nn.Module]:
 
 
 def to_inference_mode(
-    model: nn.Module, fuse: bool = True, channels_last: bool = False, bf16: bool = False
+    model: nn.Module,
+    fuse: bool = True,
+    channels_last: bool = False,
+    bf16: bool = False,
+    fuse_act: bool = True,
 ) -> nn.Module:
     """Make ``model`` an inference model, in place: eval mode, Conv+BN
     fused (:func:`fuse_conv_bn`), with ``fuse`` also the faster modules of the same function
     (:mod:`ai4rs.models.utils.inference_ops`: mmcv ``Swish`` -> ``nn.SiLU``, SPP pools
-    chained), optionally channels-last. A second call does nothing.
+    chained, each conv + activation one oneDNN kernel on CPU), optionally channels-last. A
+    second call does nothing.
 
     Channels-last (:func:`ai4rs.models.utils.memory_format.to_channels_last`) converts the
     4-D parameters and buffers and the image batch on its way into ``model.backbone`` (a
@@ -270,23 +275,36 @@ def to_inference_mode(
             statistics are folded in float32); it is always channels-last (the faster layout
             for bfloat16 here, docs/model_zoo.md "bfloat16 inference"). Callers decide
             whether the device supports it (:func:`resolve_bf16`).
+        fuse_act (bool): with ``fuse``, each conv + activation one oneDNN kernel on CPU
+            (:func:`~ai4rs.models.utils.inference_ops.fuse_conv_act`); False keeps them two
+            kernels (to measure the difference: ``benchmark.py --compare --modes ...
+            inference_cl_two_kernels``).
 
     Returns:
         nn.Module: ``model``, with ``model._ai4rs_inference_mode`` = ``dict(fused=N,
-        channels_last=bool, silu=N, chained_spp=N)`` (the counts of fused pairs, replaced
-        ``Swish`` modules and chained SPP blocks), plus ``bf16=True`` for a bfloat16 network.
+        channels_last=bool, silu=N, chained_spp=N, conv_act=N)`` (the counts of fused pairs,
+        replaced ``Swish`` modules, chained SPP blocks and conv + activation pairs made one
+        :class:`~ai4rs.models.utils.inference_ops.FusedConvAct`), plus ``bf16=True`` for a
+        bfloat16 network.
     """
     if is_inference_mode(model):
         return model
     model.eval()
     fused = fuse_conv_bn(model) if fuse else 0
     silu, chained = (swish_to_silu(model), chain_spp_pools(model)) if fuse else (0, 0)
+    conv_act = fuse_conv_act(model) if fuse and fuse_act else 0
     if bf16:
         to_bf16_network(model)
         channels_last = True
     elif channels_last:
         to_channels_last(model)
-    state = dict(fused=fused, channels_last=bool(channels_last), silu=silu, chained_spp=chained)
+    state = dict(
+        fused=fused,
+        channels_last=bool(channels_last),
+        silu=silu,
+        chained_spp=chained,
+        conv_act=conv_act,
+    )
     if bf16:
         state['bf16'] = True
     setattr(model, INFERENCE_MODE_ATTR, state)
