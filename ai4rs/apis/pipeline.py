@@ -54,6 +54,26 @@ def config_dataset_meta(config: Config) -> dict | None:
     return None
 
 
+def test_dataset_cfg(config: Config) -> dict:
+    """The config dict of the dataset that holds the test (else val) pipeline: the test
+    dataloader's dataset, inside any wrappers (``dataset=dict(dataset=...)``); the config's own
+    dict (changing it changes ``config``).
+
+    Raises:
+        ValueError: the config has neither a test nor a val dataloader.
+    """
+    for key in ('test_dataloader', 'val_dataloader'):
+        loader = config.get(key)
+        if loader:
+            dataset = loader['dataset']
+            while 'pipeline' not in dataset and 'dataset' in dataset:
+                dataset = dataset['dataset']
+            return dataset
+    raise ValueError(
+        'the config has neither test_dataloader nor val_dataloader: no test pipeline to run'
+    )
+
+
 def test_pipeline_cfg(config: Config, from_array: bool) -> list[dict]:
     """The transforms of the config's test (else val) dataset, without annotation loading.
 
@@ -65,18 +85,7 @@ def test_pipeline_cfg(config: Config, from_array: bool) -> list[dict]:
     Returns:
         list[dict]: transform configs (a copy).
     """
-    for key in ('test_dataloader', 'val_dataloader'):
-        loader = config.get(key)
-        if loader:
-            dataset = loader['dataset']
-            while 'pipeline' not in dataset and 'dataset' in dataset:
-                dataset = dataset['dataset']
-            pipeline = copy.deepcopy(dataset['pipeline'])
-            break
-    else:
-        raise ValueError(
-            'the config has neither test_dataloader nor val_dataloader: no test pipeline to run'
-        )
+    pipeline = copy.deepcopy(test_dataset_cfg(config)['pipeline'])
     # inference has no annotations to load
     pipeline = [t for t in pipeline if 'LoadAnnotations' not in t['type']]
     if from_array:

@@ -40,6 +40,7 @@ from text_model_args import (  # noqa: E402
 )
 
 from ai4rs.apis import inference_detector, init_detector  # noqa: E402
+from ai4rs.apis.pipeline import test_dataset_cfg  # noqa: E402
 from ai4rs.utils.cli import add_config_arguments, config_from_args  # noqa: E402
 
 RESIZES = ('Resize', 'YOLOv5KeepRatioResize', 'LetterResize', 'mmdet.Resize')
@@ -48,10 +49,7 @@ RESIZES = ('Resize', 'YOLOv5KeepRatioResize', 'LetterResize', 'mmdet.Resize')
 def with_test_size(cfg, size: int):
     """A copy of ``cfg`` whose test pipeline resizes to ``size`` x ``size``."""
     cfg = copy.deepcopy(cfg)
-    dataset = cfg.test_dataloader.dataset
-    while 'pipeline' not in dataset and 'dataset' in dataset:
-        dataset = dataset.dataset
-    for transform in dataset.pipeline:
+    for transform in test_dataset_cfg(cfg)['pipeline']:
         if transform.get('type') in RESIZES and 'scale' in transform:
             transform['scale'] = (size, size)
         if 'Pad' in transform.get('type') and 'size' in transform:
