@@ -7,7 +7,8 @@ onnxruntime (:func:`ai4rs.apis.deployment.backend.run_test_loop_with_onnx`).
 The test loop runs the model in inference mode (Conv+BN fused: see
 :func:`ai4rs.models.utils.inference_mode.to_inference_mode`) unless ``--no-inference-mode``;
 ``--bf16`` makes its network bfloat16 (``--bf16 auto``: where the device supports it; see
-docs/model_zoo.md, "bfloat16 inference").
+docs/model_zoo.md, "bfloat16 inference"). On CPU the inference model is channels-last (as
+``init_detector``'s default ``channels_last='auto'``) unless ``--no-channels-last``.
 """
 
 import argparse
@@ -56,22 +57,32 @@ def parse_args(argv=None):
         action='store_true',
         help='test the eager model (no Conv+BN fusion)',
     )
+    parser.add_argument(
+        '--no-channels-last',
+        action='store_true',
+        help='keep the inference model contiguous (default on CPU: channels-last, faster)',
+    )
     add_bf16_argument(parser)
     return parse_tool_args(parser, argv)
 
 
-def inference_mode_test_step(bf16=None):
+def inference_mode_test_step(bf16=None, channels_last='auto'):
     """``runner -> test_step`` of an inference-mode copy of the runner's model (Conv+BN fused;
     ``bf16``: None (float32), 'on' or 'auto', :func:`ai4rs.models.utils.inference_mode.
-    resolve_bf16`), for :func:`ai4rs.engine.runner.replace_test_step`: the copy is made when
-    the test epoch starts, after the checkpoint is loaded and an EMA hook swapped its weights
-    in; the runner's model itself stays eager."""
-    from ai4rs.models.utils.inference_mode import resolve_bf16, to_inference_mode
+    resolve_bf16`; ``channels_last``: True, False or 'auto', ``resolve_channels_last``), for
+    :func:`ai4rs.engine.runner.replace_test_step`: the copy is made when the test epoch starts,
+    after the checkpoint is loaded and an EMA hook swapped its weights in; the runner's model
+    itself stays eager."""
+    from ai4rs.models.utils.inference_mode import (
+        resolve_bf16,
+        resolve_channels_last,
+        to_inference_mode,
+    )
 
     def make(runner):
-        kwargs = dict(fuse=True, channels_last=False)
+        device = next(runner.model.parameters()).device
+        kwargs = dict(fuse=True, channels_last=resolve_channels_last(channels_last, device))
         if bf16 is not None:
-            device = next(runner.model.parameters()).device
             if resolve_bf16(bf16, device):
                 kwargs['bf16'] = True
         return to_inference_mode(copy.deepcopy(runner.model), **kwargs).test_step
@@ -153,7 +164,8 @@ def main(argv=None):
 
             run_test_loop_with_onnx(runner, args.checkpoint)
         elif not args.no_inference_mode:
-            replace_test_step(runner, inference_mode_test_step(args.bf16))
+            channels_last = False if args.no_channels_last else 'auto'
+            replace_test_step(runner, inference_mode_test_step(args.bf16, channels_last))
         return runner.test()
 
     return run_with_runner(cfg, args.launcher, test)

@@ -5,7 +5,12 @@ import torch
 from mmengine.model.utils import revert_sync_batchnorm
 from mmengine.registry import init_default_scope
 
-from ai4rs.models.utils.inference_mode import is_inference_mode, resolve_bf16, to_inference_mode
+from ai4rs.models.utils.inference_mode import (
+    is_inference_mode,
+    resolve_bf16,
+    resolve_channels_last,
+    to_inference_mode,
+)
 from ai4rs.registry import MODELS
 from ai4rs.utils.checkpoint import PARTIAL_LOAD_KEY, load_checkpoint_checked
 
@@ -25,7 +30,7 @@ def init_detector(
     cfg_options=None,
     allow_partial_load=False,
     inference_mode=True,
-    channels_last=False,
+    channels_last='auto',
     backend=None,
     onnx_file=None,
     bf16=False,
@@ -58,10 +63,12 @@ def init_detector(
             the eager model's within float rounding (1e-4 of the outputs' scale).
             ``False`` keeps the eager model (to train it, compare or save its
             state dict, or recalibrate its BatchNorms). Defaults to True.
-        channels_last (bool): with ``inference_mode``, channels-last weights and
-            backbone input too: faster on CPU (see docs/model_zoo.md, "Inference
-            mode"), but its other float rounding can swap near-tied scores of an
-            untrained model, so it is opt-in. Defaults to False.
+        channels_last (bool | str): with ``inference_mode``, channels-last weights and
+            backbone input too. ``'auto'`` (default): on CPU, where it was faster for both
+            families at every batch size measured (docs/model_zoo.md, "Inference against the
+            machine's limit"), not on other devices. Its float rounding differs from the
+            contiguous model's (float32 rounding of the sums), which can swap near-
+            tied scores; ``False`` keeps the contiguous layout.
         backend (str, optional): ``'pytorch'`` or ``'onnxruntime'``; None (default):
             ``'onnxruntime'`` for an ``.onnx`` checkpoint, else ``'pytorch'``.
             ``'onnxruntime'`` with a PyTorch checkpoint exports the loaded weights (input
@@ -140,6 +147,7 @@ def init_detector(
     model.to(device)
     model.eval()
     if inference_mode:
+        channels_last = resolve_channels_last(channels_last, device)
         to_inference_mode(model, fuse=True, channels_last=channels_last, bf16=use_bf16)
     return model
 

@@ -226,8 +226,8 @@ def test_test_tool_bf16_metric_close_to_float32(rotated_world, monkeypatch):  # 
     calls, preds, metrics = run_test_tool_variants(
         rotated_world, monkeypatch, (('f32', []), ('bf16', ['--bf16']))
     )
-    assert calls == [dict(fuse=True, channels_last=False)] + [
-        dict(fuse=True, channels_last=False, bf16=True)
+    assert calls == [dict(fuse=True, channels_last=True)] + [
+        dict(fuse=True, channels_last=True, bf16=True)
     ]
     assert set(metrics['f32']) == set(metrics['bf16'])
     for key, value in metrics['f32'].items():

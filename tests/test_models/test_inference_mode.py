@@ -297,20 +297,28 @@ def test_test_tool_same_predictions_with_and_without_inference_mode(rotated_worl
     from ai4rs.structures import RotatedBoxes
 
     calls, preds, metrics = run_test_tool_variants(
-        rotated_world, monkeypatch, (('fast', []), ('eager', ['--no-inference-mode']))
+        rotated_world,
+        monkeypatch,
+        (
+            ('fast', []),
+            ('contiguous', ['--no-channels-last']),
+            ('eager', ['--no-inference-mode']),
+        ),
     )
-    # one conversion: the first run's; the eager run did not convert
-    assert calls == [dict(fuse=True, channels_last=False)]
-    assert metrics['fast'] == pytest.approx(metrics['eager'], abs=1e-4)
-    assert len(preds['fast']) == len(preds['eager']) == 2
-    total = 0
-    for a, b in zip(preds['fast'], preds['eager']):
-        pa, pb = (InstanceData(**p['pred_instances']) for p in (a, b))
-        for p in (pa, pb):
-            p.bboxes = RotatedBoxes(p.bboxes)
-        total += len(pb)
-        _assert_same_detections(pa, pb)
-    assert total > 0
+    # one conversion per inference-mode run (channels-last on CPU unless --no-channels-last);
+    # the eager run did not convert
+    assert calls == [dict(fuse=True, channels_last=True), dict(fuse=True, channels_last=False)]
+    for name in ('fast', 'contiguous'):
+        assert metrics[name] == pytest.approx(metrics['eager'], abs=1e-4)
+        assert len(preds[name]) == len(preds['eager']) == 2
+        total = 0
+        for a, b in zip(preds[name], preds['eager']):
+            pa, pb = (InstanceData(**p['pred_instances']) for p in (a, b))
+            for p in (pa, pb):
+                p.bboxes = RotatedBoxes(p.bboxes)
+            total += len(pb)
+            _assert_same_detections(pa, pb)
+        assert total > 0
 
 
 def test_benchmark_inference_mode_flag_measures_the_fused_model(tiny_clip_dir, tmp_path):
@@ -350,3 +358,25 @@ def test_inference_detector_uses_inference_tensors_only_for_an_inference_model(t
         pred = inference_detector(model, img).pred_instances
         assert len(pred) > 0
         assert pred.scores.is_inference() == inference_mode
+
+
+def test_channels_last_auto_is_on_for_cpu_only(tmp_path):
+    from ai4rs.apis import init_detector
+    from ai4rs.models.utils.inference_mode import resolve_channels_last
+    from tests.yolo_world_infer_helpers import save_model, yolox_config
+
+    assert resolve_channels_last('auto', 'cpu') is True
+    assert resolve_channels_last('auto', 'cuda:0') is False
+    assert resolve_channels_last(False, 'cpu') is False
+    assert resolve_channels_last(True, 'cuda') is True
+    with pytest.raises(ValueError, match="True, False or 'auto', got 'yes'"):
+        resolve_channels_last('yes', 'cpu')
+    config, ckpt = save_model(yolox_config(), str(tmp_path), 'yolox')
+    default = init_detector(config, ckpt)  # on CPU: channels-last
+    assert default._ai4rs_inference_mode['channels_last']
+    assert default.backbone.stem.conv.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    contiguous = init_detector(config, ckpt, channels_last=False)
+    assert not contiguous._ai4rs_inference_mode['channels_last']
+    assert contiguous.backbone.stem.conv.conv.weight.is_contiguous()
+    with pytest.raises(ValueError, match='channels_last'):
+        init_detector(config, ckpt, channels_last='sometimes')

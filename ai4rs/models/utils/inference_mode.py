@@ -168,6 +168,24 @@ def resolve_bf16(bf16: bool | str | None, device: str | torch.device = 'cpu') ->
     return supported
 
 
+def resolve_channels_last(channels_last: bool | str, device: str | torch.device = 'cpu') -> bool:
+    """Whether an inference model on ``device`` is made channels-last.
+
+    Args:
+        channels_last (bool | str): True / False as given; 'auto': on CPU, where it measured
+            faster for every model and batch size (docs/model_zoo.md, "Inference against the
+            machine's limit"), not elsewhere.
+
+    Raises:
+        ValueError: another value.
+    """
+    if channels_last == 'auto':
+        return torch.device(device).type == 'cpu'
+    if channels_last in (True, False):
+        return bool(channels_last)
+    raise ValueError(f"channels_last must be True, False or 'auto', got {channels_last!r}")
+
+
 def _cast_floats(obj, dtype: torch.dtype, channels_last: bool = False):
     """``obj`` with every floating tensor in it (nested in tuples, lists, dicts) cast to
     ``dtype`` (4-D ones made channels-last with ``channels_last``); the rest unchanged."""
