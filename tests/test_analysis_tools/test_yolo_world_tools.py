@@ -298,8 +298,8 @@ def test_benchmark_batch_inference_runs_batches_and_caches_texts(tiny_clip_dir, 
 
 
 def test_benchmark_batch_inference_channels_last_and_bf16(tiny_clip_dir, tmp_path, monkeypatch):
-    """``--channels-last`` and ``--bf16`` reach ``init_detector`` (the model timed is the
-    inference model converted so)."""
+    """``--channels-last`` / ``--no-channels-last`` and ``--bf16`` reach ``init_detector`` (the
+    model timed is the inference model converted so)."""
     from ai4rs.models.utils.inference_mode import bf16_supported, is_bf16
     from tests.yolo_world_infer_helpers import world_config
 
@@ -324,6 +324,12 @@ def test_benchmark_batch_inference_channels_last_and_bf16(tiny_clip_dir, tmp_pat
     ]
     tool.main(argv + ['--channels-last'])
     assert built[-1]._ai4rs_inference_mode['channels_last'] and not is_bf16(built[-1])
+    tool.main(argv)  # init_detector's default on CPU: channels-last
+    assert built[-1]._ai4rs_inference_mode['channels_last']
+    tool.main(argv + ['--no-channels-last'])
+    assert not built[-1]._ai4rs_inference_mode['channels_last']
+    with pytest.raises(SystemExit):  # one or the other
+        tool.parse_args(argv + ['--channels-last', '--no-channels-last'])
     if bf16_supported('cpu'):
         tool.main(argv + ['--bf16'])
         assert is_bf16(built[-1])

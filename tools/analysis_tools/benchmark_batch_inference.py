@@ -26,9 +26,9 @@ checkpoint gives the real number of boxes); without ``--text-model`` a randomly
 initialised text model of CLIP ViT-B/32's architecture is written to a temporary folder
 (the vocabulary's words single tokens, as CLIP's tokenizer makes common words).
 
-The model is ``init_detector``'s inference model (Conv+BN fused); ``--channels-last`` and
-``--bf16`` (a bfloat16 network, as ``tools/test.py --bf16``) are its options of the same
-names.
+The model is ``init_detector``'s inference model (Conv+BN fused; channels-last on CPU, its
+default ``channels_last='auto'``); ``--channels-last`` / ``--no-channels-last`` and ``--bf16``
+(a bfloat16 network, as ``tools/test.py --bf16``) are its options of the same names.
 """
 
 import argparse
@@ -139,8 +139,21 @@ def parse_args(argv=None):
         '--cache-texts', type=int, default=1203, help='vocabulary size of part 2 (0: skip it)'
     )
     add_text_model_argument(parser)
-    parser.add_argument(
-        '--channels-last', action='store_true', help="init_detector's channels_last=True"
+    layout = parser.add_mutually_exclusive_group()
+    layout.add_argument(
+        '--channels-last',
+        action='store_const',
+        const=True,
+        dest='channels_last',
+        default='auto',
+        help="init_detector's channels_last=True (default 'auto': channels-last on CPU)",
+    )
+    layout.add_argument(
+        '--no-channels-last',
+        action='store_const',
+        const=False,
+        dest='channels_last',
+        help="init_detector's channels_last=False (contiguous)",
     )
     add_bf16_argument(parser)
     args = parser.parse_args(argv)
@@ -173,7 +186,7 @@ def _main(args) -> dict:
         f'{shape[0]}x{shape[1]}, {args.rounds} rounds, {threads} CPU threads, '
         f'{len(texts)} texts (cached), '
         + ('random weights' if args.checkpoint is None else args.checkpoint)
-        + (', channels-last' if args.channels_last else '')
+        + (', channels-last' if model._ai4rs_inference_mode['channels_last'] else ', contiguous')
         + (f', --bf16 {args.bf16}' if args.bf16 else '')
     )
     first = args.batch_sizes[0]
