@@ -2,6 +2,7 @@
 nn.SiLU, SPPBottleneck's parallel pools as a chain of the first (SPPF's trick)."""
 
 import copy
+import warnings
 
 import pytest
 import torch
@@ -167,10 +168,17 @@ def test_fused_conv_act_falls_back_where_the_kernel_cannot_serve():
     nn.functional.silu(conv(ref_x)).sum().backward()
     torch.testing.assert_close(x.grad, ref_x.grad)
     # tracing (the ONNX export traces): the graph has the plain conv and activation
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # torch.jit.trace's deprecation notes
         traced = torch.jit.trace(fused.eval(), x.detach())
     kinds = {n.kind() for n in traced.inlined_graph.nodes()}
     assert 'aten::_convolution' in kinds and not any('mkldnn' in k for k in kinds)
+    # oneDNN turned off by the user
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # torch's note on TF32 for Intel GPUs
+        with torch.backends.mkldnn.flags(enabled=False):
+            assert not _ran_fused_kernel(fused, x.detach())
+        assert _ran_fused_kernel(fused, x.detach())
     # an empty batch and a float64 input
     with torch.inference_mode():
         assert fused(torch.zeros(0, 3, 8, 8)).shape == (0, 5, 8, 8)

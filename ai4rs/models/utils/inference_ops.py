@@ -72,7 +72,8 @@ def _onednn_available() -> bool:
 class FusedConvAct(nn.Module):
     """``act(conv(x))`` for an inference model: on CPU one oneDNN convolution with ``act``
     as its post-op, elsewhere (another device, autograd wanted, tracing / ONNX export /
-    ``torch.compile``, an empty batch) ``conv`` then ``act`` as two modules.
+    ``torch.compile``, an empty batch, oneDNN turned off with ``torch.backends.mkldnn.flags``)
+    ``conv`` then ``act`` as two modules.
 
     Built by :func:`fuse_conv_act` from a ConvModule without a (remaining) norm; it keeps the
     ConvModule's ``conv`` and ``activate`` children, so state dict keys are unchanged.
@@ -98,6 +99,8 @@ class FusedConvAct(nn.Module):
         if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling():
             return False
         if torch.onnx.is_in_onnx_export():
+            return False
+        if not torch.backends.mkldnn.enabled:  # the user turned oneDNN off
             return False
         weight = self.conv.weight
         if x.device.type != 'cpu' or x.dim() != 4 or x.numel() == 0:
