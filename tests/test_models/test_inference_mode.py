@@ -97,7 +97,7 @@ def test_to_inference_mode_once_and_channels_last():
     model = _planted()
     to_inference_mode(model, channels_last=True)
     assert is_inference_mode(model)
-    state = dict(fused=1, channels_last=True, silu=0, chained_spp=0, conv_act=1)
+    state = dict(fused=1, channels_last=True, silu=0, chained_spp=0, conv_act=1, contrast_norms=0)
     assert model._ai4rs_inference_mode == state
     assert model[0].conv.weight.is_contiguous(memory_format=torch.channels_last)
     to_inference_mode(model)  # a second call changes nothing
@@ -166,14 +166,23 @@ def _check_family(config, ckpt, img, texts, channels_last):
         and m.with_activation
         and (not m.with_norm or isinstance(m.norm, nn.modules.batchnorm._BatchNorm))
     )
+    # YOLO-World's contrast heads: a BatchNorm on the class branch's last conv output
+    contrasts = sum(type(m).__name__ == 'BNContrastiveHead' for m in eager.modules())
     assert fast._ai4rs_inference_mode == dict(
-        fused=n, channels_last=channels_last, silu=swishes, chained_spp=spps, conv_act=conv_acts
+        fused=n,
+        channels_last=channels_last,
+        silu=swishes,
+        chained_spp=spps,
+        conv_act=conv_acts,
+        contrast_norms=contrasts,
     )
     assert sum(isinstance(m, FusedConvAct) for m in fast.modules()) == conv_acts > 0
     assert not any(type(m) is Swish for m in fast.modules())
     assert not is_inference_mode(eager)
-    assert _batchnorms(fast) == _batchnorms(eager) - n
-    assert len(fast.state_dict()) == len(eager.state_dict()) - 4 * n  # w, b, mean, var (+bias)
+    assert _batchnorms(fast) == _batchnorms(eager) - n - contrasts
+    # a ConvModule pair: w, b, mean, var, count gone, the conv's bias new; a contrast norm: its
+    # five gone (the conv before it has a bias)
+    assert len(fast.state_dict()) == len(eager.state_dict()) - 4 * n - 5 * contrasts
     raw_e, raw_f = _raw_outputs(eager, img, texts), _raw_outputs(fast, img, texts)
     assert len(raw_e) == len(raw_f) > 0
     for a, b in zip(raw_e, raw_f):
@@ -324,7 +333,8 @@ def test_test_tool_same_predictions_with_and_without_inference_mode(rotated_worl
 def test_benchmark_inference_mode_flag_measures_the_fused_model(tiny_clip_dir, tmp_path):
     """``benchmark.py --inference-mode``: the model of ``init_detector``'s default; its memory
     is the eager model's less, per fused pair of C channels, the BatchNorm's four float32
-    (C,) tensors and int64 counter, plus the conv's new float32 (C,) bias: 12 C + 8 bytes."""
+    (C,) tensors and int64 counter, plus the conv's new float32 (C,) bias: 12 C + 8 bytes;
+    per folded contrast-head norm 16 C + 8."""
     pytest.importorskip('transformers')
     from ai4rs.registry import MODELS
     from tests.test_analysis_tools.test_yolo_world_tools import SIZE, _load_tool, tiny_world_cfg
@@ -341,6 +351,13 @@ def test_benchmark_inference_mode_flag_measures_the_fused_model(tiny_clip_dir, t
         12 * m.conv.out_channels + 8
         for m in model.modules()
         if isinstance(m, ConvModule) and isinstance(m.norm, nn.BatchNorm2d)
+    )
+    # a contrast head's norm folded into the conv before it (which has a bias already): its
+    # four float32 (C,) tensors and counter
+    saved += sum(
+        16 * m.norm.num_features + 8
+        for m in model.modules()
+        if type(m).__name__ == 'BNContrastiveHead'
     )
     assert saved > 0
     assert fused['text_model'] == eager['text_model']
@@ -380,3 +397,53 @@ def test_channels_last_auto_is_on_for_cpu_only(tmp_path):
     assert contiguous.backbone.stem.conv.conv.weight.is_contiguous()
     with pytest.raises(ValueError, match='channels_last'):
         init_detector(config, ckpt, channels_last='sometimes')
+
+
+def _randomize_norms(module, seed=0):
+    for i, m in enumerate(module.modules()):
+        if isinstance(m, nn.BatchNorm2d):
+            _random_bn(m, seed + i)
+
+
+@pytest.mark.parametrize('kind', ['v2', 'rotated', 'rep'])
+def test_contrast_norms_fold_into_the_class_branch_conv(kind):
+    """YOLO-World's contrast-head BatchNorm (on the class branch's last conv output) folds into
+    that conv: the head's outputs stay within float rounding, the norm becomes Identity."""
+    from ai4rs.models.dense_heads.rep_yolo_world_head import RepYOLOWorldHeadModule
+    from ai4rs.models.dense_heads.rotated_yolo_world_head import RotatedYOLOWorldHeadModule
+    from ai4rs.models.dense_heads.yolo_world_head import YOLOWorldHeadModule
+    from ai4rs.models.utils.inference_mode import fold_contrast_norms
+
+    torch.manual_seed(0)
+    common = dict(num_classes=3, in_channels=(8, 16, 32), embed_dims=12, use_bn_head=True)
+    head = {
+        'v2': lambda: YOLOWorldHeadModule(**common),
+        'rotated': lambda: RotatedYOLOWorldHeadModule(**common),
+        'rep': lambda: RepYOLOWorldHeadModule(**common, num_guide=3),
+    }[kind]().eval()
+    _randomize_norms(head)
+    feats = [torch.randn(2, c, s, s) for c, s in ((8, 8), (16, 4), (32, 2))]
+    texts = None if kind == 'rep' else torch.randn(2, 3, 12)
+    with torch.no_grad():
+        want = head(feats, texts)
+        assert fold_contrast_norms(head) == 3
+        assert fold_contrast_norms(head) == 0  # nothing left
+        got = head(feats, texts)
+    assert all(isinstance(c.norm, nn.Identity) for c in head.cls_contrasts)
+    assert not any(k.startswith('cls_contrasts.') and '.norm.' in k for k in head.state_dict())
+    for a, b in zip(want, got, strict=True):
+        for x, y in zip(a, b, strict=True):
+            torch.testing.assert_close(y, x, atol=1e-5, rtol=1e-5)
+
+
+def test_contrast_norms_of_an_unknown_head_are_left_alone():
+    """A head module subclass may route its class branch otherwise: only known flows fold."""
+    from ai4rs.models.dense_heads.yolo_world_head import YOLOWorldHeadModule
+    from ai4rs.models.utils.inference_mode import fold_contrast_norms
+
+    class Other(YOLOWorldHeadModule):
+        pass
+
+    head = Other(num_classes=3, in_channels=(8, 16, 32), embed_dims=12, use_bn_head=True)
+    assert fold_contrast_norms(head.eval()) == 0
+    assert all(isinstance(c.norm, nn.BatchNorm2d) for c in head.cls_contrasts)

@@ -4,9 +4,11 @@ optionally a bfloat16 network.
 mmcv's ``fuse_conv_bn`` folds any BatchNorm child that follows a Conv2d child in a module's
 ``children()`` order, which is only right when that BatchNorm normalises that conv's output.
 :func:`fuse_conv_bn` here folds only pairs whose data flow is known: an mmcv ``ConvModule``
-whose ``order`` runs the conv then the norm directly (``conv -> bn``). Every other BatchNorm
-(e.g. YOLO-World's ``BNContrastiveHead.norm``, applied to region features before a matrix
-product) is left as it is.
+whose ``order`` runs the conv then the norm directly (``conv -> bn``). YOLO-World's contrast
+heads (``BNContrastiveHead`` / ``RepBNContrastiveHead``) normalise the output of the class
+branch's last conv before the region-text product: :func:`fold_contrast_norms` folds those
+norms into that conv, for the head modules whose class branch is known to be
+``cls_contrast(cls_pred(x))``. Every other BatchNorm is left as it is.
 
 Folding (eval-mode BN, running statistics): for a conv ``y = W * x + b`` followed by
 ``BN(y) = gamma * (y - mean) / sqrt(var + eps) + beta``, the folded conv has
@@ -112,6 +114,55 @@ def fuse_conv_bn(model: nn.Module) -> int:
         module.with_norm = False
         fused += 1
     return fused
+
+
+def _contrast_heads(model: nn.Module):
+    """(cls_pred's last conv, contrast head) of every level of every YOLO-World head module of
+    ``model`` whose contrast head normalises that conv's output with a BatchNorm first: the
+    head modules whose class-branch data flow is ``cls_contrast(cls_pred(x))`` (YOLO-World v2,
+    rotated YOLO-World, the reparameterized one) and contrast heads ``BNContrastiveHead`` /
+    ``RepBNContrastiveHead`` (``norm`` applied first to their input)."""
+    from ai4rs.models.dense_heads.rep_yolo_world_head import (
+        RepBNContrastiveHead,
+        RepYOLOWorldHeadModule,
+    )
+    from ai4rs.models.dense_heads.rotated_yolo_world_head import RotatedYOLOWorldHeadModule
+    from ai4rs.models.dense_heads.yolo_world_head import BNContrastiveHead, YOLOWorldHeadModule
+
+    flows = (YOLOWorldHeadModule, RotatedYOLOWorldHeadModule, RepYOLOWorldHeadModule)
+    for head in model.modules():
+        if type(head) not in flows:
+            continue
+        for pred, contrast in zip(head.cls_preds, head.cls_contrasts, strict=True):
+            if type(contrast) not in (BNContrastiveHead, RepBNContrastiveHead):
+                continue
+            bn = contrast.norm
+            if not isinstance(bn, _BatchNorm) or bn.running_mean is None:
+                continue
+            last = pred[-1] if isinstance(pred, nn.Sequential) and len(pred) else None
+            if type(last) is nn.Conv2d and last.out_channels == bn.num_features:
+                yield last, contrast
+
+
+@torch.no_grad()
+def fold_contrast_norms(model: nn.Module) -> int:
+    """Fold, in place, each YOLO-World contrast head's BatchNorm (``BNContrastiveHead.norm`` /
+    ``RepBNContrastiveHead.norm``, eval statistics) into the conv that produces its input (the
+    last conv of ``cls_preds[i]``), the norm replaced by ``nn.Identity``: ``norm(conv(x))``
+    computed as one conv (:func:`fold_bn_into_conv_params`). Only heads whose data flow is
+    known (:func:`_contrast_heads`). The state dict loses those norms' ``cls_contrasts.{i}.
+    norm.*`` keys. Returns the number of folded norms."""
+    folded = 0
+    for conv, contrast in list(_contrast_heads(model)):
+        weight, bias = fold_bn_into_conv_params(conv.weight, conv.bias, contrast.norm)
+        conv.weight.copy_(weight)
+        if conv.bias is None:
+            conv.bias = nn.Parameter(bias.to(conv.weight.dtype))
+        else:
+            conv.bias.copy_(bias)
+        contrast.norm = nn.Identity()
+        folded += 1
+    return folded
 
 
 def is_inference_mode(model: nn.Module) -> bool:
@@ -274,7 +325,8 @@ def to_inference_mode(
     fuse_act: bool = True,
 ) -> nn.Module:
     """Make ``model`` an inference model, in place: eval mode, Conv+BN
-    fused (:func:`fuse_conv_bn`), with ``fuse`` also the faster modules of the same function
+    fused (:func:`fuse_conv_bn`, and YOLO-World's contrast-head norms into the conv before them:
+    :func:`fold_contrast_norms`), with ``fuse`` also the faster modules of the same function
     (:mod:`ai4rs.models.utils.inference_ops`: mmcv ``Swish`` -> ``nn.SiLU``, SPP pools
     chained, each conv + activation one oneDNN kernel on CPU), optionally channels-last. A
     second call does nothing.
@@ -300,15 +352,16 @@ def to_inference_mode(
 
     Returns:
         nn.Module: ``model``, with ``model._ai4rs_inference_mode`` = ``dict(fused=N,
-        channels_last=bool, silu=N, chained_spp=N, conv_act=N)`` (the counts of fused pairs,
-        replaced ``Swish`` modules, chained SPP blocks and conv + activation pairs made one
-        :class:`~ai4rs.models.utils.inference_ops.FusedConvAct`), plus ``bf16=True`` for a
-        bfloat16 network.
+        channels_last=bool, silu=N, chained_spp=N, conv_act=N, contrast_norms=N)`` (the counts
+        of fused pairs, replaced ``Swish`` modules, chained SPP blocks, conv + activation pairs
+        made one :class:`~ai4rs.models.utils.inference_ops.FusedConvAct` and YOLO-World contrast
+        norms folded by :func:`fold_contrast_norms`), plus ``bf16=True`` for a bfloat16 network.
     """
     if is_inference_mode(model):
         return model
     model.eval()
     fused = fuse_conv_bn(model) if fuse else 0
+    contrast_norms = fold_contrast_norms(model) if fuse else 0
     silu, chained = (swish_to_silu(model), chain_spp_pools(model)) if fuse else (0, 0)
     conv_act = fuse_conv_act(model) if fuse and fuse_act else 0
     if bf16:
@@ -322,6 +375,7 @@ def to_inference_mode(
         silu=silu,
         chained_spp=chained,
         conv_act=conv_act,
+        contrast_norms=contrast_norms,
     )
     if bf16:
         state['bf16'] = True
