@@ -137,6 +137,28 @@ def test_contrastive_logits_match_hand_formula():
     assert torch.allclose(ContrastiveHead(6, use_einsum=False)(x, w), v1(x, w), atol=1e-6)
 
 
+@pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16])
+def test_region_text_similarity_of_a_channels_last_map(dtype):
+    """A channels-last map takes the copy-free matmul with either ``use_einsum``: the float64
+    dot products of every cell with every text (bfloat16: within its rounding)."""
+    from ai4rs.models.dense_heads.yolo_world_head import region_text_similarity
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 16, 5, 7, generator=g)
+    w = torch.randn(2, 4, 16, generator=g)
+    want = torch.einsum('bchw,bkc->bkhw', x.double(), w.double())
+    cl = x.to(dtype).contiguous(memory_format=torch.channels_last)
+    tol = dict(atol=1e-5, rtol=1e-5) if dtype == torch.float32 else dict(atol=0.15, rtol=0.02)
+    for use_einsum in (True, False):
+        got = region_text_similarity(cl, w.to(dtype), use_einsum)
+        assert got.shape == (2, 4, 5, 7) and got.dtype == dtype
+        torch.testing.assert_close(got.double(), want, **tol)
+    # a contiguous map: einsum as before, the same values
+    torch.testing.assert_close(
+        region_text_similarity(x, w, True).double(), want, atol=1e-5, rtol=1e-5
+    )
+
+
 def test_forward_shapes_and_text_masks():
     head = tiny_head()
     feats, txt = tiny_inputs()

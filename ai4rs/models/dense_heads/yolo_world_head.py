@@ -53,11 +53,15 @@ def region_text_similarity(
         img_embeds (Tensor): (B, C, H, W) region embeddings.
         txt_embeds (Tensor): (B, K, C) text embeddings.
         use_einsum (bool): einsum, or the equivalent matmul (for exporters without einsum).
+            A channels-last ``img_embeds`` takes the matmul either way: its (B, H, W, C)
+            memory makes the permute below a view, one batched matmul without copies, where
+            einsum copies (measured on CPU: the same time in float32, 27x faster in bfloat16 for
+            a (1, 512, 80, 80) map; the float32 results are equal).
 
     Returns:
         Tensor: (B, K, H, W) similarities.
     """
-    if use_einsum:
+    if use_einsum and not img_embeds.is_contiguous(memory_format=torch.channels_last):
         return torch.einsum('bchw,bkc->bkhw', img_embeds, txt_embeds)
     batch, channel, height, width = img_embeds.shape
     k = txt_embeds.size(1)
