@@ -744,9 +744,9 @@ def main_compare(args, cfg, shape):
     return report
 
 
-#: ``--compare``'s modes unless ``--modes`` names others (``inference_cl_two_kernels``, the
-#: fused conv + activation kernels turned off, only on request)
 def default_modes() -> list[str]:
+    """``--compare``'s modes unless ``--modes`` names others (``inference_cl_two_kernels``, the
+    fused conv + activation kernels turned off, only on request)."""
     return [m for m in compare_modes() if m != 'inference_cl_two_kernels']
 
 

@@ -67,6 +67,17 @@ def fold_bn_into_conv_params(
     return new_weight, new_bias
 
 
+def _fold_into_conv(conv: nn.Module, bn: _BatchNorm) -> None:
+    """Make ``conv`` compute ``bn(conv(x))``, in place (:func:`fold_bn_into_conv_params`;
+    a conv without a bias gets one)."""
+    weight, bias = fold_bn_into_conv_params(conv.weight, conv.bias, bn)
+    if conv.bias is None:
+        conv.bias = nn.Parameter(bias.to(conv.weight.dtype))
+    else:
+        conv.bias.copy_(bias)
+    conv.weight.copy_(weight)
+
+
 def _foldable(module: nn.Module) -> bool:
     """Whether ``module`` is a ConvModule that applies its BatchNorm right to its conv's output."""
     if not isinstance(module, ConvModule) or not module.with_norm:
@@ -102,13 +113,7 @@ def fuse_conv_bn(model: nn.Module) -> int:
     for module in list(model.modules()):
         if not _foldable(module):
             continue
-        conv, bn = module.conv, module.norm
-        weight, bias = fold_bn_into_conv_params(conv.weight, conv.bias, bn)
-        if conv.bias is None:
-            conv.bias = nn.Parameter(bias.to(conv.weight.dtype))
-        else:
-            conv.bias.copy_(bias)
-        conv.weight.copy_(weight)
+        _fold_into_conv(module.conv, module.norm)
         delattr(module, module.norm_name)
         module.norm_name = None
         module.with_norm = False
@@ -154,12 +159,7 @@ def fold_contrast_norms(model: nn.Module) -> int:
     norm.*`` keys. Returns the number of folded norms."""
     folded = 0
     for conv, contrast in list(_contrast_heads(model)):
-        weight, bias = fold_bn_into_conv_params(conv.weight, conv.bias, contrast.norm)
-        conv.weight.copy_(weight)
-        if conv.bias is None:
-            conv.bias = nn.Parameter(bias.to(conv.weight.dtype))
-        else:
-            conv.bias.copy_(bias)
+        _fold_into_conv(conv, contrast.norm)
         contrast.norm = nn.Identity()
         folded += 1
     return folded
