@@ -126,15 +126,10 @@ def test_rotated_yolo_world_bf16(tiny_clip_dir, tmp_path):
     the maps are compared instead of the detections."""
     pytest.importorskip('transformers')
     from ai4rs.apis import inference_detector, init_detector
-    from ai4rs.datasets.preparation.synthetic_dota import generate_dataset, write_class_texts
     from tests.test_apis.test_yolo_world_rotated_use import _write_blobs
-    from tests.yolo_world_infer_helpers import rotated_world_config, save_model
+    from tests.test_models.test_inference_mode import save_rotated_world
 
-    data_root = tmp_path / 'data'
-    generate_dataset(str(data_root), num_train=1, num_val=1, img_size=128)
-    write_class_texts(str(data_root))
-    cfg = rotated_world_config(tiny_clip_dir, data_root, size=128)
-    config, ckpt = save_model(cfg, str(tmp_path), 'rw', box_bin=1, angle_std=0.5)
+    config, ckpt = save_rotated_world(tiny_clip_dir, tmp_path)
     img = _write_blobs(tmp_path / 'scene.png', 96, 128)
     f32 = init_detector(config, ckpt)
     b16 = init_detector(config, ckpt, bf16=True)

@@ -240,23 +240,27 @@ def test_yolo_world_inference_mode_equals_eager(tiny_clip_dir, tmp_path, channel
     _check_family(config, ckpt, write_scene(tmp_path / 'scene.png'), TEXTS, channels_last)
 
 
-@pytest.fixture(scope='module')
-def rotated_world(tiny_clip_dir, tmp_path_factory):
-    pytest.importorskip('transformers')
+def save_rotated_world(tiny_clip_dir, tmp) -> tuple[str, str]:
+    """(config, checkpoint) of a tiny rotated YOLO-World saved under ``tmp`` (its synthetic DOTA
+    data there too), BatchNorms with their initial statistics."""
     from ai4rs.datasets.preparation.synthetic_dota import generate_dataset, write_class_texts
-    from tests.test_apis.test_yolo_world_rotated_use import _write_blobs
-    from tests.yolo_world_infer_helpers import (
-        calibrate_batchnorm,
-        rotated_world_config,
-        save_model,
-    )
+    from tests.yolo_world_infer_helpers import rotated_world_config, save_model
 
-    tmp = tmp_path_factory.mktemp('inference_mode_rw')
     data_root = tmp / 'data'
     generate_dataset(str(data_root), num_train=1, num_val=2, img_size=128)
     write_class_texts(str(data_root))
     cfg = rotated_world_config(tiny_clip_dir, data_root, size=128)
-    config, ckpt = save_model(cfg, str(tmp), 'rw', box_bin=1, angle_std=0.5)
+    return save_model(cfg, str(tmp), 'rw', box_bin=1, angle_std=0.5)
+
+
+@pytest.fixture(scope='module')
+def rotated_world(tiny_clip_dir, tmp_path_factory):
+    pytest.importorskip('transformers')
+    from tests.test_apis.test_yolo_world_rotated_use import _write_blobs
+    from tests.yolo_world_infer_helpers import calibrate_batchnorm
+
+    tmp = tmp_path_factory.mktemp('inference_mode_rw')
+    config, ckpt = save_rotated_world(tiny_clip_dir, tmp)
     # calibrated BatchNorms and a blob image: scores follow the content, no near-ties for
     # NMS to break by float rounding (then the eager and fused models keep the same boxes)
     calibration = [_write_blobs(tmp / f'calib{i}.png', 128, 128, seed=10 + i) for i in range(2)]
